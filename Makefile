@@ -1,0 +1,86 @@
+# petcut - build, set-up, tests and benchmarks.
+#
+#   make run     install what is missing, fetch the model, build, cut out the sample photo
+#   make test    install what is missing, fetch the model, build, run the whole suite
+#   make         build build/petcut (dependencies must be installed)
+#   make test SAN=1   the same suite on an ASan + UBSan build (in build-san/)
+#   make bench   side-by-side benchmark against ONNX Runtime; writes BENCHMARKS.md figures
+
+CC      ?= cc
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      = -O1
+else
+BUILD   ?= build
+SANFLAGS =
+OPT      = -O2
+endif
+
+PKGS     = vips libprotobuf-c libcrypto
+CFLAGS  ?= $(OPT) -g
+WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lgomp -lm -lpthread
+ALLFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) $(SANFLAGS) -fopenmp -MMD -MP
+
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+GEN_C   = $(BUILD)/gen/onnx.pb-c.c
+GEN_H   = $(BUILD)/gen/onnx.pb-c.h
+
+LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/util/*.c))
+CLI_SRC = $(sort $(wildcard src/cli/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
+CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC = $(sort $(wildcard tests/unit/*.c))
+TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps models run test check bench clean
+all: $(BUILD)/petcut $(TEST_BIN)
+
+$(GEN_C) $(GEN_H): $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+
+$(BUILD)/gen/onnx.pb-c.o: $(GEN_C)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) -c $< -o $@
+
+$(BUILD)/libpetcut.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/petcut: $(CLI_OBJ) $(BUILD)/libpetcut.a
+	$(CC) $(CFLAGS) $(SANFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libpetcut.a $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpetcut.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) -o $@ $< $(BUILD)/libpetcut.a $(LDLIBS_ALL)
+
+# Installs the Debian packages petcut needs (only those missing).
+deps:
+	@scripts/install-deps.sh
+
+# Fetches the default models into $$PETCUT_MODELS (idempotent).
+models: deps
+	@$(MAKE) --no-print-directory all
+	@$(BUILD)/petcut model fetch
+
+run: models
+	@scripts/run-sample.sh $(BUILD)/petcut
+
+test: models
+	@scripts/test-setup.sh $(BUILD)
+	@tests/run.sh $(BUILD)
+
+bench: models
+	@scripts/test-setup.sh build
+	@bench/run.sh build
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

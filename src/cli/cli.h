@@ -1,0 +1,20 @@
+/*
+ * cli.h - the petcut command's handlers. Each takes argc/argv starting at its
+ * own name (argv[0] is the command name) and returns the process exit code:
+ * 0 success, 1 failure while working, 2 bad usage or bad input.
+ */
+#ifndef PETCUT_CLI_H
+#define PETCUT_CLI_H
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+};
+
+int cmd_remove(int argc, char **argv);     /* cmd_remove.c */
+int cmd_remove_dir(int argc, char **argv); /* cmd_remove.c */
+int cmd_infer(int argc, char **argv);      /* cmd_infer.c */
+int cmd_model(int argc, char **argv);      /* cmd_model.c */
+
+#endif

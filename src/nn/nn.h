@@ -1,0 +1,126 @@
+/*
+ * nn.h - petcut's neural-network runtime: load an ONNX model, plan it for the
+ * shapes it is given, and run batches on the CPU through oneDNN.
+ *
+ * The runtime takes a model from a file or from memory, checks every node
+ * against the operators and attribute values it implements (a model it cannot
+ * run exactly is refused at load time with a message naming the node, the op
+ * and the attribute), simplifies the graph (constant folding, Conv+eltwise and
+ * Conv+Add fusion, dead-node removal) and, on the first run for a given set of
+ * input shapes, builds an execution plan: oneDNN primitives with layouts of the
+ * library's choosing, and one activation arena shared by all tensors according
+ * to their lifetimes. Plans are cached per input shape.
+ *
+ * Conventions:
+ *  - Every function that can fail returns an nn_status; NN_OK is 0, errors are
+ *    negative. The message of the last failure on the calling thread is
+ *    returned by nn_errmsg(). The library never prints and never exits.
+ *  - Tensors crossing this interface are dense, row-major (NCHW for images)
+ *    and little-endian.
+ *  - An nn_model may be shared between threads; calls to nn_run on one model
+ *    are serialised internally.
+ */
+#ifndef PETCUT_NN_H
+#define PETCUT_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. */
+typedef enum nn_status {
+	NN_OK = 0,
+	NN_ERR_NOMEM = -1,	 /* allocation failed */
+	NN_ERR_IO = -2,		 /* the model file could not be read */
+	NN_ERR_PARSE = -3,	 /* not a valid ONNX model */
+	NN_ERR_UNSUPPORTED = -4, /* an op, attribute value or type petcut does not implement */
+	NN_ERR_SHAPE = -5,	 /* inputs whose shapes the graph does not accept */
+	NN_ERR_ARG = -6,	 /* a bad argument from the caller */
+	NN_ERR_BACKEND = -7,	 /* oneDNN refused or failed */
+} nn_status;
+
+/* Element types (values follow ONNX's TensorProto.DataType). */
+typedef enum nn_dtype {
+	NN_DTYPE_UNDEFINED = 0,
+	NN_DTYPE_F32 = 1,
+	NN_DTYPE_U8 = 2,
+	NN_DTYPE_I8 = 3,
+	NN_DTYPE_I32 = 6,
+	NN_DTYPE_I64 = 7,
+	NN_DTYPE_BOOL = 9,
+	NN_DTYPE_F16 = 10,
+	NN_DTYPE_F64 = 11,
+} nn_dtype;
+
+#define NN_MAX_RANK 8
+
+/* A tensor: element type, shape and data. */
+struct nn_tensor {
+	nn_dtype dtype;
+	int rank;
+	int64_t dims[NN_MAX_RANK];
+	void *data; /* dense row-major elements */
+};
+
+/* The declared signature of a model input or output. A dimension that the
+ * model leaves free (symbolic or unknown) is -1. name is owned by the model. */
+struct nn_tensor_info {
+	const char *name;
+	nn_dtype dtype;
+	int rank;
+	int64_t dims[NN_MAX_RANK];
+};
+
+typedef struct nn_model nn_model;
+
+/* Message of the last failed nn_* call on this thread ("" if none). */
+const char *nn_errmsg(void);
+
+/* Short name of a status code. */
+const char *nn_strerror(nn_status st);
+
+/* Bytes per element of a dtype (0 for undefined). */
+size_t nn_dtype_size(nn_dtype t);
+
+/* Number of elements of a tensor (product of dims; 1 for rank 0). */
+int64_t nn_tensor_numel(const struct nn_tensor *t);
+
+/* Sets how many threads oneDNN and the runtime's own loops use (process-wide).
+ * n <= 0 means the number of online CPUs. */
+void nn_set_threads(int n);
+
+/* Loads a model from a file or from a buffer (the buffer is not kept).
+ * On success *out owns the model; free it with nn_model_free. */
+nn_status nn_model_load_file(const char *path, nn_model **out);
+nn_status nn_model_load_memory(const void *buf, size_t len, nn_model **out);
+void nn_model_free(nn_model *m);
+
+/* The model's inputs and outputs as declared (after nn_model_select_outputs,
+ * the selected outputs, in the order selected). */
+int nn_model_num_inputs(const nn_model *m);
+int nn_model_num_outputs(const nn_model *m);
+nn_status nn_model_input(const nn_model *m, int i, struct nn_tensor_info *out);
+nn_status nn_model_output(const nn_model *m, int i, struct nn_tensor_info *out);
+
+/* Keeps only the named outputs (in this order); nodes that no longer reach an
+ * output are removed. Drops cached plans. */
+nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n);
+
+/* Runs the model. inputs[i] matches model input i (same dtype; any shape the
+ * graph accepts, e.g. any batch N and any H x W for a conv net); the caller
+ * keeps ownership of the input data. On success outputs[0..num_outputs-1] are
+ * filled with newly allocated data (release each with nn_tensor_free). The
+ * first run for a new set of input shapes builds and caches a plan. */
+nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
+		 struct nn_tensor *outputs, int n_outputs);
+
+/* Frees a tensor's data allocated by the runtime and clears it. */
+void nn_tensor_free(struct nn_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
