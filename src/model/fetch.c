@@ -127,7 +127,7 @@ int model_variant_from_name(const char *name)
 
 const char *model_dir(void)
 {
-	static char buf[PATH_MAX];
+	static _Thread_local char buf[PATH_MAX];
 	const char *env = getenv("PETCUT_MODELS");
 	const char *home;
 	int n;

@@ -67,8 +67,9 @@ const char *model_variant_file(model_variant v);
 int model_variant_from_name(const char *name);
 
 /* The models folder: $PETCUT_MODELS if set and not empty, else
- * $HOME/.cache/petcut/models. The string lives in static storage and stays
- * valid until the next call; NULL if no home folder can be found. */
+ * $HOME/.cache/petcut/models. The string lives in thread-local storage and
+ * stays valid until the next call on the same thread; NULL if no home folder
+ * can be found. */
 const char *model_dir(void);
 
 /* Writes to buf the path of the variant's file in the models folder, if that
