@@ -1,0 +1,163 @@
+#!/bin/sh
+# scripts/test-setup.sh - prepares the data petcut's tests need, once.
+#
+#   scripts/test-setup.sh [BUILD]
+#
+# Idempotent; everything is cached under BUILD (default build):
+#   BUILD/testdata/photos/   real photos: public-domain images that Debian
+#                            packages ship (python3-skimage's sample data) and
+#                            a few sample photos from opencv-doc, taken with
+#                            apt-get download + dpkg-deb, never installed
+#   BUILD/ort/               ONNX Runtime for Node (onnxruntime-node, the
+#                            version pinned in tests/ref/package.json),
+#                            installed with npm --ignore-scripts: the reference
+#                            runtime of the end-to-end tests and benchmarks
+#   BUILD/testdata/ref/      input tensors and ONNX Runtime outputs for each
+#                            photo and model, keyed by their SHA-256; filled by
+#                            BUILD/tests/test_isnet_ort --prepare when that is
+#                            built and the models are fetched
+#
+# Nothing here is fatal: a step that fails says so, and the tests that need its
+# data skip with a reason. Exits 0 unless BUILD cannot be created.
+
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-build}
+cd "$ROOT" || exit 1
+mkdir -p "$BUILD/testdata/photos" "$BUILD/testdata/ref" || exit 1
+BUILD=$(cd "$BUILD" && pwd)
+PHOTOS=$BUILD/testdata/photos
+ORT=$BUILD/ort
+
+say() { echo "test-setup: $*"; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-setup.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# ===== Photos from Debian packages =====
+
+# Each line: Debian package, path inside it, name under BUILD/testdata/photos.
+# skimage's astronaut is public domain and chelsea (a cat) and coffee are CC0
+# (their docstrings in skimage/data/_fetchers.py say so); opencv-doc's squirrel
+# and baboon are the library's sample photos, used here only as test input.
+photo_list() {
+	cat <<'EOF'
+python3-skimage usr/lib/python3/dist-packages/skimage/data/chelsea.png chelsea.png
+python3-skimage usr/lib/python3/dist-packages/skimage/data/coffee.png coffee.png
+python3-skimage usr/lib/python3/dist-packages/skimage/data/astronaut.png astronaut.png
+opencv-doc usr/share/doc/opencv-doc/examples/data/squirrel_cls.jpg squirrel.jpg
+opencv-doc usr/share/doc/opencv-doc/examples/data/baboon.jpg baboon.jpg
+EOF
+}
+
+# apt_download PKG: downloads PKG's .deb into $tmp/deb (once per run).
+apt_updated=0
+apt_download() {
+	mkdir -p "$tmp/deb" && chmod 0755 "$tmp" "$tmp/deb"
+	ls "$tmp/deb/$1"_*.deb >/dev/null 2>&1 && return 0
+	if ! command -v apt-get >/dev/null 2>&1; then
+		say "apt-get not found; cannot fetch $1"
+		return 1
+	fi
+	(cd "$tmp/deb" && apt-get download "$1") >"$tmp/apt.log" 2>&1 && return 0
+	# A fresh machine may have no package lists yet.
+	if [ $apt_updated -eq 0 ] && [ "$(id -u)" -eq 0 ]; then
+		apt_updated=1
+		apt-get update >>"$tmp/apt.log" 2>&1 &&
+			(cd "$tmp/deb" && apt-get download "$1") >>"$tmp/apt.log" 2>&1 && return 0
+	fi
+	say "apt-get download $1 failed:"
+	sed 's/^/    /' "$tmp/apt.log" | tail -5
+	return 1
+}
+
+fetch_photos() {
+	photo_list | while read -r pkg src name; do
+		[ -s "$PHOTOS/$name" ] || echo "$pkg $src $name"
+	done >"$tmp/missing"
+	if [ ! -s "$tmp/missing" ]; then
+		say "photos: $(ls "$PHOTOS" | wc -l) cached in $PHOTOS"
+		return 0
+	fi
+	for pkg in $(cut -d' ' -f1 "$tmp/missing" | sort -u); do
+		apt_download "$pkg" || continue
+		deb=$(ls "$tmp/deb/$pkg"_*.deb | head -1)
+		grep "^$pkg " "$tmp/missing" | while read -r _ src name; do
+			rm -rf "$tmp/x" && mkdir -p "$tmp/x"
+			if dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" "./$src" 2>"$tmp/tar.log" &&
+				[ -s "$tmp/x/$src" ]; then
+				cp "$tmp/x/$src" "$PHOTOS/$name.part" && mv "$PHOTOS/$name.part" "$PHOTOS/$name"
+			else
+				say "$src is not in $(basename "$deb")"
+			fi
+		done
+		rm -f "$deb"
+	done
+	n=0
+	for f in $(photo_list | cut -d' ' -f3); do
+		[ -s "$PHOTOS/$f" ] && n=$((n + 1))
+	done
+	say "photos: $n of $(photo_list | wc -l) in $PHOTOS"
+}
+
+# ===== ONNX Runtime for Node =====
+
+ort_version() {
+	sed -n 's/.*"onnxruntime-node": *"\([^"]*\)".*/\1/p' tests/ref/package.json
+}
+
+ort_ready() {
+	v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$ORT/node_modules/onnxruntime-node/package.json" 2>/dev/null |
+		head -1)
+	[ "$v" = "$(ort_version)" ] &&
+		[ -f "$ORT/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node" ] &&
+		cmp -s tests/ref/package.json "$ORT/package.json"
+}
+
+install_ort() {
+	if ort_ready; then
+		say "onnxruntime-node $(ort_version): installed in $ORT"
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+		say "node/npm not found: ONNX Runtime not installed; the tests that compare with it will skip"
+		return 1
+	fi
+	rm -rf "$ORT" && mkdir -p "$ORT" && cp tests/ref/package.json "$ORT/package.json"
+	# --ignore-scripts: the package's install script downloads more binaries;
+	# the CPU library for linux-x64 is inside the package itself.
+	if (cd "$ORT" && npm install --ignore-scripts --no-audit --no-fund --no-package-lock \
+		--loglevel=error) >"$tmp/npm.log" 2>&1 && ort_ready; then
+		say "onnxruntime-node $(ort_version): installed in $ORT"
+		return 0
+	fi
+	say "npm install onnxruntime-node failed; the tests that compare with it will skip:"
+	sed 's/^/    /' "$tmp/npm.log" | tail -8
+	rm -rf "$ORT/node_modules"
+	return 1
+}
+
+# ===== Reference outputs =====
+
+models_dir() {
+	if [ -n "${PETCUT_MODELS:-}" ]; then echo "$PETCUT_MODELS"; else echo "$HOME/.cache/petcut/models"; fi
+}
+
+prepare_refs() {
+	t=$BUILD/tests/test_isnet_ort
+	if [ ! -x "$t" ]; then
+		say "references: $t not built yet; the test computes them on its first run"
+		return 0
+	fi
+	if [ ! -f "$(models_dir)/isnet-medium.onnx" ]; then
+		say "references: no models in $(models_dir) (run petcut model fetch); skipped"
+		return 0
+	fi
+	"$t" --prepare || say "references: $t --prepare failed (the test will say why)"
+}
+
+fetch_photos
+install_ort && prepare_refs
+exit 0
