@@ -1,0 +1,139 @@
+#!/bin/sh
+# tests/sh/test_infer.sh - petcut infer: runs a model on raw float32 tensors.
+#
+#   tests/sh/test_infer.sh BUILD
+#
+# 1. A MaxPool model from ONNX's node tests (Debian's libonnx-testdata): its
+#    input and expected output are the raw_data at the end of the test's
+#    input_0.pb / output_0.pb; MaxPool is exact, so petcut's output must be
+#    byte-identical. --runs 3 must print "infer_ms <number>" and
+#    "peak_rss_kb <number>" lines.
+# 2. ISNet medium (when fetched) on a 1x3x64x64 tensor: the output file must
+#    hold the first output, 1x1x64x64 float32.
+# 3. Bad input: a malformed --shape and a shape that does not match the input
+#    file must each exit 2 with one line on stderr.
+#
+# Exit 0 passed, 1 failed, 77 when neither model is available.
+
+set -u
+
+BUILD=${1:-build}
+PETCUT=$BUILD/petcut
+NODE_TESTS=${PETCUT_ONNX_NODE_TESTS:-/usr/include/onnx/backend/test/data/node}
+MODELS=${PETCUT_MODELS:-$HOME/.cache/petcut/models}
+
+fails=0
+ran=0
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+ok() { echo "ok: $*"; }
+
+if [ ! -x "$PETCUT" ]; then
+	echo "FAIL: $PETCUT not built"
+	exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-infer.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+# tail_bytes FILE N OUT: the last N bytes of FILE (a TensorProto's raw_data).
+tail_bytes() {
+	tail -c "$2" "$1" >"$3"
+}
+
+# check_timings FILE: the stdout of a --runs run has the expected lines.
+check_timings() {
+	n_ms=$(grep -Ec '^infer_ms [0-9]+(\.[0-9]+)?$' "$1")
+	n_rss=$(grep -Ec '^peak_rss_kb [0-9]+$' "$1")
+	if [ "$n_ms" -ge 1 ] && [ "$n_rss" -ge 1 ]; then
+		ok "--runs 3 printed $n_ms infer_ms line(s) and $n_rss peak_rss_kb line(s)"
+	else
+		fail "--runs 3 printed $n_ms 'infer_ms <number>' and $n_rss 'peak_rss_kb <number>' lines:"
+		sed 's/^/    /' "$1"
+	fi
+}
+
+# ===== 1. MaxPool node test: exact output =====
+
+case_dir=$NODE_TESTS/test_maxpool_2d_default
+if [ -f "$case_dir/model.onnx" ]; then
+	ran=$((ran + 1))
+	in_bytes=$((1 * 3 * 32 * 32 * 4))
+	out_bytes=$((1 * 3 * 31 * 31 * 4))
+	tail_bytes "$case_dir/test_data_set_0/input_0.pb" $in_bytes "$tmp/x.f32"
+	tail_bytes "$case_dir/test_data_set_0/output_0.pb" $out_bytes "$tmp/want.f32"
+	if "$PETCUT" infer "$case_dir/model.onnx" --input "$tmp/x.f32" --shape 1,3,32,32 \
+		--output "$tmp/y.f32" --runs 3 --threads 1 >"$tmp/out" 2>"$tmp/err"; then
+		size=$(wc -c <"$tmp/y.f32" 2>/dev/null || echo 0)
+		if [ "$size" -ne $out_bytes ]; then
+			fail "maxpool: output has $size bytes, expected $out_bytes (1x3x31x31 float32)"
+		elif ! cmp -s "$tmp/y.f32" "$tmp/want.f32"; then
+			fail "maxpool: output differs from the node test's expected output"
+		else
+			ok "maxpool 1x3x32x32 -> 1x3x31x31, identical to the expected output"
+		fi
+		check_timings "$tmp/out"
+	else
+		fail "petcut infer on $case_dir/model.onnx exited $?:"
+		sed 's/^/    /' "$tmp/out" "$tmp/err"
+	fi
+else
+	echo "note: $case_dir not found (libonnx-testdata); MaxPool part not run"
+fi
+
+# ===== 2. ISNet medium: output size =====
+
+model=$MODELS/isnet-medium.onnx
+if [ -f "$model" ]; then
+	ran=$((ran + 1))
+	head -c $((1 * 3 * 64 * 64 * 4)) /dev/zero >"$tmp/z.f32"
+	if "$PETCUT" infer "$model" --input "$tmp/z.f32" --shape 1,3,64,64 --output "$tmp/m.f32" \
+		--runs 3 >"$tmp/out" 2>"$tmp/err"; then
+		size=$(wc -c <"$tmp/m.f32" 2>/dev/null || echo 0)
+		if [ "$size" -eq $((1 * 1 * 64 * 64 * 4)) ]; then
+			ok "isnet-medium 1x3x64x64: first output 1x1x64x64 float32 ($size bytes)"
+		else
+			fail "isnet-medium 1x3x64x64: output has $size bytes, expected $((64 * 64 * 4))"
+		fi
+		check_timings "$tmp/out"
+	else
+		fail "petcut infer on $model at 1x3x64x64 exited $?:"
+		sed 's/^/    /' "$tmp/out" "$tmp/err"
+	fi
+else
+	echo "note: $model not fetched (petcut model fetch); ISNet part not run"
+fi
+
+if [ $ran -eq 0 ]; then
+	echo "SKIP: neither the ONNX node tests nor the ISNet medium model is available"
+	exit 77
+fi
+
+# ===== 3. Bad input: exit 2, one line on stderr =====
+
+if [ -f "$case_dir/model.onnx" ]; then
+	bad_model=$case_dir/model.onnx
+	bad_input=$tmp/x.f32
+	good_shape=1,3,32,32
+else
+	bad_model=$model
+	bad_input=$tmp/z.f32
+	good_shape=1,3,64,64
+fi
+for shape in 1,3,x,32 1,3,,32 -1,3,32,32 1,3,16,16; do
+	"$PETCUT" infer "$bad_model" --input "$bad_input" --shape "$shape" --output "$tmp/bad.f32" \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	lines=$(wc -l <"$tmp/err")
+	if [ $rc -eq 2 ] && [ "$lines" -eq 1 ]; then
+		ok "--shape $shape (input is $good_shape): exit 2, stderr: $(cat "$tmp/err")"
+	else
+		fail "--shape $shape (input is $good_shape): exit $rc with $lines stderr line(s), expected exit 2 and one line:"
+		sed 's/^/    /' "$tmp/err"
+	fi
+done
+
+[ $fails -eq 0 ] || exit 1
+exit 0
