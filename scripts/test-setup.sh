@@ -78,7 +78,7 @@ fetch_photos() {
 		[ -s "$PHOTOS/$name" ] || echo "$pkg $src $name"
 	done >"$tmp/missing"
 	if [ ! -s "$tmp/missing" ]; then
-		say "photos: $(ls "$PHOTOS" | wc -l) cached in $PHOTOS"
+		say "photos: $(photo_list | wc -l) cached in $PHOTOS"
 		return 0
 	fi
 	for pkg in $(cut -d' ' -f1 "$tmp/missing" | sort -u); do

@@ -92,8 +92,10 @@ run_one() {
 
 echo "petcut tests (build: $BUILD)"
 for t in "$BUILD"/tests/test_*; do
-	[ -f "$t" ] && [ -x "$t" ] || continue
 	case "$t" in *.d | *.o) continue ;; esac
+	if [ ! -f "$t" ] || [ ! -x "$t" ]; then
+		continue
+	fi
 	name=$(basename "$t")
 	selected "$name" || continue
 	run_one "$name" "$t"
