@@ -13,7 +13,8 @@
 # fails or skips, and ends with the line "N passed, N failed, N skipped". Exits
 # 1 when a test failed (or none was found), 0 otherwise.
 #
-# Environment: PETCUT_TEST_TIMEOUT, seconds one test may run (default 3600).
+# Environment: PETCUT_TEST_TIMEOUT, seconds one test may run (default 3600);
+# PETCUT_TEST_VERBOSE=1 shows the output of passing tests too.
 
 set -u
 
@@ -68,6 +69,7 @@ run_one() {
 	0)
 		passed=$((passed + 1))
 		printf '%-6s %-32s %5ss\n' PASS "$name" "$secs"
+		[ "${PETCUT_TEST_VERBOSE:-0}" = 1 ] && indent "$tmp/out"
 		;;
 	77)
 		skipped=$((skipped + 1))
