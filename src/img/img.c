@@ -527,7 +527,7 @@ img_status img_save(const struct img *im, const char *path, enum img_format fmt)
 			    im->pix->Xsize, im->pix->Ysize);
 	fd = open_temp(path, &tmp);
 	if (fd < 0)
-		return fail(IMG_ERR_IO, "cannot create a file next to %s: %s", path, strerror(errno));
+		return fail(IMG_ERR_IO, "cannot create a temporary file in its folder: %s", strerror(errno));
 	target = vips_target_new_to_descriptor(fd);
 	if (!target) {
 		st = fail_vips(IMG_ERR_IO, "cannot write");
@@ -545,13 +545,13 @@ img_status img_save(const struct img *im, const char *path, enum img_format fmt)
 	/* Synced before the rename, so a crash cannot leave path naming an
 	 * empty file. */
 	if (fsync(fd)) {
-		st = fail(IMG_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+		st = fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
 		goto out;
 	}
 	r = close(fd);
 	fd = -1;
 	if (r || rename(tmp, path)) {
-		st = fail(IMG_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+		st = fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
 		goto out;
 	}
 	free(tmp);

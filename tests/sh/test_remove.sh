@@ -1,0 +1,196 @@
+#!/bin/bash
+# tests/sh/test_remove.sh - `petcut remove` and `petcut remove-dir` end to end
+# on the sample photos: the cut-out's size and alpha, EXIF orientation,
+# refusal of files that are not usable images (exit 2, one line, no output
+# left behind), and remove-dir's skipping of outputs already there.
+#
+#   tests/sh/test_remove.sh BUILD
+#
+# Exits 0 when every check passes, 77 (skip) when the binary, the model,
+# python3 or the samples are missing, 1 otherwise. PNG files are read by a
+# small stdlib-only Python helper (zlib + struct), written below.
+
+set -u
+
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+PETCUT=$BUILD/petcut
+UPRIGHT=samples/chelsea.jpg
+TURNED=samples/chelsea-orient6.jpg
+
+skip() {
+	echo "skip: $*"
+	exit 77
+}
+
+[ -x "$PETCUT" ] || skip "$PETCUT is not built"
+command -v python3 >/dev/null 2>&1 || skip "python3 is needed to read the PNG outputs"
+[ -f "$UPRIGHT" ] && [ -f "$TURNED" ] || skip "$UPRIGHT or $TURNED is missing"
+"$PETCUT" model path medium >/dev/null 2>&1 || skip "the medium model is not fetched (run: $PETCUT model fetch)"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-test-remove.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+failures=0
+check() { # check DESCRIPTION CONDITION...: runs the condition, prints ok / not ok.
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok - $what"
+	else
+		echo "not ok - $what"
+		failures=$((failures + 1))
+	fi
+}
+
+# ===== PNG and JPEG reading =====
+
+cat >"$tmp/pic.py" <<'EOF'
+"""pic.py size FILE | alpha FILE | diff A B: facts about petcut's outputs.
+
+size  prints "W H" of a JPEG or PNG; alpha prints "W H bands transparent
+opaque" for a PNG (the last two: fractions of pixels with alpha < 16 and
+> 239); diff prints the mean absolute difference of two PNGs' alpha (0..255).
+"""
+import struct, sys, zlib
+
+def jpeg_size(data):
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    raise ValueError("no SOF marker")
+
+def png(data):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    i, idat = 8, b""
+    while i < len(data):
+        n, kind = struct.unpack(">I4s", data[i:i + 8])
+        body = data[i + 8:i + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        i += 12 + n
+    assert depth == 8 and interlace == 0, "only 8-bit, non-interlaced PNGs"
+    bands = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
+    raw, stride = zlib.decompress(idat), w * bands
+    rows, prev = [], bytearray(stride)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - bands] if x >= bands else 0
+            b, c = prev[x], prev[x - bands] if x >= bands else 0
+            if f == 1: line[x] = (line[x] + a) & 255
+            elif f == 2: line[x] = (line[x] + b) & 255
+            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return w, h, bands, rows
+
+def alpha(path):
+    w, h, bands, rows = png(open(path, "rb").read())
+    return w, h, bands, [v for r in rows for v in r[bands - 1::bands]]
+
+cmd = sys.argv[1]
+if cmd == "size":
+    data = open(sys.argv[2], "rb").read()
+    w, h = jpeg_size(data) if data[:2] == b"\xff\xd8" else png(data)[:2]
+    print(w, h)
+elif cmd == "alpha":
+    w, h, bands, a = alpha(sys.argv[2])
+    print(w, h, bands, "%.3f" % (sum(v < 16 for v in a) / len(a)), "%.3f" % (sum(v > 239 for v in a) / len(a)))
+elif cmd == "diff":
+    a, b = alpha(sys.argv[2])[3], alpha(sys.argv[3])[3]
+    assert len(a) == len(b), "sizes differ"
+    print("%.2f" % (sum(abs(x - y) for x, y in zip(a, b)) / len(a)))
+EOF
+pic() { python3 "$tmp/pic.py" "$@"; }
+
+# at_least X Y: true when the decimal X >= Y.
+at_least() { python3 -c "import sys; sys.exit(not float('$1') >= float('$2'))"; }
+
+lines() { grep -c '' "$1"; }
+
+# ===== remove =====
+
+echo "# petcut remove $UPRIGHT (full size)"
+"$PETCUT" remove "$UPRIGHT" "$tmp/up.png" 2>"$tmp/err"
+rc=$?
+check "remove exits 0" [ $rc -eq 0 ]
+check "and prints nothing on stderr" [ ! -s "$tmp/err" ]
+read -r w h bands clear opaque < <(pic alpha "$tmp/up.png" 2>/dev/null)
+echo "# output: ${w:-?}x${h:-?}, ${bands:-?} bands; alpha < 16 on ${clear:-?}, > 239 on ${opaque:-?} of it"
+check "output is RGBA at the input's size ($(pic size "$UPRIGHT"))" \
+	[ "${w:-} ${h:-}" = "$(pic size "$UPRIGHT")" -a "${bands:-}" = 4 ]
+check "alpha has transparent areas (>= 5%)" at_least "${clear:-0}" 0.05
+check "alpha has opaque areas (>= 5%)" at_least "${opaque:-0}" 0.05
+
+echo "# petcut remove $TURNED (stored on its side, EXIF orientation 6)"
+"$PETCUT" remove "$TURNED" "$tmp/turned.png" 2>"$tmp/err"
+check "remove exits 0" [ $? -eq 0 ]
+check "output is upright: $(pic size "$tmp/turned.png" 2>/dev/null) like the upright photo's cut-out" \
+	[ "$(pic size "$tmp/turned.png" 2>/dev/null)" = "$(pic size "$tmp/up.png" 2>/dev/null)" ]
+diff=$(pic diff "$tmp/up.png" "$tmp/turned.png" 2>/dev/null)
+echo "# mean |alpha difference| between the two cut-outs: ${diff:-?} of 255"
+check "its mask matches the upright photo's (mean difference < 4)" at_least 4 "${diff:-999}"
+
+echo "# petcut remove --mask, --format webp (preview size)"
+"$PETCUT" remove --size preview --mask "$UPRIGHT" "$tmp/mask.png" 2>"$tmp/err"
+read -r w h bands _ < <(pic alpha "$tmp/mask.png" 2>/dev/null)
+check "--mask writes one grey band at the input's size" \
+	[ "${w:-} ${h:-}" = "$(pic size "$UPRIGHT")" -a "${bands:-}" = 1 ]
+"$PETCUT" remove --size=preview --format webp "$UPRIGHT" "$tmp/cut.out" 2>"$tmp/err"
+check "--format webp writes WebP whatever the name" \
+	[ "$(head -c 4 "$tmp/cut.out" 2>/dev/null)$(tail -c +9 "$tmp/cut.out" 2>/dev/null | head -c 4)" = RIFFWEBP ]
+
+echo "# refused input"
+mkdir "$tmp/out"
+printf 'a shopping list, not a photo\n' >"$tmp/list.jpg"
+"$PETCUT" remove "$tmp/list.jpg" "$tmp/out/list.png" 2>"$tmp/err"
+rc=$?
+echo "# stderr: $(head -1 "$tmp/err")"
+check "text file: exit 2" [ $rc -eq 2 ]
+check "text file: one line on stderr, petcut: IN: reason" \
+	[ "$(lines "$tmp/err")" = 1 -a "$(grep -c "^petcut: $tmp/list.jpg: " "$tmp/err")" = 1 ]
+check "text file: no output written" [ -z "$(ls -A "$tmp/out")" ]
+
+size=$(wc -c <"$UPRIGHT")
+head -c $((size / 2)) "$UPRIGHT" >"$tmp/half.jpg"
+"$PETCUT" remove "$tmp/half.jpg" "$tmp/out/half.png" 2>"$tmp/err"
+rc=$?
+echo "# stderr: $(head -1 "$tmp/err")"
+check "truncated JPEG: exit 2" [ $rc -eq 2 ]
+check "truncated JPEG: one line on stderr" [ "$(lines "$tmp/err")" = 1 ]
+check "truncated JPEG: no output (nor temporary file) left" [ -z "$(ls -A "$tmp/out")" ]
+
+# ===== remove-dir =====
+
+echo "# petcut remove-dir over two photos and a text file (preview size)"
+mkdir "$tmp/in"
+cp "$UPRIGHT" "$tmp/in/cat.jpg"
+cp "$TURNED" "$tmp/in/turned.jpeg"
+cp "$tmp/list.jpg" "$tmp/in/notes.txt"
+"$PETCUT" remove-dir --size preview "$tmp/in" "$tmp/dir" >"$tmp/stdout" 2>"$tmp/err"
+rc=$?
+echo "# stdout: $(cat "$tmp/stdout")"
+check "remove-dir exits 2 (one file refused)" [ $rc -eq 2 ]
+check "it names the text file in one line" \
+	[ "$(lines "$tmp/err")" = 1 -a "$(grep -c "notes.txt" "$tmp/err")" = 1 ]
+check "two outputs: cat.png, turned.png" [ "$(ls -A "$tmp/dir" | tr '\n' ' ')" = "cat.png turned.png " ]
+before=$(stat -c '%i %Y' "$tmp/dir/cat.png" "$tmp/dir/turned.png")
+"$PETCUT" remove-dir --size preview "$tmp/in" "$tmp/dir" >"$tmp/stdout" 2>"$tmp/err"
+echo "# rerun stdout: $(cat "$tmp/stdout")"
+check "rerun skips both outputs" grep -q "^0 written, 2 skipped" "$tmp/stdout"
+check "and leaves them untouched" [ "$(stat -c '%i %Y' "$tmp/dir/cat.png" "$tmp/dir/turned.png")" = "$before" ]
+
+[ $failures -eq 0 ] && echo "all checks passed" || echo "$failures check(s) failed"
+[ $failures -eq 0 ]
