@@ -402,7 +402,7 @@ img_status img_cutout(const struct img *im, const float *mask, int mh, int mw,
 		      enum img_cut kind, struct img **out)
 {
 	VipsImage *m = NULL, *mf = NULL, *a = NULL, *scaled = NULL, *rounded = NULL;
-	VipsImage *alpha = NULL, *rgb = NULL, *res = NULL;
+	VipsImage *alpha = NULL, *rgb = NULL, *seen = NULL, *visible = NULL, *res = NULL;
 	VipsImage *pix = im->pix;
 	struct img *cut = NULL;
 	img_status st;
@@ -431,8 +431,13 @@ img_status img_cutout(const struct img *im, const float *mask, int mh, int mw,
 		vips_cast(rounded, &alpha, VIPS_FORMAT_UCHAR, NULL);
 	if (!bad && kind == IMG_CUT_MASK)
 		bad = vips_copy(alpha, &res, "interpretation", VIPS_INTERPRETATION_B_W, NULL);
+	/* Fully transparent pixels get colour 0: nobody sees them, and the
+	 * background's detail would otherwise double the size of a PNG
+	 * (lossless WebP does the same by itself). */
 	else if (!bad)
-		bad = vips_extract_band(pix, &rgb, 0, "n", 3, NULL) || vips_bandjoin2(rgb, alpha, &res, NULL);
+		bad = vips_extract_band(pix, &rgb, 0, "n", 3, NULL) ||
+		      vips_notequal_const1(alpha, &seen, 0.0, NULL) || vips_andimage(rgb, seen, &visible, NULL) ||
+		      vips_bandjoin2(visible, alpha, &res, NULL);
 	if (bad) {
 		st = fail_vips(IMG_ERR_VIPS, "cannot compose the cut-out");
 		goto out;
@@ -454,6 +459,8 @@ img_status img_cutout(const struct img *im, const float *mask, int mh, int mw,
 out:
 	img_free(cut);
 	VIPS_UNREF(res);
+	VIPS_UNREF(visible);
+	VIPS_UNREF(seen);
 	VIPS_UNREF(rgb);
 	VIPS_UNREF(alpha);
 	VIPS_UNREF(rounded);
@@ -533,10 +540,13 @@ img_status img_save(const struct img *im, const char *path, enum img_format fmt)
 		st = fail_vips(IMG_ERR_IO, "cannot write");
 		goto out;
 	}
+	/* PNG at level 3 with the Sub filter: on photos, four times faster
+	 * than libvips' default (level 6, no filter), and smaller. */
 	if (fmt == IMG_FORMAT_WEBP)
 		r = vips_webpsave_target(im->pix, target, "lossless", TRUE, NULL);
 	else
-		r = vips_pngsave_target(im->pix, target, NULL);
+		r = vips_pngsave_target(im->pix, target, "compression", 3, "filter",
+					VIPS_FOREIGN_PNG_FILTER_SUB, NULL);
 	if (r) {
 		st = fail_vips(IMG_ERR_IO, fmt == IMG_FORMAT_WEBP ? "cannot write WebP" : "cannot write PNG");
 		goto out;

@@ -319,6 +319,8 @@ static void test_cutout(void)
 	      "alpha is 0 on the left, 255 on the right, in between at the centre (%g)", mid);
 	check(pixel_of_file(p, 294, 100, 0) == 10 && pixel_of_file(p, 294, 100, 2) == 30,
 	      "colours are the photo's");
+	check(pixel_of_file(p, 5, 100, 0) == 0 && pixel_of_file(p, 5, 100, 2) == 0,
+	      "fully transparent pixels have colour 0");
 	img_free(cut);
 
 	check(img_cutout(im, mask, 4, 4, IMG_CUT_MASK, &cut) == IMG_OK && img_bands(cut) == 1 &&
