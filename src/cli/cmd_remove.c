@@ -215,8 +215,12 @@ static int remover_load(struct remover *r)
 	if (r->model)
 		return 0;
 	st = nn_model_load_file(r->path, &r->model);
-	if (st == NN_OK)
-		st = nn_model_select_outputs(r->model, outputs, 1);
+	if (st != NN_OK) {
+		/* The runtime's message starts with the path. */
+		say("petcut: %s", nn_errmsg());
+		return 1;
+	}
+	st = nn_model_select_outputs(r->model, outputs, 1);
 	if (st == NN_OK)
 		st = nn_model_input(r->model, 0, &in);
 	if (st != NN_OK) {
