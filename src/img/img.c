@@ -138,8 +138,6 @@ static const char *sniff_other_image(const unsigned char *b, size_t n)
 		return "JPEG 2000";
 	if ((n >= 2 && !memcmp(b, "\xff\x0a", 2)) || (n >= 8 && !memcmp(b, "\0\0\0\x0cJXL ", 8)))
 		return "JPEG XL";
-	if (n >= 12 && !memcmp(b + 4, "ftyp", 4))
-		return "HEIF/AVIF";
 	if (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' && strchr(" \t\r\n", b[2]))
 		return "PNM";
 	return NULL;
@@ -183,7 +181,7 @@ static img_status load_source(VipsSource *src, struct img **out)
 
 		if (other)
 			st = fail(IMG_ERR_UNSUPPORTED,
-				  "unsupported image format (%s); petcut reads JPEG, PNG, WebP, TIFF, GIF and HEIF",
+				  "unsupported image format (%s); petcut reads JPEG, PNG, WebP, TIFF, GIF, HEIC and AVIF",
 				  other);
 		else
 			st = fail(IMG_ERR_NOT_IMAGE, "not an image");

@@ -4,13 +4,15 @@
  *
  * A photo is decoded once, whole, into memory: its format is recognised from
  * its bytes (never its name) among the formats phones and browsers produce
- * (JPEG, PNG, WebP, TIFF, GIF, HEIF); EXIF orientation is applied, so every
- * later step works on the upright picture; colour is converted to 8-bit sRGB
- * and an alpha channel, if any, is kept. Truncated or damaged data is an
- * error, never a picture padded with grey. From a decoded image the module
- * writes the network's input tensor, composes the cut-out (the photo with the
- * mask as alpha, or the mask alone) at the photo's own size, and encodes it
- * as PNG or lossless WebP, replacing the destination atomically.
+ * (JPEG, PNG, WebP, TIFF, GIF, HEIC, AVIF); EXIF orientation is applied, so
+ * every later step works on the upright picture; colour is converted to
+ * 8-bit sRGB and an alpha channel, if any, is kept; EXIF, XMP and IPTC are
+ * dropped (outputs are published) while the ICC profile stays. Truncated or
+ * damaged data is an error, never a picture padded with grey. From a decoded
+ * image the module writes the network's input tensor, composes the cut-out
+ * (the photo with the mask as alpha, or the mask alone) at the photo's own
+ * size, and encodes it as PNG or lossless WebP, replacing the destination
+ * atomically.
  *
  * Conventions:
  *  - Functions that can fail return an img_status; IMG_OK is 0, errors are
