@@ -1,0 +1,217 @@
+/*
+ * cmd_infer.c - `petcut infer`: run a model on a raw float32 tensor, for
+ * testing and benchmarking the nn runtime on its own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "nn/nn.h"
+
+static const char usage[] =
+	"usage: petcut infer MODEL [--input x.f32] --shape N,C,H,W [--output y.f32] [--output-name NAME]\n"
+	"                          [--runs N] [--threads T]\n"
+	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
+	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
+	"runs once to warm up, then N times, and prints infer_ms MEDIAN and peak_rss_kb.\n";
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int parse_shape(const char *s, struct nn_tensor *t)
+{
+	char *end;
+	t->rank = 0;
+	while (*s) {
+		if (t->rank == NN_MAX_RANK)
+			return -1;
+		errno = 0;
+		long long v = strtoll(s, &end, 10);
+		if (end == s || errno || v <= 0 || v > (1 << 24))
+			return -1;
+		t->dims[t->rank++] = v;
+		s = end;
+		if (*s == ',')
+			s++;
+		else if (*s)
+			return -1;
+	}
+	return t->rank > 0 ? 0 : -1;
+}
+
+static int read_exact(const char *path, void *buf, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	int c;
+	if (!f)
+		return -1;
+	size_t got = fread(buf, 1, len, f);
+	c = fgetc(f);
+	fclose(f);
+	return got == len && c == EOF ? 0 : -2;
+}
+
+static int write_atomic(const char *path, const void *buf, size_t len)
+{
+	char tmp[4096];
+	FILE *f;
+	if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
+		return -1;
+	if (!(f = fopen(tmp, "wb")))
+		return -1;
+	if (fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+		remove(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) != 0) {
+		remove(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_infer(int argc, char **argv)
+{
+	const char *model = NULL, *in_path = NULL, *out_path = NULL, *shape = NULL, *out_name = NULL;
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32}, out = {0};
+	struct nn_tensor_info info;
+	double *times = NULL, t0, load_ms;
+	int runs = 0, threads = 0, rc = 1;
+	nn_model *m = NULL;
+	nn_status st;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (a[0] == '-' && a[1] == '-' && i + 1 >= argc) {
+			fprintf(stderr, "petcut infer: %s needs a value\n", a);
+			return 2;
+		}
+		if (!strcmp(a, "--input"))
+			in_path = argv[++i];
+		else if (!strcmp(a, "--output"))
+			out_path = argv[++i];
+		else if (!strcmp(a, "--output-name"))
+			out_name = argv[++i];
+		else if (!strcmp(a, "--shape"))
+			shape = argv[++i];
+		else if (!strcmp(a, "--runs"))
+			runs = atoi(argv[++i]);
+		else if (!strcmp(a, "--threads"))
+			threads = atoi(argv[++i]);
+		else if (a[0] == '-') {
+			fprintf(stderr, "petcut infer: unknown option %s\n", a);
+			return 2;
+		} else if (!model)
+			model = a;
+		else {
+			fprintf(stderr, "petcut infer: unexpected argument %s\n", a);
+			return 2;
+		}
+	}
+	if (!model || !shape) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (parse_shape(shape, &in) != 0) {
+		fprintf(stderr, "petcut infer: bad --shape '%s' (expected positive integers like 1,3,1024,1024)\n", shape);
+		return 2;
+	}
+	if (runs < 0 || runs > 10000) {
+		fprintf(stderr, "petcut infer: --runs must be between 0 and 10000\n");
+		return 2;
+	}
+	nn_set_threads(threads);
+	size_t bytes = (size_t)nn_tensor_numel(&in) * sizeof(float);
+	if (!(in.data = malloc(bytes))) {
+		fprintf(stderr, "petcut infer: out of memory\n");
+		return 1;
+	}
+	if (in_path) {
+		int r = read_exact(in_path, in.data, bytes);
+		if (r) {
+			fprintf(stderr, "petcut infer: %s: %s\n", in_path,
+				r == -1 ? strerror(errno) : "size does not match --shape");
+			rc = 2;
+			goto out;
+		}
+	} else {
+		uint32_t x = 12345;
+		for (size_t i = 0; i < bytes / sizeof(float); i++) {
+			x = x * 1664525u + 1013904223u;
+			((float *)in.data)[i] = (float)(x >> 8) / (float)(1u << 24) - 0.5f;
+		}
+	}
+
+	t0 = now_ms();
+	if ((st = nn_model_load_file(model, &m)) != NN_OK) {
+		fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
+		rc = st == NN_ERR_IO ? 1 : 2;
+		goto out;
+	}
+	if (!out_name && nn_model_output(m, 0, &info) == NN_OK)
+		out_name = info.name;
+	if (out_name && (st = nn_model_select_outputs(m, &out_name, 1)) != NN_OK) {
+		fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
+		rc = 2;
+		goto out;
+	}
+	load_ms = now_ms() - t0;
+	if (nn_model_num_inputs(m) != 1) {
+		fprintf(stderr, "petcut infer: the model takes %d inputs; only one-input models are supported\n",
+			nn_model_num_inputs(m));
+		rc = 2;
+		goto out;
+	}
+	if (!(times = calloc((size_t)runs + 1, sizeof *times))) {
+		fprintf(stderr, "petcut infer: out of memory\n");
+		goto out;
+	}
+	for (int r = 0; r <= runs; r++) {
+		nn_tensor_free(&out);
+		t0 = now_ms();
+		if ((st = nn_run(m, &in, 1, &out, 1)) != NN_OK) {
+			fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
+			rc = st == NN_ERR_SHAPE || st == NN_ERR_ARG || st == NN_ERR_UNSUPPORTED ? 2 : 1;
+			goto out;
+		}
+		times[r] = now_ms() - t0;
+	}
+	if (out_path && write_atomic(out_path, out.data, (size_t)nn_tensor_numel(&out) * nn_dtype_size(out.dtype))) {
+		fprintf(stderr, "petcut infer: %s: %s\n", out_path, strerror(errno));
+		goto out;
+	}
+	if (runs > 0) {
+		struct rusage ru;
+		qsort(times + 1, (size_t)runs, sizeof *times, cmp_double);
+		double med = runs % 2 ? times[1 + runs / 2] : (times[runs / 2] + times[runs / 2 + 1]) / 2;
+		getrusage(RUSAGE_SELF, &ru);
+		printf("load_ms %.1f\nfirst_ms %.1f\ninfer_ms %.1f\nmin_ms %.1f\nmax_ms %.1f\npeak_rss_kb %ld\n", load_ms,
+		       times[0], med, times[1], times[runs], ru.ru_maxrss);
+	}
+	rc = 0;
+out:
+	nn_tensor_free(&out);
+	free(in.data);
+	free(times);
+	nn_model_free(m);
+	return rc;
+}

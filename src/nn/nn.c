@@ -1,0 +1,314 @@
+/*
+ * nn.c - the public face of the nn module: errors, loading, inspection and
+ * runs. The heavy lifting is in onnx_load.c, passes.c and plan.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nn/nn_int.h"
+
+/* ===== Errors ===== */
+
+static _Thread_local char errbuf[512];
+
+nn_status nn_fail(nn_status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+const char *nn_errmsg(void)
+{
+	return errbuf;
+}
+
+const char *nn_strerror(nn_status st)
+{
+	switch (st) {
+	case NN_OK: return "ok";
+	case NN_ERR_NOMEM: return "out of memory";
+	case NN_ERR_IO: return "cannot read model";
+	case NN_ERR_PARSE: return "not a valid ONNX model";
+	case NN_ERR_UNSUPPORTED: return "unsupported model";
+	case NN_ERR_SHAPE: return "bad input shape";
+	case NN_ERR_ARG: return "bad argument";
+	case NN_ERR_BACKEND: return "oneDNN error";
+	}
+	return "unknown error";
+}
+
+/* ===== Small helpers ===== */
+
+size_t nn_dtype_size(nn_dtype t)
+{
+	switch (t) {
+	case NN_DTYPE_F32: case NN_DTYPE_I32: return 4;
+	case NN_DTYPE_U8: case NN_DTYPE_I8: case NN_DTYPE_BOOL: return 1;
+	case NN_DTYPE_I64: case NN_DTYPE_F64: return 8;
+	case NN_DTYPE_F16: return 2;
+	default: return 0;
+	}
+}
+
+int64_t nn_numel(int rank, const int64_t *dims)
+{
+	int64_t n = 1;
+	for (int i = 0; i < rank; i++)
+		n *= dims[i];
+	return n;
+}
+
+int64_t nn_tensor_numel(const struct nn_tensor *t)
+{
+	return nn_numel(t->rank, t->dims);
+}
+
+void nn_tensor_free(struct nn_tensor *t)
+{
+	if (!t)
+		return;
+	free(t->data);
+	memset(t, 0, sizeof *t);
+}
+
+void nn_set_threads(int n)
+{
+	if (n <= 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		n = c > 0 ? (int)c : 1;
+	}
+	omp_set_num_threads(n);
+}
+
+/* ===== Loading ===== */
+
+static nn_status model_init(nn_model *m)
+{
+	if (dnnl_engine_create(&m->engine, dnnl_cpu, 0) != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "cannot create the oneDNN CPU engine");
+	if (dnnl_stream_create(&m->stream, m->engine, dnnl_stream_default_flags) != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "cannot create a oneDNN stream");
+	pthread_mutex_init(&m->lock, NULL);
+	return NN_OK;
+}
+
+static nn_status fill_out_info(nn_model *m)
+{
+	free(m->out_info);
+	m->out_info = calloc(m->g.n_outputs ? m->g.n_outputs : 1, sizeof *m->out_info);
+	if (!m->out_info)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < m->g.n_outputs; i++) {
+		const struct nn_value *v = &m->g.vals[m->g.outputs[i].value];
+		struct nn_tensor_info *t = &m->out_info[i];
+		t->name = m->g.outputs[i].name;
+		t->dtype = v->dtype;
+		t->rank = v->rank < 0 ? 0 : v->rank;
+		for (int d = 0; d < t->rank; d++)
+			t->dims[d] = v->dims[d];
+	}
+	return NN_OK;
+}
+
+nn_status nn_model_load_memory(const void *buf, size_t len, nn_model **out)
+{
+	nn_status st;
+	nn_model *m;
+
+	*out = NULL;
+	if (!buf || !len)
+		return nn_fail(NN_ERR_ARG, "empty model buffer");
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	if ((st = nn_onnx_load(buf, len, &m->g)) != NN_OK)
+		goto fail;
+	if ((st = nn_graph_optimize(&m->g)) != NN_OK)
+		goto fail;
+	if ((st = fill_out_info(m)) != NN_OK)
+		goto fail;
+	if ((st = model_init(m)) != NN_OK)
+		goto fail;
+	*out = m;
+	return NN_OK;
+fail:
+	nn_graph_free(&m->g);
+	free(m->out_info);
+	if (m->stream)
+		dnnl_stream_destroy(m->stream);
+	if (m->engine)
+		dnnl_engine_destroy(m->engine);
+	free(m);
+	return st;
+}
+
+nn_status nn_model_load_file(const char *path, nn_model **out)
+{
+	struct stat sb;
+	void *map;
+	nn_status st;
+	int fd;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return nn_fail(NN_ERR_IO, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) {
+		close(fd);
+		return nn_fail(NN_ERR_IO, "%s: not a regular non-empty file", path);
+	}
+	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return nn_fail(NN_ERR_IO, "%s: %s", path, strerror(errno));
+	st = nn_model_load_memory(map, (size_t)sb.st_size, out);
+	munmap(map, (size_t)sb.st_size);
+	if (st != NN_OK && st != NN_ERR_NOMEM) {
+		char msg[sizeof errbuf];
+		snprintf(msg, sizeof msg, "%s", errbuf);
+		return nn_fail(st, "%s: %s", path, msg);
+	}
+	return st;
+}
+
+static void wcache_free(struct nn_wcache *w)
+{
+	while (w) {
+		struct nn_wcache *next = w->next;
+		if (w->mem)
+			dnnl_memory_destroy(w->mem);
+		free(w->buf);
+		free(w);
+		w = next;
+	}
+}
+
+void nn_model_free(nn_model *m)
+{
+	if (!m)
+		return;
+	nn_plans_free(m);
+	wcache_free(m->wcache);
+	free(m->arena);
+	free(m->scratch);
+	nn_graph_free(&m->g);
+	free(m->out_info);
+	dnnl_stream_destroy(m->stream);
+	dnnl_engine_destroy(m->engine);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* ===== Inspection ===== */
+
+int nn_model_num_inputs(const nn_model *m)
+{
+	return m->g.n_inputs;
+}
+
+int nn_model_num_outputs(const nn_model *m)
+{
+	return m->g.n_outputs;
+}
+
+nn_status nn_model_input(const nn_model *m, int i, struct nn_tensor_info *out)
+{
+	if (i < 0 || i >= m->g.n_inputs)
+		return nn_fail(NN_ERR_ARG, "no input %d", i);
+	*out = m->g.in_info[i];
+	return NN_OK;
+}
+
+nn_status nn_model_output(const nn_model *m, int i, struct nn_tensor_info *out)
+{
+	if (i < 0 || i >= m->g.n_outputs)
+		return nn_fail(NN_ERR_ARG, "no output %d", i);
+	*out = m->out_info[i];
+	return NN_OK;
+}
+
+nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n)
+{
+	struct nn_graph_output *keep;
+	nn_status st = NN_OK;
+
+	if (n <= 0)
+		return nn_fail(NN_ERR_ARG, "no outputs selected");
+	keep = calloc((size_t)n, sizeof *keep);
+	if (!keep)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		int j;
+		for (j = 0; j < m->g.n_outputs; j++)
+			if (!strcmp(m->g.outputs[j].name, names[i]))
+				break;
+		if (j == m->g.n_outputs) {
+			free(keep);
+			return nn_fail(NN_ERR_ARG, "the model has no output '%s'", names[i]);
+		}
+		keep[i].value = m->g.outputs[j].value;
+		keep[i].name = strdup(names[i]);
+		if (!keep[i].name)
+			st = NN_ERR_NOMEM;
+	}
+	pthread_mutex_lock(&m->lock);
+	for (int j = 0; j < m->g.n_outputs; j++)
+		free(m->g.outputs[j].name);
+	free(m->g.outputs);
+	m->g.outputs = keep;
+	m->g.n_outputs = n;
+	nn_plans_free(m);
+	nn_graph_remove_dead(&m->g);
+	if (st == NN_OK)
+		st = fill_out_info(m);
+	pthread_mutex_unlock(&m->lock);
+	return st == NN_ERR_NOMEM ? nn_fail(st, "out of memory") : st;
+}
+
+/* ===== Runs ===== */
+
+nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
+		 struct nn_tensor *outputs, int n_outputs)
+{
+	struct nn_plan *p;
+	nn_status st;
+
+	if (!m || n_inputs != m->g.n_inputs || n_outputs != m->g.n_outputs)
+		return nn_fail(NN_ERR_ARG, "expected %d inputs and %d outputs", m ? m->g.n_inputs : 0,
+			       m ? m->g.n_outputs : 0);
+	for (int i = 0; i < n_inputs; i++) {
+		const struct nn_tensor_info *ti = &m->g.in_info[i];
+		if (inputs[i].dtype != ti->dtype)
+			return nn_fail(NN_ERR_ARG, "input '%s': wrong element type", ti->name);
+		if (inputs[i].rank != ti->rank || inputs[i].rank > NN_MAX_RANK)
+			return nn_fail(NN_ERR_SHAPE, "input '%s': rank %d, the model takes %d", ti->name,
+				       inputs[i].rank, ti->rank);
+		for (int d = 0; d < ti->rank; d++)
+			if (inputs[i].dims[d] < 0)
+				return nn_fail(NN_ERR_SHAPE, "input '%s': dimension %d is %lld", ti->name, d,
+					       (long long)inputs[i].dims[d]);
+		if (!inputs[i].data && nn_tensor_numel(&inputs[i]) > 0)
+			return nn_fail(NN_ERR_ARG, "input '%s': no data", ti->name);
+	}
+	memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
+	pthread_mutex_lock(&m->lock);
+	st = nn_plan_get(m, inputs, &p);
+	if (st == NN_OK)
+		st = nn_plan_exec(m, p, inputs, outputs);
+	pthread_mutex_unlock(&m->lock);
+	if (st != NN_OK)
+		for (int i = 0; i < n_outputs; i++)
+			nn_tensor_free(&outputs[i]);
+	return st;
+}

@@ -1,0 +1,250 @@
+/*
+ * nn_int.h - internals of the nn module, shared by its source files only.
+ *
+ * The model is held as a small graph IR: values (tensors: graph inputs,
+ * constants, intermediate results) and nodes (one ONNX operator each, with
+ * its attributes already parsed and checked). Everything refers to values and
+ * nodes by index, so the arrays may grow while passes rewrite the graph.
+ *
+ * Files:
+ *   nn.c        public API, errors, runs
+ *   onnx_load.c ONNX protobuf -> IR
+ *   ops.c       operator table: attribute checks, shape inference, reference
+ *               kernels on dense row-major data (used for constant folding
+ *               and for the light ops)
+ *   passes.c    graph passes (fp16 promotion, folding, size generalisation,
+ *               fusion, dead-node removal)
+ *   plan.c      per-shape planning onto oneDNN primitives and the arena
+ */
+#ifndef PETCUT_NN_INT_H
+#define PETCUT_NN_INT_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include "nn/nn.h"
+
+/* ===== Operators ===== */
+
+enum nn_op {
+	NN_OP_ADD,
+	NN_OP_CAST,
+	NN_OP_CONCAT,
+	NN_OP_CONV,
+	NN_OP_CONVINTEGER,
+	NN_OP_DQL, /* DynamicQuantizeLinear */
+	NN_OP_IDENTITY,
+	NN_OP_MAXPOOL,
+	NN_OP_MUL,
+	NN_OP_RELU,
+	NN_OP_RESHAPE,
+	NN_OP_RESIZE,
+	NN_OP_SHAPE,
+	NN_OP_SIGMOID,
+	NN_OP_SLICE,
+	NN_OP_COUNT
+};
+
+extern const char *const nn_op_names[NN_OP_COUNT];
+
+#define NN_MAX_SPATIAL 3
+
+/* Conv, ConvInteger and MaxPool geometry. Pads are per spatial axis. */
+struct nn_conv_attr {
+	int nsp;			  /* spatial dims, 1..3 (0 = from the weights) */
+	int64_t kernel[NN_MAX_SPATIAL];	  /* 0 = from the weights */
+	int64_t strides[NN_MAX_SPATIAL];
+	int64_t dilations[NN_MAX_SPATIAL];
+	int64_t pad_begin[NN_MAX_SPATIAL];
+	int64_t pad_end[NN_MAX_SPATIAL];
+	int64_t group;
+	int auto_pad; /* NN_PAD_* */
+	int ceil_mode;
+};
+
+enum { NN_PAD_NOTSET, NN_PAD_SAME_UPPER, NN_PAD_SAME_LOWER, NN_PAD_VALID };
+
+enum { NN_RESIZE_NEAREST, NN_RESIZE_LINEAR };
+enum { NN_COORD_HALF_PIXEL, NN_COORD_PYTORCH_HALF_PIXEL, NN_COORD_ALIGN_CORNERS, NN_COORD_ASYMMETRIC };
+enum { NN_NEAREST_ROUND_PREFER_FLOOR, NN_NEAREST_ROUND_PREFER_CEIL, NN_NEAREST_FLOOR, NN_NEAREST_CEIL };
+
+struct nn_resize_attr {
+	bool v10; /* Resize-10: inputs (X, scales) */
+	int mode;
+	int coord;
+	int nearest;
+};
+
+struct nn_slice_attr { /* Slice before opset 10 takes these as attributes */
+	int n;
+	int64_t starts[NN_MAX_RANK], ends[NN_MAX_RANK], axes[NN_MAX_RANK];
+	bool has_axes;
+};
+
+/* Operations fused into a convolution, applied in order to its result. */
+enum { NN_POST_RELU, NN_POST_SIGMOID, NN_POST_ADD };
+struct nn_postop {
+	int kind;
+	int value; /* NN_POST_ADD: the other addend */
+};
+#define NN_MAX_POST 4
+
+/* ===== Graph IR ===== */
+
+struct nn_value {
+	char *name;
+	nn_dtype dtype;
+	int rank; /* -1: unknown */
+	int64_t dims[NN_MAX_RANK];
+	void *data;   /* constant data (owned) or NULL */
+	int producer; /* node index, -1 for inputs and constants */
+};
+
+struct nn_node {
+	enum nn_op op;
+	char *name;
+	int n_in, n_out;
+	int *in;  /* value indices; -1 for an omitted optional input */
+	int *out; /* value indices; -1 for an omitted optional output */
+	bool dead;
+	union {
+		struct nn_conv_attr conv;   /* CONV, CONVINTEGER, MAXPOOL */
+		struct nn_resize_attr resize;
+		struct nn_slice_attr slice; /* SLICE (old opsets) */
+		int64_t axis;		    /* CONCAT */
+		nn_dtype to;		    /* CAST */
+		int64_t allowzero;	    /* RESHAPE */
+		struct { int64_t start, end; bool has_end; } shape; /* SHAPE */
+	} a;
+	int n_post;
+	struct nn_postop post[NN_MAX_POST];
+};
+
+struct nn_graph_output {
+	char *name; /* the name the model declares */
+	int value;
+};
+
+struct nn_graph {
+	struct nn_value *vals;
+	int n_vals, cap_vals;
+	struct nn_node *nodes;
+	int n_nodes, cap_nodes;
+	int *inputs; /* value indices of the graph's runtime inputs */
+	int n_inputs;
+	struct nn_graph_output *outputs;
+	int n_outputs;
+	/* declared signature, kept for nn_model_input/output */
+	struct nn_tensor_info *in_info;
+	int64_t opset;
+	int *hash; /* open addressing: value index + 1 by name, 0 = empty */
+	int hash_cap;
+};
+
+/* ===== Model and plans ===== */
+
+struct nn_plan; /* plan.c */
+
+/* A weight tensor reordered into the layout a primitive asked for. */
+struct nn_wcache {
+	int node;
+	dnnl_memory_desc_t md;
+	dnnl_memory_t mem;
+	void *buf;
+	struct nn_wcache *next;
+};
+
+struct nn_model {
+	struct nn_graph g;
+	struct nn_tensor_info *out_info; /* for the selected outputs */
+	pthread_mutex_t lock;
+	dnnl_engine_t engine;
+	dnnl_stream_t stream;
+	struct nn_plan *plans; /* cached, most recent first */
+	int n_plans;
+	void *arena;		/* activations of the running plan */
+	size_t arena_size;
+	void *scratch;		/* oneDNN scratchpad shared by all primitives */
+	size_t scratch_size;
+	struct nn_wcache *wcache;
+};
+
+/* ===== Errors (nn.c) ===== */
+
+/* Records a message for nn_errmsg() and returns st. */
+nn_status nn_fail(nn_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ===== Graph helpers (passes.c) ===== */
+
+int nn_graph_add_value(struct nn_graph *g, const char *name, nn_dtype dt);
+int nn_graph_add_node(struct nn_graph *g, enum nn_op op, const char *name, int n_in, int n_out);
+int nn_graph_find_value(const struct nn_graph *g, const char *name);
+void nn_graph_free(struct nn_graph *g);
+int nn_graph_count_uses(const struct nn_graph *g, int value);
+bool nn_graph_is_output(const struct nn_graph *g, int value);
+
+/* Runs all load-time passes. */
+nn_status nn_graph_optimize(struct nn_graph *g);
+/* Marks nodes that no longer reach an output as dead, drops unused constants. */
+void nn_graph_remove_dead(struct nn_graph *g);
+
+/* ===== Loader (onnx_load.c) ===== */
+
+nn_status nn_onnx_load(const void *buf, size_t len, struct nn_graph *g);
+
+/* ===== Operators (ops.c) ===== */
+
+/* Checks a node's attribute values and input count once, at load. */
+nn_status nn_op_check(const struct nn_graph *g, const struct nn_node *n);
+
+/* A tensor seen by shape inference and the reference kernels. data may be
+ * NULL during inference when the value is not known before running. */
+struct nn_tview {
+	nn_dtype dtype;
+	int rank;
+	int64_t dims[NN_MAX_RANK];
+	void *data;
+};
+
+/* Infers output dtypes and shapes from the inputs (NULL for omitted ones).
+ * Inputs that decide shapes (Reshape's shape, Resize's sizes...) must have
+ * data. */
+nn_status nn_op_infer(const struct nn_node *n, const struct nn_tview *const *in, struct nn_tview *out);
+
+/* Runs the reference kernel: dense row-major data, outputs preallocated with
+ * the inferred shapes. */
+nn_status nn_op_ref(const struct nn_node *n, const struct nn_tview *const *in, struct nn_tview *out);
+
+/* Helpers shared by the module. */
+int64_t nn_numel(int rank, const int64_t *dims);
+size_t nn_tview_bytes(const struct nn_tview *t);
+float nn_f16_to_f32(uint16_t h);
+uint16_t nn_f32_to_f16(float f);
+/* Output size and padding of a conv/pool axis, from ONNX rules. */
+nn_status nn_conv_out_dims(const struct nn_node *n, const int64_t *in_dims, const int64_t *kernel,
+			   int64_t *out_sp, int64_t *pb, int64_t *pe);
+
+/* Shape walk: shapes of every value for given input shapes, with every
+ * value that can be known before running (constants, and what Shape and
+ * its consumers compute from shapes) folded into data. tv has one entry per
+ * graph value; owned[v] marks data the walk allocated. */
+struct nn_walk {
+	struct nn_tview *tv;
+	bool *owned;
+	bool *known; /* shape known (value reached by the walk) */
+	int n;
+};
+nn_status nn_graph_walk(const struct nn_graph *g, const struct nn_tview *inputs, struct nn_walk *w);
+void nn_walk_free(struct nn_walk *w);
+/* True if a node is computed during the walk rather than at run time. */
+bool nn_walk_folds(const struct nn_graph *g, const struct nn_walk *w, const struct nn_node *n);
+
+/* ===== Plans (plan.c) ===== */
+
+nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_plan **out);
+nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *inputs, struct nn_tensor *outputs);
+void nn_plans_free(nn_model *m);
+
+#endif

@@ -1,0 +1,1321 @@
+/*
+ * plan.c - per-shape execution plans on oneDNN.
+ *
+ * For a set of input shapes the shape walk gives every value's shape and
+ * folds what can be known early. Each remaining node becomes one step: a
+ * oneDNN primitive (Conv and ConvInteger with their post-ops, MaxPool,
+ * linear Resize, Concat, Relu/Sigmoid, float Add/Mul) whose layouts oneDNN
+ * picks (format_tag_any), or a reference kernel on row-major data. Reorders
+ * are inserted only where a consumer wants another layout; weights are
+ * reordered once and kept by the model. Every intermediate tensor gets an
+ * offset in one arena, planned from the tensors' lifetimes so that tensors
+ * that are never alive together share memory. oneDNN's scratchpads share one
+ * buffer too.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn_int.h"
+
+/* ===== Plan structures ===== */
+
+enum { TV_NONE, TV_CONST, TV_IN, TV_RUN, TV_OUT };
+
+struct ptv {
+	struct nn_tview t; /* shape; data for TV_CONST */
+	int kind;
+	int ext; /* input index (TV_IN) or output index (TV_OUT) */
+	bool has_md;
+	dnnl_memory_desc_t md;
+	size_t bytes;
+	int first, last; /* steps using it */
+	size_t off;	 /* arena offset (TV_RUN) */
+	dnnl_memory_t mem;
+};
+
+enum { STEP_PRIM, STEP_REF, STEP_ZP_TO_F32, STEP_F32_TO_I32, STEP_COPY };
+
+#define MAX_ARGS (NN_MAX_POST + 8)
+
+struct step {
+	int kind;
+	int node;
+	dnnl_primitive_t prim;
+	int nargs;
+	dnnl_exec_arg_t args[MAX_ARGS];
+	int arg_tv[MAX_ARGS]; /* the tv behind args[i], or -1 */
+	int n_ins, n_outs;
+	int *ins;    /* REF and helpers: tv per node input (-1 omitted) */
+	int outs[4];
+};
+
+struct nn_plan {
+	struct nn_plan *next;
+	int n_inputs;
+	int in_rank[16];
+	int64_t in_dims[16][NN_MAX_RANK];
+	struct ptv *tv;
+	int n_tv, cap_tv;
+	struct step *steps;
+	int n_steps, cap_steps;
+	int *out_tv;
+	size_t arena_size, scratch_size;
+	dnnl_memory_t scratch_mem;
+	void **owned; /* plan-owned buffers (folded constants, prepared data) */
+	int n_owned, cap_owned;
+	dnnl_memory_t *consts; /* memories over constant data */
+	int n_consts, cap_consts;
+};
+
+#define DNNL_TRY(call, what)                                                                   \
+	do {                                                                                   \
+		dnnl_status_t s_ = (call);                                                     \
+		if (s_ != dnnl_success)                                                        \
+			return nn_fail(NN_ERR_BACKEND, "%s: oneDNN status %d", (what), (int)s_); \
+	} while (0)
+
+static bool grow(void **arr, int *cap, int need, size_t esz)
+{
+	if (need <= *cap)
+		return true;
+	int c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *p = realloc(*arr, (size_t)c * esz);
+	if (!p)
+		return false;
+	memset((char *)p + (size_t)*cap * esz, 0, (size_t)(c - *cap) * esz);
+	*arr = p;
+	*cap = c;
+	return true;
+}
+
+static bool own(struct nn_plan *p, void *buf)
+{
+	if (!grow((void **)&p->owned, &p->cap_owned, p->n_owned + 1, sizeof *p->owned))
+		return false;
+	p->owned[p->n_owned++] = buf;
+	return true;
+}
+
+/* ===== Memory descriptors ===== */
+
+static bool dnnl_type(nn_dtype t, dnnl_data_type_t *dt)
+{
+	switch (t) {
+	case NN_DTYPE_F32: *dt = dnnl_f32; return true;
+	case NN_DTYPE_I32: *dt = dnnl_s32; return true;
+	case NN_DTYPE_U8: *dt = dnnl_u8; return true;
+	case NN_DTYPE_I8: *dt = dnnl_s8; return true;
+	default: return false;
+	}
+}
+
+static const dnnl_format_tag_t plain_tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd,
+					       dnnl_abcde, dnnl_abcdef};
+
+/* Row-major descriptor; false when oneDNN cannot describe the tensor. */
+static bool plain_md(nn_dtype t, int rank, const int64_t *dims, dnnl_memory_desc_t *md)
+{
+	dnnl_data_type_t dt;
+	dnnl_dims_t d;
+
+	if (!dnnl_type(t, &dt) || rank < 1 || rank > 6)
+		return false;
+	for (int i = 0; i < rank; i++) {
+		if (dims[i] <= 0)
+			return false;
+		d[i] = dims[i];
+	}
+	return dnnl_memory_desc_init_by_tag(md, rank, d, dt, plain_tags[rank]) == dnnl_success;
+}
+
+static bool any_md(int rank, const int64_t *dims, dnnl_memory_desc_t *md)
+{
+	dnnl_dims_t d;
+	for (int i = 0; i < rank; i++)
+		d[i] = dims[i];
+	return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+}
+
+static bool is_plain(const struct ptv *v)
+{
+	dnnl_memory_desc_t md;
+	if (!v->has_md)
+		return true;
+	return plain_md(v->t.dtype, v->t.rank, v->t.dims, &md) && dnnl_memory_desc_equal(&md, &v->md);
+}
+
+/* ===== Tensors of the plan ===== */
+
+static int tv_new(struct nn_plan *p, const struct nn_tview *t, int kind)
+{
+	if (!grow((void **)&p->tv, &p->cap_tv, p->n_tv + 1, sizeof *p->tv))
+		return -1;
+	struct ptv *v = &p->tv[p->n_tv];
+	memset(v, 0, sizeof *v);
+	v->t = *t;
+	v->t.data = NULL;
+	v->kind = kind;
+	v->first = v->last = -1;
+	v->bytes = nn_tview_bytes(t);
+	return p->n_tv++;
+}
+
+static void tv_set_md(struct ptv *v, const dnnl_memory_desc_t *md)
+{
+	v->md = *md;
+	v->has_md = true;
+	v->bytes = dnnl_memory_desc_get_size(md);
+}
+
+/* Gives a runtime tensor its row-major descriptor if it has none. */
+static void tv_default_md(struct ptv *v)
+{
+	dnnl_memory_desc_t md;
+	if (!v->has_md && plain_md(v->t.dtype, v->t.rank, v->t.dims, &md))
+		tv_set_md(v, &md);
+}
+
+/* A oneDNN memory over constant data (lives as long as the plan). */
+static nn_status const_mem(nn_model *m, struct nn_plan *p, const dnnl_memory_desc_t *md, void *data,
+			   dnnl_memory_t *out)
+{
+	if (!grow((void **)&p->consts, &p->cap_consts, p->n_consts + 1, sizeof *p->consts))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	DNNL_TRY(dnnl_memory_create(out, md, m->engine, data), "memory");
+	p->consts[p->n_consts++] = *out;
+	return NN_OK;
+}
+
+/* ===== Steps ===== */
+
+static struct step *step_new(struct nn_plan *p, int kind, int node)
+{
+	if (!grow((void **)&p->steps, &p->cap_steps, p->n_steps + 1, sizeof *p->steps))
+		return NULL;
+	struct step *s = &p->steps[p->n_steps++];
+	memset(s, 0, sizeof *s);
+	s->kind = kind;
+	s->node = node;
+	for (int i = 0; i < MAX_ARGS; i++)
+		s->arg_tv[i] = -1;
+	for (int i = 0; i < 4; i++)
+		s->outs[i] = -1;
+	return s;
+}
+
+static void arg_tv(struct step *s, int arg, int tv)
+{
+	s->args[s->nargs].arg = arg;
+	s->args[s->nargs].memory = NULL; /* bound when the plan is finished */
+	s->arg_tv[s->nargs++] = tv;
+}
+
+static void arg_mem(struct step *s, int arg, dnnl_memory_t mem)
+{
+	s->args[s->nargs].arg = arg;
+	s->args[s->nargs].memory = mem;
+	s->arg_tv[s->nargs++] = -1;
+}
+
+/* Creates a primitive from an op descriptor with a user-managed scratchpad. */
+static nn_status prim_create(nn_model *m, struct nn_plan *p, const_dnnl_op_desc_t desc, dnnl_primitive_attr_t attr,
+			     dnnl_primitive_desc_t *pd, const char *what)
+{
+	dnnl_status_t s;
+
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	s = dnnl_primitive_desc_create(pd, desc, attr, m->engine, NULL);
+	if (s != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "%s: oneDNN has no implementation (status %d)", what, (int)s);
+	return NN_OK;
+}
+
+/* Finishes a step from its primitive descriptor: primitive and scratchpad. */
+static nn_status prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd, const char *what)
+{
+	const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+	size_t size = sp ? dnnl_memory_desc_get_size(sp) : 0;
+
+	if (size > p->scratch_size)
+		p->scratch_size = size;
+	if (size)
+		arg_mem(s, DNNL_ARG_SCRATCHPAD, p->scratch_mem);
+	dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);
+	dnnl_primitive_desc_destroy(pd);
+	if (st != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot create the primitive (status %d)", what, (int)st);
+	return NN_OK;
+}
+
+/* Copies tv `src` into a new tensor of layout `md`; returns it or -1. */
+static int add_reorder(nn_model *m, struct nn_plan *p, int src, const dnnl_memory_desc_t *md)
+{
+	dnnl_primitive_desc_t pd;
+	dnnl_primitive_attr_t attr;
+	struct step *s;
+	int dst;
+
+	tv_default_md(&p->tv[src]);
+	if (!p->tv[src].has_md)
+		return -1;
+	if ((dst = tv_new(p, &p->tv[src].t, TV_RUN)) < 0)
+		return -1;
+	tv_set_md(&p->tv[dst], md);
+	if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+		return -1;
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, &p->tv[src].md, m->engine, md, m->engine, attr);
+	dnnl_primitive_attr_destroy(attr);
+	if (st != dnnl_success || !(s = step_new(p, STEP_PRIM, -1))) {
+		nn_fail(NN_ERR_BACKEND, "cannot reorder a tensor (status %d)", (int)st);
+		return -1;
+	}
+	arg_tv(s, DNNL_ARG_SRC, src);
+	arg_tv(s, DNNL_ARG_DST, dst);
+	if (prim_finish(p, s, pd, "reorder") != NN_OK)
+		return -1;
+	return dst;
+}
+
+/* The tv holding value v in layout md, reordering if needed. */
+static int in_layout(nn_model *m, struct nn_plan *p, int v, const dnnl_memory_desc_t *md)
+{
+	tv_default_md(&p->tv[v]);
+	if (p->tv[v].has_md && dnnl_memory_desc_equal(&p->tv[v].md, md))
+		return v;
+	return add_reorder(m, p, v, md);
+}
+
+/* The tv holding value v row-major. */
+static int in_plain(nn_model *m, struct nn_plan *p, int v)
+{
+	dnnl_memory_desc_t md;
+	if (is_plain(&p->tv[v]))
+		return v;
+	if (!plain_md(p->tv[v].t.dtype, p->tv[v].t.rank, p->tv[v].t.dims, &md))
+		return -1;
+	return add_reorder(m, p, v, &md);
+}
+
+/* A dnnl memory for a runtime value or constant: binds tv or const memory. */
+static nn_status bind_value(nn_model *m, struct nn_plan *p, struct step *s, int arg, int v,
+			    const dnnl_memory_desc_t *md_if_const)
+{
+	if (p->tv[v].kind == TV_CONST) {
+		dnnl_memory_t mem;
+		nn_status st = const_mem(m, p, md_if_const, p->tv[v].t.data, &mem);
+		if (st)
+			return st;
+		arg_mem(s, arg, mem);
+	} else {
+		arg_tv(s, arg, v);
+	}
+	return NN_OK;
+}
+
+/* ===== Weights ===== */
+
+/* Weights of a conv node in layout md, reordered once and kept by the model. */
+static nn_status weights_for(nn_model *m, struct nn_plan *p, int node, const dnnl_memory_desc_t *user_md,
+			     const float *data, const dnnl_memory_desc_t *md, dnnl_memory_t *out)
+{
+	struct nn_wcache *w;
+	dnnl_memory_t src = NULL;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_primitive_t prim = NULL;
+	nn_status st = NN_OK;
+
+	for (w = m->wcache; w; w = w->next)
+		if (w->node == node && dnnl_memory_desc_equal(&w->md, md)) {
+			*out = w->mem;
+			return NN_OK;
+		}
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	w->node = node;
+	w->md = *md;
+	if (posix_memalign(&w->buf, 64, dnnl_memory_desc_get_size(md) + 64)) {
+		free(w);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	if (dnnl_memory_create(&w->mem, md, m->engine, w->buf) != dnnl_success ||
+	    dnnl_memory_create(&src, user_md, m->engine, (void *)data) != dnnl_success ||
+	    dnnl_reorder_primitive_desc_create(&pd, user_md, m->engine, md, m->engine, NULL) != dnnl_success ||
+	    dnnl_primitive_create(&prim, pd) != dnnl_success) {
+		st = nn_fail(NN_ERR_BACKEND, "cannot reorder weights");
+		goto out;
+	}
+	dnnl_exec_arg_t args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, w->mem}};
+	if (dnnl_primitive_execute(prim, m->stream, 2, args) != dnnl_success ||
+	    dnnl_stream_wait(m->stream) != dnnl_success)
+		st = nn_fail(NN_ERR_BACKEND, "cannot reorder weights");
+out:
+	if (prim)
+		dnnl_primitive_destroy(prim);
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	if (src)
+		dnnl_memory_destroy(src);
+	if (st != NN_OK) {
+		if (w->mem)
+			dnnl_memory_destroy(w->mem);
+		free(w->buf);
+		free(w);
+		return st;
+	}
+	w->next = m->wcache;
+	m->wcache = w;
+	*out = w->mem;
+	(void)p;
+	return NN_OK;
+}
+
+/* ===== Lowering ===== */
+
+static void fill_dims(dnnl_dims_t d, int n, const int64_t *v)
+{
+	for (int i = 0; i < n; i++)
+		d[i] = v[i];
+}
+
+/* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
+ * wdata the float weights in ONNX layout, bias optional; the output goes to
+ * tv `out` (for ConvInteger, forced row-major). */
+static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata,
+				 const int64_t *wdims, int bias_v, int out, bool plain_out)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	const struct nn_conv_attr *a = &n->a.conv;
+	const struct ptv *X = &p->tv[x];
+	int nsp = X->t.rank - 2;
+	int64_t kernel[NN_MAX_SPATIAL] = {0}, osp[NN_MAX_SPATIAL], pb[NN_MAX_SPATIAL], pe[NN_MAX_SPATIAL];
+	dnnl_dims_t strides, dil, pl, pr, wd;
+	dnnl_memory_desc_t src_md, w_md, w_user, b_md, dst_md;
+	dnnl_convolution_desc_t desc;
+	dnnl_primitive_attr_t attr = NULL;
+	dnnl_post_ops_t po = NULL;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_memory_t wmem = NULL;
+	struct step *s;
+	nn_status st;
+	int wrank;
+
+	for (int i = 0; i < nsp; i++)
+		kernel[i] = wdims[2 + i];
+	if ((st = nn_conv_out_dims(n, X->t.dims + 2, kernel, osp, pb, pe)))
+		return st;
+	for (int i = 0; i < nsp; i++) {
+		strides[i] = a->strides[i];
+		dil[i] = a->dilations[i] - 1;
+		pl[i] = pb[i];
+		pr[i] = pe[i];
+	}
+	if (a->group > 1) {
+		wd[0] = a->group;
+		wd[1] = wdims[0] / a->group;
+		for (int i = 1; i < X->t.rank; i++)
+			wd[i + 1] = wdims[i];
+		wrank = X->t.rank + 1;
+	} else {
+		fill_dims(wd, X->t.rank, wdims);
+		wrank = X->t.rank;
+	}
+	any_md(X->t.rank, X->t.dims, &src_md);
+	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, dnnl_f32, dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, dnnl_f32, plain_tags[wrank]);
+	if (plain_out)
+		plain_md(NN_DTYPE_F32, p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
+	else
+		any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
+	if (bias_v >= 0)
+		plain_md(NN_DTYPE_F32, 1, wdims, &b_md);
+	DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_md,
+						    &w_md, bias_v >= 0 ? &b_md : NULL, &dst_md, strides, dil, pl, pr),
+		 n->name);
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
+	dnnl_memory_desc_t add_md[NN_MAX_POST];
+	for (int i = 0; i < n->n_post; i++) {
+		const struct nn_postop *q = &n->post[i];
+		if (q->kind == NN_POST_ADD) {
+			/* the addend, right-aligned to the output's rank */
+			struct ptv *A = &p->tv[q->value];
+			int64_t d[NN_MAX_RANK];
+			int r = p->tv[out].t.rank;
+			for (int k = 0; k < r; k++)
+				d[k] = k < r - A->t.rank ? 1 : A->t.dims[k - (r - A->t.rank)];
+			if (A->kind == TV_CONST || A->t.rank != r) {
+				plain_md(NN_DTYPE_F32, r, d, &add_md[i]);
+			} else {
+				tv_default_md(A);
+				add_md[i] = A->md;
+			}
+			dnnl_post_ops_append_binary(po, dnnl_binary_add, &add_md[i]);
+		} else {
+			dnnl_post_ops_append_eltwise(po, 1.0f, q->kind == NN_POST_RELU ? dnnl_eltwise_relu
+										   : dnnl_eltwise_logistic,
+						     0.0f, 0.0f);
+		}
+	}
+	dnnl_primitive_attr_set_post_ops(attr, po);
+	dnnl_post_ops_destroy(po);
+	st = prim_create(m, p, &desc, attr, &pd, n->name);
+	dnnl_primitive_attr_destroy(attr);
+	if (st)
+		return st;
+
+	int xs = in_layout(m, p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
+	if (xs < 0) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
+	}
+	if ((st = weights_for(m, p, node, &w_user, wdata, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+			      &wmem))) {
+		dnnl_primitive_desc_destroy(pd);
+		return st;
+	}
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	arg_tv(s, DNNL_ARG_SRC, xs);
+	arg_mem(s, DNNL_ARG_WEIGHTS, wmem);
+	if (bias_v >= 0 && (st = bind_value(m, p, s, DNNL_ARG_BIAS, bias_v, &b_md)))
+		goto fail;
+	arg_tv(s, DNNL_ARG_DST, out);
+	for (int i = 0; i < n->n_post; i++)
+		if (n->post[i].kind == NN_POST_ADD &&
+		    (st = bind_value(m, p, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, n->post[i].value,
+				     &add_md[i])))
+			goto fail;
+	if (p->tv[out].t.rank != 0)
+		for (int i = 0; i < n->n_post; i++)
+			if (n->post[i].kind == NN_POST_ADD && p->tv[n->post[i].value].kind != TV_CONST &&
+			    p->tv[n->post[i].value].t.rank != p->tv[out].t.rank) {
+				st = nn_fail(NN_ERR_UNSUPPORTED, "%s: fused Add of a lower-rank tensor", n->name);
+				goto fail;
+			}
+	return prim_finish(p, s, pd, n->name);
+fail:
+	dnnl_primitive_desc_destroy(pd);
+	return st;
+}
+
+static nn_status lower_conv(nn_model *m, struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int w = n->in[1];
+
+	if (p->tv[w].kind != TV_CONST)
+		return nn_fail(NN_ERR_UNSUPPORTED, "node '%s' (Conv): weights must be constant", n->name);
+	return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, p->tv[w].t.dims,
+			       n->n_in > 2 ? n->in[2] : -1, n->out[0], false);
+}
+
+/* ConvInteger: (x - x_zero) as float, a float convolution with (w - w_zero)
+ * weights, and the exact integer result. Products of 8-bit values summed in
+ * float are exact while the sum stays below 2^24. */
+static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	const struct ptv *W = &p->tv[n->in[1]];
+	int xz = n->n_in > 2 ? n->in[2] : -1, wz = n->n_in > 3 ? n->in[3] : -1;
+	int64_t cnt, per;
+	struct nn_tview t;
+	struct step *s;
+	float *wf;
+	int x, xf, of;
+	nn_status st;
+
+	if (W->kind != TV_CONST || (wz >= 0 && p->tv[wz].kind != TV_CONST))
+		return nn_fail(NN_ERR_UNSUPPORTED, "node '%s' (ConvInteger): weights must be constant", n->name);
+	cnt = nn_numel(W->t.rank, W->t.dims);
+	per = cnt / W->t.dims[0];
+	if (!(wf = malloc(sizeof *wf * (size_t)cnt)) || !own(p, wf)) {
+		free(wf);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	int64_t nz = wz >= 0 ? nn_numel(p->tv[wz].t.rank, p->tv[wz].t.dims) : 0;
+	for (int64_t i = 0; i < cnt; i++) {
+		int64_t oc = i / per;
+		double z = 0, v;
+		if (wz >= 0) {
+			const void *zd = p->tv[wz].t.data;
+			int64_t zi = nz == 1 ? 0 : oc;
+			z = p->tv[wz].t.dtype == NN_DTYPE_U8 ? ((const uint8_t *)zd)[zi] : ((const int8_t *)zd)[zi];
+		}
+		v = W->t.dtype == NN_DTYPE_U8 ? ((const uint8_t *)W->t.data)[i] : ((const int8_t *)W->t.data)[i];
+		wf[i] = (float)(v - z);
+	}
+	if ((x = in_plain(m, p, n->in[0])) < 0)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
+	t = p->tv[x].t;
+	t.dtype = NN_DTYPE_F32;
+	if ((xf = tv_new(p, &t, TV_RUN)) < 0 || !(s = step_new(p, STEP_ZP_TO_F32, node)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	tv_default_md(&p->tv[xf]);
+	s->ins = calloc(2, sizeof *s->ins);
+	if (!s->ins)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	s->n_ins = 2;
+	s->ins[0] = x;
+	s->ins[1] = xz;
+	s->outs[0] = xf;
+	s->n_outs = 1;
+	t = p->tv[n->out[0]].t;
+	t.dtype = NN_DTYPE_F32;
+	if ((of = tv_new(p, &t, TV_RUN)) < 0)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	if ((st = lower_conv_core(m, p, node, xf, wf, W->t.dims, -1, of, true)))
+		return st;
+	if (!(s = step_new(p, STEP_F32_TO_I32, node)) || !(s->ins = calloc(1, sizeof *s->ins)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	s->n_ins = 1;
+	s->ins[0] = of;
+	s->outs[0] = n->out[0];
+	s->n_outs = 1;
+	tv_default_md(&p->tv[n->out[0]]);
+	return NN_OK;
+}
+
+static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	const struct nn_conv_attr *a = &n->a.conv;
+	int x = n->in[0], out = n->out[0], nsp;
+	int64_t osp[NN_MAX_SPATIAL], pb[NN_MAX_SPATIAL], pe[NN_MAX_SPATIAL];
+	dnnl_dims_t strides, kernel, dil, pl, pr;
+	dnnl_memory_desc_t dst_md;
+	dnnl_pooling_v2_desc_t desc;
+	dnnl_primitive_attr_t attr;
+	dnnl_primitive_desc_t pd;
+	struct step *s;
+	nn_status st;
+
+	tv_default_md(&p->tv[x]);
+	nsp = p->tv[x].t.rank - 2;
+	if ((st = nn_conv_out_dims(n, p->tv[x].t.dims + 2, a->kernel, osp, pb, pe)))
+		return st;
+	for (int i = 0; i < nsp; i++) {
+		int64_t keff = (a->kernel[i] - 1) * a->dilations[i] + 1;
+		strides[i] = a->strides[i];
+		kernel[i] = a->kernel[i];
+		dil[i] = a->dilations[i] - 1;
+		pl[i] = pb[i];
+		/* ceil mode: pad the end so the last window fits; padding never wins a max */
+		pr[i] = (osp[i] - 1) * a->strides[i] + keff - p->tv[x].t.dims[2 + i] - pb[i];
+		if (pr[i] < 0)
+			pr[i] = 0;
+	}
+	any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
+	DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &p->tv[x].md,
+						   &dst_md, strides, kernel, dil, pl, pr),
+		 n->name);
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	st = prim_create(m, p, &desc, attr, &pd, n->name);
+	dnnl_primitive_attr_destroy(attr);
+	if (st)
+		return st;
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	arg_tv(s, DNNL_ARG_SRC, x);
+	arg_tv(s, DNNL_ARG_DST, out);
+	return prim_finish(p, s, pd, n->name);
+}
+
+/* Linear half-pixel Resize of the spatial axes on oneDNN; other modes use
+ * the reference kernel. Returns 1 if it declined. */
+static nn_status lower_resize(nn_model *m, struct nn_plan *p, int node, bool *declined)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int x = n->in[0], out = n->out[0], r = p->tv[x].t.rank;
+	const int64_t *id = p->tv[x].t.dims, *od = p->tv[out].t.dims;
+	dnnl_memory_desc_t dst_md;
+	dnnl_resampling_desc_t desc;
+	dnnl_primitive_attr_t attr;
+	dnnl_primitive_desc_t pd;
+	struct step *s;
+	nn_status st;
+	bool by_sizes = n->n_in > 3 && n->in[3] >= 0 && nn_numel(p->tv[n->in[3]].t.rank, p->tv[n->in[3]].t.dims) > 0;
+
+	*declined = true;
+	if (n->a.resize.mode != NN_RESIZE_LINEAR || n->a.resize.coord != NN_COORD_HALF_PIXEL || r < 3 || r > 5)
+		return NN_OK;
+	if (!by_sizes) { /* oneDNN maps coordinates with out/in, ONNX with the given scale */
+		const float *sc = p->tv[n->a.resize.v10 ? n->in[1] : n->in[2]].t.data;
+		for (int i = 2; i < r; i++)
+			if ((double)sc[i] * (double)id[i] != (double)od[i])
+				return NN_OK;
+	}
+	for (int i = 0; i < 2; i++)
+		if (id[i] != od[i])
+			return NN_OK;
+	*declined = false;
+	tv_default_md(&p->tv[x]);
+	any_md(r, od, &dst_md);
+	DNNL_TRY(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_resampling_linear, NULL,
+						   &p->tv[x].md, &dst_md),
+		 n->name);
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	st = prim_create(m, p, &desc, attr, &pd, n->name);
+	dnnl_primitive_attr_destroy(attr);
+	if (st)
+		return st;
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	arg_tv(s, DNNL_ARG_SRC, x);
+	arg_tv(s, DNNL_ARG_DST, out);
+	return prim_finish(p, s, pd, n->name);
+}
+
+static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *declined)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int out = n->out[0], r = p->tv[out].t.rank;
+	int64_t axis = n->a.axis < 0 ? n->a.axis + r : n->a.axis;
+	dnnl_memory_desc_t *mds;
+	dnnl_primitive_attr_t attr;
+	dnnl_primitive_desc_t pd;
+	struct step *s;
+	dnnl_status_t ds;
+	nn_status st;
+
+	*declined = true;
+	if (p->tv[out].t.dtype != NN_DTYPE_F32 || r < 1 || r > 6 || n->n_in > MAX_ARGS - 2)
+		return NN_OK;
+	for (int i = 0; i < n->n_in; i++)
+		if (p->tv[n->in[i]].kind == TV_CONST || p->tv[n->in[i]].t.dims[axis] == 0)
+			return NN_OK;
+	*declined = false;
+	if (n->n_in < 1 || !(mds = calloc((size_t)(unsigned)n->n_in, sizeof *mds)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n->n_in; i++) {
+		tv_default_md(&p->tv[n->in[i]]);
+		mds[i] = p->tv[n->in[i]].md;
+	}
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	ds = dnnl_concat_primitive_desc_create(&pd, NULL, n->n_in, (int)axis, mds, attr, m->engine);
+	dnnl_primitive_attr_destroy(attr);
+	free(mds);
+	if (ds != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "%s: oneDNN concat failed (status %d)", n->name, (int)ds);
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < n->n_in; i++)
+		arg_tv(s, DNNL_ARG_MULTIPLE_SRC + i, n->in[i]);
+	arg_tv(s, DNNL_ARG_DST, out);
+	st = prim_finish(p, s, pd, n->name);
+	return st;
+}
+
+static nn_status lower_eltwise(nn_model *m, struct nn_plan *p, int node, bool *declined)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int x = n->in[0], out = n->out[0];
+	dnnl_eltwise_desc_t desc;
+	dnnl_primitive_attr_t attr;
+	dnnl_primitive_desc_t pd;
+	struct step *s;
+	nn_status st;
+
+	tv_default_md(&p->tv[x]);
+	*declined = !p->tv[x].has_md;
+	if (*declined)
+		return NN_OK;
+	DNNL_TRY(dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference,
+						n->op == NN_OP_RELU ? dnnl_eltwise_relu : dnnl_eltwise_logistic,
+						&p->tv[x].md, 0.0f, 0.0f),
+		 n->name);
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	st = prim_create(m, p, &desc, attr, &pd, n->name);
+	dnnl_primitive_attr_destroy(attr);
+	if (st)
+		return st;
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	arg_tv(s, DNNL_ARG_SRC, x);
+	arg_tv(s, DNNL_ARG_DST, out);
+	return prim_finish(p, s, pd, n->name);
+}
+
+/* Float Add/Mul where the first operand (after swapping) has the output's
+ * shape; oneDNN broadcasts only the second. */
+static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *declined)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int a = n->in[0], b = n->in[1], out = n->out[0], r = p->tv[out].t.rank;
+	dnnl_memory_desc_t bmd;
+	dnnl_binary_desc_t desc;
+	dnnl_primitive_attr_t attr;
+	dnnl_primitive_desc_t pd;
+	int64_t d[NN_MAX_RANK];
+	struct step *s;
+	nn_status st;
+
+	*declined = true;
+	if (p->tv[out].t.dtype != NN_DTYPE_F32 || r < 1 || r > 6 || nn_numel(r, p->tv[out].t.dims) == 0)
+		return NN_OK;
+	if (p->tv[a].kind == TV_CONST || p->tv[a].t.rank != r ||
+	    memcmp(p->tv[a].t.dims, p->tv[out].t.dims, sizeof d[0] * (size_t)r)) {
+		int t = a;
+		a = b;
+		b = t;
+	}
+	if (p->tv[a].kind == TV_CONST || p->tv[a].t.rank != r ||
+	    memcmp(p->tv[a].t.dims, p->tv[out].t.dims, sizeof d[0] * (size_t)r))
+		return NN_OK;
+	*declined = false;
+	tv_default_md(&p->tv[a]);
+	for (int k = 0; k < r; k++)
+		d[k] = k < r - p->tv[b].t.rank ? 1 : p->tv[b].t.dims[k - (r - p->tv[b].t.rank)];
+	if (p->tv[b].kind == TV_CONST || p->tv[b].t.rank != r) {
+		if (p->tv[b].kind != TV_CONST && (b = in_plain(m, p, b)) < 0)
+			return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
+		plain_md(NN_DTYPE_F32, r, d, &bmd);
+	} else {
+		tv_default_md(&p->tv[b]);
+		bmd = p->tv[b].md;
+	}
+	DNNL_TRY(dnnl_binary_desc_init(&desc, n->op == NN_OP_ADD ? dnnl_binary_add : dnnl_binary_mul, &p->tv[a].md,
+				       &bmd, &p->tv[a].md),
+		 n->name);
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	st = prim_create(m, p, &desc, attr, &pd, n->name);
+	dnnl_primitive_attr_destroy(attr);
+	if (st)
+		return st;
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	arg_tv(s, DNNL_ARG_SRC_0, a);
+	if ((st = bind_value(m, p, s, DNNL_ARG_SRC_1, b, &bmd))) {
+		dnnl_primitive_desc_destroy(pd);
+		return st;
+	}
+	arg_tv(s, DNNL_ARG_DST, out);
+	return prim_finish(p, s, pd, n->name);
+}
+
+/* Everything else: the reference kernel on row-major data. */
+static nn_status lower_ref(nn_model *m, struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	struct step *s;
+	int *ins;
+
+	if (n->n_post)
+		return nn_fail(NN_ERR_UNSUPPORTED, "node '%s': fused operations need oneDNN", n->name);
+	if (!(ins = calloc((size_t)n->n_in + 1, sizeof *ins)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	for (int j = 0; j < n->n_in; j++) {
+		int v = n->in[j];
+		if (v >= 0 && p->tv[v].kind != TV_CONST && (v = in_plain(m, p, v)) < 0) {
+			free(ins);
+			return nn_fail(NN_ERR_BACKEND, "node '%s': cannot lay out input %d", n->name, j);
+		}
+		ins[j] = v;
+	}
+	if (!(s = step_new(p, STEP_REF, node))) {
+		free(ins);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	s->ins = ins;
+	s->n_ins = n->n_in;
+	s->n_outs = n->n_out;
+	for (int j = 0; j < n->n_out; j++) {
+		s->outs[j] = n->out[j];
+		if (n->out[j] >= 0)
+			tv_default_md(&p->tv[n->out[j]]);
+	}
+	return NN_OK;
+}
+
+/* ===== Arena ===== */
+
+#define ARENA_ALIGN 64
+
+struct block {
+	size_t off, size;
+	int first, last;
+};
+
+static int by_size_desc(const void *a, const void *b)
+{
+	const struct ptv *const *x = a, *const *y = b;
+	return (*x)->bytes < (*y)->bytes ? 1 : (*x)->bytes > (*y)->bytes ? -1 : 0;
+}
+
+/* Places every runtime tensor at the lowest offset where it overlaps no
+ * tensor alive at the same time, largest first. */
+static nn_status plan_arena(struct nn_plan *p)
+{
+	struct ptv **order = malloc(sizeof *order * (size_t)(p->n_tv + 1));
+	struct block *placed = malloc(sizeof *placed * (size_t)(p->n_tv + 1));
+	int n = 0, np = 0;
+
+	if (!order || !placed) {
+		free(order);
+		free(placed);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < p->n_tv; i++)
+		if (p->tv[i].kind == TV_RUN && p->tv[i].first >= 0)
+			order[n++] = &p->tv[i];
+	qsort(order, (size_t)n, sizeof *order, by_size_desc);
+	p->arena_size = 0;
+	for (int i = 0; i < n; i++) {
+		struct ptv *v = order[i];
+		size_t size = (v->bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN, off = 0;
+		bool moved = true;
+		/* first fit: bump past any live-overlapping block we collide with */
+		while (moved) {
+			moved = false;
+			for (int j = 0; j < np; j++) {
+				const struct block *b = &placed[j];
+				if (b->last < v->first || b->first > v->last)
+					continue;
+				if (off < b->off + b->size && b->off < off + size) {
+					off = b->off + b->size;
+					moved = true;
+				}
+			}
+		}
+		v->off = off;
+		placed[np++] = (struct block){off, size, v->first, v->last};
+		if (off + size > p->arena_size)
+			p->arena_size = off + size;
+	}
+	free(order);
+	free(placed);
+	return NN_OK;
+}
+
+static void use_tv(struct nn_plan *p, int v, int step)
+{
+	if (v < 0)
+		return;
+	struct ptv *t = &p->tv[v];
+	if (t->first < 0 || step < t->first)
+		t->first = step;
+	if (step > t->last)
+		t->last = step;
+}
+
+static void liveness(struct nn_plan *p)
+{
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct step *s = &p->steps[i];
+		for (int a = 0; a < s->nargs; a++)
+			use_tv(p, s->arg_tv[a], i);
+		for (int a = 0; a < s->n_ins; a++)
+			use_tv(p, s->ins[a], i);
+		for (int a = 0; a < s->n_outs; a++)
+			use_tv(p, s->outs[a], i);
+	}
+}
+
+/* ===== Building a plan ===== */
+
+static void plan_free(struct nn_plan *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < p->n_steps; i++) {
+		if (p->steps[i].prim)
+			dnnl_primitive_destroy(p->steps[i].prim);
+		free(p->steps[i].ins);
+	}
+	for (int i = 0; i < p->n_tv; i++)
+		if (p->tv[i].mem)
+			dnnl_memory_destroy(p->tv[i].mem);
+	for (int i = 0; i < p->n_consts; i++)
+		dnnl_memory_destroy(p->consts[i]);
+	for (int i = 0; i < p->n_owned; i++)
+		free(p->owned[i]);
+	if (p->scratch_mem)
+		dnnl_memory_destroy(p->scratch_mem);
+	free(p->steps);
+	free(p->tv);
+	free(p->consts);
+	free(p->owned);
+	free(p->out_tv);
+	free(p);
+}
+
+void nn_plans_free(nn_model *m)
+{
+	while (m->plans) {
+		struct nn_plan *next = m->plans->next;
+		plan_free(m->plans);
+		m->plans = next;
+	}
+	m->n_plans = 0;
+}
+
+static nn_status lower_node(nn_model *m, struct nn_plan *p, int i)
+{
+	const struct nn_node *n = &m->g.nodes[i];
+	bool declined = true;
+	nn_status st = NN_OK;
+
+	switch (n->op) {
+	case NN_OP_CONV:
+		return lower_conv(m, p, i);
+	case NN_OP_CONVINTEGER:
+		return lower_convinteger(m, p, i);
+	case NN_OP_MAXPOOL:
+		return lower_maxpool(m, p, i);
+	case NN_OP_RESIZE:
+		st = lower_resize(m, p, i, &declined);
+		break;
+	case NN_OP_CONCAT:
+		st = lower_concat(m, p, i, &declined);
+		break;
+	case NN_OP_RELU:
+	case NN_OP_SIGMOID:
+		st = lower_eltwise(m, p, i, &declined);
+		break;
+	case NN_OP_ADD:
+	case NN_OP_MUL:
+		st = lower_binary(m, p, i, &declined);
+		break;
+	default:
+		break;
+	}
+	if (st != NN_OK || !declined)
+		return st;
+	return lower_ref(m, p, i);
+}
+
+static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct nn_plan **out)
+{
+	struct nn_graph *g = &m->g;
+	struct nn_tview in[16];
+	struct nn_walk w;
+	struct nn_plan *p;
+	dnnl_memory_desc_t md;
+	nn_status st;
+
+	if (g->n_inputs > 16)
+		return nn_fail(NN_ERR_UNSUPPORTED, "more than 16 inputs");
+	for (int i = 0; i < g->n_inputs; i++) {
+		in[i] = (struct nn_tview){.dtype = inputs[i].dtype, .rank = inputs[i].rank};
+		memcpy(in[i].dims, inputs[i].dims, sizeof in[i].dims);
+	}
+	if ((st = nn_graph_walk(g, in, &w)) != NN_OK)
+		return st;
+	if (!(p = calloc(1, sizeof *p))) {
+		nn_walk_free(&w);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	p->n_inputs = g->n_inputs;
+	for (int i = 0; i < g->n_inputs; i++) {
+		p->in_rank[i] = inputs[i].rank;
+		memcpy(p->in_dims[i], inputs[i].dims, sizeof p->in_dims[i]);
+	}
+	/* one tv per graph value, then temporaries */
+	for (int v = 0; v < g->n_vals; v++) {
+		int kind = !w.known[v] ? TV_NONE : w.tv[v].data ? TV_CONST : TV_RUN;
+		if (tv_new(p, &w.tv[v], kind) < 0) {
+			st = nn_fail(NN_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		p->tv[v].t.data = w.tv[v].data;
+		if (w.owned[v]) {
+			if (!own(p, w.tv[v].data)) {
+				st = nn_fail(NN_ERR_NOMEM, "out of memory");
+				goto fail;
+			}
+			w.owned[v] = false;
+		}
+	}
+	for (int i = 0; i < g->n_inputs; i++) {
+		p->tv[g->inputs[i]].kind = TV_IN;
+		p->tv[g->inputs[i]].ext = i;
+	}
+	if (dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){1}, dnnl_u8, dnnl_a) != dnnl_success ||
+	    dnnl_memory_create(&p->scratch_mem, &md, m->engine, DNNL_MEMORY_NONE) != dnnl_success) {
+		st = nn_fail(NN_ERR_BACKEND, "cannot create the scratchpad");
+		goto fail;
+	}
+	for (int i = 0; i < g->n_nodes; i++) {
+		if (g->nodes[i].dead || nn_walk_folds(g, &w, &g->nodes[i]))
+			continue;
+		if ((st = lower_node(m, p, i)) != NN_OK)
+			goto fail;
+	}
+	if (!(p->out_tv = calloc((size_t)g->n_outputs + 1, sizeof *p->out_tv))) {
+		st = nn_fail(NN_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < g->n_outputs; i++) {
+		int v = g->outputs[i].value, o;
+		struct step *s;
+		if ((o = tv_new(p, &p->tv[v].t, TV_OUT)) < 0) {
+			st = nn_fail(NN_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		p->tv[o].ext = i;
+		p->out_tv[i] = o;
+		tv_default_md(&p->tv[o]);
+		if (p->tv[v].kind == TV_RUN && p->tv[v].has_md && p->tv[o].has_md) {
+			int r = add_reorder(m, p, v, &p->tv[o].md);
+			if (r < 0) {
+				st = nn_fail(NN_ERR_BACKEND, "cannot lay out output '%s'", g->outputs[i].name);
+				goto fail;
+			}
+			/* write straight into the caller's buffer: retarget the reorder */
+			s = &p->steps[p->n_steps - 1];
+			s->arg_tv[1] = o;
+			p->tv[r].kind = TV_NONE;
+			continue;
+		}
+		if (!(s = step_new(p, STEP_COPY, -1)) || !(s->ins = calloc(1, sizeof *s->ins))) {
+			st = nn_fail(NN_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		s->n_ins = 1;
+		s->ins[0] = v;
+		s->outs[0] = o;
+		s->n_outs = 1;
+	}
+	liveness(p);
+	if ((st = plan_arena(p)) != NN_OK)
+		goto fail;
+	for (int i = 0; i < p->n_tv; i++) {
+		struct ptv *t = &p->tv[i];
+		if (!t->has_md || t->first < 0 || (t->kind != TV_RUN && t->kind != TV_IN && t->kind != TV_OUT))
+			continue;
+		if (dnnl_memory_create(&t->mem, &t->md, m->engine, DNNL_MEMORY_NONE) != dnnl_success) {
+			st = nn_fail(NN_ERR_BACKEND, "cannot create a memory object");
+			goto fail;
+		}
+	}
+	for (int i = 0; i < p->n_steps; i++) {
+		struct step *s = &p->steps[i];
+		for (int a = 0; a < s->nargs; a++) {
+			if (s->args[a].arg == DNNL_ARG_SCRATCHPAD)
+				s->args[a].memory = p->scratch_mem;
+			else if (s->arg_tv[a] >= 0)
+				s->args[a].memory = p->tv[s->arg_tv[a]].mem;
+			if (!s->args[a].memory) {
+				st = nn_fail(NN_ERR_BACKEND, "internal: unbound argument");
+				goto fail;
+			}
+		}
+	}
+	nn_walk_free(&w);
+	*out = p;
+	return NN_OK;
+fail:
+	nn_walk_free(&w);
+	plan_free(p);
+	return st;
+}
+
+#define MAX_PLANS 4
+
+nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_plan **out)
+{
+	struct nn_plan **pp, *p;
+	nn_status st;
+	int count = 0;
+
+	for (pp = &m->plans; (p = *pp); pp = &p->next) {
+		bool same = true;
+		for (int i = 0; same && i < p->n_inputs; i++)
+			same = p->in_rank[i] == inputs[i].rank &&
+			       !memcmp(p->in_dims[i], inputs[i].dims, sizeof inputs[i].dims[0] * (size_t)inputs[i].rank);
+		if (same) { /* move to front */
+			*pp = p->next;
+			p->next = m->plans;
+			m->plans = p;
+			*out = p;
+			return NN_OK;
+		}
+	}
+	if ((st = plan_build(m, inputs, &p)) != NN_OK)
+		return st;
+	p->next = m->plans;
+	m->plans = p;
+	for (pp = &m->plans; *pp; count++) {
+		if (count >= MAX_PLANS) {
+			struct nn_plan *old = *pp;
+			*pp = old->next;
+			plan_free(old);
+			continue;
+		}
+		pp = &(*pp)->next;
+	}
+	*out = p;
+	return NN_OK;
+}
+
+/* ===== Running ===== */
+
+static void *tv_ptr(nn_model *m, const struct nn_plan *p, int v, const struct nn_tensor *inputs,
+		    struct nn_tensor *outputs)
+{
+	const struct ptv *t = &p->tv[v];
+	switch (t->kind) {
+	case TV_CONST: return t->t.data;
+	case TV_IN: return inputs[t->ext].data;
+	case TV_OUT: return outputs[t->ext].data;
+	case TV_RUN: return (char *)m->arena + t->off;
+	default: return NULL;
+	}
+}
+
+static nn_status grow_buffer(void **buf, size_t *size, size_t need)
+{
+	if (need <= *size)
+		return NN_OK;
+	free(*buf);
+	*buf = NULL;
+	*size = 0;
+	if (posix_memalign(buf, 4096, need))
+		return nn_fail(NN_ERR_NOMEM, "out of memory (%zu bytes of activations)", need);
+	*size = need;
+	return NN_OK;
+}
+
+static nn_status run_helper(nn_model *m, const struct nn_plan *p, const struct step *s,
+			    const struct nn_tensor *inputs, struct nn_tensor *outputs)
+{
+	const struct ptv *x = &p->tv[s->ins[0]];
+	int64_t cnt = nn_numel(x->t.rank, x->t.dims);
+	const void *src = tv_ptr(m, p, s->ins[0], inputs, outputs);
+	void *dst = tv_ptr(m, p, s->outs[0], inputs, outputs);
+
+	switch (s->kind) {
+	case STEP_ZP_TO_F32: {
+		float zp = 0, *d = dst;
+		if (s->ins[1] >= 0) {
+			const void *z = tv_ptr(m, p, s->ins[1], inputs, outputs);
+			zp = p->tv[s->ins[1]].t.dtype == NN_DTYPE_U8 ? *(const uint8_t *)z : *(const int8_t *)z;
+		}
+		if (x->t.dtype == NN_DTYPE_U8) {
+			const uint8_t *q = src;
+			#pragma omp parallel for
+			for (int64_t i = 0; i < cnt; i++)
+				d[i] = (float)q[i] - zp;
+		} else {
+			const int8_t *q = src;
+			#pragma omp parallel for
+			for (int64_t i = 0; i < cnt; i++)
+				d[i] = (float)q[i] - zp;
+		}
+		return NN_OK;
+	}
+	case STEP_F32_TO_I32: {
+		const float *f = src;
+		int32_t *d = dst;
+		#pragma omp parallel for
+		for (int64_t i = 0; i < cnt; i++)
+			d[i] = (int32_t)lrintf(f[i]);
+		return NN_OK;
+	}
+	case STEP_COPY:
+		memcpy(dst, src, nn_tview_bytes(&x->t));
+		return NN_OK;
+	}
+	return nn_fail(NN_ERR_BACKEND, "internal: unknown step");
+}
+
+static nn_status run_ref(nn_model *m, const struct nn_plan *p, const struct step *s,
+			 const struct nn_tensor *inputs, struct nn_tensor *outputs)
+{
+	const struct nn_node *n = &m->g.nodes[s->node];
+	struct nn_tview tin[64], tout[4], *ptin = tin;
+	const struct nn_tview *ins[64], **pins = ins;
+	nn_status st;
+
+	if (s->n_ins > 64) {
+		ptin = malloc(sizeof *ptin * (size_t)s->n_ins);
+		pins = malloc(sizeof *pins * (size_t)s->n_ins);
+		if (!ptin || !pins) {
+			free(ptin == tin ? NULL : ptin);
+			free(pins == ins ? NULL : pins);
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+		}
+	}
+	for (int j = 0; j < s->n_ins; j++) {
+		pins[j] = NULL;
+		if (s->ins[j] < 0)
+			continue;
+		ptin[j] = p->tv[s->ins[j]].t;
+		ptin[j].data = tv_ptr(m, p, s->ins[j], inputs, outputs);
+		pins[j] = &ptin[j];
+	}
+	memset(tout, 0, sizeof tout);
+	for (int j = 0; j < s->n_outs; j++)
+		if (s->outs[j] >= 0) {
+			tout[j] = p->tv[s->outs[j]].t;
+			tout[j].data = tv_ptr(m, p, s->outs[j], inputs, outputs);
+		}
+	st = nn_op_ref(n, pins, tout);
+	if (ptin != tin) {
+		free(ptin);
+		free(pins);
+	}
+	return st;
+}
+
+nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *inputs, struct nn_tensor *outputs)
+{
+	nn_status st;
+
+	if ((st = grow_buffer(&m->arena, &m->arena_size, p->arena_size ? p->arena_size : 1)) ||
+	    (st = grow_buffer(&m->scratch, &m->scratch_size, p->scratch_size ? p->scratch_size : 1)))
+		return st;
+	for (int i = 0; i < m->g.n_outputs; i++) {
+		const struct ptv *o = &p->tv[p->out_tv[i]];
+		outputs[i].dtype = o->t.dtype;
+		outputs[i].rank = o->t.rank;
+		memcpy(outputs[i].dims, o->t.dims, sizeof o->t.dims);
+		outputs[i].data = malloc(o->bytes ? o->bytes : 1);
+		if (!outputs[i].data)
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < p->n_tv; i++)
+		if (p->tv[i].mem)
+			dnnl_memory_set_data_handle(p->tv[i].mem, tv_ptr(m, p, i, inputs, outputs));
+	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
+	for (int i = 0; i < p->n_steps; i++) {
+		const struct step *s = &p->steps[i];
+		if (s->kind == STEP_PRIM) {
+			dnnl_status_t ds = dnnl_primitive_execute(s->prim, m->stream, s->nargs, s->args);
+			if (ds != dnnl_success)
+				return nn_fail(NN_ERR_BACKEND, "%s: oneDNN failed (status %d)",
+					       s->node >= 0 ? m->g.nodes[s->node].name : "reorder", (int)ds);
+			continue;
+		}
+		dnnl_stream_wait(m->stream);
+		st = s->kind == STEP_REF ? run_ref(m, p, s, inputs, outputs) : run_helper(m, p, s, inputs, outputs);
+		if (st != NN_OK)
+			return st;
+	}
+	if (dnnl_stream_wait(m->stream) != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "oneDNN stream failed");
+	return NN_OK;
+}
