@@ -30,6 +30,7 @@ struct ptv {
 	dnnl_memory_desc_t md;
 	size_t bytes;
 	int first, last; /* steps using it */
+	int alias;	 /* shares the storage of this tv (-1: its own) */
 	size_t off;	 /* arena offset (TV_RUN) */
 	dnnl_memory_t mem;
 };
@@ -159,6 +160,7 @@ static int tv_new(struct nn_plan *p, const struct nn_tview *t, int kind)
 	v->t.data = NULL;
 	v->kind = kind;
 	v->first = v->last = -1;
+	v->alias = -1;
 	v->bytes = nn_tview_bytes(t);
 	return p->n_tv++;
 }
@@ -250,20 +252,14 @@ static nn_status prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_d
 	return NN_OK;
 }
 
-/* Copies tv `src` into a new tensor of layout `md`; returns it or -1. */
-static int add_reorder(nn_model *m, struct nn_plan *p, int src, const dnnl_memory_desc_t *md)
+/* Adds a step copying tv `src` into tv `dst` (whose layout is set). */
+static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst)
 {
 	dnnl_primitive_desc_t pd;
 	dnnl_primitive_attr_t attr;
+	const dnnl_memory_desc_t *md = &p->tv[dst].md;
 	struct step *s;
-	int dst;
 
-	tv_default_md(&p->tv[src]);
-	if (!p->tv[src].has_md)
-		return -1;
-	if ((dst = tv_new(p, &p->tv[src].t, TV_RUN)) < 0)
-		return -1;
-	tv_set_md(&p->tv[dst], md);
 	if (dnnl_primitive_attr_create(&attr) != dnnl_success)
 		return -1;
 	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
@@ -278,6 +274,20 @@ static int add_reorder(nn_model *m, struct nn_plan *p, int src, const dnnl_memor
 	if (prim_finish(p, s, pd, "reorder") != NN_OK)
 		return -1;
 	return dst;
+}
+
+/* Copies tv `src` into a new tensor of layout `md`; returns it or -1. */
+static int add_reorder(nn_model *m, struct nn_plan *p, int src, const dnnl_memory_desc_t *md)
+{
+	int dst;
+
+	tv_default_md(&p->tv[src]);
+	if (!p->tv[src].has_md)
+		return -1;
+	if ((dst = tv_new(p, &p->tv[src].t, TV_RUN)) < 0)
+		return -1;
+	tv_set_md(&p->tv[dst], md);
+	return reorder_into(m, p, src, dst);
 }
 
 /* The tv holding value v in layout md, reordering if needed. */
@@ -382,6 +392,25 @@ static void fill_dims(dnnl_dims_t d, int n, const int64_t *v)
 		d[i] = v[i];
 }
 
+/* True if value v is read by a node after `node` or is a graph output. */
+static bool used_after(const struct nn_graph *g, int v, int node)
+{
+	if (nn_graph_is_output(g, v))
+		return true;
+	for (int i = node + 1; i < g->n_nodes; i++) {
+		const struct nn_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int j = 0; j < n->n_in; j++)
+			if (n->in[j] == v)
+				return true;
+		for (int j = 0; j < n->n_post; j++)
+			if (n->post[j].kind == NN_POST_ADD && n->post[j].value == v)
+				return true;
+	}
+	return false;
+}
+
 /* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
  * wdata the float weights in ONNX layout, bias optional; the output goes to
  * tv `out` (for ConvInteger, forced row-major). */
@@ -433,14 +462,29 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 		any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
 	if (bias_v >= 0)
 		plain_md(NN_DTYPE_F32, 1, wdims, &b_md);
-	DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_md,
+	dnnl_alg_kind_t alg = dnnl_convolution_direct;
+	if (getenv("PETCUT_NN_WINO") && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
+	    a->strides[1] == 1 && a->dilations[0] == 1 && a->dilations[1] == 1 && a->group == 1)
+		alg = dnnl_convolution_winograd;
+retry:
+	DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src_md,
 						    &w_md, bias_v >= 0 ? &b_md : NULL, &dst_md, strides, dil, pl, pr),
 		 n->name);
 	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
 	DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
 	dnnl_memory_desc_t add_md[NN_MAX_POST];
+	int sum = -1; /* the post-op that is a sum into dst */
 	for (int i = 0; i < n->n_post; i++) {
 		const struct nn_postop *q = &n->post[i];
+		const struct ptv *A = q->kind == NN_POST_ADD ? &p->tv[q->value] : NULL;
+		if (A && sum < 0 && A->kind != TV_CONST && A->t.rank == p->tv[out].t.rank &&
+		    !memcmp(A->t.dims, p->tv[out].t.dims, sizeof A->t.dims[0] * (size_t)A->t.rank)) {
+			/* a whole-tensor addend: oneDNN's fast kernels take it as a sum
+			 * into dst (which then holds the addend), not as a binary op */
+			sum = i;
+			dnnl_post_ops_append_sum(po, 1.0f);
+			continue;
+		}
 		if (q->kind == NN_POST_ADD) {
 			/* the addend, right-aligned to the output's rank */
 			struct ptv *A = &p->tv[q->value];
@@ -465,6 +509,10 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	dnnl_post_ops_destroy(po);
 	st = prim_create(m, p, &desc, attr, &pd, n->name);
 	dnnl_primitive_attr_destroy(attr);
+	if (st && alg == dnnl_convolution_winograd) {
+		alg = dnnl_convolution_direct;
+		goto retry;
+	}
 	if (st)
 		return st;
 
@@ -479,6 +527,20 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 		return st;
 	}
 	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (sum >= 0) {
+		/* dst must hold the addend: share its storage when this is its last
+		 * use and the layouts agree, else copy it in first */
+		int a = n->post[sum].value;
+		struct ptv *A = &p->tv[a];
+		tv_default_md(A);
+		if (A->kind == TV_RUN && A->has_md && dnnl_memory_desc_equal(&A->md, &p->tv[out].md) &&
+		    !used_after(&m->g, a, node))
+			p->tv[out].alias = a;
+		else if (reorder_into(m, p, a, out) < 0) {
+			dnnl_primitive_desc_destroy(pd);
+			return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
+		}
+	}
 	if (!(s = step_new(p, STEP_PRIM, node))) {
 		dnnl_primitive_desc_destroy(pd);
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
@@ -489,13 +551,13 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 		goto fail;
 	arg_tv(s, DNNL_ARG_DST, out);
 	for (int i = 0; i < n->n_post; i++)
-		if (n->post[i].kind == NN_POST_ADD &&
+		if (n->post[i].kind == NN_POST_ADD && i != sum &&
 		    (st = bind_value(m, p, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, n->post[i].value,
 				     &add_md[i])))
 			goto fail;
 	if (p->tv[out].t.rank != 0)
 		for (int i = 0; i < n->n_post; i++)
-			if (n->post[i].kind == NN_POST_ADD && p->tv[n->post[i].value].kind != TV_CONST &&
+			if (n->post[i].kind == NN_POST_ADD && i != sum && p->tv[n->post[i].value].kind != TV_CONST &&
 			    p->tv[n->post[i].value].t.rank != p->tv[out].t.rank) {
 				st = nn_fail(NN_ERR_UNSUPPORTED, "%s: fused Add of a lower-rank tensor", n->name);
 				goto fail;
@@ -852,6 +914,13 @@ static nn_status lower_ref(nn_model *m, struct nn_plan *p, int node)
 
 /* ===== Arena ===== */
 
+static int tv_root(const struct nn_plan *p, int v)
+{
+	while (p->tv[v].alias >= 0)
+		v = p->tv[v].alias;
+	return v;
+}
+
 #define ARENA_ALIGN 64
 
 struct block {
@@ -879,7 +948,7 @@ static nn_status plan_arena(struct nn_plan *p)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
 	for (int i = 0; i < p->n_tv; i++)
-		if (p->tv[i].kind == TV_RUN && p->tv[i].first >= 0)
+		if (p->tv[i].kind == TV_RUN && p->tv[i].first >= 0 && p->tv[i].alias < 0)
 			order[n++] = &p->tv[i];
 	qsort(order, (size_t)n, sizeof *order, by_size_desc);
 	p->arena_size = 0;
@@ -905,6 +974,9 @@ static nn_status plan_arena(struct nn_plan *p)
 		if (off + size > p->arena_size)
 			p->arena_size = off + size;
 	}
+	for (int i = 0; i < p->n_tv; i++)
+		if (p->tv[i].alias >= 0)
+			p->tv[i].off = p->tv[tv_root(p, i)].off;
 	free(order);
 	free(placed);
 	return NN_OK;
@@ -931,6 +1003,16 @@ static void liveness(struct nn_plan *p)
 			use_tv(p, s->ins[a], i);
 		for (int a = 0; a < s->n_outs; a++)
 			use_tv(p, s->outs[a], i);
+	}
+	/* tensors sharing storage live as one */
+	for (int i = 0; i < p->n_tv; i++) {
+		if (p->tv[i].alias < 0 || p->tv[i].first < 0)
+			continue;
+		struct ptv *r = &p->tv[tv_root(p, i)];
+		if (r->first < 0 || p->tv[i].first < r->first)
+			r->first = p->tv[i].first;
+		if (p->tv[i].last > r->last)
+			r->last = p->tv[i].last;
 	}
 }
 
