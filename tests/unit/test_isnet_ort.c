@@ -466,6 +466,7 @@ int main(int argc, char **argv)
 	char *photos[MAX_PHOTOS], check[2200];
 	int n_photos, bad = 0;
 
+	setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows even if the test is killed */
 	if (argc > 1 && !prepare) {
 		fprintf(stderr, "usage: %s [--prepare]\n", argv[0]);
 		return 2;
