@@ -30,7 +30,8 @@ struct ptv {
 	dnnl_memory_desc_t md;
 	size_t bytes;
 	int first, last; /* steps using it */
-	int alias;	 /* shares the storage of this tv (-1: its own) */
+	int alias;	 /* lives inside the storage of this tv (-1: its own) */
+	size_t alias_off; /* ... at this byte offset */
 	size_t off;	 /* arena offset (TV_RUN) */
 	dnnl_memory_t mem;
 };
@@ -163,6 +164,19 @@ static int tv_new(struct nn_plan *p, const struct nn_tview *t, int kind)
 	v->alias = -1;
 	v->bytes = nn_tview_bytes(t);
 	return p->n_tv++;
+}
+
+/* The tv whose storage v lives in, and v's byte offset inside it. */
+static int tv_root(const struct nn_plan *p, int v, size_t *off)
+{
+	size_t o = 0;
+	while (p->tv[v].alias >= 0) {
+		o += p->tv[v].alias_off;
+		v = p->tv[v].alias;
+	}
+	if (off)
+		*off = o;
+	return v;
 }
 
 static void tv_set_md(struct ptv *v, const dnnl_memory_desc_t *md)
@@ -456,14 +470,19 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	any_md(X->t.rank, X->t.dims, &src_md);
 	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, dnnl_f32, dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, dnnl_f32, plain_tags[wrank]);
-	if (plain_out)
+	/* a few output channels (the side outputs) stay row-major rather than
+	 * padded to a 16-channel block */
+	if (plain_out || wdims[0] < 8)
 		plain_md(NN_DTYPE_F32, p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
 	else
 		any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
 	if (bias_v >= 0)
 		plain_md(NN_DTYPE_F32, 1, wdims, &b_md);
+	/* Winograd F(4x4, 3x3) where oneDNN has it (fp32 arithmetic, 4x fewer
+	 * multiplications); PETCUT_NN_CONV=direct turns it off */
+	const char *algo = getenv("PETCUT_NN_CONV");
 	dnnl_alg_kind_t alg = dnnl_convolution_direct;
-	if (getenv("PETCUT_NN_WINO") && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
+	if (!(algo && !strcmp(algo, "direct")) && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
 	    a->strides[1] == 1 && a->dilations[0] == 1 && a->dilations[1] == 1 && a->group == 1)
 		alg = dnnl_convolution_winograd;
 retry:
@@ -741,6 +760,61 @@ static nn_status lower_resize(nn_model *m, struct nn_plan *p, int node, bool *de
 	return prim_finish(p, s, pd, n->name);
 }
 
+/* Concat along channels of one image in a layout whose channel blocks are
+ * outermost (nchw, nChw8c/16c with whole blocks): each input is a contiguous
+ * slice of the output, so the inputs are placed inside the output's storage
+ * and the concat costs nothing. Returns false to fall back to a copy. */
+static bool concat_in_place(struct nn_plan *p, const struct nn_node *n, int out)
+{
+	static const struct {
+		dnnl_format_tag_t tag;
+		int block;
+	} layouts[] = {{dnnl_abcd, 1}, {dnnl_aBcd16b, 16}, {dnnl_aBcd8b, 8}};
+	const struct ptv *O = &p->tv[out];
+	dnnl_memory_desc_t md, omd;
+	int roots[64];
+
+	if (O->t.rank != 4 || O->t.dims[0] != 1 || n->n_in > 64 ||
+	    (n->a.axis != 1 && n->a.axis != -3))
+		return false;
+	for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
+		dnnl_dims_t d;
+		bool ok = true;
+		for (int i = 0; ok && i < n->n_in; i++) {
+			const struct ptv *X = &p->tv[n->in[i]];
+			size_t off;
+			int r;
+			fill_dims(d, 4, X->t.dims);
+			ok = X->kind == TV_RUN && X->has_md && X->t.dtype == NN_DTYPE_F32 &&
+			     X->t.dims[1] % layouts[l].block == 0 &&
+			     dnnl_memory_desc_init_by_tag(&md, 4, d, dnnl_f32, layouts[l].tag) == dnnl_success &&
+			     dnnl_memory_desc_equal(&md, &X->md);
+			if (!ok)
+				break;
+			/* the whole storage chain of the input moves into the output */
+			r = tv_root(p, n->in[i], &off);
+			ok = off == 0 && p->tv[r].kind == TV_RUN && p->tv[r].bytes == X->bytes;
+			for (int j = 0; ok && j < i; j++)
+				ok = roots[j] != r;
+			roots[i] = r;
+		}
+		if (!ok)
+			continue;
+		fill_dims(d, 4, O->t.dims);
+		if (dnnl_memory_desc_init_by_tag(&omd, 4, d, dnnl_f32, layouts[l].tag) != dnnl_success)
+			continue;
+		tv_set_md(&p->tv[out], &omd);
+		size_t at = 0;
+		for (int i = 0; i < n->n_in; i++) {
+			p->tv[roots[i]].alias = out;
+			p->tv[roots[i]].alias_off = at;
+			at += p->tv[n->in[i]].bytes;
+		}
+		return true;
+	}
+	return false;
+}
+
 static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *declined)
 {
 	const struct nn_node *n = &m->g.nodes[node];
@@ -760,6 +834,8 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 		if (p->tv[n->in[i]].kind == TV_CONST || p->tv[n->in[i]].t.dims[axis] == 0)
 			return NN_OK;
 	*declined = false;
+	if (concat_in_place(p, n, out))
+		return NN_OK;
 	if (n->n_in < 1 || !(mds = calloc((size_t)(unsigned)n->n_in, sizeof *mds)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	for (int i = 0; i < n->n_in; i++) {
@@ -914,13 +990,6 @@ static nn_status lower_ref(nn_model *m, struct nn_plan *p, int node)
 
 /* ===== Arena ===== */
 
-static int tv_root(const struct nn_plan *p, int v)
-{
-	while (p->tv[v].alias >= 0)
-		v = p->tv[v].alias;
-	return v;
-}
-
 #define ARENA_ALIGN 64
 
 struct block {
@@ -975,8 +1044,11 @@ static nn_status plan_arena(struct nn_plan *p)
 			p->arena_size = off + size;
 	}
 	for (int i = 0; i < p->n_tv; i++)
-		if (p->tv[i].alias >= 0)
-			p->tv[i].off = p->tv[tv_root(p, i)].off;
+		if (p->tv[i].alias >= 0) {
+			size_t o;
+			int r = tv_root(p, i, &o);
+			p->tv[i].off = p->tv[r].off + o;
+		}
 	free(order);
 	free(placed);
 	return NN_OK;
@@ -1008,7 +1080,7 @@ static void liveness(struct nn_plan *p)
 	for (int i = 0; i < p->n_tv; i++) {
 		if (p->tv[i].alias < 0 || p->tv[i].first < 0)
 			continue;
-		struct ptv *r = &p->tv[tv_root(p, i)];
+		struct ptv *r = &p->tv[tv_root(p, i, NULL)];
 		if (r->first < 0 || p->tv[i].first < r->first)
 			r->first = p->tv[i].first;
 		if (p->tv[i].last > r->last)
