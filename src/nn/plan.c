@@ -472,8 +472,13 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, dnnl_f32, plain_tags[wrank]);
 	/* a few output channels (the side outputs) stay row-major rather than
 	 * padded to a 16-channel block */
-	if (plain_out || wdims[0] < 8)
+	if (plain_out)
 		plain_md(NN_DTYPE_F32, p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
+	else if (wdims[0] < 8 && p->tv[out].t.rank == 4) {
+		dnnl_dims_t od;
+		fill_dims(od, 4, p->tv[out].t.dims);
+		dnnl_memory_desc_init_by_tag(&dst_md, 4, od, dnnl_f32, dnnl_acdb);
+	}
 	else
 		any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
 	if (bias_v >= 0)
