@@ -139,6 +139,7 @@ struct nn_graph {
 	/* declared signature, kept for nn_model_input/output */
 	struct nn_tensor_info *in_info;
 	int64_t opset;
+	bool *in_value; /* per input: its values decide shapes, so plans depend on them */
 	int *hash; /* open addressing: value index + 1 by name, 0 = empty */
 	int hash_cap;
 };
@@ -223,7 +224,7 @@ size_t nn_tview_bytes(const struct nn_tview *t);
 float nn_f16_to_f32(uint16_t h);
 uint16_t nn_f32_to_f16(float f);
 /* Output size and padding of a conv/pool axis, from ONNX rules. */
-nn_status nn_conv_out_dims(const struct nn_node *n, const int64_t *in_dims, const int64_t *kernel,
+nn_status nn_conv_out_dims(const struct nn_node *n, int nsp, const int64_t *in_dims, const int64_t *kernel,
 			   int64_t *out_sp, int64_t *pb, int64_t *pe);
 
 /* Shape walk: shapes of every value for given input shapes, with every

@@ -172,12 +172,12 @@ static nn_status infer_broadcast(const struct nn_node *n, const struct nn_tview 
 	return NN_OK;
 }
 
-nn_status nn_conv_out_dims(const struct nn_node *n, const int64_t *in_dims, const int64_t *kernel,
+nn_status nn_conv_out_dims(const struct nn_node *n, int nsp, const int64_t *in_dims, const int64_t *kernel,
 			   int64_t *out_sp, int64_t *pb, int64_t *pe)
 {
 	const struct nn_conv_attr *a = &n->a.conv;
 
-	for (int i = 0; i < a->nsp; i++) {
+	for (int i = 0; i < nsp; i++) {
 		int64_t I = in_dims[i], S = a->strides[i], Keff = (kernel[i] - 1) * a->dilations[i] + 1, O;
 		pb[i] = a->pad_begin[i];
 		pe[i] = a->pad_end[i];
@@ -235,8 +235,8 @@ static nn_status infer_conv(const struct nn_node *n, const struct nn_tview *cons
 		return FAIL(NN_ERR_SHAPE, n, "attributes are for %d spatial axes, the input has %d", NODE(n), a->nsp,
 			    nsp);
 	if (n->op == NN_OP_MAXPOOL) {
-		if (x->dtype != NN_DTYPE_F32)
-			return FAIL(NN_ERR_UNSUPPORTED, n, "only float32 is supported", NODE(n));
+		if (x->dtype != NN_DTYPE_F32 && x->dtype != NN_DTYPE_U8 && x->dtype != NN_DTYPE_I8)
+			return FAIL(NN_ERR_UNSUPPORTED, n, "only float32 and 8-bit integers are supported", NODE(n));
 		memcpy(kernel, a->kernel, sizeof kernel);
 		out->dims[1] = x->dims[1];
 		out->dtype = x->dtype;
@@ -276,7 +276,7 @@ static nn_status infer_conv(const struct nn_node *n, const struct nn_tview *cons
 	}
 	out->rank = x->rank;
 	out->dims[0] = x->dims[0];
-	return nn_conv_out_dims(n, x->dims + 2, kernel, out->dims + 2, pb, pe);
+	return nn_conv_out_dims(n, nsp, x->dims + 2, kernel, out->dims + 2, pb, pe);
 }
 
 static nn_status infer_reshape(const struct nn_node *n, const struct nn_tview *const *in, struct nn_tview *o)
@@ -662,7 +662,7 @@ static nn_status geom_of(const struct nn_node *n, const struct nn_tview *x, cons
 
 	for (int i = 0; i < nsp; i++)
 		kernel[i] = w ? w->dims[2 + i] : a->kernel[i];
-	nn_status st = nn_conv_out_dims(n, x->dims + 2, kernel, osp, pb, pe);
+	nn_status st = nn_conv_out_dims(n, nsp, x->dims + 2, kernel, osp, pb, pe);
 	if (st)
 		return st;
 	g->N = x->dims[0];
@@ -743,34 +743,44 @@ static nn_status ref_conv(const struct nn_node *n, const struct nn_tview *const 
 	return NN_OK;
 }
 
+#define MAXPOOL_LOOP(T, LOWEST)                                                                  \
+	do {                                                                                    \
+		const T *src = x->data;                                                         \
+		T *dst = o->data;                                                               \
+		for (int64_t bc = 0; bc < g.N * g.C; bc++)                                      \
+		for (int64_t od = 0; od < g.od[0]; od++)                                        \
+		for (int64_t oh = 0; oh < g.od[1]; oh++)                                        \
+		for (int64_t ow = 0; ow < g.od[2]; ow++) {                                      \
+			T m = LOWEST;                                                           \
+			for (int64_t kd = 0; kd < g.k[0]; kd++)                                 \
+			for (int64_t kh = 0; kh < g.k[1]; kh++)                                 \
+			for (int64_t kw = 0; kw < g.k[2]; kw++) {                               \
+				int64_t id = od * g.s[0] - g.pb[0] + kd * g.d[0];               \
+				int64_t ih = oh * g.s[1] - g.pb[1] + kh * g.d[1];               \
+				int64_t iw = ow * g.s[2] - g.pb[2] + kw * g.d[2];               \
+				if (id < 0 || id >= g.id[0] || ih < 0 || ih >= g.id[1] || iw < 0 || iw >= g.id[2]) \
+					continue;                                               \
+				T v = src[((bc * g.id[0] + id) * g.id[1] + ih) * g.id[2] + iw]; \
+				if (v > m || v != v)                                            \
+					m = v;                                                  \
+			}                                                                       \
+			dst[((bc * g.od[0] + od) * g.od[1] + oh) * g.od[2] + ow] = m;           \
+		}                                                                               \
+	} while (0)
+
 static nn_status ref_maxpool(const struct nn_node *n, const struct nn_tview *x, struct nn_tview *o)
 {
 	struct geom g;
 	nn_status st = geom_of(n, x, NULL, o, &g);
-	const float *src = x->data;
-	float *dst = o->data;
 
 	if (st)
 		return st;
-	for (int64_t bc = 0; bc < g.N * g.C; bc++)
-	for (int64_t od = 0; od < g.od[0]; od++)
-	for (int64_t oh = 0; oh < g.od[1]; oh++)
-	for (int64_t ow = 0; ow < g.od[2]; ow++) {
-		float m = -INFINITY;
-		for (int64_t kd = 0; kd < g.k[0]; kd++)
-		for (int64_t kh = 0; kh < g.k[1]; kh++)
-		for (int64_t kw = 0; kw < g.k[2]; kw++) {
-			int64_t id = od * g.s[0] - g.pb[0] + kd * g.d[0];
-			int64_t ih = oh * g.s[1] - g.pb[1] + kh * g.d[1];
-			int64_t iw = ow * g.s[2] - g.pb[2] + kw * g.d[2];
-			if (id < 0 || id >= g.id[0] || ih < 0 || ih >= g.id[1] || iw < 0 || iw >= g.id[2])
-				continue;
-			float v = src[((bc * g.id[0] + id) * g.id[1] + ih) * g.id[2] + iw];
-			if (v > m || isnan(v))
-				m = v;
-		}
-		dst[((bc * g.od[0] + od) * g.od[1] + oh) * g.od[2] + ow] = m;
-	}
+	if (x->dtype == NN_DTYPE_U8)
+		MAXPOOL_LOOP(uint8_t, 0);
+	else if (x->dtype == NN_DTYPE_I8)
+		MAXPOOL_LOOP(int8_t, INT8_MIN);
+	else
+		MAXPOOL_LOOP(float, -INFINITY);
 	return NN_OK;
 }
 
@@ -780,7 +790,11 @@ static double resize_coord(int coord, int64_t i, double scale, int64_t in_len, i
 	switch (coord) {
 	case NN_COORD_HALF_PIXEL: return ((double)i + 0.5) / scale - 0.5;
 	case NN_COORD_PYTORCH_HALF_PIXEL: return out_len > 1 ? ((double)i + 0.5) / scale - 0.5 : 0.0;
-	case NN_COORD_ALIGN_CORNERS: return out_len > 1 ? (double)i * (double)(in_len - 1) / (double)(out_len - 1) : 0.0;
+	case NN_COORD_ALIGN_CORNERS: {
+		/* ONNX divides by the unrounded resized length, in_len * scale */
+		double len = (double)in_len * scale;
+		return out_len > 1 ? (double)i * (double)(in_len - 1) / (len - 1.0) : 0.0;
+	}
 	default: return (double)i / scale;
 	}
 }

@@ -135,6 +135,7 @@ void nn_graph_free(struct nn_graph *g)
 	free(g->nodes);
 	free(g->inputs);
 	free(g->in_info);
+	free(g->in_value);
 	free(g->outputs);
 	free(g->hash);
 	memset(g, 0, sizeof *g);
@@ -348,9 +349,8 @@ nn_status nn_graph_walk(const struct nn_graph *g, const struct nn_tview *inputs,
 		w->tv[v].data = val->data;
 		w->known[v] = true;
 	}
-	for (int i = 0; i < g->n_inputs; i++) {
+	for (int i = 0; i < g->n_inputs; i++) { /* data only for inputs that decide shapes */
 		w->tv[g->inputs[i]] = inputs[i];
-		w->tv[g->inputs[i]].data = NULL;
 		w->known[g->inputs[i]] = true;
 	}
 	for (int i = 0; i < g->n_nodes && st == NN_OK; i++) {
@@ -768,6 +768,40 @@ void nn_graph_remove_dead(struct nn_graph *g)
 	free(live);
 }
 
+/* ===== Inputs that decide shapes ===== */
+
+/* Finds the graph inputs whose values (not only shapes) decide the shapes of
+ * other tensors: those reaching Reshape's shape, Resize's scales or sizes or
+ * Slice's bounds. Plans are made for their values. */
+static nn_status mark_value_inputs(struct nn_graph *g)
+{
+	bool *need = calloc((size_t)g->n_vals + 1, sizeof *need);
+	free(g->in_value);
+	g->in_value = calloc((size_t)g->n_inputs + 1, sizeof *g->in_value);
+	if (!need || !g->in_value) {
+		free(need);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	for (int i = g->n_nodes - 1; i >= 0; i--) {
+		const struct nn_node *n = &g->nodes[i];
+		bool all = false;
+		if (n->dead)
+			continue;
+		for (int j = 0; j < n->n_out; j++)
+			all |= n->out[j] >= 0 && need[n->out[j]];
+		for (int j = 0; j < n->n_in; j++) {
+			bool port = (n->op == NN_OP_RESHAPE && j == 1) || (n->op == NN_OP_RESIZE && j >= 1) ||
+				    (n->op == NN_OP_SLICE && j >= 1);
+			if (n->in[j] >= 0 && (all || port) && n->op != NN_OP_SHAPE)
+				need[n->in[j]] = true;
+		}
+	}
+	for (int i = 0; i < g->n_inputs; i++)
+		g->in_value[i] = need[g->inputs[i]];
+	free(need);
+	return NN_OK;
+}
+
 nn_status nn_graph_optimize(struct nn_graph *g)
 {
 	nn_status st;
@@ -785,5 +819,5 @@ nn_status nn_graph_optimize(struct nn_graph *g)
 		return st;
 	fuse_conv(g);
 	nn_graph_remove_dead(g);
-	return NN_OK;
+	return mark_value_inputs(g);
 }

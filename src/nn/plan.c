@@ -52,11 +52,19 @@ struct step {
 	int outs[4];
 };
 
+/* A tensor seen through another descriptor (a lower-rank operand padded
+ * with ones, weights with their groups split out). */
+struct view {
+	int tv;
+	dnnl_memory_t mem;
+};
+
 struct nn_plan {
 	struct nn_plan *next;
 	int n_inputs;
 	int in_rank[16];
 	int64_t in_dims[16][NN_MAX_RANK];
+	void *in_copy[16]; /* values of the inputs that decide shapes */
 	struct ptv *tv;
 	int n_tv, cap_tv;
 	struct step *steps;
@@ -68,6 +76,8 @@ struct nn_plan {
 	int n_owned, cap_owned;
 	dnnl_memory_t *consts; /* memories over constant data */
 	int n_consts, cap_consts;
+	struct view *views; /* memories that see a tv through another descriptor */
+	int n_views, cap_views;
 };
 
 #define DNNL_TRY(call, what)                                                                   \
@@ -267,23 +277,37 @@ static nn_status prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_d
 }
 
 /* Adds a step copying tv `src` into tv `dst` (whose layout is set). */
-static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst)
+static nn_status bind_view(nn_model *m, struct nn_plan *p, struct step *s, int arg, int v,
+			   const dnnl_memory_desc_t *md);
+
+/* Adds a step copying tv `src` (seen through src_md, or its own layout when
+ * NULL) into tv `dst` (whose layout is set). */
+static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md)
 {
 	dnnl_primitive_desc_t pd;
 	dnnl_primitive_attr_t attr;
 	const dnnl_memory_desc_t *md = &p->tv[dst].md;
 	struct step *s;
 
+	if (!src_md)
+		src_md = &p->tv[src].md;
 	if (dnnl_primitive_attr_create(&attr) != dnnl_success)
 		return -1;
 	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-	dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, &p->tv[src].md, m->engine, md, m->engine, attr);
+	dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, src_md, m->engine, md, m->engine, attr);
 	dnnl_primitive_attr_destroy(attr);
 	if (st != dnnl_success || !(s = step_new(p, STEP_PRIM, -1))) {
 		nn_fail(NN_ERR_BACKEND, "cannot reorder a tensor (status %d)", (int)st);
 		return -1;
 	}
-	arg_tv(s, DNNL_ARG_SRC, src);
+	if (src_md != &p->tv[src].md) {
+		if (bind_view(m, p, s, DNNL_ARG_SRC, src, src_md) != NN_OK) {
+			dnnl_primitive_desc_destroy(pd);
+			return -1;
+		}
+	} else {
+		arg_tv(s, DNNL_ARG_SRC, src);
+	}
 	arg_tv(s, DNNL_ARG_DST, dst);
 	if (prim_finish(p, s, pd, "reorder") != NN_OK)
 		return -1;
@@ -301,7 +325,7 @@ static int add_reorder(nn_model *m, struct nn_plan *p, int src, const dnnl_memor
 	if ((dst = tv_new(p, &p->tv[src].t, TV_RUN)) < 0)
 		return -1;
 	tv_set_md(&p->tv[dst], md);
-	return reorder_into(m, p, src, dst);
+	return reorder_into(m, p, src, dst, NULL);
 }
 
 /* The tv holding value v in layout md, reordering if needed. */
@@ -337,6 +361,26 @@ static nn_status bind_value(nn_model *m, struct nn_plan *p, struct step *s, int 
 	} else {
 		arg_tv(s, arg, v);
 	}
+	return NN_OK;
+}
+
+/* Binds tv v to a primitive argument through descriptor md. */
+static nn_status bind_view(nn_model *m, struct nn_plan *p, struct step *s, int arg, int v,
+			   const dnnl_memory_desc_t *md)
+{
+	struct view *w;
+
+	if (p->tv[v].kind == TV_CONST)
+		return bind_value(m, p, s, arg, v, md);
+	if (!grow((void **)&p->views, &p->cap_views, p->n_views + 1, sizeof *p->views))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	w = &p->views[p->n_views];
+	DNNL_TRY(dnnl_memory_create(&w->mem, md, m->engine, DNNL_MEMORY_NONE), "memory");
+	w->tv = v;
+	p->n_views++;
+	s->args[s->nargs].arg = arg;
+	s->args[s->nargs].memory = w->mem;
+	s->arg_tv[s->nargs++] = v; /* for the tensor's lifetime */
 	return NN_OK;
 }
 
@@ -428,7 +472,7 @@ static bool used_after(const struct nn_graph *g, int v, int node)
 /* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
  * wdata the float weights in ONNX layout, bias optional; the output goes to
  * tv `out` (for ConvInteger, forced row-major). */
-static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata,
+static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata, int wv,
 				 const int64_t *wdims, int bias_v, int out, bool plain_out)
 {
 	const struct nn_node *n = &m->g.nodes[node];
@@ -449,7 +493,7 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 
 	for (int i = 0; i < nsp; i++)
 		kernel[i] = wdims[2 + i];
-	if ((st = nn_conv_out_dims(n, X->t.dims + 2, kernel, osp, pb, pe)))
+	if ((st = nn_conv_out_dims(n, nsp, X->t.dims + 2, kernel, osp, pb, pe)))
 		return st;
 	for (int i = 0; i < nsp; i++) {
 		strides[i] = a->strides[i];
@@ -517,6 +561,7 @@ retry:
 			for (int k = 0; k < r; k++)
 				d[k] = k < r - A->t.rank ? 1 : A->t.dims[k - (r - A->t.rank)];
 			if (A->kind == TV_CONST || A->t.rank != r) {
+				/* seen row-major with leading ones (a view of its storage) */
 				plain_md(NN_DTYPE_F32, r, d, &add_md[i]);
 			} else {
 				tv_default_md(A);
@@ -545,8 +590,22 @@ retry:
 		dnnl_primitive_desc_destroy(pd);
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
 	}
-	if ((st = weights_for(m, p, node, &w_user, wdata, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
-			      &wmem))) {
+	int wt = -1; /* runtime weights: reordered on every run */
+	if (wdata) {
+		st = weights_for(m, p, node, &w_user, wdata, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+				 &wmem);
+	} else {
+		struct nn_tview t = p->tv[wv].t;
+		st = NN_OK;
+		if ((wt = tv_new(p, &t, TV_RUN)) < 0)
+			st = nn_fail(NN_ERR_NOMEM, "out of memory");
+		else {
+			tv_set_md(&p->tv[wt], dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+			if (reorder_into(m, p, wv, wt, &w_user) < 0)
+				st = nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the weights", n->name);
+		}
+	}
+	if (st) {
 		dnnl_primitive_desc_destroy(pd);
 		return st;
 	}
@@ -560,7 +619,7 @@ retry:
 		if (A->kind == TV_RUN && A->has_md && dnnl_memory_desc_equal(&A->md, &p->tv[out].md) &&
 		    !used_after(&m->g, a, node))
 			p->tv[out].alias = a;
-		else if (reorder_into(m, p, a, out) < 0) {
+		else if (reorder_into(m, p, a, out, NULL) < 0) {
 			dnnl_primitive_desc_destroy(pd);
 			return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
 		}
@@ -570,22 +629,24 @@ retry:
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
 	arg_tv(s, DNNL_ARG_SRC, xs);
-	arg_mem(s, DNNL_ARG_WEIGHTS, wmem);
+	if (wt >= 0)
+		arg_tv(s, DNNL_ARG_WEIGHTS, wt);
+	else
+		arg_mem(s, DNNL_ARG_WEIGHTS, wmem);
 	if (bias_v >= 0 && (st = bind_value(m, p, s, DNNL_ARG_BIAS, bias_v, &b_md)))
 		goto fail;
 	arg_tv(s, DNNL_ARG_DST, out);
-	for (int i = 0; i < n->n_post; i++)
-		if (n->post[i].kind == NN_POST_ADD && i != sum &&
-		    (st = bind_value(m, p, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, n->post[i].value,
-				     &add_md[i])))
+	for (int i = 0; i < n->n_post; i++) {
+		int v = n->post[i].value;
+		if (n->post[i].kind != NN_POST_ADD || i == sum)
+			continue;
+		if (p->tv[v].kind != TV_CONST && p->tv[v].t.rank != p->tv[out].t.rank && !is_plain(&p->tv[v])) {
+			st = nn_fail(NN_ERR_BACKEND, "%s: addend layout", n->name);
 			goto fail;
-	if (p->tv[out].t.rank != 0)
-		for (int i = 0; i < n->n_post; i++)
-			if (n->post[i].kind == NN_POST_ADD && i != sum && p->tv[n->post[i].value].kind != TV_CONST &&
-			    p->tv[n->post[i].value].t.rank != p->tv[out].t.rank) {
-				st = nn_fail(NN_ERR_UNSUPPORTED, "%s: fused Add of a lower-rank tensor", n->name);
-				goto fail;
-			}
+		}
+		if ((st = bind_view(m, p, s, DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, v, &add_md[i])))
+			goto fail;
+	}
 	return prim_finish(p, s, pd, n->name);
 fail:
 	dnnl_primitive_desc_destroy(pd);
@@ -597,67 +658,83 @@ static nn_status lower_conv(nn_model *m, struct nn_plan *p, int node)
 	const struct nn_node *n = &m->g.nodes[node];
 	int w = n->in[1];
 
-	if (p->tv[w].kind != TV_CONST)
-		return nn_fail(NN_ERR_UNSUPPORTED, "node '%s' (Conv): weights must be constant", n->name);
-	return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, p->tv[w].t.dims,
-			       n->n_in > 2 ? n->in[2] : -1, n->out[0], false);
+	if (p->tv[w].kind == TV_CONST)
+		return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, -1, p->tv[w].t.dims,
+				       n->n_in > 2 ? n->in[2] : -1, n->out[0], false);
+	if ((w = in_plain(m, p, w)) < 0)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the weights", n->name);
+	return lower_conv_core(m, p, node, n->in[0], NULL, w, p->tv[w].t.dims, n->n_in > 2 ? n->in[2] : -1,
+			       n->out[0], false);
 }
 
-/* ConvInteger: (x - x_zero) as float, a float convolution with (w - w_zero)
- * weights, and the exact integer result. Products of 8-bit values summed in
- * float are exact while the sum stays below 2^24. */
+/* Adds a step making a float copy of 8-bit tv `v` less its zero point
+ * (tv zp, one value or one per index of axis 0; -1 for none). */
+static int zero_point_to_f32(struct nn_plan *p, int node, int v, int zp)
+{
+	struct nn_tview t = p->tv[v].t;
+	struct step *s;
+	int f;
+
+	t.dtype = NN_DTYPE_F32;
+	if ((f = tv_new(p, &t, TV_RUN)) < 0 || !(s = step_new(p, STEP_ZP_TO_F32, node)))
+		return -1;
+	tv_default_md(&p->tv[f]);
+	if (!(s->ins = calloc(2, sizeof *s->ins)))
+		return -1;
+	s->n_ins = 2;
+	s->ins[0] = v;
+	s->ins[1] = zp;
+	s->outs[0] = f;
+	s->n_outs = 1;
+	return f;
+}
+
+/* ConvInteger: (x - x_zero) and (w - w_zero) as floats, a float
+ * convolution, and the integer result. Products of 8-bit values summed in
+ * float are exact while the sum stays below 2^24 (a 3x3 kernel over 200
+ * channels of extreme values); past that the result is the nearest float. */
 static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
 {
 	const struct nn_node *n = &m->g.nodes[node];
-	const struct ptv *W = &p->tv[n->in[1]];
 	int xz = n->n_in > 2 ? n->in[2] : -1, wz = n->n_in > 3 ? n->in[3] : -1;
-	int64_t cnt, per;
+	int x, w, xf, wf = -1, of;
+	const struct ptv *W;
+	float *wdata = NULL;
 	struct nn_tview t;
 	struct step *s;
-	float *wf;
-	int x, xf, of;
 	nn_status st;
 
-	if (W->kind != TV_CONST || (wz >= 0 && p->tv[wz].kind != TV_CONST))
-		return nn_fail(NN_ERR_UNSUPPORTED, "node '%s' (ConvInteger): weights must be constant", n->name);
-	cnt = nn_numel(W->t.rank, W->t.dims);
-	per = cnt / W->t.dims[0];
-	if (!(wf = malloc(sizeof *wf * (size_t)cnt)) || !own(p, wf)) {
-		free(wf);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
-	int64_t nz = wz >= 0 ? nn_numel(p->tv[wz].t.rank, p->tv[wz].t.dims) : 0;
-	for (int64_t i = 0; i < cnt; i++) {
-		int64_t oc = i / per;
-		double z = 0, v;
-		if (wz >= 0) {
-			const void *zd = p->tv[wz].t.data;
-			int64_t zi = nz == 1 ? 0 : oc;
-			z = p->tv[wz].t.dtype == NN_DTYPE_U8 ? ((const uint8_t *)zd)[zi] : ((const int8_t *)zd)[zi];
+	if ((x = in_plain(m, p, n->in[0])) < 0 || (w = in_plain(m, p, n->in[1])) < 0)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the inputs", n->name);
+	W = &p->tv[w];
+	if (W->kind == TV_CONST && (wz < 0 || p->tv[wz].kind == TV_CONST)) {
+		/* constant weights: converted once, here */
+		int64_t cnt = nn_numel(W->t.rank, W->t.dims), per = cnt / W->t.dims[0];
+		int64_t nz = wz >= 0 ? nn_numel(p->tv[wz].t.rank, p->tv[wz].t.dims) : 0;
+		if (!(wdata = malloc(sizeof *wdata * (size_t)(cnt ? cnt : 1))) || !own(p, wdata)) {
+			free(wdata);
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
 		}
-		v = W->t.dtype == NN_DTYPE_U8 ? ((const uint8_t *)W->t.data)[i] : ((const int8_t *)W->t.data)[i];
-		wf[i] = (float)(v - z);
+		for (int64_t i = 0; i < cnt; i++) {
+			double z = 0, v;
+			if (wz >= 0) {
+				const void *zd = p->tv[wz].t.data;
+				int64_t zi = nz == 1 ? 0 : i / per;
+				z = p->tv[wz].t.dtype == NN_DTYPE_U8 ? ((const uint8_t *)zd)[zi] : ((const int8_t *)zd)[zi];
+			}
+			v = W->t.dtype == NN_DTYPE_U8 ? ((const uint8_t *)W->t.data)[i] : ((const int8_t *)W->t.data)[i];
+			wdata[i] = (float)(v - z);
+		}
+	} else if ((wf = zero_point_to_f32(p, node, w, wz)) < 0) {
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
-	if ((x = in_plain(m, p, n->in[0])) < 0)
-		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
-	t = p->tv[x].t;
-	t.dtype = NN_DTYPE_F32;
-	if ((xf = tv_new(p, &t, TV_RUN)) < 0 || !(s = step_new(p, STEP_ZP_TO_F32, node)))
+	if ((xf = zero_point_to_f32(p, node, x, xz)) < 0)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	tv_default_md(&p->tv[xf]);
-	s->ins = calloc(2, sizeof *s->ins);
-	if (!s->ins)
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	s->n_ins = 2;
-	s->ins[0] = x;
-	s->ins[1] = xz;
-	s->outs[0] = xf;
-	s->n_outs = 1;
 	t = p->tv[n->out[0]].t;
 	t.dtype = NN_DTYPE_F32;
 	if ((of = tv_new(p, &t, TV_RUN)) < 0)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	if ((st = lower_conv_core(m, p, node, xf, wf, W->t.dims, -1, of, true)))
+	if ((st = lower_conv_core(m, p, node, xf, wdata, wf, p->tv[w].t.dims, -1, of, true)))
 		return st;
 	if (!(s = step_new(p, STEP_F32_TO_I32, node)) || !(s->ins = calloc(1, sizeof *s->ins)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
@@ -685,7 +762,7 @@ static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
 
 	tv_default_md(&p->tv[x]);
 	nsp = p->tv[x].t.rank - 2;
-	if ((st = nn_conv_out_dims(n, p->tv[x].t.dims + 2, a->kernel, osp, pb, pe)))
+	if ((st = nn_conv_out_dims(n, nsp, p->tv[x].t.dims + 2, a->kernel, osp, pb, pe)))
 		return st;
 	for (int i = 0; i < nsp; i++) {
 		int64_t keff = (a->kernel[i] - 1) * a->dilations[i] + 1;
@@ -930,6 +1007,7 @@ static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *de
 	for (int k = 0; k < r; k++)
 		d[k] = k < r - p->tv[b].t.rank ? 1 : p->tv[b].t.dims[k - (r - p->tv[b].t.rank)];
 	if (p->tv[b].kind == TV_CONST || p->tv[b].t.rank != r) {
+		/* seen row-major with leading ones */
 		if (p->tv[b].kind != TV_CONST && (b = in_plain(m, p, b)) < 0)
 			return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
 		plain_md(NN_DTYPE_F32, r, d, &bmd);
@@ -951,7 +1029,7 @@ static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *de
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
 	arg_tv(s, DNNL_ARG_SRC_0, a);
-	if ((st = bind_value(m, p, s, DNNL_ARG_SRC_1, b, &bmd))) {
+	if ((st = bind_view(m, p, s, DNNL_ARG_SRC_1, b, &bmd))) {
 		dnnl_primitive_desc_destroy(pd);
 		return st;
 	}
@@ -1109,6 +1187,9 @@ static void plan_free(struct nn_plan *p)
 			dnnl_memory_destroy(p->tv[i].mem);
 	for (int i = 0; i < p->n_consts; i++)
 		dnnl_memory_destroy(p->consts[i]);
+	for (int i = 0; i < p->n_views; i++)
+		dnnl_memory_destroy(p->views[i].mem);
+	free(p->views);
 	for (int i = 0; i < p->n_owned; i++)
 		free(p->owned[i]);
 	if (p->scratch_mem)
@@ -1143,7 +1224,9 @@ static nn_status lower_node(nn_model *m, struct nn_plan *p, int i)
 	case NN_OP_CONVINTEGER:
 		return lower_convinteger(m, p, i);
 	case NN_OP_MAXPOOL:
-		return lower_maxpool(m, p, i);
+		if (p->tv[n->in[0]].t.dtype == NN_DTYPE_F32)
+			return lower_maxpool(m, p, i);
+		break;
 	case NN_OP_RESIZE:
 		st = lower_resize(m, p, i, &declined);
 		break;
@@ -1177,20 +1260,28 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct 
 
 	if (g->n_inputs > 16)
 		return nn_fail(NN_ERR_UNSUPPORTED, "more than 16 inputs");
+	if (!(p = calloc(1, sizeof *p)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	p->n_inputs = g->n_inputs;
 	for (int i = 0; i < g->n_inputs; i++) {
 		in[i] = (struct nn_tview){.dtype = inputs[i].dtype, .rank = inputs[i].rank};
 		memcpy(in[i].dims, inputs[i].dims, sizeof in[i].dims);
-	}
-	if ((st = nn_graph_walk(g, in, &w)) != NN_OK)
-		return st;
-	if (!(p = calloc(1, sizeof *p))) {
-		nn_walk_free(&w);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
-	p->n_inputs = g->n_inputs;
-	for (int i = 0; i < g->n_inputs; i++) {
 		p->in_rank[i] = inputs[i].rank;
 		memcpy(p->in_dims[i], inputs[i].dims, sizeof p->in_dims[i]);
+		if (g->in_value[i]) {
+			size_t bytes = nn_tview_bytes(&in[i]);
+			if (!(p->in_copy[i] = malloc(bytes + 1)) || !own(p, p->in_copy[i])) {
+				free(p->in_copy[i]);
+				plan_free(p);
+				return nn_fail(NN_ERR_NOMEM, "out of memory");
+			}
+			memcpy(p->in_copy[i], inputs[i].data, bytes);
+			in[i].data = p->in_copy[i];
+		}
+	}
+	if ((st = nn_graph_walk(g, in, &w)) != NN_OK) {
+		plan_free(p);
+		return st;
 	}
 	/* one tv per graph value, then temporaries */
 	for (int v = 0; v < g->n_vals; v++) {
@@ -1209,6 +1300,8 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct 
 		}
 	}
 	for (int i = 0; i < g->n_inputs; i++) {
+		if (g->in_value[i])
+			continue; /* a constant of this plan */
 		p->tv[g->inputs[i]].kind = TV_IN;
 		p->tv[g->inputs[i]].ext = i;
 	}
@@ -1275,7 +1368,7 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct 
 		for (int a = 0; a < s->nargs; a++) {
 			if (s->args[a].arg == DNNL_ARG_SCRATCHPAD)
 				s->args[a].memory = p->scratch_mem;
-			else if (s->arg_tv[a] >= 0)
+			else if (s->arg_tv[a] >= 0 && !s->args[a].memory)
 				s->args[a].memory = p->tv[s->arg_tv[a]].mem;
 			if (!s->args[a].memory) {
 				st = nn_fail(NN_ERR_BACKEND, "internal: unbound argument");
@@ -1302,9 +1395,13 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_pla
 
 	for (pp = &m->plans; (p = *pp); pp = &p->next) {
 		bool same = true;
-		for (int i = 0; same && i < p->n_inputs; i++)
+		for (int i = 0; same && i < p->n_inputs; i++) {
 			same = p->in_rank[i] == inputs[i].rank &&
 			       !memcmp(p->in_dims[i], inputs[i].dims, sizeof inputs[i].dims[0] * (size_t)inputs[i].rank);
+			if (same && p->in_copy[i])
+				same = !memcmp(p->in_copy[i], inputs[i].data,
+					       (size_t)nn_tensor_numel(&inputs[i]) * nn_dtype_size(inputs[i].dtype));
+		}
 		if (same) { /* move to front */
 			*pp = p->next;
 			p->next = m->plans;
@@ -1368,21 +1465,21 @@ static nn_status run_helper(nn_model *m, const struct nn_plan *p, const struct s
 
 	switch (s->kind) {
 	case STEP_ZP_TO_F32: {
-		float zp = 0, *d = dst;
+		/* zero point: none, one value, or one per index of axis 0 */
+		int64_t nz = 0, per = x->t.rank && x->t.dims[0] ? cnt / x->t.dims[0] : cnt;
+		const void *z = NULL;
+		bool zu8 = false, xu8 = x->t.dtype == NN_DTYPE_U8;
+		float *d = dst;
 		if (s->ins[1] >= 0) {
-			const void *z = tv_ptr(m, p, s->ins[1], inputs, outputs);
-			zp = p->tv[s->ins[1]].t.dtype == NN_DTYPE_U8 ? *(const uint8_t *)z : *(const int8_t *)z;
+			z = tv_ptr(m, p, s->ins[1], inputs, outputs);
+			nz = nn_numel(p->tv[s->ins[1]].t.rank, p->tv[s->ins[1]].t.dims);
+			zu8 = p->tv[s->ins[1]].t.dtype == NN_DTYPE_U8;
 		}
-		if (x->t.dtype == NN_DTYPE_U8) {
-			const uint8_t *q = src;
-			#pragma omp parallel for
-			for (int64_t i = 0; i < cnt; i++)
-				d[i] = (float)q[i] - zp;
-		} else {
-			const int8_t *q = src;
-			#pragma omp parallel for
-			for (int64_t i = 0; i < cnt; i++)
-				d[i] = (float)q[i] - zp;
+		#pragma omp parallel for if (cnt > 65536)
+		for (int64_t i = 0; i < cnt; i++) {
+			int64_t zi = nz > 1 ? i / per : 0;
+			float zp = !z ? 0.0f : zu8 ? ((const uint8_t *)z)[zi] : ((const int8_t *)z)[zi];
+			d[i] = (xu8 ? (float)((const uint8_t *)src)[i] : (float)((const int8_t *)src)[i]) - zp;
 		}
 		return NN_OK;
 	}
@@ -1459,6 +1556,8 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 	for (int i = 0; i < p->n_tv; i++)
 		if (p->tv[i].mem)
 			dnnl_memory_set_data_handle(p->tv[i].mem, tv_ptr(m, p, i, inputs, outputs));
+	for (int i = 0; i < p->n_views; i++)
+		dnnl_memory_set_data_handle(p->views[i].mem, tv_ptr(m, p, p->views[i].tv, inputs, outputs));
 	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
