@@ -117,6 +117,19 @@ nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n);
 nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
 		 struct nn_tensor *outputs, int n_outputs);
 
+/* Figures of the most recently used plan. */
+struct nn_plan_stats {
+	int steps;		/* executed steps (primitives and reference kernels) */
+	int reorders;		/* of which layout changes */
+	size_t arena_bytes;	/* activation memory: one arena shared by lifetime */
+	size_t tensor_bytes;	/* what the same tensors would take side by side */
+	size_t scratch_bytes;	/* oneDNN scratchpad, shared by all primitives */
+	size_t weight_bytes;	/* weights in the layouts the primitives want */
+};
+
+/* Fills *out for the plan nn_run used last; NN_ERR_ARG before any run. */
+nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out);
+
 /* Frees a tensor's data allocated by the runtime and clears it. */
 void nn_tensor_free(struct nn_tensor *t);
 

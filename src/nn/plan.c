@@ -1577,3 +1577,28 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 		return nn_fail(NN_ERR_BACKEND, "oneDNN stream failed");
 	return NN_OK;
 }
+
+/* ===== Figures ===== */
+
+nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out)
+{
+	const struct nn_plan *p;
+
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&m->lock);
+	p = m->plans;
+	if (p) {
+		out->steps = p->n_steps;
+		for (int i = 0; i < p->n_steps; i++)
+			out->reorders += p->steps[i].kind == STEP_PRIM && p->steps[i].node < 0;
+		out->arena_bytes = p->arena_size;
+		out->scratch_bytes = p->scratch_size;
+		for (int i = 0; i < p->n_tv; i++)
+			if (p->tv[i].kind == TV_RUN && p->tv[i].first >= 0)
+				out->tensor_bytes += p->tv[i].bytes;
+		for (const struct nn_wcache *w = m->wcache; w; w = w->next)
+			out->weight_bytes += dnnl_memory_desc_get_size(&w->md);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return p ? NN_OK : nn_fail(NN_ERR_ARG, "the model has not run yet");
+}

@@ -1,0 +1,190 @@
+/*
+ * test_nn.c - the nn runtime's contract: load errors name what is wrong,
+ * batches equal single runs, any input size runs, activations share an arena.
+ * Conformance of each op is test_conformance.c; agreement with ONNX Runtime
+ * on real photos is test_isnet_ort.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                  \
+	do {                                              \
+		if (cond) {                               \
+			printf("ok - ");                  \
+		} else {                                  \
+			printf("not ok - ");              \
+			failures++;                       \
+		}                                         \
+		printf(__VA_ARGS__);                      \
+		printf("\n");                             \
+	} while (0)
+
+#define NODE_TESTS "/usr/include/onnx/backend/test/data/node"
+
+static void fill_noise(float *x, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		x[i] = (float)(seed >> 8) / (float)(1u << 24) - 0.5f;
+	}
+}
+
+static void test_load_errors(void)
+{
+	nn_model *m = NULL;
+	static const char garbage[] = "this is not a protobuf \xff\xff\xff\xff";
+	nn_status st;
+
+	st = nn_model_load_file("/nonexistent/model.onnx", &m);
+	CHECK(st == NN_ERR_IO && !m && strstr(nn_errmsg(), "/nonexistent/model.onnx"),
+	      "a missing file is NN_ERR_IO naming the path (%s)", nn_errmsg());
+	st = nn_model_load_memory(garbage, sizeof garbage, &m);
+	CHECK(st == NN_ERR_PARSE && !m, "garbage bytes are NN_ERR_PARSE (%s)", nn_errmsg());
+	st = nn_model_load_file(NODE_TESTS "/test_abs/model.onnx", &m);
+	CHECK(st == NN_ERR_UNSUPPORTED && strstr(nn_errmsg(), "'Abs'") && strstr(nn_errmsg(), "node"),
+	      "an unsupported op fails the load naming the node and op (%s)", nn_errmsg());
+	st = nn_model_load_file(NODE_TESTS "/test_resize_upsample_scales_cubic/model.onnx", &m);
+	CHECK(st == NN_ERR_UNSUPPORTED && strstr(nn_errmsg(), "(Resize)") && strstr(nn_errmsg(), "attribute 'mode'"),
+	      "an unsupported attribute value fails the load naming node, op and attribute (%s)", nn_errmsg());
+	st = nn_model_load_file(NODE_TESTS "/test_maxpool_with_argmax_2d_precomputed_strides/model.onnx", &m);
+	CHECK(st == NN_ERR_UNSUPPORTED && strstr(nn_errmsg(), "storage_order"),
+	      "MaxPool with storage_order 1 is refused (%s)", nn_errmsg());
+	nn_model_free(m);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n)) && fread(buf, 1, (size_t)n, f) == (size_t)n)
+		*len = (size_t)n;
+	else {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static float max_diff(const float *a, const float *b, size_t n)
+{
+	float d = 0;
+	for (size_t i = 0; i < n; i++)
+		d = fmaxf(d, fabsf(a[i] - b[i]));
+	return d;
+}
+
+static void test_isnet(const char *path)
+{
+	const char *out_name = "output";
+	enum { H = 256, W = 256 };
+	size_t img = 3 * H * W, len = 0;
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, H, W}};
+	struct nn_tensor o1 = {0}, o2 = {0}, ob = {0};
+	struct nn_plan_stats stats;
+	struct nn_tensor_info info;
+	nn_model *m = NULL;
+	float *x = malloc(sizeof *x * img * 2);
+	char *buf = read_file(path, &len);
+	nn_status st;
+
+	if (!x || !buf) {
+		CHECK(0, "read %s", path);
+		goto out;
+	}
+	st = nn_model_load_memory(buf, len / 2, &m);
+	CHECK(st == NN_ERR_PARSE && !m, "half a model file is NN_ERR_PARSE (%s)", nn_errmsg());
+	st = nn_model_load_memory(buf, len, &m);
+	CHECK(st == NN_OK, "ISNet loads from memory (%s)", st ? nn_errmsg() : "");
+	if (st)
+		goto out;
+	CHECK(nn_model_num_inputs(m) == 1 && nn_model_input(m, 0, &info) == NN_OK && !strcmp(info.name, "input") &&
+		      info.rank == 4 && info.dims[1] == 3,
+	      "input 0 is 'input' [N,3,H,W]");
+	CHECK(nn_model_num_outputs(m) == 12, "12 outputs declared (%d)", nn_model_num_outputs(m));
+	const char *bad = "no-such-output";
+	CHECK(nn_model_select_outputs(m, &bad, 1) == NN_ERR_ARG, "selecting an unknown output is NN_ERR_ARG");
+	CHECK(nn_model_select_outputs(m, &out_name, 1) == NN_OK && nn_model_num_outputs(m) == 1,
+	      "selecting 'output' leaves one output");
+
+	fill_noise(x, img, 1);
+	fill_noise(x + img, img, 2);
+	in.data = x;
+	st = nn_run(m, &in, 1, &o1, 1);
+	CHECK(st == NN_OK && o1.rank == 4 && o1.dims[0] == 1 && o1.dims[1] == 1 && o1.dims[2] == H && o1.dims[3] == W,
+	      "a %dx%d input gives a 1x1x%dx%d mask (%s)", H, W, H, W, st ? nn_errmsg() : "");
+	in.data = x + img;
+	st = nn_run(m, &in, 1, &o2, 1);
+	CHECK(st == NN_OK, "second image runs");
+	in.data = x;
+	in.dims[0] = 2;
+	st = nn_run(m, &in, 1, &ob, 1);
+	CHECK(st == NN_OK && ob.dims[0] == 2, "a batch of 2 runs (%s)", st ? nn_errmsg() : "");
+	if (st == NN_OK && o1.data && o2.data) {
+		float d1 = max_diff(o1.data, ob.data, (size_t)H * W);
+		float d2 = max_diff(o2.data, (float *)ob.data + H * W, (size_t)H * W);
+		CHECK(d1 < 1e-4f && d2 < 1e-4f, "batch results equal single runs (max diff %.2g, %.2g)", d1, d2);
+	}
+	if (nn_model_stats(m, &stats) == NN_OK)
+		CHECK(stats.arena_bytes > 0 && stats.arena_bytes * 4 < stats.tensor_bytes,
+		      "activations share an arena: %zu MB for %zu MB of tensors", stats.arena_bytes >> 20,
+		      stats.tensor_bytes >> 20);
+	nn_tensor_free(&o1);
+	in.dims[0] = 1;
+	in.dims[2] = 200;
+	in.dims[3] = 300;
+	st = nn_run(m, &in, 1, &o1, 1);
+	CHECK(st == NN_OK && o1.dims[2] == 200 && o1.dims[3] == 300, "a 200x300 input (not a multiple of 32) runs (%s)",
+	      st ? nn_errmsg() : "");
+	nn_tensor_free(&o1);
+	in.dims[1] = 4;
+	in.dims[2] = 64;
+	in.dims[3] = 64;
+	st = nn_run(m, &in, 1, &o1, 1);
+	CHECK(st == NN_ERR_SHAPE && strstr(nn_errmsg(), "channels"), "4 channels is NN_ERR_SHAPE (%s)", nn_errmsg());
+	in.dims[1] = 3;
+	in.rank = 3;
+	st = nn_run(m, &in, 1, &o1, 1);
+	CHECK(st == NN_ERR_SHAPE, "rank 3 is NN_ERR_SHAPE (%s)", nn_errmsg());
+out:
+	nn_tensor_free(&o1);
+	nn_tensor_free(&o2);
+	nn_tensor_free(&ob);
+	nn_model_free(m);
+	free(buf);
+	free(x);
+}
+
+int main(void)
+{
+	char path[4096];
+	const char *dir = getenv("PETCUT_MODELS"), *home = getenv("HOME");
+
+	nn_set_threads(0);
+	test_load_errors();
+	if (dir && *dir)
+		snprintf(path, sizeof path, "%s/isnet-medium.onnx", dir);
+	else
+		snprintf(path, sizeof path, "%s/.cache/petcut/models/isnet-medium.onnx", home ? home : "");
+	FILE *f = fopen(path, "rb");
+	if (f) {
+		fclose(f);
+		test_isnet(path);
+	} else {
+		printf("# skipped the ISNet checks: %s is not there (petcut model fetch)\n", path);
+		if (!failures)
+			return 77;
+	}
+	printf("%s\n", failures ? "FAILED" : "all passed");
+	return failures ? 1 : 0;
+}
