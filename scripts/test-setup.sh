@@ -134,7 +134,7 @@ install_ort() {
 		return 0
 	fi
 	say "npm install onnxruntime-node failed; the tests that compare with it will skip:"
-	sed 's/^/    /' "$tmp/npm.log" | tail -8
+	sed 's/^/    /' "$tmp/npm.log" | head -6
 	rm -rf "$ORT/node_modules"
 	return 1
 }
