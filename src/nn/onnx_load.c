@@ -54,19 +54,23 @@ static nn_status tensor_from_proto(const Onnx__TensorProto *tp, const char *what
 	if (tp->has_raw_data) {
 		if (tp->raw_data.len != bytes)
 			goto size_mismatch;
-		memcpy(buf, tp->raw_data.data, bytes);
+		if (bytes)
+			memcpy(buf, tp->raw_data.data, bytes);
 	} else if (*dt == NN_DTYPE_F32) {
 		if (tp->n_float_data != n)
 			goto size_mismatch;
-		memcpy(buf, tp->float_data, bytes);
+		if (bytes)
+			memcpy(buf, tp->float_data, bytes);
 	} else if (*dt == NN_DTYPE_I64) {
 		if (tp->n_int64_data != n)
 			goto size_mismatch;
-		memcpy(buf, tp->int64_data, bytes);
+		if (bytes)
+			memcpy(buf, tp->int64_data, bytes);
 	} else if (*dt == NN_DTYPE_F64) {
 		if (tp->n_double_data != n)
 			goto size_mismatch;
-		memcpy(buf, tp->double_data, bytes);
+		if (bytes)
+			memcpy(buf, tp->double_data, bytes);
 	} else {
 		/* int32_data carries i32, and the narrow types one per element */
 		if (tp->n_int32_data != n)

@@ -540,7 +540,8 @@ static nn_status toposort(struct nn_graph *g)
 			return nn_fail(NN_ERR_PARSE, "the graph has a cycle");
 		}
 	}
-	memcpy(g->nodes, sorted, sizeof *sorted * (size_t)n);
+	if (n)
+		memcpy(g->nodes, sorted, sizeof *sorted * (size_t)n);
 	for (int v = 0; v < g->n_vals; v++)
 		if (g->vals[v].producer >= 0)
 			g->vals[v].producer = newidx[g->vals[v].producer];
