@@ -84,10 +84,10 @@ struct nn_slice_attr { /* Slice before opset 10 takes these as attributes */
 };
 
 /* Operations fused into a convolution, applied in order to its result. */
-enum { NN_POST_RELU, NN_POST_SIGMOID, NN_POST_ADD };
+enum { NN_POST_RELU, NN_POST_SIGMOID, NN_POST_ADD, NN_POST_MUL };
 struct nn_postop {
 	int kind;
-	int value; /* NN_POST_ADD: the other addend */
+	int value; /* NN_POST_ADD, NN_POST_MUL: the other operand (else -1) */
 };
 #define NN_MAX_POST 4
 
@@ -120,6 +120,7 @@ struct nn_node {
 	} a;
 	int n_post;
 	struct nn_postop post[NN_MAX_POST];
+	bool float_out; /* CONVINTEGER: its Cast to float is fused (float result) */
 };
 
 struct nn_graph_output {

@@ -270,7 +270,7 @@ static nn_status infer_conv(const struct nn_node *n, const struct nn_tview *cons
 			     in[3]->dtype != w->dtype))
 				return FAIL(NN_ERR_UNSUPPORTED, n, "w_zero_point must be one value or one per channel",
 					    NODE(n));
-			out->dtype = NN_DTYPE_I32;
+			out->dtype = n->float_out ? NN_DTYPE_F32 : NN_DTYPE_I32;
 		}
 		out->dims[1] = w->dims[0];
 	}
@@ -729,8 +729,10 @@ static nn_status ref_conv(const struct nn_node *n, const struct nn_tview *const 
 			acc += XV(xi) * WV(wi, m);
 		}
 		int64_t oi = (((b * g.M + m) * g.od[0] + od) * g.od[1] + oh) * g.od[2] + ow;
-		if (integer) {
+		if (integer && !n->float_out) {
 			((int32_t *)o->data)[oi] = (int32_t)acc;
+		} else if (integer) {
+			((float *)o->data)[oi] = (float)acc;
 		} else {
 			if (n->n_in > 2 && in[2])
 				acc += ((const float *)in[2]->data)[m];

@@ -151,7 +151,7 @@ int nn_graph_count_uses(const struct nn_graph *g, int value)
 		for (int j = 0; j < n->n_in; j++)
 			uses += n->in[j] == value;
 		for (int j = 0; j < n->n_post; j++)
-			uses += n->post[j].kind == NN_POST_ADD && n->post[j].value == value;
+			uses += n->post[j].value == value;
 	}
 	return uses;
 }
@@ -182,7 +182,7 @@ static void replace_uses(struct nn_graph *g, int from, int to)
 			if (n->in[j] == from)
 				n->in[j] = to;
 		for (int j = 0; j < n->n_post; j++)
-			if (n->post[j].kind == NN_POST_ADD && n->post[j].value == from)
+			if (n->post[j].value == from)
 				n->post[j].value = to;
 	}
 	for (int i = 0; i < g->n_outputs; i++)
@@ -205,7 +205,7 @@ static int sole_consumer(const struct nn_graph *g, int v)
 		for (int j = 0; j < n->n_in; j++)
 			uses += n->in[j] == v;
 		for (int j = 0; j < n->n_post; j++)
-			uses += n->post[j].kind == NN_POST_ADD && n->post[j].value == v;
+			uses += n->post[j].value == v;
 		if (uses > 1 || (uses && found >= 0))
 			return -1;
 		if (uses)
@@ -379,7 +379,7 @@ nn_status nn_graph_walk(const struct nn_graph *g, const struct nn_tview *inputs,
 			break;
 		for (int j = 0; j < n->n_post; j++) {
 			const struct nn_postop *p = &n->post[j];
-			if (p->kind != NN_POST_ADD)
+			if (p->value < 0)
 				continue;
 			struct nn_tview sum;
 			const struct nn_tview *o = &outs[0], *a = &w->tv[p->value];
@@ -519,7 +519,7 @@ static nn_status toposort(struct nn_graph *g)
 			for (int j = 0; ok && j < nd->n_in; j++)
 				ok = nd->in[j] < 0 || ready[nd->in[j]];
 			for (int j = 0; ok && j < nd->n_post; j++)
-				ok = nd->post[j].kind != NN_POST_ADD || ready[nd->post[j].value];
+				ok = nd->post[j].value < 0 || ready[nd->post[j].value];
 			if (!ok && !nd->dead)
 				continue;
 			if (placed[i])
@@ -704,24 +704,34 @@ static void fuse_conv(struct nn_graph *g)
 {
 	for (int i = 0; i < g->n_nodes; i++) {
 		struct nn_node *n = &g->nodes[i];
-		if (n->dead || n->op != NN_OP_CONV)
+		if (n->dead || (n->op != NN_OP_CONV && n->op != NN_OP_CONVINTEGER))
 			continue;
+		if (n->op == NN_OP_CONVINTEGER) {
+			/* ConvInteger then Cast to float: the float convolution that
+			 * computes it gives the float directly */
+			int c = sole_consumer(g, n->out[0]);
+			if (c < 0 || g->nodes[c].op != NN_OP_CAST || g->nodes[c].a.to != NN_DTYPE_F32)
+				continue;
+			n->float_out = true;
+			n->out[0] = g->nodes[c].out[0];
+			g->vals[n->out[0]].producer = i;
+			g->nodes[c].dead = true;
+		}
 		for (;;) {
 			int out = n->out[0], c = sole_consumer(g, out);
 			if (c < 0 || n->n_post == NN_MAX_POST)
 				break;
 			struct nn_node *m = &g->nodes[c];
-			struct nn_postop p;
+			struct nn_postop p = {.value = -1};
 			if (m->op == NN_OP_RELU || m->op == NN_OP_SIGMOID) {
 				p.kind = m->op == NN_OP_RELU ? NN_POST_RELU : NN_POST_SIGMOID;
-				p.value = -1;
-			} else if (m->op == NN_OP_ADD) {
+			} else if (m->op == NN_OP_ADD || m->op == NN_OP_MUL) {
 				int other = m->in[0] == out ? m->in[1] : m->in[0];
 				int prod = g->vals[other].producer;
-				/* the addend must exist when the conv runs, and be another tensor */
+				/* the operand must exist when the conv runs, and be another tensor */
 				if (other == out || (prod >= 0 && prod > i) || g->vals[other].dtype != NN_DTYPE_F32)
 					break;
-				p.kind = NN_POST_ADD;
+				p.kind = m->op == NN_OP_ADD ? NN_POST_ADD : NN_POST_MUL;
 				p.value = other;
 			} else {
 				break;
@@ -758,7 +768,7 @@ void nn_graph_remove_dead(struct nn_graph *g)
 			if (n->in[j] >= 0)
 				live[n->in[j]] = true;
 		for (int j = 0; j < n->n_post; j++)
-			if (n->post[j].kind == NN_POST_ADD)
+			if (n->post[j].value >= 0)
 				live[n->post[j].value] = true;
 	}
 	for (int v = 0; v < g->n_vals; v++)

@@ -463,7 +463,7 @@ static bool used_after(const struct nn_graph *g, int v, int node)
 			if (n->in[j] == v)
 				return true;
 		for (int j = 0; j < n->n_post; j++)
-			if (n->post[j].kind == NN_POST_ADD && n->post[j].value == v)
+			if (n->post[j].value == v)
 				return true;
 	}
 	return false;
@@ -553,8 +553,8 @@ retry:
 			dnnl_post_ops_append_sum(po, 1.0f);
 			continue;
 		}
-		if (q->kind == NN_POST_ADD) {
-			/* the addend, right-aligned to the output's rank */
+		if (q->value >= 0) {
+			/* the operand, right-aligned to the output's rank */
 			struct ptv *A = &p->tv[q->value];
 			int64_t d[NN_MAX_RANK];
 			int r = p->tv[out].t.rank;
@@ -567,7 +567,8 @@ retry:
 				tv_default_md(A);
 				add_md[i] = A->md;
 			}
-			dnnl_post_ops_append_binary(po, dnnl_binary_add, &add_md[i]);
+			dnnl_post_ops_append_binary(po, q->kind == NN_POST_ADD ? dnnl_binary_add : dnnl_binary_mul,
+						    &add_md[i]);
 		} else {
 			dnnl_post_ops_append_eltwise(po, 1.0f, q->kind == NN_POST_RELU ? dnnl_eltwise_relu
 										   : dnnl_eltwise_logistic,
@@ -638,7 +639,7 @@ retry:
 	arg_tv(s, DNNL_ARG_DST, out);
 	for (int i = 0; i < n->n_post; i++) {
 		int v = n->post[i].value;
-		if (n->post[i].kind != NN_POST_ADD || i == sum)
+		if (v < 0 || i == sum)
 			continue;
 		if (p->tv[v].kind != TV_CONST && p->tv[v].t.rank != p->tv[out].t.rank && !is_plain(&p->tv[v])) {
 			st = nn_fail(NN_ERR_BACKEND, "%s: addend layout", n->name);
@@ -730,6 +731,8 @@ static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
 	}
 	if ((xf = zero_point_to_f32(p, node, x, xz)) < 0)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	if (n->float_out) /* the fused Cast: the float result is the output */
+		return lower_conv_core(m, p, node, xf, wdata, wf, p->tv[w].t.dims, -1, n->out[0], false);
 	t = p->tv[n->out[0]].t;
 	t.dtype = NN_DTYPE_F32;
 	if ((of = tv_new(p, &t, TV_RUN)) < 0)
