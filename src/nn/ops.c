@@ -905,24 +905,38 @@ static nn_status ref_slice(const struct nn_node *n, const struct nn_tview *const
 	return NN_OK;
 }
 
+/* Round half to even for |v| < 2^22, without a library call. */
+static inline float round_even(float v)
+{
+	const float magic = 12582912.0f; /* 1.5 * 2^23 */
+	return v >= 0 ? (v + magic) - magic : -((-v + magic) - magic);
+}
+
+/* Elementwise but for one global range, so it runs on any dense layout. */
 static void ref_dql(const struct nn_tview *x, struct nn_tview *out)
 {
 	int64_t cnt = nn_numel(x->rank, x->dims);
 	const float *src = x->data;
 	uint8_t *q = out[0].data;
-	float lo = 0, hi = 0, scale;
-	float zp;
+	float lo = 0, hi = 0, scale, zp, inv;
 
+	#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (cnt > 65536)
 	for (int64_t i = 0; i < cnt; i++) {
 		lo = src[i] < lo ? src[i] : lo;
 		hi = src[i] > hi ? src[i] : hi;
 	}
 	scale = (hi - lo) / 255.0f;
-	zp = scale > 0 ? nearbyintf(fminf(fmaxf(0.0f - lo / scale, 0.0f), 255.0f)) : 0.0f;
+	zp = 0;
+	if (scale > 0) {
+		zp = round_even(0.0f - lo / scale);
+		zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
+	}
+	inv = scale > 0 ? 1.0f / scale : 0.0f;
+	(void)inv;
 	#pragma omp parallel for if (cnt > 65536)
 	for (int64_t i = 0; i < cnt; i++) {
-		float v = scale > 0 ? nearbyintf(src[i] / scale) + zp : zp;
-		q[i] = (uint8_t)fminf(fmaxf(v, 0.0f), 255.0f);
+		float v = scale > 0 ? round_even(src[i] / scale) + zp : zp;
+		q[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 	}
 	*(float *)out[1].data = scale;
 	*(uint8_t *)out[2].data = (uint8_t)zp;

@@ -151,6 +151,24 @@ static bool any_md(int rank, const int64_t *dims, dnnl_memory_desc_t *md)
 	return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
 }
 
+/* True if tv v has a descriptor with no padding: elementwise kernels may
+ * then run on its storage whatever the layout. */
+static bool is_dense(const struct ptv *v)
+{
+	return v->has_md && v->md.format_kind == dnnl_blocked &&
+	       dnnl_memory_desc_get_size(&v->md) == (size_t)nn_numel(v->t.rank, v->t.dims) * nn_dtype_size(v->t.dtype);
+}
+
+/* The same layout for another element type. */
+static dnnl_memory_desc_t md_as(const dnnl_memory_desc_t *md, nn_dtype t)
+{
+	dnnl_memory_desc_t r = *md;
+	dnnl_data_type_t dt = dnnl_f32;
+	dnnl_type(t, &dt);
+	r.data_type = dt;
+	return r;
+}
+
 static bool is_plain(const struct ptv *v)
 {
 	dnnl_memory_desc_t md;
@@ -679,7 +697,12 @@ static int zero_point_to_f32(struct nn_plan *p, int node, int v, int zp)
 	t.dtype = NN_DTYPE_F32;
 	if ((f = tv_new(p, &t, TV_RUN)) < 0 || !(s = step_new(p, STEP_ZP_TO_F32, node)))
 		return -1;
-	tv_default_md(&p->tv[f]);
+	if (is_dense(&p->tv[v])) { /* elementwise: keep the layout */
+		dnnl_memory_desc_t md = md_as(&p->tv[v].md, NN_DTYPE_F32);
+		tv_set_md(&p->tv[f], &md);
+	} else {
+		tv_default_md(&p->tv[f]);
+	}
 	if (!(s->ins = calloc(2, sizeof *s->ins)))
 		return -1;
 	s->n_ins = 2;
@@ -705,7 +728,12 @@ static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
 	struct step *s;
 	nn_status st;
 
-	if ((x = in_plain(m, p, n->in[0])) < 0 || (w = in_plain(m, p, n->in[1])) < 0)
+	/* with one zero point, (x - x_zero) is elementwise and x may stay in
+	 * its layout */
+	x = n->in[0];
+	if ((xz >= 0 && nn_numel(p->tv[xz].t.rank, p->tv[xz].t.dims) != 1) || !is_dense(&p->tv[x]))
+		x = in_plain(m, p, x);
+	if (x < 0 || (w = in_plain(m, p, n->in[1])) < 0)
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the inputs", n->name);
 	W = &p->tv[w];
 	if (W->kind == TV_CONST && (wz < 0 || p->tv[wz].kind == TV_CONST)) {
@@ -1040,6 +1068,32 @@ static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *de
 	return prim_finish(p, s, pd, n->name);
 }
 
+static nn_status lower_ref(nn_model *m, struct nn_plan *p, int node);
+
+/* DynamicQuantizeLinear is elementwise but for its global range: on a dense
+ * input it runs in the input's layout and its result keeps that layout. */
+static nn_status lower_dql(nn_model *m, struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	struct step *s;
+	int x = n->in[0];
+
+	if (!is_dense(&p->tv[x]) || is_plain(&p->tv[x]))
+		return lower_ref(m, p, node);
+	if (!(s = step_new(p, STEP_REF, node)) || !(s->ins = calloc(1, sizeof *s->ins)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	s->ins[0] = x;
+	s->n_ins = 1;
+	s->n_outs = 3;
+	for (int j = 0; j < 3; j++)
+		s->outs[j] = n->out[j];
+	dnnl_memory_desc_t md = md_as(&p->tv[x].md, NN_DTYPE_U8);
+	tv_set_md(&p->tv[n->out[0]], &md);
+	tv_default_md(&p->tv[n->out[1]]);
+	tv_default_md(&p->tv[n->out[2]]);
+	return NN_OK;
+}
+
 /* Everything else: the reference kernel on row-major data. */
 static nn_status lower_ref(nn_model *m, struct nn_plan *p, int node)
 {
@@ -1244,6 +1298,8 @@ static nn_status lower_node(nn_model *m, struct nn_plan *p, int i)
 	case NN_OP_MUL:
 		st = lower_binary(m, p, i, &declined);
 		break;
+	case NN_OP_DQL:
+		return lower_dql(m, p, i);
 	default:
 		break;
 	}
@@ -1479,10 +1535,16 @@ static nn_status run_helper(nn_model *m, const struct nn_plan *p, const struct s
 			zu8 = p->tv[s->ins[1]].t.dtype == NN_DTYPE_U8;
 		}
 		#pragma omp parallel for if (cnt > 65536)
-		for (int64_t i = 0; i < cnt; i++) {
-			int64_t zi = nz > 1 ? i / per : 0;
-			float zp = !z ? 0.0f : zu8 ? ((const uint8_t *)z)[zi] : ((const int8_t *)z)[zi];
-			d[i] = (xu8 ? (float)((const uint8_t *)src)[i] : (float)((const int8_t *)src)[i]) - zp;
+		for (int64_t r = 0; r < (nz > 1 ? nz : 1); r++) {
+			/* one run of elements sharing a zero point */
+			int64_t len = nz > 1 ? per : cnt, at = r * len;
+			float zp = !z ? 0.0f : zu8 ? ((const uint8_t *)z)[r] : ((const int8_t *)z)[r];
+			if (xu8)
+				for (int64_t i = at; i < at + len; i++)
+					d[i] = (float)((const uint8_t *)src)[i] - zp;
+			else
+				for (int64_t i = at; i < at + len; i++)
+					d[i] = (float)((const int8_t *)src)[i] - zp;
 		}
 		return NN_OK;
 	}
