@@ -73,7 +73,7 @@ summary() {
 }
 
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-dnnl=$(dpkg-query -W -f '${Version}' libdnnl2.6 2>/dev/null || echo '?')
+dnnl=$(dpkg-query -W -f '${Version}' libdnnl2 2>/dev/null || echo '?')
 {
 	echo "Measured $(date -u +%Y-%m-%d) on $cpu, $(nproc) cores, $THREADS threads; oneDNN $dnnl; ONNX Runtime $(node -p "require('./$ORT_DIR/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || echo n/a) (onnxruntime-node)."
 	echo "Command: \`make bench\` ($ROUNDS rounds x $RUNS runs after one warm-up, the two runtimes alternating)."
