@@ -777,6 +777,30 @@ static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
 	return NN_OK;
 }
 
+/* A one-input primitive from x to out; out takes the layout it chooses. */
+static nn_status add_unary(nn_model *m, struct nn_plan *p, int node, const_dnnl_op_desc_t desc, int x, int out)
+{
+	const char *name = m->g.nodes[node].name;
+	dnnl_primitive_attr_t attr;
+	dnnl_primitive_desc_t pd;
+	struct step *s;
+	nn_status st;
+
+	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	st = prim_create(m, p, desc, attr, &pd, name);
+	dnnl_primitive_attr_destroy(attr);
+	if (st)
+		return st;
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	if (!(s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	arg_tv(s, DNNL_ARG_SRC, x);
+	arg_tv(s, DNNL_ARG_DST, out);
+	return prim_finish(p, s, pd, name);
+}
+
 static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
 {
 	const struct nn_node *n = &m->g.nodes[node];
@@ -786,9 +810,6 @@ static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
 	dnnl_dims_t strides, kernel, dil, pl, pr;
 	dnnl_memory_desc_t dst_md;
 	dnnl_pooling_v2_desc_t desc;
-	dnnl_primitive_attr_t attr;
-	dnnl_primitive_desc_t pd;
-	struct step *s;
 	nn_status st;
 
 	tv_default_md(&p->tv[x]);
@@ -810,19 +831,7 @@ static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
 	DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &p->tv[x].md,
 						   &dst_md, strides, kernel, dil, pl, pr),
 		 n->name);
-	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
-	st = prim_create(m, p, &desc, attr, &pd, n->name);
-	dnnl_primitive_attr_destroy(attr);
-	if (st)
-		return st;
-	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-	if (!(s = step_new(p, STEP_PRIM, node))) {
-		dnnl_primitive_desc_destroy(pd);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
-	arg_tv(s, DNNL_ARG_SRC, x);
-	arg_tv(s, DNNL_ARG_DST, out);
-	return prim_finish(p, s, pd, n->name);
+	return add_unary(m, p, node, &desc, x, out);
 }
 
 /* Linear half-pixel Resize of the spatial axes on oneDNN; other modes use
@@ -834,10 +843,6 @@ static nn_status lower_resize(nn_model *m, struct nn_plan *p, int node, bool *de
 	const int64_t *id = p->tv[x].t.dims, *od = p->tv[out].t.dims;
 	dnnl_memory_desc_t dst_md;
 	dnnl_resampling_desc_t desc;
-	dnnl_primitive_attr_t attr;
-	dnnl_primitive_desc_t pd;
-	struct step *s;
-	nn_status st;
 	bool by_sizes = n->n_in > 3 && n->in[3] >= 0 && nn_numel(p->tv[n->in[3]].t.rank, p->tv[n->in[3]].t.dims) > 0;
 
 	*declined = true;
@@ -858,19 +863,7 @@ static nn_status lower_resize(nn_model *m, struct nn_plan *p, int node, bool *de
 	DNNL_TRY(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_resampling_linear, NULL,
 						   &p->tv[x].md, &dst_md),
 		 n->name);
-	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
-	st = prim_create(m, p, &desc, attr, &pd, n->name);
-	dnnl_primitive_attr_destroy(attr);
-	if (st)
-		return st;
-	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-	if (!(s = step_new(p, STEP_PRIM, node))) {
-		dnnl_primitive_desc_destroy(pd);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
-	arg_tv(s, DNNL_ARG_SRC, x);
-	arg_tv(s, DNNL_ARG_DST, out);
-	return prim_finish(p, s, pd, n->name);
+	return add_unary(m, p, node, &desc, x, out);
 }
 
 /* Concat along channels of one image in a layout whose channel blocks are
@@ -979,10 +972,6 @@ static nn_status lower_eltwise(nn_model *m, struct nn_plan *p, int node, bool *d
 	const struct nn_node *n = &m->g.nodes[node];
 	int x = n->in[0], out = n->out[0];
 	dnnl_eltwise_desc_t desc;
-	dnnl_primitive_attr_t attr;
-	dnnl_primitive_desc_t pd;
-	struct step *s;
-	nn_status st;
 
 	tv_default_md(&p->tv[x]);
 	*declined = !p->tv[x].has_md;
@@ -992,19 +981,7 @@ static nn_status lower_eltwise(nn_model *m, struct nn_plan *p, int node, bool *d
 						n->op == NN_OP_RELU ? dnnl_eltwise_relu : dnnl_eltwise_logistic,
 						&p->tv[x].md, 0.0f, 0.0f),
 		 n->name);
-	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
-	st = prim_create(m, p, &desc, attr, &pd, n->name);
-	dnnl_primitive_attr_destroy(attr);
-	if (st)
-		return st;
-	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-	if (!(s = step_new(p, STEP_PRIM, node))) {
-		dnnl_primitive_desc_destroy(pd);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
-	arg_tv(s, DNNL_ARG_SRC, x);
-	arg_tv(s, DNNL_ARG_DST, out);
-	return prim_finish(p, s, pd, n->name);
+	return add_unary(m, p, node, &desc, x, out);
 }
 
 /* Float Add/Mul where the first operand (after swapping) has the output's
