@@ -64,6 +64,7 @@ struct nn_conv_attr {
 	int ceil_mode;
 };
 
+/* the orders below are those of the attribute tables in onnx_load.c */
 enum { NN_PAD_NOTSET, NN_PAD_SAME_UPPER, NN_PAD_SAME_LOWER, NN_PAD_VALID };
 
 enum { NN_RESIZE_NEAREST, NN_RESIZE_LINEAR };

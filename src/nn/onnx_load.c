@@ -174,6 +174,23 @@ static nn_status attr_str(const struct attr_ctx *c, const char *name, const char
 	return NN_OK;
 }
 
+/* A string attribute that must be one of names[] (NULL-terminated); *out
+ * is its index. */
+static nn_status attr_enum(const struct attr_ctx *c, const char *name, const char *def, const char *const *names,
+			   const char *why, int *out)
+{
+	char s[48];
+	nn_status st = attr_str(c, name, def, s, sizeof s);
+	if (st)
+		return st;
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(s, names[i])) {
+			*out = i;
+			return NN_OK;
+		}
+	return bad_attr(c, name, why);
+}
+
 #define TRY(x)                          \
 	do {                            \
 		nn_status st_ = (x);    \
@@ -188,7 +205,6 @@ static nn_status parse_conv_like(const struct attr_ctx *c, struct nn_conv_attr *
 	static const char *const pool_attrs[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
 						 "pads", "storage_order", "strides", NULL};
 	int64_t tmp[2 * NN_MAX_SPATIAL], v;
-	char s[32];
 	int n, nsp = 0;
 
 	TRY(attr_only(c, pool ? pool_attrs : conv_attrs));
@@ -238,17 +254,9 @@ static nn_status parse_conv_like(const struct attr_ctx *c, struct nn_conv_attr *
 				return bad_attr(c, "pads", "negative padding is not supported");
 		}
 	}
-	TRY(attr_str(c, "auto_pad", "NOTSET", s, sizeof s));
-	if (!strcmp(s, "NOTSET"))
-		a->auto_pad = NN_PAD_NOTSET;
-	else if (!strcmp(s, "SAME_UPPER"))
-		a->auto_pad = NN_PAD_SAME_UPPER;
-	else if (!strcmp(s, "SAME_LOWER"))
-		a->auto_pad = NN_PAD_SAME_LOWER;
-	else if (!strcmp(s, "VALID"))
-		a->auto_pad = NN_PAD_VALID;
-	else
-		return bad_attr(c, "auto_pad", "unknown value");
+	/* in the order of NN_PAD_* */
+	static const char *const pads[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID", NULL};
+	TRY(attr_enum(c, "auto_pad", "NOTSET", pads, "unknown value", &a->auto_pad));
 	if (a->auto_pad != NN_PAD_NOTSET && attr_find(c, "pads"))
 		return bad_attr(c, "pads", "cannot be given with auto_pad");
 	if (pool) {
@@ -273,41 +281,20 @@ static nn_status parse_resize(const struct attr_ctx *c, struct nn_resize_attr *a
 {
 	static const char *const known[] = {"coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside",
 					    "extrapolation_value", "mode", "nearest_mode", NULL};
-	char s[48];
 	int64_t v;
 
 	TRY(attr_only(c, known));
 	a->v10 = opset < 11;
-	TRY(attr_str(c, "mode", "nearest", s, sizeof s));
-	if (!strcmp(s, "nearest"))
-		a->mode = NN_RESIZE_NEAREST;
-	else if (!strcmp(s, "linear"))
-		a->mode = NN_RESIZE_LINEAR;
-	else
-		return bad_attr(c, "mode", "only 'nearest' and 'linear' are supported");
+	/* in the order of NN_RESIZE_*, NN_COORD_* and NN_NEAREST_* */
+	static const char *const modes[] = {"nearest", "linear", NULL};
+	static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", NULL};
+	static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", NULL};
+	TRY(attr_enum(c, "mode", "nearest", modes, "only 'nearest' and 'linear' are supported", &a->mode));
 	/* Resize-10 always maps coordinates asymmetrically and rounds down */
-	TRY(attr_str(c, "coordinate_transformation_mode", opset < 11 ? "asymmetric" : "half_pixel", s, sizeof s));
-	if (!strcmp(s, "half_pixel"))
-		a->coord = NN_COORD_HALF_PIXEL;
-	else if (!strcmp(s, "pytorch_half_pixel"))
-		a->coord = NN_COORD_PYTORCH_HALF_PIXEL;
-	else if (!strcmp(s, "align_corners"))
-		a->coord = NN_COORD_ALIGN_CORNERS;
-	else if (!strcmp(s, "asymmetric"))
-		a->coord = NN_COORD_ASYMMETRIC;
-	else
-		return bad_attr(c, "coordinate_transformation_mode", "value not supported");
-	TRY(attr_str(c, "nearest_mode", opset < 11 ? "floor" : "round_prefer_floor", s, sizeof s));
-	if (!strcmp(s, "round_prefer_floor"))
-		a->nearest = NN_NEAREST_ROUND_PREFER_FLOOR;
-	else if (!strcmp(s, "round_prefer_ceil"))
-		a->nearest = NN_NEAREST_ROUND_PREFER_CEIL;
-	else if (!strcmp(s, "floor"))
-		a->nearest = NN_NEAREST_FLOOR;
-	else if (!strcmp(s, "ceil"))
-		a->nearest = NN_NEAREST_CEIL;
-	else
-		return bad_attr(c, "nearest_mode", "unknown value");
+	TRY(attr_enum(c, "coordinate_transformation_mode", opset < 11 ? "asymmetric" : "half_pixel", coords,
+		      "value not supported", &a->coord));
+	TRY(attr_enum(c, "nearest_mode", opset < 11 ? "floor" : "round_prefer_floor", nearest, "unknown value",
+		      &a->nearest));
 	TRY(attr_int(c, "exclude_outside", 0, &v));
 	if (v != 0)
 		return bad_attr(c, "exclude_outside", "only 0 is supported");
