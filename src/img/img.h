@@ -46,7 +46,9 @@ typedef enum img_status {
 /* Encodings img_save can write. */
 enum img_format {
 	IMG_FORMAT_PNG,
-	IMG_FORMAT_WEBP, /* always lossless, so the alpha edge is kept exactly */
+	IMG_FORMAT_WEBP, /* lossless unless img_save_opts.lossless is false */
+	IMG_FORMAT_JPEG, /* no alpha: the image must be opaque (a background) */
+	IMG_FORMAT_AVIF, /* where libvips can write it */
 };
 
 /* What img_cutout makes from a photo and its mask. */
@@ -110,6 +112,147 @@ int img_format_parse(const char *name, enum img_format *fmt);
 
 /* The file extension of a format, without the dot ("png", "webp"). */
 const char *img_format_ext(enum img_format fmt);
+
+/* =====================================================================
+ * The full pipeline (issue: image pipeline). Sections are implemented in
+ * the file named in their banner.
+ * ===================================================================== */
+
+/* ===== Probing and decoding options (decode.c) ===== */
+
+/* Formats read, recognised from the bytes only. */
+enum img_type {
+	IMG_TYPE_JPEG,
+	IMG_TYPE_PNG,
+	IMG_TYPE_WEBP,
+	IMG_TYPE_HEIC, /* HEIF with HEVC, what iPhones write */
+	IMG_TYPE_AVIF,
+	IMG_TYPE_TIFF,
+	IMG_TYPE_GIF, /* the first frame */
+};
+
+/* Default pixel limit, checked from the header before any pixel is decoded. */
+#define IMG_DEFAULT_MAX_PIXELS 50000000LL
+
+struct img_load_opts {
+	long long max_pixels; /* 0: IMG_DEFAULT_MAX_PIXELS */
+	int keep_gps;	      /* keep EXIF GPS tags (dropped by default) */
+};
+
+/* What the header says, without decoding pixels. width and height are those
+ * of the upright picture (EXIF orientation applied). */
+struct img_info {
+	enum img_type type;
+	int width, height;
+	int orientation; /* EXIF orientation, 1..8 (1 when absent) */
+	int has_alpha;
+	int has_icc;
+};
+
+/* Reads the header of an image in memory: format (from the bytes), size,
+ * orientation; refuses sizes over the limit (IMG_ERR_UNSUPPORTED) without
+ * decoding. o may be NULL (defaults). */
+img_status img_probe(const void *buf, size_t len, const struct img_load_opts *o, struct img_info *out);
+
+/* Like img_load_file/img_load_buffer, with options (NULL: defaults). The image
+ * keeps the photo's own colour space and ICC profile (converted to sRGB only
+ * when it is not RGB, e.g. CMYK or grey), 8 bits per band, 3 bands or 4 with
+ * alpha; EXIF is kept with the orientation reset to 1 and GPS removed unless
+ * keep_gps. */
+img_status img_load_file_opts(const char *path, const struct img_load_opts *o, struct img **out);
+img_status img_load_buffer_opts(const void *buf, size_t len, const struct img_load_opts *o, struct img **out);
+
+/* Display name of a type ("JPEG", "HEIC", ...) and its usual MIME type. */
+const char *img_type_name(enum img_type t);
+const char *img_type_mime(enum img_type t);
+
+/* A web-displayable copy at most max_side pixels on its longer side (never
+ * enlarged), in sRGB; for thumbnails of uploads (HEIC included). */
+img_status img_thumbnail(const struct img *im, int max_side, struct img **out);
+
+/* ===== Mask to full resolution (refine.c) ===== */
+
+enum img_refine {
+	IMG_REFINE_NONE,   /* bilinear upscale */
+	IMG_REFINE_GUIDED, /* edge-aware: guided by the photo */
+};
+
+/* Scales the network's mask (mh x mw floats in 0..1) to the photo's size
+ * and returns it as one 8-bit band (the alpha), multiplied by the photo's
+ * own alpha if it has one. */
+img_status img_mask_to_alpha(const struct img *photo, const float *mask, int mh, int mw, enum img_refine refine,
+			     struct img **alpha);
+
+/* ===== Rendering outputs (compose.c) ===== */
+
+/* The subject: bounding box of alpha >= 128 (x, y, w, h; all 0 when empty)
+ * and the share of pixels it covers (0..1). */
+struct img_subject {
+	int x, y, w, h;
+	double coverage;
+};
+
+enum img_bg {
+	IMG_BG_NONE,  /* transparent */
+	IMG_BG_COLOR, /* a solid colour */
+	IMG_BG_BLUR,  /* the photo itself, blurred */
+	IMG_BG_IMAGE, /* another image, scaled to cover and centred */
+};
+
+enum img_effect {
+	IMG_EFFECT_NONE,
+	IMG_EFFECT_SHADOW,  /* a soft drop shadow under the subject */
+	IMG_EFFECT_STICKER, /* a white outline of outline_px around the subject */
+	IMG_EFFECT_POPART,  /* a 2x2 grid of posterised/duotone copies on bright backgrounds */
+};
+
+/* One output to make from a photo and its alpha. Zeroed means: the RGBA
+ * cut-out at full size. */
+struct img_render {
+	enum img_cut kind; /* IMG_CUT_MASK: the alpha alone (other fields ignored) */
+	enum img_bg bg;
+	unsigned char color[4];	   /* IMG_BG_COLOR: RGBA */
+	double blur_sigma;	   /* IMG_BG_BLUR: 0 = a default relative to the size */
+	const struct img *bg_image; /* IMG_BG_IMAGE */
+	int crop;		   /* crop to the subject's box plus the margin */
+	double margin;		   /* pixels, or percent of the box when margin_percent */
+	int margin_percent;
+	int fit_w, fit_h;	   /* then fit into at most fit_w x fit_h (0: no fit) */
+	enum img_effect effect;
+	int outline_px;		   /* IMG_EFFECT_STICKER: 0 = a default relative to the size */
+};
+
+/* Renders one output. subject, if not NULL, receives the subject's box in
+ * the output's coordinates and its coverage. Many outputs can be rendered
+ * from one alpha (one inference). */
+img_status img_render(const struct img *photo, const struct img *alpha, const struct img_render *r,
+		      struct img **out, struct img_subject *subject);
+
+/* The subject of an alpha image (see struct img_subject). */
+img_status img_subject_of(const struct img *alpha, struct img_subject *out);
+
+/* Parses "#rgb", "#rrggbb", "#rrggbbaa" or a CSS colour name into RGBA.
+ * Returns 0, or -1 if it is not a colour. */
+int img_color_parse(const char *s, unsigned char rgba[4]);
+
+/* ===== Encoding options (encode.c) ===== */
+
+enum img_color {
+	IMG_COLOR_KEEP, /* the photo's own profile, embedded */
+	IMG_COLOR_SRGB, /* converted to sRGB */
+};
+
+struct img_save_opts {
+	enum img_format format;
+	int quality;   /* lossy formats, 1..100; 0 = the format's default */
+	int lossy;     /* WebP: lossy (with alpha) instead of lossless */
+	enum img_color color;
+};
+
+/* Encodes to a file (atomically, as img_save) or to memory (*buf from
+ * malloc, free with free()). */
+img_status img_save_opts(const struct img *im, const char *path, const struct img_save_opts *o);
+img_status img_encode(const struct img *im, const struct img_save_opts *o, void **buf, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,24 @@
+/*
+ * img_int.h - internals shared by the img module's source files only.
+ */
+#ifndef PETCUT_IMG_INT_H
+#define PETCUT_IMG_INT_H
+
+#include <vips/vips.h>
+
+#include "img/img.h"
+
+struct img {
+	VipsImage *pix; /* in memory, uchar; sRGB (3 or 4 bands) or B_W mask (1 band) */
+};
+
+/* Records a message for img_errmsg() and returns st. */
+img_status img_fail(img_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fails with what, followed by the gist of libvips' last error. */
+img_status img_fail_vips(img_status st, const char *what);
+
+/* Resizes in to exactly w x h with a linear filter; 0 or -1 (libvips error). */
+int img_resize_exact(VipsImage *in, VipsImage **out, int w, int h);
+
+#endif
