@@ -5,6 +5,7 @@
 #   make         build build/petcut (dependencies must be installed)
 #   make test SAN=1   the same suite on an ASan + UBSan build (in build-san/)
 #   make bench   side-by-side benchmark against ONNX Runtime; writes BENCHMARKS.md figures
+#   make fuzz    libFuzzer on every fuzz target (FUZZ_SECONDS each, default 120)
 
 CC      ?= cc
 SAN     ?= 0
@@ -35,9 +36,12 @@ LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/unit/*.c))
 TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# each fuzz target also builds as a plain program replaying its corpus
+FUZZ_SRC = $(sort $(wildcard fuzz/*_fuzzer.c))
+FUZZ_REPLAY = $(FUZZ_SRC:fuzz/%_fuzzer.c=$(BUILD)/tests/test_fuzz_%)
 
-.PHONY: all deps models run test check bench clean
-all: $(BUILD)/petcut $(TEST_BIN)
+.PHONY: all deps models run test check bench fuzz clean
+all: $(BUILD)/petcut $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(GEN_C) $(GEN_H): $(ONNX_PROTO)
 	@mkdir -p $(BUILD)/gen
@@ -60,6 +64,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpetcut.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -o $@ $< $(BUILD)/libpetcut.a $(LDLIBS_ALL)
 
+$(BUILD)/tests/test_fuzz_%: fuzz/%_fuzzer.c fuzz/replay.c $(BUILD)/libpetcut.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) -DREPLAY_CORPUS='"fuzz/corpus/$*"' -o $@ fuzz/$*_fuzzer.c fuzz/replay.c $(BUILD)/libpetcut.a $(LDLIBS_ALL)
+
+# Runs every fuzz target with libFuzzer for FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	@fuzz/run.sh $(FUZZ_SECONDS)
+
 # Installs the Debian packages petcut needs (only those missing).
 deps:
 	@scripts/install-deps.sh
@@ -81,6 +94,6 @@ bench: models
 	@bench/run.sh build
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

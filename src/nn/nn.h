@@ -92,6 +92,11 @@ int64_t nn_tensor_numel(const struct nn_tensor *t);
  * n <= 0 means the number of online CPUs. */
 void nn_set_threads(int n);
 
+/* Sets the largest tensor a model may make (process-wide; default 8 GiB, 0
+ * restores it). A model or input whose tensors would be larger fails with
+ * NN_ERR_SHAPE before anything that size is allocated. */
+void nn_set_max_tensor_bytes(size_t bytes);
+
 /* Loads a model from a file or from a buffer (the buffer is not kept).
  * On success *out owns the model; free it with nn_model_free. */
 nn_status nn_model_load_file(const char *path, nn_model **out);

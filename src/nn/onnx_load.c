@@ -48,33 +48,30 @@ static nn_status tensor_from_proto(const Onnx__TensorProto *tp, const char *what
 	*dt = (nn_dtype)tp->data_type;
 	esz = nn_dtype_size(*dt);
 	bytes = n * esz;
+	/* the data must be there before anything its size is allocated */
+	if (tp->has_raw_data ? tp->raw_data.len != bytes
+	    : *dt == NN_DTYPE_F32 ? tp->n_float_data != n
+	    : *dt == NN_DTYPE_I64 ? tp->n_int64_data != n
+	    : *dt == NN_DTYPE_F64 ? tp->n_double_data != n
+	    : tp->n_int32_data != n)
+		return nn_fail(NN_ERR_PARSE, "%s: tensor data does not match its shape", what);
 	buf = malloc(bytes ? bytes : 1);
 	if (!buf)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	if (tp->has_raw_data) {
-		if (tp->raw_data.len != bytes)
-			goto size_mismatch;
 		if (bytes)
 			memcpy(buf, tp->raw_data.data, bytes);
 	} else if (*dt == NN_DTYPE_F32) {
-		if (tp->n_float_data != n)
-			goto size_mismatch;
 		if (bytes)
 			memcpy(buf, tp->float_data, bytes);
 	} else if (*dt == NN_DTYPE_I64) {
-		if (tp->n_int64_data != n)
-			goto size_mismatch;
 		if (bytes)
 			memcpy(buf, tp->int64_data, bytes);
 	} else if (*dt == NN_DTYPE_F64) {
-		if (tp->n_double_data != n)
-			goto size_mismatch;
 		if (bytes)
 			memcpy(buf, tp->double_data, bytes);
 	} else {
 		/* int32_data carries i32, and the narrow types one per element */
-		if (tp->n_int32_data != n)
-			goto size_mismatch;
 		for (size_t i = 0; i < n; i++) {
 			int32_t v = tp->int32_data[i];
 			switch (*dt) {
@@ -87,9 +84,6 @@ static nn_status tensor_from_proto(const Onnx__TensorProto *tp, const char *what
 	}
 	*data = buf;
 	return NN_OK;
-size_mismatch:
-	free(buf);
-	return nn_fail(NN_ERR_PARSE, "%s: tensor data does not match its shape", what);
 }
 
 /* ===== Attributes ===== */
@@ -169,7 +163,8 @@ static nn_status attr_str(const struct attr_ctx *c, const char *name, const char
 		return bad_attr(c, name, "expected a string");
 	if (a->s.len >= len)
 		return bad_attr(c, name, "value too long");
-	memcpy(buf, a->s.data, a->s.len);
+	if (a->s.len)
+		memcpy(buf, a->s.data, a->s.len);
 	buf[a->s.len] = 0;
 	return NN_OK;
 }
@@ -220,6 +215,8 @@ static nn_status parse_conv_like(const struct attr_ctx *c, struct nn_conv_attr *
 		if (a->kernel[i] <= 0)
 			return bad_attr(c, "kernel_shape", "values must be positive");
 	TRY(attr_ints(c, "strides", a->strides, NN_MAX_SPATIAL, &n));
+	if (n == 0)
+		return bad_attr(c, "strides", "empty");
 	if (n >= 0 && nsp && n != nsp)
 		return bad_attr(c, "strides", "length differs from kernel_shape");
 	if (n > 0 && !nsp)
@@ -231,6 +228,8 @@ static nn_status parse_conv_like(const struct attr_ctx *c, struct nn_conv_attr *
 			return bad_attr(c, "strides", "values must be positive");
 	}
 	TRY(attr_ints(c, "dilations", a->dilations, NN_MAX_SPATIAL, &n));
+	if (n == 0)
+		return bad_attr(c, "dilations", "empty");
 	if (n >= 0 && nsp && n != nsp)
 		return bad_attr(c, "dilations", "length differs from kernel_shape");
 	if (n > 0 && !nsp)
@@ -448,6 +447,8 @@ static nn_status load_value_info(const Onnx__ValueInfoProto *vi, struct nn_tenso
 			const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
 			ti->dims[d] = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE
 					      ? dim->dim_value : -1;
+			if (ti->dims[d] > INT32_MAX)
+				return nn_fail(NN_ERR_UNSUPPORTED, "'%s': dimension %zu is too large", vi->name, d);
 		}
 	}
 	return NN_OK;
@@ -459,6 +460,13 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 	char name[64];
 	nn_status st;
 
+	/* names are optional in the protobuf: a graph without them is not one */
+	for (size_t i = 0; i < gp->n_input; i++)
+		if (!gp->input[i]->name || !*gp->input[i]->name)
+			return nn_fail(NN_ERR_PARSE, "graph input %zu has no name", i);
+	for (size_t i = 0; i < gp->n_output; i++)
+		if (!gp->output[i]->name || !*gp->output[i]->name)
+			return nn_fail(NN_ERR_PARSE, "graph output %zu has no name", i);
 	for (size_t i = 0; i < mp->n_opset_import; i++) {
 		const char *d = mp->opset_import[i]->domain;
 		if ((!d || !*d || !strcmp(d, "ai.onnx")) && mp->opset_import[i]->has_version)

@@ -9,6 +9,7 @@
  * plan.c, and the kernels here are their specification in tests.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,6 +180,9 @@ nn_status nn_conv_out_dims(const struct nn_node *n, int nsp, const int64_t *in_d
 
 	for (int i = 0; i < nsp; i++) {
 		int64_t I = in_dims[i], S = a->strides[i], Keff = (kernel[i] - 1) * a->dilations[i] + 1, O;
+		if (S <= 0 || a->dilations[i] <= 0 || kernel[i] <= 0)
+			return FAIL(NN_ERR_SHAPE, n, "spatial axis %d: kernel, stride and dilation must be positive",
+				    NODE(n), i);
 		pb[i] = a->pad_begin[i];
 		pe[i] = a->pad_end[i];
 		switch (a->auto_pad) {
@@ -307,7 +311,8 @@ static nn_status infer_reshape(const struct nn_node *n, const struct nn_tview *c
 		if (d < 0)
 			return FAIL(NN_ERR_SHAPE, n, "negative dimension %lld", NODE(n), (long long)d);
 		o->dims[i] = d;
-		known *= d;
+		if (__builtin_mul_overflow(known, d, &known))
+			return FAIL(NN_ERR_SHAPE, n, "the shape is too large", NODE(n));
 	}
 	if (infer_at >= 0) {
 		if (known == 0 || numel % known)
@@ -434,7 +439,7 @@ static nn_status slice_params(const struct nn_node *n, const struct nn_tview *co
 	return NN_OK;
 }
 
-nn_status nn_op_infer(const struct nn_node *n, const struct nn_tview *const *in, struct nn_tview *out)
+static nn_status op_infer(const struct nn_node *n, const struct nn_tview *const *in, struct nn_tview *out)
 {
 	const struct nn_tview *x = in[0];
 	int64_t opset = n->op == NN_OP_RESIZE && n->a.resize.v10 ? 10 : 11;
@@ -521,6 +526,35 @@ nn_status nn_op_infer(const struct nn_node *n, const struct nn_tview *const *in,
 		break;
 	}
 	return FAIL(NN_ERR_UNSUPPORTED, n, "no shape inference", NODE(n));
+}
+
+/* Largest tensor a plan may hold (nn_set_max_tensor_bytes). */
+static _Atomic size_t max_tensor_bytes = (size_t)8 << 30;
+
+void nn_set_max_tensor_bytes(size_t bytes)
+{
+	max_tensor_bytes = bytes ? bytes : (size_t)8 << 30;
+}
+
+nn_status nn_op_infer(const struct nn_node *n, const struct nn_tview *const *in, struct nn_tview *out)
+{
+	nn_status st = op_infer(n, in, out);
+
+	/* a hostile or mistaken model must not make the runtime allocate more
+	 * than the limit: every tensor is checked as its shape becomes known */
+	for (int j = 0; st == NN_OK && j < n->n_out; j++) {
+		size_t bytes = nn_dtype_size(out[j].dtype);
+		if (out[j].rank < 0 || out[j].rank > NN_MAX_RANK)
+			return FAIL(NN_ERR_SHAPE, n, "output rank %d", NODE(n), out[j].rank);
+		for (int d = 0; d < out[j].rank; d++) {
+			int64_t v = out[j].dims[d];
+			if (v < 0 || (v > 0 && bytes > max_tensor_bytes / (size_t)v))
+				return FAIL(NN_ERR_SHAPE, n, "output %d would be larger than %zu MB", NODE(n), j,
+					    max_tensor_bytes >> 20);
+			bytes *= (size_t)v;
+		}
+	}
+	return st;
 }
 
 /* ===== Reference kernels ===== */

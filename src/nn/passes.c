@@ -617,8 +617,9 @@ static nn_status generalise_sizes(struct nn_graph *g)
 	for (int i = 0; i < g->n_inputs; i++) {
 		const struct nn_tensor_info *ti = &g->in_info[i];
 		in[i] = (struct nn_tview){.dtype = ti->dtype, .rank = ti->rank};
+		int64_t numel = 1;
 		for (int d = 0; d < ti->rank; d++) {
-			if (ti->dims[d] < 0)
+			if (ti->dims[d] < 0 || __builtin_mul_overflow(numel, ti->dims[d], &numel) || numel > (1 << 30))
 				return NN_OK; /* no static shapes to learn from */
 			in[i].dims[d] = ti->dims[d];
 		}
