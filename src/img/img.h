@@ -177,11 +177,29 @@ enum img_refine {
 	IMG_REFINE_GUIDED, /* edge-aware: guided by the photo */
 };
 
-/* Scales the network's mask (mh x mw floats in 0..1) to the photo's size
- * and returns it as one 8-bit band (the alpha), multiplied by the photo's
- * own alpha if it has one. */
+/* Tuning of IMG_REFINE_GUIDED; a zero field takes the default, measured on
+ * real photos (BENCHMARKS.md, "Mask refinement"). */
+struct img_refine_opts {
+	int radius; /* window radius, in pixels of the mask (default 2) */
+	double eps; /* regulariser; luminance is in 0..1 (default 1e-3) */
+};
+
+/* Scales the network's mask (mh x mw floats in 0..1, covering the whole
+ * photo whatever its aspect) to the photo's size and returns it as one 8-bit
+ * band (the alpha, interpretation B_W), multiplied by the photo's own alpha
+ * if it has one. IMG_REFINE_NONE interpolates bilinearly (pixel centres
+ * aligned); IMG_REFINE_GUIDED runs a fast guided filter at the mask's
+ * resolution with the photo's luminance as guide and applies it at full
+ * resolution, so the alpha's edges follow the photo's. The mask is only read
+ * during the call. On success *alpha owns the result (free with img_free);
+ * IMG_ERR_ARG for a missing photo, mask or out-parameter, a size <= 0 or an
+ * unknown refine. */
 img_status img_mask_to_alpha(const struct img *photo, const float *mask, int mh, int mw, enum img_refine refine,
 			     struct img **alpha);
+
+/* The same with tuning (o may be NULL: the defaults); for benchmarks. */
+img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, int mh, int mw,
+				  enum img_refine refine, const struct img_refine_opts *o, struct img **alpha);
 
 /* ===== Rendering outputs (compose.c) ===== */
 

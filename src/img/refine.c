@@ -1,0 +1,371 @@
+/*
+ * refine.c - the network's mask to an alpha channel at the photo's size.
+ *
+ * The network sees the photo at 1024 x 1024 (or 512 x 512) whatever its size,
+ * so a 12 MP phone photo gets a mask four to eight times coarser than itself.
+ * Two ways back to full resolution:
+ *
+ *  - IMG_REFINE_NONE: bilinear interpolation of the mask, pixel centres
+ *    aligned. Edges come out as soft as the mask is coarse.
+ *  - IMG_REFINE_GUIDED: the fast guided filter (He, Sun and Tang, "Guided
+ *    Image Filtering", TPAMI 2013; He and Sun, "Fast Guided Filter", 2015).
+ *    At the mask's resolution, every window of the photo's luminance I
+ *    explains the mask p as a linear function a * I + b (least squares,
+ *    regularised by eps); the coefficients, averaged over the windows that
+ *    cover a pixel, are interpolated bilinearly to full resolution and applied
+ *    to the full-resolution luminance there. Where the photo has an edge
+ *    inside a window, the mask follows the photo's own sharp edge instead of
+ *    its blurry upscale; where the photo is flat, the result is the smoothed
+ *    mask. All the filtering happens at the low resolution, so a 12 MP photo
+ *    costs one pass over its pixels.
+ *
+ * Both work on float planes in C: the low-resolution grid is the mask's own
+ * (never more than the photo's size; libvips resamples the mask and the photo
+ * to it), box means are running sums, and the full-resolution pass runs over
+ * rows in parallel with OpenMP, writing the 8-bit alpha directly.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vips/vips.h>
+
+#include "img/img_int.h"
+
+/* Defaults of the guided filter, chosen on real photos (BENCHMARKS.md, "Mask
+ * refinement"): the window radius in pixels of the low-resolution grid, and
+ * the regulariser against the luminance variance (luminance in 0..1). */
+#define REFINE_RADIUS 2
+#define REFINE_EPS 1e-3
+
+/* Luminance weights (Rec. 601) over 255, so that I is in 0..1. */
+#define LUM_R (0.299f / 255.0f)
+#define LUM_G (0.587f / 255.0f)
+#define LUM_B (0.114f / 255.0f)
+
+/* ===== Float planes ===== */
+
+/* dst = the mean of src over the (2r + 1) x (2r + 1) window around each
+ * pixel; windows are cut at the borders and average what is inside. tmp holds
+ * w * h floats, col w doubles. src and dst may not overlap. */
+static void box_mean(const float *src, float *dst, int w, int h, int r, float *tmp, double *col)
+{
+	/* Rows: running sum over [x - r, x + r]. */
+	for (int y = 0; y < h; y++) {
+		const float *s = src + (size_t)y * w;
+		float *t = tmp + (size_t)y * w;
+		double sum = 0;
+
+		for (int x = 0; x <= r && x < w; x++)
+			sum += s[x];
+		for (int x = 0; x < w; x++) {
+			int lo = x - r < 0 ? 0 : x - r, hi = x + r >= w ? w - 1 : x + r;
+
+			t[x] = (float)(sum / (hi - lo + 1));
+			if (x + r + 1 < w)
+				sum += s[x + r + 1];
+			if (x - r >= 0)
+				sum -= s[x - r];
+		}
+	}
+	/* Columns: running sums of whole rows of tmp. */
+	for (int x = 0; x < w; x++)
+		col[x] = 0;
+	for (int y = 0; y <= r && y < h; y++)
+		for (int x = 0; x < w; x++)
+			col[x] += tmp[(size_t)y * w + x];
+	for (int y = 0; y < h; y++) {
+		int lo = y - r < 0 ? 0 : y - r, hi = y + r >= h ? h - 1 : y + r;
+		double inv = 1.0 / (hi - lo + 1);
+		float *d = dst + (size_t)y * w;
+
+		for (int x = 0; x < w; x++)
+			d[x] = (float)(col[x] * inv);
+		if (y + r + 1 < h) {
+			const float *add = tmp + (size_t)(y + r + 1) * w;
+
+			for (int x = 0; x < w; x++)
+				col[x] += add[x];
+		}
+		if (y - r >= 0) {
+			const float *sub = tmp + (size_t)(y - r) * w;
+
+			for (int x = 0; x < w; x++)
+				col[x] -= sub[x];
+		}
+	}
+}
+
+/* Bilinear sampling along one axis from m source pixels to n: output i
+ * reads source position (i + 0.5) * m / n - 0.5, clamped to the edge pixels,
+ * as i0[i] + wt[i] towards i1[i]. */
+struct axis {
+	int *i0, *i1;
+	float *wt;
+};
+
+static int axis_init(struct axis *a, int n, int m)
+{
+	double scale = (double)m / n;
+
+	a->i0 = malloc(sizeof *a->i0 * n);
+	a->i1 = malloc(sizeof *a->i1 * n);
+	a->wt = malloc(sizeof *a->wt * n);
+	if (!a->i0 || !a->i1 || !a->wt)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		double s = (i + 0.5) * scale - 0.5;
+		int k;
+
+		if (s < 0)
+			s = 0;
+		if (s > m - 1)
+			s = m - 1;
+		k = (int)s;
+		a->i0[i] = k;
+		a->i1[i] = k + 1 < m ? k + 1 : k;
+		a->wt[i] = (float)(s - k);
+	}
+	return 0;
+}
+
+static void axis_free(struct axis *a)
+{
+	free(a->i0);
+	free(a->i1);
+	free(a->wt);
+}
+
+/* ===== The full-resolution pass ===== */
+
+/* Writes alpha = round(255 * clamp(A * I + B)) (times the photo's alpha / 255
+ * when it has one) into out, A and B being the lw x lh planes interpolated
+ * bilinearly to the photo's size and I the photo's luminance. A NULL A means
+ * a plain upscale of B. Returns -1 if memory ran out. */
+static int apply_full(VipsImage *pix, const float *A, const float *B, int lw, int lh, VipsImage *out)
+{
+	int W = pix->Xsize, H = pix->Ysize, bands = pix->Bands;
+	struct axis ax = {0}, ay = {0};
+	int failed = 0;
+
+	if (axis_init(&ax, W, lw) || axis_init(&ay, H, lh)) {
+		axis_free(&ax);
+		axis_free(&ay);
+		return -1;
+	}
+#pragma omp parallel
+	{
+		float *ra = malloc(sizeof *ra * lw), *rb = malloc(sizeof *rb * lw);
+
+		if (!ra || !rb) {
+#pragma omp atomic write
+			failed = 1;
+		}
+#pragma omp for schedule(static)
+		for (int y = 0; y < H; y++) {
+			const float *b0 = B + (size_t)ay.i0[y] * lw, *b1 = B + (size_t)ay.i1[y] * lw;
+			const unsigned char *px = VIPS_IMAGE_ADDR(pix, 0, y);
+			unsigned char *o = VIPS_IMAGE_ADDR(out, 0, y);
+			float wy = ay.wt[y];
+
+			if (!ra || !rb)
+				continue;
+			/* The row of the low-resolution planes at this y, then
+			 * along x for each output pixel. */
+			for (int x = 0; x < lw; x++)
+				rb[x] = b0[x] + wy * (b1[x] - b0[x]);
+			if (A) {
+				const float *a0 = A + (size_t)ay.i0[y] * lw, *a1 = A + (size_t)ay.i1[y] * lw;
+
+				for (int x = 0; x < lw; x++)
+					ra[x] = a0[x] + wy * (a1[x] - a0[x]);
+			}
+			for (int x = 0; x < W; x++) {
+				const unsigned char *p = px + (size_t)x * bands;
+				int k0 = ax.i0[x], k1 = ax.i1[x];
+				float wx = ax.wt[x];
+				float q = rb[k0] + wx * (rb[k1] - rb[k0]);
+
+				if (A) {
+					float lum = LUM_R * p[0] + LUM_G * p[1] + LUM_B * p[2];
+
+					q += (ra[k0] + wx * (ra[k1] - ra[k0])) * lum;
+				}
+				q = q < 0 ? 0 : q > 1 ? 1 : q;
+				q *= bands == 4 ? (float)p[3] : 255.0f;
+				o[x] = (unsigned char)(q + 0.5f);
+			}
+		}
+		free(ra);
+		free(rb);
+	}
+	axis_free(&ax);
+	axis_free(&ay);
+	return failed ? -1 : 0;
+}
+
+/* ===== The guided filter at low resolution ===== */
+
+/* From the guide I and the mask p (n = lw * lh floats each), computes the
+ * averaged coefficients into A and B. Returns -1 if memory ran out. */
+static int guided_coeffs(const float *I, const float *p, int lw, int lh, int r, double eps, float *A, float *B)
+{
+	size_t n = (size_t)lw * lh;
+	float *buf = malloc(sizeof *buf * n * 5);
+	double *col = malloc(sizeof *col * lw);
+	float *mI, *mp, *prod, *m2, *tmp;
+
+	if (!buf || !col) {
+		free(buf);
+		free(col);
+		return -1;
+	}
+	mI = buf;
+	mp = buf + n;
+	prod = buf + 2 * n;
+	m2 = buf + 3 * n;
+	tmp = buf + 4 * n;
+	box_mean(I, mI, lw, lh, r, tmp, col);
+	box_mean(p, mp, lw, lh, r, tmp, col);
+	for (size_t i = 0; i < n; i++)
+		prod[i] = I[i] * I[i];
+	box_mean(prod, m2, lw, lh, r, tmp, col); /* mean of I^2 */
+	for (size_t i = 0; i < n; i++)
+		prod[i] = I[i] * p[i];
+	box_mean(prod, A, lw, lh, r, tmp, col); /* mean of I * p, for now */
+	/* a = cov(I, p) / (var(I) + eps), b = mean(p) - a * mean(I); a goes to
+	 * prod, b to m2. */
+	for (size_t i = 0; i < n; i++) {
+		float var = m2[i] - mI[i] * mI[i], cov = A[i] - mI[i] * mp[i];
+		float a = cov / (var + (float)eps);
+
+		prod[i] = a;
+		m2[i] = mp[i] - a * mI[i];
+	}
+	box_mean(prod, A, lw, lh, r, tmp, col);
+	box_mean(m2, B, lw, lh, r, tmp, col);
+	free(buf);
+	free(col);
+	return 0;
+}
+
+/* ===== Entry points ===== */
+
+img_status img_mask_to_alpha(const struct img *photo, const float *mask, int mh, int mw, enum img_refine refine,
+			     struct img **alpha)
+{
+	return img_mask_to_alpha_opts(photo, mask, mh, mw, refine, NULL, alpha);
+}
+
+img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, int mh, int mw,
+				  enum img_refine refine, const struct img_refine_opts *o, struct img **alpha)
+{
+	VipsImage *pix, *m = NULL, *ms = NULL, *rgb = NULL, *small = NULL, *out = NULL;
+	float *p_own = NULL, *I = NULL, *A = NULL, *B = NULL;
+	const float *p;
+	unsigned char *g = NULL;
+	struct img *res = NULL;
+	int W, H, lw, lh, radius;
+	double eps;
+	size_t len;
+	img_status st;
+
+	if (!alpha)
+		return img_fail(IMG_ERR_ARG, "no place for the alpha");
+	*alpha = NULL;
+	if (!photo || !photo->pix)
+		return img_fail(IMG_ERR_ARG, "no photo");
+	if (!mask || mh <= 0 || mw <= 0 || (long long)mh * mw > IMG_MAX_PIXELS)
+		return img_fail(IMG_ERR_ARG, "bad mask size %dx%d", mw, mh);
+	if (refine != IMG_REFINE_NONE && refine != IMG_REFINE_GUIDED)
+		return img_fail(IMG_ERR_ARG, "unknown refinement %d", (int)refine);
+	radius = o && o->radius > 0 ? o->radius : REFINE_RADIUS;
+	eps = o && o->eps > 0 ? o->eps : REFINE_EPS;
+	if (radius > 1000)
+		return img_fail(IMG_ERR_ARG, "refinement radius %d is too large", radius);
+	pix = photo->pix;
+	if ((pix->Bands != 3 && pix->Bands != 4) || pix->BandFmt != VIPS_FORMAT_UCHAR || !pix->data)
+		return img_fail(IMG_ERR_ARG, "not a decoded colour image");
+	W = pix->Xsize;
+	H = pix->Ysize;
+
+	/* The low-resolution grid: the mask's own, but never finer than the
+	 * photo (a mask larger than the photo is brought down to it first). */
+	lw = mw < W ? mw : W;
+	lh = mh < H ? mh : H;
+	p = mask;
+	if (lw != mw || lh != mh) {
+		/* Wraps the caller's floats without copying; the resized copy
+		 * is written to memory at once. */
+		m = vips_image_new_from_memory(mask, (size_t)mh * mw * sizeof(float), mw, mh, 1, VIPS_FORMAT_FLOAT);
+		if (!m || img_resize_exact(m, &ms, lw, lh) || !(p_own = vips_image_write_to_memory(ms, &len))) {
+			st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the mask");
+			goto out;
+		}
+		p = p_own;
+	}
+
+	if (refine == IMG_REFINE_GUIDED) {
+		size_t n = (size_t)lw * lh;
+
+		/* The guide at the low resolution: the photo's colours
+		 * resampled as the network's input was, then luminance. */
+		if (vips_extract_band(pix, &rgb, 0, "n", 3, NULL) ||
+		    (lw == W && lh == H ? vips_copy(rgb, &small, NULL) : img_resize_exact(rgb, &small, lw, lh)) ||
+		    !(g = vips_image_write_to_memory(small, &len))) {
+			st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the photo");
+			goto out;
+		}
+		I = malloc(sizeof *I * n);
+		A = malloc(sizeof *A * n);
+		B = malloc(sizeof *B * n);
+		if (!I || !A || !B) {
+			st = img_fail(IMG_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++)
+			I[i] = LUM_R * g[3 * i] + LUM_G * g[3 * i + 1] + LUM_B * g[3 * i + 2];
+		if (guided_coeffs(I, p, lw, lh, radius, eps, A, B)) {
+			st = img_fail(IMG_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+
+	out = vips_image_new_memory();
+	if (!out) {
+		st = img_fail_vips(IMG_ERR_NOMEM, "cannot make the alpha");
+		goto out;
+	}
+	vips_image_init_fields(out, W, H, 1, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE, VIPS_INTERPRETATION_B_W,
+			       pix->Xres, pix->Yres);
+	if (vips_image_write_prepare(out)) {
+		st = img_fail_vips(IMG_ERR_NOMEM, "cannot make the alpha");
+		goto out;
+	}
+	if (apply_full(pix, A, A ? B : p, lw, lh, out)) {
+		st = img_fail(IMG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	res = calloc(1, sizeof *res);
+	if (!res) {
+		st = img_fail(IMG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	res->pix = out;
+	out = NULL;
+	*alpha = res;
+	st = IMG_OK;
+out:
+	VIPS_UNREF(out);
+	free(I);
+	free(A);
+	free(B);
+	g_free(g);
+	g_free(p_own);
+	VIPS_UNREF(small);
+	VIPS_UNREF(rgb);
+	VIPS_UNREF(ms);
+	VIPS_UNREF(m);
+	return st;
+}
