@@ -952,7 +952,7 @@ static void ref_dql(const struct nn_tview *x, struct nn_tview *out)
 	int64_t cnt = nn_numel(x->rank, x->dims);
 	const float *src = x->data;
 	uint8_t *q = out[0].data;
-	float lo = 0, hi = 0, scale, zp, inv;
+	float lo = 0, hi = 0, scale, zp;
 
 	#pragma omp parallel for reduction(min : lo) reduction(max : hi) if (cnt > 65536)
 	for (int64_t i = 0; i < cnt; i++) {
@@ -965,8 +965,6 @@ static void ref_dql(const struct nn_tview *x, struct nn_tview *out)
 		zp = round_even(0.0f - lo / scale);
 		zp = zp < 0 ? 0 : zp > 255 ? 255 : zp;
 	}
-	inv = scale > 0 ? 1.0f / scale : 0.0f;
-	(void)inv;
 	#pragma omp parallel for if (cnt > 65536)
 	for (int64_t i = 0; i < cnt; i++) {
 		float v = scale > 0 ? round_even(src[i] / scale) + zp : zp;

@@ -381,16 +381,14 @@ nn_status nn_graph_walk(const struct nn_graph *g, const struct nn_tview *inputs,
 			const struct nn_postop *p = &n->post[j];
 			if (p->value < 0)
 				continue;
-			struct nn_tview sum;
 			const struct nn_tview *o = &outs[0], *a = &w->tv[p->value];
 			bool same = a->rank <= o->rank && a->dtype == o->dtype;
 			for (int d = 0; same && d < a->rank; d++) {
 				int64_t od = o->dims[o->rank - a->rank + d];
 				same = a->dims[d] == od || a->dims[d] == 1;
 			}
-			(void)sum;
 			if (!same) {
-				st = nn_fail(NN_ERR_SHAPE, "node '%s': the fused Add does not fit the output", n->name);
+				st = nn_fail(NN_ERR_SHAPE, "node '%s': a fused operand does not fit the output", n->name);
 				break;
 			}
 		}

@@ -405,7 +405,7 @@ static nn_status bind_view(nn_model *m, struct nn_plan *p, struct step *s, int a
 /* ===== Weights ===== */
 
 /* Weights of a conv node in layout md, reordered once and kept by the model. */
-static nn_status weights_for(nn_model *m, struct nn_plan *p, int node, const dnnl_memory_desc_t *user_md,
+static nn_status weights_for(nn_model *m, int node, const dnnl_memory_desc_t *user_md,
 			     const float *data, const dnnl_memory_desc_t *md, dnnl_memory_t *out)
 {
 	struct nn_wcache *w;
@@ -456,7 +456,6 @@ out:
 	w->next = m->wcache;
 	m->wcache = w;
 	*out = w->mem;
-	(void)p;
 	return NN_OK;
 }
 
@@ -611,7 +610,7 @@ retry:
 	}
 	int wt = -1; /* runtime weights: reordered on every run */
 	if (wdata) {
-		st = weights_for(m, p, node, &w_user, wdata, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+		st = weights_for(m, node, &w_user, wdata, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
 				 &wmem);
 	} else {
 		struct nn_tview t = p->tv[wv].t;
