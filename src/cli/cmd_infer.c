@@ -15,7 +15,7 @@
 
 static const char usage[] =
 	"usage: petcut infer MODEL [--input x.f32] --shape N,C,H,W [--output y.f32] [--output-name NAME]\n"
-	"                          [--runs N] [--threads T]\n"
+	"                          [--runs N] [--threads T] [--precision fp32|bf16]\n"
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
 	"runs once to warm up, then N times, and prints infer_ms MEDIAN and peak_rss_kb.\n";
@@ -88,6 +88,7 @@ static int write_atomic(const char *path, const void *buf, size_t len)
 int cmd_infer(int argc, char **argv)
 {
 	const char *model = NULL, *in_path = NULL, *out_path = NULL, *shape = NULL, *out_name = NULL;
+	const char *precision = "fp32";
 	struct nn_tensor in = {.dtype = NN_DTYPE_F32}, out = {0};
 	struct nn_tensor_info info;
 	double *times = NULL, t0, load_ms;
@@ -117,6 +118,8 @@ int cmd_infer(int argc, char **argv)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(a, "--threads"))
 			threads = atoi(argv[++i]);
+		else if (!strcmp(a, "--precision"))
+			precision = argv[++i];
 		else if (a[0] == '-') {
 			fprintf(stderr, "petcut infer: unknown option %s\n", a);
 			return 2;
@@ -174,6 +177,13 @@ int cmd_infer(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (strcmp(precision, "fp32") && strcmp(precision, "bf16")) {
+		fprintf(stderr, "petcut infer: --precision must be fp32 or bf16\n");
+		rc = 2;
+		goto out;
+	}
+	if (!strcmp(precision, "bf16") && nn_model_set_precision(m, NN_PRECISION_BF16) != NN_OK)
+		fprintf(stderr, "petcut infer: %s\n", nn_errmsg()); /* runs at fp32 */
 	load_ms = now_ms() - t0;
 	if (nn_model_num_inputs(m) != 1) {
 		fprintf(stderr, "petcut infer: the model takes %d inputs; only one-input models are supported\n",

@@ -276,6 +276,27 @@ nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n)
 	return st == NN_ERR_NOMEM ? nn_fail(st, "out of memory") : st;
 }
 
+nn_status nn_model_set_precision(nn_model *m, nn_precision p)
+{
+	if (p != NN_PRECISION_FP32 && p != NN_PRECISION_BF16)
+		return nn_fail(NN_ERR_ARG, "unknown precision %d", (int)p);
+	if (p == NN_PRECISION_BF16 &&
+	    (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
+		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_BF16: staying at fp32");
+	pthread_mutex_lock(&m->lock);
+	if (m->precision != p) {
+		m->precision = p;
+		nn_plans_free(m);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NN_OK;
+}
+
+nn_precision nn_model_precision(const nn_model *m)
+{
+	return m->precision;
+}
+
 /* ===== Runs ===== */
 
 nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,

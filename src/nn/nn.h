@@ -97,6 +97,12 @@ void nn_set_threads(int n);
  * NN_ERR_SHAPE before anything that size is allocated. */
 void nn_set_max_tensor_bytes(size_t bytes);
 
+/* Arithmetic of the convolutions and the tensors between them. */
+typedef enum nn_precision {
+	NN_PRECISION_FP32 = 0, /* the default */
+	NN_PRECISION_BF16 = 1, /* bf16 weights and activations, fp32 accumulation */
+} nn_precision;
+
 /* Loads a model from a file or from a buffer (the buffer is not kept).
  * On success *out owns the model; free it with nn_model_free. */
 nn_status nn_model_load_file(const char *path, nn_model **out);
@@ -113,6 +119,12 @@ nn_status nn_model_output(const nn_model *m, int i, struct nn_tensor_info *out);
 /* Keeps only the named outputs (in this order); nodes that no longer reach an
  * output are removed. Drops cached plans. */
 nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n);
+
+/* Sets the precision of later runs (drops cached plans). bf16 needs a CPU
+ * with AVX512_BF16 (or AMX): without it this returns NN_ERR_UNSUPPORTED and
+ * the model stays fp32. Inputs and outputs are float32 either way. */
+nn_status nn_model_set_precision(nn_model *m, nn_precision p);
+nn_precision nn_model_precision(const nn_model *m);
 
 /* Runs the model. inputs[i] matches model input i (same dtype; any shape the
  * graph accepts, e.g. any batch N and any H x W for a conv net); the caller

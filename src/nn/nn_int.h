@@ -172,6 +172,7 @@ struct nn_model {
 	void *scratch;		/* oneDNN scratchpad shared by all primitives */
 	size_t scratch_size;
 	struct nn_wcache *wcache;
+	nn_precision precision;
 };
 
 /* ===== Errors (nn.c) ===== */

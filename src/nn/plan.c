@@ -143,12 +143,13 @@ static bool plain_md(nn_dtype t, int rank, const int64_t *dims, dnnl_memory_desc
 	return dnnl_memory_desc_init_by_tag(md, rank, d, dt, plain_tags[rank]) == dnnl_success;
 }
 
-static bool any_md(int rank, const int64_t *dims, dnnl_memory_desc_t *md)
+/* A descriptor leaving the layout to oneDNN. */
+static bool any_md(int rank, const int64_t *dims, dnnl_data_type_t dt, dnnl_memory_desc_t *md)
 {
 	dnnl_dims_t d;
 	for (int i = 0; i < rank; i++)
 		d[i] = dims[i];
-	return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+	return dnnl_memory_desc_init_by_tag(md, rank, d, dt, dnnl_format_tag_any) == dnnl_success;
 }
 
 /* True if tv v has a descriptor with no padding: elementwise kernels may
@@ -528,8 +529,11 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 		fill_dims(wd, X->t.rank, wdims);
 		wrank = X->t.rank;
 	}
-	any_md(X->t.rank, X->t.dims, &src_md);
-	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, dnnl_f32, dnnl_format_tag_any);
+	/* bf16 precision: activations and weights in bf16 between convolutions
+	 * (ConvInteger's exact integers stay in fp32) */
+	dnnl_data_type_t adt = m->precision == NN_PRECISION_BF16 && n->op == NN_OP_CONV ? dnnl_bf16 : dnnl_f32;
+	any_md(X->t.rank, X->t.dims, adt, &src_md);
+	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, adt, dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, dnnl_f32, plain_tags[wrank]);
 	/* a few output channels (the side outputs) stay row-major rather than
 	 * padded to a 16-channel block */
@@ -538,17 +542,17 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	else if (wdims[0] < 8 && p->tv[out].t.rank == 4) {
 		dnnl_dims_t od;
 		fill_dims(od, 4, p->tv[out].t.dims);
-		dnnl_memory_desc_init_by_tag(&dst_md, 4, od, dnnl_f32, dnnl_acdb);
+		dnnl_memory_desc_init_by_tag(&dst_md, 4, od, adt, dnnl_acdb);
 	}
 	else
-		any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
+		any_md(p->tv[out].t.rank, p->tv[out].t.dims, adt, &dst_md);
 	if (bias_v >= 0)
 		plain_md(NN_DTYPE_F32, 1, wdims, &b_md);
 	/* Winograd F(4x4, 3x3) where oneDNN has it (fp32 arithmetic, 4x fewer
 	 * multiplications); PETCUT_NN_CONV=direct turns it off */
 	const char *algo = getenv("PETCUT_NN_CONV");
 	dnnl_alg_kind_t alg = dnnl_convolution_direct;
-	if (!(algo && !strcmp(algo, "direct")) && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
+	if (!(algo && !strcmp(algo, "direct")) && adt == dnnl_f32 && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
 	    a->strides[1] == 1 && a->dilations[0] == 1 && a->dilations[1] == 1 && a->group == 1)
 		alg = dnnl_convolution_winograd;
 retry:
@@ -826,7 +830,7 @@ static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
 		if (pr[i] < 0)
 			pr[i] = 0;
 	}
-	any_md(p->tv[out].t.rank, p->tv[out].t.dims, &dst_md);
+	any_md(p->tv[out].t.rank, p->tv[out].t.dims, p->tv[x].md.data_type, &dst_md);
 	DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &p->tv[x].md,
 						   &dst_md, strides, kernel, dil, pl, pr),
 		 n->name);
@@ -858,7 +862,7 @@ static nn_status lower_resize(nn_model *m, struct nn_plan *p, int node, bool *de
 			return NN_OK;
 	*declined = false;
 	tv_default_md(&p->tv[x]);
-	any_md(r, od, &dst_md);
+	any_md(r, od, p->tv[x].md.data_type, &dst_md);
 	DNNL_TRY(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_resampling_linear, NULL,
 						   &p->tv[x].md, &dst_md),
 		 n->name);
@@ -879,9 +883,12 @@ static bool concat_in_place(struct nn_plan *p, const struct nn_node *n, int out)
 	dnnl_memory_desc_t md, omd;
 	int roots[64];
 
+	dnnl_data_type_t dt;
+
 	if (O->t.rank != 4 || O->t.dims[0] != 1 || n->n_in > 64 ||
-	    (n->a.axis != 1 && n->a.axis != -3))
+	    (n->a.axis != 1 && n->a.axis != -3) || !p->tv[n->in[0]].has_md)
 		return false;
+	dt = p->tv[n->in[0]].md.data_type;
 	for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++) {
 		dnnl_dims_t d;
 		bool ok = true;
@@ -892,7 +899,7 @@ static bool concat_in_place(struct nn_plan *p, const struct nn_node *n, int out)
 			fill_dims(d, 4, X->t.dims);
 			ok = X->kind == TV_RUN && X->has_md && X->t.dtype == NN_DTYPE_F32 &&
 			     X->t.dims[1] % layouts[l].block == 0 &&
-			     dnnl_memory_desc_init_by_tag(&md, 4, d, dnnl_f32, layouts[l].tag) == dnnl_success &&
+			     dnnl_memory_desc_init_by_tag(&md, 4, d, dt, layouts[l].tag) == dnnl_success &&
 			     dnnl_memory_desc_equal(&md, &X->md);
 			if (!ok)
 				break;
@@ -906,7 +913,7 @@ static bool concat_in_place(struct nn_plan *p, const struct nn_node *n, int out)
 		if (!ok)
 			continue;
 		fill_dims(d, 4, O->t.dims);
-		if (dnnl_memory_desc_init_by_tag(&omd, 4, d, dnnl_f32, layouts[l].tag) != dnnl_success)
+		if (dnnl_memory_desc_init_by_tag(&omd, 4, d, dt, layouts[l].tag) != dnnl_success)
 			continue;
 		tv_set_md(&p->tv[out], &omd);
 		size_t at = 0;
@@ -928,6 +935,7 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 	dnnl_memory_desc_t *mds;
 	dnnl_primitive_attr_t attr;
 	dnnl_primitive_desc_t pd;
+	int ins[MAX_ARGS];
 	struct step *s;
 	dnnl_status_t ds;
 	nn_status st;
@@ -943,9 +951,20 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 		return NN_OK;
 	if (n->n_in < 1 || !(mds = calloc((size_t)(unsigned)n->n_in, sizeof *mds)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	bool mixed = false;
 	for (int i = 0; i < n->n_in; i++) {
 		tv_default_md(&p->tv[n->in[i]]);
-		mds[i] = p->tv[n->in[i]].md;
+		mixed |= p->tv[n->in[i]].md.data_type != p->tv[n->in[0]].md.data_type;
+	}
+	for (int i = 0; i < n->n_in; i++) {
+		int v = n->in[i];
+		/* inputs of different element types meet as row-major fp32 */
+		if (mixed && (v = in_plain(m, p, v)) < 0) {
+			free(mds);
+			return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out input %d", n->name, i);
+		}
+		mds[i] = p->tv[v].md;
+		ins[i] = v;
 	}
 	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
 	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
@@ -960,7 +979,7 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
 	for (int i = 0; i < n->n_in; i++)
-		arg_tv(s, DNNL_ARG_MULTIPLE_SRC + i, n->in[i]);
+		arg_tv(s, DNNL_ARG_MULTIPLE_SRC + i, ins[i]);
 	arg_tv(s, DNNL_ARG_DST, out);
 	st = prim_finish(p, s, pd, n->name);
 	return st;

@@ -139,8 +139,27 @@ static void test_isnet(const char *path)
 		CHECK(stats.arena_bytes > 0 && stats.arena_bytes * 4 < stats.tensor_bytes,
 		      "activations share an arena: %zu MB for %zu MB of tensors", stats.arena_bytes >> 20,
 		      stats.tensor_bytes >> 20);
-	nn_tensor_free(&o1);
 	in.dims[0] = 1;
+	st = nn_model_set_precision(m, NN_PRECISION_BF16);
+	if (st == NN_ERR_UNSUPPORTED) {
+		printf("# skipped the bf16 check: %s\n", nn_errmsg());
+	} else {
+		struct nn_tensor ob16 = {0};
+		st = nn_run(m, &in, 1, &ob16, 1);
+		if (st == NN_OK) {
+			double sum = 0;
+			float d = max_diff(o1.data, ob16.data, (size_t)H * W);
+			for (int i = 0; i < H * W; i++)
+				sum += fabsf(((float *)o1.data)[i] - ((float *)ob16.data)[i]);
+			CHECK(d < 0.05f && sum / (H * W) < 0.002, "bf16 agrees with fp32 (max diff %.3g, mean %.2g)", d,
+			      sum / (H * W));
+		} else {
+			CHECK(0, "bf16 runs (%s)", nn_errmsg());
+		}
+		nn_tensor_free(&ob16);
+		nn_model_set_precision(m, NN_PRECISION_FP32);
+	}
+	nn_tensor_free(&o1);
 	in.dims[2] = 200;
 	in.dims[3] = 300;
 	st = nn_run(m, &in, 1, &o1, 1);
