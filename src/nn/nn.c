@@ -299,15 +299,11 @@ nn_precision nn_model_precision(const nn_model *m)
 
 /* ===== Runs ===== */
 
-nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
-		 struct nn_tensor *outputs, int n_outputs)
+/* Checks the caller's inputs against the model's signature. */
+static nn_status check_inputs(const nn_model *m, const struct nn_tensor *inputs, int n_inputs, bool need_data)
 {
-	struct nn_plan *p;
-	nn_status st;
-
-	if (!m || n_inputs != m->g.n_inputs || n_outputs != m->g.n_outputs)
-		return nn_fail(NN_ERR_ARG, "expected %d inputs and %d outputs", m ? m->g.n_inputs : 0,
-			       m ? m->g.n_outputs : 0);
+	if (n_inputs != m->g.n_inputs)
+		return nn_fail(NN_ERR_ARG, "expected %d inputs, got %d", m->g.n_inputs, n_inputs);
 	for (int i = 0; i < n_inputs; i++) {
 		const struct nn_tensor_info *ti = &m->g.in_info[i];
 		if (inputs[i].dtype != ti->dtype)
@@ -319,9 +315,35 @@ nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
 			if (inputs[i].dims[d] < 0)
 				return nn_fail(NN_ERR_SHAPE, "input '%s': dimension %d is %lld", ti->name, d,
 					       (long long)inputs[i].dims[d]);
-		if (!inputs[i].data && nn_tensor_numel(&inputs[i]) > 0)
+		if ((need_data || m->g.in_value[i]) && !inputs[i].data && nn_tensor_numel(&inputs[i]) > 0)
 			return nn_fail(NN_ERR_ARG, "input '%s': no data", ti->name);
 	}
+	return NN_OK;
+}
+
+nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_inputs)
+{
+	struct nn_plan *p;
+	nn_status st;
+
+	if (!m || (st = check_inputs(m, inputs, n_inputs, false)) != NN_OK)
+		return m ? st : nn_fail(NN_ERR_ARG, "no model");
+	pthread_mutex_lock(&m->lock);
+	st = nn_plan_get(m, inputs, &p);
+	pthread_mutex_unlock(&m->lock);
+	return st;
+}
+
+nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
+		 struct nn_tensor *outputs, int n_outputs)
+{
+	struct nn_plan *p;
+	nn_status st;
+
+	if (!m || n_outputs != m->g.n_outputs)
+		return nn_fail(NN_ERR_ARG, "expected %d outputs", m ? m->g.n_outputs : 0);
+	if ((st = check_inputs(m, inputs, n_inputs, true)) != NN_OK)
+		return st;
 	memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
 	pthread_mutex_lock(&m->lock);
 	st = nn_plan_get(m, inputs, &p);

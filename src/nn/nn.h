@@ -147,6 +147,12 @@ struct nn_plan_stats {
 /* Fills *out for the plan nn_run used last; NN_ERR_ARG before any run. */
 nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out);
 
+/* Builds and caches the plan for these input shapes without running it
+ * (weights reordered, primitives made), so that the first nn_run of that
+ * shape is as fast as the next. Only the dtype, rank and dims of inputs are
+ * read, except for inputs whose values decide shapes (they need data). */
+nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_inputs);
+
 /* Frees a tensor's data allocated by the runtime and clears it. */
 void nn_tensor_free(struct nn_tensor *t);
 

@@ -160,6 +160,10 @@ static void test_isnet(const char *path)
 		nn_model_set_precision(m, NN_PRECISION_FP32);
 	}
 	nn_tensor_free(&o1);
+	struct nn_tensor shape_only = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, 128, 96}};
+	st = nn_model_prepare(m, &shape_only, 1);
+	CHECK(st == NN_OK && nn_model_stats(m, &stats) == NN_OK && stats.steps > 0,
+	      "a plan can be prepared from shapes alone (%d steps)", stats.steps);
 	in.dims[2] = 200;
 	in.dims[3] = 300;
 	st = nn_run(m, &in, 1, &o1, 1);
