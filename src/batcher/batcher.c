@@ -1,0 +1,385 @@
+/*
+ * batcher.c - one worker thread per model, a bounded FIFO queue, and dynamic
+ * batching of requests of the same input size. See batcher.h.
+ *
+ * Locking: the batcher's mutex guards the queue and the counters; each job
+ * has its own mutex and condition for its state, so a caller may wait on a
+ * job after the batcher is gone. Order: batcher, then job.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batcher/batcher.h"
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_EXPIRED, JOB_FAILED, JOB_STOPPED };
+
+struct batcher_job {
+	atomic_int refs; /* the caller's and the batcher's */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum job_state state;
+	float *input;
+	int c, h, w;
+	int64_t deadline_ms;
+	int64_t submit_ns;
+	float *output;
+	int rank;
+	int64_t dims[NN_MAX_RANK];
+	struct batcher_timing timing;
+	char err[256];
+	struct batcher *b;
+	struct batcher_job *next, *prev;
+};
+
+struct batcher {
+	nn_model *model;
+	struct batcher_opts o;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* work arrived, or stopping */
+	pthread_t worker;
+	struct batcher_job *head, *tail;
+	int queued;
+	int stopping;
+	struct batcher_stats stats;
+};
+
+/* ===== Time ===== */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t batcher_now_ms(void)
+{
+	return now_ns() / 1000000;
+}
+
+static struct timespec abs_time_ns(int64_t ns)
+{
+	struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+	return ts;
+}
+
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
+/* ===== Jobs ===== */
+
+void batcher_release(struct batcher_job *job)
+{
+	if (!job || atomic_fetch_sub(&job->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&job->lock);
+	pthread_cond_destroy(&job->cond);
+	free(job->input);
+	free(job->output);
+	free(job);
+}
+
+/* Sets a job's final state and wakes its waiter. */
+static void job_finish(struct batcher_job *job, enum job_state st)
+{
+	pthread_mutex_lock(&job->lock);
+	job->state = st;
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
+}
+
+static void queue_remove(struct batcher *b, struct batcher_job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		b->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		b->tail = j->prev;
+	j->next = j->prev = NULL;
+	b->queued--;
+}
+
+const char *batcher_job_error(const struct batcher_job *job)
+{
+	return job->err;
+}
+
+/* ===== The worker ===== */
+
+static int count_same(const struct batcher *b, const struct batcher_job *like)
+{
+	int n = 0;
+	for (const struct batcher_job *j = b->head; j; j = j->next)
+		n += j->c == like->c && j->h == like->h && j->w == like->w;
+	return n;
+}
+
+/* Runs one batch (the batcher unlocked) and fills each job's output. */
+static void run_batch(struct batcher *b, struct batcher_job **batch, int n, int64_t start_ns)
+{
+	const struct batcher_job *j0 = batch[0];
+	size_t per = (size_t)j0->c * j0->h * j0->w;
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {n, j0->c, j0->h, j0->w}};
+	struct nn_tensor out = {0};
+	nn_status st = NN_ERR_NOMEM;
+	const char *msg = "out of memory";
+
+	in.data = malloc(sizeof(float) * per * (size_t)n);
+	if (in.data) {
+		for (int i = 0; i < n; i++)
+			memcpy((float *)in.data + per * (size_t)i, batch[i]->input, sizeof(float) * per);
+		st = nn_run(b->model, &in, 1, &out, 1);
+		msg = nn_errmsg();
+	}
+	if (st == NN_OK && (out.dtype != NN_DTYPE_F32 || out.rank < 1 || out.dims[0] != n)) {
+		st = NN_ERR_SHAPE;
+		msg = "the model's output is not one float tensor per input";
+	}
+	double infer_ms = (double)(now_ns() - start_ns) / 1e6;
+	size_t out_per = st == NN_OK ? (size_t)(nn_tensor_numel(&out) / n) : 0;
+	for (int i = 0; i < n; i++) {
+		struct batcher_job *j = batch[i];
+		j->timing.infer_ms = infer_ms;
+		j->timing.batch_size = n;
+		j->timing.queue_ms = (double)(start_ns - j->submit_ns) / 1e6;
+		if (st == NN_OK && (j->output = malloc(sizeof(float) * (out_per ? out_per : 1)))) {
+			memcpy(j->output, (float *)out.data + out_per * (size_t)i, sizeof(float) * out_per);
+			j->rank = out.rank - 1;
+			memcpy(j->dims, out.dims + 1, sizeof(int64_t) * (size_t)j->rank);
+		} else {
+			snprintf(j->err, sizeof j->err, "%s", st == NN_OK ? "out of memory" : msg);
+		}
+	}
+	nn_tensor_free(&out);
+	free(in.data);
+}
+
+static void *worker_main(void *arg)
+{
+	struct batcher *b = arg;
+	struct batcher_job *batch[BATCHER_MAX_BATCH];
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		while (!b->head && !b->stopping)
+			pthread_cond_wait(&b->cond, &b->lock);
+		if (!b->head)
+			break; /* stopping and drained */
+		/* wait a little for company of the same size */
+		struct batcher_job *first = b->head;
+		int64_t until = first->submit_ns + (int64_t)b->o.max_delay_ms * 1000000;
+		while (b->head == first && !b->stopping && count_same(b, first) < b->o.max_batch && now_ns() < until) {
+			struct timespec ts = abs_time_ns(until);
+			pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+		}
+		if (b->head != first)
+			continue; /* it expired or left meanwhile: start over */
+		/* take up to max_batch of first's size, oldest first; drop expired */
+		int64_t start = now_ns(), now_ms = start / 1000000;
+		int n = 0;
+		for (struct batcher_job *j = b->head, *next; j && n < b->o.max_batch; j = next) {
+			next = j->next;
+			if (j->c != first->c || j->h != first->h || j->w != first->w)
+				continue;
+			queue_remove(b, j);
+			if (j->deadline_ms && now_ms > j->deadline_ms) {
+				b->stats.expired++;
+				job_finish(j, JOB_EXPIRED);
+				batcher_release(j);
+				continue;
+			}
+			pthread_mutex_lock(&j->lock);
+			j->state = JOB_RUNNING;
+			pthread_mutex_unlock(&j->lock);
+			batch[n++] = j;
+		}
+		if (!n)
+			continue;
+		b->stats.running = n;
+		pthread_mutex_unlock(&b->lock);
+
+		run_batch(b, batch, n, start);
+
+		pthread_mutex_lock(&b->lock);
+		b->stats.running = 0;
+		b->stats.batches++;
+		b->stats.batch_sizes[n <= BATCHER_MAX_BATCH ? n : BATCHER_MAX_BATCH]++;
+		b->stats.busy_ns += (uint64_t)(now_ns() - start);
+		for (int i = 0; i < n; i++) {
+			int ok = batch[i]->output != NULL;
+			if (ok)
+				b->stats.completed++;
+			else
+				b->stats.failed++;
+			job_finish(batch[i], ok ? JOB_DONE : JOB_FAILED);
+			batcher_release(batch[i]);
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+/* ===== Public ===== */
+
+batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct batcher **out)
+{
+	struct batcher *b;
+
+	*out = NULL;
+	if (!m || nn_model_num_inputs(m) != 1 || nn_model_num_outputs(m) != 1)
+		return BATCHER_ERR_ARG;
+	if (!(b = calloc(1, sizeof *b)))
+		return BATCHER_ERR_NOMEM;
+	b->model = m;
+	b->o.max_batch = o && o->max_batch > 0 ? o->max_batch : 4;
+	b->o.max_delay_ms = o && o->max_delay_ms >= 0 ? o->max_delay_ms : 5;
+	b->o.max_queue = o && o->max_queue > 0 ? o->max_queue : 64;
+	if (b->o.max_batch > BATCHER_MAX_BATCH)
+		b->o.max_batch = BATCHER_MAX_BATCH;
+	pthread_mutex_init(&b->lock, NULL);
+	cond_init_monotonic(&b->cond);
+	if (pthread_create(&b->worker, NULL, worker_main, b)) {
+		pthread_mutex_destroy(&b->lock);
+		pthread_cond_destroy(&b->cond);
+		free(b);
+		return BATCHER_ERR_NOMEM;
+	}
+	*out = b;
+	return BATCHER_OK;
+}
+
+void batcher_destroy(struct batcher *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	b->stopping = 1;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	pthread_join(b->worker, NULL);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cond);
+	free(b);
+}
+
+batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
+			      struct batcher_job **out)
+{
+	struct batcher_job *j;
+	size_t n;
+
+	*out = NULL;
+	if (!b || !input || c <= 0 || h <= 0 || w <= 0)
+		return BATCHER_ERR_ARG;
+	n = (size_t)c * h * w;
+	if (!(j = calloc(1, sizeof *j)) || !(j->input = malloc(sizeof(float) * n))) {
+		free(j);
+		return BATCHER_ERR_NOMEM;
+	}
+	memcpy(j->input, input, sizeof(float) * n);
+	j->c = c;
+	j->h = h;
+	j->w = w;
+	j->deadline_ms = deadline_ms;
+	j->b = b;
+	atomic_init(&j->refs, 2);
+	pthread_mutex_init(&j->lock, NULL);
+	cond_init_monotonic(&j->cond);
+
+	pthread_mutex_lock(&b->lock);
+	if (b->stopping || b->queued >= b->o.max_queue) {
+		batcher_status st = b->stopping ? BATCHER_STOPPED : BATCHER_FULL;
+		if (!b->stopping)
+			b->stats.rejected_full++;
+		pthread_mutex_unlock(&b->lock);
+		atomic_store(&j->refs, 1);
+		batcher_release(j);
+		return st;
+	}
+	j->submit_ns = now_ns();
+	j->state = JOB_QUEUED;
+	j->prev = b->tail;
+	if (b->tail)
+		b->tail->next = j;
+	else
+		b->head = j;
+	b->tail = j;
+	b->queued++;
+	b->stats.submitted++;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+	*out = j;
+	return BATCHER_OK;
+}
+
+batcher_status batcher_wait(struct batcher_job *j, const float **out, int *rank, int64_t *dims,
+			    struct batcher_timing *timing)
+{
+	enum job_state st;
+
+	pthread_mutex_lock(&j->lock);
+	while (j->state == JOB_QUEUED || j->state == JOB_RUNNING) {
+		if (j->deadline_ms && j->state == JOB_QUEUED) {
+			struct timespec ts = abs_time_ns(j->deadline_ms * 1000000);
+			if (pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT || j->state != JOB_QUEUED)
+				continue;
+			/* past the deadline and still queued: take it out (batcher, then job) */
+			pthread_mutex_unlock(&j->lock);
+			pthread_mutex_lock(&j->b->lock);
+			pthread_mutex_lock(&j->lock);
+			if (j->state == JOB_QUEUED) {
+				queue_remove(j->b, j);
+				j->b->stats.expired++;
+				j->state = JOB_EXPIRED;
+				pthread_mutex_unlock(&j->b->lock);
+				atomic_fetch_sub(&j->refs, 1); /* the batcher's hold; ours remains */
+				break;
+			}
+			pthread_mutex_unlock(&j->b->lock);
+			continue;
+		}
+		pthread_cond_wait(&j->cond, &j->lock);
+	}
+	st = j->state;
+	pthread_mutex_unlock(&j->lock);
+	if (timing)
+		*timing = j->timing;
+	switch (st) {
+	case JOB_DONE:
+		if (out)
+			*out = j->output;
+		if (rank)
+			*rank = j->rank;
+		if (dims)
+			memcpy(dims, j->dims, sizeof(int64_t) * (size_t)j->rank);
+		return BATCHER_OK;
+	case JOB_EXPIRED:
+		return BATCHER_EXPIRED;
+	case JOB_STOPPED:
+		return BATCHER_STOPPED;
+	default:
+		return BATCHER_ERR_NN;
+	}
+}
+
+void batcher_get_stats(struct batcher *b, struct batcher_stats *out)
+{
+	pthread_mutex_lock(&b->lock);
+	*out = b->stats;
+	out->queued = b->queued;
+	pthread_mutex_unlock(&b->lock);
+}

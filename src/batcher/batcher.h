@@ -1,0 +1,103 @@
+/*
+ * batcher.h - the inference worker of one model and its bounded queue.
+ *
+ * Requests for a mask queue up; one worker thread owns the model and runs
+ * them. When a request arrives the worker waits up to max_delay_ms for more
+ * of the same input size, then runs up to max_batch of them as one forward
+ * pass and hands each its own slice of the output. The queue is bounded:
+ * a request that finds max_queue others waiting is refused at once
+ * (BATCHER_FULL: the server answers 429), and each request may carry a
+ * deadline past which it is dropped before it runs (BATCHER_EXPIRED: 504).
+ * Results are identical to running each request alone.
+ *
+ * The model must take one float input [N, C, H, W] and give (after
+ * nn_model_select_outputs) one output [N, ...]. While a batcher runs it, the
+ * caller must not call nn_run on the same model.
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef PETCUT_BATCHER_H
+#define PETCUT_BATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum batcher_status {
+	BATCHER_OK = 0,
+	BATCHER_FULL = -1,    /* the queue is full: try again later */
+	BATCHER_EXPIRED = -2, /* the deadline passed before the request ran */
+	BATCHER_STOPPED = -3, /* the batcher is shutting down */
+	BATCHER_ERR_NN = -4,  /* the model failed (see the job's message) */
+	BATCHER_ERR_ARG = -5, /* a bad argument */
+	BATCHER_ERR_NOMEM = -6,
+} batcher_status;
+
+struct batcher_opts {
+	int max_batch;	  /* requests per forward pass (default 4) */
+	int max_delay_ms; /* longest wait for more requests of the same size (default 5) */
+	int max_queue;	  /* requests waiting, not counting the running batch (default 64) */
+};
+
+/* Counters since creation, for /metrics. */
+#define BATCHER_MAX_BATCH 32
+struct batcher_stats {
+	uint64_t submitted, rejected_full, expired, failed, completed;
+	uint64_t batches;
+	uint64_t batch_sizes[BATCHER_MAX_BATCH + 1]; /* batches of each size */
+	uint64_t busy_ns;			     /* time spent in forward passes */
+	int queued;				     /* waiting now */
+	int running;				     /* in the forward pass now */
+};
+
+/* What one request went through. */
+struct batcher_timing {
+	double queue_ms; /* from submission to the start of its forward pass */
+	double infer_ms; /* the forward pass it was part of */
+	int batch_size;	 /* how many requests shared it */
+};
+
+struct batcher;
+struct batcher_job;
+
+/* Starts the worker. The model stays the caller's; it must outlive the
+ * batcher. o may be NULL (defaults). */
+batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct batcher **out);
+
+/* Stops taking requests, finishes those queued, then stops the worker and
+ * frees the batcher (jobs not yet released stay valid until released). */
+void batcher_destroy(struct batcher *b);
+
+/* Queues one input of c x h x w floats (copied). deadline_ms is an absolute
+ * CLOCK_MONOTONIC time in milliseconds (batcher_now_ms), or 0 for none. On
+ * BATCHER_OK *job must be released with batcher_release after waiting. */
+batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
+			      struct batcher_job **job);
+
+/* Waits until the job has run or expired. On BATCHER_OK *out points to its
+ * output (its dims in *dims, rank in *rank, excluding the batch axis), owned
+ * by the job. timing may be NULL. If the deadline passes while the job still
+ * waits in the queue, it is removed and BATCHER_EXPIRED returned. */
+batcher_status batcher_wait(struct batcher_job *job, const float **out, int *rank, int64_t *dims,
+			    struct batcher_timing *timing);
+
+/* Message of a job that failed (BATCHER_ERR_NN). */
+const char *batcher_job_error(const struct batcher_job *job);
+
+/* Releases the caller's hold on a job (before or after waiting). */
+void batcher_release(struct batcher_job *job);
+
+void batcher_get_stats(struct batcher *b, struct batcher_stats *out);
+
+/* CLOCK_MONOTONIC in milliseconds, for deadlines. */
+int64_t batcher_now_ms(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

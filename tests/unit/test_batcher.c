@@ -1,0 +1,198 @@
+/*
+ * test_batcher.c - the inference worker with the real ISNet model: requests
+ * arriving together share one forward pass and get the same masks as alone;
+ * a full queue refuses exactly the excess; a deadline drops a waiting
+ * request; shutting down finishes what was queued.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batcher/batcher.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                  \
+	do {                                              \
+		if (cond) {                               \
+			printf("ok - ");                  \
+		} else {                                  \
+			printf("not ok - ");              \
+			failures++;                       \
+		}                                         \
+		printf(__VA_ARGS__);                      \
+		printf("\n");                             \
+		fflush(stdout);                           \
+	} while (0)
+
+enum { S = 64, NJOBS = 4 };
+
+static float inputs[NJOBS][3 * S * S];
+static float alone[NJOBS][S * S];
+static struct batcher *shared;
+
+static void fill_noise(float *x, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		x[i] = (float)(seed >> 8) / (float)(1u << 24) - 0.5f;
+	}
+}
+
+struct client {
+	int i;
+	batcher_status st;
+	float diff;
+	struct batcher_timing t;
+};
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	struct batcher_job *job;
+	const float *out;
+	int rank;
+	int64_t dims[NN_MAX_RANK];
+
+	c->st = batcher_submit(shared, inputs[c->i], 3, S, S, 0, &job);
+	if (c->st != BATCHER_OK)
+		return NULL;
+	c->st = batcher_wait(job, &out, &rank, dims, &c->t);
+	if (c->st == BATCHER_OK)
+		for (int k = 0; k < S * S; k++)
+			c->diff = fmaxf(c->diff, fabsf(out[k] - alone[c->i][k]));
+	batcher_release(job);
+	return NULL;
+}
+
+/* Submits a big input and waits until the worker is running it. */
+static struct batcher_job *occupy(struct batcher *b, const float *big, int side)
+{
+	struct batcher_stats st;
+	struct batcher_job *job = NULL;
+
+	if (batcher_submit(b, big, 3, side, side, 0, &job) != BATCHER_OK)
+		return NULL;
+	for (int i = 0; i < 2000; i++) {
+		batcher_get_stats(b, &st);
+		if (st.running)
+			break;
+		usleep(1000);
+	}
+	return job;
+}
+
+int main(void)
+{
+	const char *out_name = "output";
+	char path[4096];
+	const char *dir = getenv("PETCUT_MODELS"), *home = getenv("HOME");
+	struct batcher_opts o = {.max_batch = 4, .max_delay_ms = 200, .max_queue = 8};
+	struct batcher_stats st;
+	nn_model *m = NULL;
+	enum { BIG = 768 };
+	float *big = malloc(sizeof(float) * 3 * BIG * BIG);
+
+	if (dir && *dir)
+		snprintf(path, sizeof path, "%s/isnet-medium.onnx", dir);
+	else
+		snprintf(path, sizeof path, "%s/.cache/petcut/models/isnet-medium.onnx", home ? home : "");
+	if (access(path, R_OK)) {
+		printf("# skipped: %s is not there (petcut model fetch)\n", path);
+		return 77;
+	}
+	nn_set_threads(0);
+	if (!big || nn_model_load_file(path, &m) != NN_OK || nn_model_select_outputs(m, &out_name, 1) != NN_OK) {
+		printf("not ok - load %s: %s\n", path, nn_errmsg());
+		return 1;
+	}
+	fill_noise(big, 3 * BIG * BIG, 99);
+	for (int i = 0; i < NJOBS; i++) {
+		struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, S, S}, .data = inputs[i]};
+		struct nn_tensor out = {0};
+		fill_noise(inputs[i], 3 * S * S, (uint32_t)i + 1);
+		if (nn_run(m, &in, 1, &out, 1) != NN_OK) {
+			printf("not ok - single run: %s\n", nn_errmsg());
+			return 1;
+		}
+		memcpy(alone[i], out.data, sizeof alone[i]);
+		nn_tensor_free(&out);
+	}
+
+	/* 1. four requests at once: one forward pass, the same masks */
+	CHECK(batcher_create(m, &o, &shared) == BATCHER_OK, "batcher starts");
+	pthread_t th[NJOBS];
+	struct client cl[NJOBS] = {{0}};
+	for (int i = 0; i < NJOBS; i++) {
+		cl[i].i = i;
+		pthread_create(&th[i], NULL, client_main, &cl[i]);
+	}
+	int ok = 0, shared_pass = 0;
+	float worst = 0;
+	for (int i = 0; i < NJOBS; i++) {
+		pthread_join(th[i], NULL);
+		ok += cl[i].st == BATCHER_OK;
+		shared_pass += cl[i].t.batch_size > 1;
+		worst = fmaxf(worst, cl[i].diff);
+	}
+	batcher_get_stats(shared, &st);
+	CHECK(ok == NJOBS, "all %d requests completed", NJOBS);
+	CHECK(st.batch_sizes[NJOBS] == 1 && st.batches == 1 && shared_pass == NJOBS,
+	      "they ran as one forward pass of %d (%llu passes)", NJOBS, (unsigned long long)st.batches);
+	CHECK(worst < 1e-4f, "batched masks equal the single runs (max diff %.2g)", worst);
+	batcher_destroy(shared);
+
+	/* 2. a full queue refuses exactly the excess */
+	struct batcher_opts q = {.max_batch = 1, .max_delay_ms = 0, .max_queue = 3};
+	struct batcher *b;
+	struct batcher_job *busy, *jobs[5] = {0};
+	batcher_create(m, &q, &b);
+	busy = occupy(b, big, BIG);
+	int accepted = 0, full = 0;
+	for (int i = 0; i < 5; i++) {
+		batcher_status s = batcher_submit(b, inputs[i % NJOBS], 3, S, S, 0, &jobs[i]);
+		accepted += s == BATCHER_OK;
+		full += s == BATCHER_FULL;
+	}
+	batcher_get_stats(b, &st);
+	CHECK(busy && accepted == 3 && full == 2 && st.rejected_full == 2,
+	      "with the worker busy and a queue of 3, 5 requests: 3 accepted, 2 refused at once (%d, %d)", accepted,
+	      full);
+	/* 3. shutting down finishes what was queued */
+	batcher_destroy(b);
+	int done = 0;
+	for (int i = 0; i < 5; i++)
+		if (jobs[i]) {
+			done += batcher_wait(jobs[i], NULL, NULL, NULL, NULL) == BATCHER_OK;
+			batcher_release(jobs[i]);
+		}
+	if (busy) {
+		done += batcher_wait(busy, NULL, NULL, NULL, NULL) == BATCHER_OK;
+		batcher_release(busy);
+	}
+	CHECK(done == 4, "shutting down completed the running and the queued requests (%d of 4)", done);
+
+	/* 4. a deadline drops a request still waiting */
+	struct batcher_job *late;
+	batcher_create(m, &q, &b);
+	busy = occupy(b, big, BIG);
+	batcher_status s = batcher_submit(b, inputs[0], 3, S, S, batcher_now_ms() + 10, &late);
+	s = s == BATCHER_OK ? batcher_wait(late, NULL, NULL, NULL, NULL) : s;
+	batcher_get_stats(b, &st);
+	CHECK(s == BATCHER_EXPIRED && st.expired == 1, "a request past its deadline in the queue expires (%d)", (int)s);
+	if (s != BATCHER_ERR_ARG)
+		batcher_release(late);
+	if (busy) {
+		batcher_wait(busy, NULL, NULL, NULL, NULL);
+		batcher_release(busy);
+	}
+	batcher_destroy(b);
+
+	nn_model_free(m);
+	free(big);
+	printf("%s\n", failures ? "FAILED" : "all passed");
+	return failures ? 1 : 0;
+}
