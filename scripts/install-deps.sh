@@ -15,6 +15,7 @@ pkgs=(
 	protobuf-c-compiler libprotobuf-c-dev
 	libonnx-dev libonnx-testdata
 	libssl-dev libjansson-dev
+	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	pkgs+=(nodejs npm)

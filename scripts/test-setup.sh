@@ -16,6 +16,9 @@
 #                            photo and model, keyed by their SHA-256; filled by
 #                            BUILD/tests/test_isnet_ort --prepare when that is
 #                            built and the models are fetched
+#   BUILD/testdata/phone/    phone-sized variants of astronaut.png, made with
+#                            the vips CLI, exiftool and heif-enc (see
+#                            make_phone below for exactly what each holds)
 #
 # Nothing here is fatal: a step that fails says so, and the tests that need its
 # data skip with a reason. Exits 0 unless BUILD cannot be created.
@@ -158,6 +161,72 @@ prepare_refs() {
 	"$t" --prepare || say "references: $t --prepare failed (the test will say why)"
 }
 
+# ===== Phone-sized variants =====
+
+# From astronaut.png (512x512), its middle 384x512 scaled by 7.875:
+#   upright.jpg     3024x4032 portrait, as seen; no orientation tag; the
+#                   reference the others are compared with
+#   o6.jpg          the same picture as a phone stores it: pixels 4032x3024
+#                   (upright turned a quarter anticlockwise), EXIF orientation
+#                   6 ("turn 90 degrees clockwise to view"), plus GPS
+#                   position and camera make tags
+#   upright.heic    upright.jpg as HEIC (heif-enc, quality 80) with the same
+#                   EXIF tags: 3024x4032. heif-enc 1.15 drops the EXIF
+#                   orientation and writes no irot box, and HEIF readers
+#                   ignore EXIF orientation, so the HEIC is encoded upright,
+#                   which is how an iPhone's decodes once its irot is applied
+#   adobergb.jpg    upright.jpg converted into Adobe RGB (1998) (icc-profiles-
+#                   free's compatibleWithAdobeRGB1998.icc) with that profile
+#                   embedded: the same colours, other numbers
+PHONE=$BUILD/testdata/phone
+ADOBE_ICC=/usr/share/color/icc/compatibleWithAdobeRGB1998.icc
+
+make_phone() {
+	src=$PHOTOS/astronaut.png
+	want="upright.jpg o6.jpg upright.heic adobergb.jpg"
+	missing=0
+	for f in $want; do [ -s "$PHONE/$f" ] || missing=1; done
+	if [ $missing -eq 0 ]; then
+		say "phone variants: cached in $PHONE"
+		return 0
+	fi
+	for tool in vips exiftool heif-enc; do
+		if ! command -v $tool >/dev/null 2>&1; then
+			say "phone variants: $tool not found (scripts/install-deps.sh installs it); the tests that need them will skip"
+			return 1
+		fi
+	done
+	if [ ! -s "$src" ]; then
+		say "phone variants: $src missing; skipped"
+		return 1
+	fi
+	mkdir -p "$PHONE" || return 1
+	w=$tmp/phone && mkdir -p "$w" || return 1
+	gps="-GPSLatitude=48.8584 -GPSLatitudeRef=N -GPSLongitude=2.2945 -GPSLongitudeRef=E -Make=PetcutPhone"
+	# shellcheck disable=SC2086
+	if vips crop "$src" "$w/mid.v" 64 0 384 512 &&
+		vips resize "$w/mid.v" "$w/up.v" 7.875 &&
+		vips copy "$w/up.v" "$w/upright.jpg[Q=92,strip]" &&
+		vips rot "$w/up.v" "$w/stored.v" d270 &&
+		vips copy "$w/stored.v" "$w/o6.jpg[Q=92,strip]" &&
+		exiftool -q -overwrite_original -n -Orientation=6 $gps "$w/o6.jpg" &&
+		cp "$w/upright.jpg" "$w/tagged.jpg" &&
+		exiftool -q -overwrite_original $gps "$w/tagged.jpg" &&
+		heif-enc -q 80 "$w/tagged.jpg" -o "$w/upright.heic" >"$tmp/heif.log" 2>&1 &&
+		vips icc_transform "$w/upright.jpg" "$w/adobergb.jpg[Q=92]" "$ADOBE_ICC" \
+			--input-profile srgb --embedded; then
+		for f in $want; do
+			cp "$w/$f" "$PHONE/$f.part" && mv "$PHONE/$f.part" "$PHONE/$f"
+		done
+		say "phone variants: made in $PHONE"
+		return 0
+	fi
+	say "phone variants: could not be made; the tests that need them will skip"
+	[ -s "$tmp/heif.log" ] && sed 's/^/    /' "$tmp/heif.log" | tail -3
+	return 1
+}
+
 fetch_photos
+make_phone
 install_ort && prepare_refs
 exit 0

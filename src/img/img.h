@@ -167,8 +167,15 @@ const char *img_type_name(enum img_type t);
 const char *img_type_mime(enum img_type t);
 
 /* A web-displayable copy at most max_side pixels on its longer side (never
- * enlarged), in sRGB; for thumbnails of uploads (HEIC included). */
+ * enlarged), in sRGB; for thumbnails of uploads (HEIC included). The
+ * thumbnail keeps the alpha, if any, and no metadata: its pixels are sRGB
+ * and untagged, which is how browsers read an image without a profile. On
+ * success *out owns it; IMG_ERR_ARG for max_side <= 0. */
 img_status img_thumbnail(const struct img *im, int max_side, struct img **out);
+
+/* An opaque copy of im (3 bands): its alpha, if any, composed over the
+ * colour rgb; an opaque image is copied as it is. Metadata is kept. */
+img_status img_flatten(const struct img *im, const unsigned char rgb[3], struct img **out);
 
 /* ===== Mask to full resolution (refine.c) ===== */
 
