@@ -1,0 +1,267 @@
+/*
+ * fs.c - the folder backend of the store: NS/ab/cd/KEY under the store's
+ * folder. A put writes a temporary file in the store's tmp/ folder (the same
+ * file system), syncs it, and links it under its real name, which either
+ * appears whole or not at all, and never replaces an object already there;
+ * then the folder holding the name is synced, so the name survives a crash.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+struct fs {
+	char *dir;
+};
+
+struct fs_put {
+	struct fs *fs;
+	char ns[17];
+	char tmp[PATH_MAX];
+	int fd;
+};
+
+static store_status io_fail(const char *what, const char *path)
+{
+	return store_fail(STORE_IO, "%s %s: %s", what, path, strerror(errno));
+}
+
+/* mkdir -p for the folders of path up to (not including) its last part */
+static int make_parents(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		int r = mkdir(path, 0777);
+		*p = '/';
+		if (r && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
+static int object_path(const struct fs *fs, const char *ns, const char *key, char *out, size_t n)
+{
+	int r = snprintf(out, n, "%s/%s/%.2s/%.2s/%s", fs->dir, ns, key, key + 2, key);
+	return r > 0 && (size_t)r < n ? 0 : -1;
+}
+
+static int sync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, r;
+
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+static store_status fs_open(const char *spec, void **state)
+{
+	struct fs *fs = calloc(1, sizeof *fs);
+	char tmp[PATH_MAX];
+
+	if (!fs || !(fs->dir = strdup(spec))) {
+		free(fs);
+		return store_fail(STORE_NOMEM, "out of memory");
+	}
+	size_t n = strlen(fs->dir);
+	while (n > 1 && fs->dir[n - 1] == '/')
+		fs->dir[--n] = 0;
+	if (snprintf(tmp, sizeof tmp, "%s/tmp/x", fs->dir) >= (int)sizeof tmp || make_parents(tmp)) {
+		store_status st = io_fail("cannot create", fs->dir);
+		free(fs->dir);
+		free(fs);
+		return st;
+	}
+	*state = fs;
+	return STORE_OK;
+}
+
+static void fs_close(void *state)
+{
+	struct fs *fs = state;
+	free(fs->dir);
+	free(fs);
+}
+
+static store_status fs_put_begin(void *state, const char *ns, void **handle)
+{
+	struct fs *fs = state;
+	struct fs_put *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return store_fail(STORE_NOMEM, "out of memory");
+	p->fs = fs;
+	snprintf(p->ns, sizeof p->ns, "%s", ns);
+	snprintf(p->tmp, sizeof p->tmp, "%s/tmp/put-XXXXXX", fs->dir);
+	if ((p->fd = mkostemp(p->tmp, O_CLOEXEC)) < 0) {
+		store_status st = io_fail("cannot create a file in", fs->dir);
+		free(p);
+		return st;
+	}
+	*handle = p;
+	return STORE_OK;
+}
+
+static store_status fs_put_write(void *handle, const void *buf, size_t len)
+{
+	struct fs_put *p = handle;
+	const char *c = buf;
+
+	while (len) {
+		ssize_t n = write(p->fd, c, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return io_fail("cannot write", p->tmp);
+		c += n;
+		len -= (size_t)n;
+	}
+	return STORE_OK;
+}
+
+static void fs_put_abort(void *handle)
+{
+	struct fs_put *p = handle;
+	close(p->fd);
+	unlink(p->tmp);
+	free(p);
+}
+
+static store_status fs_put_commit(void *handle, const char *key, int *existed)
+{
+	struct fs_put *p = handle;
+	char path[PATH_MAX];
+	store_status st = STORE_OK;
+
+	*existed = 0;
+	if (object_path(p->fs, p->ns, key, path, sizeof path)) {
+		fs_put_abort(p);
+		return store_fail(STORE_IO, "path too long");
+	}
+	int bad = fsync(p->fd);
+	bad |= close(p->fd);
+	p->fd = -1;
+	if (bad) {
+		st = io_fail("cannot write", p->tmp);
+		goto out;
+	}
+	if (make_parents(path)) {
+		st = io_fail("cannot create the folders of", path);
+		goto out;
+	}
+	/* link, unlike rename, never replaces: the first copy of a content wins */
+	if (link(p->tmp, path)) {
+		if (errno == EEXIST)
+			*existed = 1;
+		else
+			st = io_fail("cannot store", path);
+		goto out;
+	}
+	if (sync_dir_of(path))
+		st = io_fail("cannot sync the folder of", path);
+out:
+	if (p->fd >= 0)
+		close(p->fd);
+	unlink(p->tmp);
+	free(p);
+	return st;
+}
+
+static store_status fs_get_fd(void *state, const char *ns, const char *key, int *fd, size_t *len)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	if (object_path(state, ns, key, path, sizeof path))
+		return store_fail(STORE_IO, "path too long");
+	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT ? store_fail(STORE_NOT_FOUND, "no such object") : io_fail("cannot open", path);
+	if (fstat(*fd, &sb)) {
+		close(*fd);
+		return io_fail("cannot read", path);
+	}
+	*len = (size_t)sb.st_size;
+	return STORE_OK;
+}
+
+static store_status fs_get(void *state, const char *ns, const char *key, void **buf, size_t *len)
+{
+	size_t size, got = 0;
+	store_status st;
+	char *b;
+	int fd;
+
+	if ((st = fs_get_fd(state, ns, key, &fd, &size)) != STORE_OK)
+		return st;
+	if (!(b = malloc(size ? size : 1))) {
+		close(fd);
+		return store_fail(STORE_NOMEM, "out of memory");
+	}
+	while (got < size) {
+		ssize_t n = read(fd, b + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			free(b);
+			return store_fail(STORE_IO, "short read of an object");
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*buf = b;
+	*len = size;
+	return STORE_OK;
+}
+
+static store_status fs_head(void *state, const char *ns, const char *key, size_t *len)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	if (object_path(state, ns, key, path, sizeof path))
+		return store_fail(STORE_IO, "path too long");
+	if (stat(path, &sb))
+		return errno == ENOENT ? store_fail(STORE_NOT_FOUND, "no such object") : io_fail("cannot read", path);
+	*len = (size_t)sb.st_size;
+	return STORE_OK;
+}
+
+static store_status fs_del(void *state, const char *ns, const char *key)
+{
+	char path[PATH_MAX];
+
+	if (object_path(state, ns, key, path, sizeof path))
+		return store_fail(STORE_IO, "path too long");
+	if (unlink(path))
+		return errno == ENOENT ? store_fail(STORE_NOT_FOUND, "no such object") : io_fail("cannot delete", path);
+	sync_dir_of(path);
+	return STORE_OK;
+}
+
+const struct store_backend store_fs = {
+	.name = "fs",
+	.open = fs_open,
+	.close = fs_close,
+	.put_begin = fs_put_begin,
+	.put_write = fs_put_write,
+	.put_commit = fs_put_commit,
+	.put_abort = fs_put_abort,
+	.get = fs_get,
+	.get_fd = fs_get_fd,
+	.head = fs_head,
+	.del = fs_del,
+};

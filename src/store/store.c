@@ -1,0 +1,293 @@
+/*
+ * store.c - the front of the store module: backend choice, name checks and
+ * the SHA-256 of every put. See store.h.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+struct store {
+	const struct store_backend *be;
+	void *state;
+};
+
+struct store_put {
+	struct store *s;
+	void *handle;
+	EVP_MD_CTX *md;
+	size_t size, max;
+	unsigned char digest[32];
+	int final;
+};
+
+static const struct store_backend *const backends[] = {&store_fs};
+
+/* ===== Errors ===== */
+
+static _Thread_local char errbuf[256];
+
+store_status store_fail(store_status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+const char *store_errmsg(void)
+{
+	return errbuf;
+}
+
+const char *store_strerror(store_status st)
+{
+	switch (st) {
+	case STORE_OK: return "ok";
+	case STORE_NOT_FOUND: return "not found";
+	case STORE_IO: return "storage error";
+	case STORE_BAD_KEY: return "bad key";
+	case STORE_NOMEM: return "out of memory";
+	case STORE_MISMATCH: return "checksum mismatch";
+	case STORE_UNSUPPORTED: return "not supported by this storage";
+	case STORE_TOO_LARGE: return "too large";
+	}
+	return "unknown error";
+}
+
+/* ===== Names ===== */
+
+int store_key_valid(const char *key)
+{
+	if (!key)
+		return 0;
+	for (int i = 0; i < STORE_KEY_LEN; i++)
+		if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f')))
+			return 0;
+	return key[STORE_KEY_LEN] == 0;
+}
+
+static int ns_valid(const char *ns)
+{
+	size_t n = ns ? strlen(ns) : 0;
+	if (n < 1 || n > 16)
+		return 0;
+	return strspn(ns, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static store_status check(const char *ns, const char *key)
+{
+	if (!ns_valid(ns))
+		return store_fail(STORE_BAD_KEY, "bad namespace");
+	if (key && !store_key_valid(key))
+		return store_fail(STORE_BAD_KEY, "bad key (64 lowercase hex characters expected)");
+	return STORE_OK;
+}
+
+static void to_hex(const unsigned char *d, char hex[STORE_KEY_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		hex[2 * i] = digits[d[i] >> 4];
+		hex[2 * i + 1] = digits[d[i] & 15];
+	}
+	hex[STORE_KEY_LEN] = 0;
+}
+
+/* ===== Stores ===== */
+
+store_status store_open(const char *spec, struct store **out)
+{
+	const struct store_backend *be = &store_fs;
+	const char *rest = spec;
+	struct store *s;
+	store_status st;
+
+	*out = NULL;
+	if (!spec || !*spec)
+		return store_fail(STORE_BAD_KEY, "no store given");
+	for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+		size_t n = strlen(backends[i]->name);
+		if (!strncmp(spec, backends[i]->name, n) && spec[n] == ':') {
+			be = backends[i];
+			rest = spec + n + 1;
+		}
+	}
+	if (strstr(spec, "://") && be == &store_fs)
+		return store_fail(STORE_UNSUPPORTED, "%.*s: no such storage backend", (int)strcspn(spec, ":"), spec);
+	if (!(s = calloc(1, sizeof *s)))
+		return store_fail(STORE_NOMEM, "out of memory");
+	s->be = be;
+	if ((st = be->open(rest, &s->state)) != STORE_OK) {
+		free(s);
+		return st;
+	}
+	*out = s;
+	return STORE_OK;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	s->be->close(s->state);
+	free(s);
+}
+
+const char *store_backend_name(const struct store *s)
+{
+	return s->be->name;
+}
+
+/* ===== Puts ===== */
+
+store_status store_put_begin(struct store *s, const char *ns, size_t max_bytes, struct store_put **out)
+{
+	struct store_put *p;
+	store_status st;
+
+	*out = NULL;
+	if ((st = check(ns, NULL)) != STORE_OK)
+		return st;
+	if (!(p = calloc(1, sizeof *p)) || !(p->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(p->md, EVP_sha256(), NULL)) {
+		if (p)
+			EVP_MD_CTX_free(p->md);
+		free(p);
+		return store_fail(STORE_NOMEM, "out of memory");
+	}
+	p->s = s;
+	p->max = max_bytes;
+	if ((st = s->be->put_begin(s->state, ns, &p->handle)) != STORE_OK) {
+		EVP_MD_CTX_free(p->md);
+		free(p);
+		return st;
+	}
+	*out = p;
+	return STORE_OK;
+}
+
+store_status store_put_write(struct store_put *p, const void *buf, size_t len)
+{
+	if (p->final)
+		return store_fail(STORE_IO, "put already finished");
+	if (p->max && (len > p->max || p->size > p->max - len))
+		return store_fail(STORE_TOO_LARGE, "over %zu bytes", p->max);
+	if (len && !EVP_DigestUpdate(p->md, buf, len))
+		return store_fail(STORE_IO, "cannot hash");
+	p->size += len;
+	return len ? p->s->be->put_write(p->handle, buf, len) : STORE_OK;
+}
+
+static void finalize(struct store_put *p)
+{
+	if (!p->final) {
+		EVP_MD_CTX *copy = EVP_MD_CTX_new();
+		unsigned int n = 0;
+		if (copy && EVP_MD_CTX_copy_ex(copy, p->md))
+			EVP_DigestFinal_ex(copy, p->digest, &n);
+		EVP_MD_CTX_free(copy);
+	}
+}
+
+void store_put_sha256(const struct store_put *p, char hex[STORE_KEY_LEN + 1])
+{
+	finalize((struct store_put *)p);
+	to_hex(p->digest, hex);
+}
+
+size_t store_put_size(const struct store_put *p)
+{
+	return p->size;
+}
+
+static void put_free(struct store_put *p)
+{
+	EVP_MD_CTX_free(p->md);
+	free(p);
+}
+
+void store_put_abort(struct store_put *p)
+{
+	if (!p)
+		return;
+	p->s->be->put_abort(p->handle);
+	put_free(p);
+}
+
+store_status store_put_commit(struct store_put *p, const char *key, const char *expect,
+			      char out_key[STORE_KEY_LEN + 1], int *existed)
+{
+	char sha[STORE_KEY_LEN + 1];
+	int ex = 0;
+	store_status st;
+
+	store_put_sha256(p, sha);
+	p->final = 1;
+	if (key && !store_key_valid(key)) {
+		store_put_abort(p);
+		return store_fail(STORE_BAD_KEY, "bad key (64 lowercase hex characters expected)");
+	}
+	if (expect && strcmp(expect, sha)) {
+		store_put_abort(p);
+		return store_fail(STORE_MISMATCH, "the content's SHA-256 is %s, not %s", sha, expect);
+	}
+	if (!key)
+		key = sha;
+	st = p->s->be->put_commit(p->handle, key, &ex);
+	if (st == STORE_OK) {
+		if (out_key)
+			memcpy(out_key, key, STORE_KEY_LEN + 1);
+		if (existed)
+			*existed = ex;
+	}
+	put_free(p); /* the backend freed its handle in commit either way */
+	return st;
+}
+
+store_status store_put_buffer(struct store *s, const char *ns, const char *key, const void *buf, size_t len,
+			      char out_key[STORE_KEY_LEN + 1], int *existed)
+{
+	struct store_put *p;
+	store_status st;
+
+	if ((st = store_put_begin(s, ns, 0, &p)) != STORE_OK)
+		return st;
+	if ((st = store_put_write(p, buf, len)) != STORE_OK) {
+		store_put_abort(p);
+		return st;
+	}
+	return store_put_commit(p, key, NULL, out_key, existed);
+}
+
+/* ===== Reads ===== */
+
+store_status store_get(struct store *s, const char *ns, const char *key, void **buf, size_t *len)
+{
+	store_status st = check(ns, key);
+	return st ? st : s->be->get(s->state, ns, key, buf, len);
+}
+
+store_status store_get_fd(struct store *s, const char *ns, const char *key, int *fd, size_t *len)
+{
+	store_status st = check(ns, key);
+	if (st)
+		return st;
+	if (!s->be->get_fd)
+		return store_fail(STORE_UNSUPPORTED, "%s storage has no file descriptors", s->be->name);
+	return s->be->get_fd(s->state, ns, key, fd, len);
+}
+
+store_status store_head(struct store *s, const char *ns, const char *key, size_t *len)
+{
+	store_status st = check(ns, key);
+	return st ? st : s->be->head(s->state, ns, key, len);
+}
+
+store_status store_delete(struct store *s, const char *ns, const char *key)
+{
+	store_status st = check(ns, key);
+	return st ? st : s->be->del(s->state, ns, key);
+}

@@ -1,0 +1,103 @@
+/*
+ * store.h - where uploaded photos and rendered results live: objects named by
+ * a namespace and a key, written as streams, read whole or by descriptor.
+ *
+ * Uploads are content-addressed: a put streams the bytes in while their
+ * SHA-256 is computed, and commits them under that hash, so the same photo
+ * uploaded twice is stored once. Results are stored under keys the caller
+ * computes (a hash of the request). A commit is atomic: an object appears
+ * under its real name whole, or not at all; a crash never leaves a partial
+ * object behind a real name.
+ *
+ * Backends are tables of functions (store_int.h) chosen by the spec given to
+ * store_open: a folder ("fs:DIR" or a plain path) is the default; an
+ * S3-compatible bucket can be added as another backend.
+ *
+ * Keys are exactly 64 lowercase hex characters and namespaces 1 to 16 of
+ * [a-z0-9_]: anything else is refused (STORE_BAD_KEY) before it reaches a
+ * backend, so no request can name a path.
+ *
+ * Conventions: functions return a store_status (0 ok, negative errors); the
+ * message of the last failure on the calling thread is store_errmsg(). A
+ * store may be used from several threads at once; a put belongs to one.
+ */
+#ifndef PETCUT_STORE_H
+#define PETCUT_STORE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum store_status {
+	STORE_OK = 0,
+	STORE_NOT_FOUND = -1,	/* no object under that key */
+	STORE_IO = -2,		/* the backend failed (disk, network) */
+	STORE_BAD_KEY = -3,	/* not a valid key or namespace */
+	STORE_NOMEM = -4,
+	STORE_MISMATCH = -5,	/* the content does not have the expected SHA-256 */
+	STORE_UNSUPPORTED = -6, /* the backend cannot do this (e.g. no descriptor) */
+	STORE_TOO_LARGE = -7,	/* over the put's size limit */
+} store_status;
+
+#define STORE_KEY_LEN 64
+
+struct store;
+struct store_put;
+
+const char *store_errmsg(void);
+const char *store_strerror(store_status st);
+
+/* True if key is 64 lowercase hex characters. */
+int store_key_valid(const char *key);
+
+/* Opens a store: "fs:DIR" or a folder path (created if missing). */
+store_status store_open(const char *spec, struct store **out);
+void store_close(struct store *s);
+
+/* The backend's name ("fs"). */
+const char *store_backend_name(const struct store *s);
+
+/* Starts writing an object into namespace ns; max_bytes (0: no limit) makes
+ * store_put_write fail with STORE_TOO_LARGE past it. */
+store_status store_put_begin(struct store *s, const char *ns, size_t max_bytes, struct store_put **out);
+
+/* Appends bytes; the SHA-256 is updated as they pass. */
+store_status store_put_write(struct store_put *p, const void *buf, size_t len);
+
+/* The SHA-256 so far, as 64 hex characters plus NUL (the final one once all
+ * bytes are written). */
+void store_put_sha256(const struct store_put *p, char hex[STORE_KEY_LEN + 1]);
+size_t store_put_size(const struct store_put *p);
+
+/* Commits and frees the put. key NULL means the content's SHA-256; expect,
+ * if not NULL, is the SHA-256 the content must have (else STORE_MISMATCH and
+ * nothing is stored). out_key (may be NULL) receives the key; *existed (may
+ * be NULL) is set when an object was already there (it is kept). */
+store_status store_put_commit(struct store_put *p, const char *key, const char *expect,
+			      char out_key[STORE_KEY_LEN + 1], int *existed);
+
+/* Drops a put: nothing is stored. */
+void store_put_abort(struct store_put *p);
+
+/* Stores a whole buffer under key (NULL: its SHA-256). */
+store_status store_put_buffer(struct store *s, const char *ns, const char *key, const void *buf, size_t len,
+			      char out_key[STORE_KEY_LEN + 1], int *existed);
+
+/* Reads a whole object into a malloc'd buffer (free it). */
+store_status store_get(struct store *s, const char *ns, const char *key, void **buf, size_t *len);
+
+/* Opens an object for reading as a file descriptor (the caller closes it);
+ * STORE_UNSUPPORTED where the backend has none. */
+store_status store_get_fd(struct store *s, const char *ns, const char *key, int *fd, size_t *len);
+
+/* Size of an object, or STORE_NOT_FOUND. */
+store_status store_head(struct store *s, const char *ns, const char *key, size_t *len);
+
+store_status store_delete(struct store *s, const char *ns, const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

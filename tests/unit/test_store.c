@@ -1,0 +1,142 @@
+/*
+ * test_store.c - the folder store: content addressing, dedup, checksums,
+ * atomic puts (nothing left behind on abort or mismatch), key checks and
+ * concurrent puts of the same content.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                  \
+	do {                                              \
+		if (cond) {                               \
+			printf("ok - ");                  \
+		} else {                                  \
+			printf("not ok - ");              \
+			failures++;                       \
+		}                                         \
+		printf(__VA_ARGS__);                      \
+		printf("\n");                             \
+	} while (0)
+
+/* SHA-256 of "hello world" */
+#define HELLO_SHA "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+
+static int count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static struct store *shared;
+
+static void *same_put(void *arg)
+{
+	int *existed = arg;
+	char key[STORE_KEY_LEN + 1];
+	if (store_put_buffer(shared, "img", NULL, "same bytes", 10, key, existed) != STORE_OK)
+		*existed = -1;
+	return NULL;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/petcut-store-XXXXXX", tmpdir[64], key[STORE_KEY_LEN + 1], path[256];
+	struct store *s;
+	struct store_put *p;
+	void *buf;
+	size_t len;
+	int existed, fd;
+
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(tmpdir, sizeof tmpdir, "%s/tmp", dir);
+	CHECK(store_open(dir, &s) == STORE_OK && !strcmp(store_backend_name(s), "fs"), "a folder opens as fs storage");
+
+	CHECK(store_put_begin(s, "img", 0, &p) == STORE_OK, "a put starts");
+	store_put_write(p, "hello ", 6);
+	store_put_write(p, "world", 5);
+	CHECK(store_put_commit(p, NULL, HELLO_SHA, key, &existed) == STORE_OK && !strcmp(key, HELLO_SHA) && !existed,
+	      "streamed content is stored under its SHA-256, verified against the expected one");
+	snprintf(path, sizeof path, "%s/img/b9/4d/%s", dir, HELLO_SHA);
+	CHECK(access(path, R_OK) == 0, "the object is at img/b9/4d/<sha256>");
+	CHECK(store_put_buffer(s, "img", NULL, "hello world", 11, key, &existed) == STORE_OK && existed,
+	      "the same content again is stored once (existed)");
+	CHECK(store_get(s, "img", HELLO_SHA, &buf, &len) == STORE_OK && len == 11 && !memcmp(buf, "hello world", 11),
+	      "get returns the bytes");
+	free(buf);
+	CHECK(store_get_fd(s, "img", HELLO_SHA, &fd, &len) == STORE_OK && len == 11, "get_fd opens the object");
+	close(fd);
+	CHECK(store_head(s, "img", HELLO_SHA, &len) == STORE_OK && len == 11, "head gives the size");
+
+	store_put_begin(s, "img", 0, &p);
+	store_put_write(p, "hello world", 11);
+	CHECK(store_put_commit(p, NULL, "0000000000000000000000000000000000000000000000000000000000000000", key,
+			       NULL) == STORE_MISMATCH,
+	      "a checksum mismatch stores nothing (%s)", store_errmsg());
+	store_put_begin(s, "img", 0, &p);
+	store_put_write(p, "half an upl", 11);
+	store_put_abort(p);
+	store_put_begin(s, "img", 8, &p);
+	CHECK(store_put_write(p, "123456789", 9) == STORE_TOO_LARGE, "a put over its limit fails");
+	store_put_abort(p);
+	CHECK(count_files(tmpdir) == 0, "aborted, refused and mismatched puts leave no file behind");
+
+	const char *bad[] = {"../../etc/passwd", HELLO_SHA "0", "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9",
+			     "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde", "", "/etc/passwd"};
+	int refused = 0;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		refused += store_head(s, "img", bad[i], &len) == STORE_BAD_KEY;
+	CHECK(refused == 6, "traversal, upper case, long and short keys are refused (%d of 6)", refused);
+	CHECK(store_head(s, "../x", HELLO_SHA, &len) == STORE_BAD_KEY && store_head(s, "", HELLO_SHA, &len) == STORE_BAD_KEY,
+	      "bad namespaces are refused");
+	CHECK(store_head(s, "img", "00000000000000000000000000000000000000000000000000000000000000aa", &len) ==
+		      STORE_NOT_FOUND,
+	      "an unknown key is not found");
+	CHECK(store_put_buffer(s, "res", "1111111111111111111111111111111111111111111111111111111111111111", "r", 1,
+			       key, NULL) == STORE_OK &&
+		      !strcmp(key, "1111111111111111111111111111111111111111111111111111111111111111"),
+	      "results go under the caller's key");
+
+	shared = s;
+	pthread_t th[8];
+	int ex[8] = {0}, created = 0, errors = 0;
+	for (int i = 0; i < 8; i++)
+		pthread_create(&th[i], NULL, same_put, &ex[i]);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		created += ex[i] == 0;
+		errors += ex[i] < 0;
+	}
+	CHECK(created == 1 && errors == 0, "8 concurrent puts of one content: one creates it, the rest find it");
+	CHECK(store_delete(s, "img", HELLO_SHA) == STORE_OK && store_head(s, "img", HELLO_SHA, &len) == STORE_NOT_FOUND &&
+		      store_delete(s, "img", HELLO_SHA) == STORE_NOT_FOUND,
+	      "delete removes an object once");
+	struct store *s3;
+	CHECK(store_open("s3://bucket/prefix", &s3) == STORE_UNSUPPORTED, "an unknown backend is refused (%s)",
+	      store_errmsg());
+	store_close(s);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd))
+		printf("# could not remove %s\n", dir);
+	printf("%s\n", failures ? "FAILED" : "all passed");
+	return failures ? 1 : 0;
+}
