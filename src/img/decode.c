@@ -276,6 +276,12 @@ static int drop_on_load(const char *name, int keep_gps)
 	       !strcmp(name, "gif-comment") || (!keep_gps && !strncmp(name, "exif-ifd3-", 10));
 }
 
+static int drop_exif(const char *name, int keep_gps)
+{
+	(void)keep_gps;
+	return !strncmp(name, "exif-", 5);
+}
+
 /* Rewrites im's EXIF block from its parsed fields, so that the block itself
  * (not only what a later save writes) says orientation 1 and holds no field
  * that was removed. libvips rebuilds EXIF this way in every saver, from the
@@ -296,7 +302,11 @@ static img_status rebuild_exif(VipsImage *im)
 	if (vips_crop(im, &dot, 0, 0, 1, 1, NULL) ||
 	    vips_pngsave_buffer(dot, &png, &len, "compression", 0, "strip", FALSE, NULL) ||
 	    !(back = vips_image_new_from_buffer(png, len, "", NULL))) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot rewrite the EXIF data");
+		/* A block libvips cannot rewrite is dropped whole: the
+		 * photo is still good, and nothing unchecked is published. */
+		vips_error_clear();
+		remove_fields(im, drop_exif, 0);
+		st = IMG_OK;
 		goto out;
 	}
 	if (vips_image_get_typeof(back, VIPS_META_EXIF_NAME) &&

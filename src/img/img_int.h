@@ -9,7 +9,10 @@
 #include "img/img.h"
 
 struct img {
-	VipsImage *pix; /* in memory, uchar; sRGB (3 or 4 bands) or B_W mask (1 band) */
+	/* In memory, uchar: a photo (3 or 4 bands) in its own RGB colour space,
+	 * described by its ICC profile ("icc-profile-data") when it has one,
+	 * else sRGB; or a B_W mask (1 band). */
+	VipsImage *pix;
 };
 
 /* Records a message for img_errmsg() and returns st. */

@@ -461,6 +461,24 @@ static void test_bad_input(void)
 	g_free(buf);
 	g_object_unref(wide);
 
+	{
+		/* A JPEG whose EXIF block is a TIFF header pointing nowhere,
+		 * then noise. */
+		unsigned char blob[300] = "Exif\0\0II*\0\xff\xff\x00\x00";
+		unsigned char *jpg;
+		int gps = -1, o = -1;
+
+		for (size_t i = 16; i < sizeof blob; i++)
+			blob[i] = (unsigned char)(i * 2654435761u >> 13);
+		jpg = jpeg_with_exif(blob, sizeof blob, &len);
+		st = load(jpg, len, &im);
+		if (check(st == IMG_OK && img_width(im) == 8, "JPEG with a damaged EXIF block decodes (%s)", why(st)))
+			exif_block_of(im, &gps, &o);
+		check(gps <= 0, "and holds no GPS from it (%d)", gps);
+		img_free(im), im = NULL;
+		free(jpg);
+	}
+
 	st = img_load_file(tmp_path("absent.jpg"), &im);
 	check(st == IMG_ERR_IO && !im, "missing file: i/o error (%s)", why(st));
 	st = img_load_file(tmpdir, &im);
