@@ -3,27 +3,36 @@
  * out of one photo, or out of every photo in a folder, with the model loaded
  * once.
  *
- *   petcut remove IN OUT [options]
+ *   petcut remove IN OUT [OUT...] [options]
  *   petcut remove-dir IN_DIR OUT_DIR [options]
  *
+ * Every output of one photo comes from one inference: the photo is decoded
+ * once, the network runs once, the alpha is made once, and each output is
+ * rendered from it (img_render) and encoded in the format its name asks for.
+ *
  * A photo that cannot be used (not an image, truncated, unsupported,
- * unreadable) is reported as one line on stderr, "petcut: IN: reason", and
- * makes the exit status 2; remove-dir reports it and goes on with the next
- * file. Failures of the work itself (model missing, out of memory, an output
- * that cannot be written) exit 1 at once. Outputs are replaced atomically, so
- * an interrupted or failed run never leaves a partial file under an output's
- * name.
+ * unreadable), and a request that cannot be met (JPEG output of a
+ * transparent result), are reported as one line on stderr, "petcut: ...",
+ * and make the exit status 2; remove-dir reports a bad photo and goes on
+ * with the next file. Failures of the work itself (model missing, out of
+ * memory, an output that cannot be written) exit 1 at once. Outputs are
+ * replaced atomically, so an interrupted or failed run never leaves a
+ * partial file under an output's name.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli/cli.h"
 #include "img/img.h"
@@ -34,14 +43,30 @@
 #define SIZE_FULL 1024
 #define SIZE_PREVIEW 512
 
+/* Mask scaling when --refine is not given: bilinear, until the guided
+ * filter is shown to do better on real photos. */
+#define REFINE_DEFAULT IMG_REFINE_NONE
+
+/* Outputs one `remove` may write. */
+#define MAX_OUTS 16
+
 struct remove_opts {
 	const char *model;	  /* variant name or path to an ONNX file */
 	int size;		  /* network input side, SIZE_FULL or SIZE_PREVIEW */
 	int format_given;	  /* format came from --format, not from a name */
-	enum img_format format;	  /* output encoding */
-	enum img_cut kind;	  /* cut-out, or the mask alone (--mask) */
+	enum img_format format;	  /* output encoding (--format; remove-dir's only one) */
 	int threads;		  /* compute threads; 0 means all CPUs */
-	const char *pos[2];	  /* IN and OUT */
+	struct img_render render; /* what each output shows */
+	const char *bg_path;	  /* --bg FILE: the background image */
+	int margin_given, outline_given;
+	struct img_save_opts save; /* quality, lossy, colour; format set per output */
+	enum img_refine refine;	   /* mask scaling */
+	int keep_gps;		   /* keep EXIF GPS tags in outputs */
+	int timings;		   /* print per-stage times on stderr */
+	int json;		   /* print each output's subject on stdout */
+	const char *in;		   /* IN or IN_DIR */
+	const char *outs[MAX_OUTS]; /* OUT files, or OUT_DIR */
+	int nouts;
 };
 
 /* The model, loaded on first use so that refused input or a remove-dir with
@@ -74,115 +99,344 @@ static void say(const char *fmt, ...)
 static void usage(FILE *f, const char *cmd)
 {
 	if (!strcmp(cmd, "remove"))
-		fprintf(f, "usage: petcut remove IN OUT [options]\n\n"
-			   "Cuts the background out of the photo IN and writes OUT, the photo with a\n"
-			   "transparent background (PNG, or lossless WebP).\n");
+		fprintf(f, "usage: petcut remove IN OUT [OUT...] [options]\n\n"
+			   "Cuts the background out of the photo IN and writes each OUT, in the format\n"
+			   "its extension names: .png, .webp, .jpg/.jpeg (needs an opaque --bg) or .avif.\n"
+			   "All outputs come from one run of the network.\n");
 	else
 		fprintf(f, "usage: petcut remove-dir IN_DIR OUT_DIR [options]\n\n"
-			   "Cuts out every file in IN_DIR, in name order, into OUT_DIR/NAME.png (or .webp),\n"
-			   "NAME being the file's name without its extension. Outputs that already exist\n"
-			   "are skipped; files that are not usable images are reported and skipped.\n");
-	fprintf(f, "\noptions:\n"
-		   "  --model NAME|PATH    medium (default) or small, as fetched by `petcut model\n"
-		   "                       fetch`, or the path of an ONNX file\n"
-		   "  --size preview|full  network input of 512 or 1024 pixels a side (default full)\n"
-		   "  --format png|webp    output format (default: from OUT's extension%s)\n"
-		   "  --mask               write the mask alone, as an 8-bit grey image\n"
-		   "  --threads N          compute threads (default: all CPUs)\n"
-		   "  -h, --help           show this help\n"
-		   "\nexit status: 0 done; 1 failure while working (model missing, output not\n"
-		   "written); 2 bad usage, or an input that is not a usable image\n",
-		strcmp(cmd, "remove") ? "; png for remove-dir" : "");
+			   "Cuts out every file in IN_DIR, in name order, into OUT_DIR/NAME.png (or the\n"
+			   "--format's extension), NAME being the file's name without its extension.\n"
+			   "Outputs that already exist are skipped; files that are not usable images are\n"
+			   "reported and skipped.\n");
+	fprintf(f, "\noptions:\n");
+	if (!strcmp(cmd, "remove"))
+		fprintf(f, "  -o, --out FILE       one more output (repeatable; also after IN)\n");
+	fprintf(f,
+		"  --format FMT         png, webp, jpg or avif (default: %s)\n"
+		"  --mask               write the mask alone, as an 8-bit grey image\n"
+		"  --bg COLOR|blur|FILE background: a colour (#rgb, #rrggbb, #rrggbbaa or a\n"
+		"                       name: white, black, red, ...), the photo blurred, or an\n"
+		"                       image scaled to cover (default: transparent)\n"
+		"  --bg-color COLOR     the same as --bg COLOR; --bg-image FILE, as --bg FILE\n"
+		"  --crop               crop to the subject\n"
+		"  --margin N|N%%        with --crop: margin in pixels, or percent of the subject's box\n"
+		"  --fit WxH            scale down to fit within W x H (never enlarged)\n"
+		"  --effect NAME        shadow, sticker (a white outline) or popart (a 2x2 grid)\n"
+		"  --outline N          sticker outline in pixels (default 1.5%% of the shorter side)\n"
+		"  --quality Q          JPEG, lossy WebP and AVIF quality, 1 to 100\n"
+		"  --lossy              WebP: lossy colours (the alpha stays exact)\n"
+		"  --color keep|srgb    keep the photo's colour profile (default), or convert to sRGB\n"
+		"  --refine none|guided mask scaling to the photo's size (default none)\n"
+		"  --keep-gps           keep the photo's GPS position in the outputs' EXIF\n"
+		"  --model NAME|PATH    medium (default) or small, as fetched by `petcut model\n"
+		"                       fetch`, or the path of an ONNX file\n"
+		"  --size preview|full  network input of 512 or 1024 pixels a side (default full)\n"
+		"  --threads N          compute threads (default: all CPUs)\n"
+		"  --json               print each output's size, subject box and coverage as one\n"
+		"                       JSON object a line on stdout\n"
+		"  --timings            print each stage's time on stderr (decode, resize, infer,\n"
+		"                       refine, compose, encode)\n"
+		"  -h, --help           show this help\n"
+		"\nexit status: 0 done; 1 failure while working (model missing, output not\n"
+		"written); 2 bad usage, or an input that is not a usable image\n",
+		strcmp(cmd, "remove") ? "png" : "from each OUT's extension");
 }
 
 /* ===== Arguments ===== */
+
+enum opt_id {
+	OPT_OUT, OPT_FORMAT, OPT_MASK, OPT_BG, OPT_BG_COLOR, OPT_BG_IMAGE, OPT_CROP, OPT_MARGIN, OPT_FIT,
+	OPT_EFFECT, OPT_OUTLINE, OPT_QUALITY, OPT_LOSSY, OPT_COLOR, OPT_REFINE, OPT_KEEP_GPS, OPT_MODEL,
+	OPT_SIZE, OPT_THREADS, OPT_JSON, OPT_TIMINGS, OPT_HELP,
+};
+
+static const struct option_def {
+	const char *name;
+	enum opt_id id;
+	int value; /* takes a value: "--opt VALUE" or "--opt=VALUE" */
+} option_defs[] = {
+	{"--out", OPT_OUT, 1},	       {"-o", OPT_OUT, 1},		{"--format", OPT_FORMAT, 1},
+	{"--mask", OPT_MASK, 0},       {"--bg", OPT_BG, 1},		{"--bg-color", OPT_BG_COLOR, 1},
+	{"--bg-image", OPT_BG_IMAGE, 1}, {"--crop", OPT_CROP, 0},	{"--margin", OPT_MARGIN, 1},
+	{"--fit", OPT_FIT, 1},	       {"--effect", OPT_EFFECT, 1},	{"--outline", OPT_OUTLINE, 1},
+	{"--quality", OPT_QUALITY, 1}, {"--lossy", OPT_LOSSY, 0},	{"--color", OPT_COLOR, 1},
+	{"--refine", OPT_REFINE, 1},   {"--keep-gps", OPT_KEEP_GPS, 0}, {"--model", OPT_MODEL, 1},
+	{"--size", OPT_SIZE, 1},       {"--threads", OPT_THREADS, 1},	{"--json", OPT_JSON, 0},
+	{"--timings", OPT_TIMINGS, 0}, {"-h", OPT_HELP, 0},		{"--help", OPT_HELP, 0},
+};
+
+/* Parses a whole number from lo to hi into *n; -1 if it is not one. */
+static int parse_int(const char *s, long lo, long hi, int *n)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*n = (int)v;
+	return 0;
+}
+
+/* Parses "--bg"'s value: a colour, "blur", or (unless color_only) a file. */
+static int parse_bg(const char *cmd, const char *val, int color_only, int image_only, struct remove_opts *o)
+{
+	if (!image_only && !img_color_parse(val, o->render.color)) {
+		o->render.bg = IMG_BG_COLOR;
+	} else if (!image_only && !color_only && !strcmp(val, "blur")) {
+		o->render.bg = IMG_BG_BLUR;
+	} else if (color_only) {
+		fprintf(stderr, "petcut %s: '%s' is not a colour (#rgb, #rrggbb, #rrggbbaa or a name)\n", cmd, val);
+		return 2;
+	} else {
+		o->render.bg = IMG_BG_IMAGE;
+		o->bg_path = val;
+	}
+	return 0;
+}
+
+/* Applies one option with its value. Returns 0, or 2 after printing why
+ * the value is bad. */
+static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct remove_opts *o)
+{
+	switch (id) {
+	case OPT_OUT:
+		if (o->nouts == MAX_OUTS) {
+			fprintf(stderr, "petcut %s: at most %d outputs\n", cmd, MAX_OUTS);
+			return 2;
+		}
+		o->outs[o->nouts++] = val;
+		return 0;
+	case OPT_FORMAT:
+		if (img_format_parse(val, &o->format)) {
+			fprintf(stderr, "petcut %s: --format is png, webp, jpg or avif, not '%s'\n", cmd, val);
+			return 2;
+		}
+		o->format_given = 1;
+		return 0;
+	case OPT_MASK:
+		o->render.kind = IMG_CUT_MASK;
+		return 0;
+	case OPT_BG:
+		return parse_bg(cmd, val, 0, 0, o);
+	case OPT_BG_COLOR:
+		return parse_bg(cmd, val, 1, 0, o);
+	case OPT_BG_IMAGE:
+		return parse_bg(cmd, val, 0, 1, o);
+	case OPT_CROP:
+		o->render.crop = 1;
+		return 0;
+	case OPT_MARGIN: {
+		char *end;
+		double m;
+
+		errno = 0;
+		m = strtod(val, &end);
+		o->render.margin_percent = *end == '%';
+		if (errno || end == val || *(end + o->render.margin_percent) || !(m >= 0) || m > 1e6) {
+			fprintf(stderr, "petcut %s: --margin is pixels (20) or a percentage of the subject (10%%), not '%s'\n",
+				cmd, val);
+			return 2;
+		}
+		o->render.margin = m;
+		o->margin_given = 1;
+		return 0;
+	}
+	case OPT_FIT: {
+		int w = -1, h = -1, n = -1;
+
+		if (sscanf(val, "%dx%d%n", &w, &h, &n) != 2 || val[n] || w < 0 || h < 0 || w > 100000 || h > 100000 ||
+		    (w == 0 && h == 0)) {
+			fprintf(stderr, "petcut %s: --fit is WIDTHxHEIGHT in pixels (e.g. 800x600; 0 for a free side), not '%s'\n",
+				cmd, val);
+			return 2;
+		}
+		o->render.fit_w = w;
+		o->render.fit_h = h;
+		return 0;
+	}
+	case OPT_EFFECT:
+		if (!strcmp(val, "shadow"))
+			o->render.effect = IMG_EFFECT_SHADOW;
+		else if (!strcmp(val, "sticker"))
+			o->render.effect = IMG_EFFECT_STICKER;
+		else if (!strcmp(val, "popart"))
+			o->render.effect = IMG_EFFECT_POPART;
+		else if (!strcmp(val, "none"))
+			o->render.effect = IMG_EFFECT_NONE;
+		else {
+			fprintf(stderr, "petcut %s: --effect is shadow, sticker or popart, not '%s'\n", cmd, val);
+			return 2;
+		}
+		return 0;
+	case OPT_OUTLINE:
+		if (parse_int(val, 1, 10000, &o->render.outline_px)) {
+			fprintf(stderr, "petcut %s: --outline needs a number of pixels from 1 to 10000, not '%s'\n", cmd,
+				val);
+			return 2;
+		}
+		o->outline_given = 1;
+		return 0;
+	case OPT_QUALITY:
+		if (parse_int(val, 1, 100, &o->save.quality)) {
+			fprintf(stderr, "petcut %s: --quality needs a number from 1 to 100, not '%s'\n", cmd, val);
+			return 2;
+		}
+		return 0;
+	case OPT_LOSSY:
+		o->save.lossy = 1;
+		return 0;
+	case OPT_COLOR:
+		if (!strcmp(val, "keep"))
+			o->save.color = IMG_COLOR_KEEP;
+		else if (!strcmp(val, "srgb"))
+			o->save.color = IMG_COLOR_SRGB;
+		else {
+			fprintf(stderr, "petcut %s: --color is keep or srgb, not '%s'\n", cmd, val);
+			return 2;
+		}
+		return 0;
+	case OPT_REFINE:
+		if (!strcmp(val, "none"))
+			o->refine = IMG_REFINE_NONE;
+		else if (!strcmp(val, "guided"))
+			o->refine = IMG_REFINE_GUIDED;
+		else {
+			fprintf(stderr, "petcut %s: --refine is none or guided, not '%s'\n", cmd, val);
+			return 2;
+		}
+		return 0;
+	case OPT_KEEP_GPS:
+		o->keep_gps = 1;
+		return 0;
+	case OPT_MODEL:
+		o->model = val;
+		return 0;
+	case OPT_SIZE:
+		if (!strcmp(val, "full"))
+			o->size = SIZE_FULL;
+		else if (!strcmp(val, "preview"))
+			o->size = SIZE_PREVIEW;
+		else {
+			fprintf(stderr, "petcut %s: --size is preview or full, not '%s'\n", cmd, val);
+			return 2;
+		}
+		return 0;
+	case OPT_THREADS:
+		if (parse_int(val, 1, 4096, &o->threads)) {
+			fprintf(stderr, "petcut %s: --threads needs a number from 1 to 4096, not '%s'\n", cmd, val);
+			return 2;
+		}
+		return 0;
+	case OPT_JSON:
+		o->json = 1;
+		return 0;
+	case OPT_TIMINGS:
+		o->timings = 1;
+		return 0;
+	case OPT_HELP:
+		return 0;
+	}
+	return 0;
+}
+
+/* Whether an output of format fmt needs a transparency the format lacks. */
+static int needs_alpha(const struct remove_opts *o, enum img_format fmt)
+{
+	const struct img_render *r = &o->render;
+
+	if (fmt != IMG_FORMAT_JPEG || r->kind == IMG_CUT_MASK || r->effect == IMG_EFFECT_POPART)
+		return 0;
+	return r->bg == IMG_BG_NONE || (r->bg == IMG_BG_COLOR && r->color[3] < 255);
+}
+
+/* Checks that the options make sense together. Returns 0, or 2 after
+ * printing why not. */
+static int check_opts(const char *cmd, struct remove_opts *o)
+{
+	const struct img_render *r = &o->render;
+
+	if (r->kind == IMG_CUT_MASK && (r->bg != IMG_BG_NONE || r->effect != IMG_EFFECT_NONE || r->crop || r->fit_w ||
+					 r->fit_h)) {
+		fprintf(stderr, "petcut %s: --mask writes the mask alone: no --bg, --effect, --crop or --fit with it\n",
+			cmd);
+		return 2;
+	}
+	if (o->margin_given && !r->crop) {
+		fprintf(stderr, "petcut %s: --margin applies to --crop; add --crop\n", cmd);
+		return 2;
+	}
+	if (o->outline_given && r->effect != IMG_EFFECT_STICKER) {
+		fprintf(stderr, "petcut %s: --outline applies to --effect sticker\n", cmd);
+		return 2;
+	}
+	return 0;
+}
 
 /* Parses argv into o. Returns -1 when help was printed, 0 when the arguments
  * are good, 2 after printing a usage error. */
 static int parse_args(int argc, char **argv, struct remove_opts *o)
 {
 	const char *cmd = argv[0];
-	int npos = 0, opts_done = 0;
+	int remove = !strcmp(cmd, "remove");
+	int opts_done = 0, rc;
 
-	*o = (struct remove_opts){.model = MODEL_DEFAULT_VARIANT, .size = SIZE_FULL,
-				  .format = IMG_FORMAT_PNG, .kind = IMG_CUT_RGBA};
+	*o = (struct remove_opts){.model = MODEL_DEFAULT_VARIANT, .size = SIZE_FULL, .format = IMG_FORMAT_PNG,
+				  .refine = REFINE_DEFAULT};
 	for (int i = 1; i < argc; i++) {
+		const struct option_def *def = NULL;
 		char *arg = argv[i], *val = NULL, *eq;
-		char name[16];
+		size_t len;
 
 		if (opts_done || arg[0] != '-' || !arg[1]) {
-			if (npos == 2) {
+			if (!o->in) {
+				o->in = arg;
+			} else if ((!remove && o->nouts == 1) || o->nouts == MAX_OUTS) {
 				fprintf(stderr, "petcut %s: unexpected argument '%s'\n", cmd, arg);
 				return 2;
+			} else {
+				o->outs[o->nouts++] = arg;
 			}
-			o->pos[npos++] = arg;
 			continue;
 		}
 		if (!strcmp(arg, "--")) {
 			opts_done = 1;
 			continue;
 		}
-		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-			usage(stdout, cmd);
-			return -1;
-		}
-		if (!strcmp(arg, "--mask")) {
-			o->kind = IMG_CUT_MASK;
-			continue;
-		}
-		/* The rest take a value: "--opt VALUE" or "--opt=VALUE". */
 		eq = strchr(arg, '=');
-		snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
-		if (strcmp(name, "--model") && strcmp(name, "--size") && strcmp(name, "--format") &&
-		    strcmp(name, "--threads")) {
+		len = eq ? (size_t)(eq - arg) : strlen(arg);
+		for (size_t k = 0; k < sizeof option_defs / sizeof option_defs[0]; k++)
+			if (strlen(option_defs[k].name) == len && !strncmp(arg, option_defs[k].name, len))
+				def = &option_defs[k];
+		if (!def || (def->id == OPT_OUT && !remove) || (eq && !def->value)) {
 			fprintf(stderr, "petcut %s: unknown option '%s' (see petcut %s --help)\n", cmd, arg, cmd);
 			return 2;
 		}
-		if (eq)
-			val = eq + 1;
-		else if (i + 1 < argc)
-			val = argv[++i];
-		if (!val || !*val) {
-			fprintf(stderr, "petcut %s: %s needs a value\n", cmd, name);
-			return 2;
+		if (def->id == OPT_HELP) {
+			usage(stdout, cmd);
+			return -1;
 		}
-
-		if (!strcmp(name, "--model")) {
-			o->model = val;
-		} else if (!strcmp(name, "--size")) {
-			if (!strcmp(val, "full")) {
-				o->size = SIZE_FULL;
-			} else if (!strcmp(val, "preview")) {
-				o->size = SIZE_PREVIEW;
-			} else {
-				fprintf(stderr, "petcut %s: --size is preview or full, not '%s'\n", cmd, val);
+		if (def->value) {
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			if (!val || !*val) {
+				fprintf(stderr, "petcut %s: %s needs a value\n", cmd, def->name);
 				return 2;
 			}
-		} else if (!strcmp(name, "--format")) {
-			if (img_format_parse(val, &o->format)) {
-				fprintf(stderr, "petcut %s: --format is png or webp, not '%s'\n", cmd, val);
-				return 2;
-			}
-			o->format_given = 1;
-		} else {
-			char *end;
-			long n;
-
-			errno = 0;
-			n = strtol(val, &end, 10);
-			if (errno || *end || n < 1 || n > 4096) {
-				fprintf(stderr, "petcut %s: --threads needs a number from 1 to 4096, not '%s'\n",
-					cmd, val);
-				return 2;
-			}
-			o->threads = (int)n;
 		}
+		rc = apply_opt(cmd, def->id, val, o);
+		if (rc)
+			return rc;
 	}
-	if (npos != 2) {
+	if (!o->in || !o->nouts) {
 		usage(stderr, cmd);
 		return 2;
 	}
-	return 0;
+	return check_opts(cmd, o);
 }
 
 /* ===== The model ===== */
@@ -252,32 +506,100 @@ static void remover_free(struct remover *r)
 
 /* ===== One photo ===== */
 
-/* Cuts in out into out. Returns 0; 2 when in is not a usable image; 1 when
- * the work fails. Prints one line on stderr for either failure. */
-static int remove_one(struct remover *r, const char *in, const char *out, enum img_format fmt,
-		      enum img_cut kind)
+/* Wall-clock milliseconds since an arbitrary start. */
+static double now_ms(void)
 {
-	struct img *im = NULL, *cut = NULL;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The pipeline's stages, as --timings names them. */
+enum stage { STAGE_DECODE, STAGE_RESIZE, STAGE_INFER, STAGE_REFINE, STAGE_COMPOSE, STAGE_ENCODE, STAGE_COUNT };
+static const char *const stage_names[STAGE_COUNT] = {"decode", "resize", "infer", "refine", "compose", "encode"};
+
+/* Decodes the photo: its own colour space and profile, EXIF without GPS
+ * unless --keep-gps. */
+static img_status load_photo(const struct remove_opts *o, const char *in, struct img **im)
+{
+	struct img_load_opts lo = {.keep_gps = o->keep_gps};
+
+	return img_load_file_opts(in, &lo, im);
+}
+
+/* Makes the alpha from the network's mask, at the photo's size. */
+static img_status alpha_of(const struct remove_opts *o, const struct img *im, const float *mask, int mh, int mw,
+			   struct img **alpha)
+{
+	return img_mask_to_alpha(im, mask, mh, mw, o->refine, alpha);
+}
+
+/* Exit status for an img failure: the machine's own trouble is a failure of
+ * the work (1), anything else is about the input or the request (2). An
+ * input that cannot be read is the input's trouble; an output that cannot
+ * be written, the work's. */
+static int input_rc(img_status st)
+{
+	return st == IMG_ERR_NOMEM || st == IMG_ERR_VIPS ? 1 : 2;
+}
+
+static int output_rc(img_status st)
+{
+	return st == IMG_ERR_IO ? 1 : input_rc(st);
+}
+
+/* Prints one output's facts as a JSON object on its own line. */
+static void print_json(const char *path, const struct img *out, const struct img_subject *s)
+{
+	json_t *j = json_pack("{s:s, s:i, s:i, s:[i,i,i,i], s:f}", "output", path, "width", img_width(out),
+			      "height", img_height(out), "bbox", s->x, s->y, s->w, s->h, "coverage",
+			      round(s->coverage * 1e6) / 1e6);
+
+	if (j) {
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		fputc('\n', stdout);
+		fflush(stdout);
+		json_decref(j);
+	}
+}
+
+/* Cuts in out into the n outputs outs[i], each in format fmts[i], from one
+ * inference. Returns 0; 2 when in is not a usable image or an output cannot
+ * be made as asked; 1 when the work fails. Prints one line on stderr for
+ * either failure. */
+static int remove_one(struct remover *r, const struct remove_opts *o, const struct img *bg, const char *in,
+		      const char *const *outs, const enum img_format *fmts, int n)
+{
+	struct img *im = NULL, *alpha = NULL, *res = NULL;
 	struct nn_tensor x = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, r->size, r->size}};
 	struct nn_tensor y = {0};
+	struct img_render rr = o->render;
+	struct img_subject sub;
+	double ms[STAGE_COUNT] = {0}, t0, t;
 	img_status ist;
 	nn_status nst;
 	int rc = 1;
 
-	ist = img_load_file(in, &im);
+	rr.bg_image = bg;
+	t0 = t = now_ms();
+	ist = load_photo(o, in, &im);
 	if (ist != IMG_OK) {
 		say("petcut: %s: %s", in, img_errmsg());
-		/* Only the machine's own trouble is a failure of the work. */
-		rc = ist == IMG_ERR_NOMEM || ist == IMG_ERR_VIPS ? 1 : 2;
+		rc = input_rc(ist);
 		goto out;
 	}
+	ms[STAGE_DECODE] = now_ms() - t;
 	if (remover_load(r))
 		goto out;
+	t = now_ms();
 	ist = img_to_tensor(im, r->size, r->size, r->input);
 	if (ist != IMG_OK) {
 		say("petcut: %s: %s", in, img_errmsg());
 		goto out;
 	}
+	ms[STAGE_RESIZE] = now_ms() - t;
+	t = now_ms();
 	x.data = r->input;
 	nst = nn_run(r->model, &x, 1, &y, 1);
 	if (nst != NN_OK) {
@@ -288,29 +610,98 @@ static int remove_one(struct remover *r, const char *in, const char *out, enum i
 		say("petcut: %s: the model's output is not a mask [1,1,H,W]", r->path);
 		goto out;
 	}
-	ist = img_cutout(im, y.data, (int)y.dims[2], (int)y.dims[3], kind, &cut);
-	if (ist == IMG_OK)
-		ist = img_save(cut, out, fmt);
+	ms[STAGE_INFER] = now_ms() - t;
+	t = now_ms();
+	ist = alpha_of(o, im, y.data, (int)y.dims[2], (int)y.dims[3], &alpha);
 	if (ist != IMG_OK) {
-		say("petcut: %s: %s", out, img_errmsg());
+		say("petcut: %s: %s", in, img_errmsg());
+		rc = output_rc(ist);
 		goto out;
+	}
+	ms[STAGE_REFINE] = now_ms() - t;
+
+	for (int i = 0; i < n; i++) {
+		struct img_save_opts so = o->save;
+
+		t = now_ms();
+		ist = img_render(im, alpha, &rr, &res, &sub);
+		ms[STAGE_COMPOSE] += now_ms() - t;
+		if (ist != IMG_OK) {
+			say("petcut: %s: %s", outs[i], img_errmsg());
+			rc = output_rc(ist);
+			goto out;
+		}
+		t = now_ms();
+		so.format = fmts[i];
+		ist = img_save_opts(res, outs[i], &so);
+		ms[STAGE_ENCODE] += now_ms() - t;
+		if (ist != IMG_OK) {
+			if (ist == IMG_ERR_ARG && fmts[i] == IMG_FORMAT_JPEG)
+				say("petcut: %s: %s with --bg", outs[i], img_errmsg());
+			else
+				say("petcut: %s: %s", outs[i], img_errmsg());
+			rc = output_rc(ist);
+			goto out;
+		}
+		if (o->json)
+			print_json(outs[i], res, &sub);
+		img_free(res);
+		res = NULL;
+	}
+	if (o->timings) {
+		for (int s = 0; s < STAGE_COUNT; s++)
+			say("timing: %s %.1f ms", stage_names[s], ms[s]);
+		say("timing: total %.1f ms", now_ms() - t0);
 	}
 	rc = 0;
 out:
 	nn_tensor_free(&y);
-	img_free(cut);
+	img_free(res);
+	img_free(alpha);
 	img_free(im);
 	return rc;
 }
 
-/* Sets things every command needs. Returns 0, or 1 after printing why not. */
-static int start(const struct remove_opts *o)
+/* Sets things every command needs, and loads the background image if one
+ * is asked for (*bg). Returns 0, or 1 or 2 after printing why not. */
+static int start(const struct remove_opts *o, struct img **bg)
 {
+	img_status st;
+
+	*bg = NULL;
 	if (img_init() != IMG_OK) {
 		say("petcut: %s", img_errmsg());
 		return 1;
 	}
 	nn_set_threads(o->threads);
+	if (o->render.bg == IMG_BG_IMAGE) {
+		st = img_load_file(o->bg_path, bg);
+		if (st != IMG_OK) {
+			say("petcut: --bg %s: %s", o->bg_path, img_errmsg());
+			return input_rc(st);
+		}
+	}
+	return 0;
+}
+
+/* The format of an output: --format, or its name's extension. Returns 0, or
+ * 2 after printing why it cannot be told or cannot be met. */
+static int output_format(const struct remove_opts *o, const char *path, enum img_format *fmt)
+{
+	const char *dot = strrchr(path, '.');
+
+	if (o->format_given) {
+		*fmt = o->format;
+	} else if (!dot || strchr(dot, '/') || img_format_parse(dot + 1, fmt)) {
+		fprintf(stderr, "petcut remove: cannot tell the format from '%s'; "
+				"name it .png, .webp, .jpg or .avif, or give --format\n", path);
+		return 2;
+	}
+	if (needs_alpha(o, *fmt)) {
+		fprintf(stderr, "petcut: %s: JPEG has no transparency: choose a background with --bg "
+				"(e.g. --bg white)\n", path);
+		return 2;
+	}
 	return 0;
 }
 
@@ -318,26 +709,23 @@ int cmd_remove(int argc, char **argv)
 {
 	struct remove_opts o;
 	struct remover r = {0};
-	const char *dot;
+	enum img_format fmts[MAX_OUTS];
+	struct img *bg = NULL;
 	int rc;
 
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (!o.format_given) {
-		dot = strrchr(o.pos[1], '.');
-		if (!dot || strchr(dot, '/') || img_format_parse(dot + 1, &o.format)) {
-			fprintf(stderr, "petcut remove: cannot tell the format from '%s'; "
-					"name it .png or .webp, or give --format\n", o.pos[1]);
-			return 2;
-		}
-	}
-	rc = start(&o);
+	for (int i = 0; i < o.nouts; i++)
+		if ((rc = output_format(&o, o.outs[i], &fmts[i])))
+			return rc;
+	rc = start(&o, &bg);
 	if (!rc)
 		rc = remover_init(&r, &o);
 	if (!rc)
-		rc = remove_one(&r, o.pos[0], o.pos[1], o.format, o.kind);
+		rc = remove_one(&r, &o, bg, o.in, o.outs, fmts, o.nouts);
 	remover_free(&r);
+	img_free(bg);
 	return rc;
 }
 
@@ -416,6 +804,7 @@ int cmd_remove_dir(int argc, char **argv)
 {
 	struct remove_opts o;
 	struct remover r = {0};
+	struct img *bg = NULL;
 	char **names = NULL, *in = NULL, *out = NULL;
 	int n = 0, rc, written = 0, skipped = 0, refused = 0;
 	int bar = isatty(STDERR_FILENO);
@@ -423,18 +812,23 @@ int cmd_remove_dir(int argc, char **argv)
 	rc = parse_args(argc, argv, &o);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	rc = start(&o);
+	if (needs_alpha(&o, o.format)) {
+		fprintf(stderr, "petcut remove-dir: JPEG has no transparency: choose a background with --bg "
+				"(e.g. --bg white)\n");
+		return 2;
+	}
+	rc = start(&o, &bg);
 	if (!rc)
 		rc = remover_init(&r, &o);
 	if (rc)
 		goto out;
-	n = list_files(o.pos[0], &names);
+	n = list_files(o.in, &names);
 	if (n < 0) {
 		rc = 2;
 		goto out;
 	}
-	if (mkdir(o.pos[1], 0777) && errno != EEXIST) {
-		say("petcut: %s: %s", o.pos[1], strerror(errno));
+	if (mkdir(o.outs[0], 0777) && errno != EEXIST) {
+		say("petcut: %s: %s", o.outs[0], strerror(errno));
 		rc = 1;
 		goto out;
 	}
@@ -446,8 +840,8 @@ int cmd_remove_dir(int argc, char **argv)
 
 		if (bar)
 			progress_draw(i, n, names[i]);
-		if (asprintf(&in, "%s/%s", o.pos[0], names[i]) < 0 ||
-		    asprintf(&out, "%s/%.*s.%s", o.pos[1], len, names[i], img_format_ext(o.format)) < 0) {
+		if (asprintf(&in, "%s/%s", o.in, names[i]) < 0 ||
+		    asprintf(&out, "%s/%.*s.%s", o.outs[0], len, names[i], img_format_ext(o.format)) < 0) {
 			in = out = NULL;
 			say("petcut: out of memory");
 			rc = 1;
@@ -456,7 +850,9 @@ int cmd_remove_dir(int argc, char **argv)
 		if (access(out, F_OK) == 0) {
 			skipped++;
 		} else {
-			one = remove_one(&r, in, out, o.format, o.kind);
+			const char *outs[1] = {out};
+
+			one = remove_one(&r, &o, bg, in, outs, &o.format, 1);
 			if (one == 1) {
 				rc = 1;
 				goto out;
@@ -475,7 +871,9 @@ int cmd_remove_dir(int argc, char **argv)
 		fputc('\n', stderr);
 		bar_shown = 0;
 	}
-	printf("%d written, %d skipped (already there), %d refused\n", written, skipped, refused);
+	/* With --json, stdout holds JSON lines only. */
+	fprintf(o.json ? stderr : stdout, "%d written, %d skipped (already there), %d refused\n", written, skipped,
+		refused);
 	rc = refused ? 2 : 0;
 out:
 	free(in);
@@ -484,5 +882,6 @@ out:
 		free(names[i]);
 	free(names);
 	remover_free(&r);
+	img_free(bg);
 	return rc;
 }

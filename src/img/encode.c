@@ -1,10 +1,17 @@
 /*
- * encode.c - writing images, atomically.
+ * encode.c - writing images: PNG, WebP, JPEG and AVIF, to a file
+ * (atomically) or to memory.
+ *
+ * Before encoding, an image is prepared for the format: converted to sRGB
+ * when asked (IMG_COLOR_SRGB), the alpha of an opaque image dropped for
+ * JPEG (and a transparent one refused), and a profile that cannot apply to
+ * a grey image (the mask) removed. Each format is one entry of a table, in
+ * step with enum img_format.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,23 +24,176 @@
 
 #include "img/img_int.h"
 
-/* ===== Encoding ===== */
+/* ===== The formats ===== */
+
+/* Writes a prepared image to a target with the options; 0 or -1. */
+typedef int (*save_fn)(VipsImage *im, VipsTarget *t, const struct img_save_opts *o);
+
+/* PNG at level 3 with the Sub filter: on photos, four times faster than
+ * libvips' default (level 6, no filter), and smaller. */
+static int save_png(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
+{
+	(void)o;
+	return vips_pngsave_target(im, t, "compression", 3, "filter", VIPS_FOREIGN_PNG_FILTER_SUB, NULL);
+}
+
+/* Efforts chosen on a 12 MP RGBA cut-out (2 busy cores): lossless effort 1
+ * takes 3.3 s for the same size as the default 4's 5.3 s; lossy effort 2,
+ * about 1.2 s against 2.0 s. */
+static int save_webp(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
+{
+	if (!o->lossy)
+		return vips_webpsave_target(im, t, "lossless", TRUE, "effort", 1, NULL);
+	/* Lossy colours, but the alpha lossless: edges stay where the mask put them. */
+	return vips_webpsave_target(im, t, "Q", o->quality ? o->quality : 85, "alpha_q", 100, "effort", 2, NULL);
+}
+
+static int save_jpeg(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
+{
+	return vips_jpegsave_target(im, t, "Q", o->quality ? o->quality : 90, "optimize_coding", TRUE, NULL);
+}
+
+/* AV1 at effort 2 of 9: libvips' default (4) took 17 s on a 12 MP cut-out,
+ * effort 2 under 2 s. */
+static int save_avif(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
+{
+	return vips_heifsave_target(im, t, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "Q",
+				    o->quality ? o->quality : 60, "effort", 2, NULL);
+}
+
+static const struct encoder {
+	const char *name;  /* as parsed, and the extension */
+	const char *title; /* in messages */
+	int max_side;	   /* the format's limit on a side; 0: none that matters */
+	int alpha;	   /* whether it holds transparency */
+	save_fn save;
+} encoders[] = {
+	[IMG_FORMAT_PNG] = {.name = "png", .title = "PNG", .alpha = 1, .save = save_png},
+	[IMG_FORMAT_WEBP] = {.name = "webp", .title = "WebP", .max_side = 16383, .alpha = 1, .save = save_webp},
+	[IMG_FORMAT_JPEG] = {.name = "jpg", .title = "JPEG", .max_side = 65535, .alpha = 0, .save = save_jpeg},
+	[IMG_FORMAT_AVIF] = {.name = "avif", .title = "AVIF", .max_side = 16384, .alpha = 1, .save = save_avif},
+};
+static_assert(sizeof encoders / sizeof encoders[0] == IMG_FORMAT_AVIF + 1, "update the encoder table");
 
 int img_format_parse(const char *name, enum img_format *fmt)
 {
-	if (!strcasecmp(name, "png"))
-		*fmt = IMG_FORMAT_PNG;
-	else if (!strcasecmp(name, "webp"))
-		*fmt = IMG_FORMAT_WEBP;
-	else
+	if (!name)
 		return -1;
-	return 0;
+	if (!strcasecmp(name, "jpeg")) {
+		*fmt = IMG_FORMAT_JPEG;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof encoders / sizeof encoders[0]; i++)
+		if (!strcasecmp(name, encoders[i].name)) {
+			*fmt = (enum img_format)i;
+			return 0;
+		}
+	return -1;
 }
 
 const char *img_format_ext(enum img_format fmt)
 {
-	return fmt == IMG_FORMAT_WEBP ? "webp" : "png";
+	if ((unsigned)fmt >= sizeof encoders / sizeof encoders[0])
+		return "png";
+	return encoders[fmt].name;
 }
+
+/* Whether this libvips can write AVIF: libheif may be built without an AV1
+ * encoder. Found once, by encoding a tiny picture. */
+static pthread_once_t avif_once = PTHREAD_ONCE_INIT;
+static int avif_ok;
+
+static void avif_probe(void)
+{
+	VipsImage *px = NULL;
+	void *buf = NULL;
+	size_t len;
+
+	if (!vips_black(&px, 16, 16, "bands", 3, NULL) &&
+	    !vips_heifsave_buffer(px, &buf, &len, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, NULL))
+		avif_ok = 1;
+	g_free(buf);
+	VIPS_UNREF(px);
+	vips_error_clear();
+}
+
+/* ===== Preparing ===== */
+
+/* Makes *ready, the image as the format and options want it (a new
+ * reference). Fails with the message set. */
+static img_status prepare(const struct img *im, const struct img_save_opts *o, VipsImage **ready)
+{
+	const struct encoder *e;
+	VipsImage *in, *cur, *next = NULL;
+	img_status st;
+
+	*ready = NULL;
+	if (!im || !o || (unsigned)o->format >= sizeof encoders / sizeof encoders[0])
+		return img_fail(IMG_ERR_ARG, "bad arguments to encode");
+	if (o->quality < 0 || o->quality > 100)
+		return img_fail(IMG_ERR_ARG, "quality is 1 to 100, not %d", o->quality);
+	e = &encoders[o->format];
+	in = im->pix;
+	if (e->max_side && (in->Xsize > e->max_side || in->Ysize > e->max_side))
+		return img_fail(IMG_ERR_UNSUPPORTED, "%s holds at most %d pixels a side (image is %dx%d)", e->title,
+				e->max_side, in->Xsize, in->Ysize);
+	if (o->format == IMG_FORMAT_AVIF) {
+		pthread_once(&avif_once, avif_probe);
+		if (!avif_ok)
+			return img_fail(IMG_ERR_UNSUPPORTED, "this build of libvips cannot write AVIF (no AV1 encoder)");
+	}
+
+	g_object_ref(in);
+	cur = in;
+	/* JPEG: an opaque alpha is dropped, any transparency refused. */
+	if (!e->alpha && (cur->Bands == 4 || cur->Bands == 2)) {
+		VipsImage *a = NULL;
+		double min = 0;
+		int r = vips_extract_band(cur, &a, cur->Bands - 1, NULL) || vips_min(a, &min, NULL);
+
+		VIPS_UNREF(a);
+		if (r) {
+			st = img_fail_vips(IMG_ERR_VIPS, "cannot read the alpha");
+			goto out;
+		}
+		if (min < 255) {
+			st = img_fail(IMG_ERR_ARG, "%s has no transparency: choose a background", e->title);
+			goto out;
+		}
+		if (vips_extract_band(cur, &next, 0, "n", cur->Bands - 1, NULL)) {
+			st = img_fail_vips(IMG_ERR_VIPS, "cannot drop the alpha");
+			goto out;
+		}
+		g_object_unref(cur);
+		cur = next;
+	}
+	/* sRGB asked for: through the profile, which then goes (sRGB is what
+	 * a viewer assumes without one). */
+	if (o->color == IMG_COLOR_SRGB && cur->Bands >= 3 && vips_image_get_typeof(cur, VIPS_META_ICC_NAME)) {
+		if (vips_icc_transform(cur, &next, "srgb", "embedded", TRUE, "depth", 8, NULL)) {
+			st = img_fail_vips(IMG_ERR_VIPS, "cannot convert the colours to sRGB");
+			goto out;
+		}
+		g_object_unref(cur);
+		cur = next;
+	}
+	/* A copy whose metadata can change without touching im. */
+	if (vips_copy(cur, &next, NULL)) {
+		st = img_fail_vips(IMG_ERR_VIPS, "cannot prepare the image");
+		goto out;
+	}
+	g_object_unref(cur);
+	cur = next;
+	if (o->color == IMG_COLOR_SRGB || cur->Bands < 3)
+		vips_image_remove(cur, VIPS_META_ICC_NAME);
+	*ready = cur;
+	return IMG_OK;
+out:
+	g_object_unref(cur);
+	return st;
+}
+
+/* ===== Writing ===== */
 
 /* Creates a new hidden file next to path, named after it, with the mode an
  * ordinary new file gets (0666 less the umask). On success *tmp owns its
@@ -67,34 +227,33 @@ static int open_temp(const char *path, char **tmp)
 	return fd;
 }
 
-img_status img_save(const struct img *im, const char *path, enum img_format fmt)
+img_status img_save_opts(const struct img *im, const char *path, const struct img_save_opts *o)
 {
 	VipsTarget *target = NULL;
-	char *tmp = NULL;
+	VipsImage *ready = NULL;
+	char *tmp = NULL, what[48];
 	img_status st;
-	int fd, r;
+	int fd = -1, r;
 
-	/* libwebp's limit: refuse before anything is written. */
-	if (fmt == IMG_FORMAT_WEBP && (im->pix->Xsize > 16383 || im->pix->Ysize > 16383))
-		return img_fail(IMG_ERR_UNSUPPORTED, "WebP holds at most 16383 pixels a side (image is %dx%d)",
-			    im->pix->Xsize, im->pix->Ysize);
+	if (!path)
+		return img_fail(IMG_ERR_ARG, "no path to save to");
+	/* Prepared first: a refusal writes nothing. */
+	st = prepare(im, o, &ready);
+	if (st != IMG_OK)
+		return st;
 	fd = open_temp(path, &tmp);
-	if (fd < 0)
-		return img_fail(IMG_ERR_IO, "cannot create a temporary file in its folder: %s", strerror(errno));
+	if (fd < 0) {
+		st = img_fail(IMG_ERR_IO, "cannot create a temporary file in its folder: %s", strerror(errno));
+		goto out;
+	}
 	target = vips_target_new_to_descriptor(fd);
 	if (!target) {
 		st = img_fail_vips(IMG_ERR_IO, "cannot write");
 		goto out;
 	}
-	/* PNG at level 3 with the Sub filter: on photos, four times faster
-	 * than libvips' default (level 6, no filter), and smaller. */
-	if (fmt == IMG_FORMAT_WEBP)
-		r = vips_webpsave_target(im->pix, target, "lossless", TRUE, NULL);
-	else
-		r = vips_pngsave_target(im->pix, target, "compression", 3, "filter",
-					VIPS_FOREIGN_PNG_FILTER_SUB, NULL);
-	if (r) {
-		st = img_fail_vips(IMG_ERR_IO, fmt == IMG_FORMAT_WEBP ? "cannot write WebP" : "cannot write PNG");
+	if (encoders[o->format].save(ready, target, o)) {
+		snprintf(what, sizeof what, "cannot write %s", encoders[o->format].title);
+		st = img_fail_vips(IMG_ERR_IO, what);
 		goto out;
 	}
 	VIPS_UNREF(target);
@@ -115,11 +274,70 @@ img_status img_save(const struct img *im, const char *path, enum img_format fmt)
 	st = IMG_OK;
 out:
 	VIPS_UNREF(target);
+	VIPS_UNREF(ready);
 	if (fd >= 0)
 		close(fd);
 	if (tmp) {
 		unlink(tmp);
 		free(tmp);
 	}
+	return st;
+}
+
+img_status img_save(const struct img *im, const char *path, enum img_format fmt)
+{
+	struct img_save_opts o = {.format = fmt};
+
+	return img_save_opts(im, path, &o);
+}
+
+img_status img_encode(const struct img *im, const struct img_save_opts *o, void **buf, size_t *len)
+{
+	VipsTarget *target = NULL;
+	VipsImage *ready = NULL;
+	VipsBlob *blob = NULL;
+	const void *bytes;
+	size_t n = 0;
+	char what[48];
+	img_status st;
+
+	if (!buf || !len)
+		return img_fail(IMG_ERR_ARG, "no place for the encoded bytes");
+	*buf = NULL;
+	*len = 0;
+	st = prepare(im, o, &ready);
+	if (st != IMG_OK)
+		return st;
+	target = vips_target_new_to_memory();
+	if (!target) {
+		st = img_fail_vips(IMG_ERR_VIPS, "cannot encode");
+		goto out;
+	}
+	if (encoders[o->format].save(ready, target, o)) {
+		snprintf(what, sizeof what, "cannot encode %s", encoders[o->format].title);
+		st = img_fail_vips(IMG_ERR_VIPS, what);
+		goto out;
+	}
+	/* Once the saver has ended the target, its bytes are its "blob". The
+	 * caller frees with free(), so they are copied out. */
+	g_object_get(target, "blob", &blob, NULL);
+	bytes = blob ? vips_blob_get(blob, &n) : NULL;
+	if (!bytes) {
+		st = img_fail(IMG_ERR_VIPS, "cannot encode (no output)");
+		goto out;
+	}
+	*buf = malloc(n ? n : 1);
+	if (!*buf) {
+		st = img_fail(IMG_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(*buf, bytes, n);
+	*len = n;
+	st = IMG_OK;
+out:
+	if (blob)
+		vips_area_unref(VIPS_AREA(blob));
+	VIPS_UNREF(target);
+	VIPS_UNREF(ready);
 	return st;
 }

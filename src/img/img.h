@@ -106,11 +106,13 @@ img_status img_cutout(const struct img *im, const float *mask, int mh, int mw,
  * whole new file, never a partial one. */
 img_status img_save(const struct img *im, const char *path, enum img_format fmt);
 
-/* Parses a format name ("png", "webp", any case) into *fmt. Returns 0, or -1
- * if the name is not one img_save writes. */
+/* Parses a format name or extension ("png", "webp", "jpg", "jpeg", "avif",
+ * any case) into *fmt. Returns 0, or -1 if the name is not one img_save
+ * writes. */
 int img_format_parse(const char *name, enum img_format *fmt);
 
-/* The file extension of a format, without the dot ("png", "webp"). */
+/* The file extension of a format, without the dot ("png", "webp", "jpg",
+ * "avif"). */
 const char *img_format_ext(enum img_format fmt);
 
 /* =====================================================================
@@ -196,7 +198,7 @@ struct img_refine_opts {
  * band (the alpha, interpretation B_W), multiplied by the photo's own alpha
  * if it has one. IMG_REFINE_NONE interpolates bilinearly (pixel centres
  * aligned); IMG_REFINE_GUIDED runs a fast guided filter at the mask's
- * resolution with the photo's luminance as guide and applies it at full
+ * resolution with the photo's colours as guide and applies it at full
  * resolution, so the alpha's edges follow the photo's. The mask is only read
  * during the call. On success *alpha owns the result (free with img_free);
  * IMG_ERR_ARG for a missing photo, mask or out-parameter, a size <= 0 or an
@@ -211,7 +213,7 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 /* ===== Rendering outputs (compose.c) ===== */
 
 /* The subject: bounding box of alpha >= 128 (x, y, w, h; all 0 when empty)
- * and the share of pixels it covers (0..1). */
+ * and the share of the picture's pixels it covers (0..1). */
 struct img_subject {
 	int x, y, w, h;
 	double coverage;
@@ -219,14 +221,14 @@ struct img_subject {
 
 enum img_bg {
 	IMG_BG_NONE,  /* transparent */
-	IMG_BG_COLOR, /* a solid colour */
+	IMG_BG_COLOR, /* a solid colour, with its alpha */
 	IMG_BG_BLUR,  /* the photo itself, blurred */
 	IMG_BG_IMAGE, /* another image, scaled to cover and centred */
 };
 
 enum img_effect {
 	IMG_EFFECT_NONE,
-	IMG_EFFECT_SHADOW,  /* a soft drop shadow under the subject */
+	IMG_EFFECT_SHADOW,  /* a soft drop shadow under the subject, down and right */
 	IMG_EFFECT_STICKER, /* a white outline of outline_px around the subject */
 	IMG_EFFECT_POPART,  /* a 2x2 grid of posterised/duotone copies on bright backgrounds */
 };
@@ -234,29 +236,47 @@ enum img_effect {
 /* One output to make from a photo and its alpha. Zeroed means: the RGBA
  * cut-out at full size. */
 struct img_render {
-	enum img_cut kind; /* IMG_CUT_MASK: the alpha alone (other fields ignored) */
-	enum img_bg bg;
-	unsigned char color[4];	   /* IMG_BG_COLOR: RGBA */
-	double blur_sigma;	   /* IMG_BG_BLUR: 0 = a default relative to the size */
-	const struct img *bg_image; /* IMG_BG_IMAGE */
-	int crop;		   /* crop to the subject's box plus the margin */
-	double margin;		   /* pixels, or percent of the box when margin_percent */
+	enum img_cut kind;	    /* IMG_CUT_MASK: the alpha alone (other fields ignored) */
+	enum img_bg bg;		    /* ignored by IMG_EFFECT_POPART, which has its own */
+	unsigned char color[4];	    /* IMG_BG_COLOR: RGBA, in sRGB */
+	double blur_sigma;	    /* IMG_BG_BLUR: 0 = 2% of the longer side */
+	const struct img *bg_image; /* IMG_BG_IMAGE: not kept after the call */
+	int crop;		    /* crop to the subject's box (and its outline or shadow) plus the margin */
+	double margin;		    /* pixels, or percent of the box's width and height when margin_percent */
 	int margin_percent;
-	int fit_w, fit_h;	   /* then fit into at most fit_w x fit_h (0: no fit) */
+	int fit_w, fit_h;	    /* then scale down to within fit_w x fit_h, aspect kept (0: that side free) */
 	enum img_effect effect;
-	int outline_px;		   /* IMG_EFFECT_STICKER: 0 = a default relative to the size */
+	int outline_px;		    /* IMG_EFFECT_STICKER: 0 = 1.5% of the shorter side */
 };
 
-/* Renders one output. subject, if not NULL, receives the subject's box in
- * the output's coordinates and its coverage. Many outputs can be rendered
- * from one alpha (one inference). */
+/* Renders one output from a photo and its alpha (one 8-bit band at the
+ * photo's size, as img_mask_to_alpha makes). Many outputs can be rendered
+ * from one alpha (one inference).
+ *
+ * Layers, bottom up: the background; the effect's layer (a black shadow of
+ * the alpha blurred and offset, or the alpha dilated by outline_px in
+ * white); the cut-out. Composited in the photo's own colour space: sRGB
+ * colours and a background image are converted into it through the
+ * profiles, and the result carries the photo's metadata (ICC profile
+ * included; none on the one-band mask). The crop box is clamped to the
+ * picture; with no subject it is the whole picture. A fit never enlarges.
+ * Pop art is four cells of half the (cropped) size each, so the grid keeps
+ * about that size; its subject box is the top-left cell's.
+ *
+ * The result has 4 bands (RGBA; fully transparent pixels have colour 0), or
+ * 3 when the background is opaque, or 1 for the mask. On success *out owns
+ * it; subject, if not NULL, receives the subject's box in the output's
+ * coordinates and the share of the output it covers. IMG_ERR_ARG for a
+ * photo or alpha of the wrong kind or sizes, or a missing bg_image. */
 img_status img_render(const struct img *photo, const struct img *alpha, const struct img_render *r,
 		      struct img **out, struct img_subject *subject);
 
-/* The subject of an alpha image (see struct img_subject). */
+/* The subject of a one-band alpha image (see struct img_subject). */
 img_status img_subject_of(const struct img *alpha, struct img_subject *out);
 
-/* Parses "#rgb", "#rrggbb", "#rrggbbaa" or a CSS colour name into RGBA.
+/* Parses "#rgb", "#rrggbb", "#rrggbbaa" or a CSS colour name (white black
+ * red green lime blue yellow cyan aqua magenta fuchsia gray grey silver
+ * orange pink purple brown navy teal transparent; any case) into RGBA.
  * Returns 0, or -1 if it is not a colour. */
 int img_color_parse(const char *s, unsigned char rgba[4]);
 
@@ -264,18 +284,22 @@ int img_color_parse(const char *s, unsigned char rgba[4]);
 
 enum img_color {
 	IMG_COLOR_KEEP, /* the photo's own profile, embedded */
-	IMG_COLOR_SRGB, /* converted to sRGB */
+	IMG_COLOR_SRGB, /* converted to sRGB through the profile, which is then dropped */
 };
 
 struct img_save_opts {
 	enum img_format format;
-	int quality;   /* lossy formats, 1..100; 0 = the format's default */
-	int lossy;     /* WebP: lossy (with alpha) instead of lossless */
+	int quality; /* lossy formats, 1..100; 0 = petcut's default (JPEG 90, WebP 85, AVIF 60) */
+	int lossy;   /* WebP: lossy colours (alpha stays lossless) instead of lossless */
 	enum img_color color;
 };
 
 /* Encodes to a file (atomically, as img_save) or to memory (*buf from
- * malloc, free with free()). */
+ * malloc, free with free()). PNG is level 3 with the Sub filter. JPEG holds
+ * no alpha: an opaque 4-band image is flattened, a transparent one refused
+ * with IMG_ERR_ARG ("JPEG has no transparency: choose a background").
+ * IMG_ERR_UNSUPPORTED for a size over the format's limit, or AVIF where
+ * libvips has no AV1 encoder; nothing is written on any failure. */
 img_status img_save_opts(const struct img *im, const char *path, const struct img_save_opts *o);
 img_status img_encode(const struct img *im, const struct img_save_opts *o, void **buf, size_t *len);
 

@@ -2,7 +2,9 @@
 # tests/sh/test_remove.sh - `petcut remove` and `petcut remove-dir` end to end
 # on the sample photos: the cut-out's size and alpha, EXIF orientation,
 # refusal of files that are not usable images (exit 2, one line, no output
-# left behind), and remove-dir's skipping of outputs already there.
+# left behind), several outputs from one run (PNG, WebP, JPEG on a
+# background), --crop, --effect sticker, --json, --timings, and remove-dir's
+# skipping of outputs already there.
 #
 #   tests/sh/test_remove.sh BUILD
 #
@@ -154,6 +156,69 @@ check "--mask writes one grey band at the input's size" \
 "$PETCUT" remove --size=preview --format webp "$UPRIGHT" "$tmp/cut.out" 2>"$tmp/err"
 check "--format webp writes WebP whatever the name" \
 	[ "$(head -c 4 "$tmp/cut.out" 2>/dev/null)$(tail -c +9 "$tmp/cut.out" 2>/dev/null | head -c 4)" = RIFFWEBP ]
+
+echo "# several outputs from one run, --bg white, --json (preview size)"
+"$PETCUT" remove --size preview --bg white --json "$UPRIGHT" "$tmp/m.png" --out "$tmp/m.webp" -o "$tmp/m.jpg" \
+	>"$tmp/json" 2>"$tmp/err"
+rc=$?
+check "remove IN a.png --out a.webp -o a.jpg exits 0" [ $rc -eq 0 ]
+magic() { head -c 12 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n'; }
+check "the .png is a PNG" [ "$(magic "$tmp/m.png" | cut -c1-16)" = 89504e470d0a1a0a ]
+check "the .webp is a WebP" [ "$(head -c 4 "$tmp/m.webp")$(tail -c +9 "$tmp/m.webp" | head -c 4)" = RIFFWEBP ]
+check "the .jpg is a JPEG" [ "$(magic "$tmp/m.jpg" | cut -c1-6)" = ffd8ff ]
+read -r w h bands _ < <(pic alpha "$tmp/m.png" 2>/dev/null)
+check "on a white background the PNG is opaque RGB at the input's size" \
+	[ "${w:-} ${h:-}" = "$(pic size "$UPRIGHT")" -a "${bands:-}" = 3 ]
+cat >"$tmp/outputs.py" <<'EOF_PY'
+"""outputs.py FILE W H NAME...: checks --json lines; prints the first bbox."""
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+w, h, names = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+assert len(lines) == len(names), "one line per output: %d lines" % len(lines)
+for line, name in zip(lines, names):
+    o = json.loads(line)
+    assert o["output"] == name, o["output"]
+    assert (o["width"], o["height"]) == (w, h), (o["width"], o["height"])
+    x, y, bw, bh = o["bbox"]
+    assert 0 <= x and 0 <= y and 0 < bw and 0 < bh and x + bw <= w and y + bh <= h, o["bbox"]
+    assert 0 < o["coverage"] < 1, o["coverage"]
+print(*json.loads(lines[0])["bbox"])
+EOF_PY
+read -r bx by bw bh < <(python3 "$tmp/outputs.py" "$tmp/json" $(pic size "$UPRIGHT") "$tmp/m.png" "$tmp/m.webp" "$tmp/m.jpg" 2>"$tmp/jerr")
+echo "# subject box: ${bx:-?},${by:-?} ${bw:-?}x${bh:-?}; $(head -1 "$tmp/jerr")"
+check "--json prints one object per output: name, size, bbox inside, coverage in 0..1" [ -n "${bh:-}" ]
+
+echo "# --crop --margin 0, --effect sticker, JPEG without a background"
+"$PETCUT" remove --size preview --crop --margin 0 --json "$UPRIGHT" "$tmp/crop.png" >"$tmp/json" 2>"$tmp/err"
+check "--crop exits 0" [ $? -eq 0 ]
+check "the crop is the subject's box: $(pic size "$tmp/crop.png" 2>/dev/null) (want ${bw:-?} ${bh:-?})" \
+	[ "$(pic size "$tmp/crop.png" 2>/dev/null)" = "${bw:-x} ${bh:-x}" ]
+check "and its --json box starts at 0,0" grep -q '"bbox":\[0,0,' "$tmp/json"
+"$PETCUT" remove --size preview --effect sticker "$UPRIGHT" "$tmp/sticker.png" 2>"$tmp/err"
+check "--effect sticker exits 0" [ $? -eq 0 ]
+read -r _ _ sbands _ sopaque < <(pic alpha "$tmp/sticker.png" 2>/dev/null)
+read -r _ _ _ _ popaque < <(pic alpha "$tmp/up.png" 2>/dev/null)
+echo "# opaque share: sticker ${sopaque:-?}, plain cut-out ${popaque:-?}"
+check "the sticker is RGBA with more opaque area than the cut-out (its outline)" \
+	[ "${sbands:-}" = 4 ] && at_least "${sopaque:-0}" "$(python3 -c "print(${popaque:-1} + 0.005)")"
+"$PETCUT" remove --size preview "$UPRIGHT" "$tmp/out.png" "$tmp/clear.jpg" 2>"$tmp/err"
+rc=$?
+echo "# stderr: $(head -1 "$tmp/err")"
+check "JPEG without --bg: exit 2, one line telling to choose --bg" \
+	[ $rc -eq 2 -a "$(lines "$tmp/err")" = 1 ] && grep -q "choose a background with --bg" "$tmp/err"
+check "and no output at all" [ ! -e "$tmp/clear.jpg" -a ! -e "$tmp/out.png" ]
+"$PETCUT" remove --size preview "$UPRIGHT" "$tmp/x.gif" 2>"$tmp/err"
+check "an output named .gif: exit 2" [ $? -eq 2 ]
+
+echo "# --timings"
+"$PETCUT" remove --size preview --timings "$UPRIGHT" "$tmp/t.png" 2>"$tmp/err"
+check "--timings exits 0" [ $? -eq 0 ]
+sed 's/^/# /' "$tmp/err"
+stages=0
+for s in decode resize infer refine compose encode; do
+	grep -Eq "^timing: $s [0-9]+\.[0-9] ms$" "$tmp/err" && stages=$((stages + 1))
+done
+check "it prints the six stages in ms on stderr (found $stages)" [ $stages = 6 ]
 
 echo "# refused input"
 mkdir "$tmp/out"

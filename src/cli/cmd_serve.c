@@ -1,0 +1,80 @@
+/*
+ * cmd_serve.c - `petcut serve`: the HTTP service, until SIGTERM or SIGINT,
+ * then a graceful stop (no new connections, requests in flight finish).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "http/http.h"
+
+static void usage(FILE *f, const struct http_config *d)
+{
+	fprintf(f,
+		"usage: petcut serve [options]\n"
+		"  --listen ADDR:PORT    where to listen (PETCUT_LISTEN; default %s; port 0 picks a free one)\n"
+		"  --data DIR            where images and results are stored (PETCUT_DATA; default %s)\n"
+		"  --threads N           connection threads (PETCUT_THREADS; default %d)\n"
+		"  --max-upload-mb N     largest upload (PETCUT_MAX_UPLOAD_MB; default %zu)\n"
+		"  --max-megapixels N    largest image, checked from its header (default %lld)\n"
+		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
+		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct http_config cfg;
+	struct http_server *srv;
+	char err[256];
+	sigset_t set;
+	int sig;
+
+	http_config_defaults(&cfg);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout, &cfg);
+			return 0;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "petcut serve: %s needs a value (or is unknown)\n", a);
+			return 2;
+		}
+		const char *v = argv[++i];
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (!strcmp(a, "--listen"))
+			cfg.listen = v;
+		else if (!strcmp(a, "--data"))
+			cfg.data_dir = v;
+		else if (!strcmp(a, "--threads") && !*end && n > 0 && n <= 1024)
+			cfg.threads = (int)n;
+		else if (!strcmp(a, "--max-upload-mb") && !*end && n > 0 && n <= 4096)
+			cfg.max_upload_bytes = (size_t)n << 20;
+		else if (!strcmp(a, "--max-megapixels") && !*end && n > 0 && n <= 1000)
+			cfg.max_pixels = (long long)n * 1000000;
+		else {
+			fprintf(stderr, "petcut serve: bad option %s %s\n", a, v);
+			return 2;
+		}
+	}
+	/* the signals are taken by sigwait below, in this thread only */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (http_server_start(&cfg, &srv, err, sizeof err)) {
+		fprintf(stderr, "petcut serve: %s\n", err);
+		return 1;
+	}
+	printf("listening on http://%s\n", http_server_address(srv));
+	fflush(stdout);
+	sigwait(&set, &sig);
+	fprintf(stderr, "petcut serve: %s: finishing requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	http_server_stop(srv);
+	return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * http.h - petcut's HTTP service on libmicrohttpd: uploads streamed into the
+ * store under their SHA-256, originals and thumbnails served back, health
+ * and Prometheus metrics. (Background removal by reference joins it next.)
+ *
+ * The server runs its own threads (a pool on epoll); http_server_start
+ * returns once it listens, http_server_stop stops accepting, lets the
+ * requests in flight finish, and frees it.
+ */
+#ifndef PETCUT_HTTP_H
+#define PETCUT_HTTP_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct http_config {
+	const char *listen;	 /* "ADDR:PORT" (default 127.0.0.1:8080; port 0 picks one) */
+	const char *data_dir;	 /* the store's folder (default ./petcut-data) */
+	int threads;		 /* connection threads (default 4) */
+	int max_connections;	 /* default 256 */
+	int per_ip_connections;	 /* default 32 */
+	int timeout_s;		 /* idle connection timeout (default 30) */
+	size_t max_upload_bytes; /* default 50 MB */
+	long long max_pixels;	 /* default 50 MP */
+};
+
+struct http_server;
+
+/* Fills cfg with the defaults, then the PETCUT_* environment overrides
+ * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_THREADS, PETCUT_MAX_UPLOAD_MB). */
+void http_config_defaults(struct http_config *cfg);
+
+/* Starts the server. On failure returns -1 with a message in errbuf. */
+int http_server_start(const struct http_config *cfg, struct http_server **out, char *errbuf, size_t errlen);
+
+/* The address it listens on, e.g. "127.0.0.1:41234". */
+const char *http_server_address(const struct http_server *s);
+
+/* Stops accepting, finishes the requests in flight, frees the server. */
+void http_server_stop(struct http_server *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

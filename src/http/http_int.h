@@ -1,0 +1,74 @@
+/*
+ * http_int.h - internals shared by the http module's files.
+ */
+#ifndef PETCUT_HTTP_INT_H
+#define PETCUT_HTTP_INT_H
+
+#include <stdatomic.h>
+#include <microhttpd.h>
+#include <jansson.h>
+
+#include "http/http.h"
+#include "img/img.h"
+#include "metrics/metrics.h"
+#include "store/store.h"
+
+/* Routes, for dispatch and for the metrics' route label. */
+enum route {
+	ROUTE_NOT_FOUND,
+	ROUTE_HEALTHZ,
+	ROUTE_READYZ,
+	ROUTE_METRICS,
+	ROUTE_UPLOAD,
+	ROUTE_IMAGE,
+	ROUTE_COUNT
+};
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct http_config cfg;
+	struct store *store;
+	struct metrics *metrics;
+	struct metrics_family *requests, *latency, *upload_bytes, *rss;
+	struct metrics_series *upload_bytes_total, *rss_bytes;
+	char address[64];
+	atomic_ullong next_id;
+};
+
+/* One request's state, from its headers to its completion. */
+struct req {
+	struct http_server *srv;
+	enum route route;
+	double start_ms;
+	char id[40];	     /* request id: X-Request-Id or generated */
+	const char *method;
+	const char *url;
+	int status;	     /* sent status, for logs and metrics */
+	/* uploads */
+	struct store_put *put;
+	unsigned char *head; /* the first bytes, for probing before commit */
+	size_t head_len;
+	int multipart;
+	struct MHD_PostProcessor *pp;
+	json_t *uploaded;    /* multipart: the stored files */
+	int error_status;    /* an error met while reading the body */
+	const char *error_code;
+	char error_msg[200];
+};
+
+#define UPLOAD_HEAD_BYTES (4u << 20)
+
+/* Queues a JSON response (takes ownership of body). */
+enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body);
+/* Queues {"error":{"code":..., "message":...}}. */
+enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
+				 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* images.c */
+enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
+enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id);
+void http_req_cleanup_upload(struct req *r);
+
+double http_now_ms(void);
+
+#endif

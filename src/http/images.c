@@ -1,0 +1,398 @@
+/*
+ * images.c - POST /v1/images (raw bytes or multipart/form-data, streamed into
+ * the store while hashed) and GET /v1/images/{id} (the original, or a
+ * web-displayable thumbnail with ?max=N&format=webp|jpeg|png).
+ *
+ * An upload is checked before it is committed: its first bytes are kept
+ * (UPLOAD_HEAD_BYTES) and probed for format and size, so something that is
+ * not an image, or too large, never gets a name in the store. An optional
+ * Content-Digest (sha-256=:BASE64:) or Upload-Checksum (sha256 BASE64) is
+ * verified; on a mismatch nothing is stored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "http/http_int.h"
+
+#define NS_IMAGES "img"
+#define NS_THUMBS "thumb"
+
+/* ===== Checksums ===== */
+
+/* The expected SHA-256 (hex) from Content-Digest or Upload-Checksum; 0 if
+ * none, 1 if found, -1 if present but malformed. */
+static int expected_digest(struct MHD_Connection *c, char hex[STORE_KEY_LEN + 1])
+{
+	const char *cd = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Digest");
+	const char *uc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upload-Checksum");
+	char b64[64];
+	unsigned char raw[48];
+
+	if (cd) {
+		const char *p = strcasestr(cd, "sha-256=:");
+		const char *end;
+		if (!p || !(end = strchr(p + 9, ':')) || end - (p + 9) >= (long)sizeof b64)
+			return -1;
+		snprintf(b64, sizeof b64, "%.*s", (int)(end - (p + 9)), p + 9);
+	} else if (uc) {
+		if (strncasecmp(uc, "sha256 ", 7) || strlen(uc + 7) >= sizeof b64)
+			return -1;
+		snprintf(b64, sizeof b64, "%s", uc + 7);
+	} else {
+		return 0;
+	}
+	if (strlen(b64) != 44 || EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33)
+		return -1;
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	return 1;
+}
+
+/* ===== One stored file ===== */
+
+/* Starts a put for one file of the request. */
+static int file_begin(struct req *r)
+{
+	if (store_put_begin(r->srv->store, NS_IMAGES, r->srv->cfg.max_upload_bytes, &r->put) != STORE_OK) {
+		r->error_status = 503;
+		r->error_code = "storage_unavailable";
+		snprintf(r->error_msg, sizeof r->error_msg, "the store cannot be written");
+		return -1;
+	}
+	r->head_len = 0;
+	return 0;
+}
+
+static int file_write(struct req *r, const char *data, size_t len)
+{
+	store_status st;
+
+	if (r->error_status || !r->put)
+		return -1;
+	if (r->head_len < UPLOAD_HEAD_BYTES) {
+		size_t n = len < UPLOAD_HEAD_BYTES - r->head_len ? len : UPLOAD_HEAD_BYTES - r->head_len;
+		if (!r->head && !(r->head = malloc(UPLOAD_HEAD_BYTES)))
+			goto nomem;
+		memcpy(r->head + r->head_len, data, n);
+		r->head_len += n;
+	}
+	st = store_put_write(r->put, data, len);
+	if (st == STORE_OK) {
+		metrics_add(r->srv->upload_bytes_total, (double)len);
+		return 0;
+	}
+	r->error_status = st == STORE_TOO_LARGE ? 413 : 503;
+	r->error_code = st == STORE_TOO_LARGE ? "too_large" : "storage_unavailable";
+	snprintf(r->error_msg, sizeof r->error_msg, "%s",
+		 st == STORE_TOO_LARGE ? "the upload is larger than the limit" : "the store cannot be written");
+	return -1;
+nomem:
+	r->error_status = 503;
+	r->error_code = "overloaded";
+	snprintf(r->error_msg, sizeof r->error_msg, "out of memory");
+	return -1;
+}
+
+/* Probes and commits the current file; returns its JSON description, or
+ * NULL with the request's error set. */
+static json_t *file_commit(struct req *r, const char *expect)
+{
+	struct img_load_opts o = {.max_pixels = r->srv->cfg.max_pixels};
+	struct img_info info;
+	char key[STORE_KEY_LEN + 1], url[96];
+	size_t bytes = store_put_size(r->put);
+	int existed = 0;
+	img_status is;
+	store_status st;
+
+	if (!bytes) {
+		store_put_abort(r->put);
+		r->put = NULL;
+		r->error_status = 400;
+		r->error_code = "empty";
+		snprintf(r->error_msg, sizeof r->error_msg, "the upload is empty");
+		return NULL;
+	}
+	is = img_probe(r->head, r->head_len, &o, &info);
+	if (is != IMG_OK && !(is == IMG_ERR_CORRUPT && bytes > r->head_len)) {
+		store_put_abort(r->put);
+		r->put = NULL;
+		r->error_status = is == IMG_ERR_UNSUPPORTED && strstr(img_errmsg(), "large") ? 413
+				  : is == IMG_ERR_NOT_IMAGE || is == IMG_ERR_UNSUPPORTED ? 415
+											  : 422;
+		r->error_code = r->error_status == 413 ? "too_large" : r->error_status == 415 ? "not_an_image"
+											: "undecodable";
+		snprintf(r->error_msg, sizeof r->error_msg, "%s", img_errmsg());
+		return NULL;
+	}
+	st = store_put_commit(r->put, NULL, expect, key, &existed);
+	r->put = NULL;
+	if (st != STORE_OK) {
+		r->error_status = st == STORE_MISMATCH ? 400 : 503;
+		r->error_code = st == STORE_MISMATCH ? "checksum_mismatch" : "storage_unavailable";
+		snprintf(r->error_msg, sizeof r->error_msg, "%s", store_errmsg());
+		return NULL;
+	}
+	if (is != IMG_OK) { /* the head alone was not enough: probe the whole object */
+		void *all;
+		size_t len;
+		if (store_get(r->srv->store, NS_IMAGES, key, &all, &len) != STORE_OK ||
+		    (is = img_probe(all, len, &o, &info)) != IMG_OK) {
+			if (!existed)
+				store_delete(r->srv->store, NS_IMAGES, key);
+			r->error_status = 422;
+			r->error_code = "undecodable";
+			snprintf(r->error_msg, sizeof r->error_msg, "%s", img_errmsg());
+			if (is == IMG_OK)
+				free(all);
+			return NULL;
+		}
+		free(all);
+	}
+	snprintf(url, sizeof url, "/v1/images/%s", key);
+	return json_pack("{s:s,s:s,s:I,s:s,s:i,s:i,s:b}", "id", key, "url", url, "bytes", (json_int_t)bytes, "format",
+			 img_type_name(info.type), "width", info.width, "height", info.height, "existed", existed);
+}
+
+/* ===== Multipart ===== */
+
+static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+				const char *content_type, const char *transfer_encoding, const char *data,
+				uint64_t off, size_t size)
+{
+	struct req *r = cls;
+	(void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+
+	if (r->error_status)
+		return MHD_NO;
+	if (strcmp(key, "file") && strcmp(key, "image_file"))
+		return MHD_YES; /* other fields are not files */
+	if (off == 0) { /* a new file: finish the previous one */
+		if (r->put) {
+			json_t *j = file_commit(r, NULL);
+			if (!j)
+				return MHD_NO;
+			json_array_append_new(r->uploaded, j);
+		}
+		if (file_begin(r))
+			return MHD_NO;
+	}
+	return size && file_write(r, data, size) ? MHD_NO : MHD_YES;
+}
+
+/* ===== The upload route ===== */
+
+enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
+{
+	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	char expect[STORE_KEY_LEN + 1];
+	int has_expect;
+
+	if (!r->put && !r->pp && !r->error_status && !r->uploaded) { /* the first call: headers only */
+		if (type && !strncasecmp(type, "multipart/form-data", 19)) {
+			r->multipart = 1;
+			r->uploaded = json_array();
+			r->pp = MHD_create_post_processor(c, 64 << 10, on_field, r);
+			if (!r->pp || !r->uploaded) {
+				r->error_status = 400;
+				r->error_code = "bad_request";
+				snprintf(r->error_msg, sizeof r->error_msg, "malformed multipart/form-data");
+			}
+		} else if (!type || !strncasecmp(type, "image/", 6) || !strncasecmp(type, "application/octet-stream", 24)) {
+			file_begin(r);
+		} else {
+			r->error_status = 415;
+			r->error_code = "unsupported_media_type";
+			snprintf(r->error_msg, sizeof r->error_msg,
+				 "send the image as raw bytes (image/* or application/octet-stream) or multipart/form-data");
+		}
+		return MHD_YES;
+	}
+	if (*size) { /* a chunk of the body */
+		if (!r->error_status) {
+			if (r->multipart) {
+				if (MHD_post_process(r->pp, data, *size) != MHD_YES && !r->error_status) {
+					r->error_status = 400;
+					r->error_code = "bad_request";
+					snprintf(r->error_msg, sizeof r->error_msg, "malformed multipart/form-data");
+				}
+			} else {
+				file_write(r, data, *size);
+			}
+		}
+		*size = 0; /* consumed (or dropped after an error) */
+		return MHD_YES;
+	}
+	/* the body is complete */
+	if (r->error_status)
+		return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+	has_expect = expected_digest(c, expect);
+	if (has_expect < 0)
+		return http_reply_error(c, r, 400, "bad_checksum", "malformed Content-Digest or Upload-Checksum");
+	if (r->multipart) {
+		if (r->put) {
+			json_t *j = file_commit(r, has_expect ? expect : NULL);
+			if (!j)
+				return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+			json_array_append_new(r->uploaded, j);
+		}
+		size_t n = json_array_size(r->uploaded);
+		if (!n)
+			return http_reply_error(c, r, 400, "no_file", "no 'file' field in the form");
+		int all_existed = 1;
+		for (size_t i = 0; i < n; i++)
+			all_existed &= json_is_true(json_object_get(json_array_get(r->uploaded, i), "existed"));
+		json_t *body = n == 1 ? json_incref(json_array_get(r->uploaded, 0)) : json_pack("{s:O}", "images", r->uploaded);
+		return http_reply_json(c, r, all_existed ? 200 : 201, body);
+	}
+	json_t *j = file_commit(r, has_expect ? expect : NULL);
+	if (!j)
+		return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+	int existed = json_is_true(json_object_get(j, "existed"));
+	return http_reply_json(c, r, existed ? 200 : 201, j);
+}
+
+void http_req_cleanup_upload(struct req *r)
+{
+	if (r->put)
+		store_put_abort(r->put);
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	json_decref(r->uploaded);
+	free(r->head);
+}
+
+/* ===== Reading images back ===== */
+
+static const char *sniff_mime(int fd)
+{
+	unsigned char b[16] = {0};
+	if (pread(fd, b, sizeof b, 0) < 12)
+		return "application/octet-stream";
+	if (b[0] == 0xff && b[1] == 0xd8)
+		return "image/jpeg";
+	if (!memcmp(b, "\x89PNG", 4))
+		return "image/png";
+	if (!memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
+		return "image/webp";
+	if (!memcmp(b, "GIF8", 4))
+		return "image/gif";
+	if (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4))
+		return "image/tiff";
+	if (!memcmp(b + 4, "ftypavif", 8) || !memcmp(b + 4, "ftypavis", 8))
+		return "image/avif";
+	if (!memcmp(b + 4, "ftyp", 4))
+		return "image/heic";
+	return "application/octet-stream";
+}
+
+static enum MHD_Result reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
+	enum MHD_Result ret;
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", sniff_mime(fd));
+	MHD_add_response_header(resp, "ETag", etag);
+	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	r->status = 200;
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* A thumbnail, made once and kept in the store under a key derived from
+ * the original's and the parameters. */
+static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, const char *id, int max,
+				     enum img_format fmt)
+{
+	struct http_server *s = r->srv;
+	char name[128], key[STORE_KEY_LEN + 1], etag[80];
+	unsigned char d[32];
+	size_t len;
+	int fd;
+
+	snprintf(name, sizeof name, "thumb:%s:%d:%s", id, max, img_format_ext(fmt));
+	EVP_Digest(name, strlen(name), d, NULL, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++)
+		snprintf(key + 2 * i, 3, "%02x", d[i]);
+	snprintf(etag, sizeof etag, "\"%s\"", key);
+	if (store_get_fd(s->store, NS_THUMBS, key, &fd, &len) == STORE_OK)
+		return reply_fd(c, r, fd, len, etag);
+
+	void *orig = NULL, *out = NULL;
+	size_t olen = 0, outlen = 0;
+	struct img *im = NULL, *th = NULL;
+	struct img_load_opts o = {.max_pixels = s->cfg.max_pixels};
+	/* thumbnails are for display: lossy, sRGB */
+	struct img_save_opts so = {.format = fmt, .quality = 80, .lossy = 1, .color = IMG_COLOR_SRGB};
+	store_status st = store_get(s->store, NS_IMAGES, id, &orig, &olen);
+	enum MHD_Result ret;
+
+	if (st != STORE_OK)
+		return st == STORE_NOT_FOUND ? http_reply_error(c, r, 404, "not_found", "no image %s", id)
+					     : http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+	if (img_load_buffer_opts(orig, olen, &o, &im) != IMG_OK || img_thumbnail(im, max, &th) != IMG_OK ||
+	    img_encode(th, &so, &out, &outlen) != IMG_OK) {
+		ret = http_reply_error(c, r, 422, "undecodable", "%s", img_errmsg());
+		goto out;
+	}
+	if (store_put_buffer(s->store, NS_THUMBS, key, out, outlen, NULL, NULL) != STORE_OK ||
+	    store_get_fd(s->store, NS_THUMBS, key, &fd, &len) != STORE_OK) {
+		ret = http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
+		goto out;
+	}
+	ret = reply_fd(c, r, fd, len, etag);
+out:
+	free(orig);
+	free(out);
+	img_free(im);
+	img_free(th);
+	return ret;
+}
+
+enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id)
+{
+	char etag[80];
+	size_t len;
+	int fd;
+
+	if (!store_key_valid(id))
+		return http_reply_error(c, r, 400, "bad_id", "an image id is 64 lowercase hex characters");
+	const char *max = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "max");
+	const char *format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+	if (max || format) {
+		char *end = NULL;
+		long m = max ? strtol(max, &end, 10) : 512;
+		enum img_format fmt = IMG_FORMAT_WEBP;
+		if ((max && (*end || m < 16 || m > 4096)) || (format && img_format_parse(format, &fmt)))
+			return http_reply_error(c, r, 400, "bad_parameter",
+						"max is 16 to 4096 and format one of webp, jpeg, png");
+		return get_thumbnail(c, r, id, (int)m, fmt);
+	}
+	snprintf(etag, sizeof etag, "\"%s\"", id);
+	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+	if (inm && strstr(inm, id)) {
+		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(resp, "ETag", etag);
+		r->status = 304;
+		enum MHD_Result ret = MHD_queue_response(c, 304, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	store_status st = store_get_fd(r->srv->store, NS_IMAGES, id, &fd, &len);
+	if (st == STORE_NOT_FOUND)
+		return http_reply_error(c, r, 404, "not_found", "no image %s", id);
+	if (st != STORE_OK)
+		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+	return reply_fd(c, r, fd, len, etag);
+}

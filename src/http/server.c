@@ -1,0 +1,363 @@
+/*
+ * server.c - the daemon, routing, JSON replies, request logs and metrics.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+
+static const char *const route_names[ROUTE_COUNT] = {
+	[ROUTE_NOT_FOUND] = "other", [ROUTE_HEALTHZ] = "/healthz",	 [ROUTE_READYZ] = "/readyz",
+	[ROUTE_METRICS] = "/metrics", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
+};
+
+double http_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ===== Configuration ===== */
+
+static long env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+	if (!v || !*v)
+		return def;
+	n = strtol(v, &end, 10);
+	return *end || n < 0 ? def : n;
+}
+
+void http_config_defaults(struct http_config *cfg)
+{
+	const char *v;
+	memset(cfg, 0, sizeof *cfg);
+	cfg->listen = (v = getenv("PETCUT_LISTEN")) && *v ? v : "127.0.0.1:8080";
+	cfg->data_dir = (v = getenv("PETCUT_DATA")) && *v ? v : "./petcut-data";
+	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
+	cfg->max_connections = 256;
+	cfg->per_ip_connections = 32;
+	cfg->timeout_s = 30;
+	cfg->max_upload_bytes = (size_t)env_long("PETCUT_MAX_UPLOAD_MB", 50) << 20;
+	cfg->max_pixels = IMG_DEFAULT_MAX_PIXELS;
+}
+
+/* ===== Replies ===== */
+
+static void add_common_headers(struct MHD_Response *resp, const struct req *r)
+{
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+}
+
+enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	size_t len = strlen(text);
+	text[len] = 0;
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	add_common_headers(resp, r);
+	r->status = status;
+	ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
+				 const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return http_reply_json(c, r, status,
+			       json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, struct req *r, int status, const char *type, char *text,
+				  size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", type);
+	add_common_headers(resp, r);
+	r->status = status;
+	ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ===== Metrics ===== */
+
+static void scrape_rss(void *ctx)
+{
+	struct http_server *s = ctx;
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	metrics_set(s->rss_bytes, (double)rss * (double)sysconf(_SC_PAGESIZE));
+}
+
+static int metrics_init(struct http_server *s)
+{
+	if (!(s->metrics = metrics_new()))
+		return -1;
+	s->requests = metrics_family(s->metrics, METRICS_COUNTER, "petcut_http_requests_total",
+				     "HTTP requests by route, method and status.", "route,method,status", NULL, 0);
+	s->latency = metrics_family(s->metrics, METRICS_HISTOGRAM, "petcut_http_request_duration_seconds",
+				    "Time from the request's headers to its response, by route.", "route",
+				    metrics_latency_buckets, metrics_latency_buckets_n);
+	s->upload_bytes = metrics_family(s->metrics, METRICS_COUNTER, "petcut_upload_bytes_total",
+					 "Bytes of uploaded images received.", NULL, NULL, 0);
+	s->rss = metrics_family(s->metrics, METRICS_GAUGE, "petcut_process_resident_memory_bytes",
+				"Resident memory of the process.", NULL, NULL, 0);
+	s->upload_bytes_total = metrics_series(s->upload_bytes, NULL);
+	s->rss_bytes = metrics_series(s->rss, NULL);
+	if (!s->requests || !s->latency || !s->upload_bytes_total || !s->rss_bytes)
+		return -1;
+	metrics_on_scrape(s->metrics, scrape_rss, s);
+	return 0;
+}
+
+/* ===== Dispatch ===== */
+
+static enum route route_of(const char *method, const char *url, const char **id)
+{
+	*id = NULL;
+	if (!strcmp(url, "/healthz"))
+		return ROUTE_HEALTHZ;
+	if (!strcmp(url, "/readyz"))
+		return ROUTE_READYZ;
+	if (!strcmp(url, "/metrics"))
+		return ROUTE_METRICS;
+	if (!strcmp(url, "/v1/images"))
+		return ROUTE_UPLOAD;
+	if (!strncmp(url, "/v1/images/", 11)) {
+		*id = url + 11;
+		return ROUTE_IMAGE;
+	}
+	(void)method;
+	return ROUTE_NOT_FOUND;
+}
+
+static int method_allowed(enum route rt, const char *method)
+{
+	switch (rt) {
+	case ROUTE_UPLOAD: return !strcmp(method, "POST");
+	case ROUTE_NOT_FOUND: return 1;
+	default: return !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	}
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *s = cls;
+	struct req *r = *con_cls;
+	const char *id;
+
+	(void)version;
+	if (!r) { /* headers: set the request up, read the body in later calls */
+		if (!(r = calloc(1, sizeof *r)))
+			return MHD_NO;
+		r->srv = s;
+		r->start_ms = http_now_ms();
+		r->method = method;
+		r->url = url;
+		r->route = route_of(method, url, &id);
+		const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+		if (rid && *rid && strlen(rid) < sizeof r->id && strspn(rid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == strlen(rid))
+			snprintf(r->id, sizeof r->id, "%s", rid);
+		else
+			snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
+		*con_cls = r;
+		if (r->route != ROUTE_UPLOAD || !method_allowed(r->route, method))
+			return MHD_YES; /* any body is read and dropped */
+	}
+	if (r->route == ROUTE_UPLOAD && !strcmp(method, "POST"))
+		return http_upload(c, r, upload_data, upload_data_size);
+	if (*upload_data_size) { /* a body nobody asked for */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (!method_allowed(r->route, method))
+		return http_reply_error(c, r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
+	route_of(method, url, &id);
+	switch (r->route) {
+	case ROUTE_HEALTHZ:
+		return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
+	case ROUTE_READYZ: {
+		char probe[STORE_KEY_LEN + 1];
+		/* ready when the store takes a write */
+		store_status st = store_put_buffer(s->store, "health", NULL, "ok", 2, probe, NULL);
+		if (st != STORE_OK)
+			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
+		return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ready"));
+	}
+	case ROUTE_METRICS: {
+		size_t len;
+		char *text = metrics_render(s->metrics, &len);
+		if (!text)
+			return MHD_NO;
+		return reply_text(c, r, 200, "text/plain; version=0.0.4", text, len);
+	}
+	case ROUTE_IMAGE:
+		return http_get_image(c, r, id);
+	default:
+		return http_reply_error(c, r, 404, "not_found", "no route for %s %s", method, url);
+	}
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *s = cls;
+	struct req *r = *con_cls;
+	char status[8];
+
+	(void)c;
+	if (!r)
+		return;
+	double ms = http_now_ms() - r->start_ms;
+	snprintf(status, sizeof status, "%d", r->status ? r->status : 499);
+	metrics_add(metrics_series(s->requests, (const char *const[]){route_names[r->route], r->method, status}), 1);
+	metrics_observe(metrics_series(s->latency, (const char *const[]){route_names[r->route]}), ms / 1e3);
+	/* one JSON line per request; the URL is escaped by jansson */
+	json_t *log = json_pack("{s:s,s:s,s:s,s:i,s:f,s:b}", "request_id", r->id, "method", r->method, "path", r->url,
+				"status", r->status, "ms", ms, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	if (log) {
+		char *line = json_dumps(log, JSON_COMPACT);
+		if (line)
+			fprintf(stderr, "%s\n", line);
+		free(line);
+		json_decref(log);
+	}
+	http_req_cleanup_upload(r);
+	free(r);
+	*con_cls = NULL;
+}
+
+/* ===== Start and stop ===== */
+
+static int parse_listen(const char *spec, struct sockaddr_in *sa)
+{
+	char host[64];
+	const char *colon = strrchr(spec, ':');
+	char *end;
+	long port;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof host)
+		return -1;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535)
+		return -1;
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (!*host || !strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+int http_server_start(const struct http_config *cfg, struct http_server **out, char *errbuf, size_t errlen)
+{
+	struct http_server *s = calloc(1, sizeof *s);
+	struct sockaddr_in sa;
+	store_status st;
+
+	*out = NULL;
+	if (!s) {
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
+	s->cfg = *cfg;
+	if (parse_listen(cfg->listen, &sa)) {
+		snprintf(errbuf, errlen, "bad --listen '%s' (expected IPv4ADDR:PORT)", cfg->listen);
+		goto fail;
+	}
+	if (img_init() != IMG_OK) {
+		snprintf(errbuf, errlen, "%s", img_errmsg());
+		goto fail;
+	}
+	if ((st = store_open(cfg->data_dir, &s->store)) != STORE_OK) {
+		snprintf(errbuf, errlen, "%s", store_errmsg());
+		goto fail;
+	}
+	if (metrics_init(s)) {
+		snprintf(errbuf, errlen, "cannot set up metrics");
+		goto fail;
+	}
+	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 << 10),
+				MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+	if (!s->d) {
+		snprintf(errbuf, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+		goto fail;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	char host[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
+	snprintf(s->address, sizeof s->address, "%s:%u", host, info ? info->port : ntohs(sa.sin_port));
+	*out = s;
+	return 0;
+fail:
+	store_close(s->store);
+	metrics_free(s->metrics);
+	free(s);
+	return -1;
+}
+
+const char *http_server_address(const struct http_server *s)
+{
+	return s->address;
+}
+
+void http_server_stop(struct http_server *s)
+{
+	if (!s)
+		return;
+	/* stop accepting; MHD_stop_daemon then waits for the threads, which
+	 * finish the requests they are serving */
+	MHD_quiesce_daemon(s->d);
+	MHD_stop_daemon(s->d);
+	store_close(s->store);
+	metrics_free(s->metrics);
+	free(s);
+}

@@ -1,0 +1,591 @@
+/*
+ * test_img_render.c - checks of rendering and encoding (src/img/compose.c,
+ * src/img/encode.c) on a synthetic photo (noise, so blur shows) and a
+ * synthetic alpha (a disc): every kind of output checked by its content,
+ * the subject's box and coverage, every format saved and read back, JPEG's
+ * refusal of transparency, colour profiles, and colour names.
+ * Prints one "ok - ..." / "not ok - ..." line per check; exits 0 when all
+ * pass, 1 otherwise.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <vips/vips.h>
+
+#include "img/img.h"
+
+static int failures;
+static char tmpdir[] = "/tmp/petcut-test-render-XXXXXX";
+
+static int check(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s - ", cond ? "ok" : "not ok");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	if (!cond)
+		failures++;
+	return cond;
+}
+
+/* ===== The test picture ===== */
+
+/* The photo: W x H noise around mid-grey; the subject: a disc of radius R
+ * centred at (CX, CY). */
+enum { W = 200, H = 150, CX = 100, CY = 75, R = 40 };
+
+static int in_disc(int x, int y)
+{
+	return (x - CX) * (x - CX) + (y - CY) * (y - CY) <= R * R;
+}
+
+static struct img *decode_vips(VipsImage *pic)
+{
+	struct img *im = NULL;
+	void *buf;
+	size_t len;
+
+	if (vips_pngsave_buffer(pic, &buf, &len, NULL))
+		return NULL;
+	img_load_buffer(buf, len, &im);
+	g_free(buf);
+	return im;
+}
+
+static struct img *make_photo(void)
+{
+	VipsImage *n[3], *j, *u, *t;
+	struct img *im;
+
+	for (int i = 0; i < 3; i++)
+		vips_gaussnoise(&n[i], W, H, "mean", 128.0, "sigma", 50.0, "seed", 7 + i, NULL);
+	vips_bandjoin(n, &j, 3, NULL);
+	vips_cast(j, &u, VIPS_FORMAT_UCHAR, NULL);
+	vips_copy(u, &t, "interpretation", VIPS_INTERPRETATION_sRGB, NULL);
+	im = decode_vips(t);
+	for (int i = 0; i < 3; i++)
+		g_object_unref(n[i]);
+	g_object_unref(j);
+	g_object_unref(u);
+	g_object_unref(t);
+	return im;
+}
+
+/* The alpha as the CLI makes it: a mask at the photo's size through
+ * img_cutout(IMG_CUT_MASK). */
+static struct img *make_alpha(const struct img *photo, int full)
+{
+	float *m = malloc(sizeof *m * W * H);
+	struct img *a = NULL;
+
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++)
+			m[y * W + x] = full || in_disc(x, y) ? 1.0f : 0.0f;
+	img_cutout(photo, m, H, W, IMG_CUT_MASK, &a);
+	free(m);
+	return a;
+}
+
+/* An image's pixels, through a lossless PNG in memory (the public way). */
+static VipsImage *pixels(const struct img *im)
+{
+	struct img_save_opts o = {.format = IMG_FORMAT_PNG};
+	VipsImage *v, *mem = NULL;
+	void *buf;
+	size_t len;
+
+	if (!im || img_encode(im, &o, &buf, &len) != IMG_OK)
+		return NULL;
+	v = vips_image_new_from_buffer(buf, len, "", NULL);
+	if (v) {
+		mem = vips_image_copy_memory(v);
+		g_object_unref(v);
+	}
+	free(buf);
+	return mem;
+}
+
+static double px(VipsImage *v, int x, int y, int b)
+{
+	double *p = NULL, out = -1;
+	int n;
+
+	if (v && !vips_getpoint(v, &p, &n, x, y, NULL) && b < n)
+		out = p[b];
+	g_free(p);
+	return out;
+}
+
+/* Mean absolute difference of the first three bands over a region. */
+static double region_diff(VipsImage *a, VipsImage *b, int x0, int y0, int w, int h)
+{
+	double sum = 0;
+
+	for (int y = y0; y < y0 + h; y++)
+		for (int x = x0; x < x0 + w; x++)
+			for (int c = 0; c < 3; c++)
+				sum += fabs(px(a, x, y, c) - px(b, x, y, c));
+	return sum / (w * h * 3);
+}
+
+static struct img *render(const struct img *photo, const struct img *alpha, const struct img_render *r,
+			  struct img_subject *s)
+{
+	struct img *out = NULL;
+	img_status st = img_render(photo, alpha, r, &out, s);
+
+	if (st != IMG_OK)
+		printf("# render failed: %s\n", img_errmsg());
+	return out;
+}
+
+/* ===== Checks ===== */
+
+static void test_subject(const struct img *alpha)
+{
+	struct img_subject s;
+	int n = 0;
+
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++)
+			n += in_disc(x, y);
+	check(img_subject_of(alpha, &s) == IMG_OK, "subject of the disc");
+	check(s.x == CX - R && s.y == CY - R && s.w == 2 * R + 1 && s.h == 2 * R + 1,
+	      "its box is the disc's: %d,%d %dx%d (want %d,%d %dx%d)", s.x, s.y, s.w, s.h, CX - R, CY - R,
+	      2 * R + 1, 2 * R + 1);
+	check(fabs(s.coverage - (double)n / (W * H)) < 1e-9, "coverage %.4f is the disc's share %.4f", s.coverage,
+	      (double)n / (W * H));
+}
+
+static void test_cutout_and_mask(const struct img *photo, const struct img *alpha, VipsImage *ph)
+{
+	struct img_render r = {0};
+	struct img_subject s;
+	struct img *o = render(photo, alpha, &r, &s);
+	VipsImage *v = pixels(o);
+
+	check(o && img_bands(o) == 4 && img_width(o) == W && img_height(o) == H, "RGBA cut-out at full size");
+	check(px(v, CX, CY, 3) == 255 && px(v, CX + R - 2, CY, 3) == 255, "opaque inside the disc");
+	check(px(v, 2, 2, 3) == 0 && px(v, CX + R + 2, CY, 3) == 0, "transparent outside");
+	check(px(v, CX, CY, 0) == px(ph, CX, CY, 0) && px(v, CX, CY, 2) == px(ph, CX, CY, 2),
+	      "the subject keeps the photo's colours");
+	check(px(v, 2, 2, 0) == 0 && px(v, 2, 2, 1) == 0, "fully transparent pixels have colour 0");
+	check(s.x == CX - R && s.w == 2 * R + 1, "subject box reported with the render");
+	img_free(o);
+	g_object_unref(v);
+
+	r.kind = IMG_CUT_MASK;
+	o = render(photo, alpha, &r, NULL);
+	v = pixels(o);
+	check(o && img_bands(o) == 1 && px(v, CX, CY, 0) == 255 && px(v, 2, 2, 0) == 0,
+	      "mask alone: one band, 255 in the disc, 0 outside");
+	img_free(o);
+	g_object_unref(v);
+}
+
+static void test_color_bg(const struct img *photo, const struct img *alpha, VipsImage *ph)
+{
+	struct img_render r = {.bg = IMG_BG_COLOR, .color = {0x33, 0x66, 0xcc, 255}};
+	struct img *o = render(photo, alpha, &r, NULL);
+	VipsImage *v = pixels(o);
+
+	check(o && img_bands(o) == 3, "opaque colour background: 3 bands");
+	check(px(v, 0, 0, 0) == 0x33 && px(v, 0, 0, 1) == 0x66 && px(v, 0, 0, 2) == 0xcc &&
+		      px(v, W - 1, H - 1, 2) == 0xcc,
+	      "corners are the colour (%g,%g,%g)", px(v, 0, 0, 0), px(v, 0, 0, 1), px(v, 0, 0, 2));
+	check(px(v, CX, CY, 1) == px(ph, CX, CY, 1), "the subject is on top");
+	img_free(o);
+	g_object_unref(v);
+
+	r.color[3] = 128;
+	o = render(photo, alpha, &r, NULL);
+	v = pixels(o);
+	check(o && img_bands(o) == 4 && px(v, 0, 0, 3) == 128 && px(v, 0, 0, 2) == 0xcc && px(v, CX, CY, 3) == 255,
+	      "half-transparent colour: RGBA, alpha 128 in the corner, 255 on the subject");
+	img_free(o);
+	g_object_unref(v);
+}
+
+static void test_blur_bg(const struct img *photo, const struct img *alpha, VipsImage *ph)
+{
+	struct img_render r = {.bg = IMG_BG_BLUR};
+	struct img *o = render(photo, alpha, &r, NULL);
+	VipsImage *v = pixels(o);
+	double bgdiff = region_diff(v, ph, 0, 0, 30, 30), subdiff = region_diff(v, ph, CX - 20, CY - 20, 40, 40);
+
+	check(o && img_bands(o) == 3, "blurred background: opaque, 3 bands");
+	check(bgdiff > 20, "the background differs from the sharp photo (mean difference %.1f)", bgdiff);
+	check(subdiff == 0, "the subject stays sharp (mean difference %.1f)", subdiff);
+	img_free(o);
+	g_object_unref(v);
+}
+
+static void test_image_bg(const struct img *photo, const struct img *alpha)
+{
+	/* 100 x 50: red left half, blue right half. Covering 200 x 150 takes
+	 * it x3 (300 x 150), of which the middle 200 columns are kept: red
+	 * on the left third, blue on the right. */
+	VipsImage *red, *blue, *both, *u, *t, *v;
+	struct img *bg, *o;
+	struct img_render r = {.bg = IMG_BG_IMAGE};
+
+	vips_black(&red, 50, 50, "bands", 3, NULL);
+	vips_linear(red, &u, (double[]){1, 1, 1}, (double[]){255, 0, 0}, 3, NULL);
+	g_object_unref(red);
+	red = u;
+	vips_black(&blue, 50, 50, "bands", 3, NULL);
+	vips_linear(blue, &u, (double[]){1, 1, 1}, (double[]){0, 0, 255}, 3, NULL);
+	g_object_unref(blue);
+	blue = u;
+	vips_join(red, blue, &both, VIPS_DIRECTION_HORIZONTAL, NULL);
+	vips_cast(both, &u, VIPS_FORMAT_UCHAR, NULL);
+	vips_copy(u, &t, "interpretation", VIPS_INTERPRETATION_sRGB, NULL);
+	bg = decode_vips(t);
+	r.bg_image = bg;
+	o = render(photo, alpha, &r, NULL);
+	v = pixels(o);
+	check(o && img_bands(o) == 3 && img_width(o) == W && img_height(o) == H,
+	      "image background: opaque, the photo's size");
+	check(px(v, 0, 0, 0) > 240 && px(v, 0, H - 1, 2) < 15 && px(v, W - 1, 0, 2) > 240 && px(v, W - 1, H - 1, 0) < 15,
+	      "it covers: red on the left edge, blue on the right, top to bottom");
+	r.bg_image = NULL;
+	check(img_render(photo, alpha, &r, &o, NULL) == IMG_ERR_ARG, "image background without an image refused");
+	img_free(o);
+	img_free(bg);
+	g_object_unref(v);
+	g_object_unref(t);
+	g_object_unref(u);
+	g_object_unref(both);
+	g_object_unref(red);
+	g_object_unref(blue);
+}
+
+static void test_crop_fit(const struct img *photo, const struct img *alpha, VipsImage *ph)
+{
+	struct img_render r = {.crop = 1, .margin = 10};
+	struct img_subject s;
+	struct img *o = render(photo, alpha, &r, &s);
+	VipsImage *v = pixels(o);
+	int side = 2 * R + 1;
+
+	check(o && img_width(o) == side + 20 && img_height(o) == side + 20, "crop with a 10 px margin: %dx%d (want %d)",
+	      o ? img_width(o) : 0, o ? img_height(o) : 0, side + 20);
+	check(s.x == 10 && s.y == 10 && s.w == side && s.h == side, "the subject box is inside, 10 px from each edge");
+	check(px(v, 10 + R, 10 + R, 1) == px(ph, CX, CY, 1) && px(v, 10 + R, 10 + R, 3) == 255 && px(v, 0, 0, 3) == 0,
+	      "the crop holds the subject at its place");
+	img_free(o);
+	g_object_unref(v);
+
+	r.margin = 10, r.margin_percent = 1;
+	o = render(photo, alpha, &r, NULL);
+	check(o && img_width(o) == side + 2 * 8, "margin 10%% of an %d px box is 8 px a side (%d wide)", side,
+	      o ? img_width(o) : 0);
+	img_free(o);
+
+	r.margin = 100, r.margin_percent = 0;
+	o = render(photo, alpha, &r, &s);
+	check(o && img_width(o) == W && img_height(o) == H && s.x == CX - R,
+	      "a margin past the edges is clamped to the picture");
+	img_free(o);
+
+	r = (struct img_render){.crop = 1, .fit_w = 50, .fit_h = 40};
+	o = render(photo, alpha, &r, &s);
+	check(o && img_width(o) == 40 && img_height(o) == 40 && s.w <= 40 && s.w >= 39,
+	      "crop then fit 50x40: %dx%d, aspect kept, subject %d wide", o ? img_width(o) : 0,
+	      o ? img_height(o) : 0, s.w);
+	img_free(o);
+
+	r = (struct img_render){.fit_w = 100, .fit_h = 100};
+	o = render(photo, alpha, &r, NULL);
+	check(o && img_width(o) == 100 && img_height(o) == 75, "fit 100x100 without crop: 100x75");
+	img_free(o);
+
+	r = (struct img_render){.fit_w = 1000, .fit_h = 1000};
+	o = render(photo, alpha, &r, NULL);
+	check(o && img_width(o) == W && img_height(o) == H, "fit never enlarges");
+	img_free(o);
+}
+
+static void test_shadow(const struct img *photo, const struct img *alpha)
+{
+	struct img_render r = {.effect = IMG_EFFECT_SHADOW, .bg = IMG_BG_COLOR, .color = {255, 255, 255, 255}};
+	struct img *o = render(photo, alpha, &r, NULL);
+	VipsImage *v = pixels(o);
+
+	/* The shadow goes down and right: just below the disc is darker
+	 * than the white background, well above it is not. */
+	check(o && px(v, CX + 2, CY + R + 1, 0) < 200 && px(v, CX + 2, CY + R + 1, 1) < 200,
+	      "below the subject the shadow darkens the background (%g)", px(v, CX + 2, CY + R + 1, 0));
+	check(px(v, CX, CY - R - 6, 0) >= 253 && px(v, 1, 1, 0) == 255,
+	      "above it and far away, the background is untouched (%g)", px(v, CX, CY - R - 6, 0));
+	img_free(o);
+	g_object_unref(v);
+
+	r.bg = IMG_BG_NONE;
+	o = render(photo, alpha, &r, NULL);
+	v = pixels(o);
+	check(o && img_bands(o) == 4 && px(v, CX + 2, CY + R + 1, 3) > 0 && px(v, CX + 2, CY + R + 1, 0) < 10 &&
+		      px(v, 1, 1, 3) == 0,
+	      "without a background: RGBA, a dark translucent shadow on transparent (alpha %g)",
+	      px(v, CX + 2, CY + R + 1, 3));
+	img_free(o);
+	g_object_unref(v);
+}
+
+static void test_sticker(const struct img *photo, const struct img *alpha, VipsImage *ph)
+{
+	struct img_render r = {.effect = IMG_EFFECT_STICKER, .outline_px = 6};
+	struct img *o = render(photo, alpha, &r, NULL);
+	VipsImage *v = pixels(o);
+	int ring = 1;
+
+	/* 3 px outside the disc, all round: opaque white. */
+	for (int k = 0; k < 8; k++) {
+		double t = k * M_PI / 4;
+		int x = (int)lround(CX + (R + 3) * cos(t)), y = (int)lround(CY + (R + 3) * sin(t));
+
+		ring &= px(v, x, y, 3) >= 250 && px(v, x, y, 0) >= 250 && px(v, x, y, 1) >= 250;
+	}
+	check(o && img_bands(o) == 4 && ring, "a white opaque ring 3 px outside the subject, all round");
+	check(px(v, CX + R + 12, CY, 3) == 0 && px(v, 1, 1, 3) == 0, "and transparent past the outline");
+	check(px(v, CX, CY, 0) == px(ph, CX, CY, 0), "the subject on top of it");
+	img_free(o);
+	g_object_unref(v);
+}
+
+static void test_popart(const struct img *photo, const struct img *alpha)
+{
+	static const int want[4][3] = {{0xff, 0x3e, 0xa5}, {0x00, 0xc2, 0xff}, {0xff, 0xe6, 0x00}, {0x7c, 0xff, 0x4f}};
+	struct img_render r = {.effect = IMG_EFFECT_POPART};
+	struct img_subject s;
+	struct img *o = render(photo, alpha, &r, &s);
+	VipsImage *v = pixels(o);
+	int corners[4][2] = {{0, 0}, {W - 1, 0}, {0, H - 1}, {W - 1, H - 1}}, good = 1;
+
+	check(o && img_width(o) == W && img_height(o) == H && img_bands(o) == 3,
+	      "pop art keeps the photo's size (2x2 cells of half size), opaque");
+	for (int i = 0; i < 4; i++)
+		for (int c = 0; c < 3; c++)
+			good &= fabs(px(v, corners[i][0], corners[i][1], c) - want[i][c]) <= 2;
+	check(good, "four cells on four distinct bright backgrounds");
+	good = 1;
+	for (int i = 0; i < 4; i++) {
+		int x = corners[i][0] ? W * 3 / 4 : W / 4, y = corners[i][1] ? H * 3 / 4 : H / 4;
+
+		good &= fabs(px(v, x, y, 0) - want[i][0]) + fabs(px(v, x, y, 1) - want[i][1]) +
+				fabs(px(v, x, y, 2) - want[i][2]) > 30;
+	}
+	check(good, "each cell's centre holds the printed subject, not the background");
+	check(s.w >= R && s.w <= R + 2 && s.x >= W / 4 - R / 2 - 1, "subject reported in the top-left cell (%d,%d %dx%d)",
+	      s.x, s.y, s.w, s.h);
+	img_free(o);
+	g_object_unref(v);
+}
+
+/* ===== Encoding ===== */
+
+static VipsImage *load_file(const char *path)
+{
+	VipsImage *v = vips_image_new_from_file(path, NULL), *m = NULL;
+
+	if (v) {
+		m = vips_image_copy_memory(v);
+		g_object_unref(v);
+	}
+	return m;
+}
+
+static void test_formats(const struct img *photo, const struct img *alpha)
+{
+	struct img_render rr = {0}, rc = {.bg = IMG_BG_COLOR, .color = {255, 255, 255, 255}};
+	struct img *cut = render(photo, alpha, &rr, NULL), *flat = render(photo, alpha, &rc, NULL), *opaque4;
+	struct img *full = make_alpha(photo, 1);
+	struct img_save_opts o = {0};
+	char path[300];
+	VipsImage *v;
+	void *buf;
+	size_t len;
+	img_status st;
+
+	opaque4 = render(photo, full, &rr, NULL);
+	static const struct {
+		enum img_format f;
+		int lossy;
+		const char *file;
+	} cases[] = {{IMG_FORMAT_PNG, 0, "c.png"}, {IMG_FORMAT_WEBP, 0, "c.webp"}, {IMG_FORMAT_WEBP, 1, "l.webp"},
+		     {IMG_FORMAT_AVIF, 0, "c.avif"}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		o = (struct img_save_opts){.format = cases[i].f, .lossy = cases[i].lossy};
+		snprintf(path, sizeof path, "%s/%s", tmpdir, cases[i].file);
+		st = img_save_opts(cut, path, &o);
+		if (st == IMG_ERR_UNSUPPORTED && cases[i].f == IMG_FORMAT_AVIF) {
+			printf("ok - # SKIP %s: %s\n", cases[i].file, img_errmsg());
+			continue;
+		}
+		v = st == IMG_OK ? load_file(path) : NULL;
+		check(v && v->Xsize == W && v->Ysize == H && v->Bands == 4 && px(v, CX, CY, 3) > 250 && px(v, 2, 2, 3) < 5,
+		      "%s%s saved and read back: RGBA, opaque disc, transparent corner (%s)", cases[i].file,
+		      cases[i].lossy ? " (lossy)" : "", st == IMG_OK ? "" : img_errmsg());
+		if (v)
+			g_object_unref(v);
+		unlink(path);
+	}
+
+	o = (struct img_save_opts){.format = IMG_FORMAT_JPEG};
+	snprintf(path, sizeof path, "%s/t.jpg", tmpdir);
+	st = img_save_opts(cut, path, &o);
+	check(st == IMG_ERR_ARG && strstr(img_errmsg(), "JPEG has no transparency: choose a background") &&
+		      access(path, F_OK) != 0,
+	      "JPEG of a transparent cut-out refused, nothing written (%s)", img_errmsg());
+	st = img_save_opts(flat, path, &o);
+	v = st == IMG_OK ? load_file(path) : NULL;
+	check(v && v->Bands == 3 && fabs(px(v, 1, 1, 0) - 255) < 4, "JPEG of the cut-out on white saved and read back");
+	if (v)
+		g_object_unref(v);
+	st = img_save_opts(opaque4, path, &o);
+	v = st == IMG_OK ? load_file(path) : NULL;
+	check(img_bands(opaque4) == 4 && v && v->Bands == 3, "an opaque RGBA is flattened for JPEG (%s)",
+	      st ? img_errmsg() : "");
+	if (v)
+		g_object_unref(v);
+	unlink(path);
+	check(img_save(flat, path, IMG_FORMAT_JPEG) == IMG_OK, "img_save writes JPEG too");
+	unlink(path);
+
+	o = (struct img_save_opts){.format = IMG_FORMAT_WEBP, .lossy = 1, .quality = 50};
+	st = img_encode(cut, &o, &buf, &len);
+	check(st == IMG_OK && len > 12 && !memcmp(buf, "RIFF", 4) && !memcmp((char *)buf + 8, "WEBP", 4),
+	      "encode to memory: lossy WebP, %zu bytes", len);
+	if (st == IMG_OK)
+		free(buf);
+	o = (struct img_save_opts){.format = IMG_FORMAT_PNG, .quality = 101};
+	check(img_encode(cut, &o, &buf, &len) == IMG_ERR_ARG, "quality over 100 refused");
+
+	enum img_format f;
+	check(!img_format_parse("JPEG", &f) && f == IMG_FORMAT_JPEG && !img_format_parse("jpg", &f) &&
+		      f == IMG_FORMAT_JPEG && !strcmp(img_format_ext(f), "jpg") && !img_format_parse("avif", &f) &&
+		      f == IMG_FORMAT_AVIF && !strcmp(img_format_ext(f), "avif") && img_format_parse("gif", &f) == -1,
+	      "format names: jpg, jpeg, avif; gif refused");
+
+	img_free(full);
+	img_free(opaque4);
+	img_free(cut);
+	img_free(flat);
+}
+
+/* A photo tagged with Display P3: outputs keep the profile by default,
+ * --color srgb converts and drops it. */
+static void test_profiles(const struct img *alpha)
+{
+	VipsImage *flat, *lin, *u, *t, *p3, *v;
+	struct img *photo, *cut = NULL;
+	struct img_render r = {.bg = IMG_BG_COLOR, .color = {255, 0, 0, 255}};
+	struct img_save_opts o = {.format = IMG_FORMAT_PNG};
+	void *buf;
+	size_t len;
+
+	vips_black(&flat, W, H, "bands", 3, NULL);
+	vips_linear(flat, &lin, (double[]){1, 1, 1}, (double[]){30, 160, 90}, 3, NULL);
+	vips_cast(lin, &u, VIPS_FORMAT_UCHAR, NULL);
+	vips_copy(u, &t, "interpretation", VIPS_INTERPRETATION_sRGB, NULL);
+	if (vips_icc_transform(t, &p3, "p3", "input_profile", "srgb", NULL)) {
+		printf("ok - # SKIP profiles: libvips has no built-in P3 profile\n");
+		vips_error_clear();
+		goto out;
+	}
+	photo = decode_vips(p3);
+	if (photo)
+		img_render(photo, alpha, &r, &cut, NULL);
+	v = NULL;
+	if (cut && img_encode(cut, &o, &buf, &len) == IMG_OK) {
+		v = vips_image_new_from_buffer(buf, len, "", NULL);
+		check(v && vips_image_get_typeof(v, VIPS_META_ICC_NAME), "the photo's P3 profile stays on the output");
+		/* sRGB red is not (255, 0, 0) in P3. */
+		check(v && px(v, 0, 0, 0) < 250 && px(v, 0, 0, 1) > 20,
+		      "a red background is converted into P3 (%g,%g,%g)", px(v, 0, 0, 0), px(v, 0, 0, 1), px(v, 0, 0, 2));
+		if (v)
+			g_object_unref(v);
+		free(buf);
+	} else {
+		check(0, "render and encode the P3 photo (%s)", img_errmsg());
+	}
+	o.color = IMG_COLOR_SRGB;
+	if (cut && img_encode(cut, &o, &buf, &len) == IMG_OK) {
+		v = vips_image_new_from_buffer(buf, len, "", NULL);
+		check(v && !vips_image_get_typeof(v, VIPS_META_ICC_NAME) && px(v, 0, 0, 0) > 250 && px(v, 0, 0, 1) < 5,
+		      "--color srgb converts back to sRGB red and drops the profile (%g,%g,%g)", px(v, 0, 0, 0),
+		      px(v, 0, 0, 1), px(v, 0, 0, 2));
+		if (v)
+			g_object_unref(v);
+		free(buf);
+	}
+	img_free(cut);
+	img_free(photo);
+	g_object_unref(p3);
+out:
+	g_object_unref(t);
+	g_object_unref(u);
+	g_object_unref(lin);
+	g_object_unref(flat);
+}
+
+static void test_colors(void)
+{
+	unsigned char c[4];
+
+	check(!img_color_parse("#fff", c) && c[0] == 255 && c[1] == 255 && c[2] == 255 && c[3] == 255, "#fff");
+	check(!img_color_parse("#FF8000", c) && c[0] == 255 && c[1] == 128 && c[2] == 0 && c[3] == 255, "#FF8000");
+	check(!img_color_parse("#11223344", c) && c[0] == 0x11 && c[1] == 0x22 && c[2] == 0x33 && c[3] == 0x44,
+	      "#11223344 with its alpha");
+	check(!img_color_parse("Grey", c) && c[0] == 128 && c[3] == 255, "colour names in any case (Grey)");
+	check(!img_color_parse("transparent", c) && c[3] == 0, "transparent");
+	check(!img_color_parse("orange", c) && c[0] == 255 && c[1] == 165 && c[2] == 0, "orange");
+	check(img_color_parse("#12", c) == -1 && img_color_parse("#ggg", c) == -1 && img_color_parse("bluish", c) == -1 &&
+		      img_color_parse("", c) == -1 && img_color_parse("#1234567", c) == -1,
+	      "not colours: #12, #ggg, bluish, empty, #1234567");
+}
+
+int main(void)
+{
+	struct img *photo, *alpha;
+	VipsImage *ph;
+
+	if (!check(img_init() == IMG_OK, "img_init (%s)", img_errmsg()))
+		return 1;
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	photo = make_photo();
+	alpha = photo ? make_alpha(photo, 0) : NULL;
+	if (!check(photo && alpha && img_bands(alpha) == 1, "synthetic photo and alpha (%s)", img_errmsg()))
+		return 1;
+	ph = pixels(photo);
+	test_subject(alpha);
+	test_cutout_and_mask(photo, alpha, ph);
+	test_color_bg(photo, alpha, ph);
+	test_blur_bg(photo, alpha, ph);
+	test_image_bg(photo, alpha);
+	test_crop_fit(photo, alpha, ph);
+	test_shadow(photo, alpha);
+	test_sticker(photo, alpha, ph);
+	test_popart(photo, alpha);
+	test_formats(photo, alpha);
+	test_profiles(alpha);
+	test_colors();
+	g_object_unref(ph);
+	img_free(alpha);
+	img_free(photo);
+	rmdir(tmpdir);
+	if (failures)
+		printf("# %d check(s) failed\n", failures);
+	return failures != 0;
+}
