@@ -353,9 +353,16 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
-	/* stop accepting; MHD_stop_daemon then waits for the threads, which
-	 * finish the requests they are serving */
+	/* stop accepting, let the connections there are finish (up to the
+	 * idle timeout plus a margin), then stop */
 	MHD_quiesce_daemon(s->d);
+	double until = http_now_ms() + 1000.0 * (s->cfg.timeout_s + 5);
+	while (http_now_ms() < until) {
+		const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (!info || info->num_connections == 0)
+			break;
+		usleep(20000);
+	}
 	MHD_stop_daemon(s->d);
 	store_close(s->store);
 	metrics_free(s->metrics);
