@@ -189,8 +189,11 @@ enum img_refine {
 /* Tuning of IMG_REFINE_GUIDED; a zero field takes the default, measured on
  * real photos (BENCHMARKS.md, "Mask refinement"). */
 struct img_refine_opts {
-	int radius; /* window radius, in pixels of the mask (default 2) */
-	double eps; /* regulariser; luminance is in 0..1 (default 1e-3) */
+	int radius; /* window radius, in pixels of the mask (default 1) */
+	double eps; /* regulariser; colours are in 0..1 (default 1e-4) */
+	int clamp;  /* the alpha stays within the mask's range over this radius,
+		       in pixels of the mask (default 1); -1: no clamp */
+	int guide;  /* bands of the guide: 1 luminance, 3 colour (default 3) */
 };
 
 /* Scales the network's mask (mh x mw floats in 0..1, covering the whole
