@@ -15,6 +15,7 @@ struct cli_command {
 int cmd_remove(int argc, char **argv);     /* cmd_remove.c */
 int cmd_remove_dir(int argc, char **argv); /* cmd_remove.c */
 int cmd_infer(int argc, char **argv);      /* cmd_infer.c */
+int cmd_convert(int argc, char **argv);    /* cmd_convert.c */
 int cmd_model(int argc, char **argv);      /* cmd_model.c */
 
 #endif

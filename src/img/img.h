@@ -5,10 +5,13 @@
  * A photo is decoded once, whole, into memory: its format is recognised from
  * its bytes (never its name) among the formats phones and browsers produce
  * (JPEG, PNG, WebP, TIFF, GIF, HEIC, AVIF); EXIF orientation is applied, so
- * every later step works on the upright picture; colour is converted to
- * 8-bit sRGB and an alpha channel, if any, is kept; EXIF, XMP and IPTC are
- * dropped (outputs are published) while the ICC profile stays. Truncated or
- * damaged data is an error, never a picture padded with grey. From a decoded
+ * every later step works on the upright picture; pixels become 8-bit RGB
+ * in the photo's own colour space, whose ICC profile stays (CMYK, grey,
+ * Lab and the like are converted to sRGB), and an alpha channel, if any, is
+ * kept; EXIF stays with its orientation reset and without GPS, XMP and IPTC
+ * are dropped (outputs are published). The pixel limit is checked from the
+ * header, before any pixel is decoded. Truncated or damaged data is an
+ * error, never a picture padded with grey. From a decoded
  * image the module writes the network's input tensor, composes the cut-out
  * (the photo with the mask as alpha, or the mask alone) at the photo's own
  * size, and encodes it as PNG or lossless WebP, replacing the destination
@@ -74,9 +77,10 @@ const char *img_errmsg(void);
 /* Short description of a status code. */
 const char *img_strerror(img_status st);
 
-/* Decodes a photo from a file or from memory (the buffer is not kept). On
- * success *out owns the upright 8-bit sRGB image (3 bands, or 4 when the
- * photo has alpha); free it with img_free. */
+/* Decodes a photo from a file or from memory (the buffer is not kept), with
+ * the default options (see img_load_file_opts). On success *out owns the
+ * upright 8-bit RGB image (3 bands, or 4 when the photo has alpha); free it
+ * with img_free. */
 img_status img_load_file(const char *path, struct img **out);
 img_status img_load_buffer(const void *buf, size_t len, struct img **out);
 void img_free(struct img *im);
