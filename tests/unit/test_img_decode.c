@@ -632,8 +632,32 @@ static void test_orientation8(void)
 
 	exif_block_of(im, &gps, &o);
 	check(o == 1, "its EXIF block now says orientation 1 (%d)", o);
-	img_free(im);
+	img_free(im), im = NULL;
 	g_free(buf);
+
+	/* XMP and IPTC may hold a place or a name: dropped. */
+	{
+		static const char xmp[] = "<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF "
+					  "xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'/></x:xmpmeta>";
+		static const unsigned char iptc[] = "8BIM\x04\x04\0\0\0\0\0\x0a\x1c\x02\x5a\0\x05Paris";
+
+		vips_image_set_blob_copy(tagged, VIPS_META_XMP_NAME, xmp, sizeof xmp - 1);
+		vips_image_set_blob_copy(tagged, VIPS_META_IPTC_NAME, iptc, sizeof iptc - 1);
+		vips_jpegsave_buffer(tagged, &buf, &len, NULL);
+		{
+			VipsImage *back = vips_image_new_from_buffer(buf, len, "", NULL);
+
+			check(back && vips_image_get_typeof(back, VIPS_META_XMP_NAME),
+			      "(the test JPEG carries XMP)");
+			VIPS_UNREF(back);
+		}
+		st = load(buf, len, &im);
+		check(st == IMG_OK && !vips_image_get_typeof(im->pix, VIPS_META_XMP_NAME) &&
+			      !vips_image_get_typeof(im->pix, VIPS_META_IPTC_NAME),
+		      "XMP and IPTC dropped on decode (%s)", why(st));
+		img_free(im);
+		g_free(buf);
+	}
 	g_object_unref(tagged), g_object_unref(pic);
 }
 
