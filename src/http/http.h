@@ -25,6 +25,11 @@ struct http_config {
 	int timeout_s;		 /* idle connection timeout (default 30) */
 	size_t max_upload_bytes; /* default 50 MB */
 	long long max_pixels;	 /* default 50 MP */
+	const char *model;	 /* .onnx path; NULL: the fetched "medium" model */
+	int max_batch;		 /* requests per forward pass (default 4) */
+	int max_delay_ms;	 /* wait for a batch to fill (default 5) */
+	int max_queue;		 /* inference requests waiting before 429 (default 32) */
+	int request_timeout_ms;	 /* a request's deadline for inference (default 30000) */
 };
 
 struct http_server;

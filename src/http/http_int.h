@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 #include <jansson.h>
 
+#include "batcher/batcher.h"
 #include "http/http.h"
 #include "img/img.h"
 #include "metrics/metrics.h"
@@ -21,6 +22,8 @@ enum route {
 	ROUTE_METRICS,
 	ROUTE_UPLOAD,
 	ROUTE_IMAGE,
+	ROUTE_REMOVE,
+	ROUTE_RESULT,
 	ROUTE_COUNT
 };
 
@@ -31,6 +34,12 @@ struct http_server {
 	struct metrics *metrics;
 	struct metrics_family *requests, *latency, *upload_bytes, *rss;
 	struct metrics_series *upload_bytes_total, *rss_bytes;
+	/* inference */
+	nn_model *model;
+	char model_id[STORE_KEY_LEN + 1]; /* SHA-256 of the model file */
+	struct batcher *batcher;
+	struct metrics_family *inferences, *batch_size, *queue_depth, *cache, *stage;
+	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit;
 	char address[64];
 	atomic_ullong next_id;
 };
@@ -51,6 +60,9 @@ struct req {
 	int multipart;
 	struct MHD_PostProcessor *pp;
 	json_t *uploaded;    /* multipart: the stored files */
+	int began;	     /* the body's calls have started */
+	char *body;	     /* a JSON request body */
+	size_t body_len;
 	int error_status;    /* an error met while reading the body */
 	const char *error_code;
 	char error_msg[200];
@@ -68,6 +80,13 @@ enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int st
 enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
 enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id);
 void http_req_cleanup_upload(struct req *r);
+
+/* remove.c */
+int http_remove_init(struct http_server *s, char *errbuf, size_t errlen);
+void http_remove_fini(struct http_server *s);
+enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
+enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id);
+enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag);
 
 double http_now_ms(void);
 

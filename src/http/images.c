@@ -265,6 +265,7 @@ void http_req_cleanup_upload(struct req *r)
 		MHD_destroy_post_processor(r->pp);
 	json_decref(r->uploaded);
 	free(r->head);
+	free(r->body);
 }
 
 /* ===== Reading images back ===== */
@@ -291,7 +292,7 @@ static const char *sniff_mime(int fd)
 	return "application/octet-stream";
 }
 
-static enum MHD_Result reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag)
+enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag)
 {
 	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
 	enum MHD_Result ret;
@@ -327,7 +328,7 @@ static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, co
 		snprintf(key + 2 * i, 3, "%02x", d[i]);
 	snprintf(etag, sizeof etag, "\"%s\"", key);
 	if (store_get_fd(s->store, NS_THUMBS, key, &fd, &len) == STORE_OK)
-		return reply_fd(c, r, fd, len, etag);
+		return http_reply_fd(c, r, fd, len, etag);
 
 	void *orig = NULL, *out = NULL;
 	size_t olen = 0, outlen = 0;
@@ -351,7 +352,7 @@ static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, co
 		ret = http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
 		goto out;
 	}
-	ret = reply_fd(c, r, fd, len, etag);
+	ret = http_reply_fd(c, r, fd, len, etag);
 out:
 	free(orig);
 	free(out);
@@ -394,5 +395,5 @@ enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const ch
 		return http_reply_error(c, r, 404, "not_found", "no image %s", id);
 	if (st != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	return reply_fd(c, r, fd, len, etag);
+	return http_reply_fd(c, r, fd, len, etag);
 }

@@ -17,6 +17,7 @@
 static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_NOT_FOUND] = "other", [ROUTE_HEALTHZ] = "/healthz",	 [ROUTE_READYZ] = "/readyz",
 	[ROUTE_METRICS] = "/metrics", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
+	[ROUTE_REMOVE] = "/v1/remove-background", [ROUTE_RESULT] = "/v1/results/{id}",
 };
 
 double http_now_ms(void)
@@ -51,6 +52,11 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->timeout_s = 30;
 	cfg->max_upload_bytes = (size_t)env_long("PETCUT_MAX_UPLOAD_MB", 50) << 20;
 	cfg->max_pixels = IMG_DEFAULT_MAX_PIXELS;
+	cfg->model = (v = getenv("PETCUT_MODEL")) && *v ? v : NULL;
+	cfg->max_batch = (int)env_long("PETCUT_MAX_BATCH", 4);
+	cfg->max_delay_ms = (int)env_long("PETCUT_MAX_DELAY_MS", 5);
+	cfg->max_queue = (int)env_long("PETCUT_MAX_QUEUE", 32);
+	cfg->request_timeout_ms = (int)env_long("PETCUT_REQUEST_TIMEOUT_MS", 30000);
 }
 
 /* ===== Replies ===== */
@@ -63,7 +69,7 @@ static void add_common_headers(struct MHD_Response *resp, const struct req *r)
 
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
@@ -167,6 +173,12 @@ static enum route route_of(const char *method, const char *url, const char **id)
 		*id = url + 11;
 		return ROUTE_IMAGE;
 	}
+	if (!strcmp(url, "/v1/remove-background"))
+		return ROUTE_REMOVE;
+	if (!strncmp(url, "/v1/results/", 12)) {
+		*id = url + 12;
+		return ROUTE_RESULT;
+	}
 	(void)method;
 	return ROUTE_NOT_FOUND;
 }
@@ -174,7 +186,8 @@ static enum route route_of(const char *method, const char *url, const char **id)
 static int method_allowed(enum route rt, const char *method)
 {
 	switch (rt) {
-	case ROUTE_UPLOAD: return !strcmp(method, "POST");
+	case ROUTE_UPLOAD:
+	case ROUTE_REMOVE: return !strcmp(method, "POST");
 	case ROUTE_NOT_FOUND: return 1;
 	default: return !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	}
@@ -202,11 +215,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		else
 			snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
 		*con_cls = r;
-		if (r->route != ROUTE_UPLOAD || !method_allowed(r->route, method))
+		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE) || !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
 	}
 	if (r->route == ROUTE_UPLOAD && !strcmp(method, "POST"))
 		return http_upload(c, r, upload_data, upload_data_size);
+	if (r->route == ROUTE_REMOVE && !strcmp(method, "POST"))
+		return http_remove(c, r, upload_data, upload_data_size);
 	if (*upload_data_size) { /* a body nobody asked for */
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -223,6 +238,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		store_status st = store_put_buffer(s->store, "health", NULL, "ok", 2, probe, NULL);
 		if (st != STORE_OK)
 			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
+		if (!s->batcher)
+			return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
 		return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ready"));
 	}
 	case ROUTE_METRICS: {
@@ -234,6 +251,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	case ROUTE_IMAGE:
 		return http_get_image(c, r, id);
+	case ROUTE_RESULT:
+		return http_get_result(c, r, id);
 	default:
 		return http_reply_error(c, r, 404, "not_found", "no route for %s %s", method, url);
 	}
@@ -319,6 +338,8 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
 	}
+	if (http_remove_init(s, errbuf, errlen))
+		goto fail;
 	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
@@ -338,6 +359,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	*out = s;
 	return 0;
 fail:
+	http_remove_fini(s);
 	store_close(s->store);
 	metrics_free(s->metrics);
 	free(s);
@@ -364,6 +386,7 @@ void http_server_stop(struct http_server *s)
 		usleep(20000);
 	}
 	MHD_stop_daemon(s->d);
+	http_remove_fini(s);
 	store_close(s->store);
 	metrics_free(s->metrics);
 	free(s);

@@ -1,0 +1,615 @@
+/*
+ * remove.c - POST /v1/remove-background and GET /v1/results/{id}.
+ *
+ * A request names a stored image (image_id, or a URL of this server's own
+ * store, or the image itself in base64) and what to make of it. Two things
+ * are cached in the store, by content:
+ *   - the network's mask, under SHA-256(image id, model, network size), so a
+ *     new background, effect or format costs no model run;
+ *   - each rendered result, under SHA-256(image id, model, every parameter
+ *     in a canonical order), with a small JSON of its figures beside it, so
+ *     a repeated request is answered from the store at once.
+ * A miss decodes the photo, queues its tensor on the model's batcher (which
+ * batches requests of the same size into one forward pass), refines the mask
+ * to the photo's size, renders, encodes and stores the result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "http/http_int.h"
+#include "model/model.h"
+
+#define NS_IMAGES "img"
+#define NS_MASKS "mask"
+#define NS_RESULTS "res"
+#define NS_RESULT_META "resmeta"
+#define MAX_BODY (64u << 20) /* a base64 image fits */
+
+/* ===== Set-up ===== */
+
+static void hex_sha256(const void *data, size_t len, char hex[STORE_KEY_LEN + 1])
+{
+	unsigned char d[32];
+	EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static int file_sha256(const char *path, char hex[STORE_KEY_LEN + 1])
+{
+	unsigned char buf[1 << 16], d[32];
+	unsigned int n = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	FILE *f = fopen(path, "rb");
+	size_t got;
+	int ok = md && f && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+
+	while (ok && (got = fread(buf, 1, sizeof buf, f)) > 0)
+		ok = EVP_DigestUpdate(md, buf, got);
+	ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, d, &n);
+	if (f)
+		fclose(f);
+	EVP_MD_CTX_free(md);
+	for (int i = 0; ok && i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	return ok ? 0 : -1;
+}
+
+static void scrape_batcher(void *ctx)
+{
+	struct http_server *s = ctx;
+	struct batcher_stats st;
+	if (!s->batcher)
+		return;
+	batcher_get_stats(s->batcher, &st);
+	metrics_set(s->queue_now, st.queued);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"batches"}), (double)st.batches);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"requests"}), (double)st.completed);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"rejected_queue_full"}), (double)st.rejected_full);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"expired"}), (double)st.expired);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed"}), (double)st.failed);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"busy_seconds"}), (double)st.busy_ns / 1e9);
+	for (int n = 1; n <= BATCHER_MAX_BATCH; n++)
+		if (st.batch_sizes[n]) {
+			char size[8];
+			snprintf(size, sizeof size, "%d", n);
+			metrics_set(metrics_series(s->batch_size, (const char *const[]){size}), (double)st.batch_sizes[n]);
+		}
+}
+
+int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
+{
+	const char *out_name = "output";
+	char path[4096];
+	struct batcher_opts bo = {s->cfg.max_batch, s->cfg.max_delay_ms, s->cfg.max_queue};
+
+	/* gauges read from the batcher when scraped (counters it keeps itself) */
+	s->inferences = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference",
+				       "Inference worker totals since start: batches, requests, rejected_queue_full, "
+				       "expired, failed, busy_seconds.",
+				       "what", NULL, 0);
+	s->batch_size = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference_batches_by_size",
+				       "Forward passes by the number of requests batched in them.", "size", NULL, 0);
+	s->queue_depth = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference_queue_depth",
+					"Inference requests waiting.", NULL, NULL, 0);
+	s->cache = metrics_family(s->metrics, METRICS_COUNTER, "petcut_cache_requests_total",
+				  "Lookups of cached results and masks.", "kind,outcome", NULL, 0);
+	s->stage = metrics_family(s->metrics, METRICS_HISTOGRAM, "petcut_stage_seconds",
+				  "Time of each stage of background removal.", "stage,size", metrics_latency_buckets,
+				  metrics_latency_buckets_n);
+	s->queue_now = metrics_series(s->queue_depth, NULL);
+	s->cache_hit = metrics_series(s->cache, (const char *const[]){"result", "hit"});
+	s->cache_miss = metrics_series(s->cache, (const char *const[]){"result", "miss"});
+	s->mask_hit = metrics_series(s->cache, (const char *const[]){"mask", "hit"});
+	if (!s->inferences || !s->batch_size || !s->queue_now || !s->cache_hit || !s->stage) {
+		snprintf(errbuf, errlen, "cannot set up metrics");
+		return -1;
+	}
+	metrics_on_scrape(s->metrics, scrape_batcher, s);
+
+	if (s->cfg.model)
+		snprintf(path, sizeof path, "%s", s->cfg.model);
+	else if (model_path("medium", path, sizeof path) != MODEL_OK) {
+		/* the service still stores and serves images; /readyz says why not ready */
+		fprintf(stderr, "petcut serve: no model (run: petcut model fetch); background removal is off\n");
+		return 0;
+	}
+	if (file_sha256(path, s->model_id) || nn_model_load_file(path, &s->model) != NN_OK ||
+	    nn_model_select_outputs(s->model, &out_name, 1) != NN_OK) {
+		snprintf(errbuf, errlen, "cannot load the model %s: %s", path, nn_errmsg());
+		nn_model_free(s->model);
+		s->model = NULL;
+		return -1;
+	}
+	/* plans for both network sizes now, so no request pays for them */
+	for (int side = 512; side <= 1024; side *= 2) {
+		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
+		nn_model_prepare(s->model, &t, 1);
+	}
+	if (batcher_create(s->model, &bo, &s->batcher) != BATCHER_OK) {
+		snprintf(errbuf, errlen, "cannot start the inference worker");
+		nn_model_free(s->model);
+		s->model = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void http_remove_fini(struct http_server *s)
+{
+	batcher_destroy(s->batcher);
+	s->batcher = NULL;
+	nn_model_free(s->model);
+	s->model = NULL;
+}
+
+/* ===== Parameters ===== */
+
+struct params {
+	char image_id[STORE_KEY_LEN + 1];
+	int side;		/* network input: 512 (preview) or 1024 (full) */
+	enum img_refine refine;
+	struct img_render render;
+	struct img_save_opts save;
+	char bg_image_id[STORE_KEY_LEN + 1];
+	char canonical[512];	/* every parameter, in one order: the cache key's */
+};
+
+static const char *mime_of(enum img_format f)
+{
+	switch (f) {
+	case IMG_FORMAT_WEBP: return "image/webp";
+	case IMG_FORMAT_JPEG: return "image/jpeg";
+	case IMG_FORMAT_AVIF: return "image/avif";
+	default: return "image/png";
+	}
+}
+
+/* The id in "/v1/images/ID", "http://host/v1/images/ID" or "ID". */
+static int id_from_url(const char *url, char id[STORE_KEY_LEN + 1])
+{
+	const char *p = strstr(url, "/v1/images/");
+	if (!p)
+		return -1;
+	p += 11;
+	if (strlen(p) != STORE_KEY_LEN || !store_key_valid(p))
+		return -1;
+	memcpy(id, p, STORE_KEY_LEN + 1);
+	return 0;
+}
+
+/* Stores a base64 image as an upload would; its id in id. */
+static int store_base64(struct http_server *s, const char *b64, char id[STORE_KEY_LEN + 1], char *why, size_t wl)
+{
+	size_t n = strlen(b64);
+	unsigned char *raw;
+	struct img_info info;
+	struct img_load_opts o = {.max_pixels = s->cfg.max_pixels};
+	int len, pad = 0;
+
+	if (!strncmp(b64, "data:", 5) && strchr(b64, ','))
+		b64 = strchr(b64, ',') + 1, n = strlen(b64);
+	if (n % 4 || !n || !(raw = malloc(n / 4 * 3 + 1))) {
+		snprintf(why, wl, "image is not valid base64");
+		return 400;
+	}
+	len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+	pad = (n >= 1 && b64[n - 1] == '=') + (n >= 2 && b64[n - 2] == '=');
+	if (len < 0) {
+		free(raw);
+		snprintf(why, wl, "image is not valid base64");
+		return 400;
+	}
+	len -= pad;
+	if (img_probe(raw, (size_t)len, &o, &info) != IMG_OK) {
+		snprintf(why, wl, "%s", img_errmsg());
+		free(raw);
+		return 415;
+	}
+	store_status st = store_put_buffer(s->store, NS_IMAGES, NULL, raw, (size_t)len, id, NULL);
+	free(raw);
+	if (st != STORE_OK) {
+		snprintf(why, wl, "the store cannot be written");
+		return 503;
+	}
+	return 0;
+}
+
+/* Reads the JSON body into p; returns 0 or an HTTP status with why set. */
+static int parse_params(struct http_server *s, json_t *j, struct params *p, char *why, size_t wl)
+{
+	const char *id = NULL, *url = NULL, *b64 = NULL, *size = "preview", *format = "png", *bg = NULL;
+	const char *effect = NULL, *refine = "guided", *color = "keep", *margin = NULL, *fit = NULL;
+	int crop = 0, outline = 0, quality = 0, lossy = 0, mask = 0;
+	json_error_t err;
+
+	memset(p, 0, sizeof *p);
+	if (json_unpack_ex(j, &err, JSON_STRICT, "{s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?b,s?s,s?s,s?i,s?i,s?b,s?b,s?s}",
+			   "image_id", &id, "image_url", &url, "image", &b64, "size", &size, "format", &format, "bg",
+			   &bg, "effect", &effect, "refine", &refine, "crop", &crop, "margin", &margin, "fit", &fit,
+			   "outline", &outline, "quality", &quality, "lossy", &lossy, "mask", &mask, "color", &color)) {
+		snprintf(why, wl, "bad field: %s", err.text);
+		return 400;
+	}
+	if (!!id + !!url + !!b64 != 1) {
+		snprintf(why, wl, "give exactly one of image_id, image_url, image");
+		return 400;
+	}
+	if (id) {
+		if (!store_key_valid(id)) {
+			snprintf(why, wl, "image_id is 64 lowercase hex characters");
+			return 400;
+		}
+		memcpy(p->image_id, id, STORE_KEY_LEN + 1);
+	} else if (url) {
+		if (id_from_url(url, p->image_id)) {
+			snprintf(why, wl, "image_url must be an image of this server (/v1/images/ID)");
+			return 400;
+		}
+	} else {
+		int st = store_base64(s, b64, p->image_id, why, wl);
+		if (st)
+			return st;
+	}
+	if (!strcmp(size, "preview"))
+		p->side = 512;
+	else if (!strcmp(size, "full"))
+		p->side = 1024;
+	else {
+		snprintf(why, wl, "size is preview or full");
+		return 400;
+	}
+	if (img_format_parse(format, &p->save.format)) {
+		snprintf(why, wl, "format is png, webp, jpeg or avif");
+		return 400;
+	}
+	p->refine = !strcmp(refine, "guided") ? IMG_REFINE_GUIDED : IMG_REFINE_NONE;
+	if (strcmp(refine, "guided") && strcmp(refine, "none")) {
+		snprintf(why, wl, "refine is guided or none");
+		return 400;
+	}
+	p->save.color = !strcmp(color, "srgb") ? IMG_COLOR_SRGB : IMG_COLOR_KEEP;
+	if (strcmp(color, "srgb") && strcmp(color, "keep")) {
+		snprintf(why, wl, "color is keep or srgb");
+		return 400;
+	}
+	if (quality < 0 || quality > 100 || outline < 0 || outline > 1000) {
+		snprintf(why, wl, "quality is 1 to 100, outline 0 to 1000");
+		return 400;
+	}
+	p->save.quality = quality;
+	p->save.lossy = lossy;
+	p->render.kind = mask ? IMG_CUT_MASK : IMG_CUT_RGBA;
+	if (bg) {
+		if (!strcmp(bg, "blur"))
+			p->render.bg = IMG_BG_BLUR;
+		else if (!img_color_parse(bg, p->render.color))
+			p->render.bg = IMG_BG_COLOR;
+		else if (store_key_valid(bg) || !id_from_url(bg, p->bg_image_id)) {
+			if (store_key_valid(bg))
+				memcpy(p->bg_image_id, bg, STORE_KEY_LEN + 1);
+			p->render.bg = IMG_BG_IMAGE;
+		} else {
+			snprintf(why, wl, "bg is a colour, 'blur', or the id of an uploaded image");
+			return 400;
+		}
+	}
+	if (effect) {
+		if (!strcmp(effect, "sticker"))
+			p->render.effect = IMG_EFFECT_STICKER;
+		else if (!strcmp(effect, "shadow"))
+			p->render.effect = IMG_EFFECT_SHADOW;
+		else if (!strcmp(effect, "popart"))
+			p->render.effect = IMG_EFFECT_POPART;
+		else {
+			snprintf(why, wl, "effect is sticker, shadow or popart");
+			return 400;
+		}
+	}
+	p->render.outline_px = outline;
+	p->render.crop = crop;
+	if (margin) {
+		char *end;
+		double m = strtod(margin, &end);
+		p->render.margin_percent = *end == '%';
+		if (end == margin || (*end && strcmp(end, "%")) || m < 0 || m > 10000) {
+			snprintf(why, wl, "margin is a number of pixels or a percentage (\"10%%\")");
+			return 400;
+		}
+		p->render.margin = m;
+	}
+	if (fit && (sscanf(fit, "%dx%d", &p->render.fit_w, &p->render.fit_h) != 2 || p->render.fit_w < 0 ||
+		    p->render.fit_h < 0 || p->render.fit_w > 20000 || p->render.fit_h > 20000)) {
+		snprintf(why, wl, "fit is WxH");
+		return 400;
+	}
+	if (p->save.format == IMG_FORMAT_JPEG && !mask && (p->render.bg == IMG_BG_NONE ||
+							   (p->render.bg == IMG_BG_COLOR && p->render.color[3] < 255))) {
+		snprintf(why, wl, "JPEG has no transparency: give an opaque bg");
+		return 400;
+	}
+	snprintf(p->canonical, sizeof p->canonical,
+		 "side=%d;refine=%d;kind=%d;bg=%d;color=%02x%02x%02x%02x;bgimg=%s;crop=%d;margin=%g%s;fit=%dx%d;"
+		 "effect=%d;outline=%d;format=%d;quality=%d;lossy=%d;colorspace=%d",
+		 p->side, p->refine, p->render.kind, p->render.bg, p->render.color[0], p->render.color[1],
+		 p->render.color[2], p->render.color[3], p->bg_image_id, p->render.crop, p->render.margin,
+		 p->render.margin_percent ? "%" : "", p->render.fit_w, p->render.fit_h, p->render.effect,
+		 p->render.outline_px, p->save.format, p->save.quality, p->save.lossy, p->save.color);
+	return 0;
+}
+
+/* ===== The mask ===== */
+
+/* The network's mask for the image at side x side: from the store, or from
+ * a forward pass (then stored). Returns 0 or an HTTP status. */
+static int get_mask(struct http_server *s, const struct params *p, const struct img *photo, float **mask,
+		    struct batcher_timing *t, int *hit, char *why, size_t wl)
+{
+	char name[256], key[STORE_KEY_LEN + 1];
+	size_t n = (size_t)p->side * p->side, len;
+	void *buf;
+
+	snprintf(name, sizeof name, "mask|v1|%s|%s|%d", p->image_id, s->model_id, p->side);
+	hex_sha256(name, strlen(name), key);
+	if (store_get(s->store, NS_MASKS, key, &buf, &len) == STORE_OK) {
+		if (len == n * sizeof(float)) {
+			*mask = buf;
+			*hit = 1;
+			metrics_add(s->mask_hit, 1);
+			return 0;
+		}
+		free(buf); /* not a mask of this size: make it again */
+	}
+	*hit = 0;
+	float *tensor = malloc(sizeof(float) * 3 * n);
+	if (!tensor) {
+		snprintf(why, wl, "out of memory");
+		return 503;
+	}
+	if (img_to_tensor(photo, p->side, p->side, tensor) != IMG_OK) {
+		free(tensor);
+		snprintf(why, wl, "%s", img_errmsg());
+		return 422;
+	}
+	struct batcher_job *job;
+	int64_t deadline = s->cfg.request_timeout_ms > 0 ? batcher_now_ms() + s->cfg.request_timeout_ms : 0;
+	batcher_status bs = batcher_submit(s->batcher, tensor, 3, p->side, p->side, deadline, &job);
+	free(tensor);
+	if (bs == BATCHER_FULL) {
+		snprintf(why, wl, "the inference queue is full");
+		return 429;
+	}
+	if (bs != BATCHER_OK) {
+		snprintf(why, wl, "the inference worker is not taking requests");
+		return 503;
+	}
+	const float *out;
+	int rank;
+	int64_t dims[NN_MAX_RANK];
+	bs = batcher_wait(job, &out, &rank, dims, t);
+	int64_t got = 1;
+	for (int i = 0; bs == BATCHER_OK && i < rank; i++)
+		got *= dims[i];
+	if (bs == BATCHER_OK && (size_t)got == n && (*mask = malloc(sizeof(float) * n)))
+		memcpy(*mask, out, sizeof(float) * n);
+	else if (bs == BATCHER_OK)
+		bs = BATCHER_ERR_NN;
+	if (bs != BATCHER_OK)
+		snprintf(why, wl, "%s", bs == BATCHER_EXPIRED ? "the request's deadline passed in the queue"
+							  : batcher_job_error(job));
+	batcher_release(job);
+	if (bs == BATCHER_EXPIRED)
+		return 504;
+	if (bs != BATCHER_OK)
+		return 500;
+	store_put_buffer(s->store, NS_MASKS, key, *mask, sizeof(float) * n, NULL, NULL); /* a cache: best effort */
+	return 0;
+}
+
+/* ===== The route ===== */
+
+static enum MHD_Result reply_result(struct MHD_Connection *c, struct req *r, const char *key, json_t *meta, int cached,
+				    json_t *timings)
+{
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	char url[96], etag[80];
+
+	if (accept && !strncasecmp(accept, "image/", 6)) { /* the bytes themselves */
+		size_t len;
+		int fd;
+		json_decref(meta);
+		json_decref(timings);
+		snprintf(etag, sizeof etag, "\"%s\"", key);
+		if (store_get_fd(r->srv->store, NS_RESULTS, key, &fd, &len) != STORE_OK)
+			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+		return http_reply_fd(c, r, fd, len, etag);
+	}
+	snprintf(url, sizeof url, "/v1/results/%s", key);
+	json_object_set_new(meta, "result_id", json_string(key));
+	json_object_set_new(meta, "url", json_string(url));
+	json_object_set_new(meta, "cached", json_boolean(cached));
+	json_object_set_new(meta, "timings", timings);
+	return http_reply_json(c, r, 200, meta);
+}
+
+static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r, json_t *body)
+{
+	struct http_server *s = r->srv;
+	struct params p;
+	char why[300] = "", name[800], key[STORE_KEY_LEN + 1];
+	void *orig = NULL, *meta_buf = NULL, *enc = NULL;
+	size_t olen, mlen, enclen = 0;
+	struct img *photo = NULL, *alpha = NULL, *out = NULL, *bgimg = NULL;
+	float *mask = NULL;
+	struct batcher_timing bt = {0};
+	struct img_subject subj = {0};
+	enum MHD_Result ret;
+	int status, mask_hit = 0;
+	double t0 = http_now_ms(), t_decode, t_mask, t_compose, t_encode;
+
+	if ((status = parse_params(s, body, &p, why, sizeof why)))
+		return http_reply_error(c, r, status, status == 415 ? "not_an_image" : status == 503 ? "storage_unavailable"
+											      : "bad_request",
+					"%s", why);
+	if (!s->batcher)
+		return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
+	snprintf(name, sizeof name, "result|v1|%s|%s|%s", p.image_id, s->model_id, p.canonical);
+	hex_sha256(name, strlen(name), key);
+
+	/* a result made before */
+	if (store_get(s->store, NS_RESULT_META, key, &meta_buf, &mlen) == STORE_OK) {
+		json_t *meta = json_loadb(meta_buf, mlen, 0, NULL);
+		free(meta_buf);
+		size_t rl;
+		if (meta && store_head(s->store, NS_RESULTS, key, &rl) == STORE_OK) {
+			metrics_add(s->cache_hit, 1);
+			return reply_result(c, r, key, meta, 1,
+					    json_pack("{s:f}", "total_ms", http_now_ms() - t0));
+		}
+		json_decref(meta);
+	}
+	metrics_add(s->cache_miss, 1);
+
+	struct img_load_opts lo = {.max_pixels = s->cfg.max_pixels};
+	store_status st = store_get(s->store, NS_IMAGES, p.image_id, &orig, &olen);
+	if (st != STORE_OK) {
+		ret = st == STORE_NOT_FOUND ? http_reply_error(c, r, 404, "not_found", "no image %s", p.image_id)
+					    : http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+		goto out;
+	}
+	if (img_load_buffer_opts(orig, olen, &lo, &photo) != IMG_OK) {
+		ret = http_reply_error(c, r, 422, "undecodable", "%s", img_errmsg());
+		goto out;
+	}
+	if (p.render.bg == IMG_BG_IMAGE) {
+		void *bb;
+		size_t bl;
+		if (store_get(s->store, NS_IMAGES, p.bg_image_id, &bb, &bl) != STORE_OK) {
+			ret = http_reply_error(c, r, 404, "not_found", "no background image %s", p.bg_image_id);
+			goto out;
+		}
+		img_status is = img_load_buffer_opts(bb, bl, &lo, &bgimg);
+		free(bb);
+		if (is != IMG_OK) {
+			ret = http_reply_error(c, r, 422, "undecodable", "background: %s", img_errmsg());
+			goto out;
+		}
+		p.render.bg_image = bgimg;
+	}
+	t_decode = http_now_ms();
+	if ((status = get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
+		ret = http_reply_error(c, r, status,
+				       status == 429 ? "overloaded" : status == 504 ? "timeout" : status == 422 ? "undecodable"
+													 : "internal",
+				       "%s", why);
+		goto out;
+	}
+	t_mask = http_now_ms();
+	if (img_mask_to_alpha(photo, mask, p.side, p.side, p.refine, &alpha) != IMG_OK ||
+	    img_render(photo, alpha, &p.render, &out, &subj) != IMG_OK) {
+		ret = http_reply_error(c, r, 500, "internal", "%s", img_errmsg());
+		goto out;
+	}
+	t_compose = http_now_ms();
+	if (img_encode(out, &p.save, &enc, &enclen) != IMG_OK) {
+		ret = http_reply_error(c, r, 422, "unencodable", "%s", img_errmsg());
+		goto out;
+	}
+	t_encode = http_now_ms();
+	json_t *meta = json_pack("{s:i,s:i,s:[i,i,i,i],s:f,s:s}", "width", img_width(out), "height", img_height(out),
+				 "bbox", subj.x, subj.y, subj.w, subj.h, "coverage", subj.coverage, "content_type",
+				 mime_of(p.save.format));
+	char *mtext = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+	/* the result before its figures: a figures file always has its result */
+	if (!mtext || store_put_buffer(s->store, NS_RESULTS, key, enc, enclen, NULL, NULL) != STORE_OK ||
+	    store_put_buffer(s->store, NS_RESULT_META, key, mtext, strlen(mtext), NULL, NULL) != STORE_OK) {
+		free(mtext);
+		json_decref(meta);
+		ret = http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
+		goto out;
+	}
+	free(mtext);
+	const char *size = p.side == 512 ? "preview" : "full";
+	metrics_observe(metrics_series(s->stage, (const char *const[]){"decode", size}), (t_decode - t0) / 1e3);
+	if (!mask_hit) {
+		metrics_observe(metrics_series(s->stage, (const char *const[]){"queue", size}), bt.queue_ms / 1e3);
+		metrics_observe(metrics_series(s->stage, (const char *const[]){"infer", size}), bt.infer_ms / 1e3);
+	}
+	metrics_observe(metrics_series(s->stage, (const char *const[]){"compose", size}), (t_compose - t_mask) / 1e3);
+	metrics_observe(metrics_series(s->stage, (const char *const[]){"encode", size}), (t_encode - t_compose) / 1e3);
+	ret = reply_result(c, r, key, meta, 0,
+			   json_pack("{s:f,s:f,s:f,s:i,s:b,s:f,s:f,s:f}", "decode_ms", t_decode - t0, "queue_ms",
+				     bt.queue_ms, "infer_ms", bt.infer_ms, "batch_size", bt.batch_size, "mask_cached",
+				     mask_hit, "compose_ms", t_compose - t_mask, "encode_ms", t_encode - t_compose,
+				     "total_ms", http_now_ms() - t0));
+out:
+	free(orig);
+	free(enc);
+	free(mask);
+	img_free(photo);
+	img_free(alpha);
+	img_free(out);
+	img_free(bgimg);
+	return ret;
+}
+
+enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
+{
+	if (*size) { /* gather the JSON body */
+		if (!r->error_status) {
+			char *b;
+			if (r->body_len + *size > MAX_BODY) {
+				r->error_status = 413;
+			} else if (!(b = realloc(r->body, r->body_len + *size + 1))) {
+				r->error_status = 503;
+			} else {
+				r->body = b;
+				memcpy(r->body + r->body_len, data, *size);
+				r->body_len += *size;
+			}
+		}
+		*size = 0;
+		return MHD_YES;
+	}
+	if (!r->began) { /* the first call: headers only */
+		r->began = 1;
+		return MHD_YES;
+	}
+	if (r->error_status)
+		return http_reply_error(c, r, r->error_status, r->error_status == 413 ? "too_large" : "overloaded",
+					"the request body is too large or could not be held");
+	json_error_t err;
+	json_t *body = r->body ? json_loadb(r->body, r->body_len, 0, &err) : NULL;
+	if (!body)
+		return http_reply_error(c, r, 400, "bad_json", "the body is not JSON%s%s", r->body ? ": " : "",
+					r->body ? err.text : "");
+	if (!json_is_object(body)) {
+		json_decref(body);
+		return http_reply_error(c, r, 400, "bad_json", "the body must be a JSON object");
+	}
+	enum MHD_Result ret = remove_background(c, r, body);
+	json_decref(body);
+	return ret;
+}
+
+enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id)
+{
+	char etag[80];
+	size_t len;
+	int fd;
+
+	if (!store_key_valid(id))
+		return http_reply_error(c, r, 400, "bad_id", "a result id is 64 lowercase hex characters");
+	store_status st = store_get_fd(r->srv->store, NS_RESULTS, id, &fd, &len);
+	if (st == STORE_NOT_FOUND)
+		return http_reply_error(c, r, 404, "not_found", "no result %s", id);
+	if (st != STORE_OK)
+		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+	snprintf(etag, sizeof etag, "\"%s\"", id);
+	return http_reply_fd(c, r, fd, len, etag);
+}
