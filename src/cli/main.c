@@ -12,6 +12,7 @@ static const struct cli_command commands[] = {
 	{"remove", cmd_remove, "cut the background out of one image"},
 	{"remove-dir", cmd_remove_dir, "cut out every image of a folder"},
 	{"convert", cmd_convert, "make a web-displayable thumbnail of an image"},
+	{"serve", cmd_serve, "run the HTTP service"},
 	{"infer", cmd_infer, "run a model on raw float32 tensors"},
 	{"model", cmd_model, "fetch or locate the segmentation models"},
 };

@@ -1,0 +1,156 @@
+#!/bin/bash
+# test_serve.sh - petcut serve over real HTTP (curl): uploads raw and
+# multipart, dedup, checksums, refusals, originals, thumbnails, metrics,
+# and a graceful stop with an upload in flight.
+#
+#   tests/sh/test_serve.sh BUILD
+set -u
+BUILD=${1:-build}
+PETCUT=$BUILD/petcut
+cd "$(dirname "$0")/../.." || exit 1
+command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
+command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-serve.XXXXXX")
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fails=0
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
+}
+
+start() {
+	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/log" &
+	pid=$!
+	for _ in $(seq 100); do
+		A=$(sed -n 's/^listening on //p' "$tmp/out")
+		[ -n "$A" ] && return 0
+		sleep 0.1
+	done
+	echo "server did not start:"; cat "$tmp/log"; exit 1
+}
+start
+check "prints 'listening on http://ADDR:PORT'" grep -Eq '^listening on http://127\.0\.0\.1:[0-9]+$' "$tmp/out"
+
+# status CODE of a curl call; the body goes to $tmp/body
+req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
+field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)"; }
+
+check "healthz 200" [ "$(req "$A/healthz")" = 200 ]
+check "readyz 200" [ "$(req "$A/readyz")" = 200 ]
+
+photo=samples/chelsea.jpg
+sha=$(sha256sum "$photo" | cut -d' ' -f1)
+check "raw upload: 201" [ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 201 ]
+check "the id is the SHA-256 of the bytes" [ "$(field "['id']")" = "$sha" ]
+check "format and size from the header" [ "$(field "['format']") $(field "['width']")x$(field "['height']")" = "JPEG 451x300" ]
+check "the same bytes again: 200, stored once" [ "$(req -H 'Content-Type: application/octet-stream' --data-binary @$photo "$A/v1/images")" = 200 ]
+check "multipart upload: 201 with upright size" \
+	[ "$(req -F file=@samples/chelsea-orient6.jpg "$A/v1/images")" = 201 ] && [ "$(field "['width']")" = 451 ]
+printf 'just some text\n' >"$tmp/text.jpg"
+check "text sent as image/jpeg: 415 with a JSON error" \
+	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/text.jpg" "$A/v1/images")" = 415 ] && [ "$(field "['error']['code']")" = not_an_image ]
+check "a form post: 415" [ "$(req --data-binary @$photo "$A/v1/images")" = 415 ]
+# a PNG header claiming 50000 x 50000 pixels, 100 bytes in all
+python3 - "$tmp/bomb.png" <<'PY'
+import struct, sys, zlib
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+ihdr = struct.pack('>IIBBBBB', 50000, 50000, 8, 2, 0, 0, 0)
+open(sys.argv[1], 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))
+PY
+check "a 100-byte PNG claiming 50000x50000: 413" [ "$(req -H 'Content-Type: image/png' --data-binary @"$tmp/bomb.png" "$A/v1/images")" = 413 ]
+good=$(python3 -c "import base64,hashlib;print(base64.b64encode(hashlib.sha256(open('$photo','rb').read()).digest()).decode())")
+check "Content-Digest mismatch on an image: 400 checksum_mismatch" \
+	[ "$(req -H 'Content-Type: image/jpeg' -H "Content-Digest: sha-256=:${good/A/B}:" --data-binary @$photo "$A/v1/images")" = 400 ]
+check "a matching Content-Digest: accepted" \
+	[ "$(req -H 'Content-Type: image/jpeg' -H "Content-Digest: sha-256=:$good:" --data-binary @$photo "$A/v1/images")" = 200 ]
+
+check "GET the original: the same bytes" [ "$(req "$A/v1/images/$sha")" = 200 ] && cmp -s "$tmp/body" "$photo"
+headers=$(curl -s -D - -o /dev/null "$A/v1/images/$sha")
+check "ETag and immutable caching" grep -q "ETag: \"$sha\"" <<<"$headers" && grep -q 'immutable' <<<"$headers"
+check "If-None-Match: 304" [ "$(req -H "If-None-Match: \"$sha\"" "$A/v1/images/$sha")" = 304 ]
+check "thumbnail ?max=128&format=webp" [ "$(req "$A/v1/images/$sha?max=128&format=webp")" = 200 ]
+dims=$(python3 - "$tmp/body" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+assert b[:4] == b'RIFF' and b[8:12] == b'WEBP', 'not webp'
+if b[12:16] == b'VP8X': w, h = 1 + int.from_bytes(b[24:27], 'little'), 1 + int.from_bytes(b[27:30], 'little')
+elif b[12:16] == b'VP8L': v = int.from_bytes(b[21:25], 'little'); w, h = (v & 0x3fff) + 1, ((v >> 14) & 0x3fff) + 1
+else: w, h = [x & 0x3fff for x in struct.unpack('<HH', b[26:30])]
+print(f'{w}x{h}')
+PY
+)
+check "the thumbnail is 128 wide ($dims)" [ "$dims" = 128x85 ]
+check "bad ids: 400" [ "$(req "$A/v1/images/ABC")" = 400 ] && [ "$(req "$A/v1/images/..%2F..%2Fetc%2Fpasswd")" = 400 ]
+check "an unknown id: 404" [ "$(req "$A/v1/images/$(printf '0%.0s' $(seq 64))")" = 404 ]
+check "unknown route: 404 JSON" [ "$(req "$A/nope")" = 404 ] && [ "$(field "['error']['code']")" = not_found ]
+check "wrong method: 405" [ "$(req -X DELETE "$A/healthz")" = 405 ]
+req "$A/metrics" >/dev/null
+check "metrics count uploads by status" grep -q 'petcut_http_requests_total{route="/v1/images",method="POST",status="201"} 2' "$tmp/body"
+check "metrics have a latency histogram" grep -q 'petcut_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 2' "$tmp/body"
+check "one JSON log line per request" python3 -c "
+import json; lines=[json.loads(l) for l in open('$tmp/log') if l.startswith('{')]
+assert len(lines) >= 20 and all('request_id' in l and 'status' in l for l in lines)"
+
+# background removal by reference
+model_ok=1
+[ "$(req "$A/readyz")" = 200 ] || { model_ok=0; echo "# skipped remove-background checks: $(cat "$tmp/body")"; }
+if [ $model_ok = 1 ]; then
+	rb() { req -H 'Content-Type: application/json' -d "$1" "$A/v1/remove-background"; }
+	check "remove-background by id (preview): 200" [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ]
+	rid=$(field "['result_id']")
+	check "the answer has the size, a subject box and cached false" \
+		[ "$(field "['width']")x$(field "['height']") $(field "['cached']")" = "451x300 False" ] && [ "$(field "['bbox'][2]")" -gt 100 ]
+	check "the result is a PNG with transparency" [ "$(req "$A/v1/results/$rid")" = 200 ] && python3 - "$tmp/body" <<'PY'
+import struct, sys, zlib
+b = open(sys.argv[1], 'rb').read()
+assert b[:8] == b'\x89PNG\r\n\x1a\n'
+w, h, depth, ctype = struct.unpack('>IIBB', b[16:26])
+assert (w, h, depth, ctype) == (451, 300, 8, 6), (w, h, depth, ctype)
+PY
+	check "the same request again: cached, under 10 ms of server time" \
+		[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ] &&
+		python3 -c "import json; assert json.load(open('$tmp/body'))['timings']['total_ms'] < 10"
+	check "a new background reuses the mask: no model run" \
+		[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"white\",\"format\":\"jpeg\"}")" = 200 ] &&
+		[ "$(field "['timings']['mask_cached']")" = True ]
+	check "by this server's URL, answered with the bytes (Accept: image/webp)" \
+		[ "$(req -H 'Accept: image/webp' -d "{\"image_url\":\"$A/v1/images/$sha\",\"format\":\"webp\"}" "$A/v1/remove-background")" = 200 ] &&
+		[ "$(head -c 4 "$tmp/body")" = RIFF ]
+	b64=$(base64 -w0 samples/chelsea-orient6.jpg)
+	check "a base64 image (full size, sticker)" [ "$(rb "{\"image\":\"$b64\",\"size\":\"full\",\"effect\":\"sticker\"}")" = 200 ] &&
+		[ "$(field "['width']")" = 451 ]
+	check "JPEG without a background: 400" [ "$(rb "{\"image_id\":\"$sha\",\"format\":\"jpeg\"}")" = 400 ]
+	check "an unknown image: 404" [ "$(rb "{\"image_id\":\"$(printf '1%.0s' $(seq 64))\"}")" = 404 ]
+	check "an outside URL: 400" [ "$(rb '{"image_url":"http://example.com/cat.jpg"}')" = 400 ]
+	check "bad JSON: 400" [ "$(rb '{"image_id":')" = 400 ] && [ "$(field "['error']['code']")" = bad_json ]
+	check "an unknown field: 400" [ "$(rb "{\"image_id\":\"$sha\",\"colour\":\"red\"}")" = 400 ]
+	check "an undecodable stored image: 422" \
+		[ "$(req -H 'Content-Type: image/jpeg' --data-binary @<(head -c 20000 samples/chelsea.jpg) "$A/v1/images")" = 201 ] &&
+		trunc=$(field "['id']") && [ "$(rb "{\"image_id\":\"$trunc\"}")" = 422 ]
+	req "$A/metrics" >/dev/null
+	check "metrics: 2 forward passes for all of that, cache hits counted" \
+		grep -q 'petcut_inference{what="batches"} 2' "$tmp/body" &&
+		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 1' "$tmp/body"
+fi
+
+# graceful stop: an upload in flight (slowed to ~3 s) completes
+head -c 300000 /dev/urandom >"$tmp/noise"
+cat "$photo" "$tmp/noise" >"$tmp/big.jpg"
+curl -s -o "$tmp/slow" -w '%{http_code}' --limit-rate 100k -H 'Content-Type: image/jpeg' --data-binary @"$tmp/big.jpg" "$A/v1/images" >"$tmp/slow_code" &
+cpid=$!
+sleep 1
+kill -TERM "$pid"
+wait "$cpid"
+wait "$pid"
+rc=$?
+pid=
+check "SIGTERM with an upload in flight: it completes ($(cat "$tmp/slow_code")), the server exits 0 ($rc)" \
+	[ "$(cat "$tmp/slow_code")" = 201 ] && [ $rc = 0 ]
+check "no temporary files are left" [ -z "$(ls -A "$tmp/data/tmp")" ]
+
+[ $fails = 0 ] && echo "all passed" || echo "$fails failed"
+[ $fails = 0 ]
