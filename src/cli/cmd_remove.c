@@ -676,6 +676,12 @@ static int start(const struct remove_opts *o, struct img **bg)
 	nn_set_threads(o->threads);
 	if (o->render.bg == IMG_BG_IMAGE) {
 		st = img_load_file(o->bg_path, bg);
+		if (st == IMG_ERR_IO && !strpbrk(o->bg_path, "./")) {
+			/* A word that names no file was meant as a colour. */
+			say("petcut: --bg %s: not a colour (#rgb, #rrggbb, #rrggbbaa or a name), 'blur', "
+			    "nor an image file", o->bg_path);
+			return 2;
+		}
 		if (st != IMG_OK) {
 			say("petcut: --bg %s: %s", o->bg_path, img_errmsg());
 			return input_rc(st);
