@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run-sample.sh - cuts the bundled sample photo out with a built petcut and
-# says where the result went; this is what `make run` ends with.
+# run-sample.sh - what `make run` ends with: cuts the bundled sample photo
+# out with a built petcut, says where the result went, then runs the HTTP
+# service on the default address until Ctrl-C (PETCUT_RUN_SERVE=0 skips it).
 #
 # usage: scripts/run-sample.sh PATH_TO_PETCUT
 set -euo pipefail
@@ -19,3 +20,11 @@ out=petcut-out/$photo-cutout.png
 mkdir -p petcut-out
 "$petcut" remove "$in" "$out"
 echo "cut-out of $in written to $PWD/$out"
+
+[ "${PETCUT_RUN_SERVE:-1}" = 0 ] && exit 0
+cat <<TXT
+starting the service (Ctrl-C stops it); try, from another terminal:
+  curl -s --data-binary @$in -H 'Content-Type: image/jpeg' http://${PETCUT_LISTEN:-127.0.0.1:8080}/v1/images
+  curl -s -d '{"image_id":"ID","size":"preview"}' http://${PETCUT_LISTEN:-127.0.0.1:8080}/v1/remove-background
+TXT
+exec "$petcut" serve
