@@ -13,8 +13,24 @@
 # reorders + run), peak RSS, and the ratio petcut / ONNX Runtime. The report
 # goes to stdout and into BENCHMARKS.md between its bench markers.
 #
+# Then two more parts, each written into BENCHMARKS.md between its own
+# markers:
+#  - refine: mask refinement quality (bench/refine_quality.c, built here from
+#    BUILD/libpetcut.a): the network's mask brought to the photo's size with
+#    IMG_REFINE_NONE and IMG_REFINE_GUIDED on the test photos, against the
+#    network's own 1024 mask; and both timed on a 12 MP photo.
+#  - e2e: `petcut remove` on a 4032x3024 JPEG to a PNG cut-out (made once from
+#    a test photo by bench/big_photo.c, cached in BUILD/bench), wall time and
+#    peak RSS from /usr/bin/time, per-stage times where `petcut remove
+#    --timings` exists; side by side with @imgly/background-removal-node
+#    (bench/imgly_bench.js; installed into BUILD/imgly from bench/package.json
+#    with npm --ignore-scripts), warm, in the same run. Without node, npm or
+#    the package, petcut runs alone and the report says why.
+#
 # Environment: PETCUT_BENCH_RUNS (default 5), PETCUT_BENCH_ROUNDS (default 3),
-# PETCUT_BENCH_THREADS (default: all online CPUs).
+# PETCUT_BENCH_THREADS (default: all online CPUs), PETCUT_BENCH_PARTS (default
+# "infer refine e2e": the parts to run), PETCUT_BENCH_E2E_RUNS (default 3:
+# rounds of petcut remove, and warm runs of the peer).
 
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,18 +42,36 @@ ROUNDS=${PETCUT_BENCH_ROUNDS:-3}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
+PARTS=${PETCUT_BENCH_PARTS:-infer refine e2e}
+E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
+
+# part NAME: whether NAME is among the parts to run.
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# update_section NAME FILE: replaces what BENCHMARKS.md holds between
+# <!-- NAME:begin --> and <!-- NAME:end --> with FILE.
+update_section() {
+	[ -f BENCHMARKS.md ] && grep -q "<!-- $1:begin -->" BENCHMARKS.md || return 0
+	awk -v rep="$2" -v b="<!-- $1:begin -->" -v e="<!-- $1:end -->" '
+	index($0, b) { print; while ((getline l < rep) > 0) print l; skip = 1; next }
+	index($0, e) { skip = 0 }
+	!skip { print }' BENCHMARKS.md >"$OUT/BENCHMARKS.md" && mv "$OUT/BENCHMARKS.md" BENCHMARKS.md
+	echo "bench: BENCHMARKS.md ($1) updated" >&2
+}
 
 medium=$("$PETCUT" model path medium)
 small=$("$PETCUT" model path small)
+
+# field FILE KEY: the value printed on the line "KEY value".
+field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+if part infer; then
 have_ort=1
 if ! [ -d "$ORT_DIR/node_modules/onnxruntime-node" ] || ! command -v node >/dev/null; then
 	echo "bench: ONNX Runtime is not installed under $ORT_DIR (scripts/test-setup.sh does it); petcut alone" >&2
 	have_ort=0
 fi
-
-# field FILE KEY: the value printed on the line "KEY value".
-field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
 # run_case NAME MODEL SHAPE: appends "tool case load first median min max rss" lines.
 run_case() {
@@ -100,11 +134,214 @@ dnnl=$(dpkg-query -W -f '${Version}' libdnnl2 2>/dev/null || echo '?')
 } >"$OUT/report.md"
 cat "$OUT/report.md"
 
-# Update BENCHMARKS.md between the markers.
-if [ -f BENCHMARKS.md ] && grep -q '<!-- bench:begin -->' BENCHMARKS.md; then
-	awk -v rep="$OUT/report.md" '
-	/<!-- bench:begin -->/ { print; while ((getline l < rep) > 0) print l; skip = 1; next }
-	/<!-- bench:end -->/ { skip = 0 }
-	!skip { print }' BENCHMARKS.md >"$OUT/BENCHMARKS.md" && mv "$OUT/BENCHMARKS.md" BENCHMARKS.md
-	echo "bench: BENCHMARKS.md updated" >&2
+update_section bench "$OUT/report.md"
+fi # part infer
+
+# ===== Built here: the refinement bench and the photo maker =====
+
+# build_tool NAME: compiles bench/NAME.c against BUILD/libpetcut.a with the
+# Makefile's packages; prints the binary's path.
+build_tool() {
+	local pkgs bin=$OUT/$1
+	pkgs=$(sed -n 's/^PKGS *= *//p' Makefile)
+	if [ ! -x "$bin" ] || [ "bench/$1.c" -nt "$bin" ] || [ "$BUILD/libpetcut.a" -nt "$bin" ]; then
+		# shellcheck disable=SC2046,SC2086
+		${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc -fopenmp \
+			$(pkg-config --cflags $pkgs) -o "$bin" "bench/$1.c" "$BUILD/libpetcut.a" \
+			$(pkg-config --libs $pkgs) -ldnnl -lgomp -lm -lpthread >&2 || return 1
+	fi
+	echo "$bin"
+}
+
+# The phone-sized photo: a cat, 4032 x 3024, JPEG.
+BIG=$OUT/photo-4032x3024.jpg
+big_photo() {
+	local tool src=$BUILD/testdata/photos/chelsea.png
+	[ -s "$BIG" ] && return 0
+	[ -s "$src" ] || src=samples/chelsea.jpg
+	tool=$(build_tool big_photo) && "$tool" "$src" "$BIG.part" 4032 3024 && mv "$BIG.part" "$BIG"
+}
+
+# ===== Mask refinement quality =====
+
+if part refine; then
+	echo "bench: mask refinement quality" >&2
+	photos=$(ls "$BUILD"/testdata/photos/*.png "$BUILD"/testdata/photos/*.jpg 2>/dev/null)
+	if tool=$(build_tool refine_quality) && big_photo; then
+		{
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "model medium; command: \`make bench\` (bench/refine_quality.c). Differences in 1/255 units."
+			echo
+			# shellcheck disable=SC2086
+			"$tool" "$medium" $photos samples/chelsea.jpg --time "$BIG"
+		} >"$OUT/refine.md" && cat "$OUT/refine.md" && update_section bench-refine "$OUT/refine.md"
+	else
+		echo "bench: refine_quality could not be built; skipped" >&2
+	fi
+fi
+
+# ===== End to end: petcut remove against @imgly/background-removal-node =====
+
+IMGLY=$BUILD/imgly
+imgly_ready() {
+	local v
+	v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' \
+		"$IMGLY/node_modules/@imgly/background-removal-node/package.json" 2>/dev/null | head -1)
+	[ "$v" = "$(sed -n 's/.*"@imgly\/background-removal-node": *"\([^"]*\)".*/\1/p' bench/package.json)" ] &&
+		cmp -s bench/package.json "$IMGLY/package.json"
+}
+
+# Installs the peer once; says why not and returns 1 if it cannot.
+install_imgly() {
+	imgly_ready && return 0
+	if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+		echo "bench: node/npm not found; @imgly/background-removal-node not installed" >&2
+		return 1
+	fi
+	rm -rf "$IMGLY" && mkdir -p "$IMGLY" && cp bench/package.json "$IMGLY/package.json"
+	# --ignore-scripts: the install scripts download binaries; the pinned
+	# sharp (0.33) takes its libvips from npm packages instead
+	if (cd "$IMGLY" && npm install --ignore-scripts --no-audit --no-fund --no-package-lock \
+		--loglevel=error) >"$OUT/imgly-npm.log" 2>&1 && imgly_ready; then
+		return 0
+	fi
+	echo "bench: npm install of @imgly/background-removal-node failed:" >&2
+	head -6 "$OUT/imgly-npm.log" | sed 's/^/    /' >&2
+	return 1
+}
+
+# median FILE: the median of the numbers in FILE, one a line.
+median() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# stage NAME FILE: the number that follows the stage's name in petcut's
+# --timings output (e.g. "decode 123 ms", "decode=123", "decode: 123ms").
+stage() {
+	awk -v s="$1" '{ for (i = 1; i <= NF; i++) { f = $i; sub(/[:=,]+$/, "", f); v = ""
+		if (f == s && i < NF) v = $(i + 1); else if (index($i, s "=") == 1) v = substr($i, length(s) + 2)
+		sub(/[^0-9.].*$/, "", v); if (v != "") { print v; exit } } }' "$2"
+}
+
+# run_petcut TAG [ARGS...]: E2E_RUNS rounds of `petcut remove BIG OUT.png
+# ARGS`; leaves in OUT/e2e.TAG the lines "ms N" (median wall), "runs LIST",
+# "rss_kb N" (the largest), "bytes N" (the PNG) and "stages TEXT".
+run_petcut() {
+	local tag=$1 r s v f timer stages="" timings=""
+	shift
+	"$PETCUT" remove --help 2>&1 | grep -q -- '--timings' && timings=--timings
+	: >"$OUT/e2e.$tag.ms"
+	: >"$OUT/e2e.$tag.rss"
+	rm -f "$OUT/e2e.$tag.stage".*
+	for r in $(seq "$E2E_RUNS"); do
+		f=$OUT/e2e.$tag.$r
+		rm -f "$OUT/e2e-$tag.png"
+		if [ -x /usr/bin/time ]; then
+			timer="/usr/bin/time -v -o $f.time"
+		else
+			# no GNU time (Debian package "time"): wall time only
+			timer=""
+			date +%s.%N >"$f.start"
+		fi
+		if ! $timer "$PETCUT" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
+			echo "bench: petcut remove $* failed:" >&2
+			tail -3 "$f.err" | sed 's/^/    /' >&2
+			continue
+		fi
+		if [ -n "$timer" ]; then
+			awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0
+				for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.0f\n", s * 1000 }' "$f.time" >>"$OUT/e2e.$tag.ms"
+			awk -F': ' '/Maximum resident set size/ { print $2 }' "$f.time" >>"$OUT/e2e.$tag.rss"
+		else
+			awk -v now="$(date +%s.%N)" '{ printf "%.0f\n", (now - $1) * 1000 }' "$f.start" >>"$OUT/e2e.$tag.ms"
+		fi
+		if [ -n "$timings" ]; then
+			for s in decode resize infer refine compose encode total; do
+				stage "$s" "$f.err" >>"$OUT/e2e.$tag.stage.$s"
+			done
+		fi
+		echo "  e2e round $r: petcut $* $(tail -1 "$OUT/e2e.$tag.ms") ms" >&2
+	done
+	if [ -n "$timings" ]; then
+		for s in decode resize infer refine compose encode total; do
+			v=$(median "$OUT/e2e.$tag.stage.$s")
+			stages="$stages${stages:+, }$s ${v:-?}"
+		done
+	fi
+	{
+		echo "ms $(median "$OUT/e2e.$tag.ms")"
+		echo "runs $(paste -sd' ' "$OUT/e2e.$tag.ms")"
+		echo "rss_kb $(sort -n "$OUT/e2e.$tag.rss" | tail -1)"
+		echo "bytes $(stat -c %s "$OUT/e2e-$tag.png" 2>/dev/null || echo 0)"
+		echo "stages $stages"
+	} >"$OUT/e2e.$tag"
+}
+
+if part e2e; then
+	echo "bench: end to end, 4032x3024 JPEG to PNG cut-out" >&2
+	if ! big_photo; then
+		echo "bench: could not make the 12 MP photo; end-to-end part skipped" >&2
+	else
+		tags="petcut"
+		run_petcut petcut
+		if "$PETCUT" remove --help 2>&1 | grep -q -- '--refine'; then
+			run_petcut guided --refine guided
+			run_petcut none --refine none
+			tags="$tags guided none"
+		fi
+
+		have_imgly=0
+		if install_imgly; then
+			rm -f "$OUT/e2e-imgly.png"
+			if node bench/imgly_bench.js "$IMGLY" "$BIG" "$OUT/e2e-imgly.png" "$E2E_RUNS" \
+				>"$OUT/e2e.imgly" 2>"$OUT/e2e.imgly.err"; then
+				have_imgly=1
+			else
+				echo "bench: @imgly/background-removal-node failed:" >&2
+				tail -5 "$OUT/e2e.imgly.err" | sed 's/^/    /' >&2
+			fi
+		fi
+		i_ms=$(field "$OUT/e2e.imgly" median_ms 2>/dev/null || true)
+		i_rss=$(field "$OUT/e2e.imgly" peak_rss_kb 2>/dev/null || true)
+		{
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS runs each; command: \`make bench\`."
+			echo
+			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer | RSS / peer |"
+			echo "|---|---|---|---|---|---|---|"
+			for t in $tags; do
+				case $t in
+				petcut) label="petcut remove (default options)" ;;
+				*) label="petcut remove --refine $t" ;;
+				esac
+				ms=$(field "$OUT/e2e.$t" ms)
+				rss=$(field "$OUT/e2e.$t" rss_kb)
+				rss=${rss:-0}
+				if [ $have_imgly = 1 ] && [ -n "$ms" ]; then
+					rt=$(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }')
+					rr=$(awk -v a="$rss" -v b="$i_rss" 'BEGIN { printf "%.2f", a / b }')
+				else
+					rt=n/a
+					rr=n/a
+				fi
+				echo "| $label | ${ms:-failed} | $(sed -n 's/^runs //p' "$OUT/e2e.$t") | $((rss / 1024)) | $(field "$OUT/e2e.$t" bytes) | $rt | $rr |"
+			done
+			if [ $have_imgly = 1 ]; then
+				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (first call: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(field "$OUT/e2e.imgly" min_ms)-$(field "$OUT/e2e.imgly" max_ms) | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
+			else
+				echo "| @imgly/background-removal-node | not run (see the bench's messages) | | | | | |"
+			fi
+			echo
+			for t in $tags; do
+				st=$(sed -n 's/^stages //p' "$OUT/e2e.$t")
+				case $t in
+				petcut) label="petcut remove" ;;
+				*) label="petcut remove --refine $t" ;;
+				esac
+				if [ -n "$st" ]; then
+					echo "- \`$label\`, stages (median ms, from \`--timings\`): $st."
+				fi
+			done
+		} >"$OUT/e2e.md"
+		cat "$OUT/e2e.md"
+		update_section bench-e2e "$OUT/e2e.md"
+	fi
 fi
