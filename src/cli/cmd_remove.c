@@ -364,6 +364,10 @@ static int check_opts(const char *cmd, struct remove_opts *o)
 			cmd);
 		return 2;
 	}
+	if (r->effect == IMG_EFFECT_POPART && r->bg != IMG_BG_NONE) {
+		fprintf(stderr, "petcut %s: --effect popart brings its own backgrounds: no --bg with it\n", cmd);
+		return 2;
+	}
 	if (o->margin_given && !r->crop) {
 		fprintf(stderr, "petcut %s: --margin applies to --crop; add --crop\n", cmd);
 		return 2;

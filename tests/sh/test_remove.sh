@@ -260,5 +260,15 @@ echo "# rerun stdout: $(cat "$tmp/stdout")"
 check "rerun skips both outputs" grep -q "^0 written, 2 skipped" "$tmp/stdout"
 check "and leaves them untouched" [ "$(stat -c '%i %Y' "$tmp/dir/cat.png" "$tmp/dir/turned.png")" = "$before" ]
 
+echo "# remove-dir --format jpg needs a background"
+"$PETCUT" remove-dir --size preview --format jpg "$tmp/in" "$tmp/jdir" >"$tmp/stdout" 2>"$tmp/err"
+rc=$?
+check "without --bg: exit 2, one line, nothing made" \
+	[ $rc -eq 2 -a "$(lines "$tmp/err")" = 1 -a ! -e "$tmp/jdir" ]
+"$PETCUT" remove-dir --size preview --format jpg --bg white "$tmp/in" "$tmp/jdir" >"$tmp/stdout" 2>"$tmp/err"
+check "with --bg white: cat.jpg and turned.jpg, JPEG" \
+	[ "$(ls -A "$tmp/jdir" | tr '\n' ' ')" = "cat.jpg turned.jpg " -a \
+	"$(head -c 3 "$tmp/jdir/cat.jpg" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = ffd8ff ]
+
 [ $failures -eq 0 ] && echo "all checks passed" || echo "$failures check(s) failed"
 [ $failures -eq 0 ]
