@@ -559,8 +559,12 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		return img_fail(IMG_ERR_ARG, "alpha is %dx%d, the photo %dx%d", alpha->Xsize, alpha->Ysize, W, H);
 	if (r->bg == IMG_BG_IMAGE && (!r->bg_image || (r->bg_image->pix->Bands != 3 && r->bg_image->pix->Bands != 4)))
 		return img_fail(IMG_ERR_ARG, "the background image is missing or not in colour");
-	if (r->fit_w < 0 || r->fit_h < 0 || r->margin < 0 || r->outline_px < 0 || r->blur_sigma < 0)
-		return img_fail(IMG_ERR_ARG, "negative size in the render options");
+	if ((unsigned)r->kind > IMG_CUT_MASK || (unsigned)r->bg > IMG_BG_IMAGE || (unsigned)r->effect > IMG_EFFECT_POPART)
+		return img_fail(IMG_ERR_ARG, "unknown output kind, background or effect");
+	/* Written so that NaN fails too. */
+	if (r->fit_w < 0 || r->fit_h < 0 || !(r->margin >= 0 && r->margin <= 1e6) || r->outline_px < 0 ||
+	    !(r->blur_sigma >= 0 && r->blur_sigma <= 1e4))
+		return img_fail(IMG_ERR_ARG, "negative or outlandish size in the render options");
 
 	s = VIPS_OBJECT(vips_image_new());
 	if (subject_of(alpha, &sub, &count)) {

@@ -165,6 +165,29 @@ static void test_subject(const struct img *alpha)
 	      (double)n / (W * H));
 }
 
+static void test_refusals(const struct img *photo, const struct img *alpha)
+{
+	struct img_render r = {.bg = (enum img_bg)9};
+	struct img *o = NULL, *tiny = NULL, *tiny_alpha = NULL;
+	VipsImage *black;
+	float one = 1;
+
+	check(img_render(photo, alpha, &r, &o, NULL) == IMG_ERR_ARG && !o, "an unknown background is refused");
+	r = (struct img_render){.margin = NAN, .crop = 1};
+	check(img_render(photo, alpha, &r, &o, NULL) == IMG_ERR_ARG, "a NaN margin is refused");
+	check(img_render(photo, photo, NULL, &o, NULL) == IMG_ERR_ARG, "a colour image as alpha is refused");
+	check(img_render(alpha, alpha, NULL, &o, NULL) == IMG_ERR_ARG, "a one-band photo is refused");
+	vips_black(&black, 10, 10, "bands", 3, NULL);
+	tiny = decode_vips(black);
+	if (tiny)
+		img_cutout(tiny, &one, 1, 1, IMG_CUT_MASK, &tiny_alpha);
+	check(tiny_alpha && img_render(photo, tiny_alpha, NULL, &o, NULL) == IMG_ERR_ARG && !o,
+	      "an alpha of another size is refused (%s)", img_errmsg());
+	img_free(tiny_alpha);
+	img_free(tiny);
+	g_object_unref(black);
+}
+
 static void test_cutout_and_mask(const struct img *photo, const struct img *alpha, VipsImage *ph)
 {
 	struct img_render r = {0};
@@ -570,6 +593,7 @@ int main(void)
 		return 1;
 	ph = pixels(photo);
 	test_subject(alpha);
+	test_refusals(photo, alpha);
 	test_cutout_and_mask(photo, alpha, ph);
 	test_color_bg(photo, alpha, ph);
 	test_blur_bg(photo, alpha, ph);
