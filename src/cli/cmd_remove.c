@@ -102,7 +102,7 @@ static void usage(FILE *f, const char *cmd)
 		fprintf(f, "usage: petcut remove IN OUT [OUT...] [options]\n\n"
 			   "Cuts the background out of the photo IN and writes each OUT, in the format\n"
 			   "its extension names: .png, .webp, .jpg/.jpeg (needs an opaque --bg) or .avif.\n"
-			   "All outputs come from one run of the network.\n");
+			   "All outputs come from one run of the network; the options apply to each.\n");
 	else
 		fprintf(f, "usage: petcut remove-dir IN_DIR OUT_DIR [options]\n\n"
 			   "Cuts out every file in IN_DIR, in name order, into OUT_DIR/NAME.png (or the\n"
@@ -111,7 +111,7 @@ static void usage(FILE *f, const char *cmd)
 			   "reported and skipped.\n");
 	fprintf(f, "\noptions:\n");
 	if (!strcmp(cmd, "remove"))
-		fprintf(f, "  -o, --out FILE       one more output (repeatable; also after IN)\n");
+		fprintf(f, "  -o, --out FILE       an output, like OUT (repeatable)\n");
 	fprintf(f,
 		"  --format FMT         png, webp, jpg or avif (default: %s)\n"
 		"  --mask               write the mask alone, as an 8-bit grey image\n"
