@@ -30,7 +30,7 @@ ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 GEN_C   = $(BUILD)/gen/onnx.pb-c.c
 GEN_H   = $(BUILD)/gen/onnx.pb-c.h
 
-LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/util/*.c))
+LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/util/*.c))
 CLI_SRC = $(sort $(wildcard src/cli/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)

@@ -20,8 +20,14 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --threads N           connection threads (PETCUT_THREADS; default %d)\n"
 		"  --max-upload-mb N     largest upload (PETCUT_MAX_UPLOAD_MB; default %zu)\n"
 		"  --max-megapixels N    largest image, checked from its header (default %lld)\n"
+		"  --model PATH          the .onnx model (PETCUT_MODEL; default: the fetched medium model)\n"
+		"  --max-batch N         requests per forward pass (PETCUT_MAX_BATCH; default %d)\n"
+		"  --max-delay-ms N      wait for a batch to fill (PETCUT_MAX_DELAY_MS; default %d)\n"
+		"  --max-queue N         inference requests waiting before 429 (PETCUT_MAX_QUEUE; default %d)\n"
+		"  --request-timeout-ms N  deadline of a request's inference, then 504 (PETCUT_REQUEST_TIMEOUT_MS; default %d)\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
-		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000);
+		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
+		d->max_delay_ms, d->max_queue, d->request_timeout_ms);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -56,6 +62,16 @@ int cmd_serve(int argc, char **argv)
 			cfg.max_upload_bytes = (size_t)n << 20;
 		else if (!strcmp(a, "--max-megapixels") && !*end && n > 0 && n <= 1000)
 			cfg.max_pixels = (long long)n * 1000000;
+		else if (!strcmp(a, "--model"))
+			cfg.model = v;
+		else if (!strcmp(a, "--max-batch") && !*end && n > 0 && n <= 32)
+			cfg.max_batch = (int)n;
+		else if (!strcmp(a, "--max-delay-ms") && !*end && n >= 0 && n <= 10000)
+			cfg.max_delay_ms = (int)n;
+		else if (!strcmp(a, "--max-queue") && !*end && n > 0 && n <= 100000)
+			cfg.max_queue = (int)n;
+		else if (!strcmp(a, "--request-timeout-ms") && !*end && n >= 0 && n <= 3600000)
+			cfg.request_timeout_ms = (int)n;
 		else {
 			fprintf(stderr, "petcut serve: bad option %s %s\n", a, v);
 			return 2;

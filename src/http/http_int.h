@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "batcher/batcher.h"
+#include "cache/cache.h"
 #include "http/http.h"
 #include "img/img.h"
 #include "metrics/metrics.h"
@@ -38,8 +39,9 @@ struct http_server {
 	nn_model *model;
 	char model_id[STORE_KEY_LEN + 1]; /* SHA-256 of the model file */
 	struct batcher *batcher;
+	struct cache_flights *flights; /* identical work in flight is done once */
 	struct metrics_family *inferences, *batch_size, *queue_depth, *cache, *stage;
-	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit;
+	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit, *merged;
 	char address[64];
 	atomic_ullong next_id;
 };

@@ -74,6 +74,7 @@ static void scrape_batcher(void *ctx)
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"expired"}), (double)st.expired);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed"}), (double)st.failed);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"busy_seconds"}), (double)st.busy_ns / 1e9);
+	metrics_set(s->merged, (double)cache_flights_merged(s->flights));
 	for (int n = 1; n <= BATCHER_MAX_BATCH; n++)
 		if (st.batch_sizes[n]) {
 			char size[8];
@@ -106,6 +107,14 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	s->cache_hit = metrics_series(s->cache, (const char *const[]){"result", "hit"});
 	s->cache_miss = metrics_series(s->cache, (const char *const[]){"result", "miss"});
 	s->mask_hit = metrics_series(s->cache, (const char *const[]){"mask", "hit"});
+	s->merged = metrics_series(metrics_family(s->metrics, METRICS_GAUGE, "petcut_singleflight_merged",
+						  "Requests that waited for identical work in flight instead of doing it.",
+						  NULL, NULL, 0),
+				   NULL);
+	if (!(s->flights = cache_flights_new())) {
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
 	if (!s->inferences || !s->batch_size || !s->queue_now || !s->cache_hit || !s->stage) {
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		return -1;
@@ -144,6 +153,8 @@ void http_remove_fini(struct http_server *s)
 {
 	batcher_destroy(s->batcher);
 	s->batcher = NULL;
+	cache_flights_free(s->flights);
+	s->flights = NULL;
 	nn_model_free(s->model);
 	s->model = NULL;
 }
@@ -345,6 +356,9 @@ static int parse_params(struct http_server *s, json_t *j, struct params *p, char
 
 /* ===== The mask ===== */
 
+static int make_mask(struct http_server *s, const struct params *p, const struct img *photo, const char *key,
+		     float **mask, struct batcher_timing *t, char *why, size_t wl);
+
 /* The network's mask for the image at side x side: from the store, or from
  * a forward pass (then stored). Returns 0 or an HTTP status. */
 static int get_mask(struct http_server *s, const struct params *p, const struct img *photo, float **mask,
@@ -356,16 +370,32 @@ static int get_mask(struct http_server *s, const struct params *p, const struct 
 
 	snprintf(name, sizeof name, "mask|v1|%s|%s|%d", p->image_id, s->model_id, p->side);
 	hex_sha256(name, strlen(name), key);
-	if (store_get(s->store, NS_MASKS, key, &buf, &len) == STORE_OK) {
-		if (len == n * sizeof(float)) {
-			*mask = buf;
-			*hit = 1;
-			metrics_add(s->mask_hit, 1);
-			return 0;
+	int lead;
+	for (;;) { /* stored, or being made by another request: wait for it */
+		if (store_get(s->store, NS_MASKS, key, &buf, &len) == STORE_OK) {
+			if (len == n * sizeof(float)) {
+				*mask = buf;
+				*hit = 1;
+				metrics_add(s->mask_hit, 1);
+				return 0;
+			}
+			free(buf); /* not a mask of this size: make it again */
 		}
-		free(buf); /* not a mask of this size: make it again */
+		if ((lead = cache_flight_join(s->flights, key)) != 0)
+			break;
 	}
 	*hit = 0;
+	int status = make_mask(s, p, photo, key, mask, t, why, wl);
+	if (lead > 0)
+		cache_flight_done(s->flights, key);
+	return status;
+}
+
+/* Runs the network for the mask and stores it under key. */
+static int make_mask(struct http_server *s, const struct params *p, const struct img *photo, const char *key,
+		     float **mask, struct batcher_timing *t, char *why, size_t wl)
+{
+	size_t n = (size_t)p->side * p->side;
 	float *tensor = malloc(sizeof(float) * 3 * n);
 	if (!tensor) {
 		snprintf(why, wl, "out of memory");
@@ -449,7 +479,7 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	struct batcher_timing bt = {0};
 	struct img_subject subj = {0};
 	enum MHD_Result ret;
-	int status, mask_hit = 0;
+	int status, mask_hit = 0, leading = 0;
 	double t0 = http_now_ms(), t_decode, t_mask, t_compose, t_encode;
 
 	if ((status = parse_params(s, body, &p, why, sizeof why)))
@@ -461,17 +491,21 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	snprintf(name, sizeof name, "result|v1|%s|%s|%s", p.image_id, s->model_id, p.canonical);
 	hex_sha256(name, strlen(name), key);
 
-	/* a result made before */
-	if (store_get(s->store, NS_RESULT_META, key, &meta_buf, &mlen) == STORE_OK) {
-		json_t *meta = json_loadb(meta_buf, mlen, 0, NULL);
-		free(meta_buf);
-		size_t rl;
-		if (meta && store_head(s->store, NS_RESULTS, key, &rl) == STORE_OK) {
-			metrics_add(s->cache_hit, 1);
-			return reply_result(c, r, key, meta, 1,
-					    json_pack("{s:f}", "total_ms", http_now_ms() - t0));
+	/* a result made before, or being made by an identical request */
+	for (;;) {
+		if (store_get(s->store, NS_RESULT_META, key, &meta_buf, &mlen) == STORE_OK) {
+			json_t *meta = json_loadb(meta_buf, mlen, 0, NULL);
+			free(meta_buf);
+			size_t rl;
+			if (meta && store_head(s->store, NS_RESULTS, key, &rl) == STORE_OK) {
+				metrics_add(s->cache_hit, 1);
+				return reply_result(c, r, key, meta, 1,
+						    json_pack("{s:f}", "total_ms", http_now_ms() - t0));
+			}
+			json_decref(meta);
 		}
-		json_decref(meta);
+		if ((leading = cache_flight_join(s->flights, key)) != 0)
+			break;
 	}
 	metrics_add(s->cache_miss, 1);
 
@@ -548,6 +582,8 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 				     mask_hit, "compose_ms", t_compose - t_mask, "encode_ms", t_encode - t_compose,
 				     "total_ms", http_now_ms() - t0));
 out:
+	if (leading > 0)
+		cache_flight_done(s->flights, key);
 	free(orig);
 	free(enc);
 	free(mask);

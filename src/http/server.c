@@ -84,6 +84,8 @@ enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int sta
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (status == 429) /* overloaded: every refusal says when to come back */
+		MHD_add_response_header(resp, "Retry-After", "1");
 	add_common_headers(resp, r);
 	r->status = status;
 	ret = MHD_queue_response(c, (unsigned)status, resp);

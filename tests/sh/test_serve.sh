@@ -131,9 +131,18 @@ PY
 	check "an undecodable stored image: 422" \
 		[ "$(req -H 'Content-Type: image/jpeg' --data-binary @<(head -c 20000 samples/chelsea.jpg) "$A/v1/images")" = 201 ] &&
 		trunc=$(field "['id']") && [ "$(rb "{\"image_id\":\"$trunc\"}")" = 422 ]
+	# single-flight: 10 identical requests at once, for a photo never seen
+	{ cat samples/chelsea.jpg; printf 'another photo'; } >"$tmp/other.jpg"
+	req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/other.jpg" "$A/v1/images" >/dev/null
+	other=$(field "['id']")
+	seq 10 | xargs -P 10 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+		-d "{\"image_id\":\"$other\",\"size\":\"preview\"}" "$A/v1/remove-background" >"$tmp/codes"
+	check "10 identical requests at once: all 200" [ "$(grep -c '^200$' "$tmp/codes")" = 10 ]
 	req "$A/metrics" >/dev/null
-	check "metrics: 2 forward passes for all of that, cache hits counted" \
-		grep -q 'petcut_inference{what="batches"} 2' "$tmp/body" &&
+	check "... and one forward pass for them (9 waited for it)" \
+		grep -q 'petcut_inference{what="requests"} 3' "$tmp/body" && grep -q 'petcut_singleflight_merged 9' "$tmp/body"
+	check "metrics: 3 forward passes for all of that, cache hits counted" \
+		grep -q 'petcut_inference{what="batches"} 3' "$tmp/body" &&
 		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 1' "$tmp/body"
 fi
 
@@ -151,6 +160,39 @@ pid=
 check "SIGTERM with an upload in flight: it completes ($(cat "$tmp/slow_code")), the server exits 0 ($rc)" \
 	[ "$(cat "$tmp/slow_code")" = 201 ] && [ $rc = 0 ]
 check "no temporary files are left" [ -z "$(ls -A "$tmp/data/tmp")" ]
+
+# overload: a queue of 1 and one request per pass; 6 different photos at once
+if [ $model_ok = 1 ]; then
+	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data2" --threads 8 --max-queue 1 --max-batch 1 \
+		--max-delay-ms 0 >"$tmp/out" 2>"$tmp/log" &
+	pid=$!
+	A=
+	for _ in $(seq 100); do
+		A=$(sed -n 's/^listening on //p' "$tmp/out")
+		[ -n "$A" ] && break
+		sleep 0.1
+	done
+	ids=()
+	for i in 1 2 3 4 5 6; do
+		{ cat samples/chelsea.jpg; printf 'photo %d' $i; } >"$tmp/p$i.jpg"
+		req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/p$i.jpg" "$A/v1/images" >/dev/null
+		ids+=("$(field "['id']")")
+	done
+	printf '%s\n' "${ids[@]}" | xargs -P 6 -I{} curl -s -D "$tmp/h.{}" -o "$tmp/b.{}" -w '%{http_code}\n' \
+		-d '{"image_id":"{}","size":"full"}' "$A/v1/remove-background" >"$tmp/codes"
+	n429=$(grep -c '^429$' "$tmp/codes")
+	n200=$(grep -c '^200$' "$tmp/codes")
+	check "a full queue refuses at once: $n200 done, $n429 refused with 429, nothing else" \
+		[ "$n429" -ge 1 ] && [ $((n200 + n429)) = 6 ] && [ "$n200" -ge 2 ]
+	one=$(grep -l '^HTTP/1.1 429' "$tmp"/h.* | head -1)
+	check "a 429 carries Retry-After and the JSON error 'overloaded'" \
+		grep -qi '^Retry-After: 1' "$one" && grep -q '"code":"overloaded"' "${one/h./b.}"
+	req "$A/metrics" >/dev/null
+	check "the refusals are counted" grep -q "petcut_inference{what=\"rejected_queue_full\"} $n429" "$tmp/body"
+	kill -TERM "$pid"
+	wait "$pid"
+	pid=
+fi
 
 [ $fails = 0 ] && echo "all passed" || echo "$fails failed"
 [ $fails = 0 ]
