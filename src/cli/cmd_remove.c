@@ -17,7 +17,9 @@
  * with the next file. Failures of the work itself (model missing, out of
  * memory, an output that cannot be written) exit 1 at once. Outputs are
  * replaced atomically, so an interrupted or failed run never leaves a
- * partial file under an output's name.
+ * partial file under an output's name; and all of a photo's outputs are
+ * encoded before the first is written, so one that cannot be made as asked
+ * leaves none.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -554,10 +556,10 @@ static int output_rc(img_status st)
 }
 
 /* Prints one output's facts as a JSON object on its own line. */
-static void print_json(const char *path, const struct img *out, const struct img_subject *s)
+static void print_json(const char *path, int width, int height, const struct img_subject *s)
 {
-	json_t *j = json_pack("{s:s, s:i, s:i, s:[i,i,i,i], s:f}", "output", path, "width", img_width(out),
-			      "height", img_height(out), "bbox", s->x, s->y, s->w, s->h, "coverage",
+	json_t *j = json_pack("{s:s, s:i, s:i, s:[i,i,i,i], s:f}", "output", path, "width", width, "height", height,
+			      "bbox", s->x, s->y, s->w, s->h, "coverage",
 			      round(s->coverage * 1e6) / 1e6);
 
 	if (j) {
@@ -568,10 +570,10 @@ static void print_json(const char *path, const struct img *out, const struct img
 	}
 }
 
-/* Cuts in out into the n outputs outs[i], each in format fmts[i], from one
- * inference. Returns 0; 2 when in is not a usable image or an output cannot
- * be made as asked; 1 when the work fails. Prints one line on stderr for
- * either failure. */
+/* Cuts in out into the n (at most MAX_OUTS) outputs outs[i], each in format
+ * fmts[i], from one inference. Returns 0; 2 when in is not a usable image
+ * or an output cannot be made as asked (then none is written); 1 when the
+ * work fails. Prints one line on stderr for either failure. */
 static int remove_one(struct remover *r, const struct remove_opts *o, const struct img *bg, const char *in,
 		      const char *const *outs, const enum img_format *fmts, int n)
 {
@@ -579,7 +581,10 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 	struct nn_tensor x = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, r->size, r->size}};
 	struct nn_tensor y = {0};
 	struct img_render rr = o->render;
-	struct img_subject sub;
+	struct img_subject subs[MAX_OUTS];
+	void *enc[MAX_OUTS] = {0};
+	size_t enc_len[MAX_OUTS] = {0};
+	int sizes[MAX_OUTS][2];
 	double ms[STAGE_COUNT] = {0}, t0, t;
 	img_status ist;
 	nn_status nst;
@@ -624,11 +629,14 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 	}
 	ms[STAGE_REFINE] = now_ms() - t;
 
+	/* Every output is rendered and encoded before any is written, so a
+	 * request that cannot be met (a format's limit, no AVIF encoder)
+	 * leaves no output behind. */
 	for (int i = 0; i < n; i++) {
 		struct img_save_opts so = o->save;
 
 		t = now_ms();
-		ist = img_render(im, alpha, &rr, &res, &sub);
+		ist = img_render(im, alpha, &rr, &res, &subs[i]);
 		ms[STAGE_COMPOSE] += now_ms() - t;
 		if (ist != IMG_OK) {
 			say("petcut: %s: %s", outs[i], img_errmsg());
@@ -637,7 +645,7 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 		}
 		t = now_ms();
 		so.format = fmts[i];
-		ist = img_save_opts(res, outs[i], &so);
+		ist = img_encode(res, &so, &enc[i], &enc_len[i]);
 		ms[STAGE_ENCODE] += now_ms() - t;
 		if (ist != IMG_OK) {
 			if (ist == IMG_ERR_ARG && fmts[i] == IMG_FORMAT_JPEG)
@@ -647,11 +655,23 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 			rc = output_rc(ist);
 			goto out;
 		}
-		if (o->json)
-			print_json(outs[i], res, &sub);
+		sizes[i][0] = img_width(res);
+		sizes[i][1] = img_height(res);
 		img_free(res);
 		res = NULL;
 	}
+	t = now_ms();
+	for (int i = 0; i < n; i++) {
+		ist = img_write_file(outs[i], enc[i], enc_len[i]);
+		if (ist != IMG_OK) {
+			say("petcut: %s: %s", outs[i], img_errmsg());
+			rc = output_rc(ist);
+			goto out;
+		}
+	}
+	ms[STAGE_ENCODE] += now_ms() - t;
+	for (int i = 0; o->json && i < n; i++)
+		print_json(outs[i], sizes[i][0], sizes[i][1], &subs[i]);
 	if (o->timings) {
 		for (int s = 0; s < STAGE_COUNT; s++)
 			say("timing: %s %.1f ms", stage_names[s], ms[s]);
@@ -659,6 +679,8 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 	}
 	rc = 0;
 out:
+	for (int i = 0; i < n; i++)
+		free(enc[i]);
 	nn_tensor_free(&y);
 	img_free(res);
 	img_free(alpha);

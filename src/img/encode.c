@@ -284,6 +284,54 @@ out:
 	return st;
 }
 
+img_status img_write_file(const char *path, const void *buf, size_t len)
+{
+	const char *p = buf;
+	char *tmp = NULL;
+	img_status st;
+	int fd, r;
+
+	if (!path || (!buf && len))
+		return img_fail(IMG_ERR_ARG, "bad arguments to write");
+	fd = open_temp(path, &tmp);
+	if (fd < 0)
+		return img_fail(IMG_ERR_IO, "cannot create a temporary file in its folder: %s", strerror(errno));
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	/* Synced before the rename, as in img_save_opts. */
+	if (fsync(fd)) {
+		st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
+		goto out;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r || rename(tmp, path)) {
+		st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	st = IMG_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	return st;
+}
+
 img_status img_save(const struct img *im, const char *path, enum img_format fmt)
 {
 	struct img_save_opts o = {.format = fmt};

@@ -310,6 +310,10 @@ struct img_save_opts {
 img_status img_save_opts(const struct img *im, const char *path, const struct img_save_opts *o);
 img_status img_encode(const struct img *im, const struct img_save_opts *o, void **buf, size_t *len);
 
+/* Writes len bytes (an img_encode result) to path, atomically as img_save:
+ * for callers that encode several outputs before writing any. */
+img_status img_write_file(const char *path, const void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -207,6 +207,11 @@ echo "# stderr: $(head -1 "$tmp/err")"
 check "JPEG without --bg: exit 2, one line telling to choose --bg" \
 	[ $rc -eq 2 -a "$(lines "$tmp/err")" = 1 ] && grep -q "choose a background with --bg" "$tmp/err"
 check "and no output at all" [ ! -e "$tmp/clear.jpg" -a ! -e "$tmp/out.png" ]
+"$PETCUT" remove --size preview --bg-image "$tmp/up.png" "$UPRIGHT" "$tmp/first.png" "$tmp/second.jpg" 2>"$tmp/err"
+rc=$?
+echo "# stderr: $(head -1 "$tmp/err")"
+check "a transparent --bg-image under a JPEG: exit 2, and not even the PNG before it is written" \
+	[ $rc -eq 2 -a ! -e "$tmp/first.png" -a ! -e "$tmp/second.jpg" ]
 "$PETCUT" remove --size preview "$UPRIGHT" "$tmp/x.gif" 2>"$tmp/err"
 check "an output named .gif: exit 2" [ $? -eq 2 ]
 

@@ -489,6 +489,23 @@ static void test_formats(const struct img *photo, const struct img *alpha)
 	      "encode to memory: lossy WebP, %zu bytes", len);
 	if (st == IMG_OK)
 		free(buf);
+	if (st == IMG_OK) {
+		/* The bytes written by img_write_file read back as the same WebP. */
+		snprintf(path, sizeof path, "%s/m.webp", tmpdir);
+		st = img_encode(cut, &o, &buf, &len);
+		if (st == IMG_OK) {
+			st = img_write_file(path, buf, len);
+			v = st == IMG_OK ? load_file(path) : NULL;
+			check(v && v->Xsize == W && v->Bands == 4, "img_write_file writes encoded bytes (%s)",
+			      st ? img_errmsg() : "");
+			if (v)
+				g_object_unref(v);
+			free(buf);
+		}
+		unlink(path);
+		snprintf(path, sizeof path, "%s/missing/m.webp", tmpdir);
+		check(img_write_file(path, "x", 1) == IMG_ERR_IO, "img_write_file into a missing folder fails");
+	}
 	o = (struct img_save_opts){.format = IMG_FORMAT_PNG, .quality = 101};
 	check(img_encode(cut, &o, &buf, &len) == IMG_ERR_ARG, "quality over 100 refused");
 
