@@ -13,6 +13,8 @@
  * batches requests of the same size into one forward pass), refines the mask
  * to the photo's size, renders, encodes and stores the result.
  */
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +171,8 @@ struct params {
 	struct img_save_opts save;
 	char bg_image_id[STORE_KEY_LEN + 1];
 	char canonical[512];	/* every parameter, in one order: the cache key's */
+	struct gate *gate;	/* batch requests: meet before queueing */
+	int *passed;
 };
 
 static const char *mime_of(enum img_format f)
@@ -354,14 +358,42 @@ static int parse_params(struct http_server *s, json_t *j, struct params *p, char
 	return 0;
 }
 
+/* ===== Gates ===== */
+
+/* The items of one batch request meet here before queueing their tensors,
+ * so the batcher gets them together whatever their decoding took. Each
+ * item passes once: before queueing, or when it ends without queueing. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n, arrived;
+};
+
+static void gate_pass(struct gate *g, int *passed)
+{
+	if (!g || *passed)
+		return;
+	*passed = 1;
+	pthread_mutex_lock(&g->lock);
+	g->arrived++;
+	pthread_cond_broadcast(&g->cond);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5; /* never stuck: a late item just misses the batch */
+	while (g->arrived < g->n)
+		if (pthread_cond_timedwait(&g->cond, &g->lock, &ts))
+			break;
+	pthread_mutex_unlock(&g->lock);
+}
+
 /* ===== The mask ===== */
 
-static int make_mask(struct http_server *s, const struct params *p, const struct img *photo, const char *key,
+static int make_mask(struct http_server *s, struct params *p, const struct img *photo, const char *key,
 		     float **mask, struct batcher_timing *t, char *why, size_t wl);
 
 /* The network's mask for the image at side x side: from the store, or from
  * a forward pass (then stored). Returns 0 or an HTTP status. */
-static int get_mask(struct http_server *s, const struct params *p, const struct img *photo, float **mask,
+static int get_mask(struct http_server *s, struct params *p, const struct img *photo, float **mask,
 		    struct batcher_timing *t, int *hit, char *why, size_t wl)
 {
 	char name[256], key[STORE_KEY_LEN + 1];
@@ -392,7 +424,7 @@ static int get_mask(struct http_server *s, const struct params *p, const struct 
 }
 
 /* Runs the network for the mask and stores it under key. */
-static int make_mask(struct http_server *s, const struct params *p, const struct img *photo, const char *key,
+static int make_mask(struct http_server *s, struct params *p, const struct img *photo, const char *key,
 		     float **mask, struct batcher_timing *t, char *why, size_t wl)
 {
 	size_t n = (size_t)p->side * p->side;
@@ -408,6 +440,7 @@ static int make_mask(struct http_server *s, const struct params *p, const struct
 	}
 	struct batcher_job *job;
 	int64_t deadline = s->cfg.request_timeout_ms > 0 ? batcher_now_ms() + s->cfg.request_timeout_ms : 0;
+	gate_pass(p->gate, p->passed);
 	batcher_status bs = batcher_submit(s->batcher, tensor, 3, p->side, p->side, deadline, &job);
 	free(tensor);
 	if (bs == BATCHER_FULL) {
@@ -443,33 +476,46 @@ static int make_mask(struct http_server *s, const struct params *p, const struct
 
 /* ===== The route ===== */
 
-static enum MHD_Result reply_result(struct MHD_Connection *c, struct req *r, const char *key, json_t *meta, int cached,
-				    json_t *timings)
-{
-	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
-	char url[96], etag[80];
+/* What one removal came to: 200 with its result, or an error. */
+struct outcome {
+	int status;
+	const char *code;
+	char msg[300];
+	json_t *result; /* status 200: the answer's JSON */
+	char key[STORE_KEY_LEN + 1];
+};
 
-	if (accept && !strncasecmp(accept, "image/", 6)) { /* the bytes themselves */
-		size_t len;
-		int fd;
-		json_decref(meta);
-		json_decref(timings);
-		snprintf(etag, sizeof etag, "\"%s\"", key);
-		if (store_get_fd(r->srv->store, NS_RESULTS, key, &fd, &len) != STORE_OK)
-			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-		return http_reply_fd(c, r, fd, len, etag);
-	}
+static int fail_out(struct outcome *o, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail_out(struct outcome *o, int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(o->msg, sizeof o->msg, fmt, ap);
+	va_end(ap);
+	o->status = status;
+	o->code = code;
+	return status;
+}
+
+static int finish(struct outcome *o, const char *key, json_t *meta, int cached, json_t *timings)
+{
+	char url[96];
 	snprintf(url, sizeof url, "/v1/results/%s", key);
 	json_object_set_new(meta, "result_id", json_string(key));
 	json_object_set_new(meta, "url", json_string(url));
 	json_object_set_new(meta, "cached", json_boolean(cached));
 	json_object_set_new(meta, "timings", timings);
-	return http_reply_json(c, r, 200, meta);
+	memcpy(o->key, key, sizeof o->key);
+	o->result = meta;
+	o->status = 200;
+	return 200;
 }
 
-static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r, json_t *body)
+/* Makes (or finds) the result a request body asks for. */
+static int remove_core(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o)
 {
-	struct http_server *s = r->srv;
 	struct params p;
 	char why[300] = "", name[800], key[STORE_KEY_LEN + 1];
 	void *orig = NULL, *meta_buf = NULL, *enc = NULL;
@@ -478,16 +524,19 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	float *mask = NULL;
 	struct batcher_timing bt = {0};
 	struct img_subject subj = {0};
-	enum MHD_Result ret;
+	int ret;
 	int status, mask_hit = 0, leading = 0;
 	double t0 = http_now_ms(), t_decode, t_mask, t_compose, t_encode;
 
-	if ((status = parse_params(s, body, &p, why, sizeof why)))
-		return http_reply_error(c, r, status, status == 415 ? "not_an_image" : status == 503 ? "storage_unavailable"
-											      : "bad_request",
-					"%s", why);
+	status = parse_params(s, body, &p, why, sizeof why);
+	p.gate = gate;
+	p.passed = passed;
+	if (status)
+		return fail_out(o, status, status == 415 ? "not_an_image" : status == 503 ? "storage_unavailable"
+										  : "bad_request",
+				"%s", why);
 	if (!s->batcher)
-		return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
+		return fail_out(o, 503, "model_unavailable", "no model is loaded");
 	snprintf(name, sizeof name, "result|v1|%s|%s|%s", p.image_id, s->model_id, p.canonical);
 	hex_sha256(name, strlen(name), key);
 
@@ -499,7 +548,7 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 			size_t rl;
 			if (meta && store_head(s->store, NS_RESULTS, key, &rl) == STORE_OK) {
 				metrics_add(s->cache_hit, 1);
-				return reply_result(c, r, key, meta, 1,
+				return finish(o, key, meta, 1,
 						    json_pack("{s:f}", "total_ms", http_now_ms() - t0));
 			}
 			json_decref(meta);
@@ -512,32 +561,32 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	struct img_load_opts lo = {.max_pixels = s->cfg.max_pixels};
 	store_status st = store_get(s->store, NS_IMAGES, p.image_id, &orig, &olen);
 	if (st != STORE_OK) {
-		ret = st == STORE_NOT_FOUND ? http_reply_error(c, r, 404, "not_found", "no image %s", p.image_id)
-					    : http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+		ret = st == STORE_NOT_FOUND ? fail_out(o, 404, "not_found", "no image %s", p.image_id)
+					    : fail_out(o, 503, "storage_unavailable", "the store cannot be read");
 		goto out;
 	}
 	if (img_load_buffer_opts(orig, olen, &lo, &photo) != IMG_OK) {
-		ret = http_reply_error(c, r, 422, "undecodable", "%s", img_errmsg());
+		ret = fail_out(o, 422, "undecodable", "%s", img_errmsg());
 		goto out;
 	}
 	if (p.render.bg == IMG_BG_IMAGE) {
 		void *bb;
 		size_t bl;
 		if (store_get(s->store, NS_IMAGES, p.bg_image_id, &bb, &bl) != STORE_OK) {
-			ret = http_reply_error(c, r, 404, "not_found", "no background image %s", p.bg_image_id);
+			ret = fail_out(o, 404, "not_found", "no background image %s", p.bg_image_id);
 			goto out;
 		}
 		img_status is = img_load_buffer_opts(bb, bl, &lo, &bgimg);
 		free(bb);
 		if (is != IMG_OK) {
-			ret = http_reply_error(c, r, 422, "undecodable", "background: %s", img_errmsg());
+			ret = fail_out(o, 422, "undecodable", "background: %s", img_errmsg());
 			goto out;
 		}
 		p.render.bg_image = bgimg;
 	}
 	t_decode = http_now_ms();
 	if ((status = get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
-		ret = http_reply_error(c, r, status,
+		ret = fail_out(o, status,
 				       status == 429 ? "overloaded" : status == 504 ? "timeout" : status == 422 ? "undecodable"
 													 : "internal",
 				       "%s", why);
@@ -546,12 +595,12 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	t_mask = http_now_ms();
 	if (img_mask_to_alpha(photo, mask, p.side, p.side, p.refine, &alpha) != IMG_OK ||
 	    img_render(photo, alpha, &p.render, &out, &subj) != IMG_OK) {
-		ret = http_reply_error(c, r, 500, "internal", "%s", img_errmsg());
+		ret = fail_out(o, 500, "internal", "%s", img_errmsg());
 		goto out;
 	}
 	t_compose = http_now_ms();
 	if (img_encode(out, &p.save, &enc, &enclen) != IMG_OK) {
-		ret = http_reply_error(c, r, 422, "unencodable", "%s", img_errmsg());
+		ret = fail_out(o, 422, "unencodable", "%s", img_errmsg());
 		goto out;
 	}
 	t_encode = http_now_ms();
@@ -564,7 +613,7 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	    store_put_buffer(s->store, NS_RESULT_META, key, mtext, strlen(mtext), NULL, NULL) != STORE_OK) {
 		free(mtext);
 		json_decref(meta);
-		ret = http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
+		ret = fail_out(o, 503, "storage_unavailable", "the store cannot be written");
 		goto out;
 	}
 	free(mtext);
@@ -576,7 +625,7 @@ static enum MHD_Result remove_background(struct MHD_Connection *c, struct req *r
 	}
 	metrics_observe(metrics_series(s->stage, (const char *const[]){"compose", size}), (t_compose - t_mask) / 1e3);
 	metrics_observe(metrics_series(s->stage, (const char *const[]){"encode", size}), (t_encode - t_compose) / 1e3);
-	ret = reply_result(c, r, key, meta, 0,
+	ret = finish(o, key, meta, 0,
 			   json_pack("{s:f,s:f,s:f,s:i,s:b,s:f,s:f,s:f}", "decode_ms", t_decode - t0, "queue_ms",
 				     bt.queue_ms, "infer_ms", bt.infer_ms, "batch_size", bt.batch_size, "mask_cached",
 				     mask_hit, "compose_ms", t_compose - t_mask, "encode_ms", t_encode - t_compose,
@@ -592,6 +641,90 @@ out:
 	img_free(out);
 	img_free(bgimg);
 	return ret;
+}
+
+
+/* Answers a single removal: the JSON, or with an Accept of image/ANY the bytes. */
+static enum MHD_Result reply_outcome(struct MHD_Connection *c, struct req *r, struct outcome *o)
+{
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	char etag[80];
+	size_t len;
+	int fd;
+
+	if (o->status != 200)
+		return http_reply_error(c, r, o->status, o->code, "%s", o->msg);
+	if (!accept || strncasecmp(accept, "image/", 6))
+		return http_reply_json(c, r, 200, o->result);
+	json_decref(o->result);
+	snprintf(etag, sizeof etag, "\"%s\"", o->key);
+	if (store_get_fd(r->srv->store, NS_RESULTS, o->key, &fd, &len) != STORE_OK)
+		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
+	return http_reply_fd(c, r, fd, len, etag);
+}
+
+/* ===== Several at once ===== */
+
+#define MAX_BATCH_ITEMS 8
+
+struct item {
+	struct http_server *s;
+	json_t *body;
+	struct gate *gate;
+	int passed;
+	struct outcome o;
+	pthread_t thread;
+};
+
+static void *item_main(void *arg)
+{
+	struct item *it = arg;
+	remove_core(it->s, it->body, it->gate, &it->passed, &it->o);
+	gate_pass(it->gate, &it->passed); /* if it never queued */
+	return NULL;
+}
+
+/* {"items":[{...}, ...]}: each item as a removal on its own thread, so the
+ * batcher sees them together and runs those of one size in one pass. */
+static enum MHD_Result remove_batch(struct MHD_Connection *c, struct req *r, json_t *body)
+{
+	json_t *items = json_object_get(body, "items"), *results;
+	struct item it[MAX_BATCH_ITEMS];
+	size_t n = json_array_size(items);
+
+	if (!json_is_array(items) || n < 1 || n > MAX_BATCH_ITEMS || json_object_size(body) != 1)
+		return http_reply_error(c, r, 400, "bad_request", "the body is {\"items\": [1 to %d removals]}",
+					MAX_BATCH_ITEMS);
+	struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, (int)n, 0};
+	memset(it, 0, sizeof it);
+	for (size_t i = 0; i < n; i++) {
+		it[i].s = r->srv;
+		it[i].gate = &gate;
+		it[i].body = json_array_get(items, i);
+		if (!json_is_object(it[i].body) || pthread_create(&it[i].thread, NULL, item_main, &it[i])) {
+			fail_out(&it[i].o, json_is_object(it[i].body) ? 503 : 400,
+				 json_is_object(it[i].body) ? "overloaded" : "bad_request", "an item must be an object");
+			it[i].body = NULL;
+			gate_pass(NULL, &it[i].passed);
+			pthread_mutex_lock(&gate.lock); /* it will not come: do not wait for it */
+			gate.n--;
+			pthread_cond_broadcast(&gate.cond);
+			pthread_mutex_unlock(&gate.lock);
+		}
+	}
+	results = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].body)
+			pthread_join(it[i].thread, NULL);
+		if (it[i].o.status == 200)
+			json_array_append_new(results, it[i].o.result);
+		else
+			json_array_append_new(results, json_pack("{s:{s:s,s:s},s:i}", "error", "code", it[i].o.code,
+								 "message", it[i].o.msg, "status", it[i].o.status));
+	}
+	pthread_mutex_destroy(&gate.lock);
+	pthread_cond_destroy(&gate.cond);
+	return http_reply_json(c, r, 200, json_pack("{s:o}", "results", results));
 }
 
 enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
@@ -628,7 +761,14 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 		json_decref(body);
 		return http_reply_error(c, r, 400, "bad_json", "the body must be a JSON object");
 	}
-	enum MHD_Result ret = remove_background(c, r, body);
+	enum MHD_Result ret;
+	if (r->route == ROUTE_REMOVE_BATCH) {
+		ret = remove_batch(c, r, body);
+	} else {
+		struct outcome o = {0};
+		remove_core(r->srv, body, NULL, NULL, &o);
+		ret = reply_outcome(c, r, &o);
+	}
 	json_decref(body);
 	return ret;
 }

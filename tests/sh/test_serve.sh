@@ -141,9 +141,25 @@ PY
 	req "$A/metrics" >/dev/null
 	check "... and one forward pass for them (9 waited for it)" \
 		grep -q 'petcut_inference{what="requests"} 3' "$tmp/body" && grep -q 'petcut_singleflight_merged 9' "$tmp/body"
-	check "metrics: 3 forward passes for all of that, cache hits counted" \
-		grep -q 'petcut_inference{what="batches"} 3' "$tmp/body" &&
-		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 1' "$tmp/body"
+	# the batch endpoint: 3 new photos, one forward pass of 3
+	items=()
+	for i in 1 2 3; do
+		{ cat samples/chelsea.jpg; printf 'batch photo %d' $i; } >"$tmp/b$i.jpg"
+		req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/b$i.jpg" "$A/v1/images" >/dev/null
+		items+=("{\"image_id\":\"$(field "['id']")\",\"size\":\"preview\"}")
+	done
+	check "batch of 3: 200 with 3 results" \
+		[ "$(req -d "{\"items\":[${items[0]},${items[1]},${items[2]}]}" "$A/v1/remove-background/batch")" = 200 ] &&
+		python3 -c "import json; r=json.load(open('$tmp/body'))['results']; assert len(r)==3 and all('result_id' in x for x in r)"
+	check "... run as one forward pass of batch 3" \
+		[ "$(req "$A/metrics")" = 200 ] && grep -q 'petcut_inference_batches_by_size{size="3"} 1' "$tmp/body"
+	check "a batch with a bad item answers that item's error" \
+		[ "$(req -d "{\"items\":[${items[0]},{\"image_id\":\"nope\"}]}" "$A/v1/remove-background/batch")" = 200 ] &&
+		[ "$(field "['results'][1]['error']['code']")" = bad_request ]
+	req "$A/metrics" >/dev/null
+	check "metrics: 4 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1)" \
+		grep -q 'petcut_inference{what="batches"} 4' "$tmp/body" &&
+		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 11' "$tmp/body"
 fi
 
 # graceful stop: an upload in flight (slowed to ~3 s) completes
