@@ -41,6 +41,7 @@ struct http_server {
 	char model_id[STORE_KEY_LEN + 1]; /* SHA-256 of the model file */
 	struct batcher *batcher;
 	struct cache_flights *flights; /* identical work in flight is done once */
+	atomic_int precomputing;       /* background precomputations running */
 	struct metrics_family *inferences, *batch_size, *queue_depth, *cache, *stage;
 	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit, *merged;
 	char address[64];
@@ -89,6 +90,9 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_remove_fini(struct http_server *s);
 enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
 enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id);
+/* Starts making what a Preview click for this image will ask for, in the
+ * background, so that the click is a cache hit. */
+void http_precompute(struct http_server *s, const char *image_id, const char *size);
 enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag);
 
 double http_now_ms(void);

@@ -187,6 +187,17 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 
 /* ===== The upload route ===== */
 
+/* ?precompute=preview|full (or the header Petcut-Precompute): start the
+ * removal the Preview click will ask for, in the background. */
+static void precompute_if_asked(struct MHD_Connection *c, struct req *r, json_t *image)
+{
+	const char *what = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "precompute");
+	if (!what)
+		what = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Petcut-Precompute");
+	if (what && (!strcmp(what, "preview") || !strcmp(what, "full")))
+		http_precompute(r->srv, json_string_value(json_object_get(image, "id")), what);
+}
+
 enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
 {
 	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -242,6 +253,8 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 			json_array_append_new(r->uploaded, j);
 		}
 		size_t n = json_array_size(r->uploaded);
+		for (size_t i = 0; i < n; i++)
+			precompute_if_asked(c, r, json_array_get(r->uploaded, i));
 		if (!n)
 			return http_reply_error(c, r, 400, "no_file", "no 'file' field in the form");
 		int all_existed = 1;
@@ -253,6 +266,7 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 	json_t *j = file_commit(r, has_expect ? expect : NULL);
 	if (!j)
 		return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+	precompute_if_asked(c, r, j);
 	int existed = json_is_true(json_object_get(j, "existed"));
 	return http_reply_json(c, r, existed ? 200 : 201, j);
 }

@@ -153,6 +153,9 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 
 void http_remove_fini(struct http_server *s)
 {
+	/* background precomputations use the batcher: let them end first */
+	for (int i = 0; i < 6000 && atomic_load(&s->precomputing) > 0; i++)
+		usleep(10000);
 	batcher_destroy(s->batcher);
 	s->batcher = NULL;
 	cache_flights_free(s->flights);
@@ -771,6 +774,54 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 	}
 	json_decref(body);
 	return ret;
+}
+
+/* ===== Precomputation ===== */
+
+#define MAX_PRECOMPUTING 8
+
+struct precompute {
+	struct http_server *s;
+	json_t *body;
+};
+
+static void *precompute_main(void *arg)
+{
+	struct precompute *pc = arg;
+	struct outcome o = {0};
+	remove_core(pc->s, pc->body, NULL, NULL, &o);
+	json_decref(o.result);
+	json_decref(pc->body);
+	atomic_fetch_sub(&pc->s->precomputing, 1);
+	free(pc);
+	return NULL;
+}
+
+void http_precompute(struct http_server *s, const char *image_id, const char *size)
+{
+	struct precompute *pc;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	/* best effort: never more than a few at once, never in the way */
+	if (!s->batcher || atomic_fetch_add(&s->precomputing, 1) >= MAX_PRECOMPUTING)
+		goto skip;
+	if (!(pc = calloc(1, sizeof *pc)) ||
+	    !(pc->body = json_pack("{s:s,s:s}", "image_id", image_id, "size", size))) {
+		free(pc);
+		goto skip;
+	}
+	pc->s = s;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int bad = pthread_create(&t, &attr, precompute_main, pc);
+	pthread_attr_destroy(&attr);
+	if (!bad)
+		return;
+	json_decref(pc->body);
+	free(pc);
+skip:
+	atomic_fetch_sub(&s->precomputing, 1);
 }
 
 enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id)

@@ -141,6 +141,20 @@ PY
 	req "$A/metrics" >/dev/null
 	check "... and one forward pass for them (9 waited for it)" \
 		grep -q 'petcut_inference{what="requests"} 3' "$tmp/body" && grep -q 'petcut_singleflight_merged 9' "$tmp/body"
+	# an upload asking for its preview ahead of the click
+	{ cat samples/chelsea.jpg; printf 'precomputed'; } >"$tmp/pre.jpg"
+	check "upload with ?precompute=preview: 201" \
+		[ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/pre.jpg" "$A/v1/images?precompute=preview")" = 201 ]
+	pre=$(field "['id']")
+	for _ in $(seq 100); do
+		req "$A/metrics" >/dev/null
+		grep -q 'petcut_inference{what="requests"} 4' "$tmp/body" && break
+		sleep 0.1
+	done
+	sleep 0.5
+	check "... then the Preview click is a cache hit" \
+		[ "$(rb "{\"image_id\":\"$pre\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
+
 	# the batch endpoint: 3 new photos, one forward pass of 3
 	items=()
 	for i in 1 2 3; do
@@ -157,9 +171,9 @@ PY
 		[ "$(req -d "{\"items\":[${items[0]},{\"image_id\":\"nope\"}]}" "$A/v1/remove-background/batch")" = 200 ] &&
 		[ "$(field "['results'][1]['error']['code']")" = bad_request ]
 	req "$A/metrics" >/dev/null
-	check "metrics: 4 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1)" \
-		grep -q 'petcut_inference{what="batches"} 4' "$tmp/body" &&
-		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 11' "$tmp/body"
+	check "metrics: 5 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1 + 1)" \
+		grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
+		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"
 fi
 
 # graceful stop: an upload in flight (slowed to ~3 s) completes
