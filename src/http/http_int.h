@@ -25,6 +25,7 @@ enum route {
 	ROUTE_IMAGE,
 	ROUTE_REMOVE,
 	ROUTE_REMOVE_BATCH,
+	ROUTE_REMOVEBG,
 	ROUTE_RESULT,
 	ROUTE_COUNT
 };
@@ -64,6 +65,7 @@ struct req {
 	int multipart;
 	struct MHD_PostProcessor *pp;
 	json_t *uploaded;    /* multipart: the stored files */
+	json_t *form;	     /* form fields that are not files (remove.bg route) */
 	int began;	     /* the body's calls have started */
 	char *body;	     /* a JSON request body */
 	size_t body_len;
@@ -85,7 +87,23 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id);
 void http_req_cleanup_upload(struct req *r);
 
+/* What one removal came to: 200 with its result, or an error. */
+struct outcome {
+	int status;
+	const char *code;
+	char msg[300];
+	json_t *result; /* status 200: the answer's JSON (result_id, url, width, height, bbox...) */
+	char key[STORE_KEY_LEN + 1];
+};
+
+struct gate;
+
 /* remove.c */
+/* Makes (or finds) the result a remove-background body asks for; gate and
+ * passed are for batch requests (NULL otherwise). Returns o->status. */
+int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o);
+/* removebg.c: the remove.bg-compatible route, once its form is read */
+enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r);
 int http_remove_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_remove_fini(struct http_server *s);
 enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);

@@ -21,6 +21,7 @@
 
 #define NS_IMAGES "img"
 #define NS_THUMBS "thumb"
+#define MAX_FORM_FIELD (64u << 20) /* a base64 image fits */
 
 /* ===== Checksums ===== */
 
@@ -170,8 +171,28 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 
 	if (r->error_status)
 		return MHD_NO;
-	if (strcmp(key, "file") && strcmp(key, "image_file"))
-		return MHD_YES; /* other fields are not files */
+	if (strcmp(key, "file") && strcmp(key, "image_file")) {
+		/* other fields: kept (bounded) where the route reads them */
+		if (!r->form)
+			return MHD_YES;
+		const char *had = json_string_value(json_object_get(r->form, key));
+		size_t hl = had ? strlen(had) : 0;
+		if (hl + size > MAX_FORM_FIELD || json_object_size(r->form) >= 32) {
+			r->error_status = 413;
+			r->error_code = "too_large";
+			snprintf(r->error_msg, sizeof r->error_msg, "form field '%s' is too large", key);
+			return MHD_NO;
+		}
+		char *v = malloc(hl + size + 1);
+		if (!v)
+			return MHD_NO;
+		memcpy(v, had ? had : "", hl);
+		memcpy(v + hl, data, size);
+		v[hl + size] = 0;
+		json_object_set_new(r->form, key, json_string(v));
+		free(v);
+		return MHD_YES;
+	}
 	if (off == 0) { /* a new file: finish the previous one */
 		if (r->put) {
 			json_t *j = file_commit(r, NULL);
@@ -205,9 +226,12 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 	int has_expect;
 
 	if (!r->put && !r->pp && !r->error_status && !r->uploaded) { /* the first call: headers only */
-		if (type && !strncasecmp(type, "multipart/form-data", 19)) {
+		if (type && (!strncasecmp(type, "multipart/form-data", 19) ||
+			     (r->route == ROUTE_REMOVEBG && !strncasecmp(type, "application/x-www-form-urlencoded", 33)))) {
 			r->multipart = 1;
 			r->uploaded = json_array();
+			if (r->route == ROUTE_REMOVEBG)
+				r->form = json_object();
 			r->pp = MHD_create_post_processor(c, 64 << 10, on_field, r);
 			if (!r->pp || !r->uploaded) {
 				r->error_status = 400;
@@ -216,6 +240,10 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 			}
 		} else if (!type || !strncasecmp(type, "image/", 6) || !strncasecmp(type, "application/octet-stream", 24)) {
 			file_begin(r);
+		} else if (r->route == ROUTE_REMOVEBG) {
+			r->error_status = 415;
+			r->error_code = "unsupported_media_type";
+			snprintf(r->error_msg, sizeof r->error_msg, "send multipart/form-data or a urlencoded form");
 		} else {
 			r->error_status = 415;
 			r->error_code = "unsupported_media_type";
@@ -252,6 +280,8 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 				return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 			json_array_append_new(r->uploaded, j);
 		}
+		if (r->route == ROUTE_REMOVEBG)
+			return http_removebg(c, r);
 		size_t n = json_array_size(r->uploaded);
 		for (size_t i = 0; i < n; i++)
 			precompute_if_asked(c, r, json_array_get(r->uploaded, i));
@@ -278,6 +308,7 @@ void http_req_cleanup_upload(struct req *r)
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
 	json_decref(r->uploaded);
+	json_decref(r->form);
 	free(r->head);
 	free(r->body);
 }

@@ -479,15 +479,6 @@ static int make_mask(struct http_server *s, struct params *p, const struct img *
 
 /* ===== The route ===== */
 
-/* What one removal came to: 200 with its result, or an error. */
-struct outcome {
-	int status;
-	const char *code;
-	char msg[300];
-	json_t *result; /* status 200: the answer's JSON */
-	char key[STORE_KEY_LEN + 1];
-};
-
 static int fail_out(struct outcome *o, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -517,7 +508,7 @@ static int finish(struct outcome *o, const char *key, json_t *meta, int cached, 
 }
 
 /* Makes (or finds) the result a request body asks for. */
-static int remove_core(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o)
+int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o)
 {
 	struct params p;
 	char why[300] = "", name[800], key[STORE_KEY_LEN + 1];
@@ -682,7 +673,7 @@ struct item {
 static void *item_main(void *arg)
 {
 	struct item *it = arg;
-	remove_core(it->s, it->body, it->gate, &it->passed, &it->o);
+	http_remove_run(it->s, it->body, it->gate, &it->passed, &it->o);
 	gate_pass(it->gate, &it->passed); /* if it never queued */
 	return NULL;
 }
@@ -769,7 +760,7 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 		ret = remove_batch(c, r, body);
 	} else {
 		struct outcome o = {0};
-		remove_core(r->srv, body, NULL, NULL, &o);
+		http_remove_run(r->srv, body, NULL, NULL, &o);
 		ret = reply_outcome(c, r, &o);
 	}
 	json_decref(body);
@@ -789,7 +780,7 @@ static void *precompute_main(void *arg)
 {
 	struct precompute *pc = arg;
 	struct outcome o = {0};
-	remove_core(pc->s, pc->body, NULL, NULL, &o);
+	http_remove_run(pc->s, pc->body, NULL, NULL, &o);
 	json_decref(o.result);
 	json_decref(pc->body);
 	atomic_fetch_sub(&pc->s->precomputing, 1);

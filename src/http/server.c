@@ -18,7 +18,7 @@ static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_NOT_FOUND] = "other", [ROUTE_HEALTHZ] = "/healthz",	 [ROUTE_READYZ] = "/readyz",
 	[ROUTE_METRICS] = "/metrics", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
 	[ROUTE_REMOVE] = "/v1/remove-background", [ROUTE_REMOVE_BATCH] = "/v1/remove-background/batch",
-	[ROUTE_RESULT] = "/v1/results/{id}",
+	[ROUTE_RESULT] = "/v1/results/{id}", [ROUTE_REMOVEBG] = "/v1.0/removebg",
 };
 
 double http_now_ms(void)
@@ -180,6 +180,8 @@ static enum route route_of(const char *method, const char *url, const char **id)
 		return ROUTE_REMOVE;
 	if (!strcmp(url, "/v1/remove-background/batch"))
 		return ROUTE_REMOVE_BATCH;
+	if (!strcmp(url, "/v1.0/removebg"))
+		return ROUTE_REMOVEBG;
 	if (!strncmp(url, "/v1/results/", 12)) {
 		*id = url + 12;
 		return ROUTE_RESULT;
@@ -193,7 +195,8 @@ static int method_allowed(enum route rt, const char *method)
 	switch (rt) {
 	case ROUTE_UPLOAD:
 	case ROUTE_REMOVE:
-	case ROUTE_REMOVE_BATCH: return !strcmp(method, "POST");
+	case ROUTE_REMOVE_BATCH:
+	case ROUTE_REMOVEBG: return !strcmp(method, "POST");
 	case ROUTE_NOT_FOUND: return 1;
 	default: return !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	}
@@ -221,11 +224,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		else
 			snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
 		*con_cls = r;
-		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH) ||
+		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH &&
+		     r->route != ROUTE_REMOVEBG) ||
 		    !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
 	}
-	if (r->route == ROUTE_UPLOAD && !strcmp(method, "POST"))
+	if ((r->route == ROUTE_UPLOAD || r->route == ROUTE_REMOVEBG) && !strcmp(method, "POST"))
 		return http_upload(c, r, upload_data, upload_data_size);
 	if ((r->route == ROUTE_REMOVE || r->route == ROUTE_REMOVE_BATCH) && !strcmp(method, "POST"))
 		return http_remove(c, r, upload_data, upload_data_size);

@@ -174,6 +174,18 @@ PY
 	check "metrics: 5 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1 + 1)" \
 		grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
 		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"
+
+	# the remove.bg-compatible route, as its clients call it
+	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' -F image_file=@$photo -F size=preview "$A/v1.0/removebg")
+	check "remove.bg form with image_file: 200, a PNG, X-Width/X-Height/X-Foreground-*" \
+		[ "$code" = 200 ] && [ "$(head -c 4 "$tmp/rb" | tail -c 3)" = PNG ] && grep -q '^X-Width: 451' "$tmp/rbh" &&
+		grep -q '^X-Height: 300' "$tmp/rbh" && grep -q '^X-Foreground-Width: ' "$tmp/rbh"
+	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' --data-urlencode "image_file_b64=$(base64 -w0 $photo)" \
+		-d size=preview -d bg_color=81d4fa -d crop=true "$A/v1.0/removebg")
+	check "urlencoded image_file_b64 with bg_color and crop: a cropped JPEG" \
+		[ "$code" = 200 ] && grep -q '^Content-Type: image/jpeg' "$tmp/rbh" && ! grep -q '^X-Width: 451' "$tmp/rbh"
+	check "remove.bg-style errors" [ "$(req -F size=preview "$A/v1.0/removebg")" = 400 ] &&
+		python3 -c "import json; e=json.load(open('$tmp/body'))['errors']; assert e[0]['title']"
 fi
 
 # graceful stop: an upload in flight (slowed to ~3 s) completes

@@ -1,0 +1,120 @@
+/*
+ * removebg.c - POST /v1.0/removebg, shaped like remove.bg's API so existing
+ * clients work unchanged: a form (multipart or urlencoded) with image_file,
+ * image_file_b64 or image_url, and size, format, bg_color, crop, crop_margin,
+ * channels; the answer is the image itself with X-Width, X-Height and
+ * X-Foreground-{Top,Left,Width,Height}; errors are
+ * {"errors":[{"title":..., "code":...}]}.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+
+static enum MHD_Result reply_errors(struct MHD_Connection *c, struct req *r, int status, const char *code,
+				    const char *title)
+{
+	return http_reply_json(c, r, status,
+			       json_pack("{s:[{s:s,s:s}]}", "errors", "title", title, "code", code ? code : "error"));
+}
+
+static const char *field(struct req *r, const char *name)
+{
+	return json_string_value(json_object_get(r->form, name));
+}
+
+static int is_true(const char *v)
+{
+	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+}
+
+enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
+{
+	const char *size = field(r, "size"), *format = field(r, "format"), *bg = field(r, "bg_color");
+	const char *b64 = field(r, "image_file_b64"), *url = field(r, "image_url"), *channels = field(r, "channels");
+	const char *margin = field(r, "crop_margin");
+	json_t *body = json_object(), *img = json_array_get(r->uploaded, 0);
+	struct outcome o = {0};
+	char color[16], hdr[32];
+
+	if (!body)
+		return MHD_NO;
+	if (!!img + !!b64 + !!url != 1) {
+		json_decref(body);
+		return reply_errors(c, r, 400, "missing_source", "give exactly one of image_file, image_file_b64, image_url");
+	}
+	if (img)
+		json_object_set(body, "image_id", json_object_get(img, "id"));
+	else if (b64)
+		json_object_set_new(body, "image", json_string(b64));
+	else
+		json_object_set_new(body, "image_url", json_string(url));
+	/* remove.bg's sizes: the small ones are our preview, the rest full */
+	json_object_set_new(body, "size", json_string(size && (!strcmp(size, "preview") || !strcmp(size, "small") ||
+							       !strcmp(size, "regular"))
+							      ? "preview"
+							      : "full"));
+	if (bg && *bg) {
+		/* remove.bg takes hex without '#', or a colour name */
+		int hex = strspn(bg, "0123456789abcdefABCDEF") == strlen(bg) && (strlen(bg) == 3 || strlen(bg) == 6 ||
+										   strlen(bg) == 8);
+		snprintf(color, sizeof color, "%s%s", hex ? "#" : "", bg);
+		json_object_set_new(body, "bg", json_string(color));
+	}
+	const char *fmt = format && !strcasecmp(format, "jpg") ? "jpeg" : format && strcasecmp(format, "auto") ? format
+						      : bg && *bg ? "jpeg" : "png";
+	if (!strcasecmp(fmt, "zip")) {
+		json_decref(body);
+		return reply_errors(c, r, 400, "unsupported_format", "format zip is not supported: use png, jpg or webp");
+	}
+	json_object_set_new(body, "format", json_string(fmt));
+	if (is_true(field(r, "crop")))
+		json_object_set_new(body, "crop", json_true());
+	if (margin && *margin) {
+		char m[32];
+		snprintf(m, sizeof m, "%.*s", (int)strcspn(margin, "px"), margin); /* "10px" -> "10", "10%" stays */
+		json_object_set_new(body, "margin", json_string(m));
+	}
+	if (channels && !strcasecmp(channels, "alpha"))
+		json_object_set_new(body, "mask", json_true());
+
+	http_remove_run(r->srv, body, NULL, NULL, &o);
+	json_decref(body);
+	if (o.status != 200)
+		return reply_errors(c, r, o.status, o.code, o.msg);
+
+	size_t len;
+	int fd;
+	if (store_get_fd(r->srv->store, "res", o.key, &fd, &len) != STORE_OK) {
+		json_decref(o.result);
+		return reply_errors(c, r, 503, "storage_unavailable", "the store cannot be read");
+	}
+	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
+	if (!resp) {
+		close(fd);
+		json_decref(o.result);
+		return MHD_NO;
+	}
+	json_t *bb = json_object_get(o.result, "bbox");
+	const char *names[] = {"X-Foreground-Left", "X-Foreground-Top", "X-Foreground-Width", "X-Foreground-Height"};
+	for (int i = 0; i < 4; i++) {
+		snprintf(hdr, sizeof hdr, "%lld", (long long)json_integer_value(json_array_get(bb, (size_t)i)));
+		MHD_add_response_header(resp, names[i], hdr);
+	}
+	snprintf(hdr, sizeof hdr, "%lld", (long long)json_integer_value(json_object_get(o.result, "width")));
+	MHD_add_response_header(resp, "X-Width", hdr);
+	snprintf(hdr, sizeof hdr, "%lld", (long long)json_integer_value(json_object_get(o.result, "height")));
+	MHD_add_response_header(resp, "X-Height", hdr);
+	MHD_add_response_header(resp, "X-Type", "other");
+	MHD_add_response_header(resp, "X-Credits-Charged", "0");
+	MHD_add_response_header(resp, "Content-Type", json_string_value(json_object_get(o.result, "content_type")));
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	json_decref(o.result);
+	r->status = 200;
+	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
