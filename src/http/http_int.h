@@ -43,10 +43,20 @@ struct http_server {
 	struct batcher *batcher;
 	struct cache_flights *flights; /* identical work in flight is done once */
 	atomic_int precomputing;       /* background precomputations running */
+	atomic_int working;	       /* requests whose work runs off their connection */
 	struct metrics_family *inferences, *batch_size, *queue_depth, *cache, *stage;
 	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit, *merged;
 	char address[64];
 	atomic_ullong next_id;
+};
+
+/* What one removal came to: 200 with its result, or an error. */
+struct outcome {
+	int status;
+	const char *code;
+	char msg[300];
+	json_t *result; /* status 200: the answer's JSON (result_id, url, width, height, bbox...) */
+	char key[STORE_KEY_LEN + 1];
 };
 
 /* One request's state, from its headers to its completion. */
@@ -68,6 +78,12 @@ struct req {
 	json_t *form;	     /* form fields that are not files (remove.bg route) */
 	int began;	     /* the body's calls have started */
 	char *body;	     /* a JSON request body */
+	json_t *json;	     /* ... parsed */
+	/* work done off the connection's thread (http_work_start) */
+	struct MHD_Connection *conn;
+	enum { WORK_NONE, WORK_RUNNING, WORK_DONE } work;
+	void (*work_fn)(struct req *r);
+	struct outcome out;
 	size_t body_len;
 	int error_status;    /* an error met while reading the body */
 	const char *error_code;
@@ -87,15 +103,6 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id);
 void http_req_cleanup_upload(struct req *r);
 
-/* What one removal came to: 200 with its result, or an error. */
-struct outcome {
-	int status;
-	const char *code;
-	char msg[300];
-	json_t *result; /* status 200: the answer's JSON (result_id, url, width, height, bbox...) */
-	char key[STORE_KEY_LEN + 1];
-};
-
 struct gate;
 
 /* remove.c */
@@ -104,6 +111,7 @@ struct gate;
 int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o);
 /* removebg.c: the remove.bg-compatible route, once its form is read */
 enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r);
+enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r);
 int http_remove_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_remove_fini(struct http_server *s);
 enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
@@ -112,6 +120,11 @@ enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const c
  * background, so that the click is a cache hit. */
 void http_precompute(struct http_server *s, const char *image_id, const char *size);
 enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag);
+
+/* Suspends the connection and runs fn(r) on a new thread, then resumes it:
+ * the handler is called again with r->work == WORK_DONE. 0, or -1 if no
+ * thread could start (nothing suspended). */
+int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct req *r));
 
 double http_now_ms(void);
 

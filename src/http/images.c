@@ -225,6 +225,10 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 	char expect[STORE_KEY_LEN + 1];
 	int has_expect;
 
+	if (r->work == WORK_DONE) /* the remove.bg route, resumed */
+		return http_removebg_reply(c, r);
+	if (r->work == WORK_RUNNING)
+		return MHD_YES;
 	if (!r->put && !r->pp && !r->error_status && !r->uploaded) { /* the first call: headers only */
 		if (type && (!strncasecmp(type, "multipart/form-data", 19) ||
 			     (r->route == ROUTE_REMOVEBG && !strncasecmp(type, "application/x-www-form-urlencoded", 33)))) {
@@ -309,6 +313,8 @@ void http_req_cleanup_upload(struct req *r)
 		MHD_destroy_post_processor(r->pp);
 	json_decref(r->uploaded);
 	json_decref(r->form);
+	json_decref(r->json);
+	json_decref(r->out.result);
 	free(r->head);
 	free(r->body);
 }

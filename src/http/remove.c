@@ -657,6 +657,17 @@ static enum MHD_Result reply_outcome(struct MHD_Connection *c, struct req *r, st
 	return http_reply_fd(c, r, fd, len, etag);
 }
 
+static void batch_run(struct http_server *srv, json_t *body, struct outcome *o);
+
+/* Runs on a work thread (http_work_start): the removal or the batch. */
+static void remove_work(struct req *r)
+{
+	if (r->route == ROUTE_REMOVE_BATCH)
+		batch_run(r->srv, r->json, &r->out);
+	else
+		http_remove_run(r->srv, r->json, NULL, NULL, &r->out);
+}
+
 /* ===== Several at once ===== */
 
 #define MAX_BATCH_ITEMS 8
@@ -680,19 +691,21 @@ static void *item_main(void *arg)
 
 /* {"items":[{...}, ...]}: each item as a removal on its own thread, so the
  * batcher sees them together and runs those of one size in one pass. */
-static enum MHD_Result remove_batch(struct MHD_Connection *c, struct req *r, json_t *body)
+static void batch_run(struct http_server *srv, json_t *body, struct outcome *o)
 {
 	json_t *items = json_object_get(body, "items"), *results;
 	struct item it[MAX_BATCH_ITEMS];
 	size_t n = json_array_size(items);
 
 	if (!json_is_array(items) || n < 1 || n > MAX_BATCH_ITEMS || json_object_size(body) != 1)
-		return http_reply_error(c, r, 400, "bad_request", "the body is {\"items\": [1 to %d removals]}",
-					MAX_BATCH_ITEMS);
+	{
+		fail_out(o, 400, "bad_request", "the body is {\"items\": [1 to %d removals]}", MAX_BATCH_ITEMS);
+		return;
+	}
 	struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, (int)n, 0};
 	memset(it, 0, sizeof it);
 	for (size_t i = 0; i < n; i++) {
-		it[i].s = r->srv;
+		it[i].s = srv;
 		it[i].gate = &gate;
 		it[i].body = json_array_get(items, i);
 		if (!json_is_object(it[i].body) || pthread_create(&it[i].thread, NULL, item_main, &it[i])) {
@@ -718,7 +731,8 @@ static enum MHD_Result remove_batch(struct MHD_Connection *c, struct req *r, jso
 	}
 	pthread_mutex_destroy(&gate.lock);
 	pthread_cond_destroy(&gate.cond);
-	return http_reply_json(c, r, 200, json_pack("{s:o}", "results", results));
+	o->status = 200;
+	o->result = json_pack("{s:o}", "results", results);
 }
 
 enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
@@ -746,6 +760,15 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 	if (r->error_status)
 		return http_reply_error(c, r, r->error_status, r->error_status == 413 ? "too_large" : "overloaded",
 					"the request body is too large or could not be held");
+	if (r->work == WORK_DONE) { /* resumed: the answer is ready */
+		struct outcome o = r->out;
+		r->out.result = NULL; /* handed to the reply */
+		if (r->route == ROUTE_REMOVE_BATCH && o.status == 200)
+			return http_reply_json(c, r, 200, o.result);
+		return reply_outcome(c, r, &o);
+	}
+	if (r->work == WORK_RUNNING)
+		return MHD_YES;
 	json_error_t err;
 	json_t *body = r->body ? json_loadb(r->body, r->body_len, 0, &err) : NULL;
 	if (!body)
@@ -755,16 +778,12 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 		json_decref(body);
 		return http_reply_error(c, r, 400, "bad_json", "the body must be a JSON object");
 	}
-	enum MHD_Result ret;
-	if (r->route == ROUTE_REMOVE_BATCH) {
-		ret = remove_batch(c, r, body);
-	} else {
-		struct outcome o = {0};
-		http_remove_run(r->srv, body, NULL, NULL, &o);
-		ret = reply_outcome(c, r, &o);
-	}
-	json_decref(body);
-	return ret;
+	/* the work may wait on the model: it runs on its own thread while the
+	 * connection is suspended, so this thread serves others meanwhile */
+	r->json = body;
+	if (http_work_start(c, r, remove_work))
+		return http_reply_error(c, r, 503, "overloaded", "cannot start the work");
+	return MHD_YES;
 }
 
 /* ===== Precomputation ===== */

@@ -26,6 +26,11 @@ static const char *field(struct req *r, const char *name)
 	return json_string_value(json_object_get(r->form, name));
 }
 
+static void removebg_work(struct req *r)
+{
+	http_remove_run(r->srv, r->json, NULL, NULL, &r->out);
+}
+
 static int is_true(const char *v)
 {
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
@@ -37,8 +42,7 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
 	const char *b64 = field(r, "image_file_b64"), *url = field(r, "image_url"), *channels = field(r, "channels");
 	const char *margin = field(r, "crop_margin");
 	json_t *body = json_object(), *img = json_array_get(r->uploaded, 0);
-	struct outcome o = {0};
-	char color[16], hdr[32];
+	char color[16];
 
 	if (!body)
 		return MHD_NO;
@@ -81,8 +85,19 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
 	if (channels && !strcasecmp(channels, "alpha"))
 		json_object_set_new(body, "mask", json_true());
 
-	http_remove_run(r->srv, body, NULL, NULL, &o);
-	json_decref(body);
+	/* the removal runs off this thread; removebg_reply answers */
+	r->json = body;
+	if (http_work_start(c, r, removebg_work))
+		return reply_errors(c, r, 503, "overloaded", "cannot start the work");
+	return MHD_YES;
+}
+
+enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r)
+{
+	struct outcome o = r->out;
+	char hdr[32];
+
+	r->out.result = NULL; /* ours now */
 	if (o.status != 200)
 		return reply_errors(c, r, o.status, o.code, o.msg);
 

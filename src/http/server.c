@@ -2,6 +2,7 @@
  * server.c - the daemon, routing, JSON replies, request logs and metrics.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -121,6 +122,45 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, struct req *r, int s
 	ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+/* ===== Work off the connection's thread ===== */
+
+static void *work_main(void *arg)
+{
+	struct req *r = arg;
+	struct http_server *s = r->srv;
+
+	r->work_fn(r);
+	r->work = WORK_DONE;
+	/* from here on MHD owns r again and may answer and free it */
+	MHD_resume_connection(r->conn);
+	atomic_fetch_sub(&s->working, 1);
+	return NULL;
+}
+
+int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct req *r))
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int bad;
+
+	r->conn = c;
+	r->work_fn = fn;
+	r->work = WORK_RUNNING;
+	atomic_fetch_add(&r->srv->working, 1);
+	MHD_suspend_connection(c);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	bad = pthread_create(&t, &attr, work_main, r);
+	pthread_attr_destroy(&attr);
+	if (bad) {
+		MHD_resume_connection(c);
+		r->work = WORK_NONE;
+		atomic_fetch_sub(&r->srv->working, 1);
+		return -1;
+	}
+	return 0;
 }
 
 /* ===== Metrics ===== */
@@ -351,7 +391,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	}
 	if (http_remove_init(s, errbuf, errlen))
 		goto fail;
-	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
+	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
@@ -392,10 +432,15 @@ void http_server_stop(struct http_server *s)
 	double until = http_now_ms() + 1000.0 * (s->cfg.timeout_s + 5);
 	while (http_now_ms() < until) {
 		const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if (!info || info->num_connections == 0)
+		if ((!info || info->num_connections == 0) && !atomic_load(&s->working))
 			break;
 		usleep(20000);
 	}
+	/* work still running owns its request: it must end before the daemon
+	 * closes the suspended connection under it (bounded by the deadline) */
+	until = http_now_ms() + s->cfg.request_timeout_ms + 10000.0;
+	while (atomic_load(&s->working) && http_now_ms() < until)
+		usleep(20000);
 	MHD_stop_daemon(s->d);
 	http_remove_fini(s);
 	store_close(s->store);

@@ -205,7 +205,7 @@ check "no temporary files are left" [ -z "$(ls -A "$tmp/data/tmp")" ]
 
 # overload: a queue of 1 and one request per pass; 6 different photos at once
 if [ $model_ok = 1 ]; then
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data2" --threads 8 --max-queue 1 --max-batch 1 \
+	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data2" --threads 1 --max-queue 1 --max-batch 1 \
 		--max-delay-ms 0 >"$tmp/out" 2>"$tmp/log" &
 	pid=$!
 	A=
@@ -221,7 +221,15 @@ if [ $model_ok = 1 ]; then
 		ids+=("$(field "['id']")")
 	done
 	printf '%s\n' "${ids[@]}" | xargs -P 6 -I{} curl -s -D "$tmp/h.{}" -o "$tmp/b.{}" -w '%{http_code}\n' \
-		-d '{"image_id":"{}","size":"full"}' "$A/v1/remove-background" >"$tmp/codes"
+		-d '{"image_id":"{}","size":"full"}' "$A/v1/remove-background" >"$tmp/codes" &
+	xpid=$!
+	sleep 0.3
+	# one connection thread, removals in flight: it still answers at once
+	t=$(curl -s -o /dev/null -w '%{time_total}' "$A/healthz")
+	busy=$(kill -0 $xpid 2>/dev/null && echo yes || echo no)
+	wait $xpid
+	check "with removals in flight on one connection thread, /healthz answers in ${t}s (removals running: $busy)" \
+		python3 -c "assert $t < 0.25"
 	n429=$(grep -c '^429$' "$tmp/codes")
 	n200=$(grep -c '^200$' "$tmp/codes")
 	check "a full queue refuses at once: $n200 done, $n429 refused with 429, nothing else" \
