@@ -79,7 +79,7 @@ static void scrape_batcher(void *ctx)
 	metrics_set(s->merged, (double)cache_flights_merged(s->flights));
 	for (int n = 1; n <= BATCHER_MAX_BATCH; n++)
 		if (st.batch_sizes[n]) {
-			char size[8];
+			char size[12];
 			snprintf(size, sizeof size, "%d", n);
 			metrics_set(metrics_series(s->batch_size, (const char *const[]){size}), (double)st.batch_sizes[n]);
 		}
