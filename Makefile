@@ -32,7 +32,7 @@ GEN_H   = $(BUILD)/gen/onnx.pb-c.h
 
 LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/util/*.c))
 CLI_SRC = $(sort $(wildcard src/cli/*.c))
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/unit/*.c))
 TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -49,6 +49,15 @@ $(GEN_C) $(GEN_H): $(ONNX_PROTO)
 
 $(BUILD)/gen/onnx.pb-c.o: $(GEN_C)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+# the OpenAPI document, served at /openapi.json, as a C string
+$(BUILD)/gen/openapi.c: src/http/openapi.json
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from src/http/openapi.json */'; echo 'const char http_openapi_json[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)

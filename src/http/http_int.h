@@ -21,6 +21,7 @@ enum route {
 	ROUTE_HEALTHZ,
 	ROUTE_READYZ,
 	ROUTE_METRICS,
+	ROUTE_OPENAPI,
 	ROUTE_UPLOAD,
 	ROUTE_IMAGE,
 	ROUTE_REMOVE,
@@ -125,6 +126,9 @@ enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, s
  * the handler is called again with r->work == WORK_DONE. 0, or -1 if no
  * thread could start (nothing suspended). */
 int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct req *r));
+
+/* The OpenAPI document (src/http/openapi.json, built in). */
+extern const char http_openapi_json[];
 
 double http_now_ms(void);
 

@@ -17,7 +17,7 @@
 
 static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_NOT_FOUND] = "other", [ROUTE_HEALTHZ] = "/healthz",	 [ROUTE_READYZ] = "/readyz",
-	[ROUTE_METRICS] = "/metrics", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
+	[ROUTE_METRICS] = "/metrics", [ROUTE_OPENAPI] = "/openapi.json", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
 	[ROUTE_REMOVE] = "/v1/remove-background", [ROUTE_REMOVE_BATCH] = "/v1/remove-background/batch",
 	[ROUTE_RESULT] = "/v1/results/{id}", [ROUTE_REMOVEBG] = "/v1.0/removebg",
 };
@@ -210,6 +210,8 @@ static enum route route_of(const char *method, const char *url, const char **id)
 		return ROUTE_READYZ;
 	if (!strcmp(url, "/metrics"))
 		return ROUTE_METRICS;
+	if (!strcmp(url, "/openapi.json"))
+		return ROUTE_OPENAPI;
 	if (!strcmp(url, "/v1/images"))
 		return ROUTE_UPLOAD;
 	if (!strncmp(url, "/v1/images/", 11)) {
@@ -299,6 +301,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!text)
 			return MHD_NO;
 		return reply_text(c, r, 200, "text/plain; version=0.0.4", text, len);
+	}
+	case ROUTE_OPENAPI: {
+		char *doc = strdup(http_openapi_json);
+		return doc ? reply_text(c, r, 200, "application/json", doc, strlen(doc)) : MHD_NO;
 	}
 	case ROUTE_IMAGE:
 		return http_get_image(c, r, id);

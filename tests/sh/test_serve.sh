@@ -175,6 +175,43 @@ PY
 		grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
 		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"
 
+	# /openapi.json describes every route: walk it against the server
+	check "/openapi.json: every documented route answers with a documented status" python3 - "$A" "$sha" "$rid" "$photo" <<'PY'
+import json, sys, urllib.request, urllib.error
+base, sha, rid, photo = sys.argv[1:5]
+doc = json.load(urllib.request.urlopen(base + '/openapi.json'))
+assert doc['openapi'].startswith('3.1')
+jpeg = open(photo, 'rb').read()
+def call(method, path, body=None, ctype=None):
+    req = urllib.request.Request(base + path, data=body, method=method.upper())
+    if ctype: req.add_header('Content-Type', ctype)
+    try:
+        with urllib.request.urlopen(req) as r: return r.status, r.read()
+    except urllib.error.HTTPError as e: return e.code, e.read()
+bodies = {
+    '/v1/images': (jpeg, 'image/jpeg'),
+    '/v1/remove-background': (json.dumps({'image_id': sha}).encode(), 'application/json'),
+    '/v1/remove-background/batch': (json.dumps({'items': [{'image_id': sha}]}).encode(), 'application/json'),
+    '/v1.0/removebg': (b'image_url=/v1/images/' + sha.encode() + b'&size=preview', 'application/x-www-form-urlencoded'),
+}
+seen = 0
+for path, ops in doc['paths'].items():
+    for method, op in ops.items():
+        real = path.replace('{id}', rid if 'results' in path else sha)
+        body, ctype = bodies.get(path, (None, None))
+        status, out = call(method, real, body, ctype)
+        assert str(status) in op['responses'], (method, path, status, out[:200])
+        if status >= 400 and path != '/v1.0/removebg':
+            assert 'code' in json.loads(out)['error'], out
+        # and a documented error: a bad id where there is one
+        if '{id}' in path:
+            status, out = call(method, path.replace('{id}', 'NOT-AN-ID'))
+            assert str(status) in op['responses'] and status == 400, (path, status)
+        seen += 1
+assert seen >= 10, seen
+assert call('get', '/v2/undocumented')[0] == 404
+PY
+
 	# the remove.bg-compatible route, as its clients call it
 	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' -F image_file=@$photo -F size=preview "$A/v1.0/removebg")
 	check "remove.bg form with image_file: 200, a PNG, X-Width/X-Height/X-Foreground-*" \
