@@ -242,7 +242,7 @@ static int store_base64(struct http_server *s, const char *b64, char id[STORE_KE
 static int parse_params(struct http_server *s, json_t *j, struct params *p, char *why, size_t wl)
 {
 	const char *id = NULL, *url = NULL, *b64 = NULL, *size = "preview", *format = "png", *bg = NULL;
-	const char *effect = NULL, *refine = "guided", *color = "keep", *margin = NULL, *fit = NULL;
+	const char *effect = NULL, *refine = "none", *color = "keep", *margin = NULL, *fit = NULL;
 	int crop = 0, outline = 0, quality = 0, lossy = 0, mask = 0;
 	json_error_t err;
 
