@@ -280,6 +280,7 @@ if part e2e; then
 	if ! big_photo; then
 		echo "bench: could not make the 12 MP photo; end-to-end part skipped" >&2
 	else
+		load0=$(cut -d' ' -f1 /proc/loadavg)
 		tags="petcut"
 		run_petcut petcut
 		if "$PETCUT" remove --help 2>&1 | grep -q -- '--refine'; then
@@ -299,13 +300,15 @@ if part e2e; then
 				tail -5 "$OUT/e2e.imgly.err" | sed 's/^/    /' >&2
 			fi
 		fi
+		load1=$(cut -d' ' -f1 /proc/loadavg)
 		i_ms=$(field "$OUT/e2e.imgly" median_ms 2>/dev/null || true)
 		i_rss=$(field "$OUT/e2e.imgly" peak_rss_kb 2>/dev/null || true)
 		{
 			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
-			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS runs each; command: \`make bench\`."
+			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS runs each; command: \`make bench\`;"
+			echo "load average (1 min) $load0 before the runs, $load1 after (other work on the machine slows both tools)."
 			echo
-			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer | RSS / peer |"
+			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer's warm median / best warm / cold first call | RSS / peer |"
 			echo "|---|---|---|---|---|---|---|"
 			for t in $tags; do
 				case $t in
@@ -316,7 +319,9 @@ if part e2e; then
 				rss=$(field "$OUT/e2e.$t" rss_kb)
 				rss=${rss:-0}
 				if [ $have_imgly = 1 ] && [ -n "$ms" ]; then
-					rt=$(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }')
+					rt=$(awk -v a="$ms" -v b="$i_ms" -v c="$(field "$OUT/e2e.imgly" min_ms)" \
+						-v d="$(field "$OUT/e2e.imgly" first_ms)" \
+						'BEGIN { printf "%.2f / %.2f / %.2f", a / b, a / c, a / d }')
 					rr=$(awk -v a="$rss" -v b="$i_rss" 'BEGIN { printf "%.2f", a / b }')
 				else
 					rt=n/a
@@ -325,7 +330,7 @@ if part e2e; then
 				echo "| $label | ${ms:-failed} | $(sed -n 's/^runs //p' "$OUT/e2e.$t") | $((rss / 1024)) | $(field "$OUT/e2e.$t" bytes) | $rt | $rr |"
 			done
 			if [ $have_imgly = 1 ]; then
-				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (first call: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(field "$OUT/e2e.imgly" min_ms)-$(field "$OUT/e2e.imgly" max_ms) | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
+				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (cold first call, model load included: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(sed -n 's/^imgly_bench: run [0-9]*: \([0-9]*\) ms$/\1/p' "$OUT/e2e.imgly.err" | paste -sd' ') | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
 			else
 				echo "| @imgly/background-removal-node | not run (see the bench's messages) | | | | | |"
 			fi
