@@ -13,20 +13,8 @@
 
 #include "batcher/batcher.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                  \
-	do {                                              \
-		if (cond) {                               \
-			printf("ok - ");                  \
-		} else {                                  \
-			printf("not ok - ");              \
-			failures++;                       \
-		}                                         \
-		printf(__VA_ARGS__);                      \
-		printf("\n");                             \
-		fflush(stdout);                           \
-	} while (0)
 
 enum { S = 64, NJOBS = 4 };
 

@@ -19,22 +19,10 @@
 
 #include "img/img.h"
 
-static int failures;
+#include "check.h"
+
 static char tmpdir[] = "/tmp/petcut-test-render-XXXXXX";
 
-static int check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (!cond)
-		failures++;
-	return cond;
-}
 
 /* ===== The test picture ===== */
 

@@ -10,19 +10,8 @@
 
 #include "metrics/metrics.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                  \
-	do {                                              \
-		if (cond) {                               \
-			printf("ok - ");                  \
-		} else {                                  \
-			printf("not ok - ");              \
-			failures++;                       \
-		}                                         \
-		printf(__VA_ARGS__);                      \
-		printf("\n");                             \
-	} while (0)
 
 static struct metrics_series *hot;
 

@@ -11,19 +11,8 @@
 
 #include "nn/nn.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                  \
-	do {                                              \
-		if (cond) {                               \
-			printf("ok - ");                  \
-		} else {                                  \
-			printf("not ok - ");              \
-			failures++;                       \
-		}                                         \
-		printf(__VA_ARGS__);                      \
-		printf("\n");                             \
-	} while (0)
 
 #define NODE_TESTS "/usr/include/onnx/backend/test/data/node"
 

@@ -18,6 +18,8 @@
 
 #include "img/img.h"
 
+#include "check.h"
+
 /* The photo: W x H, dark left of EDGE_X, bright from it on. */
 #define W 400
 #define H 300
@@ -27,22 +29,8 @@
 #define MH 38
 #define RAMP 3.0
 
-static int failures;
 static char tmpdir[] = "/tmp/petcut-test-refine-XXXXXX";
 
-static int check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	if (!cond)
-		failures++;
-	return cond;
-}
 
 /* ===== Test pictures ===== */
 

@@ -13,19 +13,8 @@
 
 #include "store/store.h"
 
-static int failures;
+#include "check.h"
 
-#define CHECK(cond, ...)                                  \
-	do {                                              \
-		if (cond) {                               \
-			printf("ok - ");                  \
-		} else {                                  \
-			printf("not ok - ");              \
-			failures++;                       \
-		}                                         \
-		printf(__VA_ARGS__);                      \
-		printf("\n");                             \
-	} while (0)
 
 /* SHA-256 of "hello world" */
 #define HELLO_SHA "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"

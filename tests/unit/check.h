@@ -1,0 +1,33 @@
+/*
+ * check.h - the unit tests' one assertion: prints "ok - ..." or
+ * "not ok - ..." and counts failures; a test's main returns
+ * failures ? 1 : 0 (or 77 to skip, saying why).
+ */
+#ifndef PETCUT_TEST_CHECK_H
+#define PETCUT_TEST_CHECK_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static int failures;
+
+static int check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3), unused));
+
+static int check(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s - ", cond ? "ok" : "not ok");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+	if (!cond)
+		failures++;
+	return cond;
+}
+
+#define CHECK(cond, ...) check(!!(cond), __VA_ARGS__)
+
+#endif
