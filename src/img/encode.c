@@ -227,13 +227,27 @@ static int open_temp(const char *path, char **tmp)
 	return fd;
 }
 
+/* Publishes a complete temporary file under path: synced first, so a crash
+ * cannot leave path naming an empty or partial file, then renamed over it.
+ * Closes fd; *tmp is freed and cleared once renamed. */
+static img_status publish_temp(int fd, char **tmp, const char *path)
+{
+	int bad = fsync(fd);
+	bad |= close(fd);
+	if (bad || rename(*tmp, path))
+		return img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
+	free(*tmp);
+	*tmp = NULL;
+	return IMG_OK;
+}
+
 img_status img_save_opts(const struct img *im, const char *path, const struct img_save_opts *o)
 {
 	VipsTarget *target = NULL;
 	VipsImage *ready = NULL;
 	char *tmp = NULL, what[48];
 	img_status st;
-	int fd = -1, r;
+	int fd = -1;
 
 	if (!path)
 		return img_fail(IMG_ERR_ARG, "no path to save to");
@@ -257,21 +271,8 @@ img_status img_save_opts(const struct img *im, const char *path, const struct im
 		goto out;
 	}
 	VIPS_UNREF(target);
-	/* Synced before the rename, so a crash cannot leave path naming an
-	 * empty file. */
-	if (fsync(fd)) {
-		st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
-		goto out;
-	}
-	r = close(fd);
+	st = publish_temp(fd, &tmp, path);
 	fd = -1;
-	if (r || rename(tmp, path)) {
-		st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	st = IMG_OK;
 out:
 	VIPS_UNREF(target);
 	VIPS_UNREF(ready);
@@ -289,7 +290,7 @@ img_status img_write_file(const char *path, const void *buf, size_t len)
 	const char *p = buf;
 	char *tmp = NULL;
 	img_status st;
-	int fd, r;
+	int fd;
 
 	if (!path || (!buf && len))
 		return img_fail(IMG_ERR_ARG, "bad arguments to write");
@@ -308,20 +309,8 @@ img_status img_write_file(const char *path, const void *buf, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
-	/* Synced before the rename, as in img_save_opts. */
-	if (fsync(fd)) {
-		st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
-		goto out;
-	}
-	r = close(fd);
+	st = publish_temp(fd, &tmp, path);
 	fd = -1;
-	if (r || rename(tmp, path)) {
-		st = img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	st = IMG_OK;
 out:
 	if (fd >= 0)
 		close(fd);
