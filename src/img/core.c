@@ -93,6 +93,12 @@ static void init_vips(void)
 	/* Each photo is processed once, so cached operations would only pin
 	 * memory between requests. */
 	vips_cache_set_max(0);
+	/* One thread per libvips pipeline. Its worker threads can lose a
+	 * loader's read error (a truncated PNG then decodes, rarely, padded
+	 * with black), and petcut's parallelism is across requests and in the
+	 * network's oneDNN threads, which libvips' own pool would only contend
+	 * with. */
+	vips_concurrency_set(1);
 	/* Uploads are untrusted: keep libvips' less hardened loaders out even
 	 * though the allow-list below would refuse them anyway. */
 	vips_block_untrusted_set(TRUE);
