@@ -12,6 +12,10 @@ struct cli_command {
 	const char *help;
 };
 
+/* Parses a whole number from lo to hi into *n; -1 if it is not one
+ * (args.c). */
+int cli_parse_int(const char *s, long lo, long hi, int *n);
+
 int cmd_remove(int argc, char **argv);     /* cmd_remove.c */
 int cmd_remove_dir(int argc, char **argv); /* cmd_remove.c */
 int cmd_infer(int argc, char **argv);      /* cmd_infer.c */

@@ -37,20 +37,6 @@ static void usage(FILE *f)
 		CONVERT_MAX_DEFAULT);
 }
 
-/* Parses a whole number from lo to hi into *n; -1 if it is not one. */
-static int parse_int(const char *s, long lo, long hi, int *n)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*n = (int)v;
-	return 0;
-}
-
 /* The format an output's name asks for: 0, or -1 when its extension is not
  * one convert writes. */
 static int format_of_name(const char *path, enum img_format *fmt)
@@ -121,13 +107,13 @@ int cmd_convert(int argc, char **argv)
 			fprintf(stderr, "petcut convert: %s needs a value\n", a);
 			return 2;
 		}
-		if (opt == 'm' && parse_int(val, 1, 65535, &max)) {
+		if (opt == 'm' && cli_parse_int(val, 1, 65535, &max)) {
 			fprintf(stderr, "petcut convert: --max takes 1 to 65535, not '%s'\n", val);
 			return 2;
 		}
 		if (opt == 'f')
 			fmt_name = val;
-		if (opt == 'q' && parse_int(val, 1, 100, &quality)) {
+		if (opt == 'q' && cli_parse_int(val, 1, 100, &quality)) {
 			fprintf(stderr, "petcut convert: --quality takes 1 to 100, not '%s'\n", val);
 			return 2;
 		}

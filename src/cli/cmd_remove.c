@@ -168,20 +168,6 @@ static const struct option_def {
 	{"--timings", OPT_TIMINGS, 0}, {"-h", OPT_HELP, 0},		{"--help", OPT_HELP, 0},
 };
 
-/* Parses a whole number from lo to hi into *n; -1 if it is not one. */
-static int parse_int(const char *s, long lo, long hi, int *n)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < lo || v > hi)
-		return -1;
-	*n = (int)v;
-	return 0;
-}
-
 /* Parses "--bg"'s value: a colour, "blur", or (unless color_only) a file. */
 static int parse_bg(const char *cmd, const char *val, int color_only, int image_only, struct remove_opts *o)
 {
@@ -274,7 +260,7 @@ static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct re
 		}
 		return 0;
 	case OPT_OUTLINE:
-		if (parse_int(val, 1, 10000, &o->render.outline_px)) {
+		if (cli_parse_int(val, 1, 10000, &o->render.outline_px)) {
 			fprintf(stderr, "petcut %s: --outline needs a number of pixels from 1 to 10000, not '%s'\n", cmd,
 				val);
 			return 2;
@@ -282,7 +268,7 @@ static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct re
 		o->outline_given = 1;
 		return 0;
 	case OPT_QUALITY:
-		if (parse_int(val, 1, 100, &o->save.quality)) {
+		if (cli_parse_int(val, 1, 100, &o->save.quality)) {
 			fprintf(stderr, "petcut %s: --quality needs a number from 1 to 100, not '%s'\n", cmd, val);
 			return 2;
 		}
@@ -327,7 +313,7 @@ static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct re
 		}
 		return 0;
 	case OPT_THREADS:
-		if (parse_int(val, 1, 4096, &o->threads)) {
+		if (cli_parse_int(val, 1, 4096, &o->threads)) {
 			fprintf(stderr, "petcut %s: --threads needs a number from 1 to 4096, not '%s'\n", cmd, val);
 			return 2;
 		}

@@ -780,28 +780,40 @@ static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
 	return NN_OK;
 }
 
-/* A one-input primitive from x to out; out takes the layout it chooses. */
-static nn_status add_unary(nn_model *m, struct nn_plan *p, int node, const_dnnl_op_desc_t desc, int x, int out)
+/* Starts a step for a primitive without attributes: its descriptor (the
+ * caller binds the arguments, then calls prim_finish), and out's layout,
+ * which the primitive chose. */
+static nn_status begin_prim(nn_model *m, struct nn_plan *p, int node, const_dnnl_op_desc_t desc, int out,
+			    struct step **s, dnnl_primitive_desc_t *pd)
 {
-	const char *name = m->g.nodes[node].name;
 	dnnl_primitive_attr_t attr;
-	dnnl_primitive_desc_t pd;
-	struct step *s;
 	nn_status st;
 
 	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
-	st = prim_create(m, p, desc, attr, &pd, name);
+	st = prim_create(m, p, desc, attr, pd, m->g.nodes[node].name);
 	dnnl_primitive_attr_destroy(attr);
 	if (st)
 		return st;
-	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-	if (!(s = step_new(p, STEP_PRIM, node))) {
-		dnnl_primitive_desc_destroy(pd);
+	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(*pd, dnnl_query_dst_md, 0));
+	if (!(*s = step_new(p, STEP_PRIM, node))) {
+		dnnl_primitive_desc_destroy(*pd);
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
+	return NN_OK;
+}
+
+/* A one-input primitive from x to out; out takes the layout it chooses. */
+static nn_status add_unary(nn_model *m, struct nn_plan *p, int node, const_dnnl_op_desc_t desc, int x, int out)
+{
+	dnnl_primitive_desc_t pd;
+	struct step *s;
+	nn_status st = begin_prim(m, p, node, desc, out, &s, &pd);
+
+	if (st)
+		return st;
 	arg_tv(s, DNNL_ARG_SRC, x);
 	arg_tv(s, DNNL_ARG_DST, out);
-	return prim_finish(p, s, pd, name);
+	return prim_finish(p, s, pd, m->g.nodes[node].name);
 }
 
 static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
@@ -1010,7 +1022,6 @@ static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *de
 	int a = n->in[0], b = n->in[1], out = n->out[0], r = p->tv[out].t.rank;
 	dnnl_memory_desc_t bmd;
 	dnnl_binary_desc_t desc;
-	dnnl_primitive_attr_t attr;
 	dnnl_primitive_desc_t pd;
 	int64_t d[NN_MAX_RANK];
 	struct step *s;
@@ -1044,16 +1055,8 @@ static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *de
 	DNNL_TRY(dnnl_binary_desc_init(&desc, n->op == NN_OP_ADD ? dnnl_binary_add : dnnl_binary_mul, &p->tv[a].md,
 				       &bmd, &p->tv[a].md),
 		 n->name);
-	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
-	st = prim_create(m, p, &desc, attr, &pd, n->name);
-	dnnl_primitive_attr_destroy(attr);
-	if (st)
+	if ((st = begin_prim(m, p, node, &desc, out, &s, &pd)))
 		return st;
-	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
-	if (!(s = step_new(p, STEP_PRIM, node))) {
-		dnnl_primitive_desc_destroy(pd);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
 	arg_tv(s, DNNL_ARG_SRC_0, a);
 	if ((st = bind_view(m, p, s, DNNL_ARG_SRC_1, b, &bmd))) {
 		dnnl_primitive_desc_destroy(pd);

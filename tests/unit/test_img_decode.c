@@ -27,24 +27,10 @@
 
 #include "img/img_int.h"
 
-static int failures;
+#include "check.h"
+
 static char tmpdir[] = "/tmp/petcut-test-decode-XXXXXX";
 static char phone[512]; /* BUILD/testdata/phone, "" when absent */
-
-static int check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - ", cond ? "ok" : "not ok");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	if (!cond)
-		failures++;
-	return cond;
-}
 
 /* The error message to show beside a check: none when the call succeeded
  * (img_errmsg keeps the last failure's). */
