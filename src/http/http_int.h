@@ -121,6 +121,9 @@ enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const c
  * background, so that the click is a cache hit. */
 void http_precompute(struct http_server *s, const char *image_id, const char *size);
 enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag);
+/* Serves a stored object by name (ETag, 304 on If-None-Match, 404, 503). */
+enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const char *ns, const char *id,
+				  const char *what);
 
 /* Suspends the connection and runs fn(r) on a new thread, then resumes it:
  * the handler is called again with r->work == WORK_DONE. 0, or -1 if no

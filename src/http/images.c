@@ -414,10 +414,6 @@ out:
 
 enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id)
 {
-	char etag[80];
-	size_t len;
-	int fd;
-
 	if (!store_key_valid(id))
 		return http_reply_error(c, r, 400, "bad_id", "an image id is 64 lowercase hex characters");
 	const char *max = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "max");
@@ -431,8 +427,19 @@ enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const ch
 						"max is 16 to 4096 and format one of webp, jpeg, png");
 		return get_thumbnail(c, r, id, (int)m, fmt);
 	}
-	snprintf(etag, sizeof etag, "\"%s\"", id);
+	return http_serve_object(c, r, NS_IMAGES, id, "image");
+}
+
+enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const char *ns, const char *id,
+				  const char *what)
+{
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+	char etag[80];
+	size_t len;
+	int fd;
+
+	/* objects never change under their names: the name is the ETag */
+	snprintf(etag, sizeof etag, "\"%s\"", id);
 	if (inm && strstr(inm, id)) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(resp, "ETag", etag);
@@ -441,9 +448,9 @@ enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const ch
 		MHD_destroy_response(resp);
 		return ret;
 	}
-	store_status st = store_get_fd(r->srv->store, NS_IMAGES, id, &fd, &len);
+	store_status st = store_get_fd(r->srv->store, ns, id, &fd, &len);
 	if (st == STORE_NOT_FOUND)
-		return http_reply_error(c, r, 404, "not_found", "no image %s", id);
+		return http_reply_error(c, r, 404, "not_found", "no %s %s", what, id);
 	if (st != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
 	return http_reply_fd(c, r, fd, len, etag);

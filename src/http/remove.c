@@ -836,17 +836,7 @@ skip:
 
 enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id)
 {
-	char etag[80];
-	size_t len;
-	int fd;
-
 	if (!store_key_valid(id))
 		return http_reply_error(c, r, 400, "bad_id", "a result id is 64 lowercase hex characters");
-	store_status st = store_get_fd(r->srv->store, NS_RESULTS, id, &fd, &len);
-	if (st == STORE_NOT_FOUND)
-		return http_reply_error(c, r, 404, "not_found", "no result %s", id);
-	if (st != STORE_OK)
-		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	snprintf(etag, sizeof etag, "\"%s\"", id);
-	return http_reply_fd(c, r, fd, len, etag);
+	return http_serve_object(c, r, NS_RESULTS, id, "result");
 }
