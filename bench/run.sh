@@ -29,6 +29,7 @@
 #
 # Environment: PETCUT_BENCH_RUNS (default 5), PETCUT_BENCH_ROUNDS (default 3),
 # PETCUT_BENCH_THREADS (default: all online CPUs), PETCUT_BENCH_PARTS (default
+# includes load, the service under wrk and Python clients;
 # "infer refine e2e": the parts to run), PETCUT_BENCH_E2E_RUNS (default 3:
 # rounds of petcut remove, and warm runs of the peer).
 
@@ -42,7 +43,7 @@ ROUNDS=${PETCUT_BENCH_ROUNDS:-3}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer refine e2e}
+PARTS=${PETCUT_BENCH_PARTS:-infer refine e2e load}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 
@@ -348,5 +349,30 @@ if part e2e; then
 		} >"$OUT/e2e.md"
 		cat "$OUT/e2e.md"
 		update_section bench-e2e "$OUT/e2e.md"
+	fi
+fi
+
+# ===== The service under load (loopback) =====
+
+if part load; then
+	if ! command -v wrk >/dev/null || ! command -v vips >/dev/null || ! command -v python3 >/dev/null; then
+		echo "bench: load part needs wrk, vips (libvips-tools) and python3; skipped" >&2
+	else
+		# a ~2.5 MB JPEG of noise (phones' JPEGs after the browser's shrink are about that)
+		up=$OUT/upload-2.5mb.jpg
+		if [ ! -s "$up" ]; then
+			for b in 1 2 3; do vips gaussnoise "$OUT/n$b.v" 1240 920 --mean 128 --sigma 60; done
+			vips bandjoin "$OUT/n1.v $OUT/n2.v $OUT/n3.v" "$OUT/n.v" && vips cast "$OUT/n.v" "$OUT/nu.v" uchar &&
+				vips copy "$OUT/nu.v" "$up[Q=95]"
+			rm -f "$OUT"/n*.v
+		fi
+		{
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "command: \`make bench\` (bench/load.py: wrk for hits and uploads, Python clients for misses); all on 127.0.0.1."
+			echo
+			python3 bench/load.py "$PETCUT" "$up" "$OUT/load.table"
+		} >"$OUT/load.md"
+		cat "$OUT/load.md"
+		update_section bench-load "$OUT/load.md"
 	fi
 fi

@@ -151,6 +151,11 @@ static store_status fs_put_commit(void *handle, const char *key, int *existed)
 		fs_put_abort(p);
 		return store_fail(STORE_IO, "path too long");
 	}
+	struct stat sb;
+	if (stat(path, &sb) == 0) { /* stored already (and durably): this copy is not needed */
+		*existed = 1;
+		goto out;
+	}
 	int bad = fsync(p->fd);
 	bad |= close(p->fd);
 	p->fd = -1;
