@@ -14,7 +14,7 @@ pkgs=(
 	libdnnl-dev libvips-dev
 	protobuf-c-compiler libprotobuf-c-dev
 	libonnx-dev libonnx-testdata
-	libssl-dev libjansson-dev libmicrohttpd-dev curl time
+	libssl-dev libjansson-dev libmicrohttpd-dev curl time wrk
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
