@@ -225,6 +225,26 @@ PY
 		python3 -c "import json; e=json.load(open('$tmp/body'))['errors']; assert e[0]['title']"
 fi
 
+# a HEIC upload (what iPhones send), displayed through a thumbnail
+heic=$BUILD/testdata/phone/upright.heic
+if [ -s "$heic" ]; then
+	check "HEIC upload: 201, format HEIC" [ "$(req -H 'Content-Type: image/heic' --data-binary @"$heic" "$A/v1/images")" = 201 ] &&
+		[ "$(field "['format']")" = HEIC ]
+	hid=$(field "['id']")
+	check "its thumbnail as JPEG for the browser" [ "$(req "$A/v1/images/$hid?max=256&format=jpeg")" = 200 ] &&
+		[ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ]
+else
+	echo "# skipped the HEIC checks: $heic is not there (scripts/test-setup.sh makes it)"
+fi
+
+# storage down: the store's folder cannot take files
+mv "$tmp/data/tmp" "$tmp/data/tmp.away" && touch "$tmp/data/tmp"
+check "storage down: upload 503 with a JSON error" \
+	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 503 ] && [ "$(field "['error']['code']")" = storage_unavailable ]
+check "storage down: readyz 503" [ "$(req "$A/readyz")" = 503 ]
+rm "$tmp/data/tmp" && mv "$tmp/data/tmp.away" "$tmp/data/tmp"
+check "storage back: readyz 200" [ "$(req "$A/readyz")" = 200 ]
+
 # graceful stop: an upload in flight (slowed to ~3 s) completes
 head -c 300000 /dev/urandom >"$tmp/noise"
 cat "$photo" "$tmp/noise" >"$tmp/big.jpg"
@@ -276,6 +296,23 @@ if [ $model_ok = 1 ]; then
 		grep -qi '^Retry-After: 1' "$one" && grep -q '"code":"overloaded"' "${one/h./b.}"
 	req "$A/metrics" >/dev/null
 	check "the refusals are counted" grep -q "petcut_inference{what=\"rejected_queue_full\"} $n429" "$tmp/body"
+	kill -TERM "$pid"
+	wait "$pid"
+	pid=
+
+	# a deadline shorter than the wait for a batch: 504
+	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data3" --request-timeout-ms 1 --max-delay-ms 200 \
+		>"$tmp/out" 2>"$tmp/log" &
+	pid=$!
+	A=
+	for _ in $(seq 100); do
+		A=$(sed -n 's/^listening on //p' "$tmp/out")
+		[ -n "$A" ] && break
+		sleep 0.1
+	done
+	req -H 'Content-Type: image/jpeg' --data-binary @"$photo" "$A/v1/images" >/dev/null
+	check "past its deadline in the queue: 504 'timeout'" \
+		[ "$(req -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background")" = 504 ] && [ "$(field "['error']['code']")" = timeout ]
 	kill -TERM "$pid"
 	wait "$pid"
 	pid=
