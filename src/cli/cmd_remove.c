@@ -58,6 +58,7 @@ struct remove_opts {
 	int format_given;	  /* format came from --format, not from a name */
 	enum img_format format;	  /* output encoding (--format; remove-dir's only one) */
 	int threads;		  /* compute threads; 0 means all CPUs */
+	int bf16;		  /* --precision bf16 */
 	struct img_render render; /* what each output shows */
 	const char *bg_path;	  /* --bg FILE: the background image */
 	int margin_given, outline_given;
@@ -78,6 +79,7 @@ struct remover {
 	nn_model *model;
 	float *input; /* 1 x 3 x size x size */
 	int size;
+	int bf16; /* run the network in bf16 */
 };
 
 /* Whether remove-dir's progress bar is on stderr's current line. */
@@ -135,6 +137,8 @@ static void usage(FILE *f, const char *cmd)
 		"                       fetch`, or the path of an ONNX file\n"
 		"  --size preview|full  network input of 512 or 1024 pixels a side (default full)\n"
 		"  --threads N          compute threads (default: all CPUs)\n"
+		"  --precision fp32|bf16  the network's arithmetic (default fp32); bf16 halves its\n"
+		"                       memory and needs AVX512_BF16 (else stays fp32, saying so)\n"
 		"  --json               print each output's size, subject box and coverage as one\n"
 		"                       JSON object a line on stdout\n"
 		"  --timings            print each stage's time on stderr (decode, resize, infer,\n"
@@ -150,7 +154,7 @@ static void usage(FILE *f, const char *cmd)
 enum opt_id {
 	OPT_OUT, OPT_FORMAT, OPT_MASK, OPT_BG, OPT_BG_COLOR, OPT_BG_IMAGE, OPT_CROP, OPT_MARGIN, OPT_FIT,
 	OPT_EFFECT, OPT_OUTLINE, OPT_QUALITY, OPT_LOSSY, OPT_COLOR, OPT_REFINE, OPT_KEEP_GPS, OPT_MODEL,
-	OPT_SIZE, OPT_THREADS, OPT_JSON, OPT_TIMINGS, OPT_HELP,
+	OPT_SIZE, OPT_THREADS, OPT_PRECISION, OPT_JSON, OPT_TIMINGS, OPT_HELP,
 };
 
 static const struct option_def {
@@ -166,6 +170,7 @@ static const struct option_def {
 	{"--refine", OPT_REFINE, 1},   {"--keep-gps", OPT_KEEP_GPS, 0}, {"--model", OPT_MODEL, 1},
 	{"--size", OPT_SIZE, 1},       {"--threads", OPT_THREADS, 1},	{"--json", OPT_JSON, 0},
 	{"--timings", OPT_TIMINGS, 0}, {"-h", OPT_HELP, 0},		{"--help", OPT_HELP, 0},
+	{"--precision", OPT_PRECISION, 1},
 };
 
 /* Parses "--bg"'s value: a colour, "blur", or (unless color_only) a file. */
@@ -312,6 +317,13 @@ static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct re
 			return 2;
 		}
 		return 0;
+	case OPT_PRECISION:
+		if (strcmp(val, "fp32") && strcmp(val, "bf16")) {
+			fprintf(stderr, "petcut %s: --precision is fp32 or bf16, not '%s'\n", cmd, val);
+			return 2;
+		}
+		o->bf16 = !strcmp(val, "bf16");
+		return 0;
 	case OPT_THREADS:
 		if (cli_parse_int(val, 1, 4096, &o->threads)) {
 			fprintf(stderr, "petcut %s: --threads needs a number from 1 to 4096, not '%s'\n", cmd, val);
@@ -438,7 +450,7 @@ static int parse_args(int argc, char **argv, struct remove_opts *o)
  * variant has not been fetched. */
 static int remover_init(struct remover *r, const struct remove_opts *o)
 {
-	*r = (struct remover){.size = o->size};
+	*r = (struct remover){.size = o->size, .bf16 = o->bf16};
 	if (model_variant_from_name(o->model) < 0) {
 		snprintf(r->path, sizeof r->path, "%s", o->model);
 		return 0;
@@ -467,6 +479,8 @@ static int remover_load(struct remover *r)
 		return 1;
 	}
 	st = nn_model_select_outputs(r->model, outputs, 1);
+	if (st == NN_OK && r->bf16 && nn_model_set_precision(r->model, NN_PRECISION_BF16) != NN_OK)
+		say("petcut: %s", nn_errmsg()); /* and on at fp32 */
 	if (st == NN_OK)
 		st = nn_model_input(r->model, 0, &in);
 	if (st != NN_OK) {

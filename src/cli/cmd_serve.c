@@ -25,6 +25,7 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --max-delay-ms N      wait for a batch to fill (PETCUT_MAX_DELAY_MS; default %d)\n"
 		"  --max-queue N         inference requests waiting before 429 (PETCUT_MAX_QUEUE; default %d)\n"
 		"  --request-timeout-ms N  deadline of a request's inference, then 504 (PETCUT_REQUEST_TIMEOUT_MS; default %d)\n"
+		"  --precision fp32|bf16 the network's arithmetic (PETCUT_PRECISION; default fp32); bf16 halves its memory\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
 		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms);
@@ -64,6 +65,8 @@ int cmd_serve(int argc, char **argv)
 			cfg.max_pixels = (long long)n * 1000000;
 		else if (!strcmp(a, "--model"))
 			cfg.model = v;
+		else if (!strcmp(a, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
+			cfg.bf16 = !strcmp(v, "bf16");
 		else if (!strcmp(a, "--max-batch") && !*end && n > 0 && n <= 32)
 			cfg.max_batch = (int)n;
 		else if (!strcmp(a, "--max-delay-ms") && !*end && n >= 0 && n <= 10000)

@@ -30,6 +30,7 @@ struct http_config {
 	int max_delay_ms;	 /* wait for a batch to fill (default 5) */
 	int max_queue;		 /* inference requests waiting before 429 (default 32) */
 	int request_timeout_ms;	 /* a request's deadline for inference (default 30000) */
+	int bf16;		 /* run the network in bf16 (default fp32) */
 };
 
 struct http_server;

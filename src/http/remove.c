@@ -137,6 +137,8 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 		s->model = NULL;
 		return -1;
 	}
+	if (s->cfg.bf16 && nn_model_set_precision(s->model, NN_PRECISION_BF16) != NN_OK)
+		fprintf(stderr, "petcut serve: %s\n", nn_errmsg()); /* and on at fp32 */
 	/* plans for both network sizes now, so no request pays for them */
 	for (int side = 512; side <= 1024; side *= 2) {
 		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
@@ -403,7 +405,9 @@ static int get_mask(struct http_server *s, struct params *p, const struct img *p
 	size_t n = (size_t)p->side * p->side, len;
 	void *buf;
 
-	snprintf(name, sizeof name, "mask|v1|%s|%s|%d", p->image_id, s->model_id, p->side);
+	/* the precision changes the mask a little: it is part of the name */
+	snprintf(name, sizeof name, "mask|v1|%s|%s|%s|%d", p->image_id, s->model_id, s->cfg.bf16 ? "bf16" : "fp32",
+		 p->side);
 	hex_sha256(name, strlen(name), key);
 	int lead;
 	for (;;) { /* stored, or being made by another request: wait for it */
@@ -531,7 +535,8 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				"%s", why);
 	if (!s->batcher)
 		return fail_out(o, 503, "model_unavailable", "no model is loaded");
-	snprintf(name, sizeof name, "result|v1|%s|%s|%s", p.image_id, s->model_id, p.canonical);
+	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->model_id, s->cfg.bf16 ? "bf16" : "fp32",
+		 p.canonical);
 	hex_sha256(name, strlen(name), key);
 
 	/* a result made before, or being made by an identical request */

@@ -275,5 +275,15 @@ check "with --bg white: cat.jpg and turned.jpg, JPEG" \
 	[ "$(ls -A "$tmp/jdir" | tr '\n' ' ')" = "cat.jpg turned.jpg " -a \
 	"$(head -c 3 "$tmp/jdir/cat.jpg" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = ffd8ff ]
 
+echo "# --precision bf16: the same cut-out, half the network's memory"
+"$PETCUT" remove --precision bf16 "$UPRIGHT" "$tmp/bf16.png" >"$tmp/stdout" 2>"$tmp/err"
+rc=$?
+check "--precision bf16 exits 0" [ $rc -eq 0 ]
+diff=$(pic diff "$tmp/up.png" "$tmp/bf16.png" 2>/dev/null)
+echo "# mean |alpha difference| between fp32 and bf16: ${diff:-?} of 255"
+check "its alpha matches fp32's (mean difference < 1)" at_least 1 "${diff:-999}"
+"$PETCUT" remove --precision fp16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err"
+check "--precision fp16: exit 2, one line" [ $? -eq 2 -a "$(lines "$tmp/err")" = 1 -a ! -e "$tmp/x.png" ]
+
 [ $failures -eq 0 ] && echo "all checks passed" || echo "$failures check(s) failed"
 [ $failures -eq 0 ]
