@@ -22,8 +22,12 @@ check() { # check DESCRIPTION COMMAND...
 	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
 }
 
+# start DATA_DIR [SERVE OPTIONS]: a server on a free port; its URL in $A
 start() {
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/log" &
+	local data=$1
+	shift
+	A=
+	"$PETCUT" serve --listen 127.0.0.1:0 --data "$data" "$@" >"$tmp/out" 2>"$tmp/log" &
 	pid=$!
 	for _ in $(seq 100); do
 		A=$(sed -n 's/^listening on //p' "$tmp/out")
@@ -32,7 +36,7 @@ start() {
 	done
 	echo "server did not start:"; cat "$tmp/log"; exit 1
 }
-start
+start "$tmp/data"
 check "prints 'listening on http://ADDR:PORT'" grep -Eq '^listening on http://127\.0\.0\.1:[0-9]+$' "$tmp/out"
 
 # status CODE of a curl call; the body goes to $tmp/body
@@ -262,15 +266,7 @@ check "no temporary files are left" [ -z "$(ls -A "$tmp/data/tmp")" ]
 
 # overload: a queue of 1 and one request per pass; 6 different photos at once
 if [ $model_ok = 1 ]; then
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data2" --threads 1 --max-queue 1 --max-batch 1 \
-		--max-delay-ms 0 >"$tmp/out" 2>"$tmp/log" &
-	pid=$!
-	A=
-	for _ in $(seq 100); do
-		A=$(sed -n 's/^listening on //p' "$tmp/out")
-		[ -n "$A" ] && break
-		sleep 0.1
-	done
+	start "$tmp/data2" --threads 1 --max-queue 1 --max-batch 1 --max-delay-ms 0
 	ids=()
 	for i in 1 2 3 4 5 6; do
 		{ cat samples/chelsea.jpg; printf 'photo %d' $i; } >"$tmp/p$i.jpg"
@@ -301,15 +297,7 @@ if [ $model_ok = 1 ]; then
 	pid=
 
 	# a deadline shorter than the wait for a batch: 504
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data3" --request-timeout-ms 1 --max-delay-ms 200 \
-		>"$tmp/out" 2>"$tmp/log" &
-	pid=$!
-	A=
-	for _ in $(seq 100); do
-		A=$(sed -n 's/^listening on //p' "$tmp/out")
-		[ -n "$A" ] && break
-		sleep 0.1
-	done
+	start "$tmp/data3" --request-timeout-ms 1 --max-delay-ms 200
 	req -H 'Content-Type: image/jpeg' --data-binary @"$photo" "$A/v1/images" >/dev/null
 	check "past its deadline in the queue: 504 'timeout'" \
 		[ "$(req -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background")" = 504 ] && [ "$(field "['error']['code']")" = timeout ]
