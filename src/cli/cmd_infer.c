@@ -216,6 +216,10 @@ int cmd_infer(int argc, char **argv)
 		getrusage(RUSAGE_SELF, &ru);
 		printf("load_ms %.1f\nfirst_ms %.1f\ninfer_ms %.1f\nmin_ms %.1f\nmax_ms %.1f\npeak_rss_kb %ld\n", load_ms,
 		       times[0], med, times[1], times[runs], ru.ru_maxrss);
+		struct nn_plan_stats ps;
+		if (nn_model_stats(m, &ps) == NN_OK)
+			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\n", ps.arena_bytes >> 10,
+			       ps.scratch_bytes >> 10, ps.weight_bytes >> 10);
 	}
 	rc = 0;
 out:

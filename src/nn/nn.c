@@ -121,6 +121,26 @@ static nn_status fill_out_info(nn_model *m)
 	return NN_OK;
 }
 
+/* The model around a graph that nn_onnx_load filled (taken over, freed on failure). */
+static nn_status model_from_graph(nn_model *m)
+{
+	nn_status st;
+
+	if ((st = nn_graph_optimize(&m->g)) != NN_OK || (st = fill_out_info(m)) != NN_OK ||
+	    (st = model_init(m)) != NN_OK) {
+		nn_graph_free(&m->g);
+		free(m->out_info);
+		if (m->stream)
+			dnnl_stream_destroy(m->stream);
+		if (m->engine)
+			dnnl_engine_destroy(m->engine);
+		free(m->src_path);
+		free(m);
+		return st;
+	}
+	return NN_OK;
+}
+
 nn_status nn_model_load_memory(const void *buf, size_t len, nn_model **out)
 {
 	nn_status st;
@@ -132,54 +152,110 @@ nn_status nn_model_load_memory(const void *buf, size_t len, nn_model **out)
 	m = calloc(1, sizeof *m);
 	if (!m)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	if ((st = nn_onnx_load(buf, len, &m->g)) != NN_OK)
-		goto fail;
-	if ((st = nn_graph_optimize(&m->g)) != NN_OK)
-		goto fail;
-	if ((st = fill_out_info(m)) != NN_OK)
-		goto fail;
-	if ((st = model_init(m)) != NN_OK)
-		goto fail;
+	if ((st = nn_onnx_load(buf, len, &m->g)) != NN_OK) {
+		nn_graph_free(&m->g);
+		free(m);
+		return st;
+	}
+	if ((st = model_from_graph(m)) != NN_OK)
+		return st;
 	*out = m;
 	return NN_OK;
-fail:
-	nn_graph_free(&m->g);
-	free(m->out_info);
-	if (m->stream)
-		dnnl_stream_destroy(m->stream);
-	if (m->engine)
-		dnnl_engine_destroy(m->engine);
-	free(m);
-	return st;
 }
 
-nn_status nn_model_load_file(const char *path, nn_model **out)
+/* Decodes the ONNX file at path into g (not yet optimized); *sb gets the
+ * file's identity. The mapping is gone before the graph is rewritten, so the
+ * file's bytes and the promoted weights are never held together. */
+static nn_status graph_from_file(const char *path, struct nn_graph *g, struct stat *sb)
 {
-	struct stat sb;
 	void *map;
 	nn_status st;
 	int fd;
 
-	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return nn_fail(NN_ERR_IO, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) {
+	if (fstat(fd, sb) < 0 || !S_ISREG(sb->st_mode) || sb->st_size == 0) {
 		close(fd);
 		return nn_fail(NN_ERR_IO, "%s: not a regular non-empty file", path);
 	}
-	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	map = mmap(NULL, (size_t)sb->st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return nn_fail(NN_ERR_IO, "%s: %s", path, strerror(errno));
-	st = nn_model_load_memory(map, (size_t)sb.st_size, out);
-	munmap(map, (size_t)sb.st_size);
-	if (st != NN_OK && st != NN_ERR_NOMEM) {
-		char msg[sizeof errbuf];
-		snprintf(msg, sizeof msg, "%s", errbuf);
-		return nn_fail(st, "%s: %s", path, msg);
-	}
+	st = nn_onnx_load(map, (size_t)sb->st_size, g);
+	munmap(map, (size_t)sb->st_size);
 	return st;
+}
+
+/* Prefixes the last error message with the model's path. */
+static nn_status fail_with_path(nn_status st, const char *path)
+{
+	char msg[sizeof errbuf];
+
+	if (st == NN_ERR_NOMEM || !strncmp(errbuf, path, strlen(path)))
+		return st;
+	snprintf(msg, sizeof msg, "%s", errbuf);
+	return nn_fail(st, "%s: %s", path, msg);
+}
+
+nn_status nn_model_load_file(const char *path, nn_model **out)
+{
+	nn_status st;
+	nn_model *m;
+
+	*out = NULL;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	if ((st = graph_from_file(path, &m->g, &m->src_stat)) != NN_OK) {
+		nn_graph_free(&m->g);
+		free(m);
+		return fail_with_path(st, path);
+	}
+	if (!(m->src_path = strdup(path))) {
+		nn_graph_free(&m->g);
+		free(m);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	if ((st = model_from_graph(m)) != NN_OK)
+		return fail_with_path(st, path);
+	*out = m;
+	return NN_OK;
+}
+
+nn_status nn_model_reload_weights(nn_model *m)
+{
+	struct nn_graph g2 = {0};
+	struct stat sb;
+	nn_status st;
+
+	if (!m->src_path)
+		return nn_fail(NN_ERR_BACKEND, "released weights and no file to reread");
+	if ((st = graph_from_file(m->src_path, &g2, &sb)) == NN_OK &&
+	    (sb.st_ino != m->src_stat.st_ino || sb.st_dev != m->src_stat.st_dev ||
+	     sb.st_size != m->src_stat.st_size || sb.st_mtim.tv_sec != m->src_stat.st_mtim.tv_sec ||
+	     sb.st_mtim.tv_nsec != m->src_stat.st_mtim.tv_nsec))
+		st = nn_fail(NN_ERR_IO, "the model file changed since it was loaded");
+	if (st == NN_OK)
+		st = nn_graph_optimize(&g2);
+	/* the same file through the same passes gives the same values, in the
+	 * same order; each one taken back is checked against what it replaces */
+	for (int v = 0; st == NN_OK && v < m->g.n_vals; v++) {
+		struct nn_value *a = &m->g.vals[v], *b = v < g2.n_vals ? &g2.vals[v] : NULL;
+		if (!a->released)
+			continue;
+		if (!b || !b->data || strcmp(a->name, b->name) || a->dtype != b->dtype || a->rank != b->rank ||
+		    memcmp(a->dims, b->dims, sizeof a->dims[0] * (size_t)a->rank)) {
+			st = nn_fail(NN_ERR_IO, "the model file no longer matches the loaded model ('%s')", a->name);
+			break;
+		}
+		a->data = b->data;
+		a->released = false;
+		b->data = NULL;
+	}
+	nn_graph_free(&g2);
+	return st == NN_OK ? st : fail_with_path(st, m->src_path);
 }
 
 static void wcache_free(struct nn_wcache *w)
@@ -204,6 +280,7 @@ void nn_model_free(nn_model *m)
 	free(m->scratch);
 	nn_graph_free(&m->g);
 	free(m->out_info);
+	free(m->src_path);
 	dnnl_stream_destroy(m->stream);
 	dnnl_engine_destroy(m->engine);
 	pthread_mutex_destroy(&m->lock);

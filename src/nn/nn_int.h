@@ -21,6 +21,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <oneapi/dnnl/dnnl.h>
 
@@ -101,6 +102,7 @@ struct nn_value {
 	int64_t dims[NN_MAX_RANK];
 	void *data;   /* constant data (owned) or NULL */
 	int producer; /* node index, -1 for inputs and constants */
+	bool released; /* a constant whose data was freed once reordered (data NULL) */
 };
 
 struct nn_node {
@@ -173,7 +175,17 @@ struct nn_model {
 	size_t scratch_size;
 	struct nn_wcache *wcache;
 	nn_precision precision;
+	/* the file the model came from (NULL: from memory): weights the primitives
+	 * hold are released from the graph and reread from here when needed */
+	char *src_path;
+	struct stat src_stat; /* to notice a file replaced since loading */
 };
+
+/* Internal status: a plan needs weights that were released (see src_path). */
+#define NN_RELOAD ((nn_status)-100)
+
+/* Rereads the released weights from the model's file (nn.c). */
+nn_status nn_model_reload_weights(nn_model *m);
 
 /* ===== Errors (nn.c) ===== */
 

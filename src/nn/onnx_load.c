@@ -22,8 +22,10 @@ static bool dtype_supported(int32_t t)
 	return nn_dtype_size((nn_dtype)t) != 0;
 }
 
-/* Copies a TensorProto's data into a new buffer of nn dtype layout. */
-static nn_status tensor_from_proto(const Onnx__TensorProto *tp, const char *what, nn_dtype *dt,
+/* Moves a TensorProto's data into a new buffer of nn dtype layout (raw
+ * bytes are taken over, not copied: the decoded protobuf never holds a second
+ * copy of the weights). */
+static nn_status tensor_from_proto(Onnx__TensorProto *tp, const char *what, nn_dtype *dt,
 				   int *rank, int64_t *dims, void **data)
 {
 	size_t esz, n = 1, bytes;
@@ -55,12 +57,18 @@ static nn_status tensor_from_proto(const Onnx__TensorProto *tp, const char *what
 	    : *dt == NN_DTYPE_F64 ? tp->n_double_data != n
 	    : tp->n_int32_data != n)
 		return nn_fail(NN_ERR_PARSE, "%s: tensor data does not match its shape", what);
+	if (tp->has_raw_data && bytes) {
+		/* protobuf-c allocated it with malloc; its free skips a NULL */
+		*data = tp->raw_data.data;
+		tp->raw_data.data = NULL;
+		tp->raw_data.len = 0;
+		return NN_OK;
+	}
 	buf = malloc(bytes ? bytes : 1);
 	if (!buf)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	if (tp->has_raw_data) {
-		if (bytes)
-			memcpy(buf, tp->raw_data.data, bytes);
+		/* no elements */
 	} else if (*dt == NN_DTYPE_F32) {
 		if (bytes)
 			memcpy(buf, tp->float_data, bytes);
@@ -476,7 +484,7 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 		return nn_fail(NN_ERR_PARSE, "the model imports no version of the default opset");
 
 	for (size_t i = 0; i < gp->n_initializer; i++) {
-		const Onnx__TensorProto *tp = gp->initializer[i];
+		Onnx__TensorProto *tp = gp->initializer[i];
 		int v;
 		if (!tp->name || !*tp->name)
 			return nn_fail(NN_ERR_PARSE, "initializer %zu has no name", i);

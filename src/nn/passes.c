@@ -341,7 +341,7 @@ nn_status nn_graph_walk(const struct nn_graph *g, const struct nn_tview *inputs,
 	}
 	for (int v = 0; v < g->n_vals; v++) {
 		const struct nn_value *val = &g->vals[v];
-		if (!val->data)
+		if (!val->data && !val->released) /* released: shape known, data reread when needed */
 			continue;
 		w->tv[v].dtype = val->dtype;
 		w->tv[v].rank = val->rank;

@@ -405,8 +405,32 @@ static nn_status bind_view(nn_model *m, struct nn_plan *p, struct step *s, int a
 
 /* ===== Weights ===== */
 
-/* Weights of a conv node in layout md, reordered once and kept by the model. */
-static nn_status weights_for(nn_model *m, int node, const dnnl_memory_desc_t *user_md,
+/* True if graph value v may be released once reordered: a large constant
+ * whose only consumers are Conv nodes taking it as their weights. */
+static bool releasable(const struct nn_graph *g, int v)
+{
+	const struct nn_value *val = &g->vals[v];
+	if (!val->data || val->rank < 1 || nn_numel(val->rank, val->dims) * (int64_t)nn_dtype_size(val->dtype) < 4096)
+		return false;
+	for (int i = 0; i < g->n_nodes; i++) {
+		const struct nn_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int j = 0; j < n->n_in; j++)
+			if (n->in[j] == v && (n->op != NN_OP_CONV || j != 1))
+				return false;
+		for (int j = 0; j < n->n_post; j++)
+			if (n->post[j].value == v)
+				return false;
+	}
+	return !nn_graph_is_output(g, v);
+}
+
+/* Weights of a conv node in layout md, reordered once and kept by the model.
+ * wval is the graph value holding them (-1: data made by the plan). When the
+ * model can reread its file, the graph's copy is released once reordered;
+ * a later layout that needs it again returns NN_RELOAD. */
+static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_desc_t *user_md,
 			     const float *data, const dnnl_memory_desc_t *md, dnnl_memory_t *out)
 {
 	struct nn_wcache *w;
@@ -418,8 +442,10 @@ static nn_status weights_for(nn_model *m, int node, const dnnl_memory_desc_t *us
 	for (w = m->wcache; w; w = w->next)
 		if (w->node == node && dnnl_memory_desc_equal(&w->md, md)) {
 			*out = w->mem;
-			return NN_OK;
+			goto release;
 		}
+	if (!data)
+		return NN_RELOAD;
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
@@ -457,6 +483,12 @@ out:
 	w->next = m->wcache;
 	m->wcache = w;
 	*out = w->mem;
+release:
+	if (wval >= 0 && m->src_path && releasable(&m->g, wval)) {
+		free(m->g.vals[wval].data);
+		m->g.vals[wval].data = NULL;
+		m->g.vals[wval].released = true;
+	}
 	return NN_OK;
 }
 
@@ -491,7 +523,7 @@ static bool used_after(const struct nn_graph *g, int v, int node)
  * wdata the float weights in ONNX layout, bias optional; the output goes to
  * tv `out` (for ConvInteger, forced row-major). */
 static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata, int wv,
-				 const int64_t *wdims, int bias_v, int out, bool plain_out)
+				 int wval, const int64_t *wdims, int bias_v, int out, bool plain_out)
 {
 	const struct nn_node *n = &m->g.nodes[node];
 	const struct nn_conv_attr *a = &n->a.conv;
@@ -613,9 +645,9 @@ retry:
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
 	}
 	int wt = -1; /* runtime weights: reordered on every run */
-	if (wdata) {
-		st = weights_for(m, node, &w_user, wdata, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
-				 &wmem);
+	if (wv < 0) { /* constant weights */
+		st = weights_for(m, node, wval, &w_user, wdata,
+				 dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &wmem);
 	} else {
 		struct nn_tview t = p->tv[wv].t;
 		st = NN_OK;
@@ -681,11 +713,11 @@ static nn_status lower_conv(nn_model *m, struct nn_plan *p, int node)
 	int w = n->in[1];
 
 	if (p->tv[w].kind == TV_CONST)
-		return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, -1, p->tv[w].t.dims,
+		return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, -1, w, p->tv[w].t.dims,
 				       n->n_in > 2 ? n->in[2] : -1, n->out[0], false);
 	if ((w = in_plain(m, p, w)) < 0)
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the weights", n->name);
-	return lower_conv_core(m, p, node, n->in[0], NULL, w, p->tv[w].t.dims, n->n_in > 2 ? n->in[2] : -1,
+	return lower_conv_core(m, p, node, n->in[0], NULL, w, -1, p->tv[w].t.dims, n->n_in > 2 ? n->in[2] : -1,
 			       n->out[0], false);
 }
 
@@ -763,12 +795,12 @@ static nn_status lower_convinteger(nn_model *m, struct nn_plan *p, int node)
 	if ((xf = zero_point_to_f32(p, node, x, xz)) < 0)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	if (n->float_out) /* the fused Cast: the float result is the output */
-		return lower_conv_core(m, p, node, xf, wdata, wf, p->tv[w].t.dims, -1, n->out[0], false);
+		return lower_conv_core(m, p, node, xf, wdata, wf, -1, p->tv[w].t.dims, -1, n->out[0], false);
 	t = p->tv[n->out[0]].t;
 	t.dtype = NN_DTYPE_F32;
 	if ((of = tv_new(p, &t, TV_RUN)) < 0)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	if ((st = lower_conv_core(m, p, node, xf, wdata, wf, p->tv[w].t.dims, -1, of, true)))
+	if ((st = lower_conv_core(m, p, node, xf, wdata, wf, -1, p->tv[w].t.dims, -1, of, true)))
 		return st;
 	if (!(s = step_new(p, STEP_F32_TO_I32, node)) || !(s->ins = calloc(1, sizeof *s->ins)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
@@ -1342,7 +1374,7 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct 
 	}
 	/* one tv per graph value, then temporaries */
 	for (int v = 0; v < g->n_vals; v++) {
-		int kind = !w.known[v] ? TV_NONE : w.tv[v].data ? TV_CONST : TV_RUN;
+		int kind = !w.known[v] ? TV_NONE : w.tv[v].data || g->vals[v].released ? TV_CONST : TV_RUN;
 		if (tv_new(p, &w.tv[v], kind) < 0) {
 			st = nn_fail(NN_ERR_NOMEM, "out of memory");
 			goto fail;
@@ -1467,7 +1499,12 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_pla
 			return NN_OK;
 		}
 	}
-	if ((st = plan_build(m, inputs, &p)) != NN_OK)
+	st = plan_build(m, inputs, &p);
+	if (st == NN_RELOAD && (st = nn_model_reload_weights(m)) == NN_OK)
+		st = plan_build(m, inputs, &p);
+	if (st == NN_RELOAD)
+		st = nn_fail(NN_ERR_BACKEND, "weights missing after rereading the model");
+	if (st != NN_OK)
 		return st;
 	p->next = m->plans;
 	m->plans = p;

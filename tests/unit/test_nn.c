@@ -1,6 +1,8 @@
 /*
  * test_nn.c - the nn runtime's contract: load errors name what is wrong,
- * batches equal single runs, any input size runs, activations share an arena.
+ * batches equal single runs, any input size runs, activations share an arena,
+ * a model loaded from a file releases the weights its primitives hold and
+ * rereads them, unchanged, when a new layout needs them.
  * Conformance of each op is test_conformance.c; agreement with ONNX Runtime
  * on real photos is test_isnet_ort.c.
  */
@@ -8,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "nn/nn.h"
+#include "nn/nn_int.h" /* to see which weights a model has released */
 
 #include "check.h"
 
@@ -177,6 +183,88 @@ out:
 	free(x);
 }
 
+static int count_released(const nn_model *m)
+{
+	int n = 0;
+	for (int v = 0; v < m->g.n_vals; v++)
+		n += m->g.vals[v].released;
+	return n;
+}
+
+/* A file-loaded model: weights released once the primitives hold them,
+ * reread (and identical) when a precision change needs them again, refused
+ * when the file changed underneath. */
+static void test_isnet_file(const char *path)
+{
+	const char *out_name = "output";
+	enum { H = 160, W = 160 };
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, H, W}};
+	struct nn_tensor r32 = {0}, r16 = {0}, f32 = {0}, f16 = {0};
+	nn_model *ref = NULL, *m = NULL;
+	char copy[] = "/tmp/petcut-test-nn-XXXXXX";
+	size_t len = 0;
+	char *buf = read_file(path, &len);
+	float *x = malloc(sizeof *x * 3 * H * W);
+	bool bf16 = true;
+	int fd = mkstemp(copy);
+	nn_status st;
+
+	if (!buf || !x || fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd)) {
+		CHECK(0, "copy %s to %s", path, copy);
+		goto out;
+	}
+	fill_noise(x, (size_t)3 * H * W, 7);
+	in.data = x;
+	/* the reference: loaded from memory, so nothing is ever released */
+	if (nn_model_load_memory(buf, len, &ref) != NN_OK || nn_model_select_outputs(ref, &out_name, 1) != NN_OK ||
+	    nn_run(ref, &in, 1, &r32, 1) != NN_OK) {
+		CHECK(0, "reference model runs (%s)", nn_errmsg());
+		goto out;
+	}
+	if (nn_model_set_precision(ref, NN_PRECISION_BF16) == NN_ERR_UNSUPPORTED) {
+		printf("# bf16 part of the release test skipped: %s\n", nn_errmsg());
+		bf16 = false;
+	} else if (nn_run(ref, &in, 1, &r16, 1) != NN_OK) {
+		CHECK(0, "reference model runs in bf16 (%s)", nn_errmsg());
+		goto out;
+	}
+	CHECK(count_released(ref) == 0, "a model loaded from memory keeps its weights");
+	st = nn_model_load_file(copy, &m);
+	CHECK(st == NN_OK && nn_model_select_outputs(m, &out_name, 1) == NN_OK, "ISNet loads from a file (%s)",
+	      st ? nn_errmsg() : "");
+	if (!m)
+		goto out;
+	if (bf16) {
+		nn_model_set_precision(m, NN_PRECISION_BF16);
+		st = nn_run(m, &in, 1, &f16, 1);
+		CHECK(st == NN_OK && max_diff(f16.data, r16.data, (size_t)H * W) == 0,
+		      "bf16 from the file equals bf16 from memory (%s)", st ? nn_errmsg() : "");
+		int rel = count_released(m);
+		CHECK(rel >= 100, "the graph's copies of %d conv weights are released once reordered", rel);
+		nn_model_set_precision(m, NN_PRECISION_FP32);
+	}
+	st = nn_run(m, &in, 1, &f32, 1);
+	CHECK(st == NN_OK && max_diff(f32.data, r32.data, (size_t)H * W) == 0,
+	      "fp32 after bf16 rereads the weights and equals fp32 from memory (%s)", st ? nn_errmsg() : "");
+	CHECK(count_released(m) >= 100, "and releases them again (%d)", count_released(m));
+	/* the file replaced (a new mtime stands for it): rereading is refused */
+	struct timeval tv[2] = {{1000000000, 0}, {1000000000, 0}};
+	CHECK(utimes(copy, tv) == 0, "touch the copy");
+	st = nn_model_reload_weights(m);
+	CHECK(st == NN_ERR_IO && strstr(nn_errmsg(), "changed"), "a changed file is not reread (%s)", nn_errmsg());
+out:
+	nn_tensor_free(&r32);
+	nn_tensor_free(&r16);
+	nn_tensor_free(&f32);
+	nn_tensor_free(&f16);
+	nn_model_free(ref);
+	nn_model_free(m);
+	if (fd >= 0)
+		unlink(copy);
+	free(buf);
+	free(x);
+}
+
 int main(void)
 {
 	char path[4096];
@@ -192,6 +280,7 @@ int main(void)
 	if (f) {
 		fclose(f);
 		test_isnet(path);
+		test_isnet_file(path);
 	} else {
 		printf("# skipped the ISNet checks: %s is not there (petcut model fetch)\n", path);
 		if (!failures)
