@@ -226,7 +226,34 @@ make_phone() {
 	return 1
 }
 
+# A photo the network is unsure about, for the quality guard's tests:
+#   hard/ghost.png  chelsea.png and baboon.jpg (cropped to 451x300) averaged,
+#                   a double exposure with no clear subject
+HARD=$BUILD/testdata/hard
+make_hard() {
+	if [ -s "$HARD/ghost.png" ]; then
+		say "hard case: cached in $HARD"
+		return 0
+	fi
+	if ! command -v vips >/dev/null 2>&1 || [ ! -s "$PHOTOS/chelsea.png" ] || [ ! -s "$PHOTOS/baboon.jpg" ]; then
+		say "hard case: vips or the photos missing; the tests that need it will skip"
+		return 1
+	fi
+	mkdir -p "$HARD" || return 1
+	w=$tmp/hard && mkdir -p "$w" || return 1
+	if vips thumbnail "$PHOTOS/baboon.jpg" "$w/b.v" 451 --height 300 --crop centre &&
+		vips add "$w/b.v" "$PHOTOS/chelsea.png" "$w/sum.v" &&
+		vips linear "$w/sum.v" "$w/ghost.png" 0.5 0 --uchar &&
+		cp "$w/ghost.png" "$HARD/ghost.png.part" && mv "$HARD/ghost.png.part" "$HARD/ghost.png"; then
+		say "hard case: made in $HARD"
+		return 0
+	fi
+	say "hard case: could not be made; the tests that need it will skip"
+	return 1
+}
+
 fetch_photos
 make_phone
+make_hard
 install_ort && prepare_refs
 exit 0

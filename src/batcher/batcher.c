@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,36 @@ static int count_same(const struct batcher *b, const struct batcher_job *like)
 }
 
 /* Runs one batch (the batcher unlocked) and fills each job's output. */
+double batcher_mask_uncertainty(const float *p, size_t n)
+{
+	size_t unsure = 0, maybe = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		maybe += p[i] > 0.1f;
+		unsure += p[i] > 0.1f && p[i] < 0.9f;
+	}
+	return maybe ? (double)unsure / (double)maybe : 0.0;
+}
+
+/* The quality guard: job j's reduced-precision mask was unsure, so its
+ * input runs again alone at fp32 and that mask replaces it. On failure the
+ * reduced-precision mask stands. */
+static void rerun_fp32(struct batcher *b, struct batcher_job *j, const float *input, size_t out_per)
+{
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, j->c, j->h, j->w}};
+	struct nn_tensor out = {0};
+	int64_t t0 = now_ns();
+
+	in.data = (void *)input;
+	if (nn_run_at(b->model, NN_PRECISION_FP32, &in, 1, &out, 1) == NN_OK &&
+	    (size_t)nn_tensor_numel(&out) == out_per) {
+		memcpy(j->output, out.data, sizeof(float) * out_per);
+		j->timing.fallback = 1;
+		j->timing.infer_ms += (double)(now_ns() - t0) / 1e6;
+	}
+	nn_tensor_free(&out);
+}
+
 static void run_batch(struct batcher *b, struct batcher_job **batch, int n, int64_t start_ns)
 {
 	const struct batcher_job *j0 = batch[0];
@@ -137,6 +168,7 @@ static void run_batch(struct batcher *b, struct batcher_job **batch, int n, int6
 	struct nn_tensor out = {0};
 	nn_status st = NN_ERR_NOMEM;
 	const char *msg = "out of memory";
+	bool reduced = nn_model_precision(b->model) != NN_PRECISION_FP32;
 
 	in.data = malloc(sizeof(float) * per * (size_t)n);
 	if (in.data) {
@@ -160,6 +192,9 @@ static void run_batch(struct batcher *b, struct batcher_job **batch, int n, int6
 			memcpy(j->output, (float *)out.data + out_per * (size_t)i, sizeof(float) * out_per);
 			j->rank = out.rank - 1;
 			memcpy(j->dims, out.dims + 1, sizeof(int64_t) * (size_t)j->rank);
+			if (reduced && b->o.fallback_above > 0 &&
+			    batcher_mask_uncertainty(j->output, out_per) > b->o.fallback_above)
+				rerun_fp32(b, j, (const float *)in.data + per * (size_t)i, out_per);
 		} else {
 			snprintf(j->err, sizeof j->err, "%s", st == NN_OK ? "out of memory" : msg);
 		}
@@ -221,6 +256,7 @@ static void *worker_main(void *arg)
 		b->stats.busy_ns += (uint64_t)(now_ns() - start);
 		for (int i = 0; i < n; i++) {
 			int ok = batch[i]->output != NULL;
+			b->stats.fallbacks += (uint64_t)batch[i]->timing.fallback;
 			if (ok)
 				b->stats.completed++;
 			else

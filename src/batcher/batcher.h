@@ -42,6 +42,10 @@ struct batcher_opts {
 	int max_batch;	  /* requests per forward pass (default 4) */
 	int max_delay_ms; /* longest wait for more requests of the same size (default 5) */
 	int max_queue;	  /* requests waiting, not counting the running batch (default 64) */
+	/* Quality guard: when the model runs below fp32 and a mask's
+	 * batcher_mask_uncertainty is above this, that input runs again at fp32
+	 * and its fp32 mask is the result (0: never; default 0). */
+	double fallback_above;
 };
 
 /* Counters since creation, for /metrics. */
@@ -49,6 +53,7 @@ struct batcher_opts {
 struct batcher_stats {
 	uint64_t submitted, rejected_full, expired, failed, completed;
 	uint64_t batches;
+	uint64_t fallbacks; /* masks rerun at fp32 by the quality guard */
 	uint64_t batch_sizes[BATCHER_MAX_BATCH + 1]; /* batches of each size */
 	uint64_t busy_ns;			     /* time spent in forward passes */
 	int queued;				     /* waiting now */
@@ -60,7 +65,14 @@ struct batcher_timing {
 	double queue_ms; /* from submission to the start of its forward pass */
 	double infer_ms; /* the forward pass it was part of */
 	int batch_size;	 /* how many requests shared it */
+	int fallback;	 /* 1: rerun at fp32 by the quality guard (infer_ms includes it) */
 };
+
+/* How unsure a mask of probabilities is: the share of pixels between 0.1
+ * and 0.9 among those above 0.1 (what might be subject), 0 when none are.
+ * A clear subject gives about 0.02-0.3 (fur and hair are the unsure
+ * part); a ghosted double exposure, or a blur with no subject, near 1. */
+double batcher_mask_uncertainty(const float *p, size_t n);
 
 struct batcher;
 struct batcher_job;

@@ -36,6 +36,7 @@
 
 #include <jansson.h>
 
+#include "batcher/batcher.h"
 #include "cli/cli.h"
 #include "img/img.h"
 #include "model/model.h"
@@ -51,6 +52,8 @@
 
 /* Outputs one `remove` may write. */
 #define MAX_OUTS 16
+/* the quality guard's threshold (batcher_mask_uncertainty), as the server's */
+#define FALLBACK_ABOVE 0.9
 
 struct remove_opts {
 	const char *model;	  /* variant name or path to an ONNX file */
@@ -58,7 +61,8 @@ struct remove_opts {
 	int format_given;	  /* format came from --format, not from a name */
 	enum img_format format;	  /* output encoding (--format; remove-dir's only one) */
 	int threads;		  /* compute threads; 0 means all CPUs */
-	int bf16;		  /* --precision bf16 */
+	int bf16;		  /* --precision: 1 bf16, 0 fp32, -1 bf16 where the CPU has it */
+	double fallback_above;	  /* rerun at fp32 above this mask uncertainty (0: never) */
 	struct img_render render; /* what each output shows */
 	const char *bg_path;	  /* --bg FILE: the background image */
 	int margin_given, outline_given;
@@ -79,7 +83,8 @@ struct remover {
 	nn_model *model;
 	float *input; /* 1 x 3 x size x size */
 	int size;
-	int bf16; /* run the network in bf16 */
+	int bf16; /* as remove_opts */
+	double fallback_above;
 };
 
 /* Whether remove-dir's progress bar is on stderr's current line. */
@@ -137,8 +142,10 @@ static void usage(FILE *f, const char *cmd)
 		"                       fetch`, or the path of an ONNX file\n"
 		"  --size preview|full  network input of 512 or 1024 pixels a side (default full)\n"
 		"  --threads N          compute threads (default: all CPUs)\n"
-		"  --precision fp32|bf16  the network's arithmetic (default fp32); bf16 halves its\n"
-		"                       memory and needs AVX512_BF16 (else stays fp32, saying so)\n"
+		"  --precision fp32|bf16  the network's arithmetic (default bf16 where the CPU has\n"
+		"                       AVX512_BF16, else fp32); bf16 takes a third of fp32's memory\n"
+		"  --fallback fp32|none a bf16 mask that is unsure (over 90%% of what might be the\n"
+		"                       subject between 0.1 and 0.9) is made again at fp32 (default)\n"
 		"  --json               print each output's size, subject box and coverage as one\n"
 		"                       JSON object a line on stdout\n"
 		"  --timings            print each stage's time on stderr (decode, resize, infer,\n"
@@ -154,7 +161,7 @@ static void usage(FILE *f, const char *cmd)
 enum opt_id {
 	OPT_OUT, OPT_FORMAT, OPT_MASK, OPT_BG, OPT_BG_COLOR, OPT_BG_IMAGE, OPT_CROP, OPT_MARGIN, OPT_FIT,
 	OPT_EFFECT, OPT_OUTLINE, OPT_QUALITY, OPT_LOSSY, OPT_COLOR, OPT_REFINE, OPT_KEEP_GPS, OPT_MODEL,
-	OPT_SIZE, OPT_THREADS, OPT_PRECISION, OPT_JSON, OPT_TIMINGS, OPT_HELP,
+	OPT_SIZE, OPT_THREADS, OPT_PRECISION, OPT_FALLBACK, OPT_JSON, OPT_TIMINGS, OPT_HELP,
 };
 
 static const struct option_def {
@@ -171,6 +178,7 @@ static const struct option_def {
 	{"--size", OPT_SIZE, 1},       {"--threads", OPT_THREADS, 1},	{"--json", OPT_JSON, 0},
 	{"--timings", OPT_TIMINGS, 0}, {"-h", OPT_HELP, 0},		{"--help", OPT_HELP, 0},
 	{"--precision", OPT_PRECISION, 1},
+	{"--fallback", OPT_FALLBACK, 1},
 };
 
 /* Parses "--bg"'s value: a colour, "blur", or (unless color_only) a file. */
@@ -324,6 +332,13 @@ static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct re
 		}
 		o->bf16 = !strcmp(val, "bf16");
 		return 0;
+	case OPT_FALLBACK:
+		if (strcmp(val, "fp32") && strcmp(val, "none")) {
+			fprintf(stderr, "petcut %s: --fallback is fp32 or none, not '%s'\n", cmd, val);
+			return 2;
+		}
+		o->fallback_above = !strcmp(val, "none") ? 0 : FALLBACK_ABOVE;
+		return 0;
 	case OPT_THREADS:
 		if (cli_parse_int(val, 1, 4096, &o->threads)) {
 			fprintf(stderr, "petcut %s: --threads needs a number from 1 to 4096, not '%s'\n", cmd, val);
@@ -388,7 +403,7 @@ static int parse_args(int argc, char **argv, struct remove_opts *o)
 	int opts_done = 0, rc;
 
 	*o = (struct remove_opts){.model = MODEL_DEFAULT_VARIANT, .size = SIZE_FULL, .format = IMG_FORMAT_PNG,
-				  .refine = REFINE_DEFAULT};
+				  .refine = REFINE_DEFAULT, .bf16 = -1, .fallback_above = FALLBACK_ABOVE};
 	for (int i = 1; i < argc; i++) {
 		const struct option_def *def = NULL;
 		char *arg = argv[i], *val = NULL, *eq;
@@ -450,7 +465,7 @@ static int parse_args(int argc, char **argv, struct remove_opts *o)
  * variant has not been fetched. */
 static int remover_init(struct remover *r, const struct remove_opts *o)
 {
-	*r = (struct remover){.size = o->size, .bf16 = o->bf16};
+	*r = (struct remover){.size = o->size, .bf16 = o->bf16, .fallback_above = o->fallback_above};
 	if (model_variant_from_name(o->model) < 0) {
 		snprintf(r->path, sizeof r->path, "%s", o->model);
 		return 0;
@@ -479,7 +494,8 @@ static int remover_load(struct remover *r)
 		return 1;
 	}
 	st = nn_model_select_outputs(r->model, outputs, 1);
-	if (st == NN_OK && r->bf16 && nn_model_set_precision(r->model, NN_PRECISION_BF16) != NN_OK)
+	/* bf16 by default where the CPU has it; asked for and missing, said */
+	if (st == NN_OK && r->bf16 && nn_model_set_precision(r->model, NN_PRECISION_BF16) != NN_OK && r->bf16 > 0)
 		say("petcut: %s", nn_errmsg()); /* and on at fp32 */
 	if (st == NN_OK)
 		st = nn_model_input(r->model, 0, &in);
@@ -588,7 +604,8 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 	double ms[STAGE_COUNT] = {0}, t0, t;
 	img_status ist;
 	nn_status nst;
-	int rc = 1;
+	double unsure = 0;
+	int rc = 1, fallback = 0;
 
 	rr.bg_image = bg;
 	t0 = t = now_ms();
@@ -618,6 +635,20 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 	if (y.dtype != NN_DTYPE_F32 || y.rank != 4 || y.dims[0] != 1 || y.dims[1] != 1) {
 		say("petcut: %s: the model's output is not a mask [1,1,H,W]", r->path);
 		goto out;
+	}
+	/* the quality guard: an unsure reduced-precision mask is made again at fp32 */
+	unsure = batcher_mask_uncertainty(y.data, (size_t)nn_tensor_numel(&y));
+	if (nn_model_precision(r->model) != NN_PRECISION_FP32 && r->fallback_above > 0 &&
+	    unsure > r->fallback_above) {
+		struct nn_tensor y32 = {0};
+		if (nn_run_at(r->model, NN_PRECISION_FP32, &x, 1, &y32, 1) == NN_OK &&
+		    nn_tensor_numel(&y32) == nn_tensor_numel(&y)) {
+			nn_tensor_free(&y);
+			y = y32;
+			fallback = 1;
+		} else {
+			nn_tensor_free(&y32); /* the bf16 mask stands */
+		}
 	}
 	ms[STAGE_INFER] = now_ms() - t;
 	t = now_ms();
@@ -675,6 +706,7 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 	if (o->timings) {
 		for (int s = 0; s < STAGE_COUNT; s++)
 			say("timing: %s %.1f ms", stage_names[s], ms[s]);
+		say("timing: mask uncertainty %.3f%s", unsure, fallback ? ", rerun at fp32" : "");
 		say("timing: total %.1f ms", now_ms() - t0);
 	}
 	rc = 0;

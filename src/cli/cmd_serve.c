@@ -25,7 +25,11 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --max-delay-ms N      wait for a batch to fill (PETCUT_MAX_DELAY_MS; default %d)\n"
 		"  --max-queue N         inference requests waiting before 429 (PETCUT_MAX_QUEUE; default %d)\n"
 		"  --request-timeout-ms N  deadline of a request's inference, then 504 (PETCUT_REQUEST_TIMEOUT_MS; default %d)\n"
-		"  --precision fp32|bf16 the network's arithmetic (PETCUT_PRECISION; default fp32); bf16 halves its memory\n"
+		"  --precision fp32|bf16 the network's arithmetic (PETCUT_PRECISION; default bf16 where the CPU has\n"
+		"                        AVX512_BF16, else fp32); bf16 takes a third of fp32's memory\n"
+		"  --fallback fp32|none  rerun a bf16 mask at fp32 when it is unsure (PETCUT_FALLBACK; default fp32)\n"
+		"  --fallback-above F    how unsure: the share of pixels between 0.1 and 0.9 among those above 0.1\n"
+		"                        (default 0.9)\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
 		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms);
@@ -53,6 +57,7 @@ int cmd_serve(int argc, char **argv)
 		const char *v = argv[++i];
 		char *end;
 		long n = strtol(v, &end, 10);
+		double f;
 		if (!strcmp(a, "--listen"))
 			cfg.listen = v;
 		else if (!strcmp(a, "--data"))
@@ -67,6 +72,10 @@ int cmd_serve(int argc, char **argv)
 			cfg.model = v;
 		else if (!strcmp(a, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
 			cfg.bf16 = !strcmp(v, "bf16");
+		else if (!strcmp(a, "--fallback") && (!strcmp(v, "fp32") || !strcmp(v, "none")))
+			cfg.fallback_above = !strcmp(v, "none") ? 0 : cfg.fallback_above > 0 ? cfg.fallback_above : 0.9;
+		else if (!strcmp(a, "--fallback-above") && (f = strtod(v, &end)) > 0 && f <= 1 && !*end && end != v)
+			cfg.fallback_above = f;
 		else if (!strcmp(a, "--max-batch") && !*end && n > 0 && n <= 32)
 			cfg.max_batch = (int)n;
 		else if (!strcmp(a, "--max-delay-ms") && !*end && n >= 0 && n <= 10000)

@@ -30,7 +30,8 @@ struct http_config {
 	int max_delay_ms;	 /* wait for a batch to fill (default 5) */
 	int max_queue;		 /* inference requests waiting before 429 (default 32) */
 	int request_timeout_ms;	 /* a request's deadline for inference (default 30000) */
-	int bf16;		 /* run the network in bf16 (default fp32) */
+	int bf16;		 /* run the network in bf16 where the CPU has it (default 1) */
+	double fallback_above;	 /* quality guard: rerun at fp32 above this mask uncertainty (default 0.9; 0 off) */
 };
 
 struct http_server;

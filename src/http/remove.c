@@ -76,6 +76,7 @@ static void scrape_batcher(void *ctx)
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"expired"}), (double)st.expired);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed"}), (double)st.failed);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"busy_seconds"}), (double)st.busy_ns / 1e9);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"fp32_fallbacks"}), (double)st.fallbacks);
 	metrics_set(s->merged, (double)cache_flights_merged(s->flights));
 	for (int n = 1; n <= BATCHER_MAX_BATCH; n++)
 		if (st.batch_sizes[n]) {
@@ -89,7 +90,7 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 {
 	const char *out_name = "output";
 	char path[4096];
-	struct batcher_opts bo = {s->cfg.max_batch, s->cfg.max_delay_ms, s->cfg.max_queue};
+	struct batcher_opts bo = {s->cfg.max_batch, s->cfg.max_delay_ms, s->cfg.max_queue, s->cfg.fallback_above};
 
 	/* gauges read from the batcher when scraped (counters it keeps itself) */
 	s->inferences = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference",
@@ -139,6 +140,12 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	}
 	if (s->cfg.bf16 && nn_model_set_precision(s->model, NN_PRECISION_BF16) != NN_OK)
 		fprintf(stderr, "petcut serve: %s\n", nn_errmsg()); /* and on at fp32 */
+	/* how masks are computed, for the cache keys (the guard's fp32 reruns
+	 * depend on the mask alone, so its threshold names them) */
+	if (nn_model_precision(s->model) == NN_PRECISION_BF16)
+		snprintf(s->precision_key, sizeof s->precision_key, "bf16/guard%.3g", s->cfg.fallback_above);
+	else
+		snprintf(s->precision_key, sizeof s->precision_key, "fp32");
 	/* plans for both network sizes now, so no request pays for them */
 	for (int side = 512; side <= 1024; side *= 2) {
 		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
@@ -406,7 +413,7 @@ static int get_mask(struct http_server *s, struct params *p, const struct img *p
 	void *buf;
 
 	/* the precision changes the mask a little: it is part of the name */
-	snprintf(name, sizeof name, "mask|v1|%s|%s|%s|%d", p->image_id, s->model_id, s->cfg.bf16 ? "bf16" : "fp32",
+	snprintf(name, sizeof name, "mask|v1|%s|%s|%s|%d", p->image_id, s->model_id, s->precision_key,
 		 p->side);
 	hex_sha256(name, strlen(name), key);
 	int lead;
@@ -535,7 +542,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				"%s", why);
 	if (!s->batcher)
 		return fail_out(o, 503, "model_unavailable", "no model is loaded");
-	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->model_id, s->cfg.bf16 ? "bf16" : "fp32",
+	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->model_id, s->precision_key,
 		 p.canonical);
 	hex_sha256(name, strlen(name), key);
 

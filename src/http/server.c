@@ -59,7 +59,8 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->max_delay_ms = (int)env_long("PETCUT_MAX_DELAY_MS", 5);
 	cfg->max_queue = (int)env_long("PETCUT_MAX_QUEUE", 32);
 	cfg->request_timeout_ms = (int)env_long("PETCUT_REQUEST_TIMEOUT_MS", 30000);
-	cfg->bf16 = (v = getenv("PETCUT_PRECISION")) && !strcmp(v, "bf16");
+	cfg->bf16 = !((v = getenv("PETCUT_PRECISION")) && !strcmp(v, "fp32"));
+	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : 0.9;
 }
 
 /* ===== Replies ===== */

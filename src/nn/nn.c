@@ -353,18 +353,25 @@ nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n)
 	return st == NN_ERR_NOMEM ? nn_fail(st, "out of memory") : st;
 }
 
-nn_status nn_model_set_precision(nn_model *m, nn_precision p)
+/* Checks that precision p can run here. */
+static nn_status precision_check(nn_precision p)
 {
 	if (p != NN_PRECISION_FP32 && p != NN_PRECISION_BF16)
 		return nn_fail(NN_ERR_ARG, "unknown precision %d", (int)p);
 	if (p == NN_PRECISION_BF16 &&
 	    (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
 		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_BF16: staying at fp32");
+	return NN_OK;
+}
+
+nn_status nn_model_set_precision(nn_model *m, nn_precision p)
+{
+	nn_status st = precision_check(p);
+
+	if (st != NN_OK)
+		return st;
 	pthread_mutex_lock(&m->lock);
-	if (m->precision != p) {
-		m->precision = p;
-		nn_plans_free(m);
-	}
+	m->precision = p;
 	pthread_mutex_unlock(&m->lock);
 	return NN_OK;
 }
@@ -406,24 +413,26 @@ nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_in
 	if (!m || (st = check_inputs(m, inputs, n_inputs, false)) != NN_OK)
 		return m ? st : nn_fail(NN_ERR_ARG, "no model");
 	pthread_mutex_lock(&m->lock);
-	st = nn_plan_get(m, inputs, &p);
+	st = nn_plan_get(m, inputs, m->precision, &p);
 	pthread_mutex_unlock(&m->lock);
 	return st;
 }
 
-nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
-		 struct nn_tensor *outputs, int n_outputs)
+/* A run at precision prec, or at the model's when prec is negative. */
+static nn_status run(nn_model *m, int prec, const struct nn_tensor *inputs, int n_inputs,
+		     struct nn_tensor *outputs, int n_outputs)
 {
 	struct nn_plan *p;
 	nn_status st;
 
 	if (!m || n_outputs != m->g.n_outputs)
 		return nn_fail(NN_ERR_ARG, "expected %d outputs", m ? m->g.n_outputs : 0);
-	if ((st = check_inputs(m, inputs, n_inputs, true)) != NN_OK)
+	if ((prec >= 0 && (st = precision_check((nn_precision)prec)) != NN_OK) ||
+	    (st = check_inputs(m, inputs, n_inputs, true)) != NN_OK)
 		return st;
 	memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);
 	pthread_mutex_lock(&m->lock);
-	st = nn_plan_get(m, inputs, &p);
+	st = nn_plan_get(m, inputs, prec >= 0 ? (nn_precision)prec : m->precision, &p);
 	if (st == NN_OK)
 		st = nn_plan_exec(m, p, inputs, outputs);
 	pthread_mutex_unlock(&m->lock);
@@ -431,4 +440,15 @@ nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
 		for (int i = 0; i < n_outputs; i++)
 			nn_tensor_free(&outputs[i]);
 	return st;
+}
+
+nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs, struct nn_tensor *outputs, int n_outputs)
+{
+	return run(m, -1, inputs, n_inputs, outputs, n_outputs);
+}
+
+nn_status nn_run_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs,
+		    struct nn_tensor *outputs, int n_outputs)
+{
+	return run(m, (int)prec, inputs, n_inputs, outputs, n_outputs);
 }

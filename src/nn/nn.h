@@ -120,9 +120,10 @@ nn_status nn_model_output(const nn_model *m, int i, struct nn_tensor_info *out);
  * output are removed. Drops cached plans. */
 nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n);
 
-/* Sets the precision of later runs (drops cached plans). bf16 needs a CPU
- * with AVX512_BF16 (or AMX): without it this returns NN_ERR_UNSUPPORTED and
- * the model stays fp32. Inputs and outputs are float32 either way. */
+/* Sets the precision of later nn_run calls (plans are cached per precision,
+ * so switching back and forth rebuilds nothing). bf16 needs a CPU with
+ * AVX512_BF16 (or AMX): without it this returns NN_ERR_UNSUPPORTED and the
+ * model stays fp32. Inputs and outputs are float32 either way. */
 nn_status nn_model_set_precision(nn_model *m, nn_precision p);
 nn_precision nn_model_precision(const nn_model *m);
 
@@ -133,6 +134,11 @@ nn_precision nn_model_precision(const nn_model *m);
  * first run for a new set of input shapes builds and caches a plan. */
 nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
 		 struct nn_tensor *outputs, int n_outputs);
+
+/* nn_run at precision prec, whatever the model's setting (NN_ERR_UNSUPPORTED
+ * for bf16 on a CPU without it). */
+nn_status nn_run_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs,
+		    struct nn_tensor *outputs, int n_outputs);
 
 /* Figures of the most recently used plan. */
 struct nn_plan_stats {

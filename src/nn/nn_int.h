@@ -167,7 +167,7 @@ struct nn_model {
 	pthread_mutex_t lock;
 	dnnl_engine_t engine;
 	dnnl_stream_t stream;
-	struct nn_plan *plans; /* cached, most recent first */
+	struct nn_plan *plans; /* cached by input shapes and precision, most recent first */
 	int n_plans;
 	void *arena;		/* activations of the running plan */
 	size_t arena_size;
@@ -259,7 +259,7 @@ bool nn_walk_folds(const struct nn_graph *g, const struct nn_walk *w, const stru
 
 /* ===== Plans (plan.c) ===== */
 
-nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_plan **out);
+nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision prec, struct nn_plan **out);
 nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *inputs, struct nn_tensor *outputs);
 void nn_plans_free(nn_model *m);
 

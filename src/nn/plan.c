@@ -65,6 +65,7 @@ struct nn_plan {
 	int in_rank[16];
 	int64_t in_dims[16][NN_MAX_RANK];
 	void *in_copy[16]; /* values of the inputs that decide shapes */
+	nn_precision precision;
 	struct ptv *tv;
 	int n_tv, cap_tv;
 	struct step *steps;
@@ -563,7 +564,7 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	}
 	/* bf16 precision: activations and weights in bf16 between convolutions
 	 * (ConvInteger's exact integers stay in fp32) */
-	dnnl_data_type_t adt = m->precision == NN_PRECISION_BF16 && n->op == NN_OP_CONV ? dnnl_bf16 : dnnl_f32;
+	dnnl_data_type_t adt = p->precision == NN_PRECISION_BF16 && n->op == NN_OP_CONV ? dnnl_bf16 : dnnl_f32;
 	any_md(X->t.rank, X->t.dims, adt, &src_md);
 	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, adt, dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, dnnl_f32, plain_tags[wrank]);
@@ -1338,7 +1339,7 @@ static nn_status lower_node(nn_model *m, struct nn_plan *p, int i)
 	return lower_ref(m, p, i);
 }
 
-static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct nn_plan **out)
+static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, nn_precision prec, struct nn_plan **out)
 {
 	struct nn_graph *g = &m->g;
 	struct nn_tview in[16];
@@ -1351,6 +1352,7 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, struct 
 		return nn_fail(NN_ERR_UNSUPPORTED, "more than 16 inputs");
 	if (!(p = calloc(1, sizeof *p)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	p->precision = prec;
 	p->n_inputs = g->n_inputs;
 	for (int i = 0; i < g->n_inputs; i++) {
 		in[i] = (struct nn_tview){.dtype = inputs[i].dtype, .rank = inputs[i].rank};
@@ -1476,14 +1478,14 @@ fail:
 
 #define MAX_PLANS 4
 
-nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_plan **out)
+nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision prec, struct nn_plan **out)
 {
 	struct nn_plan **pp, *p;
 	nn_status st;
 	int count = 0;
 
 	for (pp = &m->plans; (p = *pp); pp = &p->next) {
-		bool same = true;
+		bool same = p->precision == prec;
 		for (int i = 0; same && i < p->n_inputs; i++) {
 			same = p->in_rank[i] == inputs[i].rank &&
 			       !memcmp(p->in_dims[i], inputs[i].dims, sizeof inputs[i].dims[0] * (size_t)inputs[i].rank);
@@ -1499,9 +1501,9 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, struct nn_pla
 			return NN_OK;
 		}
 	}
-	st = plan_build(m, inputs, &p);
+	st = plan_build(m, inputs, prec, &p);
 	if (st == NN_RELOAD && (st = nn_model_reload_weights(m)) == NN_OK)
-		st = plan_build(m, inputs, &p);
+		st = plan_build(m, inputs, prec, &p);
 	if (st == NN_RELOAD)
 		st = nn_fail(NN_ERR_BACKEND, "weights missing after rereading the model");
 	if (st != NN_OK)

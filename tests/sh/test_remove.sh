@@ -275,15 +275,35 @@ check "with --bg white: cat.jpg and turned.jpg, JPEG" \
 	[ "$(ls -A "$tmp/jdir" | tr '\n' ' ')" = "cat.jpg turned.jpg " -a \
 	"$(head -c 3 "$tmp/jdir/cat.jpg" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = ffd8ff ]
 
-echo "# --precision bf16: the same cut-out, half the network's memory"
-"$PETCUT" remove --precision bf16 "$UPRIGHT" "$tmp/bf16.png" >"$tmp/stdout" 2>"$tmp/err"
+echo "# precision: the default (bf16 where the CPU has it) against fp32"
+"$PETCUT" remove --precision fp32 "$UPRIGHT" "$tmp/fp32.png" >"$tmp/stdout" 2>"$tmp/err"
 rc=$?
-check "--precision bf16 exits 0" [ $rc -eq 0 ]
-diff=$(pic diff "$tmp/up.png" "$tmp/bf16.png" 2>/dev/null)
-echo "# mean |alpha difference| between fp32 and bf16: ${diff:-?} of 255"
-check "its alpha matches fp32's (mean difference < 1)" at_least 1 "${diff:-999}"
+check "--precision fp32 exits 0" [ $rc -eq 0 ]
+diff=$(pic diff "$tmp/up.png" "$tmp/fp32.png" 2>/dev/null)
+echo "# mean |alpha difference| between the default and fp32: ${diff:-?} of 255"
+check "the default's alpha matches fp32's (mean difference < 1)" at_least 1 "${diff:-999}"
 "$PETCUT" remove --precision fp16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err"
 check "--precision fp16: exit 2, one line" [ $? -eq 2 -a "$(lines "$tmp/err")" = 1 -a ! -e "$tmp/x.png" ]
+
+echo "# the quality guard: an unsure bf16 mask is made again at fp32"
+GHOST=$BUILD/testdata/hard/ghost.png
+if ! "$PETCUT" remove --precision bf16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err" || [ -s "$tmp/err" ]; then
+	echo "# skipped: bf16 does not run here ($(head -1 "$tmp/err"))"
+elif [ ! -s "$GHOST" ]; then
+	echo "# skipped: $GHOST is missing (scripts/test-setup.sh makes it)"
+else
+	"$PETCUT" remove --timings "$GHOST" "$tmp/g-guard.png" 2>"$tmp/err"
+	check "a double exposure: exit 0, mask unsure, rerun at fp32 ($(grep uncertainty "$tmp/err"))" \
+		grep -q "uncertainty .*, rerun at fp32" "$tmp/err"
+	"$PETCUT" remove --precision fp32 "$GHOST" "$tmp/g-fp32.png" 2>/dev/null
+	check "its cut-out is the fp32 one, byte for byte" cmp -s "$tmp/g-guard.png" "$tmp/g-fp32.png"
+	"$PETCUT" remove --timings --fallback none "$GHOST" "$tmp/g-bf16.png" 2>"$tmp/err"
+	check "--fallback none keeps the bf16 mask" grep -q "uncertainty [0-9.]*$" "$tmp/err"
+	diff=$(pic diff "$tmp/g-bf16.png" "$tmp/g-fp32.png" 2>/dev/null)
+	echo "# mean |alpha difference| between bf16 and fp32 on it: ${diff:-?} of 255"
+	"$PETCUT" remove --timings "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err"
+	check "a clear subject is not rerun ($(grep uncertainty "$tmp/err"))" grep -q "uncertainty [0-9.]*$" "$tmp/err"
+fi
 
 [ $failures -eq 0 ] && echo "all checks passed" || echo "$failures check(s) failed"
 [ $failures -eq 0 ]

@@ -179,6 +179,20 @@ PY
 		grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
 		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"
 
+	# the quality guard: a photo the network is unsure about is rerun at fp32
+	ghost=$BUILD/testdata/hard/ghost.png
+	if [ ! -s "$ghost" ]; then
+		echo "# skipped the quality-guard check: $ghost is missing (scripts/test-setup.sh makes it)"
+	elif ! "$PETCUT" remove --precision bf16 --size preview samples/chelsea.jpg "$tmp/bf16.png" 2>"$tmp/bf16.err" ||
+		[ -s "$tmp/bf16.err" ]; then
+		echo "# skipped the quality-guard check: bf16 does not run here ($(head -1 "$tmp/bf16.err"))"
+	else
+		req -H 'Content-Type: image/png' --data-binary @"$ghost" "$A/v1/images" >/dev/null
+		check "an unsure photo (a double exposure): 200, one fp32 rerun counted in /metrics" \
+			[ "$(rb "{\"image_id\":\"$(field "['id']")\"}")" = 200 ] && [ "$(req "$A/metrics")" = 200 ] &&
+			grep -q 'petcut_inference{what="fp32_fallbacks"} 1' "$tmp/body"
+	fi
+
 	# /openapi.json describes every route: walk it against the server
 	check "/openapi.json: every documented route answers with a documented status" python3 - "$A" "$sha" "$rid" "$photo" <<'PY'
 import json, sys, urllib.request, urllib.error

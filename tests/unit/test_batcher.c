@@ -73,6 +73,26 @@ static struct batcher_job *occupy(struct batcher *b, const float *big, int side)
 	return job;
 }
 
+/* The quality guard's measure on masks made by hand. */
+static void test_uncertainty(void)
+{
+	float m[100];
+
+	for (int i = 0; i < 100; i++)
+		m[i] = i < 50 ? 0.0f : 1.0f; /* a sure subject on half the picture */
+	CHECK(batcher_mask_uncertainty(m, 100) == 0.0, "a hard 0/1 mask is sure");
+	for (int i = 50; i < 60; i++)
+		m[i] = 0.5f; /* a soft edge: 10 of the 50 that might be subject */
+	CHECK(fabs(batcher_mask_uncertainty(m, 100) - 0.2) < 1e-9, "a soft edge: 0.2 (%g)",
+	      batcher_mask_uncertainty(m, 100));
+	for (int i = 0; i < 100; i++)
+		m[i] = i < 90 ? 0.05f : 0.6f; /* no subject, a faint guess */
+	CHECK(batcher_mask_uncertainty(m, 100) == 1.0, "only a faint guess: 1");
+	for (int i = 0; i < 100; i++)
+		m[i] = 0.0f;
+	CHECK(batcher_mask_uncertainty(m, 100) == 0.0, "an empty mask: 0");
+}
+
 int main(void)
 {
 	const char *out_name = "output";
@@ -84,6 +104,7 @@ int main(void)
 	enum { BIG = 768 };
 	float *big = malloc(sizeof(float) * 3 * BIG * BIG);
 
+	test_uncertainty();
 	if (dir && *dir)
 		snprintf(path, sizeof path, "%s/isnet-medium.onnx", dir);
 	else

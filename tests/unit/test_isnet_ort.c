@@ -55,11 +55,12 @@ struct model_case {
 	const char *name;	/* as in petcut model path NAME */
 	double min_iou;		/* IoU of the masks thresholded at 0.5 */
 	double max_mean_diff;	/* mean |petcut - ORT| over the mask */
+	double bf16_min_iou;	/* IoU of petcut's bf16 mask against its fp32 one (0: not checked) */
 };
 
 static const struct model_case models[] = {
-	{"medium", 0.995, 0.005},
-	{"small", 0.99, 0.01},
+	{"medium", 0.995, 0.005, 0.99},
+	{"small", 0.99, 0.01, 0},
 };
 
 /* References computed by this run and found cached (for --prepare's report). */
@@ -351,6 +352,33 @@ static void resolve_paths(const char *argv0)
 /* Checks one model on every photo. Returns the number of photos out of
  * bounds or not compared (0 = all good). With prepare set, only makes sure
  * the references exist. */
+/* petcut's bf16 mask against its own fp32 one (fp32_mask) for the same input.
+ * Returns 1 if out of bounds; a CPU without bf16 is a printed skip. */
+static int check_bf16(nn_model *m, const struct nn_tensor *in, const char *photo, const float *fp32_mask,
+		      double min_iou)
+{
+	struct nn_tensor out = {0};
+	double t = now_s();
+	nn_status st = nn_run_at(m, NN_PRECISION_BF16, in, 1, &out, 1);
+
+	t = now_s() - t;
+	if (st == NN_ERR_UNSUPPORTED) {
+		printf("  %-16s bf16 skipped: %s\n", photo, nn_errmsg());
+		return 0;
+	}
+	if (st || nn_tensor_numel(&out) != (int64_t)PLANE) {
+		printf("  %-16s bf16 FAIL: %s\n", photo, st ? nn_errmsg() : "wrong output size");
+		nn_tensor_free(&out);
+		return 1;
+	}
+	struct agreement a = agree(out.data, fp32_mask, PLANE);
+	int ok = a.iou >= min_iou;
+	printf("  %-16s bf16 against fp32: IoU %.5f  mean|diff| %.6f  max|diff| %.4f  nn %.2f s  %s\n", photo, a.iou,
+	       a.mean_diff, a.max_diff, t, ok ? "ok" : "FAIL (out of bounds)");
+	nn_tensor_free(&out);
+	return !ok;
+}
+
 static int check_model(const struct model_case *mc, char **photos, int n_photos, int prepare)
 {
 	char model_path[2200], sha[65], ref[4400], in_sha[65];
@@ -434,8 +462,8 @@ static int check_model(const struct model_case *mc, char **photos, int n_photos,
 		t_nn = now_s();
 		st = nn_run(m, &in, 1, &out, 1);
 		t_nn = now_s() - t_nn;
-		free(x);
 		if (st) {
+			free(x);
 			printf("  %-16s FAIL: nn_run: %s: %s\n", photos[p], nn_strerror(st), nn_errmsg());
 			bad++;
 			continue;
@@ -444,6 +472,7 @@ static int check_model(const struct model_case *mc, char **photos, int n_photos,
 		    out.dims[1] != 1) {
 			printf("  %-16s FAIL: output is not a 1x1x%dx%d float32 tensor\n", photos[p], SIDE, SIDE);
 			nn_tensor_free(&out);
+			free(x);
 			bad++;
 			continue;
 		}
@@ -453,7 +482,10 @@ static int check_model(const struct model_case *mc, char **photos, int n_photos,
 		       a.mean_diff, a.max_diff, t_nn, ok ? "ok" : "FAIL (out of bounds)");
 		fflush(stdout);
 		bad += !ok;
+		if (mc->bf16_min_iou > 0)
+			bad += check_bf16(m, &in, photos[p], out.data, mc->bf16_min_iou);
 		nn_tensor_free(&out);
+		free(x);
 	}
 	free(got_ref);
 	nn_model_free(m);
