@@ -266,6 +266,8 @@ run_petcut() {
 			v=$(median "$OUT/e2e.$tag.stage.$s")
 			stages="$stages${stages:+, }$s ${v:-?}"
 		done
+		v=$(sed -n 's/^timing: \(mask uncertainty .*\)/\1/p' "$OUT/e2e.$tag.$E2E_RUNS.err" 2>/dev/null)
+		[ -n "$v" ] && stages="$stages; $v"
 	fi
 	{
 		echo "ms $(median "$OUT/e2e.$tag.ms")"
@@ -284,11 +286,9 @@ if part e2e; then
 		load0=$(cut -d' ' -f1 /proc/loadavg)
 		tags="petcut"
 		run_petcut petcut
-		if "$PETCUT" remove --help 2>&1 | grep -q -- '--refine'; then
-			run_petcut guided --refine guided
-			run_petcut none --refine none
-			tags="$tags guided none"
-		fi
+		run_petcut fp32 --precision fp32
+		run_petcut guided --refine guided
+		tags="$tags fp32 guided"
 
 		have_imgly=0
 		if install_imgly; then
@@ -313,7 +313,8 @@ if part e2e; then
 			echo "|---|---|---|---|---|---|---|"
 			for t in $tags; do
 				case $t in
-				petcut) label="petcut remove (default options)" ;;
+				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none)" ;;
+				fp32) label="petcut remove --precision fp32" ;;
 				*) label="petcut remove --refine $t" ;;
 				esac
 				ms=$(field "$OUT/e2e.$t" ms)
@@ -340,6 +341,7 @@ if part e2e; then
 				st=$(sed -n 's/^stages //p' "$OUT/e2e.$t")
 				case $t in
 				petcut) label="petcut remove" ;;
+				fp32) label="petcut remove --precision fp32" ;;
 				*) label="petcut remove --refine $t" ;;
 				esac
 				if [ -n "$st" ]; then
