@@ -32,7 +32,9 @@ GEN_H   = $(BUILD)/gen/onnx.pb-c.h
 
 LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/util/*.c))
 CLI_SRC = $(sort $(wildcard src/cli/*.c))
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
+# the browser side (upload module and demo page), built into petcut and served at /
+WEB_FILES = $(sort $(wildcard web/*.html web/*.js web/*.css))
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(sort $(wildcard tests/unit/*.c))
 TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -58,6 +60,13 @@ $(BUILD)/gen/openapi.c: src/http/openapi.json
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+$(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-web.sh $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web.o: $(BUILD)/gen/web.c src/http/web_files.h
+	$(CC) $(CFLAGS) $(SANFLAGS) -Isrc -c $< -o $@
 
 $(BUILD)/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)

@@ -32,12 +32,14 @@ struct http_config {
 	int request_timeout_ms;	 /* a request's deadline for inference (default 30000) */
 	int bf16;		 /* run the network in bf16 where the CPU has it (default 1) */
 	double fallback_above;	 /* quality guard: rerun at fp32 above this mask uncertainty (default 0.9; 0 off) */
+	int upload_expire_s;	 /* an unfinished resumable upload idle this long is dropped (default 86400) */
 };
 
 struct http_server;
 
 /* Fills cfg with the defaults, then the PETCUT_* environment overrides
- * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_THREADS, PETCUT_MAX_UPLOAD_MB). */
+ * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_THREADS, PETCUT_MAX_UPLOAD_MB,
+ * PETCUT_UPLOAD_EXPIRE_S). */
 void http_config_defaults(struct http_config *cfg);
 
 /* Starts the server. On failure returns -1 with a message in errbuf. */

@@ -28,6 +28,10 @@ enum route {
 	ROUTE_REMOVE_BATCH,
 	ROUTE_REMOVEBG,
 	ROUTE_RESULT,
+	ROUTE_TUS,		/* /v1/uploads: tus creation and OPTIONS */
+	ROUTE_TUS_UPLOAD,	/* /v1/uploads/{id}: HEAD, PATCH, DELETE */
+	ROUTE_CLIENT_METRICS,	/* /v1/client-metrics */
+	ROUTE_WEB,		/* the embedded web files (/, /petcut-upload.js) */
 	ROUTE_COUNT
 };
 
@@ -50,6 +54,8 @@ struct http_server {
 	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit, *merged;
 	char address[64];
 	atomic_ullong next_id;
+	struct tus *tus;		/* resumable uploads (tus.c) */
+	struct metrics_family *client_uploads, *client_duration, *client_bytes, *client_tries, *client_rejected;
 };
 
 /* What one removal came to: 200 with its result, or an error. */
@@ -87,6 +93,7 @@ struct req {
 	void (*work_fn)(struct req *r);
 	struct outcome out;
 	size_t body_len;
+	struct tus_patch *tus; /* a tus PATCH being received (tus.c) */
 	int error_status;    /* an error met while reading the body */
 	const char *error_code;
 	char error_msg[200];
@@ -130,6 +137,30 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
  * the handler is called again with r->work == WORK_DONE. 0, or -1 if no
  * thread could start (nothing suspended). */
 int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct req *r));
+
+/* The first steps of an image upload, shared with tus.c: begin a put,
+ * write bytes, then probe and commit them (returns the image's JSON, or NULL
+ * with r->error_status, error_code and error_msg set). */
+int http_image_begin(struct req *r);
+int http_image_write(struct req *r, const char *data, size_t len);
+json_t *http_image_commit(struct req *r, const char *expect);
+
+/* tus.c: resumable uploads (tus 1.0) under DATA/uploads/ */
+int http_tus_init(struct http_server *s, char *errbuf, size_t errlen);
+void http_tus_fini(struct http_server *s);
+/* Every call of a request on /v1/uploads or /v1/uploads/{id}. */
+enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
+/* The request ends (answered or cut off): a PATCH not answered keeps what
+ * it wrote, unless its checksum could not be verified. */
+void http_tus_cleanup(struct req *r);
+
+/* client_metrics.c: POST /v1/client-metrics, the browser's upload reports */
+int http_client_metrics_init(struct http_server *s);
+enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
+
+/* web.c: the embedded web files; url is the request's path */
+int http_web_has(const char *url);
+enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *url);
 
 /* The OpenAPI document (src/http/openapi.json, built in). */
 extern const char http_openapi_json[];

@@ -160,6 +160,21 @@ static json_t *file_commit(struct req *r, const char *expect)
 			 img_type_name(info.type), "width", info.width, "height", info.height, "existed", existed);
 }
 
+int http_image_begin(struct req *r)
+{
+	return file_begin(r);
+}
+
+int http_image_write(struct req *r, const char *data, size_t len)
+{
+	return file_write(r, data, len);
+}
+
+json_t *http_image_commit(struct req *r, const char *expect)
+{
+	return file_commit(r, expect);
+}
+
 /* ===== Multipart ===== */
 
 static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,

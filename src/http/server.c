@@ -20,6 +20,8 @@ static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_METRICS] = "/metrics", [ROUTE_OPENAPI] = "/openapi.json", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
 	[ROUTE_REMOVE] = "/v1/remove-background", [ROUTE_REMOVE_BATCH] = "/v1/remove-background/batch",
 	[ROUTE_RESULT] = "/v1/results/{id}", [ROUTE_REMOVEBG] = "/v1.0/removebg",
+	[ROUTE_TUS] = "/v1/uploads", [ROUTE_TUS_UPLOAD] = "/v1/uploads/{id}",
+	[ROUTE_CLIENT_METRICS] = "/v1/client-metrics", [ROUTE_WEB] = "web",
 };
 
 double http_now_ms(void)
@@ -61,6 +63,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->request_timeout_ms = (int)env_long("PETCUT_REQUEST_TIMEOUT_MS", 30000);
 	cfg->bf16 = !((v = getenv("PETCUT_PRECISION")) && !strcmp(v, "fp32"));
 	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : 0.9;
+	cfg->upload_expire_s = (int)env_long("PETCUT_UPLOAD_EXPIRE_S", 86400);
 }
 
 /* ===== Replies ===== */
@@ -230,6 +233,16 @@ static enum route route_of(const char *method, const char *url, const char **id)
 		*id = url + 12;
 		return ROUTE_RESULT;
 	}
+	if (!strcmp(url, "/v1/uploads"))
+		return ROUTE_TUS;
+	if (!strncmp(url, "/v1/uploads/", 12)) {
+		*id = url + 12;
+		return ROUTE_TUS_UPLOAD;
+	}
+	if (!strcmp(url, "/v1/client-metrics"))
+		return ROUTE_CLIENT_METRICS;
+	if (http_web_has(url))
+		return ROUTE_WEB;
 	(void)method;
 	return ROUTE_NOT_FOUND;
 }
@@ -240,8 +253,11 @@ static int method_allowed(enum route rt, const char *method)
 	case ROUTE_UPLOAD:
 	case ROUTE_REMOVE:
 	case ROUTE_REMOVE_BATCH:
-	case ROUTE_REMOVEBG: return !strcmp(method, "POST");
-	case ROUTE_NOT_FOUND: return 1;
+	case ROUTE_REMOVEBG:
+	case ROUTE_CLIENT_METRICS: return !strcmp(method, "POST");
+	case ROUTE_NOT_FOUND:
+	case ROUTE_TUS:
+	case ROUTE_TUS_UPLOAD: return 1; /* tus.c answers every method itself */
 	default: return !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	}
 }
@@ -268,8 +284,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		else
 			snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
 		*con_cls = r;
+		if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD)
+			return http_tus(c, r, id, upload_data, upload_data_size);
 		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH &&
-		     r->route != ROUTE_REMOVEBG) ||
+		     r->route != ROUTE_REMOVEBG && r->route != ROUTE_CLIENT_METRICS) ||
 		    !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
 	}
@@ -277,6 +295,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_upload(c, r, upload_data, upload_data_size);
 	if ((r->route == ROUTE_REMOVE || r->route == ROUTE_REMOVE_BATCH) && !strcmp(method, "POST"))
 		return http_remove(c, r, upload_data, upload_data_size);
+	if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD) {
+		route_of(method, url, &id);
+		return http_tus(c, r, id, upload_data, upload_data_size);
+	}
+	if (r->route == ROUTE_CLIENT_METRICS && !strcmp(method, "POST"))
+		return http_client_metrics(c, r, upload_data, upload_data_size);
 	if (*upload_data_size) { /* a body nobody asked for */
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -312,6 +336,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_get_image(c, r, id);
 	case ROUTE_RESULT:
 		return http_get_result(c, r, id);
+	case ROUTE_WEB:
+		return http_web(c, r, url);
 	default:
 		return http_reply_error(c, r, 404, "not_found", "no route for %s %s", method, url);
 	}
@@ -340,6 +366,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		free(line);
 		json_decref(log);
 	}
+	http_tus_cleanup(r);
 	http_req_cleanup_upload(r);
 	free(r);
 	*con_cls = NULL;
@@ -393,11 +420,11 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", store_errmsg());
 		goto fail;
 	}
-	if (metrics_init(s)) {
+	if (metrics_init(s) || http_client_metrics_init(s)) {
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
 	}
-	if (http_remove_init(s, errbuf, errlen))
+	if (http_tus_init(s, errbuf, errlen) || http_remove_init(s, errbuf, errlen))
 		goto fail;
 	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -419,6 +446,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	return 0;
 fail:
 	http_remove_fini(s);
+	http_tus_fini(s);
 	store_close(s->store);
 	metrics_free(s->metrics);
 	free(s);
@@ -451,6 +479,7 @@ void http_server_stop(struct http_server *s)
 		usleep(20000);
 	MHD_stop_daemon(s->d);
 	http_remove_fini(s);
+	http_tus_fini(s);
 	store_close(s->store);
 	metrics_free(s->metrics);
 	free(s);

@@ -219,7 +219,7 @@ for path, ops in doc['paths'].items():
         body, ctype = bodies.get(path, (None, None))
         status, out = call(method, real, body, ctype)
         assert str(status) in op['responses'], (method, path, status, out[:200])
-        if status >= 400 and path != '/v1.0/removebg':
+        if status >= 400 and path != '/v1.0/removebg' and method != 'head':  # HEAD answers carry no body
             assert 'code' in json.loads(out)['error'], out
         # and a documented error: a bad id where there is one
         if '{id}' in path:

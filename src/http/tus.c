@@ -1,0 +1,869 @@
+/*
+ * tus.c - resumable uploads: the tus 1.0 protocol on /v1/uploads, with its
+ * creation, checksum, termination and expiration extensions.
+ *
+ * POST /v1/uploads (Upload-Length) makes an upload and answers its Location;
+ * HEAD /v1/uploads/{id} says how many bytes the server has (Upload-Offset);
+ * PATCH appends bytes at exactly that offset; DELETE drops the upload. Once
+ * the last byte is in, the bytes go through the same checks and the same
+ * store as POST /v1/images, so the image gets the same id as a plain upload
+ * of the same bytes; the final PATCH answers that id (Petcut-Image-Id), and
+ * so does HEAD afterwards, until the upload expires.
+ *
+ * Partial uploads live in DATA/uploads/ as two files: ID.info (JSON: length,
+ * metadata, and the image id once finished; replaced atomically) and ID.data
+ * (the bytes so far: its size is the offset, synced at the end of each PATCH),
+ * so they survive a restart. A PATCH cut off keeps what arrived, except when
+ * it carried an Upload-Checksum: bytes that could not be verified are
+ * dropped. A PATCH whose checksum does not match is dropped whole (460).
+ * Uploads idle for upload_expire_s are removed (checked at start-up, on
+ * creation, and on access).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "http/http_int.h"
+
+#define TUS_VERSION "1.0.0"
+#define TUS_EXTENSIONS "creation,checksum,termination,expiration"
+#define TUS_ID_LEN 32		 /* 16 random bytes in hex */
+#define TUS_MAX_METADATA 4096	 /* Upload-Metadata, bytes */
+#define TUS_MAX_BUSY 1024	 /* PATCHes in flight at once */
+#define TUS_SWEEP_EVERY_MS 60000 /* creations look for expired uploads this often */
+#define TUS_STATUS_CHECKSUM 460	 /* the checksum extension's "Checksum Mismatch" */
+
+struct tus {
+	char dir[PATH_MAX - 64];
+	pthread_mutex_t lock;
+	char busy[TUS_MAX_BUSY][TUS_ID_LEN + 1]; /* uploads with a PATCH in flight ("" = free) */
+	double last_sweep_ms;
+};
+
+/* One PATCH being received. */
+struct tus_patch {
+	char id[TUS_ID_LEN + 1];
+	int slot;	    /* its place in tus->busy */
+	int fd;		    /* ID.data, open for writing */
+	uint64_t start;	    /* the offset the PATCH began at */
+	uint64_t offset;    /* where the next byte goes */
+	uint64_t length;    /* Upload-Length */
+	EVP_MD_CTX *md;	    /* with Upload-Checksum: the SHA-256 of the body so far */
+	unsigned char want[32];
+};
+
+/* What ID.info holds. */
+struct tus_info {
+	uint64_t length;
+	char metadata[TUS_MAX_METADATA + 1];
+	char image[STORE_KEY_LEN + 1]; /* "" until finished */
+	time_t touched;		       /* the later of the two files' mtimes */
+};
+
+/* ===== Files ===== */
+
+static void tus_path(const struct tus *t, const char *id, const char *ext, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s.%s", t->dir, id, ext);
+}
+
+static int id_valid(const char *id)
+{
+	return id && strlen(id) == TUS_ID_LEN && strspn(id, "0123456789abcdef") == TUS_ID_LEN;
+}
+
+static int sync_dir(const struct tus *t)
+{
+	int fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* Writes ID.info through a synced temporary file renamed over it. */
+static int info_write(const struct tus *t, const char *id, const struct tus_info *in)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	json_t *j = json_pack("{s:I,s:s,s:s}", "length", (json_int_t)in->length, "metadata", in->metadata, "image",
+			      in->image);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	int fd = -1, bad = -1;
+
+	json_decref(j);
+	if (!text)
+		return -1;
+	tus_path(t, id, "info", path, sizeof path);
+	snprintf(tmp, sizeof tmp, "%s/tmp-%s-XXXXXX", t->dir, id);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0 || fchmod(fd, 0644))
+		goto out;
+	size_t len = strlen(text);
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd))
+		goto out;
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path))
+		goto out;
+	bad = sync_dir(t);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (bad)
+		unlink(tmp);
+	free(text);
+	return bad;
+}
+
+/* Reads ID.info: 0, or -1 when there is no such upload (or it is damaged). */
+static int info_read(const struct tus *t, const char *id, struct tus_info *out)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	json_t *j;
+	json_int_t length;
+	const char *meta, *image;
+
+	memset(out, 0, sizeof *out);
+	tus_path(t, id, "info", path, sizeof path);
+	if (!(j = json_load_file(path, 0, NULL)))
+		return -1;
+	if (json_unpack(j, "{s:I,s:s,s:s}", "length", &length, "metadata", &meta, "image", &image) || length <= 0 ||
+	    strlen(meta) > TUS_MAX_METADATA || (*image && !store_key_valid(image))) {
+		json_decref(j);
+		return -1;
+	}
+	out->length = (uint64_t)length;
+	snprintf(out->metadata, sizeof out->metadata, "%s", meta);
+	snprintf(out->image, sizeof out->image, "%s", image);
+	json_decref(j);
+	if (stat(path, &sb) == 0)
+		out->touched = sb.st_mtime;
+	tus_path(t, id, "data", path, sizeof path);
+	if (stat(path, &sb) == 0 && sb.st_mtime > out->touched)
+		out->touched = sb.st_mtime;
+	return 0;
+}
+
+/* The bytes received so far (the size of ID.data; length once finished). */
+static int data_size(const struct tus *t, const char *id, const struct tus_info *in, uint64_t *size)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	if (*in->image) {
+		*size = in->length;
+		return 0;
+	}
+	tus_path(t, id, "data", path, sizeof path);
+	if (stat(path, &sb))
+		return -1;
+	*size = (uint64_t)sb.st_size;
+	return 0;
+}
+
+static void upload_remove(const struct tus *t, const char *id)
+{
+	char path[PATH_MAX];
+	tus_path(t, id, "info", path, sizeof path);
+	unlink(path);
+	tus_path(t, id, "data", path, sizeof path);
+	unlink(path);
+	sync_dir(t);
+}
+
+static int expired(const struct http_server *s, const struct tus_info *in)
+{
+	return time(NULL) > in->touched + s->cfg.upload_expire_s;
+}
+
+/* Removes expired uploads and temporary files left by a crash. */
+static void sweep(struct http_server *s)
+{
+	struct tus *t = s->tus;
+	DIR *d = opendir(t->dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char id[TUS_ID_LEN + 1], path[PATH_MAX + 256];
+		struct tus_info in;
+		const char *dot = strchr(e->d_name, '.');
+
+		if (!strncmp(e->d_name, "tmp-", 4)) {
+			struct stat sb;
+			snprintf(path, sizeof path, "%s/%s", t->dir, e->d_name);
+			if (stat(path, &sb) == 0 && time(NULL) > sb.st_mtime + 3600)
+				unlink(path);
+			continue;
+		}
+		if (!dot || dot - e->d_name != TUS_ID_LEN || (strcmp(dot, ".info") && strcmp(dot, ".data")))
+			continue;
+		snprintf(id, sizeof id, "%.*s", TUS_ID_LEN, e->d_name);
+		if (!id_valid(id))
+			continue;
+		if (!strcmp(dot, ".data")) { /* bytes whose info was never written (a crash in creation) */
+			struct stat sb;
+			snprintf(path, sizeof path, "%s/%s.info", t->dir, id);
+			if (stat(path, &sb) && errno == ENOENT) {
+				snprintf(path, sizeof path, "%s/%s", t->dir, e->d_name);
+				if (stat(path, &sb) == 0 && time(NULL) > sb.st_mtime + s->cfg.upload_expire_s)
+					unlink(path);
+			}
+			continue;
+		}
+		pthread_mutex_lock(&t->lock);
+		int busy = 0;
+		for (int i = 0; i < TUS_MAX_BUSY && !busy; i++)
+			busy = !strcmp(t->busy[i], id);
+		if (!busy && (info_read(t, id, &in) || expired(s, &in)))
+			upload_remove(t, id);
+		pthread_mutex_unlock(&t->lock);
+	}
+	closedir(d);
+}
+
+/* Marks an upload as having a PATCH in flight: its slot, or -1 if it has
+ * one already (or too many are in flight). */
+static int busy_take(struct tus *t, const char *id)
+{
+	int free_slot = -1;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < TUS_MAX_BUSY; i++) {
+		if (!strcmp(t->busy[i], id)) {
+			free_slot = -1;
+			goto out;
+		}
+		if (free_slot < 0 && !t->busy[i][0])
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+		memcpy(t->busy[free_slot], id, TUS_ID_LEN + 1);
+out:
+	pthread_mutex_unlock(&t->lock);
+	return free_slot;
+}
+
+static int busy_has(struct tus *t, const char *id)
+{
+	int found = 0;
+	pthread_mutex_lock(&t->lock);
+	for (int i = 0; i < TUS_MAX_BUSY && !found; i++)
+		found = !strcmp(t->busy[i], id);
+	pthread_mutex_unlock(&t->lock);
+	return found;
+}
+
+static void busy_give(struct tus *t, int slot)
+{
+	pthread_mutex_lock(&t->lock);
+	t->busy[slot][0] = 0;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* ===== Replies ===== */
+
+static void http_date(time_t when, char *out, size_t n)
+{
+	struct tm tm;
+	gmtime_r(&when, &tm);
+	strftime(out, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void add_tus_headers(struct MHD_Response *resp, const struct req *r)
+{
+	MHD_add_response_header(resp, "Tus-Resumable", TUS_VERSION);
+	MHD_add_response_header(resp, "X-Request-Id", r->id);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp)
+{
+	enum MHD_Result ret;
+	if (!resp)
+		return MHD_NO;
+	r->status = status;
+	ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* An empty answer with the tus headers; the caller may add more first. */
+static struct MHD_Response *empty(const struct req *r)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (resp)
+		add_tus_headers(resp, r);
+	return resp;
+}
+
+/* {"error":{"code","message"}} with the tus headers. */
+static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
+				 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
+				 const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text)
+		return MHD_NO;
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	add_tus_headers(resp, r);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (status == 412)
+		MHD_add_response_header(resp, "Tus-Version", TUS_VERSION);
+	return queue(c, r, status, resp);
+}
+
+static void add_u64(struct MHD_Response *resp, const char *name, uint64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof buf, "%" PRIu64, v);
+	MHD_add_response_header(resp, name, buf);
+}
+
+static void add_expires(struct MHD_Response *resp, const struct http_server *s, time_t touched)
+{
+	char date[64];
+	http_date(touched + s->cfg.upload_expire_s, date, sizeof date);
+	MHD_add_response_header(resp, "Upload-Expires", date);
+}
+
+static void add_image(struct MHD_Response *resp, const char *image)
+{
+	char url[96];
+	snprintf(url, sizeof url, "/v1/images/%s", image);
+	MHD_add_response_header(resp, "Petcut-Image-Id", image);
+	MHD_add_response_header(resp, "Petcut-Image-Url", url);
+}
+
+/* ===== Header parsing ===== */
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+/* A non-negative decimal integer with no sign, spaces or junk. */
+static int parse_u64(const char *v, uint64_t *out)
+{
+	char *end;
+	if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
+		return -1;
+	*out = strtoull(v, &end, 10);
+	return 0;
+}
+
+/* Upload-Metadata: comma-separated "key" or "key base64value" pairs. */
+static int metadata_valid(const char *m)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
+	const char *p = m;
+
+	if (strlen(m) > TUS_MAX_METADATA)
+		return 0;
+	while (*p) {
+		size_t key = strcspn(p, " ,");
+		if (!key)
+			return 0;
+		p += key;
+		if (*p == ' ') {
+			size_t val = strspn(++p, b64);
+			if (!val || val % 4)
+				return 0;
+			p += val;
+		}
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return 0;
+		while (*p == ' ')
+			p++;
+	}
+	return 1;
+}
+
+/* Upload-Checksum "sha256 BASE64" into 32 bytes: 1 ok, 0 absent, -1 bad,
+ * -2 another algorithm. */
+static int parse_checksum(const char *v, unsigned char out[32])
+{
+	unsigned char raw[48];
+	const char *sp;
+
+	if (!v)
+		return 0;
+	if (!(sp = strchr(v, ' ')))
+		return -1;
+	if ((size_t)(sp - v) != 6 || strncasecmp(v, "sha256", 6))
+		return -2;
+	sp++;
+	if (strlen(sp) != 44 || EVP_DecodeBlock(raw, (const unsigned char *)sp, 44) != 33)
+		return -1;
+	memcpy(out, raw, 32);
+	return 1;
+}
+
+/* Checks Tus-Resumable; replies 412 and returns 0 when it is wrong. */
+static int version_ok(struct MHD_Connection *c)
+{
+	const char *v = header(c, "Tus-Resumable");
+	return v && !strcmp(v, TUS_VERSION);
+}
+
+/* ===== OPTIONS, POST, HEAD, DELETE ===== */
+
+static enum MHD_Result tus_options(struct MHD_Connection *c, struct req *r)
+{
+	struct MHD_Response *resp = empty(r);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Tus-Version", TUS_VERSION);
+	MHD_add_response_header(resp, "Tus-Extension", TUS_EXTENSIONS);
+	MHD_add_response_header(resp, "Tus-Checksum-Algorithm", "sha256");
+	add_u64(resp, "Tus-Max-Size", r->srv->cfg.max_upload_bytes);
+	return queue(c, r, 204, resp);
+}
+
+static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
+{
+	struct http_server *s = r->srv;
+	struct tus *t = s->tus;
+	const char *meta = header(c, "Upload-Metadata");
+	struct tus_info in = {0};
+	unsigned char rnd[TUS_ID_LEN / 2];
+	char id[TUS_ID_LEN + 1], path[PATH_MAX], loc[64];
+
+	if (header(c, "Upload-Defer-Length"))
+		return tus_error(c, r, 400, "bad_request", "Upload-Defer-Length is not supported: give Upload-Length");
+	if (parse_u64(header(c, "Upload-Length"), &in.length))
+		return tus_error(c, r, 400, "bad_request", "Upload-Length must be a non-negative integer");
+	if (!in.length)
+		return tus_error(c, r, 400, "empty", "the upload is empty");
+	if (in.length > s->cfg.max_upload_bytes)
+		return tus_error(c, r, 413, "too_large", "Upload-Length is over Tus-Max-Size (%zu bytes)",
+				 s->cfg.max_upload_bytes);
+	if (meta && !metadata_valid(meta))
+		return tus_error(c, r, 400, "bad_request", "malformed Upload-Metadata (or over %d bytes)", TUS_MAX_METADATA);
+	snprintf(in.metadata, sizeof in.metadata, "%s", meta ? meta : "");
+	if (http_now_ms() - t->last_sweep_ms > TUS_SWEEP_EVERY_MS) {
+		t->last_sweep_ms = http_now_ms();
+		sweep(s);
+	}
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		return tus_error(c, r, 503, "overloaded", "no random bytes for an id");
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+	tus_path(t, id, "data", path, sizeof path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
+	close(fd);
+	if (info_write(t, id, &in)) {
+		unlink(path);
+		return tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
+	}
+	struct MHD_Response *resp = empty(r);
+	if (!resp)
+		return MHD_NO;
+	snprintf(loc, sizeof loc, "/v1/uploads/%s", id);
+	MHD_add_response_header(resp, "Location", loc);
+	add_expires(resp, s, time(NULL));
+	return queue(c, r, 201, resp);
+}
+
+/* Finds an upload for HEAD, PATCH or DELETE; on failure replies (404, 410)
+ * and returns -1 with *ret set. */
+static int find(struct MHD_Connection *c, struct req *r, const char *id, struct tus_info *in, enum MHD_Result *ret)
+{
+	if (info_read(r->srv->tus, id, in)) {
+		*ret = tus_error(c, r, 404, "not_found", "no upload %s", id);
+		return -1;
+	}
+	if (expired(r->srv, in) && !busy_has(r->srv->tus, id)) {
+		upload_remove(r->srv->tus, id);
+		*ret = tus_error(c, r, 410, "expired", "upload %s has expired", id);
+		return -1;
+	}
+	return 0;
+}
+
+static enum MHD_Result tus_head(struct MHD_Connection *c, struct req *r, const char *id)
+{
+	struct tus_info in;
+	uint64_t offset;
+	enum MHD_Result ret;
+
+	if (find(c, r, id, &in, &ret))
+		return ret;
+	if (data_size(r->srv->tus, id, &in, &offset))
+		return tus_error(c, r, 404, "not_found", "no upload %s", id);
+	struct MHD_Response *resp = empty(r);
+	if (!resp)
+		return MHD_NO;
+	add_u64(resp, "Upload-Offset", offset);
+	add_u64(resp, "Upload-Length", in.length);
+	if (*in.metadata)
+		MHD_add_response_header(resp, "Upload-Metadata", in.metadata);
+	add_expires(resp, r->srv, in.touched);
+	if (*in.image)
+		add_image(resp, in.image);
+	return queue(c, r, 200, resp);
+}
+
+static enum MHD_Result tus_delete(struct MHD_Connection *c, struct req *r, const char *id)
+{
+	struct tus_info in;
+	enum MHD_Result ret;
+
+	if (find(c, r, id, &in, &ret))
+		return ret;
+	if (busy_has(r->srv->tus, id))
+		return tus_error(c, r, 423, "locked", "upload %s is receiving a PATCH", id);
+	upload_remove(r->srv->tus, id);
+	return queue(c, r, 204, empty(r));
+}
+
+/* ===== PATCH ===== */
+
+static void patch_free(struct req *r)
+{
+	struct tus_patch *p = r->tus;
+	if (!p)
+		return;
+	if (p->fd >= 0)
+		close(p->fd);
+	EVP_MD_CTX_free(p->md);
+	busy_give(r->srv->tus, p->slot);
+	free(p);
+	r->tus = NULL;
+}
+
+/* Drops what this PATCH wrote. */
+static void patch_undo(struct tus_patch *p)
+{
+	if (p->offset != p->start && ftruncate(p->fd, (off_t)p->start) == 0)
+		fsync(p->fd);
+	p->offset = p->start;
+}
+
+static void set_error(struct req *r, int status, const char *code, const char *msg)
+{
+	r->error_status = status;
+	r->error_code = code;
+	snprintf(r->error_msg, sizeof r->error_msg, "%s", msg);
+}
+
+/* The headers of a PATCH: checks them and opens the upload, or sets the
+ * request's error (the body is then read and dropped). */
+static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
+{
+	struct tus *t = r->srv->tus;
+	const char *type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	struct tus_info in;
+	struct tus_patch *p;
+	uint64_t offset, have, clen;
+	unsigned char want[32];
+	char path[PATH_MAX];
+	int ck;
+
+	if (!type || strcasecmp(type, "application/offset+octet-stream"))
+		return set_error(r, 415, "unsupported_media_type", "a PATCH body is application/offset+octet-stream");
+	if (parse_u64(header(c, "Upload-Offset"), &offset))
+		return set_error(r, 400, "bad_request", "Upload-Offset must be a non-negative integer");
+	if ((ck = parse_checksum(header(c, "Upload-Checksum"), want)) < 0)
+		return set_error(r, 400, "bad_checksum",
+				 ck == -2 ? "the checksum algorithm is not supported (sha256 is)"
+					  : "malformed Upload-Checksum (expected 'sha256 BASE64')");
+	if (info_read(t, id, &in) || data_size(t, id, &in, &have))
+		return set_error(r, 404, "not_found", "no such upload");
+	if (expired(r->srv, &in))
+		return set_error(r, 410, "expired", "the upload has expired");
+	if (!(p = calloc(1, sizeof *p)))
+		return set_error(r, 503, "overloaded", "out of memory");
+	p->fd = -1;
+	if ((p->slot = busy_take(t, id)) < 0) {
+		free(p);
+		return set_error(r, 423, "locked", "another PATCH of this upload is in flight");
+	}
+	/* checked under the lock: no other PATCH can move the offset now */
+	if (data_size(t, id, &in, &have) || offset != have) {
+		busy_give(t, p->slot);
+		free(p);
+		snprintf(r->error_msg, sizeof r->error_msg, "Upload-Offset is %" PRIu64 " but the server has %" PRIu64,
+			 offset, have);
+		r->error_status = 409;
+		r->error_code = "offset_mismatch";
+		return;
+	}
+	if (!parse_u64(header(c, MHD_HTTP_HEADER_CONTENT_LENGTH), &clen) && clen > in.length - offset) {
+		busy_give(t, p->slot);
+		free(p);
+		return set_error(r, 413, "too_large", "the body goes past Upload-Length");
+	}
+	r->tus = p;
+	memcpy(p->id, id, sizeof p->id);
+	p->start = p->offset = offset;
+	p->length = in.length;
+	tus_path(t, id, "data", path, sizeof path);
+	if ((p->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+		patch_free(r);
+		return set_error(r, 404, "not_found", "no such upload");
+	}
+	if (ck == 1) {
+		memcpy(p->want, want, sizeof want);
+		if (!(p->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(p->md, EVP_sha256(), NULL)) {
+			patch_free(r);
+			return set_error(r, 503, "overloaded", "out of memory");
+		}
+	}
+}
+
+static void patch_write(struct req *r, const char *data, size_t len)
+{
+	struct tus_patch *p = r->tus;
+
+	if (len > p->length - p->offset) {
+		patch_undo(p);
+		return set_error(r, 413, "too_large", "the body goes past Upload-Length");
+	}
+	if (p->md)
+		EVP_DigestUpdate(p->md, data, len);
+	while (len) {
+		ssize_t n = pwrite(p->fd, data, len, (off_t)p->offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			patch_undo(p);
+			return set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
+		}
+		data += n;
+		len -= (size_t)n;
+		p->offset += (uint64_t)n;
+	}
+}
+
+/* The last byte is in: the upload becomes an image. Returns its JSON, or
+ * NULL with the request's error set (the upload is then dropped). */
+static json_t *patch_finish(struct req *r)
+{
+	struct tus *t = r->srv->tus;
+	struct tus_patch *p = r->tus;
+	char path[PATH_MAX], *buf = NULL;
+	struct tus_info in;
+	json_t *image = NULL;
+	int fd = -1;
+
+	tus_path(t, p->id, "data", path, sizeof path);
+	if (info_read(t, p->id, &in) || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || !(buf = malloc(1 << 18))) {
+		set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
+		goto out;
+	}
+	if (http_image_begin(r))
+		goto out;
+	for (;;) {
+		ssize_t n = read(fd, buf, 1 << 18);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
+			goto out;
+		}
+		if (n == 0 || http_image_write(r, buf, (size_t)n))
+			break;
+	}
+	if (r->error_status)
+		goto out;
+	if (!(image = http_image_commit(r, NULL)))
+		goto out;
+	snprintf(in.image, sizeof in.image, "%s", json_string_value(json_object_get(image, "id")));
+	if (info_write(t, p->id, &in)) {
+		json_decref(image);
+		image = NULL;
+		set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
+		goto out;
+	}
+	unlink(path); /* the bytes live in the store now */
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	if (r->put) {
+		store_put_abort(r->put);
+		r->put = NULL;
+	}
+	if (!image && r->error_status != 503)
+		upload_remove(t, p->id); /* not an image: nothing to resume */
+	return image;
+}
+
+/* The body is complete: verify, sync, maybe finish, answer. */
+static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
+{
+	struct tus_patch *p = r->tus;
+	unsigned char got[32];
+	json_t *image = NULL;
+	enum MHD_Result ret;
+
+	if (p->md) {
+		EVP_DigestFinal_ex(p->md, got, NULL);
+		if (memcmp(got, p->want, 32)) {
+			patch_undo(p);
+			patch_free(r);
+			return tus_error(c, r, TUS_STATUS_CHECKSUM, "checksum_mismatch",
+					 "the body does not match Upload-Checksum; it was dropped");
+		}
+	}
+	if (fsync(p->fd)) {
+		patch_undo(p);
+		patch_free(r);
+		return tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
+	}
+	uint64_t offset = p->offset;
+	if (offset == p->length && !(image = patch_finish(r))) {
+		patch_free(r);
+		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+	}
+	struct MHD_Response *resp = empty(r);
+	if (!resp) {
+		json_decref(image);
+		patch_free(r);
+		return MHD_NO;
+	}
+	add_u64(resp, "Upload-Offset", offset);
+	add_expires(resp, r->srv, time(NULL));
+	if (image)
+		add_image(resp, json_string_value(json_object_get(image, "id")));
+	json_decref(image);
+	patch_free(r);
+	ret = queue(c, r, 204, resp);
+	return ret;
+}
+
+static enum MHD_Result tus_patch(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				 size_t *size)
+{
+	if (!r->began) { /* the headers */
+		r->began = 1;
+		patch_begin(c, r, id);
+		return MHD_YES;
+	}
+	if (*size) {
+		if (!r->error_status)
+			patch_write(r, data, *size);
+		*size = 0;
+		return MHD_YES;
+	}
+	if (r->error_status) {
+		if (r->tus) {
+			patch_undo(r->tus);
+			patch_free(r);
+		}
+		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+	}
+	return patch_end(c, r);
+}
+
+/* ===== Entry points ===== */
+
+enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
+{
+	const char *m = r->method;
+	int item = r->route == ROUTE_TUS_UPLOAD;
+
+	if (item && !strcmp(m, "PATCH") && r->began)
+		return tus_patch(c, r, id, data, size);
+	if (*size) { /* a body only PATCH reads */
+		*size = 0;
+		return MHD_YES;
+	}
+	if (!r->began) {
+		r->began = 1;
+		if (!(item && !strcmp(m, "PATCH")))
+			return MHD_YES;
+	}
+	if (item && !id_valid(id))
+		return tus_error(c, r, 400, "bad_id", "an upload id is 32 lowercase hex characters");
+	if (!strcmp(m, "OPTIONS"))
+		return tus_options(c, r);
+	if (strcmp(m, item ? "HEAD" : "POST") && (!item || (strcmp(m, "PATCH") && strcmp(m, "DELETE"))))
+		return tus_error(c, r, 405, "method_not_allowed", "%s is not allowed on %s", m, r->url);
+	if (!version_ok(c))
+		return tus_error(c, r, 412, "unsupported_version", "send Tus-Resumable: " TUS_VERSION);
+	if (!item)
+		return tus_create(c, r);
+	if (!strcmp(m, "HEAD"))
+		return tus_head(c, r, id);
+	if (!strcmp(m, "DELETE"))
+		return tus_delete(c, r, id);
+	r->began = 0; /* PATCH: its headers are checked by tus_patch */
+	return tus_patch(c, r, id, data, size);
+}
+
+void http_tus_cleanup(struct req *r)
+{
+	struct tus_patch *p = r->tus;
+	if (!p)
+		return;
+	/* cut off: unverifiable bytes go, the others stay for a resume */
+	if (p->md)
+		patch_undo(p);
+	else
+		fsync(p->fd);
+	patch_free(r);
+}
+
+int http_tus_init(struct http_server *s, char *errbuf, size_t errlen)
+{
+	struct tus *t = calloc(1, sizeof *t);
+
+	if (!t) {
+		snprintf(errbuf, errlen, "out of memory");
+		return -1;
+	}
+	if ((size_t)snprintf(t->dir, sizeof t->dir, "%s/uploads", s->cfg.data_dir) >= sizeof t->dir ||
+	    (mkdir(t->dir, 0777) && errno != EEXIST)) {
+		snprintf(errbuf, errlen, "cannot create %s/uploads: %s", s->cfg.data_dir, strerror(errno));
+		free(t);
+		return -1;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	s->tus = t;
+	t->last_sweep_ms = http_now_ms();
+	sweep(s);
+	return 0;
+}
+
+void http_tus_fini(struct http_server *s)
+{
+	if (!s || !s->tus)
+		return;
+	pthread_mutex_destroy(&s->tus->lock);
+	free(s->tus);
+	s->tus = NULL;
+}

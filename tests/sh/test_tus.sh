@@ -1,0 +1,214 @@
+#!/bin/bash
+# test_tus.sh - resumable uploads (tus 1.0) on petcut serve, over real HTTP:
+# the protocol's refusals (412, 409, 415, 413, 460) leave the offset as it
+# was, a cut-off PATCH resumes from the server's offset, a partial upload
+# survives a restart, a finished upload is the same image as a plain upload
+# of the same bytes, termination and expiration.
+#
+#   tests/sh/test_tus.sh BUILD
+set -u
+BUILD=${1:-build}
+PETCUT=$BUILD/petcut
+cd "$(dirname "$0")/../.." || exit 1
+command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
+command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-tus.XXXXXX")
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fails=0
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
+}
+
+# start DATA_DIR [SERVE OPTIONS]: a server on a free port; its URL in $A
+start() {
+	local data=$1
+	shift
+	A=
+	"$PETCUT" serve --listen 127.0.0.1:0 --data "$data" "$@" >"$tmp/out" 2>"$tmp/log" &
+	pid=$!
+	for _ in $(seq 100); do
+		A=$(sed -n 's/^listening on //p' "$tmp/out")
+		[ -n "$A" ] && return 0
+		sleep 0.1
+	done
+	echo "server did not start:"; cat "$tmp/log"; exit 1
+}
+stop() {
+	kill -TERM "$pid"
+	wait "$pid"
+	pid=
+}
+
+T='Tus-Resumable: 1.0.0'
+OCT='Content-Type: application/offset+octet-stream'
+# tus CURL-ARGS...: the status; headers in $tmp/h, body in $tmp/body
+tus() { curl -s -D "$tmp/h" -o "$tmp/body" -w '%{http_code}' "$@"; }
+hdr() { sed -n "s/^$1: *//Ip" "$tmp/h" | tr -d '\r'; }
+code() { python3 -c "import json; print(json.load(open('$tmp/body'))['error']['code'])" 2>/dev/null; }
+offset() { tus -I -H "$T" "$A$1" >/dev/null; hdr Upload-Offset; }
+b64sha() { python3 -c "import base64,hashlib,sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1],'rb').read()).digest()).decode())" "$1"; }
+
+# a photo of ~700 KB: the sample and random bytes after it (still a JPEG)
+head -c 700000 /dev/urandom >"$tmp/noise"
+cat samples/chelsea.jpg "$tmp/noise" >"$tmp/photo.jpg"
+size=$(stat -c %s "$tmp/photo.jpg")
+half=$((size / 2))
+sha=$(sha256sum "$tmp/photo.jpg" | cut -d' ' -f1)
+head -c $half "$tmp/photo.jpg" >"$tmp/part1"
+tail -c +$((half + 1)) "$tmp/photo.jpg" >"$tmp/part2"
+
+start "$tmp/data" --max-upload-mb 1
+
+check "OPTIONS: 204 with Tus-Version, Tus-Extension (checksum...), Tus-Max-Size" \
+	[ "$(tus -X OPTIONS "$A/v1/uploads")" = 204 ] && [ "$(hdr Tus-Version)" = 1.0.0 ] &&
+	hdr Tus-Extension | grep -q 'creation,checksum,termination,expiration' && [ "$(hdr Tus-Max-Size)" = 1048576 ] &&
+	[ "$(hdr Tus-Checksum-Algorithm)" = sha256 ]
+check "creation without Tus-Resumable: 412 with Tus-Version and a JSON error" \
+	[ "$(tus -X POST -H "Upload-Length: $size" "$A/v1/uploads")" = 412 ] && [ "$(hdr Tus-Version)" = 1.0.0 ] &&
+	[ "$(code)" = unsupported_version ]
+check "creation over Tus-Max-Size: 413" [ "$(tus -X POST -H "$T" -H 'Upload-Length: 2000000' "$A/v1/uploads")" = 413 ]
+check "creation without Upload-Length: 400" [ "$(tus -X POST -H "$T" "$A/v1/uploads")" = 400 ]
+check "creation with a malformed Upload-Length: 400" [ "$(tus -X POST -H "$T" -H 'Upload-Length: -5' "$A/v1/uploads")" = 400 ]
+check "creation with malformed Upload-Metadata: 400" \
+	[ "$(tus -X POST -H "$T" -H "Upload-Length: $size" -H 'Upload-Metadata: filename not*base64' "$A/v1/uploads")" = 400 ]
+check "creation: 201 with a Location and Upload-Expires" \
+	[ "$(tus -X POST -H "$T" -H "Upload-Length: $size" -H 'Upload-Metadata: filename cGhvdG8uanBn,filetype aW1hZ2UvanBlZw==' "$A/v1/uploads")" = 201 ] &&
+	hdr Location | grep -Eq '^/v1/uploads/[0-9a-f]{32}$' && [ -n "$(hdr Upload-Expires)" ]
+U=$(hdr Location)
+check "HEAD: offset 0, the length, the metadata, Cache-Control: no-store" \
+	[ "$(tus -I -H "$T" "$A$U")" = 200 ] && [ "$(hdr Upload-Offset)" = 0 ] && [ "$(hdr Upload-Length)" = "$size" ] &&
+	[ "$(hdr Upload-Metadata)" = 'filename cGhvdG8uanBn,filetype aW1hZ2UvanBlZw==' ] && [ "$(hdr Cache-Control)" = no-store ]
+check "HEAD without Tus-Resumable: 412" [ "$(tus -I "$A$U")" = 412 ]
+check "PATCH without Tus-Resumable: 412, offset still 0" \
+	[ "$(tus -X PATCH -H "$OCT" -H 'Upload-Offset: 0' --data-binary @"$tmp/part1" "$A$U")" = 412 ] && [ "$(offset "$U")" = 0 ]
+check "PATCH with Content-Type application/octet-stream: 415, offset still 0" \
+	[ "$(tus -X PATCH -H "$T" -H 'Content-Type: application/octet-stream' -H 'Upload-Offset: 0' --data-binary @"$tmp/part1" "$A$U")" = 415 ] &&
+	[ "$(code)" = unsupported_media_type ] && [ "$(offset "$U")" = 0 ]
+check "PATCH at the wrong offset: 409, offset still 0" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 100' --data-binary @"$tmp/part1" "$A$U")" = 409 ] &&
+	[ "$(code)" = offset_mismatch ] && [ "$(offset "$U")" = 0 ]
+check "PATCH with a checksum that does not match: 460, offset still 0" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' -H "Upload-Checksum: sha256 $(b64sha "$tmp/part2")" --data-binary @"$tmp/part1" "$A$U")" = 460 ] &&
+	[ "$(code)" = checksum_mismatch ] && [ "$(offset "$U")" = 0 ]
+check "PATCH with an unsupported checksum algorithm: 400" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' -H 'Upload-Checksum: md5 AAAAAAAAAAAAAAAAAAAAAA==' --data-binary @"$tmp/part1" "$A$U")" = 400 ]
+check "PATCH of the first half with its checksum: 204, Upload-Offset $half" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' -H "Upload-Checksum: sha256 $(b64sha "$tmp/part1")" --data-binary @"$tmp/part1" "$A$U")" = 204 ] &&
+	[ "$(hdr Upload-Offset)" = $half ] && [ "$(offset "$U")" = $half ]
+cat "$tmp/part2" "$tmp/part2" >"$tmp/toolong"
+check "PATCH past Upload-Length: 413, offset still $half" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H "Upload-Offset: $half" --data-binary @"$tmp/toolong" "$A$U")" = 413 ] &&
+	[ "$(offset "$U")" = $half ]
+
+# A PATCH cut off mid-body: python sends the headers and some bytes, then
+# closes. cutoff URL OFFSET BYTES_SENT [CHECKSUM_FILE]
+cutoff() {
+	python3 - "$A" "$1" "$2" "$3" "$tmp/part2" "${4:-}" <<'PY'
+import base64, hashlib, socket, sys, time, urllib.parse
+base, path, offset, sent, part, ck = sys.argv[1:7]
+u = urllib.parse.urlparse(base)
+body = open(part, 'rb').read()
+s = socket.create_connection((u.hostname, u.port))
+head = (f'PATCH {path} HTTP/1.1\r\nHost: {u.netloc}\r\nTus-Resumable: 1.0.0\r\n'
+        f'Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\nContent-Length: {len(body)}\r\n')
+if ck:
+    head += 'Upload-Checksum: sha256 ' + base64.b64encode(hashlib.sha256(open(ck, 'rb').read()).digest()).decode() + '\r\n'
+s.sendall((head + '\r\n').encode())
+s.sendall(body[:int(sent)])
+time.sleep(0.5)
+s.close()
+PY
+}
+cutoff "$U" $half 100000 "$tmp/part2"
+sleep 0.5
+check "a PATCH with a checksum cut off after 100000 bytes: dropped, offset still $half" [ "$(offset "$U")" = $half ]
+cutoff "$U" $half 100000
+sleep 0.5
+got=$(offset "$U")
+check "a PATCH without a checksum cut off after 100000 bytes: kept (offset $got, from $half)" \
+	[ "$got" -gt $half ] && [ "$got" -le $((half + 100000)) ]
+
+# a partial upload survives a restart
+stop
+start "$tmp/data" --max-upload-mb 1
+check "after a restart: HEAD says the same offset ($got)" [ "$(offset "$U")" = "$got" ]
+tail -c +$((got + 1)) "$tmp/photo.jpg" >"$tmp/rest"
+check "PATCH of the rest: 204, Upload-Offset $size, Petcut-Image-Id = the SHA-256 of the bytes" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H "Upload-Offset: $got" -H "Upload-Checksum: sha256 $(b64sha "$tmp/rest")" --data-binary @"$tmp/rest" "$A$U")" = 204 ] &&
+	[ "$(hdr Upload-Offset)" = "$size" ] && [ "$(hdr Petcut-Image-Id)" = "$sha" ] && [ "$(hdr Petcut-Image-Url)" = "/v1/images/$sha" ]
+check "the stored image has the same bytes" \
+	curl -sf -o "$tmp/back" "$A/v1/images/$sha" && cmp -s "$tmp/back" "$tmp/photo.jpg"
+check "a plain upload of the same bytes: the same id, already stored (200)" \
+	[ "$(tus -H 'Content-Type: image/jpeg' --data-binary @"$tmp/photo.jpg" "$A/v1/images")" = 200 ] &&
+	python3 -c "import json; assert json.load(open('$tmp/body'))['id'] == '$sha'"
+check "HEAD after the end: offset = length, and the image id" \
+	[ "$(tus -I -H "$T" "$A$U")" = 200 ] && [ "$(hdr Upload-Offset)" = "$size" ] && [ "$(hdr Petcut-Image-Id)" = "$sha" ]
+check "a PATCH after the end: 409" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' --data-binary @"$tmp/part1" "$A$U")" = 409 ]
+check "no partial data is kept once finished" [ ! -e "$tmp/data/uploads/${U##*/}.data" ]
+
+# one PATCH at a time per upload
+tus -X POST -H "$T" -H "Upload-Length: $size" "$A/v1/uploads" >/dev/null
+V=$(hdr Location)
+python3 - "$A" "$V" "$tmp/part1" <<'PY' &
+import socket, sys, time, urllib.parse
+base, path, part = sys.argv[1:4]
+u = urllib.parse.urlparse(base)
+body = open(part, 'rb').read()
+s = socket.create_connection((u.hostname, u.port))
+s.sendall((f'PATCH {path} HTTP/1.1\r\nHost: {u.netloc}\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n'
+           f'Upload-Offset: 0\r\nContent-Length: {len(body)}\r\n\r\n').encode())
+s.sendall(body[:1000])
+time.sleep(1.5)
+s.close()
+PY
+slow=$!
+sleep 0.5
+check "a second PATCH while one is in flight: 423" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' --data-binary @"$tmp/part1" "$A$V")" = 423 ]
+check "DELETE while a PATCH is in flight: 423" [ "$(tus -X DELETE -H "$T" "$A$V")" = 423 ]
+wait $slow
+sleep 0.3
+check "termination: DELETE 204, then HEAD 404 and no files left" \
+	[ "$(tus -X DELETE -H "$T" "$A$V")" = 204 ] && [ "$(tus -I -H "$T" "$A$V")" = 404 ] &&
+	[ -z "$(ls "$tmp/data/uploads" | grep "${V##*/}")" ]
+check "an upload id that is not one: 400" [ "$(tus -I -H "$T" "$A/v1/uploads/NOT-AN-ID")" = 400 ]
+check "an unknown upload: 404" [ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' -d x "$A/v1/uploads/$(printf 'a%.0s' $(seq 32))")" = 404 ]
+check "GET on an upload: 405" [ "$(tus -H "$T" "$A$U")" = 405 ]
+
+# bytes that are not an image: refused at the end, nothing stored
+printf 'this is not a photo at all\n' >"$tmp/text"
+tus -X POST -H "$T" -H "Upload-Length: $(stat -c %s "$tmp/text")" "$A/v1/uploads" >/dev/null
+W=$(hdr Location)
+check "a finished upload that is not an image: 415 with a JSON error, the upload gone" \
+	[ "$(tus -X PATCH -H "$T" -H "$OCT" -H 'Upload-Offset: 0' --data-binary @"$tmp/text" "$A$W")" = 415 ] &&
+	[ "$(code)" = not_an_image ] && [ "$(tus -I -H "$T" "$A$W")" = 404 ] &&
+	[ "$(tus "$A/v1/images/$(sha256sum "$tmp/text" | cut -d' ' -f1)")" = 404 ]
+req_metrics=$(curl -s "$A/metrics")
+check "metrics count tus requests by route" grep -q 'petcut_http_requests_total{route="/v1/uploads/{id}",method="PATCH",status="204"}' <<<"$req_metrics"
+stop
+
+# expiration: uploads idle longer than PETCUT_UPLOAD_EXPIRE_S are gone
+PETCUT_UPLOAD_EXPIRE_S=1 start "$tmp/data4"
+tus -X POST -H "$T" -H "Upload-Length: $size" "$A/v1/uploads" >/dev/null
+X=$(hdr Location)
+check "a fresh upload: HEAD 200" [ "$(tus -I -H "$T" "$A$X")" = 200 ]
+sleep 2.2
+check "idle past its expiry: 410, and its files removed" \
+	[ "$(tus -I -H "$T" "$A$X")" = 410 ] && [ -z "$(ls "$tmp/data4/uploads")" ]
+tus -X POST -H "$T" -H "Upload-Length: $size" "$A/v1/uploads" >/dev/null
+Y=$(hdr Location)
+stop
+sleep 2.2
+PETCUT_UPLOAD_EXPIRE_S=1 start "$tmp/data4"
+left=$(ls "$tmp/data4/uploads")
+check "expired uploads are swept at start-up (left: ${left:-none})" [ -z "$left" ]
+stop
+
+[ $fails = 0 ] && echo "all passed" || echo "$fails failed"
+[ $fails = 0 ]
