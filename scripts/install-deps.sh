@@ -5,7 +5,8 @@
 # It asks dpkg once for every package, so that a machine that already has
 # everything pays a fraction of a second and sees no output; the package index
 # is refreshed only when something really has to be installed. Node.js and npm
-# (used once, to fetch the model weights) are skipped when both commands are
+# (used to fetch the model weights and to drive Chromium, which runs the
+# browser tests of web/) are skipped when both commands are
 # already on PATH, whichever way they were installed.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ pkgs=(
 	libonnx-dev libonnx-testdata
 	libssl-dev libjansson-dev libmicrohttpd-dev curl time wrk
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
+	chromium
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	pkgs+=(nodejs npm)

@@ -16,6 +16,9 @@
 #                            photo and model, keyed by their SHA-256; filled by
 #                            BUILD/tests/test_isnet_ort --prepare when that is
 #                            built and the models are fetched
+#   BUILD/web-tests/         playwright-core (the version pinned in
+#                            tests/web/package.json), which drives Debian's
+#                            Chromium in the browser tests (tests/web/)
 #   BUILD/testdata/phone/    phone-sized variants of astronaut.png, made with
 #                            the vips CLI, exiftool and heif-enc (see
 #                            make_phone below for exactly what each holds)
@@ -142,6 +145,42 @@ install_ort() {
 	return 1
 }
 
+# ===== playwright-core, for the browser tests =====
+
+WEBT=$BUILD/web-tests
+
+web_version() {
+	sed -n 's/.*"playwright-core": *"\([^"]*\)".*/\1/p' tests/web/package.json
+}
+
+web_ready() {
+	v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$WEBT/node_modules/playwright-core/package.json" 2>/dev/null |
+		head -1)
+	[ "$v" = "$(web_version)" ] && cmp -s tests/web/package.json "$WEBT/package.json"
+}
+
+install_web() {
+	if web_ready; then
+		say "playwright-core $(web_version): installed in $WEBT"
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		say "npm not found: playwright-core not installed; the browser tests will skip"
+		return 1
+	fi
+	rm -rf "$WEBT" && mkdir -p "$WEBT" && cp tests/web/package.json "$WEBT/package.json"
+	# --ignore-scripts: no browser download; the tests drive Debian's chromium
+	if (cd "$WEBT" && npm install --ignore-scripts --no-audit --no-fund --no-package-lock \
+		--loglevel=error) >"$tmp/npm-web.log" 2>&1 && web_ready; then
+		say "playwright-core $(web_version): installed in $WEBT"
+		return 0
+	fi
+	say "npm install playwright-core failed; the browser tests will skip:"
+	sed 's/^/    /' "$tmp/npm-web.log" | head -6
+	rm -rf "$WEBT/node_modules"
+	return 1
+}
+
 # ===== Reference outputs =====
 
 models_dir() {
@@ -255,5 +294,6 @@ make_hard() {
 fetch_photos
 make_phone
 make_hard
+install_web
 install_ort && prepare_refs
 exit 0

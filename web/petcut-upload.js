@@ -70,9 +70,10 @@ function retryAfter(xhr) {
 	return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
 }
 
-// Network errors, 429 and 5xx are worth another try; other 4xx are not.
+// Network errors, 429 and 5xx are worth another try; other 4xx are not,
+// except those a resumable upload recovers from (err.retry).
 function retriable(err) {
-	return !err.status || err.status === 429 || err.status >= 500;
+	return err.retry || !err.status || err.status === 429 || err.status >= 500;
 }
 
 // base64 of a byte array
@@ -452,14 +453,17 @@ export class PetcutUploader extends EventTarget {
 							onProgress: (loaded) => this._progress(slot, Math.min(start + loaded, blob.size - 1), blob.size, blob.size),
 						});
 					} catch (err) {
-						if (err.status === 409 || err.status === 460 || !err.status || retriable(err)) needHead = true;
-						if (err.status === 409) err.status = 503; // out of step: ask where the server is, then go on
+						// out of step (409), the chunk damaged on the way (460), or the
+						// server still busy with a PATCH that was cut off (423): ask it
+						// where it is, then go on from there
+						if ([409, 423, 460].includes(err.status)) err.retry = true;
+						if (retriable(err)) needHead = true;
 						throw err;
 					}
 					offset = Number(xhr.getResponseHeader('Upload-Offset'));
 					const id = xhr.getResponseHeader('Petcut-Image-Id');
 					if (id) return { id, url: xhr.getResponseHeader('Petcut-Image-Url') || `/v1/images/${id}` };
-					if (offset >= blob.size) { needHead = true; throw Object.assign(new Error('no image id'), { status: 503 }); }
+					if (offset >= blob.size) { needHead = true; throw Object.assign(new Error('no image id'), { retry: true }); }
 				}
 			});
 		} catch (err) {

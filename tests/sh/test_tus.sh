@@ -29,6 +29,7 @@ start() {
 	local data=$1
 	shift
 	A=
+	: >"$tmp/out" # emptied here, not in the child: no stale address is read
 	"$PETCUT" serve --listen 127.0.0.1:0 --data "$data" "$@" >"$tmp/out" 2>"$tmp/log" &
 	pid=$!
 	for _ in $(seq 100); do

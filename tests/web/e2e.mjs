@@ -1,0 +1,499 @@
+// e2e.mjs - petcut's browser side in a real headless Chromium (driven by
+// playwright-core) against a real `petcut serve` on loopback.
+//
+//   node tests/web/e2e.mjs SERVER_URL BUILD
+//
+// The page is loaded through a small proxy of this script's own (also on
+// loopback) that forwards to the server and can fail requests (503), hold
+// them (to see uploads overlap) or cut a connection mid-body, and that logs
+// what passed. Prints "ok - ..." / "not ok - ..." per check and
+// "# skip ..." with a reason; exits 1 when a check failed.
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+
+const [SERVER, BUILD] = process.argv.slice(2);
+const require = createRequire(path.resolve(BUILD, 'web-tests', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+const SHOTS = path.resolve(BUILD, 'web-screens');
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'petcut-e2e-'));
+fs.mkdirSync(SHOTS, { recursive: true });
+
+// ===== Checks =====
+
+let failed = 0;
+let passed = 0;
+function check(what, cond, detail = '') {
+	if (cond) passed++; else failed++;
+	console.log(`${cond ? 'ok' : 'not ok'} - ${what}${detail ? ` (${detail})` : ''}`);
+	return cond;
+}
+
+async function step(name, fn) {
+	let timer;
+	try {
+		await Promise.race([fn(), new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('timed out after 120 s')), 120000); })]);
+	} catch (err) {
+		check(`${name}: ran to the end`, false, err.stack || String(err));
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
+
+// ===== Fixtures =====
+
+const phone = path.join(BUILD, 'testdata', 'phone');
+const photos = path.join(BUILD, 'testdata', 'photos');
+const fixtures = {
+	'o6.jpg': path.join(phone, 'o6.jpg'),			// 4032x3024 stored, EXIF orientation 6
+	'upright.jpg': path.join(phone, 'upright.jpg'),		// the same photo, 3024x4032 as seen
+	'upright.heic': path.join(phone, 'upright.heic'),
+	'chelsea.png': path.join(photos, 'chelsea.png'),
+	'coffee.png': path.join(photos, 'coffee.png'),
+	'astronaut.png': path.join(photos, 'astronaut.png'),
+	'chelsea.jpg': path.join(ROOT, 'samples', 'chelsea.jpg'),
+};
+// ~5 MB: a JPEG with random bytes after it (still an image to the server)
+fixtures['big.jpg'] = path.join(TMP, 'big.jpg');
+fs.writeFileSync(fixtures['big.jpg'], Buffer.concat([fs.readFileSync(fixtures['upright.jpg']), crypto.randomBytes(3600000)]));
+fixtures['note.txt'] = path.join(TMP, 'note.txt');
+fs.writeFileSync(fixtures['note.txt'], 'a shopping list, not a photo\n');
+const have = (name) => fs.existsSync(fixtures[name]);
+
+// ===== The proxy =====
+
+const target = new URL(SERVER);
+const proxy = {
+	log: [],		// {method, path, t, end, bytes, status, headers}
+	fail: [],		// {method, path, status, left}: answer instead of forwarding
+	holdMs: 0,		// wait this long before forwarding an upload
+	inflight: 0,
+	maxInflight: 0,
+	drop: null,		// {atBytes, onDrop, dropped, sent}: cut a PATCH stream
+};
+
+const server = http.createServer(async (req, res) => {
+	const u = new URL(req.url, 'http://proxy');
+	if (u.pathname.startsWith('/__fixtures/')) {
+		const f = fixtures[decodeURIComponent(u.pathname.slice(12))];
+		if (!f || !fs.existsSync(f)) { res.writeHead(404); return res.end(); }
+		res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+		return res.end(fs.readFileSync(f));
+	}
+	if (u.pathname === '/__readme.html') { // the README's embedding example, pointed at this server
+		const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+		const example = readme.split('```html\n')[1].split('```')[0].replaceAll('https://cut.example.com', P);
+		res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+		return res.end(`<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">${example}`);
+	}
+	const entry = { method: req.method, path: u.pathname, t: Date.now(), bytes: 0, headers: req.headers };
+	proxy.log.push(entry);
+	const rule = proxy.fail.find((f) => f.method === req.method && f.path === u.pathname && f.left > 0);
+	if (rule) {
+		rule.left--;
+		req.resume();
+		req.on('end', () => {
+			entry.status = rule.status;
+			entry.end = Date.now();
+			res.writeHead(rule.status, { 'Content-Type': 'application/json' });
+			res.end(JSON.stringify({ error: { code: 'injected', message: `injected ${rule.status}` } }));
+		});
+		return;
+	}
+	const upload = req.method === 'PATCH' || (req.method === 'POST' && (u.pathname === '/v1/images' || u.pathname === '/v1/uploads'));
+	if (upload) {
+		proxy.inflight++;
+		proxy.maxInflight = Math.max(proxy.maxInflight, proxy.inflight);
+		res.on('close', () => proxy.inflight--);
+		if (proxy.holdMs) { req.pause(); await sleep(proxy.holdMs); }
+	}
+	const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+		entry.status = ur.statusCode;
+		res.writeHead(ur.statusCode, ur.headers);
+		ur.pipe(res);
+		ur.on('end', () => { entry.end = Date.now(); });
+	});
+	up.on('error', () => res.destroy());
+	req.on('data', async (chunk) => {
+		const d = proxy.drop;
+		if (d && !d.dropped && req.method === 'PATCH' && d.sent + chunk.length >= d.atBytes) {
+			d.dropped = true;
+			d.at = proxy.log.length;
+			req.pause();
+			await d.onDrop();
+			entry.cut = true;
+			req.socket.destroy();
+			up.destroy();
+			return;
+		}
+		if (d && req.method === 'PATCH') d.sent += chunk.length;
+		entry.bytes += chunk.length;
+		up.write(chunk);
+	});
+	req.on('end', () => up.end());
+	req.resume();
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const P = `http://127.0.0.1:${server.address().port}`;
+
+// ===== The browser =====
+
+// Flags that keep Chromium off the network: no background services, no
+// component updates, no QUIC, and every host name except loopback unresolvable.
+const browser = await chromium.launch({
+	executablePath: process.env.PETCUT_CHROMIUM || '/usr/bin/chromium',
+	args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+		'--disable-component-update', '--disable-sync', '--disable-default-apps', '--disable-domain-reliability',
+		'--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'],
+});
+const pageErrors = [];
+async function newPage(options = {}) {
+	const context = await browser.newContext(options);
+	const page = await context.newPage();
+	page.on('pageerror', (e) => pageErrors.push(e.message));
+	page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) pageErrors.push(m.text()); });
+	await page.goto(`${P}/`);
+	return { context, page };
+}
+
+// In the page: a File made from a fixture, and the module.
+const pageHelpers = `
+	window.fixture = async (name, type) => {
+		const b = await (await fetch('/__fixtures/' + name)).blob();
+		return new File([b], name, { type, lastModified: 1700000000000 });
+	};
+`;
+
+async function serverBytes(id) {
+	const r = await fetch(`${SERVER}/v1/images/${id}`);
+	return r.ok ? Buffer.from(await r.arrayBuffer()) : null;
+}
+
+function vips(...args) {
+	return execFileSync('vips', args, { encoding: 'utf8' }).trim();
+}
+
+// mean absolute difference of two images, both squeezed to 64x64 grey
+function imageDistance(a, b, rotate) {
+	const sa = path.join(TMP, `a${Math.random()}.v`), sb = path.join(TMP, `b${Math.random()}.v`);
+	const ga = path.join(TMP, `ga${Math.random()}.v`), gb = path.join(TMP, `gb${Math.random()}.v`);
+	vips('thumbnail', a, sa, '64', '--height', '64', '--size', 'force');
+	vips('thumbnail', b, sb, '64', '--height', '64', '--size', 'force');
+	vips('colourspace', sa, ga, 'b-w');
+	vips('colourspace', sb, gb, 'b-w');
+	let g = gb;
+	if (rotate) { g = path.join(TMP, `r${Math.random()}.v`); vips('rot', gb, g, rotate); }
+	const d = path.join(TMP, `d${Math.random()}.v`), e = path.join(TMP, `e${Math.random()}.v`);
+	vips('subtract', ga, g, d);
+	vips('abs', d, e);
+	return Number(vips('avg', e));
+}
+
+function monotonic(xs) {
+	return xs.every((x, i) => i === 0 || x >= xs[i - 1]);
+}
+
+// ===== 1. The demo page, a phone photo =====
+
+await step('demo page', async () => {
+	const { page, context } = await newPage({ viewport: { width: 1280, height: 860 } });
+	check('the demo page loads with the module', await page.evaluate(() => typeof window.petcut?.uploader === 'object'));
+	if (!have('o6.jpg')) { console.log('# skip the 4032x3024 photo: build/testdata/phone/o6.jpg is missing (scripts/test-setup.sh makes it)'); return; }
+	await page.setInputFiles('#file', fixtures['o6.jpg']);
+	await page.waitForFunction(() => ['done', 'error'].includes(petcut.uploader.slots[0]?.status), null, { timeout: 60000 });
+	const s = await page.evaluate(() => { const s = petcut.uploader.slots[0]; return { status: s.status, id: s.imageId, sent: s.sent, text: s.statusText }; });
+	check('a 4032x3024 JPEG with EXIF orientation 6 uploads', s.status === 'done', s.text);
+	const bytes = await serverBytes(s.id);
+	const stored = path.join(TMP, 'stored-o6.jpg');
+	fs.writeFileSync(stored, bytes || '');
+	const w = Number(execFileSync('vipsheader', ['-f', 'width', stored], { encoding: 'utf8' }));
+	const h = Number(execFileSync('vipsheader', ['-f', 'height', stored], { encoding: 'utf8' }));
+	check('the stored object is a JPEG', bytes && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff);
+	check(`the stored object fits in 2000 px and is upright (portrait ${w}x${h})`, Math.max(w, h) <= 2000 && Math.max(w, h) >= 1990 && h > w);
+	let orient = '';
+	try { orient = execFileSync('exiftool', ['-s3', '-n', '-Orientation', stored], { encoding: 'utf8' }).trim(); } catch { /* none */ }
+	check(`... with no orientation tag left to apply (${orient || 'none'})`, orient === '' || orient === '1');
+	const right = imageDistance(stored, fixtures['upright.jpg']);
+	const turned = imageDistance(stored, fixtures['upright.jpg'], 'd180');
+	check('... and its pixels are the upright photo, not turned the other way', right < 8 && right * 3 < turned,
+		`mean difference ${right.toFixed(2)} upright, ${turned.toFixed(2)} turned 180°`);
+	check(`... sent shrunk: ${s.sent.size} bytes instead of ${fs.statSync(fixtures['o6.jpg']).size}`, s.sent.shrunk && s.sent.type === 'image/jpeg');
+	const fr = await page.evaluate(() => petcut.events.filter((e) => e.type === 'progress').map((e) => e.fraction));
+	check(`progress rises monotonically to 100 % (${fr.length} events)`, fr.length >= 1 && monotonic(fr) && fr[fr.length - 1] === 1);
+	const card = await page.evaluate(() => ({ text: document.querySelector('.slot .status').textContent, img: document.querySelector('.slot img')?.naturalWidth || 0, bar: document.querySelector('.slot progress').value }));
+	check('the card shows the photo, a full bar and "Uploaded"', card.img > 0 && card.bar === 1 && card.text === 'Uploaded', JSON.stringify(card));
+	await context.close();
+});
+
+// ===== 2. The module: small files as they are, retries, refusals =====
+
+await step('module', async () => {
+	const { page, context } = await newPage();
+	await page.evaluate(pageHelpers);
+	if (!have('chelsea.png')) { console.log('# skip the small PNG: build/testdata/photos/chelsea.png is missing'); return; }
+	const small = fs.readFileSync(fixtures['chelsea.png']);
+	const r = await page.evaluate(async () => {
+		const { PetcutUploader } = await import('/petcut-upload.js');
+		const up = new PetcutUploader();
+		const s = up.add(await fixture('chelsea.png', 'image/png'));
+		await up.uploaded(s);
+		return { id: s.imageId, shrunk: s.sent.shrunk, type: s.sent.type, tries: s.tries };
+	});
+	const back = await serverBytes(r.id);
+	check('a small PNG is uploaded byte-identical (id = its SHA-256, same bytes back)',
+		r.id === sha256(small) && back && Buffer.compare(back, small) === 0 && !r.shrunk && r.type === 'image/png');
+
+	// 503 twice, then the real server
+	const before = proxy.log.length;
+	proxy.fail.push({ method: 'POST', path: '/v1/images', status: 503, left: 2 });
+	const t = await page.evaluate(async () => {
+		const { PetcutUploader } = await import('/petcut-upload.js');
+		const up = new PetcutUploader();
+		const delays = [];
+		up.addEventListener('retry', (e) => delays.push(e.detail.delayMs));
+		const s = up.add(await fixture('coffee.png', 'image/png'));
+		try { await up.uploaded(s); } catch (e) { return { error: e.message, delays }; }
+		return { id: s.imageId, tries: s.tries, delays };
+	});
+	const posts = proxy.log.slice(before).filter((e) => e.method === 'POST' && e.path === '/v1/images');
+	const gaps = posts.slice(1).map((p, i) => p.t - (posts[i].end || posts[i].t));
+	check('with 503 twice, the upload succeeds on the third try', !t.error && t.tries === 3 && posts.length === 3 &&
+		posts.map((p) => p.status).join() === '503,503,201', `${posts.map((p) => p.status)}; tries ${t.tries}`);
+	check('... after growing delays, waited for real', t.delays.length === 2 && t.delays[1] > t.delays[0] &&
+		gaps.length === 2 && gaps[0] >= t.delays[0] - 20 && gaps[1] >= t.delays[1] - 20 && gaps[1] > gaps[0],
+		`delays ${t.delays.map(Math.round).join(', ')} ms; seen by the proxy ${gaps.join(', ')} ms`);
+
+	// 4xx: not retried
+	const before2 = proxy.log.length;
+	const e = await page.evaluate(async () => {
+		const { PetcutUploader, describe } = await import('/petcut-upload.js');
+		const up = new PetcutUploader();
+		let retries = 0;
+		up.addEventListener('retry', () => retries++);
+		const s = up.add(await fixture('note.txt', 'text/plain'));
+		try { await up.uploaded(s); return { ok: true }; } catch (err) { await new Promise((r) => setTimeout(r, 1500)); return { status: err.status, retries, tries: s.tries, text: describe(err), slot: s.status }; }
+	});
+	const posts2 = proxy.log.slice(before2).filter((x) => x.method === 'POST' && x.path === '/v1/images');
+	check('a 4xx (415) is not retried: one request, no retry, an error in words', !e.ok && e.status === 415 && e.retries === 0 &&
+		posts2.length === 1 && e.slot === 'error' && /not a photo/.test(e.text), JSON.stringify(e));
+	await context.close();
+});
+
+// ===== 3. Three at once, through the demo page =====
+
+await step('parallel', async () => {
+	if (!['chelsea.png', 'coffee.png', 'astronaut.png'].every(have)) { console.log('# skip parallel uploads: photos missing'); return; }
+	const { page, context } = await newPage();
+	proxy.holdMs = 600;
+	proxy.maxInflight = 0;
+	await page.setInputFiles('#file', [fixtures['chelsea.png'], fixtures['coffee.png'], fixtures['astronaut.png']]);
+	await page.waitForFunction(() => petcut.uploader.slots.length === 3 && petcut.uploader.slots.every((s) => ['done', 'error'].includes(s.status)), null, { timeout: 60000 });
+	proxy.holdMs = 0;
+	const st = await page.evaluate(() => [...document.querySelectorAll('.slot .status')].map((x) => x.textContent));
+	check(`three files upload in parallel (${proxy.maxInflight} at once), all three done`, proxy.maxInflight === 3 && st.length === 3 && st.every((x) => x === 'Uploaded'), st.join('; '));
+	await context.close();
+});
+
+// ===== 4. Cut off at 60 %, offline, back online: resumed =====
+
+await step('resume', async () => {
+	const { page, context } = await newPage();
+	await page.evaluate(pageHelpers);
+	const file = fs.readFileSync(fixtures['big.jpg']);
+	const size = file.length;
+	const drop = { atBytes: Math.floor(size * 0.6), sent: 0, dropped: false, onDrop: () => context.setOffline(true) };
+	proxy.drop = drop;
+	const before = proxy.log.length;
+	await page.evaluate(async () => {
+		const { PetcutUploader } = await import('/petcut-upload.js');
+		window.up = new PetcutUploader({ preprocess: false });
+		window.statuses = [];
+		window.fractions = [];
+		up.addEventListener('slot', (e) => statuses.push(e.detail.slot.statusText));
+		up.addEventListener('progress', (e) => fractions.push(e.detail.fraction));
+		window.slot = up.add(await fixture('big.jpg', 'image/jpeg'));
+		window.result = up.uploaded(slot).then(() => 'done', (e) => 'failed: ' + e.message);
+	});
+	try {
+		await page.waitForFunction(() => slot.status === 'offline', null, { timeout: 30000 });
+	} catch (err) {
+		const seen = await page.evaluate(() => ({ statuses, online: navigator.onLine }));
+		const log = proxy.log.slice(before).map((e) => `${e.method} ${e.path} ${e.status ?? '-'} ${e.bytes}${e.cut ? ' cut' : ''}`);
+		throw new Error(`${err.message}; dropped ${drop.dropped}; statuses ${seen.statuses.join(' > ')}; online ${seen.online}; requests ${log.join(', ')}`);
+	}
+	check('with the connection cut at 60 % and the browser offline, the slot says "Waiting for network"',
+		drop.dropped && (await page.evaluate(() => slot.statusText)) === 'Waiting for network…');
+	await sleep(500);
+	await context.setOffline(false);
+	const outcome = await page.evaluate(() => result);
+	const r = await page.evaluate(() => ({ id: slot.imageId, fractions }));
+	const after = proxy.log.slice(before + 0).filter((e, i) => before + i >= drop.at);
+	// (Chromium itself may resend a request whose connection was reset before
+	// it went offline; the server refuses that one with 423 while it still
+	// holds the cut-off PATCH, and the module then asks where it is)
+	const patches = after.filter((e) => e.method === 'PATCH');
+	const resumed = patches.find((e) => e.status === 204);
+	const resumeAt = Number(resumed?.headers['upload-offset'] ?? -1);
+	const sentAfter = patches.filter((e) => e.status === 204).reduce((n, e) => n + e.bytes, 0);
+	console.log(`# after the cut: ${after.map((e) => `${e.method} ${e.status} ${e.bytes}`).join(', ')}`);
+	check('back online, it resumes from the server\'s offset (HEAD, then PATCH from there)',
+		outcome === 'done' && after.some((e) => e.method === 'HEAD') && resumeAt >= size * 0.6 - (1 << 20) && resumeAt <= size * 0.6,
+		`${outcome}; resumed at ${resumeAt} of ${size}`);
+	check(`... sending only the rest: ${sentAfter} bytes = ${size} - ${resumeAt}`, sentAfter === size - resumeAt &&
+		patches.every((e) => e.status === 204 || e.status === 423));
+	const back = await serverBytes(r.id);
+	check('the stored object has the right SHA-256', r.id === sha256(file) && back && sha256(back) === sha256(file));
+	check('progress never went back', monotonic(r.fractions) && r.fractions[r.fractions.length - 1] === 1, `${r.fractions.length} events`);
+	proxy.drop = null;
+	await context.close();
+});
+
+// ===== 5. HEIC: a placeholder, then the server's thumbnail =====
+
+await step('heic', async () => {
+	if (!have('upright.heic')) { console.log('# skip HEIC: build/testdata/phone/upright.heic is missing'); return; }
+	const { page, context } = await newPage();
+	await page.setInputFiles('#file', fixtures['upright.heic']);
+	const first = await page.evaluate(() => document.querySelector('.slot .thumb').textContent);
+	await page.waitForFunction(() => petcut.uploader.slots[0]?.status === 'done', null, { timeout: 60000 });
+	await page.waitForFunction(() => document.querySelector('.slot img')?.complete && document.querySelector('.slot img').naturalWidth > 0, null, { timeout: 20000 });
+	const s = await page.evaluate(() => ({ id: petcut.uploader.slots[0].imageId, src: document.querySelector('.slot img').src }));
+	check('a HEIC shows a placeholder, then the server\'s JPEG thumbnail', first === 'No preview yet' && /\/v1\/images\/[0-9a-f]{64}\?max=512&format=jpeg$/.test(s.src), s.src);
+	check('... and is sent unchanged (resumable: over 1 MB)', s.id === sha256(fs.readFileSync(fixtures['upright.heic'])));
+	await context.close();
+});
+
+// ===== 6. Preview, and the screenshots =====
+
+const ready = (await fetch(`${SERVER}/readyz`)).status === 200;
+async function previewFlow(page) {
+	await page.setInputFiles('#file', [fixtures['chelsea.jpg']]);
+	await page.waitForFunction(() => petcut.uploader.slots.find((s) => s.file.name === 'chelsea.jpg')?.status === 'done', null, { timeout: 60000 });
+	const id = await page.evaluate(() => petcut.uploader.slots.find((s) => s.file.name === 'chelsea.jpg').id);
+	await page.click(`.slot[data-slot="${id}"]`);
+	await page.click('#preview');
+	await page.waitForSelector('#result[data-size="full"]', { timeout: 90000 });
+	await page.waitForFunction(() => !document.querySelector('.spinner'), null, { timeout: 10000 });
+}
+await step('preview', async () => {
+	if (!ready) { console.log('# skip Preview: the server has no model (readyz is not 200; petcut model fetch)'); return; }
+	const { page, context } = await newPage({ viewport: { width: 1280, height: 860 } });
+	if (have('chelsea.png')) await page.setInputFiles('#file', [fixtures['chelsea.png']]);
+	await previewFlow(page);
+	const order = await page.evaluate(() => petcut.events.filter((e) => e.type === 'result').map((e) => e.size));
+	check('Preview shows the preview size first, then the full size', order.join() === 'preview,full', order.join());
+	const px = await page.evaluate(async () => {
+		const img = document.getElementById('result');
+		const c = document.createElement('canvas');
+		c.width = img.naturalWidth;
+		c.height = img.naturalHeight;
+		const ctx = c.getContext('2d');
+		ctx.drawImage(img, 0, 0);
+		const a = (x, y) => ctx.getImageData(x, y, 1, 1).data[3];
+		const full = await (await fetch(petcut.uploader.url('/v1/remove-background'), { method: 'POST', headers: { 'Content-Type': 'application/json' },
+			body: JSON.stringify({ image_id: petcut.uploader.slots.find((s) => s.file.name === 'chelsea.jpg').imageId, size: 'full' }) })).json();
+		const [bx, by, bw, bh] = full.bbox;
+		return { w: c.width, h: c.height, corners: [a(0, 0), a(c.width - 1, 0), a(0, c.height - 1), a(c.width - 1, c.height - 1)],
+			centre: a(Math.floor(bx + bw / 2), Math.floor(by + bh / 2)), bbox: full.bbox, src: img.src };
+	});
+	check('the result is transparent in a corner and opaque at the subject\'s centre',
+		Math.min(...px.corners) <= 5 && px.centre >= 250, `corners ${px.corners}, centre ${px.centre} (bbox ${px.bbox}), ${px.w}x${px.h}`);
+	const dl = await page.evaluate(() => ({ href: document.getElementById('download').href, off: document.getElementById('download').getAttribute('aria-disabled') }));
+	check('the download link points at the result', dl.off === 'false' && dl.href === px.src, JSON.stringify(dl));
+	await page.screenshot({ path: path.join(SHOTS, 'desktop.png') });
+	check('desktop screenshot saved', fs.statSync(path.join(SHOTS, 'desktop.png')).size > 10000);
+
+	// another background and an effect: the mask is reused
+	await page.selectOption('#bg', 'color');
+	await page.fill('#color', '#ffcc00');
+	await page.selectOption('#effect', 'sticker');
+	await page.click('#preview');
+	await page.waitForFunction(() => /Done/.test(document.getElementById('message').textContent), null, { timeout: 90000 });
+	const y = await page.evaluate(() => {
+		const img = document.getElementById('result');
+		const c = document.createElement('canvas');
+		c.width = img.naturalWidth; c.height = img.naturalHeight;
+		const ctx = c.getContext('2d');
+		ctx.drawImage(img, 0, 0);
+		const d = ctx.getImageData(0, 0, c.width, c.height).data;
+		let colour = 0, opaque = 0;
+		for (let i = 0; i < d.length; i += 4) {
+			if (d[i + 3] === 255) opaque++;
+			if (Math.abs(d[i] - 255) < 16 && Math.abs(d[i + 1] - 204) < 16 && d[i + 2] < 40) colour++;
+		}
+		const n = d.length / 4;
+		return { colour: colour / n, opaque: opaque / n, size: img.dataset.size };
+	});
+	check('a colour background with the sticker effect: opaque, and the colour where the background was',
+		y.size === 'full' && y.opaque === 1 && y.colour > 0.05, `${(100 * y.colour).toFixed(1)} % #ffcc00, ${(100 * y.opaque).toFixed(1)} % opaque`);
+	await page.screenshot({ path: path.join(SHOTS, 'desktop-sticker.png') });
+	await context.close();
+
+	// a phone
+	const m = await newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+		userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36' });
+	if (have('coffee.png')) await m.page.setInputFiles('#file', [fixtures['coffee.png']]);
+	await previewFlow(m.page);
+	const fit = await m.page.evaluate(() => ({ sw: document.documentElement.scrollWidth, w: innerWidth }));
+	check(`on a phone-sized viewport nothing overflows sideways (${fit.sw} <= ${fit.w})`, fit.sw <= fit.w);
+	await m.page.screenshot({ path: path.join(SHOTS, 'phone.png'), fullPage: true });
+	check('phone screenshot saved', fs.statSync(path.join(SHOTS, 'phone.png')).size > 10000);
+	await m.context.close();
+});
+
+// ===== 7. The README's example =====
+
+await step('readme example', async () => {
+	if (!ready) { console.log('# skip the README example: the server has no model'); return; }
+	const context = await browser.newContext();
+	const page = await context.newPage();
+	page.on('pageerror', (e) => pageErrors.push(e.message));
+	page.on('dialog', (d) => { pageErrors.push(`alert: ${d.message()}`); d.dismiss(); });
+	const start = proxy.log.length;
+	await page.goto(`${P}/__readme.html`);
+	await page.setInputFiles('#photo', fixtures['chelsea.jpg']);
+	await page.waitForFunction(() => /\/v1\/results\/[0-9a-f]{64}$/.test(document.getElementById('cutout').src) &&
+		document.getElementById('cutout').complete && document.getElementById('cutout').naturalWidth > 0, null, { timeout: 90000 });
+	const r = await page.evaluate(async () => {
+		const img = document.getElementById('cutout');
+		for (let i = 0; i < 100 && !(img.complete && img.naturalWidth); i++) await new Promise((ok) => setTimeout(ok, 50));
+		return { bar: document.getElementById('bar').value, w: img.naturalWidth };
+	});
+	const removals = () => proxy.log.slice(start).filter((e) => e.path === '/v1/remove-background' && e.end).length;
+	for (let i = 0; i < 600 && removals() < 2; i++) await sleep(100);
+	await sleep(500); // and no third
+	const asked = removals();
+	check(`... asking for the preview size, then the full size (${asked} removals)`, asked === 2);
+	check('the README\'s embedding example uploads, fills the bar and shows the cut-out', r.bar === 1 && r.w === 451, JSON.stringify(r));
+	await context.close();
+});
+
+// ===== 8. What the browsers reported =====
+
+await step('client metrics', async () => {
+	await sleep(300);
+	const text = await (await fetch(`${SERVER}/metrics`)).text();
+	const count = (re) => text.split('\n').filter((l) => re.test(l)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+	const ok = count(/^petcut_client_uploads_total\{network="[a-z0-9-]+",device="desktop",outcome="success"\}/);
+	const bad = count(/^petcut_client_uploads_total\{network="[a-z0-9-]+",device="desktop",outcome="failure"\}/);
+	const hist = count(/^petcut_client_upload_duration_seconds_count\{network="[a-z0-9-]+",device="desktop"\}/);
+	check(`the module reported its uploads to /v1/client-metrics (${ok} successes, ${bad} failure, ${hist} timed)`, ok >= 8 && bad >= 1 && hist === ok);
+	if (ready) check('... with the phone\'s labelled as such', count(/^petcut_client_uploads_total\{network="[a-z0-9-]+",device="phone",outcome="success"\}/) >= 1);
+	check('retries reported', count(/^petcut_client_upload_retries_total\{/) >= 2);
+});
+
+check('no errors in the pages', pageErrors.length === 0, pageErrors.join(' | '));
+await browser.close();
+server.close();
+fs.rmSync(TMP, { recursive: true, force: true });
+console.log(`${passed} checks passed, ${failed} failed; screenshots in ${SHOTS}`);
+process.exit(failed ? 1 : 0);
