@@ -19,7 +19,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd
+PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

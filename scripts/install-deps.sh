@@ -15,7 +15,7 @@ pkgs=(
 	libdnnl-dev libvips-dev
 	protobuf-c-compiler libprotobuf-c-dev
 	libonnx-dev libonnx-testdata
-	libssl-dev libjansson-dev libmicrohttpd-dev curl time wrk
+	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev curl time wrk
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 	chromium
 )

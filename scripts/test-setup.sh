@@ -19,6 +19,9 @@
 #   BUILD/web-tests/         playwright-core (the version pinned in
 #                            tests/web/package.json), which drives Debian's
 #                            Chromium in the browser tests (tests/web/)
+#   BUILD/s3-tests/          s3rver (the version pinned in tests/s3/package.json),
+#                            an S3-compatible server that the S3 storage tests
+#                            start on loopback
 #   BUILD/testdata/phone/    phone-sized variants of astronaut.png, made with
 #                            the vips CLI, exiftool and heif-enc (see
 #                            make_phone below for exactly what each holds)
@@ -181,6 +184,42 @@ install_web() {
 	return 1
 }
 
+# ===== s3rver, for the S3 storage tests =====
+
+S3T=$BUILD/s3-tests
+
+s3rver_version() {
+	sed -n 's/.*"s3rver": *"\([^"]*\)".*/\1/p' tests/s3/package.json
+}
+
+s3rver_ready() {
+	v=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$S3T/node_modules/s3rver/package.json" 2>/dev/null |
+		head -1)
+	[ "$v" = "$(s3rver_version)" ] && cmp -s tests/s3/package.json "$S3T/package.json"
+}
+
+install_s3rver() {
+	if s3rver_ready; then
+		say "s3rver $(s3rver_version): installed in $S3T"
+		return 0
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		say "npm not found: s3rver not installed; the S3 storage tests will skip"
+		return 1
+	fi
+	rm -rf "$S3T" && mkdir -p "$S3T" && cp tests/s3/package.json "$S3T/package.json"
+	# --ignore-scripts: s3rver is plain JavaScript, nothing to build
+	if (cd "$S3T" && npm install --ignore-scripts --no-audit --no-fund --no-package-lock \
+		--loglevel=error) >"$tmp/npm-s3.log" 2>&1 && s3rver_ready; then
+		say "s3rver $(s3rver_version): installed in $S3T"
+		return 0
+	fi
+	say "npm install s3rver failed; the S3 storage tests will skip:"
+	sed 's/^/    /' "$tmp/npm-s3.log" | head -6
+	rm -rf "$S3T/node_modules"
+	return 1
+}
+
 # ===== Reference outputs =====
 
 models_dir() {
@@ -295,5 +334,6 @@ fetch_photos
 make_phone
 make_hard
 install_web
+install_s3rver
 install_ort && prepare_refs
 exit 0

@@ -140,7 +140,7 @@ static void fs_put_abort(void *handle)
 	free(p);
 }
 
-static store_status fs_put_commit(void *handle, const char *key, int *existed)
+static store_status fs_put_commit(void *handle, const char *key, const unsigned char sha256[32], int *existed)
 {
 	struct fs_put *p = handle;
 	char path[PATH_MAX];

@@ -23,7 +23,7 @@ struct store_put {
 	int final;
 };
 
-static const struct store_backend *const backends[] = {&store_fs};
+static const struct store_backend *const backends[] = {&store_fs, &store_s3};
 
 /* ===== Errors ===== */
 
@@ -236,7 +236,7 @@ store_status store_put_commit(struct store_put *p, const char *key, const char *
 	}
 	if (!key)
 		key = sha;
-	st = p->s->be->put_commit(p->handle, key, &ex);
+	st = p->s->be->put_commit(p->handle, key, p->digest, &ex);
 	if (st == STORE_OK) {
 		if (out_key)
 			memcpy(out_key, key, STORE_KEY_LEN + 1);

@@ -10,8 +10,24 @@
  * object behind a real name.
  *
  * Backends are tables of functions (store_int.h) chosen by the spec given to
- * store_open: a folder ("fs:DIR" or a plain path) is the default; an
- * S3-compatible bucket can be added as another backend.
+ * store_open: a folder ("fs:DIR" or a plain path) is the default;
+ * "s3://BUCKET[/PREFIX]" is a bucket of any S3-compatible server (objects
+ * PREFIX/NS/KEY), set up from the environment when the store opens:
+ *   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   the keys (required);
+ *                         AWS_SESSION_TOKEN too, for temporary ones
+ *   AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL    the server, http(s)://HOST[:PORT]
+ *                         (default AWS: https://s3.REGION.amazonaws.com)
+ *   AWS_REGION or AWS_DEFAULT_REGION           the signing region (us-east-1)
+ *   PETCUT_S3_ADDRESSING  path (HOST/BUCKET/..., the default with an
+ *                         endpoint) or virtual (BUCKET.HOST/..., the default
+ *                         for AWS)
+ *   PETCUT_S3_RETRIES     tries after a network error or a 5xx answer (3);
+ *                         a 4xx answer is never retried
+ *   PETCUT_S3_CONNECT_TIMEOUT_MS, PETCUT_S3_TIMEOUT_MS   limits of one try
+ *                         (3000 and 60000); a transfer stalled for 10 s ends
+ *   TMPDIR                where puts and get_fd spool bytes (/tmp)
+ * A network failure or 5xx answer is STORE_IO, a 404 STORE_NOT_FOUND (the
+ * keys need s3:ListBucket for that: without it AWS answers 403).
  *
  * Keys are exactly 64 lowercase hex characters and namespaces 1 to 16 of
  * [a-z0-9_]: anything else is refused (STORE_BAD_KEY) before it reaches a
@@ -52,11 +68,12 @@ const char *store_strerror(store_status st);
 /* True if key is 64 lowercase hex characters. */
 int store_key_valid(const char *key);
 
-/* Opens a store: "fs:DIR" or a folder path (created if missing). */
+/* Opens a store: "fs:DIR" or a folder path (created if missing), or
+ * "s3://BUCKET[/PREFIX]" (no request is made yet). */
 store_status store_open(const char *spec, struct store **out);
 void store_close(struct store *s);
 
-/* The backend's name ("fs"). */
+/* The backend's name ("fs" or "s3"). */
 const char *store_backend_name(const struct store *s);
 
 /* Starts writing an object into namespace ns; max_bytes (0: no limit) makes

@@ -16,11 +16,12 @@ struct store_backend {
 	store_status (*open)(const char *spec, void **state);
 	void (*close)(void *state);
 	/* a put: begin returns the backend's handle; write appends; commit
-	 * publishes under key (keeping an object already there, *existed = 1);
-	 * abort drops it */
+	 * publishes under key (keeping an object already there, *existed = 1)
+	 * and frees the handle either way, given the content's SHA-256 (for a
+	 * backend whose server checks it); abort drops it */
 	store_status (*put_begin)(void *state, const char *ns, void **handle);
 	store_status (*put_write)(void *handle, const void *buf, size_t len);
-	store_status (*put_commit)(void *handle, const char *key, int *existed);
+	store_status (*put_commit)(void *handle, const char *key, const unsigned char sha256[32], int *existed);
 	void (*put_abort)(void *handle);
 	store_status (*get)(void *state, const char *ns, const char *key, void **buf, size_t *len);
 	store_status (*get_fd)(void *state, const char *ns, const char *key, int *fd, size_t *len); /* may be NULL */
@@ -29,6 +30,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store_fs;
+extern const struct store_backend store_s3;
 
 /* Records a message for store_errmsg() and returns st. */
 store_status store_fail(store_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
