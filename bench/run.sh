@@ -43,7 +43,7 @@ ROUNDS=${PETCUT_BENCH_ROUNDS:-3}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer refine e2e load}
+PARTS=${PETCUT_BENCH_PARTS:-infer batch refine e2e load}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 
@@ -67,6 +67,14 @@ small=$("$PETCUT" model path small)
 # field FILE KEY: the value printed on the line "KEY value".
 field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
+# prec_ok P: whether petcut runs precision P on this CPU (it says so on
+# stderr if not). int8 is calibrated first, on the test photos.
+prec_ok() { ! "$PETCUT" infer "$medium" --shape 1,3,64,64 --precision "$1" 2>&1 >/dev/null | grep -q .; }
+bf16_ok() { prec_ok bf16; }
+int8_ok() {
+	"$PETCUT" model calibrate --images "$BUILD/testdata/photos" >&2 && prec_ok int8
+}
+
 if part infer; then
 have_ort=1
 if ! [ -d "$ORT_DIR/node_modules/onnxruntime-node" ] || ! command -v node >/dev/null; then
@@ -74,15 +82,18 @@ if ! [ -d "$ORT_DIR/node_modules/onnxruntime-node" ] || ! command -v node >/dev/
 	have_ort=0
 fi
 
-# run_case NAME MODEL SHAPE: appends "tool case load first median min max rss" lines.
+# run_case NAME MODEL SHAPE [petcut-only|both [PETCUT-ARGS...]]: appends
+# "tool case load first median min max rss" lines.
 run_case() {
-	local name=$1 model=$2 shape=$3 r f
+	local name=$1 model=$2 shape=$3 r f only=${4:-both}
+	shift 3
+	[ $# -gt 0 ] && shift
 	for r in $(seq "$ROUNDS"); do
 		f=$OUT/$name.petcut.$r
-		"$PETCUT" infer "$model" --shape "$shape" --runs "$RUNS" --threads "$THREADS" >"$f"
+		"$PETCUT" infer "$model" --shape "$shape" --runs "$RUNS" --threads "$THREADS" "$@" >"$f"
 		echo "petcut $name $(field "$f" load_ms) $(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/raw"
 		echo "  $name round $r: petcut $(field "$f" infer_ms) ms" >&2
-		if [ $have_ort = 1 ] && [ "${4:-}" != petcut-only ]; then
+		if [ $have_ort = 1 ] && [ "$only" != petcut-only ]; then
 			f=$OUT/$name.ort.$r
 			PETCUT_ORT_DIR=$ORT_DIR PETCUT_ORT_THREADS=$THREADS node bench/ort_bench.js "$model" "$shape" "$RUNS" >"$f"
 			echo "ort $name $(field "$f" load_ms) $(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/raw"
@@ -94,9 +105,26 @@ run_case() {
 : >"$OUT/raw"
 echo "bench: $ROUNDS rounds x $RUNS runs, $THREADS threads" >&2
 run_case medium-1024 "$medium" 1,3,1024,1024
+# petcut's default precision where the CPU has it, against ONNX Runtime's fp32 above
+bf16=0
+if ! bf16_ok; then
+	echo "bench: bf16 does not run here; its cases are skipped" >&2
+else
+	bf16=1
+	run_case medium-1024-bf16 "$medium" 1,3,1024,1024 petcut-only --precision bf16
+fi
+int8=0
+if ! int8_ok; then
+	echo "bench: int8 does not run here (no AVX512_VNNI or no photos to calibrate on); its cases are skipped" >&2
+else
+	int8=1
+	run_case medium-1024-int8 "$medium" 1,3,1024,1024 petcut-only --precision int8
+fi
 run_case small-1024 "$small" 1,3,1024,1024
 # ONNX Runtime cannot run the exported graph at 512 (its upsampling sizes are frozen at 1024)
 run_case medium-512 "$medium" 1,3,512,512 petcut-only
+[ $bf16 = 1 ] && run_case medium-512-bf16 "$medium" 1,3,512,512 petcut-only --precision bf16
+[ $int8 = 1 ] && run_case medium-512-int8 "$medium" 1,3,512,512 petcut-only --precision int8
 
 # summary: median of the per-round medians; min/max over all runs
 summary() {
@@ -115,9 +143,11 @@ dnnl=$(dpkg-query -W -f '${Version}' libdnnl2 2>/dev/null || echo '?')
 	echo
 	echo "| case | runtime | median ms | min-max ms | load ms | first run ms | peak RSS MB | petcut / ORT |"
 	echo "|---|---|---|---|---|---|---|---|"
-	for c in medium-1024 small-1024 medium-512; do
+	for c in medium-1024 medium-1024-bf16 medium-1024-int8 small-1024 medium-512 medium-512-bf16 medium-512-int8; do
 		p=$(summary petcut $c)
-		o=$(summary ort $c)
+		base=${c%-bf16}
+		base=${base%-int8}
+		o=$(summary ort "$base") # bf16 and int8 against ONNX Runtime's fp32
 		[ -n "$p" ] || continue
 		set -- $p
 		pm=$1
@@ -127,16 +157,71 @@ dnnl=$(dpkg-query -W -f '${Version}' libdnnl2 2>/dev/null || echo '?')
 			ratio="n/a"
 		fi
 		echo "| $c | petcut | $1 | $2-$3 | $4 | $5 | $6 | $ratio |"
-		if [ -n "$o" ]; then
+		if [ -n "$o" ] && [ "$c" = "$base" ]; then
 			set -- $o
 			echo "| $c | ONNX Runtime | $1 | $2-$3 | $4 | $5 | $6 | |"
 		fi
 	done
+	p=$(summary petcut medium-1024-int8)
+	o=$(summary ort small-1024)
+	if [ -n "$p" ] && [ -n "$o" ]; then
+		echo
+		echo "$p $o" | awk '{ printf "petcut int8 (medium, static) against ONNX Runtime running the shipped small model (dynamic int8): %.0f ms / %.0f ms = %.2f (%.1f x faster).\n", $1, $7, $1 / $7, $7 / $1 }'
+	fi
 } >"$OUT/report.md"
 cat "$OUT/report.md"
 
 update_section bench "$OUT/report.md"
 fi # part infer
+
+# ===== Batches: time per image by batch size, input size and precision =====
+
+if part batch; then
+	precs=fp32
+	bf16_ok && precs="$precs bf16"
+	int8_ok && precs="$precs int8"
+	echo "bench: batches of 1-4 at 512 and 1024 ($precs), $RUNS runs each" >&2
+	: >"$OUT/batch.raw"
+	for prec in $precs; do
+		for side in 512 1024; do
+			for n in 1 2 3 4; do
+				f=$OUT/batch.$prec.$side.$n
+				"$PETCUT" infer "$medium" --shape "$n,3,$side,$side" --runs "$RUNS" --threads "$THREADS" \
+					--precision "$prec" >"$f"
+				echo "$prec $side $n $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/batch.raw"
+				echo "  $prec ${side}x$side batch $n: $(field "$f" infer_ms) ms" >&2
+			done
+		done
+	done
+	{
+		echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $THREADS threads;"
+		echo "ISNet medium; \`petcut infer --shape N,3,S,S --runs $RUNS\` (median after one warm-up); command: \`make bench\`."
+		echo
+		echo "| precision | input | batch | ms per pass (min-max) | ms per image | images/s | peak RSS MB |"
+		echo "|---|---|---|---|---|---|---|"
+		awk '{ printf "| %s | %sx%s | %d | %.0f (%.0f-%.0f) | %.0f | %.2f | %d |\n", $1, $2, $2, $3, $4, $5, $6, $4 / $3, 1000 * $3 / $4, $7 / 1024 }' "$OUT/batch.raw"
+		if command -v gnuplot >/dev/null; then
+			awk '{ print $4 / $3 > "'"$OUT"'/batch." $1 "." $2 ".dat" }' "$OUT/batch.raw"
+			plot=""
+			for prec in $precs; do
+				for side in 512 1024; do
+					awk '{ print NR, $1 }' "$OUT/batch.$prec.$side.dat" >"$OUT/batch.$prec.$side.xy"
+					plot="$plot${plot:+, }'$OUT/batch.$prec.$side.xy' with linespoints title '$prec ${side}x$side'"
+				done
+			done
+			gnuplot -e "set terminal pngcairo size 800,500; set output 'bench/inference.png';
+				set title 'ISNet medium on $(nproc) cores: time per image'; set xlabel 'batch size';
+				set ylabel 'ms per image'; set xtics 1; set yrange [0:*]; set key outside right;
+				plot $plot" 2>&1 | sed 's/^/    gnuplot: /' >&2 || true
+			[ -s bench/inference.png ] && echo && echo "![time per image](bench/inference.png)"
+		else
+			echo
+			echo "(no chart: gnuplot is not installed; scripts/install-deps.sh installs it)"
+		fi
+	} >"$OUT/batch.md"
+	cat "$OUT/batch.md"
+	update_section bench-batch "$OUT/batch.md"
+fi
 
 # ===== Built here: the refinement bench and the photo maker =====
 

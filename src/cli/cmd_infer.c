@@ -15,7 +15,7 @@
 
 static const char usage[] =
 	"usage: petcut infer MODEL [--input x.f32] --shape N,C,H,W [--output y.f32] [--output-name NAME]\n"
-	"                          [--runs N] [--threads T] [--precision fp32|bf16]\n"
+	"                          [--runs N] [--threads T] [--precision fp32|bf16|int8]\n"
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
 	"runs once to warm up, then N times, and prints infer_ms MEDIAN and peak_rss_kb.\n";
@@ -177,13 +177,15 @@ int cmd_infer(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (strcmp(precision, "fp32") && strcmp(precision, "bf16")) {
-		fprintf(stderr, "petcut infer: --precision must be fp32 or bf16\n");
+	int prec;
+	char why[1024];
+	if (cli_parse_precision(precision, &prec)) {
+		fprintf(stderr, "petcut infer: --precision must be fp32, bf16 or int8\n");
 		rc = 2;
 		goto out;
 	}
-	if (!strcmp(precision, "bf16") && nn_model_set_precision(m, NN_PRECISION_BF16) != NN_OK)
-		fprintf(stderr, "petcut infer: %s\n", nn_errmsg()); /* runs at fp32 */
+	if (cli_set_precision(m, model, prec, why, sizeof why))
+		fprintf(stderr, "petcut infer: %s: staying at fp32\n", why);
 	load_ms = now_ms() - t0;
 	if (nn_model_num_inputs(m) != 1) {
 		fprintf(stderr, "petcut infer: the model takes %d inputs; only one-input models are supported\n",

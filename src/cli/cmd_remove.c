@@ -61,7 +61,7 @@ struct remove_opts {
 	int format_given;	  /* format came from --format, not from a name */
 	enum img_format format;	  /* output encoding (--format; remove-dir's only one) */
 	int threads;		  /* compute threads; 0 means all CPUs */
-	int bf16;		  /* --precision: 1 bf16, 0 fp32, -1 bf16 where the CPU has it */
+	int precision;		  /* nn_precision, or -1: bf16 where the CPU has it, else fp32 */
 	double fallback_above;	  /* rerun at fp32 above this mask uncertainty (0: never) */
 	struct img_render render; /* what each output shows */
 	const char *bg_path;	  /* --bg FILE: the background image */
@@ -83,7 +83,7 @@ struct remover {
 	nn_model *model;
 	float *input; /* 1 x 3 x size x size */
 	int size;
-	int bf16; /* as remove_opts */
+	int precision; /* as remove_opts */
 	double fallback_above;
 };
 
@@ -142,9 +142,10 @@ static void usage(FILE *f, const char *cmd)
 		"                       fetch`, or the path of an ONNX file\n"
 		"  --size preview|full  network input of 512 or 1024 pixels a side (default full)\n"
 		"  --threads N          compute threads (default: all CPUs)\n"
-		"  --precision fp32|bf16  the network's arithmetic (default bf16 where the CPU has\n"
-		"                       AVX512_BF16, else fp32); bf16 takes a third of fp32's memory\n"
-		"  --fallback fp32|none a bf16 mask that is unsure (over 90%% of what might be the\n"
+		"  --precision fp32|bf16|int8  the network's arithmetic (default bf16 where the CPU\n"
+		"                       has AVX512_BF16, else fp32); bf16 takes a third of fp32's\n"
+		"                       memory; int8 needs `petcut model calibrate` first\n"
+		"  --fallback fp32|none a bf16/int8 mask that is unsure (over 90%% of what might be the\n"
 		"                       subject between 0.1 and 0.9) is made again at fp32 (default)\n"
 		"  --json               print each output's size, subject box and coverage as one\n"
 		"                       JSON object a line on stdout\n"
@@ -326,11 +327,10 @@ static int apply_opt(const char *cmd, enum opt_id id, const char *val, struct re
 		}
 		return 0;
 	case OPT_PRECISION:
-		if (strcmp(val, "fp32") && strcmp(val, "bf16")) {
-			fprintf(stderr, "petcut %s: --precision is fp32 or bf16, not '%s'\n", cmd, val);
+		if (cli_parse_precision(val, &o->precision)) {
+			fprintf(stderr, "petcut %s: --precision is fp32, bf16 or int8, not '%s'\n", cmd, val);
 			return 2;
 		}
-		o->bf16 = !strcmp(val, "bf16");
 		return 0;
 	case OPT_FALLBACK:
 		if (strcmp(val, "fp32") && strcmp(val, "none")) {
@@ -403,7 +403,7 @@ static int parse_args(int argc, char **argv, struct remove_opts *o)
 	int opts_done = 0, rc;
 
 	*o = (struct remove_opts){.model = MODEL_DEFAULT_VARIANT, .size = SIZE_FULL, .format = IMG_FORMAT_PNG,
-				  .refine = REFINE_DEFAULT, .bf16 = -1, .fallback_above = FALLBACK_ABOVE};
+				  .refine = REFINE_DEFAULT, .precision = -1, .fallback_above = FALLBACK_ABOVE};
 	for (int i = 1; i < argc; i++) {
 		const struct option_def *def = NULL;
 		char *arg = argv[i], *val = NULL, *eq;
@@ -465,7 +465,7 @@ static int parse_args(int argc, char **argv, struct remove_opts *o)
  * variant has not been fetched. */
 static int remover_init(struct remover *r, const struct remove_opts *o)
 {
-	*r = (struct remover){.size = o->size, .bf16 = o->bf16, .fallback_above = o->fallback_above};
+	*r = (struct remover){.size = o->size, .precision = o->precision, .fallback_above = o->fallback_above};
 	if (model_variant_from_name(o->model) < 0) {
 		snprintf(r->path, sizeof r->path, "%s", o->model);
 		return 0;
@@ -494,9 +494,15 @@ static int remover_load(struct remover *r)
 		return 1;
 	}
 	st = nn_model_select_outputs(r->model, outputs, 1);
-	/* bf16 by default where the CPU has it; asked for and missing, said */
-	if (st == NN_OK && r->bf16 && nn_model_set_precision(r->model, NN_PRECISION_BF16) != NN_OK && r->bf16 > 0)
-		say("petcut: %s", nn_errmsg()); /* and on at fp32 */
+	/* bf16 by default where the CPU has it; a precision that cannot run
+	 * here steps down (int8, bf16, fp32), said when it was asked for */
+	char why[1024] = "", later[1024];
+	int want = r->precision < 0 ? NN_PRECISION_BF16 : r->precision, got = want;
+	while (st == NN_OK && got != NN_PRECISION_FP32 &&
+	       cli_set_precision(r->model, r->path, got, got == want ? why : later, sizeof why))
+		got = got == NN_PRECISION_INT8 ? NN_PRECISION_BF16 : NN_PRECISION_FP32;
+	if (got != want && r->precision >= 0)
+		say("petcut: %s: running at %s", why, got == NN_PRECISION_BF16 ? "bf16" : "fp32");
 	if (st == NN_OK)
 		st = nn_model_input(r->model, 0, &in);
 	if (st != NN_OK) {
@@ -647,7 +653,7 @@ static int remove_one(struct remover *r, const struct remove_opts *o, const stru
 			y = y32;
 			fallback = 1;
 		} else {
-			nn_tensor_free(&y32); /* the bf16 mask stands */
+			nn_tensor_free(&y32); /* the reduced-precision mask stands */
 		}
 	}
 	ms[STAGE_INFER] = now_ms() - t;

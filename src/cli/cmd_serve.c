@@ -25,9 +25,10 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --max-delay-ms N      wait for a batch to fill (PETCUT_MAX_DELAY_MS; default %d)\n"
 		"  --max-queue N         inference requests waiting before 429 (PETCUT_MAX_QUEUE; default %d)\n"
 		"  --request-timeout-ms N  deadline of a request's inference, then 504 (PETCUT_REQUEST_TIMEOUT_MS; default %d)\n"
-		"  --precision fp32|bf16 the network's arithmetic (PETCUT_PRECISION; default bf16 where the CPU has\n"
-		"                        AVX512_BF16, else fp32); bf16 takes a third of fp32's memory\n"
-		"  --fallback fp32|none  rerun a bf16 mask at fp32 when it is unsure (PETCUT_FALLBACK; default fp32)\n"
+		"  --precision fp32|bf16|int8 the network's arithmetic (PETCUT_PRECISION; default bf16 where the CPU\n"
+		"                        has AVX512_BF16, else fp32); bf16 takes a third of fp32's memory; int8\n"
+		"                        needs `petcut model calibrate` (without it: bf16)\n"
+		"  --fallback fp32|none  rerun a bf16/int8 mask at fp32 when it is unsure (PETCUT_FALLBACK; default fp32)\n"
 		"  --fallback-above F    how unsure: the share of pixels between 0.1 and 0.9 among those above 0.1\n"
 		"                        (default 0.9)\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
@@ -70,8 +71,8 @@ int cmd_serve(int argc, char **argv)
 			cfg.max_pixels = (long long)n * 1000000;
 		else if (!strcmp(a, "--model"))
 			cfg.model = v;
-		else if (!strcmp(a, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "bf16")))
-			cfg.bf16 = !strcmp(v, "bf16");
+		else if (!strcmp(a, "--precision") && !cli_parse_precision(v, &cfg.precision))
+			;
 		else if (!strcmp(a, "--fallback") && (!strcmp(v, "fp32") || !strcmp(v, "none")))
 			cfg.fallback_above = !strcmp(v, "none") ? 0 : cfg.fallback_above > 0 ? cfg.fallback_above : 0.9;
 		else if (!strcmp(a, "--fallback-above") && (f = strtod(v, &end)) > 0 && f <= 1 && !*end && end != v)

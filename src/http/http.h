@@ -30,7 +30,7 @@ struct http_config {
 	int max_delay_ms;	 /* wait for a batch to fill (default 5) */
 	int max_queue;		 /* inference requests waiting before 429 (default 32) */
 	int request_timeout_ms;	 /* a request's deadline for inference (default 30000) */
-	int bf16;		 /* run the network in bf16 where the CPU has it (default 1) */
+	int precision;		 /* nn_precision: bf16 by default (fp32 where the CPU lacks it); int8 needs a calibration */
 	double fallback_above;	 /* quality guard: rerun at fp32 above this mask uncertainty (default 0.9; 0 off) */
 	int upload_expire_s;	 /* an unfinished resumable upload idle this long is dropped (default 86400) */
 };

@@ -45,7 +45,8 @@ struct http_server {
 	/* inference */
 	nn_model *model;
 	char model_id[STORE_KEY_LEN + 1]; /* SHA-256 of the model file */
-	char precision_key[32];		  /* precision and quality guard, part of cache keys */
+	char precision_key[96];		  /* precision and quality guard, part of cache keys */
+	char calib_id[48];		  /* the int8 calibration file's size and mtime */
 	struct batcher *batcher;
 	struct cache_flights *flights; /* identical work in flight is done once */
 	atomic_int precomputing;       /* background precomputations running */

@@ -13,12 +13,14 @@
  * batches requests of the same size into one forward pass), refines the mask
  * to the photo's size, renders, encodes and stores the result.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -86,6 +88,31 @@ static void scrape_batcher(void *ctx)
 		}
 }
 
+/* The configured precision, or the next one down where it cannot run here
+ * (int8 without a calibration: bf16; bf16 without AVX512_BF16: fp32), said
+ * on stderr. */
+static void set_precision(struct http_server *s, const char *model_file)
+{
+	char calib[PATH_MAX + 64];
+	int p = s->cfg.precision;
+	struct stat sb;
+
+	if (p == NN_PRECISION_INT8) {
+		if (model_calibration_path(model_file, calib, sizeof calib) == MODEL_OK &&
+		    nn_model_load_calibration(s->model, calib) == NN_OK &&
+		    nn_model_set_precision(s->model, NN_PRECISION_INT8) == NN_OK && !stat(calib, &sb)) {
+			snprintf(s->calib_id, sizeof s->calib_id, "%lld.%lld", (long long)sb.st_size,
+				 (long long)sb.st_mtim.tv_sec);
+			return;
+		}
+		fprintf(stderr, "petcut serve: no int8 (%s; run: petcut model calibrate --images DIR): bf16\n",
+			*nn_errmsg() ? nn_errmsg() : model_errmsg());
+		p = NN_PRECISION_BF16;
+	}
+	if (p == NN_PRECISION_BF16 && nn_model_set_precision(s->model, NN_PRECISION_BF16) != NN_OK)
+		fprintf(stderr, "petcut serve: %s\n", nn_errmsg()); /* and on at fp32 */
+}
+
 int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 {
 	const char *out_name = "output";
@@ -138,14 +165,21 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 		s->model = NULL;
 		return -1;
 	}
-	if (s->cfg.bf16 && nn_model_set_precision(s->model, NN_PRECISION_BF16) != NN_OK)
-		fprintf(stderr, "petcut serve: %s\n", nn_errmsg()); /* and on at fp32 */
+	set_precision(s, path);
 	/* how masks are computed, for the cache keys (the guard's fp32 reruns
-	 * depend on the mask alone, so its threshold names them) */
-	if (nn_model_precision(s->model) == NN_PRECISION_BF16)
+	 * depend on the mask alone, so its threshold names them; an int8
+	 * calibration is named by its file's identity) */
+	switch (nn_model_precision(s->model)) {
+	case NN_PRECISION_INT8:
+		snprintf(s->precision_key, sizeof s->precision_key, "int8.%s/guard%.3g", s->calib_id,
+			 s->cfg.fallback_above);
+		break;
+	case NN_PRECISION_BF16:
 		snprintf(s->precision_key, sizeof s->precision_key, "bf16/guard%.3g", s->cfg.fallback_above);
-	else
+		break;
+	default:
 		snprintf(s->precision_key, sizeof s->precision_key, "fp32");
+	}
 	/* plans for both network sizes now, so no request pays for them */
 	for (int side = 512; side <= 1024; side *= 2) {
 		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};

@@ -61,7 +61,10 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->max_delay_ms = (int)env_long("PETCUT_MAX_DELAY_MS", 5);
 	cfg->max_queue = (int)env_long("PETCUT_MAX_QUEUE", 32);
 	cfg->request_timeout_ms = (int)env_long("PETCUT_REQUEST_TIMEOUT_MS", 30000);
-	cfg->bf16 = !((v = getenv("PETCUT_PRECISION")) && !strcmp(v, "fp32"));
+	v = getenv("PETCUT_PRECISION");
+	cfg->precision = v && !strcmp(v, "fp32")   ? NN_PRECISION_FP32
+			 : v && !strcmp(v, "int8") ? NN_PRECISION_INT8
+						   : NN_PRECISION_BF16;
 	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : 0.9;
 	cfg->upload_expire_s = (int)env_long("PETCUT_UPLOAD_EXPIRE_S", 86400);
 }

@@ -313,6 +313,24 @@ int model_verify(const char *path, const char *variant)
 	return verify_variant(path, v);
 }
 
+int model_calibration_path(const char *model_file, char *buf, size_t len)
+{
+	char sum[SHA256_HEX + 1];
+	long long size;
+	const char *dot;
+	int rc, stem;
+
+	if (!model_file || !buf)
+		return fail(MODEL_ERR_ARG, "no path given");
+	if ((rc = sha256_file(model_file, sum, &size)) != MODEL_OK)
+		return rc;
+	dot = strrchr(model_file, '.');
+	stem = dot && dot > strrchr(model_file, '/') ? (int)(dot - model_file) : (int)strlen(model_file);
+	if (snprintf(buf, len, "%.*s.%.16s.calib", stem, model_file, sum) >= (int)len)
+		return fail(MODEL_ERR_ARG, "path too long");
+	return MODEL_OK;
+}
+
 /* ===== Running npm and tar ===== */
 
 /* Runs argv (looked up on PATH) in cwd with stdin from /dev/null and stdout and

@@ -84,6 +84,12 @@ int model_path(const char *variant, char *buf, size_t len);
  * (wrong size or sum), MODEL_ERR_IO or MODEL_ERR_ARG. */
 int model_verify(const char *path, const char *variant);
 
+/* Writes to buf where the int8 calibration of the model file model_file
+ * lives: beside it, named by its stem and the first 16 hex digits of its
+ * SHA-256 ("isnet-medium.b6e8497ba978a6f5.calib"), so a changed model never
+ * meets an old calibration. Reads the whole file to hash it. */
+int model_calibration_path(const char *model_file, char *buf, size_t len);
+
 /* Makes sure every variant in variants_mask is present and verified in dir
  * (NULL means model_dir(); created if missing). A file already there with the
  * right sum is kept untouched; one with the wrong sum is removed and fetched

@@ -278,6 +278,7 @@ void nn_model_free(nn_model *m)
 	wcache_free(m->wcache);
 	free(m->arena);
 	free(m->scratch);
+	nn_quant_free(m);
 	nn_graph_free(&m->g);
 	free(m->out_info);
 	free(m->src_path);
@@ -353,20 +354,25 @@ nn_status nn_model_select_outputs(nn_model *m, const char *const *names, int n)
 	return st == NN_ERR_NOMEM ? nn_fail(st, "out of memory") : st;
 }
 
-/* Checks that precision p can run here. */
-static nn_status precision_check(nn_precision p)
+/* Checks that model m can run at precision p here. */
+static nn_status precision_check(const nn_model *m, nn_precision p)
 {
-	if (p != NN_PRECISION_FP32 && p != NN_PRECISION_BF16)
+	dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+
+	if (p != NN_PRECISION_FP32 && p != NN_PRECISION_BF16 && p != NN_PRECISION_INT8)
 		return nn_fail(NN_ERR_ARG, "unknown precision %d", (int)p);
-	if (p == NN_PRECISION_BF16 &&
-	    (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
+	if (p == NN_PRECISION_BF16 && (isa & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
 		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_BF16: staying at fp32");
+	if (p == NN_PRECISION_INT8 && (isa & dnnl_cpu_isa_avx512_core_vnni) != dnnl_cpu_isa_avx512_core_vnni)
+		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_VNNI: no int8");
+	if (p == NN_PRECISION_INT8 && !nn_model_has_calibration(m))
+		return nn_fail(NN_ERR_UNSUPPORTED, "int8 needs a calibration (petcut model calibrate)");
 	return NN_OK;
 }
 
 nn_status nn_model_set_precision(nn_model *m, nn_precision p)
 {
-	nn_status st = precision_check(p);
+	nn_status st = precision_check(m, p);
 
 	if (st != NN_OK)
 		return st;
@@ -427,7 +433,7 @@ static nn_status run(nn_model *m, int prec, const struct nn_tensor *inputs, int 
 
 	if (!m || n_outputs != m->g.n_outputs)
 		return nn_fail(NN_ERR_ARG, "expected %d outputs", m ? m->g.n_outputs : 0);
-	if ((prec >= 0 && (st = precision_check((nn_precision)prec)) != NN_OK) ||
+	if ((prec >= 0 && (st = precision_check(m, (nn_precision)prec)) != NN_OK) ||
 	    (st = check_inputs(m, inputs, n_inputs, true)) != NN_OK)
 		return st;
 	memset(outputs, 0, sizeof *outputs * (size_t)n_outputs);

@@ -101,6 +101,7 @@ void nn_set_max_tensor_bytes(size_t bytes);
 typedef enum nn_precision {
 	NN_PRECISION_FP32 = 0, /* the default */
 	NN_PRECISION_BF16 = 1, /* bf16 weights and activations, fp32 accumulation */
+	NN_PRECISION_INT8 = 2, /* int8 convolutions from a calibration, float between them */
 } nn_precision;
 
 /* Loads a model from a file or from a buffer (the buffer is not kept).
@@ -134,6 +135,17 @@ nn_precision nn_model_precision(const nn_model *m);
  * first run for a new set of input shapes builds and caches a plan. */
 nn_status nn_run(nn_model *m, const struct nn_tensor *inputs, int n_inputs,
 		 struct nn_tensor *outputs, int n_outputs);
+
+/* int8 needs the range of each convolution's input, measured at fp32 on
+ * typical inputs: nn_model_observe runs the model on inputs and widens the
+ * ranges; the ranges are saved to and loaded from a small text file (by node
+ * name). Convolutions without a range stay in float. Loading drops cached
+ * plans. int8 needs a CPU with AVX512_VNNI: nn_model_set_precision and
+ * nn_run_at refuse it (NN_ERR_UNSUPPORTED) without one, or without ranges. */
+nn_status nn_model_observe(nn_model *m, const struct nn_tensor *inputs, int n_inputs);
+nn_status nn_model_save_calibration(nn_model *m, const char *path);
+nn_status nn_model_load_calibration(nn_model *m, const char *path);
+int nn_model_has_calibration(const nn_model *m);
 
 /* nn_run at precision prec, whatever the model's setting (NN_ERR_UNSUPPORTED
  * for bf16 on a CPU without it). */

@@ -15,6 +15,7 @@
  *   passes.c    graph passes (fp16 promotion, folding, size generalisation,
  *               fusion, dead-node removal)
  *   plan.c      per-shape planning onto oneDNN primitives and the arena
+ *   quant.c     int8: calibration ranges, their file, weight scales
  */
 #ifndef PETCUT_NN_INT_H
 #define PETCUT_NN_INT_H
@@ -161,6 +162,12 @@ struct nn_wcache {
 	struct nn_wcache *next;
 };
 
+/* The range of a convolution's input seen on calibration photos. */
+struct nn_calib {
+	float lo, hi;
+	bool set;
+};
+
 struct nn_model {
 	struct nn_graph g;
 	struct nn_tensor_info *out_info; /* for the selected outputs */
@@ -179,7 +186,21 @@ struct nn_model {
 	 * hold are released from the graph and reread from here when needed */
 	char *src_path;
 	struct stat src_stat; /* to notice a file replaced since loading */
+	struct nn_calib *calib; /* per node (NULL: none) */
+	float **wscales;	/* per node: int8 weight scales per output channel, once made */
+	bool observing;		/* nn_model_observe's run: conv inputs are measured */
 };
+
+/* ===== int8 (quant.c) ===== */
+
+/* Widens node's observed input range by the n floats at x. */
+void nn_quant_observe(nn_model *m, int node, const float *x, size_t n);
+/* node's input quantization (false: no range for it). */
+bool nn_quant_input(const nn_model *m, int node, float *scale, bool *is_signed);
+/* Per-output-channel scales of node's weights w (oc x per_oc floats), made
+ * once and kept (w may be NULL once they are made); NULL if they cannot be. */
+const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc);
+void nn_quant_free(nn_model *m);
 
 /* Internal status: a plan needs weights that were released (see src_path). */
 #define NN_RELOAD ((nn_status)-100)

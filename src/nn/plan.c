@@ -301,8 +301,10 @@ static nn_status bind_view(nn_model *m, struct nn_plan *p, struct step *s, int a
 			   const dnnl_memory_desc_t *md);
 
 /* Adds a step copying tv `src` (seen through src_md, or its own layout when
- * NULL) into tv `dst` (whose layout is set). */
-static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md)
+ * NULL) into tv `dst` (whose layout is set), multiplied by scale (int8
+ * quantization; 1 for a plain copy). */
+static int reorder_scaled(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
+			  float scale)
 {
 	dnnl_primitive_desc_t pd;
 	dnnl_primitive_attr_t attr;
@@ -314,6 +316,8 @@ static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst, const 
 	if (dnnl_primitive_attr_create(&attr) != dnnl_success)
 		return -1;
 	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	if (scale != 1.0f)
+		dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
 	dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, src_md, m->engine, md, m->engine, attr);
 	dnnl_primitive_attr_destroy(attr);
 	if (st != dnnl_success || !(s = step_new(p, STEP_PRIM, -1))) {
@@ -332,6 +336,23 @@ static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst, const 
 	if (prim_finish(p, s, pd, "reorder") != NN_OK)
 		return -1;
 	return dst;
+}
+
+static int reorder_into(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md)
+{
+	return reorder_scaled(m, p, src, dst, src_md, 1.0f);
+}
+
+/* A new tensor holding tv `src` times scale in layout md (an int8 input). */
+static int add_quantized(nn_model *m, struct nn_plan *p, int src, const dnnl_memory_desc_t *md, float scale)
+{
+	int dst;
+
+	tv_default_md(&p->tv[src]);
+	if (!p->tv[src].has_md || (dst = tv_new(p, &p->tv[src].t, TV_RUN)) < 0)
+		return -1;
+	tv_set_md(&p->tv[dst], md);
+	return reorder_scaled(m, p, src, dst, NULL, scale);
 }
 
 /* Copies tv `src` into a new tensor of layout `md`; returns it or -1. */
@@ -432,10 +453,11 @@ static bool releasable(const struct nn_graph *g, int v)
  * model can reread its file, the graph's copy is released once reordered;
  * a later layout that needs it again returns NN_RELOAD. */
 static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_desc_t *user_md,
-			     const float *data, const dnnl_memory_desc_t *md, dnnl_memory_t *out)
+			     const float *data, const float *qscales, const dnnl_memory_desc_t *md, dnnl_memory_t *out)
 {
 	struct nn_wcache *w;
 	dnnl_memory_t src = NULL;
+	int8_t *q = NULL;
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_t prim = NULL;
 	nn_status st = NN_OK;
@@ -456,8 +478,17 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 		free(w);
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
+	if (qscales) { /* int8: s8 per output channel, from the float weights */
+		int64_t cnt = nn_numel(user_md->ndims, user_md->dims), per = cnt / user_md->dims[0];
+		if (!(q = malloc((size_t)(cnt ? cnt : 1)))) {
+			st = nn_fail(NN_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		for (int64_t i = 0; i < cnt; i++)
+			q[i] = (int8_t)fmaxf(-127.0f, fminf(127.0f, nearbyintf(data[i] / qscales[i / per])));
+	}
 	if (dnnl_memory_create(&w->mem, md, m->engine, w->buf) != dnnl_success ||
-	    dnnl_memory_create(&src, user_md, m->engine, (void *)data) != dnnl_success ||
+	    dnnl_memory_create(&src, user_md, m->engine, q ? (void *)q : (void *)data) != dnnl_success ||
 	    dnnl_reorder_primitive_desc_create(&pd, user_md, m->engine, md, m->engine, NULL) != dnnl_success ||
 	    dnnl_primitive_create(&prim, pd) != dnnl_success) {
 		st = nn_fail(NN_ERR_BACKEND, "cannot reorder weights");
@@ -468,6 +499,7 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 	    dnnl_stream_wait(m->stream) != dnnl_success)
 		st = nn_fail(NN_ERR_BACKEND, "cannot reorder weights");
 out:
+	free(q);
 	if (prim)
 		dnnl_primitive_destroy(prim);
 	if (pd)
@@ -565,9 +597,24 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	/* bf16 precision: activations and weights in bf16 between convolutions
 	 * (ConvInteger's exact integers stay in fp32) */
 	dnnl_data_type_t adt = p->precision == NN_PRECISION_BF16 && n->op == NN_OP_CONV ? dnnl_bf16 : dnnl_f32;
-	any_md(X->t.rank, X->t.dims, adt, &src_md);
-	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, adt, dnnl_format_tag_any);
-	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, dnnl_f32, plain_tags[wrank]);
+	/* int8 precision: a conv with constant weights and a calibrated input
+	 * reads it quantized (u8 or s8), its weights as s8 per output channel,
+	 * and writes float: out = s_in * s_w[oc] * (x_q * w_q + bias / (s_in * s_w[oc])) */
+	float s_in = 1;
+	bool in_signed = false;
+	const float *s_w = NULL;
+	bool q8 = p->precision == NN_PRECISION_INT8 && n->op == NN_OP_CONV && wv < 0 && a->group == 1 &&
+		  nn_quant_input(m, node, &s_in, &in_signed);
+	if (q8 && !(s_w = nn_quant_weight_scales(m, node, wdata, wdims[0],
+						 nn_numel(X->t.rank, wdims) / wdims[0])))
+		return wdata ? nn_fail(NN_ERR_NOMEM, "out of memory") : NN_RELOAD;
+	any_md(X->t.rank, X->t.dims, q8 ? (in_signed ? dnnl_s8 : dnnl_u8) : adt, &src_md);
+	/* an int8 conv writes bf16 where the CPU has it: half the bytes for the
+	 * ops between convs, and exact enough (the product was 8-bit) */
+	dnnl_data_type_t ddt = q8 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) ==
+					     dnnl_cpu_isa_avx512_core_bf16 ? dnnl_bf16 : adt;
+	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, q8 ? dnnl_s8 : adt, dnnl_format_tag_any);
+	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, q8 ? dnnl_s8 : dnnl_f32, plain_tags[wrank]);
 	/* a few output channels (the side outputs) stay row-major rather than
 	 * padded to a 16-channel block */
 	if (plain_out)
@@ -575,17 +622,17 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	else if (wdims[0] < 8 && p->tv[out].t.rank == 4) {
 		dnnl_dims_t od;
 		fill_dims(od, 4, p->tv[out].t.dims);
-		dnnl_memory_desc_init_by_tag(&dst_md, 4, od, adt, dnnl_acdb);
+		dnnl_memory_desc_init_by_tag(&dst_md, 4, od, ddt, dnnl_acdb);
 	}
 	else
-		any_md(p->tv[out].t.rank, p->tv[out].t.dims, adt, &dst_md);
+		any_md(p->tv[out].t.rank, p->tv[out].t.dims, ddt, &dst_md);
 	if (bias_v >= 0)
 		plain_md(NN_DTYPE_F32, 1, wdims, &b_md);
 	/* Winograd F(4x4, 3x3) where oneDNN has it (fp32 arithmetic, 4x fewer
 	 * multiplications); PETCUT_NN_CONV=direct turns it off */
 	const char *algo = getenv("PETCUT_NN_CONV");
 	dnnl_alg_kind_t alg = dnnl_convolution_direct;
-	if (!(algo && !strcmp(algo, "direct")) && adt == dnnl_f32 && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
+	if (!(algo && !strcmp(algo, "direct")) && adt == dnnl_f32 && !q8 && nsp == 2 && kernel[0] == 3 && kernel[1] == 3 && a->strides[0] == 1 &&
 	    a->strides[1] == 1 && a->dilations[0] == 1 && a->dilations[1] == 1 && a->group == 1)
 		alg = dnnl_convolution_winograd;
 retry:
@@ -593,6 +640,17 @@ retry:
 						    &w_md, bias_v >= 0 ? &b_md : NULL, &dst_md, strides, dil, pl, pr),
 		 n->name);
 	DNNL_TRY(dnnl_primitive_attr_create(&attr), "attr");
+	float *oscale = NULL;
+	if (q8) {
+		if (!(oscale = malloc(sizeof *oscale * (size_t)wdims[0])) || !own(p, oscale)) {
+			free(oscale);
+			dnnl_primitive_attr_destroy(attr);
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+		}
+		for (int64_t o = 0; o < wdims[0]; o++)
+			oscale[o] = s_in * s_w[o];
+		dnnl_primitive_attr_set_output_scales(attr, wdims[0], 1 << 1, oscale);
+	}
 	DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
 	dnnl_memory_desc_t add_md[NN_MAX_POST];
 	int sum = -1; /* the post-op that is a sum into dst */
@@ -640,14 +698,15 @@ retry:
 	if (st)
 		return st;
 
-	int xs = in_layout(m, p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
+	int xs = q8 ? add_quantized(m, p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), 1.0f / s_in)
+		    : in_layout(m, p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
 	if (xs < 0) {
 		dnnl_primitive_desc_destroy(pd);
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
 	}
 	int wt = -1; /* runtime weights: reordered on every run */
 	if (wv < 0) { /* constant weights */
-		st = weights_for(m, node, wval, &w_user, wdata,
+		st = weights_for(m, node, wval, &w_user, wdata, q8 ? s_w : NULL,
 				 dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &wmem);
 	} else {
 		struct nn_tview t = p->tv[wv].t;
@@ -688,8 +747,23 @@ retry:
 		arg_tv(s, DNNL_ARG_WEIGHTS, wt);
 	else
 		arg_mem(s, DNNL_ARG_WEIGHTS, wmem);
-	if (bias_v >= 0 && (st = bind_value(m, p, s, DNNL_ARG_BIAS, bias_v, &b_md)))
+	if (bias_v >= 0 && q8) { /* the bias, in the units of the int8 product */
+		const float *b = p->tv[bias_v].t.data;
+		float *bq = p->tv[bias_v].kind == TV_CONST && b ? malloc(sizeof *bq * (size_t)wdims[0]) : NULL;
+		dnnl_memory_t bmem;
+		if (!bq || !own(p, bq)) {
+			free(bq);
+			st = b ? nn_fail(NN_ERR_NOMEM, "out of memory") : nn_fail(NN_ERR_BACKEND, "%s: bias", n->name);
+			goto fail;
+		}
+		for (int64_t o = 0; o < wdims[0]; o++)
+			bq[o] = b[o] / oscale[o];
+		if ((st = const_mem(m, p, &b_md, bq, &bmem)))
+			goto fail;
+		arg_mem(s, DNNL_ARG_BIAS, bmem);
+	} else if (bias_v >= 0 && (st = bind_value(m, p, s, DNNL_ARG_BIAS, bias_v, &b_md))) {
 		goto fail;
+	}
 	arg_tv(s, DNNL_ARG_DST, out);
 	for (int i = 0; i < n->n_post; i++) {
 		int v = n->post[i].value;
@@ -1639,6 +1713,24 @@ static nn_status run_ref(nn_model *m, const struct nn_plan *p, const struct step
 	return st;
 }
 
+/* Calibration: the range of a float convolution's input, as it is about to
+ * run (padding in blocked layouts holds zeros, which ranges include anyway
+ * for inputs that follow a ReLU). */
+static void observe_src(nn_model *m, const struct step *s)
+{
+	const dnnl_memory_desc_t *md;
+	void *data;
+
+	dnnl_stream_wait(m->stream);
+	for (int a = 0; a < s->nargs; a++) {
+		if (s->args[a].arg != DNNL_ARG_SRC || !s->args[a].memory ||
+		    dnnl_memory_get_memory_desc(s->args[a].memory, &md) != dnnl_success || md->data_type != dnnl_f32 ||
+		    dnnl_memory_get_data_handle(s->args[a].memory, &data) != dnnl_success || !data)
+			continue;
+		nn_quant_observe(m, s->node, data, dnnl_memory_desc_get_size(md) / sizeof(float));
+	}
+}
+
 nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *inputs, struct nn_tensor *outputs)
 {
 	nn_status st;
@@ -1663,6 +1755,8 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
+		if (m->observing && s->kind == STEP_PRIM && s->node >= 0 && m->g.nodes[s->node].op == NN_OP_CONV)
+			observe_src(m, s);
 		if (s->kind == STEP_PRIM) {
 			dnnl_status_t ds = dnnl_primitive_execute(s->prim, m->stream, s->nargs, s->args);
 			if (ds != dnnl_success)

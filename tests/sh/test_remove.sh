@@ -285,6 +285,36 @@ check "the default's alpha matches fp32's (mean difference < 1)" at_least 1 "${d
 "$PETCUT" remove --precision fp16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err"
 check "--precision fp16: exit 2, one line" [ $? -eq 2 -a "$(lines "$tmp/err")" = 1 -a ! -e "$tmp/x.png" ]
 
+echo "# int8: calibrated on the test photos, against fp32"
+PHOTOS=$BUILD/testdata/photos
+if ! ls "$PHOTOS"/*.png >/dev/null 2>&1; then
+	echo "# skipped: no photos in $PHOTOS (scripts/test-setup.sh fetches them)"
+else
+	mkdir -p "$tmp/m" "$tmp/empty"
+	cp "$("$PETCUT" model path medium)" "$tmp/m/isnet-medium.onnx"
+	"$PETCUT" remove --model "$tmp/m/isnet-medium.onnx" --precision int8 "$UPRIGHT" "$tmp/i8.png" 2>"$tmp/err"
+	rc=$?
+	check "int8 before calibrating: exit 0 at bf16 or fp32, saying so in one line ($(cat "$tmp/err"))" \
+		[ $rc -eq 0 -a "$(lines "$tmp/err")" = 1 ] && grep -q "petcut model calibrate" "$tmp/err"
+	"$PETCUT" model calibrate --images "$tmp/empty" --model "$tmp/m/isnet-medium.onnx" >/dev/null 2>"$tmp/err"
+	check "calibrating on an empty folder: exit 2" [ $? -eq 2 ]
+	"$PETCUT" model calibrate --images "$PHOTOS" --model "$tmp/m/isnet-medium.onnx" >"$tmp/stdout" 2>"$tmp/err"
+	rc=$?
+	check "model calibrate: exit 0, the file beside the model, named by its hash ($(cat "$tmp/stdout"))" \
+		[ $rc -eq 0 ] && [ -s "$(cut -d' ' -f1 "$tmp/stdout")" ] &&
+		cut -d' ' -f1 "$tmp/stdout" | grep -Eq "^$tmp/m/isnet-medium\.[0-9a-f]{16}\.calib$"
+	"$PETCUT" remove --model "$tmp/m/isnet-medium.onnx" --precision int8 "$UPRIGHT" "$tmp/i8.png" 2>"$tmp/err"
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q "AVX512_VNNI" "$tmp/err"; then
+		echo "# skipped the int8 comparison: $(cat "$tmp/err")"
+	else
+		check "--precision int8: exit 0, nothing said" [ $rc -eq 0 -a ! -s "$tmp/err" ]
+		diff=$(pic diff "$tmp/i8.png" "$tmp/fp32.png" 2>/dev/null)
+		echo "# mean |alpha difference| between int8 and fp32: ${diff:-?} of 255"
+		check "its alpha is close to fp32's (mean difference < 4)" at_least 4 "${diff:-999}"
+	fi
+fi
+
 echo "# the quality guard: an unsure bf16 mask is made again at fp32"
 GHOST=$BUILD/testdata/hard/ghost.png
 if ! "$PETCUT" remove --precision bf16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err" || [ -s "$tmp/err" ]; then

@@ -56,11 +56,12 @@ struct model_case {
 	double min_iou;		/* IoU of the masks thresholded at 0.5 */
 	double max_mean_diff;	/* mean |petcut - ORT| over the mask */
 	double bf16_min_iou;	/* IoU of petcut's bf16 mask against its fp32 one (0: not checked) */
+	double int8_min_iou;	/* the same for int8, calibrated on every other photo (0: not checked) */
 };
 
 static const struct model_case models[] = {
-	{"medium", 0.995, 0.005, 0.99},
-	{"small", 0.99, 0.01, 0},
+	{"medium", 0.995, 0.005, 0.99, 0.98},
+	{"small", 0.99, 0.01, 0, 0},
 };
 
 /* References computed by this run and found cached (for --prepare's report). */
@@ -352,31 +353,51 @@ static void resolve_paths(const char *argv0)
 /* Checks one model on every photo. Returns the number of photos out of
  * bounds or not compared (0 = all good). With prepare set, only makes sure
  * the references exist. */
-/* petcut's bf16 mask against its own fp32 one (fp32_mask) for the same input.
- * Returns 1 if out of bounds; a CPU without bf16 is a printed skip. */
-static int check_bf16(nn_model *m, const struct nn_tensor *in, const char *photo, const float *fp32_mask,
-		      double min_iou)
+/* petcut's reduced-precision mask against its own fp32 one (fp32_mask) for
+ * the same input. Returns 1 if out of bounds; a CPU without the precision is
+ * a printed skip. */
+static int check_reduced(nn_model *m, nn_precision prec, const struct nn_tensor *in, const char *photo,
+			 const float *fp32_mask, double min_iou)
 {
+	const char *name = prec == NN_PRECISION_BF16 ? "bf16" : "int8";
 	struct nn_tensor out = {0};
 	double t = now_s();
-	nn_status st = nn_run_at(m, NN_PRECISION_BF16, in, 1, &out, 1);
+	nn_status st = nn_run_at(m, prec, in, 1, &out, 1);
 
 	t = now_s() - t;
 	if (st == NN_ERR_UNSUPPORTED) {
-		printf("  %-16s bf16 skipped: %s\n", photo, nn_errmsg());
+		printf("  %-16s %s skipped: %s\n", photo, name, nn_errmsg());
 		return 0;
 	}
 	if (st || nn_tensor_numel(&out) != (int64_t)PLANE) {
-		printf("  %-16s bf16 FAIL: %s\n", photo, st ? nn_errmsg() : "wrong output size");
+		printf("  %-16s %s FAIL: %s\n", photo, name, st ? nn_errmsg() : "wrong output size");
 		nn_tensor_free(&out);
 		return 1;
 	}
 	struct agreement a = agree(out.data, fp32_mask, PLANE);
 	int ok = a.iou >= min_iou;
-	printf("  %-16s bf16 against fp32: IoU %.5f  mean|diff| %.6f  max|diff| %.4f  nn %.2f s  %s\n", photo, a.iou,
-	       a.mean_diff, a.max_diff, t, ok ? "ok" : "FAIL (out of bounds)");
+	printf("  %-16s %s against fp32: IoU %.5f  mean|diff| %.6f  max|diff| %.4f  nn %.2f s  %s\n", photo, name,
+	       a.iou, a.mean_diff, a.max_diff, t, ok ? "ok" : "FAIL (out of bounds)");
 	nn_tensor_free(&out);
 	return !ok;
+}
+
+/* int8 ranges measured on every other photo (0, 2, ...): the rest are
+ * photos the calibration never saw. */
+static void calibrate(nn_model *m, char **photos, int n_photos)
+{
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, SIDE, SIDE}};
+	char path[4400];
+	int used = 0;
+
+	for (int p = 0; p < n_photos; p += 2) {
+		snprintf(path, sizeof path, "%s/%s", photos_dir, photos[p]);
+		if (!(in.data = photo_tensor(path)))
+			continue;
+		used += nn_model_observe(m, &in, 1) == NN_OK;
+		free(in.data);
+	}
+	printf("  int8 calibrated on %d photo%s (every other one)\n", used, used == 1 ? "" : "s");
 }
 
 static int check_model(const struct model_case *mc, char **photos, int n_photos, int prepare)
@@ -413,6 +434,8 @@ static int check_model(const struct model_case *mc, char **photos, int n_photos,
 		nn_model_free(m);
 		return n_photos;
 	}
+	if (!prepare && mc->int8_min_iou > 0)
+		calibrate(m, photos, n_photos);
 	for (int p = 0; p < n_photos; p++) {
 		char photo_path[4400];
 		struct nn_tensor in = {0}, out = {0};
@@ -483,7 +506,9 @@ static int check_model(const struct model_case *mc, char **photos, int n_photos,
 		fflush(stdout);
 		bad += !ok;
 		if (mc->bf16_min_iou > 0)
-			bad += check_bf16(m, &in, photos[p], out.data, mc->bf16_min_iou);
+			bad += check_reduced(m, NN_PRECISION_BF16, &in, photos[p], out.data, mc->bf16_min_iou);
+		if (mc->int8_min_iou > 0 && nn_model_has_calibration(m))
+			bad += check_reduced(m, NN_PRECISION_INT8, &in, photos[p], out.data, mc->int8_min_iou);
 		nn_tensor_free(&out);
 		free(x);
 	}
