@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -89,9 +90,24 @@ static int find_s3rver(void)
 	return access(s3rver_js, R_OK);
 }
 
-static int have_node(void)
+/* node's path from PATH, found before any fork: the child of a process
+ * with threads should only exec */
+static char node_path[PATH_MAX];
+
+static int find_node(void)
 {
-	return system("command -v node >/dev/null 2>&1") == 0;
+	const char *path = getenv("PATH");
+
+	for (const char *d = path ? path : "/usr/bin"; *d;) {
+		size_t n = strcspn(d, ":");
+		if (n && (size_t)snprintf(node_path, sizeof node_path, "%.*s/node", (int)n, d) < sizeof node_path &&
+		    access(node_path, X_OK) == 0)
+			return 0;
+		d += n;
+		if (*d == ':')
+			d++;
+	}
+	return -1;
 }
 
 /* Starts s3rver on port (0: a free one, then read from its log) with the
@@ -99,6 +115,10 @@ static int have_node(void)
 static int server_start(int port)
 {
 	char log[128], data[128], portarg[16], line[256];
+	/* --service-endpoint localhost: BUCKET.s3.localhost is the bucket in
+	 * virtual-host style */
+	char *argv[] = {"node", s3rver_js, "-d", data, "-a", "127.0.0.1", "-p", portarg, "-s", "--configure-bucket",
+			BUCKET, "--service-endpoint", "localhost", NULL};
 
 	snprintf(log, sizeof log, "%s/s3rver.log", work);
 	snprintf(data, sizeof data, "%s/data", work);
@@ -112,10 +132,9 @@ static int server_start(int port)
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		/* --service-endpoint localhost: BUCKET.s3.localhost is the bucket
-		 * in virtual-host style */
-		execlp("node", "node", s3rver_js, "-d", data, "-a", "127.0.0.1", "-p", portarg, "-s",
-		       "--configure-bucket", BUCKET, "--service-endpoint", "localhost", (char *)NULL);
+		/* the server goes with the test, even when the test is killed */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(node_path, argv);
 		_exit(127);
 	}
 	for (int i = 0; i < 300; i++) { /* 30 s: node starts slowly on a busy machine */
@@ -527,7 +546,7 @@ int main(void)
 	struct store *s;
 
 	spec_checks();
-	if (!have_node()) {
+	if (find_node()) {
 		printf("skip: node is not installed (scripts/install-deps.sh installs it)\n");
 		return failures ? 1 : 77;
 	}
