@@ -163,6 +163,12 @@ enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, con
 int http_web_has(const char *url);
 enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *url);
 
+/* cors.c: any origin may use the API from a browser (no credentials) */
+void http_cors_headers(struct MHD_Response *resp);
+/* An OPTIONS request with Access-Control-Request-Method. */
+int http_cors_is_preflight(struct MHD_Connection *c, const char *method);
+enum MHD_Result http_cors_preflight(struct MHD_Connection *c, struct req *r);
+
 /* The OpenAPI document (src/http/openapi.json, built in). */
 extern const char http_openapi_json[];
 

@@ -371,6 +371,7 @@ enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, s
 	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	http_cors_headers(resp);
 	r->status = 200;
 	ret = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
@@ -458,6 +459,7 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 	if (inm && strstr(inm, id)) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(resp, "ETag", etag);
+		http_cors_headers(resp);
 		r->status = 304;
 		enum MHD_Result ret = MHD_queue_response(c, 304, resp);
 		MHD_destroy_response(resp);

@@ -75,6 +75,7 @@ static void add_common_headers(struct MHD_Response *resp, const struct req *r)
 {
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	http_cors_headers(resp);
 }
 
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body)
@@ -287,12 +288,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		else
 			snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
 		*con_cls = r;
+		if (http_cors_is_preflight(c, method))
+			return MHD_YES;
 		if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD)
 			return http_tus(c, r, id, upload_data, upload_data_size);
 		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH &&
 		     r->route != ROUTE_REMOVEBG && r->route != ROUTE_CLIENT_METRICS) ||
 		    !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
+	}
+	if (http_cors_is_preflight(c, method)) {
+		if (*upload_data_size) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return http_cors_preflight(c, r);
 	}
 	if ((r->route == ROUTE_UPLOAD || r->route == ROUTE_REMOVEBG) && !strcmp(method, "POST"))
 		return http_upload(c, r, upload_data, upload_data_size);

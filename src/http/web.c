@@ -5,6 +5,7 @@
  * The files are compiled in (web_files.h), so a petcut binary serves the
  * script that matches its API. Their ETag is a hash of their bytes; they are
  * revalidated on each use (no-cache), so a new petcut's page is seen at once.
+ * Pages of any origin may import the module (cors.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,7 @@ enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *ur
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	http_cors_headers(resp); /* a shop's page imports the module from here */
 	r->status = status;
 	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
 	MHD_destroy_response(resp);

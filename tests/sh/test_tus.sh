@@ -69,6 +69,11 @@ check "OPTIONS: 204 with Tus-Version, Tus-Extension (checksum...), Tus-Max-Size"
 	[ "$(tus -X OPTIONS "$A/v1/uploads")" = 204 ] && [ "$(hdr Tus-Version)" = 1.0.0 ] &&
 	hdr Tus-Extension | grep -q 'creation,checksum,termination,expiration' && [ "$(hdr Tus-Max-Size)" = 1048576 ] &&
 	[ "$(hdr Tus-Checksum-Algorithm)" = sha256 ]
+check "a CORS preflight for a PATCH: 204 allowing any origin, PATCH and the tus headers" \
+	[ "$(tus -X OPTIONS -H 'Origin: http://shop.example' -H 'Access-Control-Request-Method: PATCH' \
+		-H 'Access-Control-Request-Headers: tus-resumable,upload-offset,upload-checksum,content-type' "$A/v1/uploads/$(printf 'a%.0s' $(seq 32))")" = 204 ] &&
+	[ "$(hdr Access-Control-Allow-Origin)" = '*' ] && hdr Access-Control-Allow-Methods | grep -q PATCH &&
+	hdr Access-Control-Allow-Headers | grep -q 'Upload-Offset' && hdr Access-Control-Allow-Headers | grep -q 'Upload-Checksum'
 check "creation without Tus-Resumable: 412 with Tus-Version and a JSON error" \
 	[ "$(tus -X POST -H "Upload-Length: $size" "$A/v1/uploads")" = 412 ] && [ "$(hdr Tus-Version)" = 1.0.0 ] &&
 	[ "$(code)" = unsupported_version ]
@@ -81,6 +86,9 @@ check "creation: 201 with a Location and Upload-Expires" \
 	[ "$(tus -X POST -H "$T" -H "Upload-Length: $size" -H 'Upload-Metadata: filename cGhvdG8uanBn,filetype aW1hZ2UvanBlZw==' "$A/v1/uploads")" = 201 ] &&
 	hdr Location | grep -Eq '^/v1/uploads/[0-9a-f]{32}$' && [ -n "$(hdr Upload-Expires)" ]
 U=$(hdr Location)
+check "answers expose the tus headers to pages of other origins" \
+	[ "$(hdr Access-Control-Allow-Origin)" = '*' ] && hdr Access-Control-Expose-Headers | grep -q 'Location, Upload-Offset' &&
+	hdr Access-Control-Expose-Headers | grep -q 'Petcut-Image-Id'
 check "HEAD: offset 0, the length, the metadata, Cache-Control: no-store" \
 	[ "$(tus -I -H "$T" "$A$U")" = 200 ] && [ "$(hdr Upload-Offset)" = 0 ] && [ "$(hdr Upload-Length)" = "$size" ] &&
 	[ "$(hdr Upload-Metadata)" = 'filename cGhvdG8uanBn,filetype aW1hZ2UvanBlZw==' ] && [ "$(hdr Cache-Control)" = no-store ]

@@ -89,12 +89,6 @@ const server = http.createServer(async (req, res) => {
 		res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
 		return res.end(fs.readFileSync(f));
 	}
-	if (u.pathname === '/__readme.html') { // the README's embedding example, pointed at this server
-		const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-		const example = readme.split('```html\n')[1].split('```')[0].replaceAll('https://cut.example.com', P);
-		res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-		return res.end(`<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">${example}`);
-	}
 	const entry = { method: req.method, path: u.pathname, t: Date.now(), bytes: 0, headers: req.headers };
 	proxy.log.push(entry);
 	const rule = proxy.fail.find((f) => f.method === req.method && f.path === u.pathname && f.left > 0);
@@ -144,6 +138,17 @@ const server = http.createServer(async (req, res) => {
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const P = `http://127.0.0.1:${server.address().port}`;
+
+// A shop's page on another origin (another port): the README's embedding
+// example, pointed at petcut through the proxy.
+const shop = http.createServer((req, res) => {
+	const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+	const example = readme.split('```html\n')[1].split('```')[0].replaceAll('https://cut.example.com', P);
+	res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+	res.end(`<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">${example}`);
+});
+await new Promise((r) => shop.listen(0, '127.0.0.1', r));
+const SHOP = `http://127.0.0.1:${shop.address().port}`;
 
 // ===== The browser =====
 
@@ -459,7 +464,7 @@ await step('readme example', async () => {
 	page.on('pageerror', (e) => pageErrors.push(e.message));
 	page.on('dialog', (d) => { pageErrors.push(`alert: ${d.message()}`); d.dismiss(); });
 	const start = proxy.log.length;
-	await page.goto(`${P}/__readme.html`);
+	await page.goto(`${SHOP}/`);
 	await page.setInputFiles('#photo', fixtures['chelsea.jpg']);
 	await page.waitForFunction(() => /\/v1\/results\/[0-9a-f]{64}$/.test(document.getElementById('cutout').src) &&
 		document.getElementById('cutout').complete && document.getElementById('cutout').naturalWidth > 0, null, { timeout: 90000 });
@@ -468,12 +473,14 @@ await step('readme example', async () => {
 		for (let i = 0; i < 100 && !(img.complete && img.naturalWidth); i++) await new Promise((ok) => setTimeout(ok, 50));
 		return { bar: document.getElementById('bar').value, w: img.naturalWidth };
 	});
-	const removals = () => proxy.log.slice(start).filter((e) => e.path === '/v1/remove-background' && e.end).length;
+	const removals = () => proxy.log.slice(start).filter((e) => e.method === 'POST' && e.path === '/v1/remove-background' && e.end).length;
 	for (let i = 0; i < 600 && removals() < 2; i++) await sleep(100);
 	await sleep(500); // and no third
 	const asked = removals();
 	check(`... asking for the preview size, then the full size (${asked} removals)`, asked === 2);
-	check('the README\'s embedding example uploads, fills the bar and shows the cut-out', r.bar === 1 && r.w === 451, JSON.stringify(r));
+	const preflights = proxy.log.slice(start).filter((e) => e.method === 'OPTIONS').length;
+	check(`the README's embedding example, on a page of another origin (${preflights} CORS preflights), uploads, fills the bar and shows the cut-out`,
+		r.bar === 1 && r.w === 451 && preflights >= 1, JSON.stringify(r));
 	await context.close();
 });
 
@@ -494,6 +501,7 @@ await step('client metrics', async () => {
 check('no errors in the pages', pageErrors.length === 0, pageErrors.join(' | '));
 await browser.close();
 server.close();
+shop.close();
 fs.rmSync(TMP, { recursive: true, force: true });
 console.log(`${passed} checks passed, ${failed} failed; screenshots in ${SHOTS}`);
 process.exit(failed ? 1 : 0);
