@@ -1,9 +1,9 @@
 /*
  * s3.c - the S3-compatible backend of the store: objects are PREFIX/NS/KEY in
  * one bucket, reached over HTTP or HTTPS with libcurl, which signs every
- * request with AWS Signature V4 (CURLOPT_AWS_SIGV4). Any server that speaks
- * the S3 REST API with V4 signatures works: AWS S3, MinIO, Cloudflare R2,
- * Google Cloud Storage's XML API with HMAC keys, s3rver.
+ * request with AWS Signature V4 (CURLOPT_AWS_SIGV4). It needs only the S3
+ * REST API with V4 signatures, which AWS S3, MinIO, Cloudflare R2 and Google
+ * Cloud Storage's XML API (HMAC keys) all speak; the tests run on s3rver.
  *
  * A put streams into an unlinked temporary file while the store hashes the
  * bytes (S3 wants the length and the checksums before the body), then sends
