@@ -332,6 +332,7 @@ export class PetcutUploader extends EventTarget {
 	async _withRetries(slot, attempt) {
 		const o = this.options;
 		let failures = 0;
+		let lockedMs = 0;
 		for (;;) {
 			slot.tries++;
 			try {
@@ -341,6 +342,16 @@ export class PetcutUploader extends EventTarget {
 				if (!err.status && globalThis.navigator && navigator.onLine === false) {
 					slot.tries--;
 					await this._waitOnline(slot);
+					continue;
+				}
+				if (err.status === 423 && lockedMs < 60000) {
+					// the server still holds a PATCH of ours that was cut off, until
+					// it sees the connection is gone (its idle timeout, 30 s by
+					// default): wait for that without spending the retries
+					slot.tries--;
+					lockedMs += 2000;
+					this._status(slot, 'retrying', 'Resuming…');
+					await sleep(2000, slot._abort.signal);
 					continue;
 				}
 				if (failures >= o.retries) throw err;
@@ -468,8 +479,15 @@ export class PetcutUploader extends EventTarget {
 			});
 		} catch (err) {
 			if (err.name === 'AbortError') {
-				// drop the partial upload on the server (best effort)
-				fetch(location, { method: 'DELETE', headers: tus }).catch(() => {});
+				// drop the partial upload on the server (best effort; 423 while the
+				// server still finishes the PATCH that was cut off)
+				(async () => {
+					for (let i = 0; i < 4; i++) {
+						const r = await fetch(location, { method: 'DELETE', headers: tus }).catch(() => null);
+						if (!r || r.status !== 423) return;
+						await sleep(500);
+					}
+				})();
 			}
 			throw err;
 		}

@@ -33,6 +33,10 @@ done
 
 node tests/web/e2e.mjs "$A" "$BUILD"
 rc=$?
+if [ $rc != 0 ]; then
+	echo "# the server's log, last 40 lines:"
+	tail -40 "$tmp/log" | sed 's/^/# /'
+fi
 kill -TERM "$pid"
 wait "$pid"
 pid=

@@ -134,6 +134,7 @@ const server = http.createServer(async (req, res) => {
 		up.write(chunk);
 	});
 	req.on('end', () => up.end());
+	req.on('close', () => { if (!req.complete) up.destroy(); }); // the browser gave up: so does the proxy
 	req.resume();
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -359,6 +360,46 @@ await step('resume', async () => {
 	check('the stored object has the right SHA-256', r.id === sha256(file) && back && sha256(back) === sha256(file));
 	check('progress never went back', monotonic(r.fractions) && r.fractions[r.fractions.length - 1] === 1, `${r.fractions.length} events`);
 	proxy.drop = null;
+	await context.close();
+});
+
+// ===== 4b. Errors in words; cancelling =====
+
+await step('errors and cancel', async () => {
+	const { page, context } = await newPage();
+	await page.setInputFiles('#file', fixtures['note.txt']);
+	await page.waitForFunction(() => petcut.uploader.slots[0]?.status === 'error', null, { timeout: 30000 });
+	const shown = await page.evaluate(() => ({ card: document.querySelector('.slot .status').textContent,
+		message: document.getElementById('message').textContent, spinner: !!document.querySelector('.spinner'),
+		preview: document.getElementById('preview').disabled }));
+	check('a file that is not a photo: the card and the page say so in words, no spinner, Preview stays off',
+		shown.card === 'This file is not a photo we can read.' && /note\.txt: This file is not a photo/.test(shown.message) &&
+		!shown.spinner && shown.preview, JSON.stringify(shown));
+
+	// a resumable upload cancelled mid-way is dropped on the server too
+	await page.evaluate(pageHelpers);
+	proxy.holdMs = 1500;
+	const before = proxy.log.length;
+	await page.evaluate(async () => {
+		const { PetcutUploader } = await import('/petcut-upload.js');
+		window.up2 = new PetcutUploader({ preprocess: false });
+		window.s2 = up2.add(await fixture('big.jpg', 'image/jpeg'));
+		window.r2 = up2.uploaded(s2).then(() => 'done', (e) => e.name);
+	});
+	await page.waitForFunction(() => !!s2.uploadUrl, null, { timeout: 20000 });
+	const uploadUrl = await page.evaluate(() => { up2.cancel(s2); return s2.uploadUrl; });
+	const outcome = await page.evaluate(() => r2);
+	proxy.holdMs = 0;
+	let gone = 0;
+	for (let i = 0; i < 50; i++) {
+		gone = (await fetch(new URL(new URL(uploadUrl).pathname, SERVER), { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0' } })).status;
+		if (gone === 404) break;
+		await sleep(100);
+	}
+	const deletes = proxy.log.slice(before).filter((e) => e.method === 'DELETE').length;
+	check('cancel stops an upload: the slot says Cancelled, the module sends DELETE and the server drops it',
+		outcome === 'AbortError' && (await page.evaluate(() => s2.statusText)) === 'Cancelled' && deletes === 1 && gone === 404,
+		`${outcome}, ${deletes} DELETE, HEAD ${gone}`);
 	await context.close();
 });
 
