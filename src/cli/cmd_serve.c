@@ -2,6 +2,7 @@
  * cmd_serve.c - `petcut serve`: the HTTP service, until SIGTERM or SIGINT,
  * then a graceful stop (no new connections, requests in flight finish).
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +17,12 @@ static void usage(FILE *f, const struct http_config *d)
 	fprintf(f,
 		"usage: petcut serve [options]\n"
 		"  --listen ADDR:PORT    where to listen (PETCUT_LISTEN; default %s; port 0 picks a free one)\n"
-		"  --data DIR            where images and results are stored (PETCUT_DATA; default %s)\n"
+		"  --data DIR            local state: resumable uploads, temporary files, and the store unless\n"
+		"                        --store says otherwise (PETCUT_DATA; default %s)\n"
+		"  --store SPEC          where images and results are stored (PETCUT_STORE): a folder, or\n"
+		"                        s3://BUCKET/PREFIX on any S3-compatible server (keys from\n"
+		"                        AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, region from AWS_REGION)\n"
+		"  --s3-endpoint URL     the S3 server, http(s)://HOST[:PORT] (AWS_ENDPOINT_URL; default AWS)\n"
 		"  --threads N           connection threads (PETCUT_THREADS; default %d)\n"
 		"  --max-upload-mb N     largest upload (PETCUT_MAX_UPLOAD_MB; default %zu)\n"
 		"  --max-megapixels N    largest image, checked from its header (default %lld)\n"
@@ -34,6 +40,26 @@ static void usage(FILE *f, const struct http_config *d)
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
 		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms);
+}
+
+/*
+ * A store outside the data folder still spools bytes on their way (a put is
+ * written to a temporary file before it is sent): they go to DATA/tmp (which
+ * the server creates), not to a /tmp that may be small or shared, unless
+ * TMPDIR says where.
+ */
+static int spool_in_data(const struct http_config *cfg)
+{
+	char dir[PATH_MAX];
+	const char *t = getenv("TMPDIR");
+
+	if (!cfg->store || strncmp(cfg->store, "s3:", 3) || (t && *t))
+		return 0;
+	if ((size_t)snprintf(dir, sizeof dir, "%s/tmp", cfg->data_dir) >= sizeof dir) {
+		fprintf(stderr, "petcut serve: --data is too long\n");
+		return -1;
+	}
+	return setenv("TMPDIR", dir, 1);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -63,6 +89,12 @@ int cmd_serve(int argc, char **argv)
 			cfg.listen = v;
 		else if (!strcmp(a, "--data"))
 			cfg.data_dir = v;
+		else if (!strcmp(a, "--store"))
+			cfg.store = v;
+		else if (!strcmp(a, "--s3-endpoint") && (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8)))
+			/* the S3 backend reads its endpoint from the environment; the
+			 * flag wins over both of the variables it looks at */
+			setenv("AWS_ENDPOINT_URL_S3", v, 1);
 		else if (!strcmp(a, "--threads") && !*end && n > 0 && n <= 1024)
 			cfg.threads = (int)n;
 		else if (!strcmp(a, "--max-upload-mb") && !*end && n > 0 && n <= 4096)
@@ -90,6 +122,8 @@ int cmd_serve(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (spool_in_data(&cfg))
+		return 1;
 	/* the signals are taken by sigwait below, in this thread only */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -18,7 +18,10 @@ extern "C" {
 
 struct http_config {
 	const char *listen;	 /* "ADDR:PORT" (default 127.0.0.1:8080; port 0 picks one) */
-	const char *data_dir;	 /* the store's folder (default ./petcut-data) */
+	const char *data_dir;	 /* local state: resumable uploads, temporary files, and the store
+				  * itself unless store says otherwise (default ./petcut-data) */
+	const char *store;	 /* where images and results live: a store_open spec such as
+				  * "s3://BUCKET/PREFIX"; NULL: the data_dir folder */
 	int threads;		 /* connection threads (default 4) */
 	int max_connections;	 /* default 256 */
 	int per_ip_connections;	 /* default 32 */
@@ -38,8 +41,8 @@ struct http_config {
 struct http_server;
 
 /* Fills cfg with the defaults, then the PETCUT_* environment overrides
- * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_THREADS, PETCUT_MAX_UPLOAD_MB,
- * PETCUT_UPLOAD_EXPIRE_S). */
+ * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_STORE, PETCUT_THREADS,
+ * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S). */
 void http_config_defaults(struct http_config *cfg);
 
 /* Starts the server. On failure returns -1 with a message in errbuf. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ void http_config_defaults(struct http_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	cfg->listen = (v = getenv("PETCUT_LISTEN")) && *v ? v : "127.0.0.1:8080";
 	cfg->data_dir = (v = getenv("PETCUT_DATA")) && *v ? v : "./petcut-data";
+	cfg->store = (v = getenv("PETCUT_STORE")) && *v ? v : NULL;
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
 	cfg->max_connections = 256;
 	cfg->per_ip_connections = 32;
@@ -95,8 +97,12 @@ enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int sta
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
-	if (status == 429) /* overloaded: every refusal says when to come back */
+	/* overloaded or a backend down: every such refusal says when to come
+	 * back, so clients wait instead of hammering a store that is down */
+	if (status == 429)
 		MHD_add_response_header(resp, "Retry-After", "1");
+	else if (status == 503)
+		MHD_add_response_header(resp, "Retry-After", "2");
 	add_common_headers(resp, r);
 	r->status = status;
 	ret = MHD_queue_response(c, (unsigned)status, resp);
@@ -409,6 +415,27 @@ static int parse_listen(const char *spec, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
+/* mkdir -p: 0, or -1 with errno */
+static int mkdir_p(const char *dir)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = path + 1;; p++) {
+		if (*p && *p != '/')
+			continue;
+		char c = *p;
+		*p = 0;
+		if (mkdir(path, 0777) && errno != EEXIST)
+			return -1;
+		if (!(*p = c))
+			return 0;
+	}
+}
+
 int http_server_start(const struct http_config *cfg, struct http_server **out, char *errbuf, size_t errlen)
 {
 	struct http_server *s = calloc(1, sizeof *s);
@@ -429,7 +456,15 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", img_errmsg());
 		goto fail;
 	}
-	if ((st = store_open(cfg->data_dir, &s->store)) != STORE_OK) {
+	/* the data folder holds local state even when the store is elsewhere:
+	 * partial uploads, and in tmp/ the bytes a remote store's puts spool */
+	char tmpdir[4096];
+	snprintf(tmpdir, sizeof tmpdir, "%s/tmp", cfg->data_dir);
+	if (mkdir_p(tmpdir)) {
+		snprintf(errbuf, errlen, "cannot create %s: %s", tmpdir, strerror(errno));
+		goto fail;
+	}
+	if ((st = store_open(cfg->store ? cfg->store : cfg->data_dir, &s->store)) != STORE_OK) {
 		snprintf(errbuf, errlen, "%s", store_errmsg());
 		goto fail;
 	}
