@@ -51,7 +51,7 @@ struct tus {
 	char dir[PATH_MAX - 64];
 	pthread_mutex_t lock;
 	char busy[TUS_MAX_BUSY][TUS_ID_LEN + 1]; /* uploads with a PATCH in flight ("" = free) */
-	double last_sweep_ms;
+	double last_sweep_ms; /* under lock */
 };
 
 /* One PATCH being received. */
@@ -472,10 +472,13 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 	if (meta && !metadata_valid(meta))
 		return tus_error(c, r, 400, "bad_request", "malformed Upload-Metadata (or over %d bytes)", TUS_MAX_METADATA);
 	snprintf(in.metadata, sizeof in.metadata, "%s", meta ? meta : "");
-	if (http_now_ms() - t->last_sweep_ms > TUS_SWEEP_EVERY_MS) {
+	pthread_mutex_lock(&t->lock);
+	int due = http_now_ms() - t->last_sweep_ms > TUS_SWEEP_EVERY_MS;
+	if (due)
 		t->last_sweep_ms = http_now_ms();
+	pthread_mutex_unlock(&t->lock);
+	if (due)
 		sweep(s);
-	}
 	if (RAND_bytes(rnd, sizeof rnd) != 1)
 		return tus_error(c, r, 503, "overloaded", "no random bytes for an id");
 	for (size_t i = 0; i < sizeof rnd; i++)
