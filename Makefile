@@ -19,7 +19,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl
+PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -30,7 +30,7 @@ ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 GEN_C   = $(BUILD)/gen/onnx.pb-c.c
 GEN_H   = $(BUILD)/gen/onnx.pb-c.h
 
-LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/util/*.c))
+LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/kv/*.c src/util/*.c))
 CLI_SRC = $(sort $(wildcard src/cli/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
 # the browser side (upload module and demo page), built into petcut and served at /

@@ -7,7 +7,8 @@
 # is refreshed only when something really has to be installed. Node.js and npm
 # (used to fetch the model weights and to drive Chromium, which runs the
 # browser tests of web/) are skipped when both commands are
-# already on PATH, whichever way they were installed.
+# already on PATH, whichever way they were installed. redis-server is for the
+# tests of several instances sharing one Redis (petcut links hiredis, the client).
 set -euo pipefail
 
 pkgs=(
@@ -15,7 +16,8 @@ pkgs=(
 	libdnnl-dev libvips-dev
 	protobuf-c-compiler libprotobuf-c-dev
 	libonnx-dev libonnx-testdata
-	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev curl time wrk
+	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libhiredis-dev curl time wrk
+	redis-server
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 	chromium
 )

@@ -23,6 +23,9 @@ static void usage(FILE *f, const struct http_config *d)
 		"                        s3://BUCKET/PREFIX on any S3-compatible server (keys from\n"
 		"                        AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, region from AWS_REGION)\n"
 		"  --s3-endpoint URL     the S3 server, http(s)://HOST[:PORT] (AWS_ENDPOINT_URL; default AWS)\n"
+		"  --redis URL           redis://[:PASSWORD@]HOST[:PORT][/DB] shared by the instances of one store\n"
+		"                        (PETCUT_REDIS): result index and identical work done once among them;\n"
+		"                        while it is down each instance works alone and /readyz says degraded\n"
 		"  --threads N           connection threads (PETCUT_THREADS; default %d)\n"
 		"  --max-upload-mb N     largest upload (PETCUT_MAX_UPLOAD_MB; default %zu)\n"
 		"  --max-megapixels N    largest image, checked from its header (default %lld)\n"
@@ -91,6 +94,8 @@ int cmd_serve(int argc, char **argv)
 			cfg.data_dir = v;
 		else if (!strcmp(a, "--store"))
 			cfg.store = v;
+		else if (!strcmp(a, "--redis"))
+			cfg.redis = v;
 		else if (!strcmp(a, "--s3-endpoint") && (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8)))
 			/* the S3 backend reads its endpoint from the environment; the
 			 * flag wins over both of the variables it looks at */

@@ -22,6 +22,10 @@ struct http_config {
 				  * itself unless store says otherwise (default ./petcut-data) */
 	const char *store;	 /* where images and results live: a store_open spec such as
 				  * "s3://BUCKET/PREFIX"; NULL: the data_dir folder */
+	const char *redis;	 /* redis://HOST:PORT/DB shared by several instances (result index,
+				  * single-flight across them); NULL: this instance works alone */
+	int redis_lock_ms;	 /* a lock on work in flight expires after this if its holder dies
+				  * (default: request_timeout_ms + 10 s) */
 	int threads;		 /* connection threads (default 4) */
 	int max_connections;	 /* default 256 */
 	int per_ip_connections;	 /* default 32 */
@@ -41,8 +45,8 @@ struct http_config {
 struct http_server;
 
 /* Fills cfg with the defaults, then the PETCUT_* environment overrides
- * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_STORE, PETCUT_THREADS,
- * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S). */
+ * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_STORE, PETCUT_REDIS, PETCUT_THREADS,
+ * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S, PETCUT_REDIS_LOCK_MS). */
 void http_config_defaults(struct http_config *cfg);
 
 /* Starts the server. On failure returns -1 with a message in errbuf. */

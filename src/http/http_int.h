@@ -12,6 +12,7 @@
 #include "cache/cache.h"
 #include "http/http.h"
 #include "img/img.h"
+#include "kv/kv.h"
 #include "metrics/metrics.h"
 #include "store/store.h"
 
@@ -56,6 +57,11 @@ struct http_server {
 	char address[64];
 	atomic_ullong next_id;
 	struct tus *tus;		/* resumable uploads (tus.c) */
+	/* shared with other instances (cfg.redis): NULL when alone */
+	struct kv *kv;
+	char kv_token[40];		/* this instance's name on the locks it takes */
+	struct metrics_family *redis;	/* petcut_redis{what}: up, errors, reconnects */
+	struct metrics_series *remote_waits, *index_hit;
 	struct metrics_family *client_uploads, *client_duration, *client_bytes, *client_tries, *client_rejected;
 };
 
@@ -116,6 +122,8 @@ void http_req_cleanup_upload(struct req *r);
 struct gate;
 
 /* remove.c */
+/* Sets up the shared kv (cfg.redis) and its metrics; 0, or -1 with errbuf. */
+int http_kv_init(struct http_server *s, char *errbuf, size_t errlen);
 /* Makes (or finds) the result a remove-background body asks for; gate and
  * passed are for batch requests (NULL otherwise). Returns o->status. */
 int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o);

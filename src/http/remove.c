@@ -12,6 +12,14 @@
  * A miss decodes the photo, queues its tensor on the model's batcher (which
  * batches requests of the same size into one forward pass), refines the mask
  * to the photo's size, renders, encodes and stores the result.
+ *
+ * With a shared kv (--redis), instances that share a store also share the
+ * work: a result's figures are indexed there (a hit costs one GET, not two
+ * store requests), and identical work is done once among all of them: the
+ * instance that takes the work's lock (SET NX PX) does it, the others wait
+ * until the lock is gone and find the result stored. The lock expires by
+ * itself when its holder dies. Without the kv, or while it is down, each
+ * instance does its own work, once per key among its own requests.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -33,6 +41,11 @@
 #define NS_RESULTS "res"
 #define NS_RESULT_META "resmeta"
 #define MAX_BODY (64u << 20) /* a base64 image fits */
+#define KV_LOCK "petcut:lock:"	      /* + key: the instance doing that work */
+#define KV_INDEX "petcut:result:"     /* + result key: the result's figures (JSON) */
+#define KV_INDEX_TTL_MS (7 * 86400000L) /* the store keeps results; the index, a week of them */
+#define KV_POLL_MIN_MS 10	      /* waits for a lock held elsewhere: 10 ms, doubling... */
+#define KV_POLL_MAX_MS 200	      /* ... up to this */
 
 /* ===== Set-up ===== */
 
@@ -137,6 +150,8 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	s->cache_hit = metrics_series(s->cache, (const char *const[]){"result", "hit"});
 	s->cache_miss = metrics_series(s->cache, (const char *const[]){"result", "miss"});
 	s->mask_hit = metrics_series(s->cache, (const char *const[]){"mask", "hit"});
+	/* hits answered from the shared index (also counted as result hits) */
+	s->index_hit = s->kv ? metrics_series(s->cache, (const char *const[]){"index", "hit"}) : NULL;
 	s->merged = metrics_series(metrics_family(s->metrics, METRICS_GAUGE, "petcut_singleflight_merged",
 						  "Requests that waited for identical work in flight instead of doing it.",
 						  NULL, NULL, 0),
@@ -432,6 +447,84 @@ static void gate_pass(struct gate *g, int *passed)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* ===== Single-flight, here and across instances ===== */
+
+/*
+ * Joins the work on key: among this instance's requests (cache_flight_join)
+ * and, with a shared kv, among instances (the lock KV_LOCK key). Returns 1
+ * when the caller does the work (then flight_done), 0 once someone else's
+ * work on key has ended (the caller looks for the result again), -1 on no
+ * memory. The kv being down makes the caller work alone, never wait.
+ */
+static int flight_join(struct http_server *s, const char *key)
+{
+	char lock[96];
+	long pause = KV_POLL_MIN_MS;
+	int lead = cache_flight_join(s->flights, key);
+
+	if (lead <= 0 || !s->kv)
+		return lead;
+	snprintf(lock, sizeof lock, KV_LOCK "%s", key);
+	if (kv_lock(s->kv, lock, s->kv_token, s->cfg.redis_lock_ms) != KV_MISS)
+		return 1; /* taken, or no kv: ours */
+	/* another instance does it: wait for its lock to go (released or
+	 * expired), holding this instance's flight so that its other requests
+	 * for key wait here rather than in the kv */
+	metrics_add(s->remote_waits, 1);
+	double until = http_now_ms() + s->cfg.redis_lock_ms + 1000.0;
+	while (http_now_ms() < until && kv_exists(s->kv, lock) == KV_OK) {
+		usleep((useconds_t)pause * 1000);
+		pause = pause * 2 > KV_POLL_MAX_MS ? KV_POLL_MAX_MS : pause * 2;
+	}
+	cache_flight_done(s->flights, key);
+	return 0;
+}
+
+/* Ends the caller's work on key (flight_join returned 1). */
+static void flight_done(struct http_server *s, const char *key)
+{
+	char lock[96];
+
+	if (s->kv) {
+		snprintf(lock, sizeof lock, KV_LOCK "%s", key);
+		kv_unlock(s->kv, lock, s->kv_token);
+	}
+	cache_flight_done(s->flights, key);
+}
+
+/* The figures of result key from the shared index, or NULL. */
+static json_t *index_get(struct http_server *s, const char *key)
+{
+	char name[96], *text;
+	size_t len;
+	json_t *meta;
+
+	if (!s->kv)
+		return NULL;
+	snprintf(name, sizeof name, KV_INDEX "%s", key);
+	if (kv_get(s->kv, name, &text, &len) != KV_OK)
+		return NULL;
+	meta = json_loadb(text, len, 0, NULL);
+	free(text);
+	if (meta && !json_is_object(meta)) {
+		json_decref(meta);
+		meta = NULL;
+	}
+	return meta;
+}
+
+/* Records result key's figures in the shared index (best effort: the store
+ * has them too). */
+static void index_put(struct http_server *s, const char *key, const char *text, size_t len)
+{
+	char name[96];
+
+	if (!s->kv)
+		return;
+	snprintf(name, sizeof name, KV_INDEX "%s", key);
+	kv_set(s->kv, name, text, len, KV_INDEX_TTL_MS);
+}
+
 /* ===== The mask ===== */
 
 static int make_mask(struct http_server *s, struct params *p, const struct img *photo, const char *key,
@@ -461,13 +554,13 @@ static int get_mask(struct http_server *s, struct params *p, const struct img *p
 			}
 			free(buf); /* not a mask of this size: make it again */
 		}
-		if ((lead = cache_flight_join(s->flights, key)) != 0)
+		if ((lead = flight_join(s, key)) != 0)
 			break;
 	}
 	*hit = 0;
 	int status = make_mask(s, p, photo, key, mask, t, why, wl);
 	if (lead > 0)
-		cache_flight_done(s->flights, key);
+		flight_done(s, key);
 	return status;
 }
 
@@ -580,20 +673,29 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		 p.canonical);
 	hex_sha256(name, strlen(name), key);
 
-	/* a result made before, or being made by an identical request */
+	/* a result made before (here or by another instance), or being made by
+	 * an identical request */
 	for (;;) {
+		json_t *meta = index_get(s, key);
+		if (meta) {
+			metrics_add(s->cache_hit, 1);
+			metrics_add(s->index_hit, 1);
+			return finish(o, key, meta, 1, json_pack("{s:f}", "total_ms", http_now_ms() - t0));
+		}
 		if (store_get(s->store, NS_RESULT_META, key, &meta_buf, &mlen) == STORE_OK) {
-			json_t *meta = json_loadb(meta_buf, mlen, 0, NULL);
-			free(meta_buf);
+			meta = json_loadb(meta_buf, mlen, 0, NULL);
 			size_t rl;
 			if (meta && store_head(s->store, NS_RESULTS, key, &rl) == STORE_OK) {
+				index_put(s, key, meta_buf, mlen);
+				free(meta_buf);
 				metrics_add(s->cache_hit, 1);
 				return finish(o, key, meta, 1,
 						    json_pack("{s:f}", "total_ms", http_now_ms() - t0));
 			}
+			free(meta_buf);
 			json_decref(meta);
 		}
-		if ((leading = cache_flight_join(s->flights, key)) != 0)
+		if ((leading = flight_join(s, key)) != 0)
 			break;
 	}
 	metrics_add(s->cache_miss, 1);
@@ -656,6 +758,8 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		ret = fail_out(o, 503, "storage_unavailable", "the store cannot be written");
 		goto out;
 	}
+	/* indexed before the lock goes, so instances waiting on it find it */
+	index_put(s, key, mtext, strlen(mtext));
 	free(mtext);
 	const char *size = p.side == 512 ? "preview" : "full";
 	metrics_observe(metrics_series(s->stage, (const char *const[]){"decode", size}), (t_decode - t0) / 1e3);
@@ -672,7 +776,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				     "total_ms", http_now_ms() - t0));
 out:
 	if (leading > 0)
-		cache_flight_done(s->flights, key);
+		flight_done(s, key);
 	free(orig);
 	free(enc);
 	free(mask);

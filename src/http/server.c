@@ -52,6 +52,8 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->listen = (v = getenv("PETCUT_LISTEN")) && *v ? v : "127.0.0.1:8080";
 	cfg->data_dir = (v = getenv("PETCUT_DATA")) && *v ? v : "./petcut-data";
 	cfg->store = (v = getenv("PETCUT_STORE")) && *v ? v : NULL;
+	cfg->redis = (v = getenv("PETCUT_REDIS")) && *v ? v : NULL;
+	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
 	cfg->max_connections = 256;
 	cfg->per_ip_connections = 32;
@@ -214,6 +216,59 @@ static int metrics_init(struct http_server *s)
 	return 0;
 }
 
+/* ===== The shared kv ===== */
+
+static void scrape_kv(void *ctx)
+{
+	struct http_server *s = ctx;
+	struct kv_stats st;
+
+	kv_get_stats(s->kv, &st);
+	metrics_set(metrics_series(s->redis, (const char *const[]){"up"}), st.up);
+	metrics_set(metrics_series(s->redis, (const char *const[]){"errors"}), (double)st.errors);
+	metrics_set(metrics_series(s->redis, (const char *const[]){"reconnects"}), (double)st.reconnects);
+}
+
+int http_kv_init(struct http_server *s, char *errbuf, size_t errlen)
+{
+	unsigned char rnd[8];
+	FILE *f;
+
+	if (!s->cfg.redis)
+		return 0;
+	if (kv_open(s->cfg.redis, 500, 1000, &s->kv, errbuf, errlen) != KV_OK)
+		return -1;
+	if (s->cfg.redis_lock_ms <= 0)
+		s->cfg.redis_lock_ms = s->cfg.request_timeout_ms + 10000;
+	/* a name for this instance's locks: random, so that two instances on
+	 * one host never take each other's */
+	if (!(f = fopen("/dev/urandom", "rb")) || fread(rnd, 1, sizeof rnd, f) != sizeof rnd) {
+		if (f)
+			fclose(f);
+		snprintf(errbuf, errlen, "no random bytes for the instance's name");
+		return -1;
+	}
+	fclose(f);
+	snprintf(s->kv_token, sizeof s->kv_token, "%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(), rnd[0], rnd[1],
+		 rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+	s->redis = metrics_family(s->metrics, METRICS_GAUGE, "petcut_redis",
+				  "The shared Redis: up (the last command reached it), errors (commands that failed, "
+				  "the server down included) and reconnects since start.",
+				  "what", NULL, 0);
+	s->remote_waits = metrics_series(
+		metrics_family(s->metrics, METRICS_COUNTER, "petcut_singleflight_remote_waits_total",
+			       "Requests that waited for identical work in flight on another instance.", NULL, NULL, 0),
+		NULL);
+	if (!s->redis || !s->remote_waits) {
+		snprintf(errbuf, errlen, "cannot set up metrics");
+		return -1;
+	}
+	metrics_on_scrape(s->metrics, scrape_kv, s);
+	if (kv_ping(s->kv) != KV_OK)
+		fprintf(stderr, "petcut serve: %s does not answer; working alone until it does\n", kv_address(s->kv));
+	return 0;
+}
+
 /* ===== Dispatch ===== */
 
 static enum route route_of(const char *method, const char *url, const char **id)
@@ -338,7 +393,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
 		if (!s->batcher)
 			return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
-		return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ready"));
+		/* without the shared kv the instance still answers everything,
+		 * alone: degraded, not unready (a balancer keeps sending) */
+		if (s->kv && kv_ping(s->kv) != KV_OK)
+			return http_reply_json(c, r, 200, json_pack("{s:s,s:s}", "status", "degraded", "redis",
+								     "unavailable"));
+		return http_reply_json(c, r, 200, json_pack("{s:s,s:s*}", "status", "ready", "redis",
+							     s->kv ? "ok" : NULL));
 	}
 	case ROUTE_METRICS: {
 		size_t len;
@@ -472,7 +533,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
 	}
-	if (http_tus_init(s, errbuf, errlen) || http_remove_init(s, errbuf, errlen))
+	if (http_kv_init(s, errbuf, errlen) || http_tus_init(s, errbuf, errlen) || http_remove_init(s, errbuf, errlen))
 		goto fail;
 	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -495,6 +556,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 fail:
 	http_remove_fini(s);
 	http_tus_fini(s);
+	kv_close(s->kv);
 	store_close(s->store);
 	metrics_free(s->metrics);
 	free(s);
@@ -528,6 +590,7 @@ void http_server_stop(struct http_server *s)
 	MHD_stop_daemon(s->d);
 	http_remove_fini(s);
 	http_tus_fini(s);
+	kv_close(s->kv);
 	store_close(s->store);
 	metrics_free(s->metrics);
 	free(s);

@@ -69,7 +69,7 @@ unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 TMPDIR
 pid=$!
 A=
 for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out")
+	A=$(sed -n 's/^listening on //p' "$tmp/out" 2>/dev/null)
 	[ -n "$A" ] && break
 	sleep 0.1
 done

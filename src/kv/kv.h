@@ -1,0 +1,82 @@
+/*
+ * kv.h - the key-value server that several petcut instances share (Redis):
+ * a result index and locks with an expiry, so that instances behind one
+ * address find each other's results and do identical work once.
+ *
+ * The server is optional and may go away at any time: every call answers
+ * KV_DOWN at once when it cannot be reached, and the caller carries on alone
+ * (its local cache, its local single-flight). The connection is made again
+ * by itself: a call after a failure reconnects, no more often than every
+ * KV_RETRY_MIN_MS to KV_RETRY_MAX_MS (doubling while the server stays down),
+ * so a dead server costs requests nothing but a check of the clock.
+ *
+ * Thread safety: every function may be called from any thread; the calls
+ * share one connection, one at a time (each is one short command).
+ */
+#ifndef PETCUT_KV_H
+#define PETCUT_KV_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KV_RETRY_MIN_MS 250
+#define KV_RETRY_MAX_MS 2000
+
+typedef enum kv_status {
+	KV_OK = 0,
+	KV_MISS = 1,	 /* no such key; for kv_lock: another holder has it */
+	KV_DOWN = -1,	 /* the server cannot be reached or failed the command */
+	KV_NOMEM = -2,
+	KV_BAD_URL = -3, /* kv_open: not redis://[:PASSWORD@]HOST[:PORT][/DB] */
+} kv_status;
+
+struct kv;
+
+/* Counters since kv_open, for metrics. */
+struct kv_stats {
+	unsigned long long errors;     /* commands that failed (the server down included) */
+	unsigned long long reconnects; /* connections made after a failure */
+	int up;			       /* the last command reached the server */
+};
+
+/* Parses url (redis://[:PASSWORD@]HOST[:PORT][/DB]; port 6379, db 0) and
+ * tries to connect; a server that is down is not an error (calls answer
+ * KV_DOWN until it is back). Timeouts: connect_ms for a connection, cmd_ms
+ * for one command. The message of a KV_BAD_URL is in errbuf. */
+kv_status kv_open(const char *url, int connect_ms, int cmd_ms, struct kv **out, char *errbuf, size_t errlen);
+void kv_close(struct kv *kv);
+
+/* PING: KV_OK when the server answers now (it reconnects if it may). */
+kv_status kv_ping(struct kv *kv);
+
+/* The value of key into a malloc'd, NUL-terminated buffer (free it); len
+ * (may be NULL) receives its length. KV_MISS when there is none. */
+kv_status kv_get(struct kv *kv, const char *key, char **val, size_t *len);
+
+/* Sets key to val for ttl_ms (0: no expiry). */
+kv_status kv_set(struct kv *kv, const char *key, const void *val, size_t len, long ttl_ms);
+
+/* KV_OK when key exists, KV_MISS when not. */
+kv_status kv_exists(struct kv *kv, const char *key);
+
+/* Takes the lock key for token if nobody holds it (SET NX PX ttl_ms): KV_OK,
+ * or KV_MISS while another holder has it. The lock expires by itself after
+ * ttl_ms, so a holder that dies blocks nobody for longer than that. */
+kv_status kv_lock(struct kv *kv, const char *key, const char *token, long ttl_ms);
+
+/* Releases the lock key if token still holds it (an expired lock taken
+ * since by someone else is left alone). */
+kv_status kv_unlock(struct kv *kv, const char *key, const char *token);
+
+void kv_get_stats(struct kv *kv, struct kv_stats *st);
+
+/* "redis://HOST:PORT/DB" of kv, without the password, for logs. */
+const char *kv_address(const struct kv *kv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

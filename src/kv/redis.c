@@ -1,0 +1,316 @@
+/*
+ * redis.c - the kv module on hiredis: one blocking connection guarded by a
+ * mutex, made again after a failure with a growing pause between tries. See
+ * kv.h.
+ *
+ * Every command is short (GET, SET, EXISTS, a two-line script), so one
+ * connection serves all threads; waits (for a lock held elsewhere) happen in
+ * the callers, between commands, never while the connection is held.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "kv/kv.h"
+
+struct kv {
+	char host[256];
+	int port, db;
+	char password[256];	/* "" for none */
+	char address[320];	/* for logs: no password */
+	struct timeval connect_tv, cmd_tv;
+	pthread_mutex_t lock;	/* guards everything below */
+	redisContext *c;	/* NULL while disconnected */
+	int ever_connected;
+	double next_try_ms;	/* no connection attempt before this */
+	long pause_ms;		/* the pause after the next failure */
+	struct kv_stats stats;
+};
+
+/* Compare-and-delete: only the token that took a lock may drop it. */
+static const char unlock_script[] =
+	"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ===== Set-up ===== */
+
+static kv_status parse_url(struct kv *kv, const char *url, char *errbuf, size_t errlen)
+{
+	const char *p = url, *at, *end;
+	char *num_end;
+	long n;
+
+	if (strncmp(p, "redis://", 8)) {
+		snprintf(errbuf, errlen, "'%s' is not redis://[:PASSWORD@]HOST[:PORT][/DB]", url);
+		return KV_BAD_URL;
+	}
+	p += 8;
+	end = p + strcspn(p, "/");
+	if ((at = memchr(p, '@', (size_t)(end - p)))) {
+		const char *pw = *p == ':' ? p + 1 : p; /* redis://:PW@ or redis://PW@ */
+		if ((size_t)(at - pw) >= sizeof kv->password)
+			goto bad;
+		memcpy(kv->password, pw, (size_t)(at - pw));
+		kv->password[at - pw] = 0;
+		p = at + 1;
+	}
+	size_t hl = strcspn(p, ":/");
+	if (!hl || hl >= sizeof kv->host)
+		goto bad;
+	memcpy(kv->host, p, hl);
+	kv->host[hl] = 0;
+	p += hl;
+	kv->port = 6379;
+	if (*p == ':') {
+		n = strtol(p + 1, &num_end, 10);
+		if (num_end == p + 1 || n < 1 || n > 65535 || (*num_end && *num_end != '/'))
+			goto bad;
+		kv->port = (int)n;
+		p = num_end;
+	}
+	if (*p == '/' && p[1]) {
+		n = strtol(p + 1, &num_end, 10);
+		if (*num_end || n < 0 || n > 1000000)
+			goto bad;
+		kv->db = (int)n;
+	}
+	snprintf(kv->address, sizeof kv->address, "redis://%s:%d/%d", kv->host, kv->port, kv->db);
+	return KV_OK;
+bad:
+	snprintf(errbuf, errlen, "'%s' is not redis://[:PASSWORD@]HOST[:PORT][/DB]", url);
+	return KV_BAD_URL;
+}
+
+static struct timeval tv_of(int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	return tv;
+}
+
+/* ===== The connection (kv->lock held) ===== */
+
+static void drop(struct kv *kv)
+{
+	if (kv->c)
+		redisFree(kv->c);
+	kv->c = NULL;
+}
+
+/* A command that must answer "+OK" (AUTH, SELECT): 0 if it did. */
+static int expect_ok(redisReply *rep)
+{
+	int ok = rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "OK");
+	if (rep)
+		freeReplyObject(rep);
+	return ok ? 0 : -1;
+}
+
+/* Drops the connection after a failure and pauses before the next try: a
+ * server that stays down (or hangs, so that every command waits for its
+ * timeout) is tried less and less often, up to KV_RETRY_MAX_MS apart. The
+ * pause starts again from KV_RETRY_MIN_MS once a command succeeds. */
+static void hold_off(struct kv *kv)
+{
+	drop(kv);
+	kv->next_try_ms = now_ms() + (double)kv->pause_ms;
+	kv->pause_ms = kv->pause_ms * 2 > KV_RETRY_MAX_MS ? KV_RETRY_MAX_MS : kv->pause_ms * 2;
+}
+
+/* Connects unless connected or still pausing after a failure: 0 when there
+ * is a connection to use. */
+static int ensure(struct kv *kv)
+{
+	if (kv->c)
+		return 0;
+	if (now_ms() < kv->next_try_ms)
+		return -1;
+	kv->c = redisConnectWithTimeout(kv->host, kv->port, kv->connect_tv);
+	if (!kv->c || kv->c->err || redisSetTimeout(kv->c, kv->cmd_tv) != REDIS_OK ||
+	    (*kv->password && expect_ok(redisCommand(kv->c, "AUTH %s", kv->password))) ||
+	    (kv->db && expect_ok(redisCommand(kv->c, "SELECT %d", kv->db)))) {
+		hold_off(kv);
+		return -1;
+	}
+	if (kv->ever_connected)
+		kv->stats.reconnects++;
+	kv->ever_connected = 1;
+	return 0;
+}
+
+/* The end of a command: counts it, and drops a connection that failed (the
+ * next command reconnects). rep may be NULL. */
+static kv_status finish(struct kv *kv, redisReply *rep)
+{
+	if (rep && rep->type != REDIS_REPLY_ERROR) {
+		kv->stats.up = 1;
+		kv->pause_ms = KV_RETRY_MIN_MS;
+		return KV_OK;
+	}
+	kv->stats.errors++;
+	if (!rep) { /* the connection is broken or timed out: start over */
+		kv->stats.up = 0;
+		hold_off(kv);
+	}
+	return KV_DOWN;
+}
+
+/* Runs one command under the lock; *out receives the reply (free it) on
+ * KV_OK. */
+static kv_status run(struct kv *kv, redisReply **out, const char *fmt, ...)
+{
+	redisReply *rep = NULL;
+	kv_status st;
+	va_list ap;
+
+	*out = NULL;
+	pthread_mutex_lock(&kv->lock);
+	if (ensure(kv)) {
+		kv->stats.errors++;
+		kv->stats.up = 0;
+		pthread_mutex_unlock(&kv->lock);
+		return KV_DOWN;
+	}
+	va_start(ap, fmt);
+	rep = redisvCommand(kv->c, fmt, ap);
+	va_end(ap);
+	st = finish(kv, rep);
+	pthread_mutex_unlock(&kv->lock);
+	if (st == KV_OK)
+		*out = rep;
+	else if (rep)
+		freeReplyObject(rep);
+	return st;
+}
+
+/* ===== The contract ===== */
+
+kv_status kv_open(const char *url, int connect_ms, int cmd_ms, struct kv **out, char *errbuf, size_t errlen)
+{
+	struct kv *kv = calloc(1, sizeof *kv);
+	kv_status st;
+
+	*out = NULL;
+	if (!kv) {
+		snprintf(errbuf, errlen, "out of memory");
+		return KV_NOMEM;
+	}
+	if ((st = parse_url(kv, url, errbuf, errlen)) != KV_OK) {
+		free(kv);
+		return st;
+	}
+	kv->connect_tv = tv_of(connect_ms > 0 ? connect_ms : 500);
+	kv->cmd_tv = tv_of(cmd_ms > 0 ? cmd_ms : 1000);
+	kv->pause_ms = KV_RETRY_MIN_MS;
+	pthread_mutex_init(&kv->lock, NULL);
+	kv_ping(kv); /* down is fine: the calls will say so */
+	*out = kv;
+	return KV_OK;
+}
+
+void kv_close(struct kv *kv)
+{
+	if (!kv)
+		return;
+	drop(kv);
+	pthread_mutex_destroy(&kv->lock);
+	free(kv);
+}
+
+const char *kv_address(const struct kv *kv)
+{
+	return kv->address;
+}
+
+kv_status kv_ping(struct kv *kv)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "PING");
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_get(struct kv *kv, const char *key, char **val, size_t *len)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "GET %s", key);
+
+	if (st != KV_OK)
+		return st;
+	if (rep->type != REDIS_REPLY_STRING) {
+		freeReplyObject(rep);
+		return KV_MISS;
+	}
+	if (!(*val = malloc(rep->len + 1))) {
+		freeReplyObject(rep);
+		return KV_NOMEM;
+	}
+	memcpy(*val, rep->str, rep->len);
+	(*val)[rep->len] = 0;
+	if (len)
+		*len = rep->len;
+	freeReplyObject(rep);
+	return KV_OK;
+}
+
+kv_status kv_set(struct kv *kv, const char *key, const void *val, size_t len, long ttl_ms)
+{
+	redisReply *rep;
+	kv_status st = ttl_ms > 0 ? run(kv, &rep, "SET %s %b PX %ld", key, val, len, ttl_ms)
+				  : run(kv, &rep, "SET %s %b", key, val, len);
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_exists(struct kv *kv, const char *key)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "EXISTS %s", key);
+
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_lock(struct kv *kv, const char *key, const char *token, long ttl_ms)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "SET %s %s NX PX %ld", key, token, ttl_ms);
+
+	if (st != KV_OK)
+		return st;
+	/* "+OK" when taken, a nil reply when someone holds it */
+	st = rep->type == REDIS_REPLY_STATUS ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_unlock(struct kv *kv, const char *key, const char *token)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "EVAL %s 1 %s %s", unlock_script, key, token);
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
+
+void kv_get_stats(struct kv *kv, struct kv_stats *st)
+{
+	pthread_mutex_lock(&kv->lock);
+	*st = kv->stats;
+	pthread_mutex_unlock(&kv->lock);
+}
