@@ -71,8 +71,13 @@ field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 # stderr if not). int8 is calibrated first, on the test photos.
 prec_ok() { ! "$PETCUT" infer "$medium" --shape 1,3,64,64 --precision "$1" 2>&1 >/dev/null | grep -q .; }
 bf16_ok() { prec_ok bf16; }
+int8_state=
 int8_ok() {
-	"$PETCUT" model calibrate --images "$BUILD/testdata/photos" >&2 && prec_ok int8
+	if [ -z "$int8_state" ]; then
+		int8_state=no
+		"$PETCUT" model calibrate --images "$BUILD/testdata/photos" >&2 && prec_ok int8 && int8_state=yes
+	fi
+	[ "$int8_state" = yes ]
 }
 
 if part infer; then
@@ -372,8 +377,13 @@ if part e2e; then
 		tags="petcut"
 		run_petcut petcut
 		run_petcut fp32 --precision fp32
+		tags="$tags fp32"
+		if int8_ok; then
+			run_petcut int8 --precision int8
+			tags="$tags int8"
+		fi
 		run_petcut guided --refine guided
-		tags="$tags fp32 guided"
+		tags="$tags guided"
 
 		have_imgly=0
 		if install_imgly; then
@@ -399,7 +409,7 @@ if part e2e; then
 			for t in $tags; do
 				case $t in
 				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none)" ;;
-				fp32) label="petcut remove --precision fp32" ;;
+				fp32 | int8) label="petcut remove --precision $t" ;;
 				*) label="petcut remove --refine $t" ;;
 				esac
 				ms=$(field "$OUT/e2e.$t" ms)
@@ -426,7 +436,7 @@ if part e2e; then
 				st=$(sed -n 's/^stages //p' "$OUT/e2e.$t")
 				case $t in
 				petcut) label="petcut remove" ;;
-				fp32) label="petcut remove --precision fp32" ;;
+				fp32 | int8) label="petcut remove --precision $t" ;;
 				*) label="petcut remove --refine $t" ;;
 				esac
 				if [ -n "$st" ]; then
