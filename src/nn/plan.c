@@ -34,6 +34,7 @@ struct ptv {
 	size_t alias_off; /* ... at this byte offset */
 	size_t off;	 /* arena offset (TV_RUN) */
 	dnnl_memory_t mem;
+	int deferred;	 /* Concat node + 1 whose copy the int8 conv reading this tensor makes as it quantizes */
 };
 
 enum { STEP_PRIM, STEP_REF, STEP_ZP_TO_F32, STEP_F32_TO_I32, STEP_COPY };
@@ -113,6 +114,12 @@ static bool own(struct nn_plan *p, void *buf)
 }
 
 /* ===== Memory descriptors ===== */
+
+static void fill_dims(dnnl_dims_t d, int n, const int64_t *v)
+{
+	for (int i = 0; i < n; i++)
+		d[i] = v[i];
+}
 
 static bool dnnl_type(nn_dtype t, dnnl_data_type_t *dt)
 {
@@ -303,12 +310,22 @@ static nn_status bind_view(nn_model *m, struct nn_plan *p, struct step *s, int a
 /* Adds a step copying tv `src` (seen through src_md, or its own layout when
  * NULL) into tv `dst` (whose layout is set), multiplied by scale (int8
  * quantization; 1 for a plain copy). */
+static int reorder_view(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
+			const dnnl_memory_desc_t *dst_md, float scale);
+
 static int reorder_scaled(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
 			  float scale)
 {
+	return reorder_view(m, p, src, dst, src_md, NULL, scale);
+}
+
+/* The same, writing tv `dst` through dst_md (a part of it; NULL: all of it). */
+static int reorder_view(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
+			const dnnl_memory_desc_t *dst_md, float scale)
+{
 	dnnl_primitive_desc_t pd;
 	dnnl_primitive_attr_t attr;
-	const dnnl_memory_desc_t *md = &p->tv[dst].md;
+	const dnnl_memory_desc_t *md = dst_md ? dst_md : &p->tv[dst].md;
 	struct step *s;
 
 	if (!src_md)
@@ -332,7 +349,14 @@ static int reorder_scaled(nn_model *m, struct nn_plan *p, int src, int dst, cons
 	} else {
 		arg_tv(s, DNNL_ARG_SRC, src);
 	}
-	arg_tv(s, DNNL_ARG_DST, dst);
+	if (dst_md) {
+		if (bind_view(m, p, s, DNNL_ARG_DST, dst, dst_md) != NN_OK) {
+			dnnl_primitive_desc_destroy(pd);
+			return -1;
+		}
+	} else {
+		arg_tv(s, DNNL_ARG_DST, dst);
+	}
 	if (prim_finish(p, s, pd, "reorder") != NN_OK)
 		return -1;
 	return dst;
@@ -353,6 +377,33 @@ static int add_quantized(nn_model *m, struct nn_plan *p, int src, const dnnl_mem
 		return -1;
 	tv_set_md(&p->tv[dst], md);
 	return reorder_scaled(m, p, src, dst, NULL, scale);
+}
+
+/* The int8 input of a conv that reads a deferred Concat (node cnode, value
+ * x): each part is quantized straight into its channels of a new tensor of
+ * layout md, so the float concatenation is never written. */
+static int add_quantized_concat(nn_model *m, struct nn_plan *p, int cnode, int x, const dnnl_memory_desc_t *md,
+				float scale)
+{
+	const struct nn_node *c = &m->g.nodes[cnode];
+	int64_t at = 0;
+	int dst;
+
+	if ((dst = tv_new(p, &p->tv[x].t, TV_RUN)) < 0)
+		return -1;
+	tv_set_md(&p->tv[dst], md);
+	for (int i = 0; i < c->n_in; i++) {
+		int v = c->in[i];
+		dnnl_dims_t dims, offs = {0, at, 0, 0};
+		dnnl_memory_desc_t part;
+		tv_default_md(&p->tv[v]);
+		fill_dims(dims, 4, p->tv[v].t.dims);
+		if (!p->tv[v].has_md || dnnl_memory_desc_init_submemory(&part, md, dims, offs) != dnnl_success ||
+		    reorder_view(m, p, v, dst, NULL, &part, scale) < 0)
+			return -1;
+		at += dims[1];
+	}
+	return dst;
 }
 
 /* Copies tv `src` into a new tensor of layout `md`; returns it or -1. */
@@ -527,11 +578,6 @@ release:
 
 /* ===== Lowering ===== */
 
-static void fill_dims(dnnl_dims_t d, int n, const int64_t *v)
-{
-	for (int i = 0; i < n; i++)
-		d[i] = v[i];
-}
 
 /* True if value v is read by a node after `node` or is a graph output. */
 static bool used_after(const struct nn_graph *g, int v, int node)
@@ -550,6 +596,43 @@ static bool used_after(const struct nn_graph *g, int v, int node)
 				return true;
 	}
 	return false;
+}
+
+/* The node reading value v when it is its only reader (and v is no graph
+ * output); else -1. */
+static int sole_reader(const struct nn_graph *g, int v)
+{
+	int reader = -1;
+
+	if (nn_graph_is_output(g, v))
+		return -1;
+	for (int i = 0; i < g->n_nodes; i++) {
+		const struct nn_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int j = 0; j < n->n_in; j++)
+			if (n->in[j] == v) {
+				if (reader >= 0 && reader != i)
+					return -1;
+				reader = i;
+			}
+		for (int j = 0; j < n->n_post; j++)
+			if (n->post[j].value == v)
+				return -1;
+	}
+	return reader;
+}
+
+/* True if Conv node `node` runs on int8 in plan p (the test lower_conv_core
+ * makes). */
+static bool conv_runs_int8(nn_model *m, const struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	bool is_signed;
+	float scale;
+
+	return p->precision == NN_PRECISION_INT8 && n->op == NN_OP_CONV && n->n_in >= 2 &&
+	       p->tv[n->in[1]].kind == TV_CONST && n->a.conv.group == 1 && nn_quant_input(m, node, &scale, &is_signed);
 }
 
 /* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
@@ -698,8 +781,10 @@ retry:
 	if (st)
 		return st;
 
-	int xs = q8 ? add_quantized(m, p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), 1.0f / s_in)
-		    : in_layout(m, p, x, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0));
+	const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+	int xs = q8 && p->tv[x].deferred ? add_quantized_concat(m, p, p->tv[x].deferred - 1, x, want, 1.0f / s_in)
+		 : q8			 ? add_quantized(m, p, x, want, 1.0f / s_in)
+					 : in_layout(m, p, x, want);
 	if (xs < 0) {
 		dnnl_primitive_desc_destroy(pd);
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
@@ -1066,6 +1151,17 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 		if (p->tv[n->in[i]].kind == TV_CONST || p->tv[n->in[i]].t.dims[axis] == 0)
 			return NN_OK;
 	*declined = false;
+	/* read by an int8 conv alone: that conv quantizes the parts into place */
+	int reader = sole_reader(&m->g, out);
+	if (r == 4 && axis == 1 && reader >= 0 && m->g.nodes[reader].in[0] == out && conv_runs_int8(m, p, reader)) {
+		bool ok = true;
+		for (int i = 0; ok && i < n->n_in; i++)
+			ok = p->tv[n->in[i]].kind == TV_RUN && p->tv[n->in[i]].t.rank == 4;
+		if (ok) {
+			p->tv[out].deferred = node + 1;
+			return NN_OK;
+		}
+	}
 	if (concat_in_place(p, n, out))
 		return NN_OK;
 	if (n->n_in < 1 || !(mds = calloc((size_t)(unsigned)n->n_in, sizeof *mds)))
