@@ -76,6 +76,7 @@ const proxy = {
 	log: [],		// {method, path, t, end, bytes, status, headers}
 	fail: [],		// {method, path, status, left}: answer instead of forwarding
 	holdMs: 0,		// wait this long before forwarding an upload
+	holdResultMs: 0,	// wait this long before forwarding the next GET of a result
 	inflight: 0,
 	maxInflight: 0,
 	drop: null,		// {atBytes, onDrop, dropped, sent}: cut a PATCH stream
@@ -102,6 +103,12 @@ const server = http.createServer(async (req, res) => {
 			res.end(JSON.stringify({ error: { code: 'injected', message: `injected ${rule.status}` } }));
 		});
 		return;
+	}
+	if (proxy.holdResultMs && req.method === 'GET' && u.pathname.startsWith('/v1/results/')) {
+		const ms = proxy.holdResultMs;
+		proxy.holdResultMs = 0;
+		req.pause();
+		await sleep(ms);
 	}
 	const upload = req.method === 'PATCH' || (req.method === 'POST' && (u.pathname === '/v1/images' || u.pathname === '/v1/uploads'));
 	if (upload) {
@@ -482,6 +489,17 @@ await step('preview', async () => {
 	check('a colour background with the sticker effect: opaque, and the colour where the background was',
 		y.size === 'full' && y.opaque === 1 && y.colour > 0.05, `${(100 * y.colour).toFixed(1)} % #ffcc00, ${(100 * y.opaque).toFixed(1)} % opaque`);
 	await page.screenshot({ path: path.join(SHOTS, 'desktop-sticker.png') });
+
+	// the preview's image arrives after the full size's: the full size stays up
+	await page.selectOption('#effect', 'popart');
+	proxy.holdResultMs = 1500;
+	await page.click('#preview');
+	await page.waitForFunction(() => /Done/.test(document.getElementById('message').textContent), null, { timeout: 90000 });
+	await sleep(2000);
+	const late = await page.evaluate(() => ({ size: document.getElementById('result')?.dataset.size, spinner: !!document.querySelector('.spinner'),
+		message: document.getElementById('message').textContent }));
+	check('when the preview\'s image loads after the full size\'s, the full size stays up and no spinner is left',
+		late.size === 'full' && !late.spinner && /^Done/.test(late.message), JSON.stringify(late));
 	await context.close();
 
 	// a phone
