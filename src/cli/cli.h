@@ -30,6 +30,7 @@ int cmd_remove_dir(int argc, char **argv); /* cmd_remove.c */
 int cmd_infer(int argc, char **argv);      /* cmd_infer.c */
 int cmd_convert(int argc, char **argv);    /* cmd_convert.c */
 int cmd_serve(int argc, char **argv);      /* cmd_serve.c */
+int cmd_worker(int argc, char **argv);     /* cmd_serve.c: serve with job consumers */
 int cmd_model(int argc, char **argv);      /* cmd_model.c */
 
 #endif

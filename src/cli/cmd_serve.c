@@ -1,6 +1,8 @@
 /*
  * cmd_serve.c - `petcut serve`: the HTTP service, until SIGTERM or SIGINT,
  * then a graceful stop (no new connections, requests in flight finish).
+ * `petcut worker` is the same service with threads that do the jobs queued
+ * on the shared Redis (it still answers /healthz, /readyz and /metrics).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -65,26 +67,40 @@ static int spool_in_data(const struct http_config *cfg)
 	return setenv("TMPDIR", dir, 1);
 }
 
-int cmd_serve(int argc, char **argv)
+/* name: "serve" or "worker" */
+static int run(const char *name, int argc, char **argv)
 {
 	struct http_config cfg;
 	struct http_server *srv;
 	char err[256];
 	sigset_t set;
-	int sig;
+	int sig, worker = !strcmp(name, "worker");
+	const char *v;
 
 	http_config_defaults(&cfg);
+	if (worker) {
+		cfg.job_consumers = 2;
+		/* beside a serve on the same host: a port of its own by default */
+		if (!(v = getenv("PETCUT_LISTEN")) || !*v)
+			cfg.listen = "127.0.0.1:0";
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			usage(stdout, &cfg);
+			if (worker)
+				printf("petcut worker takes the same options, and does the jobs queued on --redis (required):\n"
+				       "  --consumers N         jobs at once (default 2)\n"
+				       "  --claim-ms N          a job not finished this long by its consumer is taken by another\n"
+				       "                        (PETCUT_JOB_CLAIM_MS; default the request timeout + 30 s)\n"
+				       "  It listens on 127.0.0.1:0 unless told (/healthz, /readyz, /metrics).\n");
 			return 0;
 		}
 		if (i + 1 >= argc) {
-			fprintf(stderr, "petcut serve: %s needs a value (or is unknown)\n", a);
+			fprintf(stderr, "petcut %s: %s needs a value (or is unknown)\n", name, a);
 			return 2;
 		}
-		const char *v = argv[++i];
+		v = argv[++i];
 		char *end;
 		long n = strtol(v, &end, 10);
 		double f;
@@ -96,6 +112,10 @@ int cmd_serve(int argc, char **argv)
 			cfg.store = v;
 		else if (!strcmp(a, "--redis"))
 			cfg.redis = v;
+		else if (worker && !strcmp(a, "--consumers") && !*end && n > 0 && n <= 64)
+			cfg.job_consumers = (int)n;
+		else if (worker && !strcmp(a, "--claim-ms") && !*end && n > 0 && n <= 86400000)
+			cfg.job_claim_ms = (int)n;
 		else if (!strcmp(a, "--s3-endpoint") && (!strncmp(v, "http://", 7) || !strncmp(v, "https://", 8)))
 			/* the S3 backend reads its endpoint from the environment; the
 			 * flag wins over both of the variables it looks at */
@@ -123,10 +143,16 @@ int cmd_serve(int argc, char **argv)
 		else if (!strcmp(a, "--request-timeout-ms") && !*end && n >= 0 && n <= 3600000)
 			cfg.request_timeout_ms = (int)n;
 		else {
-			fprintf(stderr, "petcut serve: bad option %s %s\n", a, v);
+			fprintf(stderr, "petcut %s: bad option %s %s\n", name, a, v);
 			return 2;
 		}
 	}
+	if (worker && !cfg.redis) {
+		fprintf(stderr, "petcut worker: --redis redis://HOST:PORT/DB is required (the jobs are there)\n");
+		return 2;
+	}
+	if (worker && !cfg.job_claim_ms && (v = getenv("PETCUT_JOB_CLAIM_MS")) && atoi(v) > 0)
+		cfg.job_claim_ms = atoi(v);
 	if (spool_in_data(&cfg))
 		return 1;
 	/* the signals are taken by sigwait below, in this thread only */
@@ -136,13 +162,23 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (http_server_start(&cfg, &srv, err, sizeof err)) {
-		fprintf(stderr, "petcut serve: %s\n", err);
+		fprintf(stderr, "petcut %s: %s\n", name, err);
 		return 1;
 	}
 	printf("listening on http://%s\n", http_server_address(srv));
 	fflush(stdout);
 	sigwait(&set, &sig);
-	fprintf(stderr, "petcut serve: %s: finishing requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	fprintf(stderr, "petcut %s: %s: finishing requests in flight\n", name, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_stop(srv);
 	return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	return run("serve", argc, argv);
+}
+
+int cmd_worker(int argc, char **argv)
+{
+	return run("worker", argc, argv);
 }

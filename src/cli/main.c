@@ -13,6 +13,7 @@ static const struct cli_command commands[] = {
 	{"remove-dir", cmd_remove_dir, "cut out every image of a folder"},
 	{"convert", cmd_convert, "make a web-displayable thumbnail of an image"},
 	{"serve", cmd_serve, "run the HTTP service"},
+	{"worker", cmd_worker, "do the jobs queued on the shared Redis"},
 	{"infer", cmd_infer, "run a model on raw float32 tensors"},
 	{"model", cmd_model, "fetch or locate the segmentation models"},
 };

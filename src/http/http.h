@@ -26,6 +26,9 @@ struct http_config {
 				  * single-flight across them); NULL: this instance works alone */
 	int redis_lock_ms;	 /* a lock on work in flight expires after this if its holder dies
 				  * (default: request_timeout_ms + 10 s) */
+	int job_consumers;	 /* threads doing queued jobs (petcut worker; needs redis; default 0) */
+	int job_claim_ms;	 /* a job not acknowledged this long is taken by another consumer
+				  * (default: request_timeout_ms + 30 s) */
 	int threads;		 /* connection threads (default 4) */
 	int max_connections;	 /* default 256 */
 	int per_ip_connections;	 /* default 32 */

@@ -33,6 +33,8 @@ enum route {
 	ROUTE_TUS_UPLOAD,	/* /v1/uploads/{id}: HEAD, PATCH, DELETE */
 	ROUTE_CLIENT_METRICS,	/* /v1/client-metrics */
 	ROUTE_WEB,		/* the embedded web files (/, /petcut-upload.js) */
+	ROUTE_JOBS,		/* /v1/jobs: POST queues one */
+	ROUTE_JOB,		/* /v1/jobs/{id} */
 	ROUTE_COUNT
 };
 
@@ -62,6 +64,7 @@ struct http_server {
 	char kv_token[40];		/* this instance's name on the locks it takes */
 	struct metrics_family *redis;	/* petcut_redis{what}: up, errors, reconnects */
 	struct metrics_series *remote_waits, *index_hit;
+	struct jobs *jobs;		/* asynchronous jobs (jobs.c); NULL without kv */
 	struct metrics_family *client_uploads, *client_duration, *client_bytes, *client_tries, *client_rejected;
 };
 
@@ -166,6 +169,13 @@ void http_tus_cleanup(struct req *r);
 /* client_metrics.c: POST /v1/client-metrics, the browser's upload reports */
 int http_client_metrics_init(struct http_server *s);
 enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
+
+/* jobs.c: asynchronous removals on the shared Redis (POST /v1/jobs, GET
+ * /v1/jobs/{id}) and, with cfg.job_consumers, the threads that do them */
+int http_jobs_init(struct http_server *s, char *errbuf, size_t errlen);
+void http_jobs_fini(struct http_server *s);
+enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
+enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char *id);
 
 /* web.c: the embedded web files; url is the request's path */
 int http_web_has(const char *url);

@@ -23,6 +23,7 @@ static const char *const route_names[ROUTE_COUNT] = {
 	[ROUTE_RESULT] = "/v1/results/{id}", [ROUTE_REMOVEBG] = "/v1.0/removebg",
 	[ROUTE_TUS] = "/v1/uploads", [ROUTE_TUS_UPLOAD] = "/v1/uploads/{id}",
 	[ROUTE_CLIENT_METRICS] = "/v1/client-metrics", [ROUTE_WEB] = "web",
+	[ROUTE_JOBS] = "/v1/jobs", [ROUTE_JOB] = "/v1/jobs/{id}",
 };
 
 double http_now_ms(void)
@@ -306,6 +307,12 @@ static enum route route_of(const char *method, const char *url, const char **id)
 	}
 	if (!strcmp(url, "/v1/client-metrics"))
 		return ROUTE_CLIENT_METRICS;
+	if (!strcmp(url, "/v1/jobs"))
+		return ROUTE_JOBS;
+	if (!strncmp(url, "/v1/jobs/", 9)) {
+		*id = url + 9;
+		return ROUTE_JOB;
+	}
 	if (http_web_has(url))
 		return ROUTE_WEB;
 	(void)method;
@@ -319,6 +326,7 @@ static int method_allowed(enum route rt, const char *method)
 	case ROUTE_REMOVE:
 	case ROUTE_REMOVE_BATCH:
 	case ROUTE_REMOVEBG:
+	case ROUTE_JOBS:
 	case ROUTE_CLIENT_METRICS: return !strcmp(method, "POST");
 	case ROUTE_NOT_FOUND:
 	case ROUTE_TUS:
@@ -354,7 +362,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD)
 			return http_tus(c, r, id, upload_data, upload_data_size);
 		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH &&
-		     r->route != ROUTE_REMOVEBG && r->route != ROUTE_CLIENT_METRICS) ||
+		     r->route != ROUTE_REMOVEBG && r->route != ROUTE_CLIENT_METRICS && r->route != ROUTE_JOBS) ||
 		    !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
 	}
@@ -375,6 +383,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	if (r->route == ROUTE_CLIENT_METRICS && !strcmp(method, "POST"))
 		return http_client_metrics(c, r, upload_data, upload_data_size);
+	if (r->route == ROUTE_JOBS && !strcmp(method, "POST"))
+		return http_jobs(c, r, upload_data, upload_data_size);
 	if (*upload_data_size) { /* a body nobody asked for */
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -416,6 +426,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_get_image(c, r, id);
 	case ROUTE_RESULT:
 		return http_get_result(c, r, id);
+	case ROUTE_JOB:
+		return http_get_job(c, r, id);
 	case ROUTE_WEB:
 		return http_web(c, r, url);
 	default:
@@ -535,6 +547,14 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	}
 	if (http_kv_init(s, errbuf, errlen) || http_tus_init(s, errbuf, errlen) || http_remove_init(s, errbuf, errlen))
 		goto fail;
+	if (s->cfg.job_consumers > 0 && !s->kv) {
+		snprintf(errbuf, errlen, "a job worker needs --redis");
+		goto fail;
+	}
+	if (s->cfg.job_claim_ms <= 0)
+		s->cfg.job_claim_ms = s->cfg.request_timeout_ms + 30000;
+	if (http_jobs_init(s, errbuf, errlen))
+		goto fail;
 	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
@@ -554,6 +574,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	*out = s;
 	return 0;
 fail:
+	http_jobs_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
 	kv_close(s->kv);
@@ -588,6 +609,7 @@ void http_server_stop(struct http_server *s)
 	while (atomic_load(&s->working) && http_now_ms() < until)
 		usleep(20000);
 	MHD_stop_daemon(s->d);
+	http_jobs_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
 	kv_close(s->kv);

@@ -71,6 +71,29 @@ kv_status kv_lock(struct kv *kv, const char *key, const char *token, long ttl_ms
  * since by someone else is left alone). */
 kv_status kv_unlock(struct kv *kv, const char *key, const char *token);
 
+/* ----- Streams with a consumer group: a queue where every entry is done
+ * at least once (an entry taken by a consumer that dies is taken again). */
+
+/* Makes the group on stream (and the stream) unless it is there. */
+kv_status kv_stream_group(struct kv *kv, const char *stream, const char *group);
+
+/* Appends an entry holding one field (XADD stream * field value). */
+kv_status kv_stream_add(struct kv *kv, const char *stream, const char *field, const char *value);
+
+/*
+ * The next entry for consumer: first one taken by another consumer and not
+ * acknowledged for claim_idle_ms (XAUTOCLAIM), else a new one, waiting up to
+ * block_ms for it (XREADGROUP ... BLOCK). KV_OK with the entry's id and its
+ * first field's value (malloc'd: free it), KV_MISS when there is none. The
+ * connection is held while waiting: give a consumer a kv of its own, with a
+ * command timeout above block_ms.
+ */
+kv_status kv_stream_next(struct kv *kv, const char *stream, const char *group, const char *consumer, long block_ms,
+			 long claim_idle_ms, char id[64], char **value);
+
+/* Acknowledges entry id: done, it is never handed out again. */
+kv_status kv_stream_ack(struct kv *kv, const char *stream, const char *group, const char *id);
+
 void kv_get_stats(struct kv *kv, struct kv_stats *st);
 
 /* "redis://HOST:PORT/DB" of kv, without the password, for logs. */

@@ -308,6 +308,93 @@ kv_status kv_unlock(struct kv *kv, const char *key, const char *token)
 	return st;
 }
 
+/* ===== Streams ===== */
+
+kv_status kv_stream_group(struct kv *kv, const char *stream, const char *group)
+{
+	redisReply *rep = NULL;
+	kv_status st;
+
+	pthread_mutex_lock(&kv->lock);
+	if (ensure(kv)) {
+		kv->stats.errors++;
+		pthread_mutex_unlock(&kv->lock);
+		return KV_DOWN;
+	}
+	rep = redisCommand(kv->c, "XGROUP CREATE %s %s 0 MKSTREAM", stream, group);
+	/* a group already there is what was asked for */
+	if (rep && rep->type == REDIS_REPLY_ERROR && !strncmp(rep->str, "BUSYGROUP", 9))
+		rep->type = REDIS_REPLY_STATUS;
+	st = finish(kv, rep);
+	pthread_mutex_unlock(&kv->lock);
+	if (rep)
+		freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_stream_add(struct kv *kv, const char *stream, const char *field, const char *value)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "XADD %s * %s %s", stream, field, value);
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
+
+/* An entry [id, [field, value, ...]] into id and value. */
+static kv_status take_entry(const redisReply *e, char id[64], char **value)
+{
+	if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+	    e->element[0]->len >= 64)
+		return KV_MISS;
+	const redisReply *f = e->element[1];
+	if (f->type != REDIS_REPLY_ARRAY || f->elements < 2 || f->element[1]->type != REDIS_REPLY_STRING)
+		return KV_MISS; /* an entry deleted meanwhile */
+	memcpy(id, e->element[0]->str, e->element[0]->len + 1);
+	if (!(*value = strdup(f->element[1]->str)))
+		return KV_NOMEM;
+	return KV_OK;
+}
+
+kv_status kv_stream_next(struct kv *kv, const char *stream, const char *group, const char *consumer, long block_ms,
+			 long claim_idle_ms, char id[64], char **value)
+{
+	redisReply *rep;
+	kv_status st;
+
+	/* [cursor, [entries], (deleted ids)] */
+	st = run(kv, &rep, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", stream, group, consumer, claim_idle_ms);
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_ARRAY &&
+			     rep->element[1]->elements
+		     ? take_entry(rep->element[1]->element[0], id, value)
+		     : KV_MISS;
+	freeReplyObject(rep);
+	if (st != KV_MISS)
+		return st;
+	/* [[stream, [entries]]], or nil when none came within block_ms */
+	st = run(kv, &rep, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %ld STREAMS %s >", group, consumer, block_ms, stream);
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 && rep->element[0]->type == REDIS_REPLY_ARRAY &&
+			     rep->element[0]->elements == 2 && rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
+			     rep->element[0]->element[1]->elements
+		     ? take_entry(rep->element[0]->element[1]->element[0], id, value)
+		     : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_stream_ack(struct kv *kv, const char *stream, const char *group, const char *id)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "XACK %s %s %s", stream, group, id);
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
+
 void kv_get_stats(struct kv *kv, struct kv_stats *st)
 {
 	pthread_mutex_lock(&kv->lock);
