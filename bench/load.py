@@ -13,7 +13,10 @@
 #   - batching: the same misses at 4 concurrent clients with --max-batch 4
 #     against --max-batch 1;
 #   - memory: the server's RSS (its /metrics) before and after 2000 mixed
-#     requests (hits, uploads, thumbnails, misses).
+#     requests (hits, uploads, thumbnails, misses);
+#   - the same hits and uploads with the store in an S3-compatible bucket
+#     (s3rver on loopback, from BUILD/s3-tests as scripts/test-setup.sh
+#     installs it), beside the folder backend's.
 # Writes a Markdown table to OUT.md. All traffic is on 127.0.0.1.
 import json, os, re, shutil, statistics, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -22,10 +25,10 @@ tmp = tempfile.mkdtemp(prefix='petcut-load-')
 rows, notes = [], []
 
 
-def start(*extra):
+def start(*extra, env=None):
     d = tempfile.mkdtemp(dir=tmp)
     p = subprocess.Popen([petcut, 'serve', '--listen', '127.0.0.1:0', '--data', d, '--threads', '4', *extra],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     line = p.stdout.readline()
     m = re.match(r'listening on (http://\S+)', line)
     if not m:
@@ -176,6 +179,47 @@ for mb in (1, 4):
     rows.append(('preview misses, 4 clients, max_batch %d' % mb, len(bodies) / wall, pct(lats, 50), pct(lats, 90),
                  pct(lats, 99), 0))
     stop(p)
+
+# ---- the store in a bucket: s3rver on loopback
+s3js = os.environ.get('PETCUT_S3RVER') or os.path.join(os.path.dirname(os.path.abspath(petcut)), 's3-tests',
+                                                       'node_modules', 's3rver', 'bin', 's3rver.js')
+if shutil.which('node') and os.path.exists(s3js):
+    s3dir = tempfile.mkdtemp(dir=tmp)
+    s3 = subprocess.Popen(['node', s3js, '-d', s3dir, '-a', '127.0.0.1', '-p', '0', '-s', '--configure-bucket', 'bench'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    port = None
+    for line in s3.stdout:
+        m = re.search(r'listening on 127\.0\.0\.1:(\d+)', line)
+        if m:
+            port = m.group(1)
+            break
+    if port:
+        env = dict(os.environ, AWS_ACCESS_KEY_ID='S3RVER', AWS_SECRET_ACCESS_KEY='S3RVER', AWS_REGION='us-east-1')
+        p, base = start('--store', 's3://bench/petcut', '--s3-endpoint', 'http://127.0.0.1:' + port, env=env)
+        sid = upload(base, small)
+        s3hit = json.dumps({'image_id': sid, 'size': 'preview'}).encode()
+        call(base, '/v1/remove-background', s3hit)  # now cached
+        open(hit_file, 'wb').write(s3hit)
+        rps, p50, p90, p99, bad = wrk(base, '/v1/remove-background', hit_file)
+        rows.append(('S3 backend: cache hit (8 connections)', rps, p50, p90, p99, bad))
+        upload(base, photo)
+        rps, p50, p90, p99, bad = wrk(base, '/v1/images', up_file, 'image/jpeg', conns=4)
+        rows.append(('S3 backend: upload %.1f MB JPEG already stored (4 connections)' % (len(photo) / 2**20), rps, p50,
+                     p90, p99, bad))
+        fresh = []
+        for i in range(20):
+            t = time.perf_counter()
+            upload(base, photo + b's3 fresh %d' % i)
+            fresh.append((time.perf_counter() - t) * 1000)
+        rows.append(('S3 backend: upload of new %.1f MB JPEGs (one client, sequential)' % (len(photo) / 2**20),
+                     1000 / statistics.mean(fresh), pct(fresh, 50), pct(fresh, 90), pct(fresh, 99), 0))
+        notes.append('S3 rows: the same server with --store s3://bench/petcut on s3rver (a Node S3 server writing '
+                     'to the local disk), both on 127.0.0.1; a real bucket adds its network round trips.')
+        stop(p)
+    s3.kill()
+    s3.wait()
+else:
+    notes.append('S3 rows skipped: node or s3rver (BUILD/s3-tests, installed by scripts/test-setup.sh) missing.')
 
 with open(out_md, 'w') as f:
     f.write('Targets (issue 4): cache hit p50 <= 2 ms; upload overhead beyond the bytes <= 10 ms for 2.5 MB; '
