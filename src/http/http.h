@@ -29,6 +29,8 @@ struct http_config {
 	int job_consumers;	 /* threads doing queued jobs (petcut worker; needs redis; default 0) */
 	int job_claim_ms;	 /* a job not acknowledged this long is taken by another consumer
 				  * (default: request_timeout_ms + 30 s) */
+	const char *callback_allow; /* "HOST[:PORT],..." a job's callback_url may name (default none:
+				     * no callbacks), so a job cannot make petcut call anywhere */
 	int threads;		 /* connection threads (default 4) */
 	int max_connections;	 /* default 256 */
 	int per_ip_connections;	 /* default 32 */
@@ -49,7 +51,8 @@ struct http_server;
 
 /* Fills cfg with the defaults, then the PETCUT_* environment overrides
  * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_STORE, PETCUT_REDIS, PETCUT_THREADS,
- * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S, PETCUT_REDIS_LOCK_MS). */
+ * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S, PETCUT_REDIS_LOCK_MS,
+ * PETCUT_CALLBACK_ALLOW). */
 void http_config_defaults(struct http_config *cfg);
 
 /* Starts the server. On failure returns -1 with a message in errbuf. */

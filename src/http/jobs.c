@@ -12,14 +12,21 @@
  * every job is done at least once, and doing one twice is harmless: its
  * result is stored under the hash of its request, and a job found done is
  * only acknowledged.
+ *
+ * A job may name a callback_url, called (POST of the job's JSON) once it is
+ * done or failed; only hosts of --callback-allow may be named, so that a
+ * request cannot make petcut call into the network behind it.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "http/http_int.h"
 
@@ -32,6 +39,7 @@
 #define JOB_MAX_TRIES 5		 /* transient failures (503, 429, 504) before a job fails */
 #define JOB_MAX_BODY (64u << 10) /* a job names its image: no image bytes in it */
 #define JOB_BLOCK_MS 1000	 /* a consumer's wait for new entries, so that it stops soon */
+#define JOB_CALLBACK_MS 5000	 /* one callback's time limit (two tries) */
 
 struct jobs {
 	pthread_t *threads;
@@ -104,6 +112,76 @@ static int random_hex(char *out, int bytes)
 	return ok ? 0 : -1;
 }
 
+/* ===== Callbacks ===== */
+
+/* True if url is http(s) to a HOST or HOST:PORT of the comma-separated
+ * allow list (hosts compared without case; an entry without a port allows
+ * the scheme's default one only). */
+static int callback_allowed(const char *allow, const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, hp[300];
+	int ok = 0;
+
+	if (!allow || !u || curl_url_set(u, CURLUPART_URL, url, 0) ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) || curl_url_get(u, CURLUPART_HOST, &host, 0))
+		goto out;
+	if (strcmp(scheme, "http") && strcmp(scheme, "https"))
+		goto out;
+	curl_url_get(u, CURLUPART_PORT, &port, 0); /* none when the URL gives none */
+	snprintf(hp, sizeof hp, "%s%s%s", host, port ? ":" : "", port ? port : "");
+	for (const char *e = allow; *e;) {
+		size_t n = strcspn(e, ",");
+		if (n == strlen(hp) && !strncasecmp(e, hp, n))
+			ok = 1;
+		e += n;
+		if (*e == ',')
+			e++;
+	}
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+/* POSTs the job's view to its callback_url: 0 on a 2xx answer. */
+static int callback_send(const char *url, json_t *view)
+{
+	char *text = json_dumps(view, JSON_COMPACT);
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	long status = 0;
+	int ok = 0;
+
+	for (int attempt = 0; text && hdrs && !ok && attempt < 2; attempt++) {
+		CURL *h = curl_easy_init();
+		if (!h)
+			break;
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect could leave the allow list */
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)JOB_CALLBACK_MS / 2);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+		if (curl_easy_perform(h) == CURLE_OK && !curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status))
+			ok = status >= 200 && status <= 299;
+		curl_easy_cleanup(h);
+	}
+	curl_slist_free_all(hdrs);
+	free(text);
+	return ok ? 0 : -1;
+}
+
 /* ===== Routes ===== */
 
 /* What GET /v1/jobs/{id} shows: the record without the request. */
@@ -129,13 +207,25 @@ static enum MHD_Result jobs_post(struct MHD_Connection *c, struct req *r, json_t
 		return http_reply_error(c, r, 400, "bad_request",
 					"a job names a stored image: image_id or image_url (upload it first)");
 	}
+	/* the callback is the job's, not the removal's */
+	json_t *callback = json_incref(json_object_get(body, "callback_url"));
+	json_object_del(body, "callback_url");
+	if (callback && (!json_is_string(callback) ||
+			 !callback_allowed(s->cfg.callback_allow, json_string_value(callback)))) {
+		json_decref(callback);
+		json_decref(body);
+		return http_reply_error(c, r, 400, "callback_not_allowed",
+					"callback_url must be an http(s) URL to a host of --callback-allow");
+	}
 	if (idem && (!*idem || strlen(idem) > 200 || strspn(idem, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 								 "0123456789-_.:") != strlen(idem))) {
+		json_decref(callback);
 		json_decref(body);
 		return http_reply_error(c, r, 400, "bad_request",
 					"Idempotency-Key: 1 to 200 of letters, digits, '-', '_', '.', ':'");
 	}
 	if (random_hex(id, 16)) {
+		json_decref(callback);
 		json_decref(body);
 		return http_reply_error(c, r, 503, "overloaded", "no random bytes for an id");
 	}
@@ -144,6 +234,7 @@ static enum MHD_Result jobs_post(struct MHD_Connection *c, struct req *r, json_t
 		snprintf(name, sizeof name, JOB_IDEM "%s", idem);
 		st = kv_lock(s->kv, name, id, JOB_IDEM_TTL_MS);
 		if (st == KV_MISS && kv_get(s->kv, name, &prior, NULL) == KV_OK && job_id_valid(prior)) {
+			json_decref(callback);
 			json_decref(body);
 			kv_status ls;
 			json_t *job = job_load(s->kv, prior, &ls);
@@ -158,6 +249,7 @@ static enum MHD_Result jobs_post(struct MHD_Connection *c, struct req *r, json_t
 		}
 		free(prior);
 		if (st != KV_OK) {
+			json_decref(callback);
 			json_decref(body);
 			return http_reply_error(c, r, 503, "redis_unavailable", "the job queue cannot be reached");
 		}
@@ -166,6 +258,9 @@ static enum MHD_Result jobs_post(struct MHD_Connection *c, struct req *r, json_t
 	snprintf(url, sizeof url, "/v1/jobs/%s", id);
 	json_t *job = json_pack("{s:s,s:s,s:s,s:o,s:i,s:I}", "job_id", id, "url", url, "status", "queued", "request",
 				body, "tries", 0, "created", (json_int_t)time(NULL));
+	if (job && callback)
+		json_object_set(job, "callback_url", callback);
+	json_decref(callback);
 	if (!job)
 		return http_reply_error(c, r, 503, "overloaded", "out of memory");
 	if (job_save(s->kv, id, job) != KV_OK || kv_stream_add(s->kv, JOB_STREAM, "job", id) != KV_OK) {
@@ -288,6 +383,12 @@ static int job_run(struct http_server *s, struct kv *kv, const char *id)
 		count(s, "failed");
 	}
 	st = job_save(kv, id, job);
+	const char *cb = json_string_value(json_object_get(job, "callback_url"));
+	if (st == KV_OK && cb) {
+		json_t *v = job_view(job);
+		count(s, v && !callback_send(cb, v) ? "callback_sent" : "callback_failed");
+		json_decref(v);
+	}
 	json_decref(job);
 	return st == KV_OK; /* unsaved: do it again rather than lose it */
 }
@@ -337,14 +438,20 @@ int http_jobs_init(struct http_server *s, char *errbuf, size_t errlen)
 	if (!(s->jobs = calloc(1, sizeof *s->jobs)) ||
 	    !(s->jobs->counts = metrics_family(s->metrics, METRICS_COUNTER, "petcut_jobs_total",
 					       "Asynchronous jobs: queued here; done, failed, retried (taken again "
-					       "after a consumer died or gave up), deferred (a transient failure) and "
-					       "dropped (no record left) by this instance's consumers.",
+					       "after a consumer died or gave up), deferred (a transient failure), "
+					       "dropped (no record left), callback_sent and callback_failed by this "
+					       "instance's consumers.",
 					       "outcome", NULL, 0))) {
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
 	if (s->cfg.job_consumers <= 0)
 		return 0;
+	/* before the consumers' threads, which may call back with libcurl */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(errbuf, errlen, "cannot start libcurl");
+		return -1;
+	}
 	if (!(s->jobs->threads = calloc((size_t)s->cfg.job_consumers, sizeof *s->jobs->threads))) {
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;

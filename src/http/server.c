@@ -55,6 +55,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->store = (v = getenv("PETCUT_STORE")) && *v ? v : NULL;
 	cfg->redis = (v = getenv("PETCUT_REDIS")) && *v ? v : NULL;
 	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
+	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
 	cfg->max_connections = 256;
 	cfg->per_ip_connections = 32;

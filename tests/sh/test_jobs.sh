@@ -69,7 +69,20 @@ start() {
 	done
 	echo "$name did not start:"; cat "$tmp/log-$name"; exit 1
 }
-start serve A --listen 127.0.0.1:0
+# a receiver of callbacks: each POST body becomes a line of $tmp/callbacks
+CBPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 - "$CBPORT" "$tmp/callbacks" <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        with open(sys.argv[2], 'ab') as f: f.write(body + b'\n')
+        self.send_response(204); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+PY
+pids+=($!)
+start serve A --listen 127.0.0.1:0 --callback-allow "127.0.0.1:$CBPORT"
 
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)"; }
@@ -146,6 +159,23 @@ check "each job's result_url is served" bash -c "for j in ${jobs[*]}; do
 	[ \"\$(curl -s -o /dev/null -w '%{http_code}' $A\$u)\" = 200 ] || exit 1; done"
 check "nothing is left pending in the group" \
 	[ "$(redis-cli -p "$RPORT" xpending petcut:jobs petcut-workers | head -1)" = 0 ]
+
+check "a callback_url outside --callback-allow: 400" \
+	[ "$(job -d "{\"image_id\":\"${ids[0]}\",\"callback_url\":\"http://127.0.0.1:1/hook\"}")" = 400 ] &&
+	[ "$(field "['error']['code']")" = callback_not_allowed ]
+check "a job with an allowed callback_url: 202" \
+	[ "$(job -d "{\"image_id\":\"${ids[0]}\",\"bg\":\"white\",\"callback_url\":\"http://127.0.0.1:$CBPORT/hook\"}")" = 202 ]
+cj=$(field "['job_id']")
+for _ in $(seq 100); do
+	grep -q "$cj" "$tmp/callbacks" 2>/dev/null && break
+	sleep 0.1
+done
+check "its callback is POSTed once it is done, with the result" python3 - "$tmp/callbacks" "$cj" <<'PY'
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+mine = [j for j in got if j['job_id'] == sys.argv[2]]
+assert len(mine) == 1 and mine[0]['status'] == 'done' and mine[0]['result_url'].startswith('/v1/results/'), got
+PY
 
 check "a job on an image not stored: failed, 404 not_found" \
 	[ "$(job -d "{\"image_id\":\"$(printf '1%.0s' $(seq 64))\"}")" = 202 ]
