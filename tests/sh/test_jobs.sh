@@ -32,6 +32,12 @@ check() { # check DESCRIPTION COMMAND...
 	shift
 	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
 }
+# verdict DESCRIPTION: records the status of the command list just run (for
+# checks of several conditions joined by && or ||, which check cannot take)
+verdict() {
+	local rc=$?
+	if [ $rc = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
+}
 
 node "$S3JS" -d "$tmp/s3" -a 127.0.0.1 -p 0 -s --configure-bucket petcut >"$tmp/s3.log" 2>&1 &
 pids+=($!)
@@ -109,10 +115,11 @@ for i in $(seq 20); do
 	jobs+=("$(field "['job_id']")")
 done
 check "20 jobs: 202 queued" [ $ok = 1 ]
-check "the same Idempotency-Key again: the same job, not a new one" \
-	[ "$(job -H 'Idempotency-Key: order-1' -d "{\"image_id\":\"${ids[0]}\",\"size\":\"preview\"}")" = 202 ] &&
+[ "$(job -H 'Idempotency-Key: order-1' -d "{\"image_id\":\"${ids[0]}\",\"size\":\"preview\"}")" = 202 ] &&
 	[ "$(field "['job_id']")" = "${jobs[0]}" ] && [ "$(redis-cli -p "$RPORT" xlen petcut:jobs)" = 20 ]
-check "GET a queued job: 200 queued" [ "$(req "$A/v1/jobs/${jobs[5]}")" = 200 ] && [ "$(field "['status']")" = queued ]
+verdict "the same Idempotency-Key again: the same job, not a new one"
+[ "$(req "$A/v1/jobs/${jobs[5]}")" = 200 ] && [ "$(field "['status']")" = queued ]
+verdict "GET a queued job: 200 queued"
 
 # statuses: the status of every job, one a line
 statuses() {
@@ -152,17 +159,17 @@ check "the killed worker's job was taken again (tries: $tries)" grep -q '2' <<<"
 check "worker 2 counts the retried job" \
 	[ "$(curl -s "$W2/metrics" | awk '$1 == "petcut_jobs_total{outcome=\"retried\"}" { print $2 }')" -ge 1 ] 2>/dev/null
 results=$(for j in "${jobs[@]}"; do curl -s "$A/v1/jobs/$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["result_id"])'; done | sort -u)
-check "20 distinct results, each once in the bucket" \
-	[ "$(wc -l <<<"$results")" = 20 ] && [ "$(ls "$tmp/s3/petcut/shop/res" | grep -c '_S3rver_object$')" = 20 ]
+[ "$(wc -l <<<"$results")" = 20 ] && [ "$(ls "$tmp/s3/petcut/shop/res" | grep -c '_S3rver_object$')" = 20 ]
+verdict "20 distinct results, each once in the bucket"
 check "each job's result_url is served" bash -c "for j in ${jobs[*]}; do
 	u=\$(curl -s $A/v1/jobs/\$j | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"result_url\"])')
 	[ \"\$(curl -s -o /dev/null -w '%{http_code}' $A\$u)\" = 200 ] || exit 1; done"
 check "nothing is left pending in the group" \
 	[ "$(redis-cli -p "$RPORT" xpending petcut:jobs petcut-workers | head -1)" = 0 ]
 
-check "a callback_url outside --callback-allow: 400" \
-	[ "$(job -d "{\"image_id\":\"${ids[0]}\",\"callback_url\":\"http://127.0.0.1:1/hook\"}")" = 400 ] &&
+[ "$(job -d "{\"image_id\":\"${ids[0]}\",\"callback_url\":\"http://127.0.0.1:1/hook\"}")" = 400 ] &&
 	[ "$(field "['error']['code']")" = callback_not_allowed ]
+verdict "a callback_url outside --callback-allow: 400"
 check "a job with an allowed callback_url: 202" \
 	[ "$(job -d "{\"image_id\":\"${ids[0]}\",\"bg\":\"white\",\"callback_url\":\"http://127.0.0.1:$CBPORT/hook\"}")" = 202 ]
 cj=$(field "['job_id']")
@@ -189,7 +196,8 @@ check "... with the reason" [ "$(field "['status']") $(field "['error']['code']"
 kill -TERM "$pid_W2" "$pid_A"
 wait "$pid_W2"; rw=$?
 wait "$pid_A"; ra=$?
-check "SIGTERM: worker and server exit 0 ($rw $ra)" [ $rw = 0 ] && [ $ra = 0 ]
+[ $rw = 0 ] && [ $ra = 0 ]
+verdict "SIGTERM: worker and server exit 0 ($rw $ra)"
 if [ $fails -gt 0 ]; then
 	echo "$fails failed; the logs end:"
 	tail -n 5 "$tmp/log-A" "$tmp/log-W1" "$tmp/log-W2"

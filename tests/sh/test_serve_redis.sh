@@ -33,6 +33,12 @@ check() { # check DESCRIPTION COMMAND...
 	shift
 	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
 }
+# verdict DESCRIPTION: records the status of the command list just run (for
+# checks of several conditions joined by && or ||, which check cannot take)
+verdict() {
+	local rc=$?
+	if [ $rc = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ===== the shared servers =====
@@ -91,24 +97,26 @@ rb() { req -H 'Content-Type: application/json' -d "$2" "$1/v1/remove-background"
 metric() { curl -s "$1/metrics" | awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'; }
 inferences() { echo $(($(metric "$A" 'petcut_inference{what="requests"}') + $(metric "$B" 'petcut_inference{what="requests"}'))); }
 
-check "A ready, with Redis" [ "$(req "$A/readyz")" = 200 ] && [ "$(field "['status']") $(field "['redis']")" = "ready ok" ]
-check "B ready, with Redis" [ "$(req "$B/readyz")" = 200 ] && [ "$(field "['status']")" = ready ]
+[ "$(req "$A/readyz")" = 200 ] && [ "$(field "['status']") $(field "['redis']")" = "ready ok" ]
+verdict "A ready, with Redis"
+[ "$(req "$B/readyz")" = 200 ] && [ "$(field "['status']")" = ready ]
+verdict "B ready, with Redis"
 
 photo=samples/chelsea.jpg
 sha=$(sha256sum "$photo" | cut -d' ' -f1)
 check "upload through A: 201" [ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 201 ]
-check "the photo uploaded through A is processed through B" \
-	[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = False ]
-check "B's result is a cache hit on A" \
-	[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
-check "a result computed on A (a new background)" \
-	[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#3060ff\"}")" = 200 ] && [ "$(field "['cached']")" = False ]
+[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = False ]
+verdict "the photo uploaded through A is processed through B"
+[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
+verdict "B's result is a cache hit on A"
+[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#3060ff\"}")" = 200 ] && [ "$(field "['cached']")" = False ]
+verdict "a result computed on A (a new background)"
 rid=$(field "['result_id']")
 hits0=$(metric "$B" 'petcut_cache_requests_total{kind="index",outcome="hit"}')
-check "is a cache hit on B, from the shared index, the same result" \
-	[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#3060ff\"}")" = 200 ] &&
+[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#3060ff\"}")" = 200 ] &&
 	[ "$(field "['cached']") $(field "['result_id']")" = "True $rid" ] &&
 	[ "$(metric "$B" 'petcut_cache_requests_total{kind="index",outcome="hit"}')" = $((hits0 + 1)) ]
+verdict "is a cache hit on B, from the shared index, the same result"
 check "B serves A's result" [ "$(req "$B/v1/results/$rid")" = 200 ]
 
 # 10 identical requests at once, 5 to each instance, on a photo new to both
@@ -125,21 +133,22 @@ after=$(inferences)
 waits=$(($(metric "$A" petcut_singleflight_remote_waits_total) + $(metric "$B" petcut_singleflight_remote_waits_total) - waits0))
 check "10 identical requests over A and B: all 200 ($(sort "$tmp/codes" | uniq -c | tr -s ' \n' ' '))" \
 	[ "$(grep -c '^200$' "$tmp/codes")" = 10 ]
-check "... and one inference in all ($((after - before)); $waits waited on the other instance)" \
-	[ $((after - before)) = 1 ] && [ "$waits" -ge 1 ]
+[ $((after - before)) = 1 ] && [ "$waits" -ge 1 ]
+verdict "... and one inference in all ($((after - before)); $waits waited on the other instance)"
 
 # ===== redis-server stops =====
 redis_stop
 check "Redis down: A still removes backgrounds (new work)" \
 	[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#ff8000\"}")" = 200 ]
-check "Redis down: B still answers cache hits" \
-	[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
+[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
+verdict "Redis down: B still answers cache hits"
 check "Redis down: uploads still work" \
 	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @samples/chelsea.jpg "$B/v1/images")" = 200 ]
-check "Redis down: /readyz 200 degraded" [ "$(req "$A/readyz")" = 200 ] &&
+[ "$(req "$A/readyz")" = 200 ] &&
 	[ "$(field "['status']") $(field "['redis']")" = "degraded unavailable" ]
-check "Redis down: /metrics counts the failures, up 0" \
-	[ "$(metric "$A" 'petcut_redis{what="errors"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 0 ]
+verdict "Redis down: /readyz 200 degraded"
+[ "$(metric "$A" 'petcut_redis{what="errors"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 0 ]
+verdict "Redis down: /metrics counts the failures, up 0"
 
 # ===== and starts again =====
 redis_start
@@ -150,12 +159,12 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 check "Redis back: both ready again, by themselves" [ $ok = 1 ]
-check "Redis back: reconnects counted, up 1" \
-	[ "$(metric "$A" 'petcut_redis{what="reconnects"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 1 ]
-check "Redis back: a result made on B is indexed for A again" \
-	[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] &&
+[ "$(metric "$A" 'petcut_redis{what="reconnects"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 1 ]
+verdict "Redis back: reconnects counted, up 1"
+[ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] &&
 	[ "$(redis-cli -p "$RPORT" exists "petcut:result:$(field "['result_id']")")" = 1 ] &&
 	[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
+verdict "Redis back: a result made on B is indexed for A again"
 check "no lock is left behind" [ -z "$(redis-cli -p "$RPORT" --scan --pattern 'petcut:lock:*')" ]
 
 for n in A B; do
@@ -163,7 +172,8 @@ for n in A B; do
 done
 wait "${pids[2]}"; rcA=$?
 wait "${pids[3]}"; rcB=$?
-check "SIGTERM: both exit 0 ($rcA $rcB)" [ $rcA = 0 ] && [ $rcB = 0 ]
+[ $rcA = 0 ] && [ $rcB = 0 ]
+verdict "SIGTERM: both exit 0 ($rcA $rcB)"
 if [ $fails -gt 0 ]; then
 	echo "$fails failed; the instances' logs end:"
 	tail -5 "$tmp/log-A" "$tmp/log-B"

@@ -33,6 +33,12 @@ check() { # check DESCRIPTION COMMAND...
 	shift
 	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
 }
+# verdict DESCRIPTION: records the status of the command list just run (for
+# checks of several conditions joined by && or ||, which check cannot take)
+verdict() {
+	local rc=$?
+	if [ $rc = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
+}
 
 BUCKET=petcut
 PREFIX=shop
@@ -84,14 +90,16 @@ rb() { req -H 'Content-Type: application/json' -d "$1" "$A/v1/remove-background"
 check "readyz 200 with the bucket reachable" [ "$(req "$A/readyz")" = 200 ]
 photo=samples/chelsea.jpg
 sha=$(sha256sum "$photo" | cut -d' ' -f1)
-check "upload: 201, the id is the SHA-256" \
-	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 201 ] && [ "$(field "['id']")" = "$sha" ]
+[ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 201 ] && [ "$(field "['id']")" = "$sha" ]
+verdict "upload: 201, the id is the SHA-256"
 check "the photo is an object in the bucket under PREFIX/img/ID" cmp -s "$OBJ/img/$sha._S3rver_object" "$photo"
 check "the same bytes again: 200 (found in the bucket)" \
 	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 200 ]
-check "GET the original from the bucket: the same bytes" [ "$(req "$A/v1/images/$sha")" = 200 ] && cmp -s "$tmp/body" "$photo"
-check "a thumbnail, made from the bucket's copy" [ "$(req "$A/v1/images/$sha?max=128&format=jpeg")" = 200 ] &&
+[ "$(req "$A/v1/images/$sha")" = 200 ] && cmp -s "$tmp/body" "$photo"
+verdict "GET the original from the bucket: the same bytes"
+[ "$(req "$A/v1/images/$sha?max=128&format=jpeg")" = 200 ] &&
 	[ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ]
+verdict "a thumbnail, made from the bucket's copy"
 check "--data holds only local state (uploads/, tmp/), no objects" \
 	[ "$(cd "$tmp/data" && find . -mindepth 1 -maxdepth 1 | sort | tr '\n' ' ')" = "./tmp ./uploads " ]
 
@@ -108,29 +116,33 @@ ssha=$(sha256sum "$small" | cut -d' ' -f1)
 T='Tus-Resumable: 1.0.0'
 code=$(req -X POST -H "$T" -H "Upload-Length: $(stat -c %s "$small")" "$A/v1/uploads")
 loc=$(sed -n 's/^Location: *\([^\r]*\).*/\1/Ip' "$tmp/headers")
-check "tus creation: 201, its state under DATA/uploads" [ "$code" = 201 ] && [ -n "$(ls "$tmp/data/uploads")" ]
+[ "$code" = 201 ] && [ -n "$(ls "$tmp/data/uploads")" ]
+verdict "tus creation: 201, its state under DATA/uploads"
 code=$(req -X PATCH -H "$T" -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' \
 	--data-binary @"$small" "$A$loc")
-check "tus: the last PATCH makes the image an object in the bucket" \
-	[ "$code" = 204 ] && grep -qi "^Petcut-Image-Id: $ssha" "$tmp/headers" && cmp -s "$OBJ/img/$ssha._S3rver_object" "$small"
+[ "$code" = 204 ] && grep -qi "^Petcut-Image-Id: $ssha" "$tmp/headers" && cmp -s "$OBJ/img/$ssha._S3rver_object" "$small"
+verdict "tus: the last PATCH makes the image an object in the bucket"
 
 model_ok=1
 [ "$(req "$A/readyz")" = 200 ] && [ -n "$(ls "${PETCUT_MODELS:-$HOME/.cache/petcut/models}"/isnet-medium.onnx 2>/dev/null)" ] ||
 	{ model_ok=0; echo "# skipped remove-background checks: no model (petcut model fetch)"; }
 if [ $model_ok = 1 ]; then
-	check "remove-background by id: 200" [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] &&
+	[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] &&
 		[ "$(field "['cached']")" = False ]
+	verdict "remove-background by id: 200"
 	rid=$(field "['result_id']")
-	check "the result and its figures are objects in the bucket" \
-		[ -s "$OBJ/res/$rid._S3rver_object" ] && [ -s "$OBJ/resmeta/$rid._S3rver_object" ]
-	check "GET the result: a PNG with alpha, the bucket's bytes" [ "$(req "$A/v1/results/$rid")" = 200 ] &&
+	[ -s "$OBJ/res/$rid._S3rver_object" ] && [ -s "$OBJ/resmeta/$rid._S3rver_object" ]
+	verdict "the result and its figures are objects in the bucket"
+	[ "$(req "$A/v1/results/$rid")" = 200 ] &&
 		cmp -s "$tmp/body" "$OBJ/res/$rid._S3rver_object" && python3 - "$tmp/body" <<'PY'
 import struct, sys
 b = open(sys.argv[1], 'rb').read()
 assert b[:8] == b'\x89PNG\r\n\x1a\n' and struct.unpack('>IIBB', b[16:26]) == (451, 300, 8, 6)
 PY
-	check "the same request again: cached" [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] &&
+	verdict "GET the result: a PNG with alpha, the bucket's bytes"
+	[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] &&
 		[ "$(field "['cached']")" = True ]
+	verdict "the same request again: cached"
 fi
 
 # ===== the S3 server stops =====
@@ -141,15 +153,18 @@ osha=$(sha256sum "$other" | cut -d' ' -f1)
 t0=$(date +%s.%N)
 code=$(req -H 'Content-Type: image/jpeg' --data-binary @"$other" "$A/v1/images")
 t1=$(date +%s.%N)
-check "S3 down: upload 503 storage_unavailable with Retry-After, within 5 s" \
-	[ "$code" = 503 ] && [ "$(field "['error']['code']")" = storage_unavailable ] && retry_after &&
+[ "$code" = 503 ] && [ "$(field "['error']['code']")" = storage_unavailable ] && retry_after &&
 	python3 -c "assert $t1 - $t0 < 5"
-check "S3 down: readyz 503 with Retry-After" [ "$(req "$A/readyz")" = 503 ] && retry_after
-check "S3 down: GET an image 503 with Retry-After" [ "$(req "$A/v1/images/$sha")" = 503 ] && retry_after
+verdict "S3 down: upload 503 storage_unavailable with Retry-After, within 5 s"
+[ "$(req "$A/readyz")" = 503 ] && retry_after
+verdict "S3 down: readyz 503 with Retry-After"
+[ "$(req "$A/v1/images/$sha")" = 503 ] && retry_after
+verdict "S3 down: GET an image 503 with Retry-After"
 if [ $model_ok = 1 ]; then
-	check "S3 down: remove-background 503 with Retry-After" \
-		[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"full\"}")" = 503 ] && retry_after
-	check "S3 down: GET a result 503" [ "$(req "$A/v1/results/$rid")" = 503 ] && retry_after
+	[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"full\"}")" = 503 ] && retry_after
+	verdict "S3 down: remove-background 503 with Retry-After"
+	[ "$(req "$A/v1/results/$rid")" = 503 ] && retry_after
+	verdict "S3 down: GET a result 503"
 fi
 check "S3 down: healthz still 200 (the process is fine)" [ "$(req "$A/healthz")" = 200 ]
 
@@ -162,8 +177,9 @@ for _ in $(seq 50); do
 done
 check "S3 back: readyz 200 again" [ $ok = 1 ]
 check "the upload refused while S3 was down left no object" [ ! -e "$OBJ/img/$osha._S3rver_object" ]
-check "S3 back: the same upload is 201" [ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$other" "$A/v1/images")" = 201 ] &&
+[ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$other" "$A/v1/images")" = 201 ] &&
 	cmp -s "$OBJ/img/$osha._S3rver_object" "$other"
+verdict "S3 back: the same upload is 201"
 if [ $model_ok = 1 ]; then
 	check "S3 back: remove-background (full) 200" [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"full\"}")" = 200 ]
 	check "S3 back: the earlier result is served" [ "$(req "$A/v1/results/$rid")" = 200 ]
