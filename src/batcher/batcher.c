@@ -284,6 +284,7 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	b->o.max_batch = o && o->max_batch > 0 ? o->max_batch : 4;
 	b->o.max_delay_ms = o && o->max_delay_ms >= 0 ? o->max_delay_ms : 5;
 	b->o.max_queue = o && o->max_queue > 0 ? o->max_queue : 64;
+	b->o.fallback_above = o && o->fallback_above > 0 ? o->fallback_above : 0;
 	if (b->o.max_batch > BATCHER_MAX_BATCH)
 		b->o.max_batch = BATCHER_MAX_BATCH;
 	pthread_mutex_init(&b->lock, NULL);

@@ -22,6 +22,9 @@ check() { # check DESCRIPTION COMMAND...
 	shift
 	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
 }
+verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
+	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
+}
 
 "$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/log" &
 pid=$!
@@ -46,22 +49,18 @@ check "a failure on 3g from a desktop: 204" \
 check "sent as text/plain (sendBeacon): 204" \
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain;charset=UTF-8' -d '{"outcome":"cancelled","bytes":10,"duration_ms":5}' "$A/v1/client-metrics")" = 204 ]
 metrics
-check "uploads counted by network, device and outcome" \
-	grep -q '^petcut_client_uploads_total{network="4g",device="phone",outcome="success"} 2$' "$tmp/m" &&
+{ grep -q '^petcut_client_uploads_total{network="4g",device="phone",outcome="success"} 2$' "$tmp/m" &&
 	grep -q '^petcut_client_uploads_total{network="3g",device="desktop",outcome="failure"} 1$' "$tmp/m" &&
-	grep -q '^petcut_client_uploads_total{network="unknown",device="unknown",outcome="cancelled"} 1$' "$tmp/m"
-check "the latency histogram of successes: 2 on 4g/phone, one under 1 s, both under 3 s" \
-	grep -q '^petcut_client_upload_duration_seconds_count{network="4g",device="phone"} 2$' "$tmp/m" &&
+	grep -q '^petcut_client_uploads_total{network="unknown",device="unknown",outcome="cancelled"} 1$' "$tmp/m"; }; verdict $? "uploads counted by network, device and outcome"
+{ grep -q '^petcut_client_upload_duration_seconds_count{network="4g",device="phone"} 2$' "$tmp/m" &&
 	grep -q '^petcut_client_upload_duration_seconds_bucket{network="4g",device="phone",le="1"} 1$' "$tmp/m" &&
 	grep -q '^petcut_client_upload_duration_seconds_bucket{network="4g",device="phone",le="3"} 2$' "$tmp/m" &&
-	! grep -q 'petcut_client_upload_duration_seconds_count{network="3g"' "$tmp/m"
-check "bytes and retries summed" \
-	grep -q '^petcut_client_upload_bytes_total{network="4g",device="phone"} 2000000$' "$tmp/m" &&
+	! grep -q 'petcut_client_upload_duration_seconds_count{network="3g"' "$tmp/m"; }; verdict $? "the latency histogram of successes: 2 on 4g/phone, one under 1 s, both under 3 s"
+{ grep -q '^petcut_client_upload_bytes_total{network="4g",device="phone"} 2000000$' "$tmp/m" &&
 	grep -q '^petcut_client_upload_retries_total{network="4g",device="phone"} 2$' "$tmp/m" &&
-	grep -q '^petcut_client_upload_retries_total{network="3g",device="desktop"} 4$' "$tmp/m"
+	grep -q '^petcut_client_upload_retries_total{network="3g",device="desktop"} 4$' "$tmp/m"; }; verdict $? "bytes and retries summed"
 
-check "an unknown network type: 400 bad_report" \
-	[ "$(report '{"outcome":"success","bytes":1,"duration_ms":1,"network":"5g-ultra"}')" = 400 ] && [ "$(code)" = bad_report ]
+{ [ "$(report '{"outcome":"success","bytes":1,"duration_ms":1,"network":"5g-ultra"}')" = 400 ] && [ "$(code)" = bad_report ]; }; verdict $? "an unknown network type: 400 bad_report"
 check "an unknown device class: 400" [ "$(report '{"outcome":"success","bytes":1,"duration_ms":1,"device":"fridge"}')" = 400 ]
 check "an unknown outcome: 400" [ "$(report '{"outcome":"great","bytes":1,"duration_ms":1}')" = 400 ]
 check "an unknown field: 400" [ "$(report '{"outcome":"success","bytes":1,"duration_ms":1,"user":"alice"}')" = 400 ]
@@ -70,17 +69,16 @@ check "a duration over an hour: 400" [ "$(report '{"outcome":"success","bytes":1
 check "bytes not an integer: 400" [ "$(report '{"outcome":"success","bytes":1.5,"duration_ms":1}')" = 400 ]
 check "tries 0: 400" [ "$(report '{"outcome":"success","bytes":1,"duration_ms":1,"tries":0}')" = 400 ]
 check "missing bytes: 400" [ "$(report '{"outcome":"success","duration_ms":1}')" = 400 ]
-check "not JSON: 400 bad_json" [ "$(report 'outcome=success')" = 400 ] && [ "$(code)" = bad_json ]
+{ [ "$(report 'outcome=success')" = 400 ] && [ "$(code)" = bad_json ]; }; verdict $? "not JSON: 400 bad_json"
 big=$(python3 -c "print('{\"outcome\":\"success\",\"bytes\":1,\"duration_ms\":1,\"network\":\"' + 'x' * 5000 + '\"}')")
-check "a report over 2 KB: 413" [ "$(report "$big")" = 413 ] && [ "$(code)" = too_large ]
+{ [ "$(report "$big")" = 413 ] && [ "$(code)" = too_large ]; }; verdict $? "a report over 2 KB: 413"
 check "a form post: 415" \
 	[ "$(curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' -d 'a=b' "$A/v1/client-metrics")" = 415 ]
 check "GET: 405" [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/v1/client-metrics")" = 405 ]
 metrics
-check "the 12 refusals are counted, and changed nothing else" \
-	grep -q '^petcut_client_reports_rejected_total 12$' "$tmp/m" &&
+{ grep -q '^petcut_client_reports_rejected_total 12$' "$tmp/m" &&
 	[ "$(grep -c '^petcut_client_uploads_total{' "$tmp/m")" = 3 ] &&
-	grep -q '^petcut_client_uploads_total{network="4g",device="phone",outcome="success"} 2$' "$tmp/m"
+	grep -q '^petcut_client_uploads_total{network="4g",device="phone",outcome="success"} 2$' "$tmp/m"; }; verdict $? "the 12 refusals are counted, and changed nothing else"
 
 kill -TERM "$pid"
 wait "$pid"

@@ -45,6 +45,9 @@ check() { # check DESCRIPTION CONDITION...: runs the condition, prints ok / not 
 		failures=$((failures + 1))
 	fi
 }
+verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
+	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; failures=$((failures + 1)); fi
+}
 
 # ===== PNG and JPEG reading =====
 
@@ -199,13 +202,11 @@ check "--effect sticker exits 0" [ $? -eq 0 ]
 read -r _ _ sbands _ sopaque < <(pic alpha "$tmp/sticker.png" 2>/dev/null)
 read -r _ _ _ _ popaque < <(pic alpha "$tmp/up.png" 2>/dev/null)
 echo "# opaque share: sticker ${sopaque:-?}, plain cut-out ${popaque:-?}"
-check "the sticker is RGBA with more opaque area than the cut-out (its outline)" \
-	[ "${sbands:-}" = 4 ] && at_least "${sopaque:-0}" "$(python3 -c "print(${popaque:-1} + 0.005)")"
+{ [ "${sbands:-}" = 4 ] && at_least "${sopaque:-0}" "$(python3 -c "print(${popaque:-1} + 0.005)")"; }; verdict $? "the sticker is RGBA with more opaque area than the cut-out (its outline)"
 "$PETCUT" remove --size preview "$UPRIGHT" "$tmp/out.png" "$tmp/clear.jpg" 2>"$tmp/err"
 rc=$?
 echo "# stderr: $(head -1 "$tmp/err")"
-check "JPEG without --bg: exit 2, one line telling to choose --bg" \
-	[ $rc -eq 2 -a "$(lines "$tmp/err")" = 1 ] && grep -q "choose a background with --bg" "$tmp/err"
+{ [ $rc -eq 2 -a "$(lines "$tmp/err")" = 1 ] && grep -q "choose a background with --bg" "$tmp/err"; }; verdict $? "JPEG without --bg: exit 2, one line telling to choose --bg"
 check "and no output at all" [ ! -e "$tmp/clear.jpg" -a ! -e "$tmp/out.png" ]
 "$PETCUT" remove --size preview --bg-image "$tmp/up.png" "$UPRIGHT" "$tmp/first.png" "$tmp/second.jpg" 2>"$tmp/err"
 rc=$?
@@ -294,15 +295,13 @@ else
 	cp "$("$PETCUT" model path medium)" "$tmp/m/isnet-medium.onnx"
 	"$PETCUT" remove --model "$tmp/m/isnet-medium.onnx" --precision int8 "$UPRIGHT" "$tmp/i8.png" 2>"$tmp/err"
 	rc=$?
-	check "int8 before calibrating: exit 0 at bf16 or fp32, saying so in one line ($(cat "$tmp/err"))" \
-		[ $rc -eq 0 -a "$(lines "$tmp/err")" = 1 ] && grep -q "petcut model calibrate" "$tmp/err"
+	{ [ $rc -eq 0 -a "$(lines "$tmp/err")" = 1 ] && grep -q "petcut model calibrate" "$tmp/err"; }; verdict $? "int8 before calibrating: exit 0 at bf16 or fp32, saying so in one line ($(cat "$tmp/err"))"
 	"$PETCUT" model calibrate --images "$tmp/empty" --model "$tmp/m/isnet-medium.onnx" >/dev/null 2>"$tmp/err"
 	check "calibrating on an empty folder: exit 2" [ $? -eq 2 ]
 	"$PETCUT" model calibrate --images "$PHOTOS" --model "$tmp/m/isnet-medium.onnx" >"$tmp/stdout" 2>"$tmp/err"
 	rc=$?
-	check "model calibrate: exit 0, the file beside the model, named by its hash ($(cat "$tmp/stdout"))" \
-		[ $rc -eq 0 ] && [ -s "$(cut -d' ' -f1 "$tmp/stdout")" ] &&
-		cut -d' ' -f1 "$tmp/stdout" | grep -Eq "^$tmp/m/isnet-medium\.[0-9a-f]{16}\.calib$"
+	{ [ $rc -eq 0 ] && [ -s "$(cut -d' ' -f1 "$tmp/stdout")" ] &&
+		cut -d' ' -f1 "$tmp/stdout" | grep -Eq "^$tmp/m/isnet-medium\.[0-9a-f]{16}\.calib$"; }; verdict $? "model calibrate: exit 0, the file beside the model, named by its hash ($(cat "$tmp/stdout"))"
 	"$PETCUT" remove --model "$tmp/m/isnet-medium.onnx" --precision int8 "$UPRIGHT" "$tmp/i8.png" 2>"$tmp/err"
 	rc=$?
 	if [ $rc -eq 0 ] && grep -q "AVX512_VNNI" "$tmp/err"; then

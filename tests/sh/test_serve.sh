@@ -21,6 +21,9 @@ check() { # check DESCRIPTION COMMAND...
 	shift
 	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
 }
+verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
+	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
+}
 
 # start DATA_DIR [SERVE OPTIONS]: a server on a free port; its URL in $A
 start() {
@@ -52,11 +55,9 @@ check "raw upload: 201" [ "$(req -H 'Content-Type: image/jpeg' --data-binary @$p
 check "the id is the SHA-256 of the bytes" [ "$(field "['id']")" = "$sha" ]
 check "format and size from the header" [ "$(field "['format']") $(field "['width']")x$(field "['height']")" = "JPEG 451x300" ]
 check "the same bytes again: 200, stored once" [ "$(req -H 'Content-Type: application/octet-stream' --data-binary @$photo "$A/v1/images")" = 200 ]
-check "multipart upload: 201 with upright size" \
-	[ "$(req -F file=@samples/chelsea-orient6.jpg "$A/v1/images")" = 201 ] && [ "$(field "['width']")" = 451 ]
+{ [ "$(req -F file=@samples/chelsea-orient6.jpg "$A/v1/images")" = 201 ] && [ "$(field "['width']")" = 451 ]; }; verdict $? "multipart upload: 201 with upright size"
 printf 'just some text\n' >"$tmp/text.jpg"
-check "text sent as image/jpeg: 415 with a JSON error" \
-	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/text.jpg" "$A/v1/images")" = 415 ] && [ "$(field "['error']['code']")" = not_an_image ]
+{ [ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/text.jpg" "$A/v1/images")" = 415 ] && [ "$(field "['error']['code']")" = not_an_image ]; }; verdict $? "text sent as image/jpeg: 415 with a JSON error"
 check "a form post: 415" [ "$(req --data-binary @$photo "$A/v1/images")" = 415 ]
 # a PNG header claiming 50000 x 50000 pixels, 100 bytes in all
 python3 - "$tmp/bomb.png" <<'PY'
@@ -72,9 +73,9 @@ check "Content-Digest mismatch on an image: 400 checksum_mismatch" \
 check "a matching Content-Digest: accepted" \
 	[ "$(req -H 'Content-Type: image/jpeg' -H "Content-Digest: sha-256=:$good:" --data-binary @$photo "$A/v1/images")" = 200 ]
 
-check "GET the original: the same bytes" [ "$(req "$A/v1/images/$sha")" = 200 ] && cmp -s "$tmp/body" "$photo"
+{ [ "$(req "$A/v1/images/$sha")" = 200 ] && cmp -s "$tmp/body" "$photo"; }; verdict $? "GET the original: the same bytes"
 headers=$(curl -s -D - -o /dev/null "$A/v1/images/$sha")
-check "ETag and immutable caching" grep -q "ETag: \"$sha\"" <<<"$headers" && grep -q 'immutable' <<<"$headers"
+{ grep -q "ETag: \"$sha\"" <<<"$headers" && grep -q 'immutable' <<<"$headers"; }; verdict $? "ETag and immutable caching"
 check "If-None-Match: 304" [ "$(req -H "If-None-Match: \"$sha\"" "$A/v1/images/$sha")" = 304 ]
 check "thumbnail ?max=128&format=webp" [ "$(req "$A/v1/images/$sha?max=128&format=webp")" = 200 ]
 dims=$(python3 - "$tmp/body" <<'PY'
@@ -88,9 +89,9 @@ print(f'{w}x{h}')
 PY
 )
 check "the thumbnail is 128 wide ($dims)" [ "$dims" = 128x85 ]
-check "bad ids: 400" [ "$(req "$A/v1/images/ABC")" = 400 ] && [ "$(req "$A/v1/images/..%2F..%2Fetc%2Fpasswd")" = 400 ]
+{ [ "$(req "$A/v1/images/ABC")" = 400 ] && [ "$(req "$A/v1/images/..%2F..%2Fetc%2Fpasswd")" = 400 ]; }; verdict $? "bad ids: 400"
 check "an unknown id: 404" [ "$(req "$A/v1/images/$(printf '0%.0s' $(seq 64))")" = 404 ]
-check "unknown route: 404 JSON" [ "$(req "$A/nope")" = 404 ] && [ "$(field "['error']['code']")" = not_found ]
+{ [ "$(req "$A/nope")" = 404 ] && [ "$(field "['error']['code']")" = not_found ]; }; verdict $? "unknown route: 404 JSON"
 check "wrong method: 405" [ "$(req -X DELETE "$A/healthz")" = 405 ]
 req "$A/metrics" >/dev/null
 check "metrics count uploads by status" grep -q 'petcut_http_requests_total{route="/v1/images",method="POST",status="201"} 2' "$tmp/body"
@@ -106,35 +107,30 @@ if [ $model_ok = 1 ]; then
 	rb() { req -H 'Content-Type: application/json' -d "$1" "$A/v1/remove-background"; }
 	check "remove-background by id (preview): 200" [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ]
 	rid=$(field "['result_id']")
-	check "the answer has the size, a subject box and cached false" \
-		[ "$(field "['width']")x$(field "['height']") $(field "['cached']")" = "451x300 False" ] && [ "$(field "['bbox'][2]")" -gt 100 ]
-	check "the result is a PNG with transparency" [ "$(req "$A/v1/results/$rid")" = 200 ] && python3 - "$tmp/body" <<'PY'
+	{ [ "$(field "['width']")x$(field "['height']") $(field "['cached']")" = "451x300 False" ] && [ "$(field "['bbox'][2]")" -gt 100 ]; }; verdict $? "the answer has the size, a subject box and cached false"
+	{ [ "$(req "$A/v1/results/$rid")" = 200 ] && python3 - "$tmp/body" <<'PY'; }; verdict $? "the result is a PNG with transparency"
 import struct, sys, zlib
 b = open(sys.argv[1], 'rb').read()
 assert b[:8] == b'\x89PNG\r\n\x1a\n'
 w, h, depth, ctype = struct.unpack('>IIBB', b[16:26])
 assert (w, h, depth, ctype) == (451, 300, 8, 6), (w, h, depth, ctype)
 PY
-	check "the same request again: cached, under 10 ms of server time" \
-		[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ] &&
-		python3 -c "import json; assert json.load(open('$tmp/body'))['timings']['total_ms'] < 10"
-	check "a new background reuses the mask: no model run" \
-		[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"white\",\"format\":\"jpeg\"}")" = 200 ] &&
-		[ "$(field "['timings']['mask_cached']")" = True ]
-	check "by this server's URL, answered with the bytes (Accept: image/webp)" \
-		[ "$(req -H 'Accept: image/webp' -d "{\"image_url\":\"$A/v1/images/$sha\",\"format\":\"webp\"}" "$A/v1/remove-background")" = 200 ] &&
-		[ "$(head -c 4 "$tmp/body")" = RIFF ]
+	{ [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ] &&
+		python3 -c "import json; assert json.load(open('$tmp/body'))['timings']['total_ms'] < 10"; }; verdict $? "the same request again: cached, under 10 ms of server time"
+	{ [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"white\",\"format\":\"jpeg\"}")" = 200 ] &&
+		[ "$(field "['timings']['mask_cached']")" = True ]; }; verdict $? "a new background reuses the mask: no model run"
+	{ [ "$(req -H 'Accept: image/webp' -d "{\"image_url\":\"$A/v1/images/$sha\",\"format\":\"webp\"}" "$A/v1/remove-background")" = 200 ] &&
+		[ "$(head -c 4 "$tmp/body")" = RIFF ]; }; verdict $? "by this server's URL, answered with the bytes (Accept: image/webp)"
 	b64=$(base64 -w0 samples/chelsea-orient6.jpg)
-	check "a base64 image (full size, sticker)" [ "$(rb "{\"image\":\"$b64\",\"size\":\"full\",\"effect\":\"sticker\"}")" = 200 ] &&
-		[ "$(field "['width']")" = 451 ]
+	{ [ "$(rb "{\"image\":\"$b64\",\"size\":\"full\",\"effect\":\"sticker\"}")" = 200 ] &&
+		[ "$(field "['width']")" = 451 ]; }; verdict $? "a base64 image (full size, sticker)"
 	check "JPEG without a background: 400" [ "$(rb "{\"image_id\":\"$sha\",\"format\":\"jpeg\"}")" = 400 ]
 	check "an unknown image: 404" [ "$(rb "{\"image_id\":\"$(printf '1%.0s' $(seq 64))\"}")" = 404 ]
 	check "an outside URL: 400" [ "$(rb '{"image_url":"http://example.com/cat.jpg"}')" = 400 ]
-	check "bad JSON: 400" [ "$(rb '{"image_id":')" = 400 ] && [ "$(field "['error']['code']")" = bad_json ]
+	{ [ "$(rb '{"image_id":')" = 400 ] && [ "$(field "['error']['code']")" = bad_json ]; }; verdict $? "bad JSON: 400"
 	check "an unknown field: 400" [ "$(rb "{\"image_id\":\"$sha\",\"colour\":\"red\"}")" = 400 ]
-	check "an undecodable stored image: 422" \
-		[ "$(req -H 'Content-Type: image/jpeg' --data-binary @<(head -c 20000 samples/chelsea.jpg) "$A/v1/images")" = 201 ] &&
-		trunc=$(field "['id']") && [ "$(rb "{\"image_id\":\"$trunc\"}")" = 422 ]
+	{ [ "$(req -H 'Content-Type: image/jpeg' --data-binary @<(head -c 20000 samples/chelsea.jpg) "$A/v1/images")" = 201 ] &&
+		trunc=$(field "['id']") && [ "$(rb "{\"image_id\":\"$trunc\"}")" = 422 ]; }; verdict $? "an undecodable stored image: 422"
 	# single-flight: 10 identical requests at once, for a photo never seen
 	{ cat samples/chelsea.jpg; printf 'another photo'; } >"$tmp/other.jpg"
 	req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/other.jpg" "$A/v1/images" >/dev/null
@@ -143,8 +139,7 @@ PY
 		-d "{\"image_id\":\"$other\",\"size\":\"preview\"}" "$A/v1/remove-background" >"$tmp/codes"
 	check "10 identical requests at once: all 200" [ "$(grep -c '^200$' "$tmp/codes")" = 10 ]
 	req "$A/metrics" >/dev/null
-	check "... and one forward pass for them (9 waited for it)" \
-		grep -q 'petcut_inference{what="requests"} 3' "$tmp/body" && grep -q 'petcut_singleflight_merged 9' "$tmp/body"
+	{ grep -q 'petcut_inference{what="requests"} 3' "$tmp/body" && grep -q 'petcut_singleflight_merged 9' "$tmp/body"; }; verdict $? "... and one forward pass for them (9 waited for it)"
 	# an upload asking for its preview ahead of the click
 	{ cat samples/chelsea.jpg; printf 'precomputed'; } >"$tmp/pre.jpg"
 	check "upload with ?precompute=preview: 201" \
@@ -156,8 +151,7 @@ PY
 		sleep 0.1
 	done
 	sleep 0.5
-	check "... then the Preview click is a cache hit" \
-		[ "$(rb "{\"image_id\":\"$pre\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
+	{ [ "$(rb "{\"image_id\":\"$pre\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]; }; verdict $? "... then the Preview click is a cache hit"
 
 	# the batch endpoint: 3 new photos, one forward pass of 3
 	items=()
@@ -166,18 +160,14 @@ PY
 		req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/b$i.jpg" "$A/v1/images" >/dev/null
 		items+=("{\"image_id\":\"$(field "['id']")\",\"size\":\"preview\"}")
 	done
-	check "batch of 3: 200 with 3 results" \
-		[ "$(req -d "{\"items\":[${items[0]},${items[1]},${items[2]}]}" "$A/v1/remove-background/batch")" = 200 ] &&
-		python3 -c "import json; r=json.load(open('$tmp/body'))['results']; assert len(r)==3 and all('result_id' in x for x in r)"
-	check "... run as one forward pass of batch 3" \
-		[ "$(req "$A/metrics")" = 200 ] && grep -q 'petcut_inference_batches_by_size{size="3"} 1' "$tmp/body"
-	check "a batch with a bad item answers that item's error" \
-		[ "$(req -d "{\"items\":[${items[0]},{\"image_id\":\"nope\"}]}" "$A/v1/remove-background/batch")" = 200 ] &&
-		[ "$(field "['results'][1]['error']['code']")" = bad_request ]
+	{ [ "$(req -d "{\"items\":[${items[0]},${items[1]},${items[2]}]}" "$A/v1/remove-background/batch")" = 200 ] &&
+		python3 -c "import json; r=json.load(open('$tmp/body'))['results']; assert len(r)==3 and all('result_id' in x for x in r)"; }; verdict $? "batch of 3: 200 with 3 results"
+	{ [ "$(req "$A/metrics")" = 200 ] && grep -q 'petcut_inference_batches_by_size{size="3"} 1' "$tmp/body"; }; verdict $? "... run as one forward pass of batch 3"
+	{ [ "$(req -d "{\"items\":[${items[0]},{\"image_id\":\"nope\"}]}" "$A/v1/remove-background/batch")" = 200 ] &&
+		[ "$(field "['results'][1]['error']['code']")" = bad_request ]; }; verdict $? "a batch with a bad item answers that item's error"
 	req "$A/metrics" >/dev/null
-	check "metrics: 5 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1 + 1)" \
-		grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
-		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"
+	{ grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
+		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"; }; verdict $? "metrics: 5 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1 + 1)"
 
 	# the quality guard: a photo the network is unsure about is rerun at fp32
 	ghost=$BUILD/testdata/hard/ghost.png
@@ -188,9 +178,8 @@ PY
 		echo "# skipped the quality-guard check: bf16 does not run here ($(head -1 "$tmp/bf16.err"))"
 	else
 		req -H 'Content-Type: image/png' --data-binary @"$ghost" "$A/v1/images" >/dev/null
-		check "an unsure photo (a double exposure): 200, one fp32 rerun counted in /metrics" \
-			[ "$(rb "{\"image_id\":\"$(field "['id']")\"}")" = 200 ] && [ "$(req "$A/metrics")" = 200 ] &&
-			grep -q 'petcut_inference{what="fp32_fallbacks"} 1' "$tmp/body"
+		{ [ "$(rb "{\"image_id\":\"$(field "['id']")\",\"size\":\"full\"}")" = 200 ] && [ "$(req "$A/metrics")" = 200 ] &&
+			grep -q 'petcut_inference{what="fp32_fallbacks"} 1' "$tmp/body"; }; verdict $? "an unsure photo (a double exposure) at full size: 200, one fp32 rerun counted in /metrics"
 	fi
 
 	# /openapi.json describes every route: walk it against the server
@@ -232,33 +221,30 @@ PY
 
 	# the remove.bg-compatible route, as its clients call it
 	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' -F image_file=@$photo -F size=preview "$A/v1.0/removebg")
-	check "remove.bg form with image_file: 200, a PNG, X-Width/X-Height/X-Foreground-*" \
-		[ "$code" = 200 ] && [ "$(head -c 4 "$tmp/rb" | tail -c 3)" = PNG ] && grep -q '^X-Width: 451' "$tmp/rbh" &&
-		grep -q '^X-Height: 300' "$tmp/rbh" && grep -q '^X-Foreground-Width: ' "$tmp/rbh"
+	{ [ "$code" = 200 ] && [ "$(head -c 4 "$tmp/rb" | tail -c 3)" = PNG ] && grep -q '^X-Width: 451' "$tmp/rbh" &&
+		grep -q '^X-Height: 300' "$tmp/rbh" && grep -q '^X-Foreground-Width: ' "$tmp/rbh"; }; verdict $? "remove.bg form with image_file: 200, a PNG, X-Width/X-Height/X-Foreground-*"
 	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' --data-urlencode "image_file_b64=$(base64 -w0 $photo)" \
 		-d size=preview -d bg_color=81d4fa -d crop=true "$A/v1.0/removebg")
-	check "urlencoded image_file_b64 with bg_color and crop: a cropped JPEG" \
-		[ "$code" = 200 ] && grep -q '^Content-Type: image/jpeg' "$tmp/rbh" && ! grep -q '^X-Width: 451' "$tmp/rbh"
-	check "remove.bg-style errors" [ "$(req -F size=preview "$A/v1.0/removebg")" = 400 ] &&
-		python3 -c "import json; e=json.load(open('$tmp/body'))['errors']; assert e[0]['title']"
+	{ [ "$code" = 200 ] && grep -q '^Content-Type: image/jpeg' "$tmp/rbh" && ! grep -q '^X-Width: 451' "$tmp/rbh"; }; verdict $? "urlencoded image_file_b64 with bg_color and crop: a cropped JPEG"
+	{ [ "$(req -F size=preview "$A/v1.0/removebg")" = 400 ] &&
+		python3 -c "import json; e=json.load(open('$tmp/body'))['errors']; assert e[0]['title']"; }; verdict $? "remove.bg-style errors"
 fi
 
 # a HEIC upload (what iPhones send), displayed through a thumbnail
 heic=$BUILD/testdata/phone/upright.heic
 if [ -s "$heic" ]; then
-	check "HEIC upload: 201, format HEIC" [ "$(req -H 'Content-Type: image/heic' --data-binary @"$heic" "$A/v1/images")" = 201 ] &&
-		[ "$(field "['format']")" = HEIC ]
+	{ [ "$(req -H 'Content-Type: image/heic' --data-binary @"$heic" "$A/v1/images")" = 201 ] &&
+		[ "$(field "['format']")" = HEIC ]; }; verdict $? "HEIC upload: 201, format HEIC"
 	hid=$(field "['id']")
-	check "its thumbnail as JPEG for the browser" [ "$(req "$A/v1/images/$hid?max=256&format=jpeg")" = 200 ] &&
-		[ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ]
+	{ [ "$(req "$A/v1/images/$hid?max=256&format=jpeg")" = 200 ] &&
+		[ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ]; }; verdict $? "its thumbnail as JPEG for the browser"
 else
 	echo "# skipped the HEIC checks: $heic is not there (scripts/test-setup.sh makes it)"
 fi
 
 # storage down: the store's folder cannot take files
 mv "$tmp/data/tmp" "$tmp/data/tmp.away" && touch "$tmp/data/tmp"
-check "storage down: upload 503 with a JSON error" \
-	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 503 ] && [ "$(field "['error']['code']")" = storage_unavailable ]
+{ [ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 503 ] && [ "$(field "['error']['code']")" = storage_unavailable ]; }; verdict $? "storage down: upload 503 with a JSON error"
 check "storage down: readyz 503" [ "$(req "$A/readyz")" = 503 ]
 rm "$tmp/data/tmp" && mv "$tmp/data/tmp.away" "$tmp/data/tmp"
 check "storage back: readyz 200" [ "$(req "$A/readyz")" = 200 ]
@@ -274,8 +260,7 @@ wait "$cpid"
 wait "$pid"
 rc=$?
 pid=
-check "SIGTERM with an upload in flight: it completes ($(cat "$tmp/slow_code")), the server exits 0 ($rc)" \
-	[ "$(cat "$tmp/slow_code")" = 201 ] && [ $rc = 0 ]
+{ [ "$(cat "$tmp/slow_code")" = 201 ] && [ $rc = 0 ]; }; verdict $? "SIGTERM with an upload in flight: it completes ($(cat "$tmp/slow_code")), the server exits 0 ($rc)"
 check "no temporary files are left" [ -z "$(ls -A "$tmp/data/tmp")" ]
 
 # overload: a queue of 1 and one request per pass; 6 different photos at once
@@ -299,11 +284,9 @@ if [ $model_ok = 1 ]; then
 		python3 -c "assert $t < 0.25"
 	n429=$(grep -c '^429$' "$tmp/codes")
 	n200=$(grep -c '^200$' "$tmp/codes")
-	check "a full queue refuses at once: $n200 done, $n429 refused with 429, nothing else" \
-		[ "$n429" -ge 1 ] && [ $((n200 + n429)) = 6 ] && [ "$n200" -ge 2 ]
+	{ [ "$n429" -ge 1 ] && [ $((n200 + n429)) = 6 ] && [ "$n200" -ge 2 ]; }; verdict $? "a full queue refuses at once: $n200 done, $n429 refused with 429, nothing else"
 	one=$(grep -l '^HTTP/1.1 429' "$tmp"/h.* | head -1)
-	check "a 429 carries Retry-After and the JSON error 'overloaded'" \
-		grep -qi '^Retry-After: 1' "$one" && grep -q '"code":"overloaded"' "${one/h./b.}"
+	{ grep -qi '^Retry-After: 1' "$one" && grep -q '"code":"overloaded"' "${one/h./b.}"; }; verdict $? "a 429 carries Retry-After and the JSON error 'overloaded'"
 	req "$A/metrics" >/dev/null
 	check "the refusals are counted" grep -q "petcut_inference{what=\"rejected_queue_full\"} $n429" "$tmp/body"
 	kill -TERM "$pid"
@@ -313,8 +296,7 @@ if [ $model_ok = 1 ]; then
 	# a deadline shorter than the wait for a batch: 504
 	start "$tmp/data3" --request-timeout-ms 1 --max-delay-ms 200
 	req -H 'Content-Type: image/jpeg' --data-binary @"$photo" "$A/v1/images" >/dev/null
-	check "past its deadline in the queue: 504 'timeout'" \
-		[ "$(req -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background")" = 504 ] && [ "$(field "['error']['code']")" = timeout ]
+	{ [ "$(req -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background")" = 504 ] && [ "$(field "['error']['code']")" = timeout ]; }; verdict $? "past its deadline in the queue: 504 'timeout'"
 	kill -TERM "$pid"
 	wait "$pid"
 	pid=
