@@ -41,6 +41,8 @@ enum route {
 struct http_server {
 	struct MHD_Daemon *d;
 	struct http_config cfg;
+	unsigned char (*api_keys)[32]; /* SHA-256 of each accepted key (auth.c) */
+	int n_api_keys;
 	struct store *store;
 	struct metrics *metrics;
 	struct metrics_family *requests, *latency, *upload_bytes, *rss;
@@ -81,6 +83,7 @@ struct outcome {
 struct req {
 	struct http_server *srv;
 	enum route route;
+	int unauthorized;    /* no valid API key: its body is dropped, then 401 */
 	double start_ms;
 	char id[40];	     /* request id: X-Request-Id or generated */
 	const char *method;
@@ -191,5 +194,13 @@ enum MHD_Result http_cors_preflight(struct MHD_Connection *c, struct req *r);
 extern const char http_openapi_json[];
 
 double http_now_ms(void);
+
+/* auth.c: optional API keys (--api-key-file) */
+int http_auth_init(struct http_server *s, char *errbuf, size_t errlen);
+void http_auth_fini(struct http_server *s);
+/* Whether a request on rt with method needs a key (never when none are set). */
+int http_auth_needed(const struct http_server *s, enum route rt, const char *method);
+/* Whether the request carries one of the keys. */
+int http_auth_ok(const struct http_server *s, struct MHD_Connection *c);
 
 #endif

@@ -56,6 +56,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->redis = (v = getenv("PETCUT_REDIS")) && *v ? v : NULL;
 	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
 	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
+	cfg->api_key_file = (v = getenv("PETCUT_API_KEY_FILE")) && *v ? v : NULL;
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
 	cfg->max_connections = 256;
 	cfg->per_ip_connections = 32;
@@ -360,6 +361,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*con_cls = r;
 		if (http_cors_is_preflight(c, method))
 			return MHD_YES;
+		if (http_auth_needed(s, r->route, method) && !http_auth_ok(s, c)) {
+			r->unauthorized = 1;
+			return MHD_YES; /* any body is read and dropped */
+		}
 		if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD)
 			return http_tus(c, r, id, upload_data, upload_data_size);
 		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH &&
@@ -373,6 +378,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return MHD_YES;
 		}
 		return http_cors_preflight(c, r);
+	}
+	if (r->unauthorized) {
+		if (*upload_data_size) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return http_reply_error(c, r, 401, "unauthorized",
+					"a valid API key is needed (X-Api-Key or Authorization: Bearer)");
 	}
 	if ((r->route == ROUTE_UPLOAD || r->route == ROUTE_REMOVEBG) && !strcmp(method, "POST"))
 		return http_upload(c, r, upload_data, upload_data_size);
@@ -542,6 +555,8 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", store_errmsg());
 		goto fail;
 	}
+	if (http_auth_init(s, errbuf, errlen))
+		goto fail;
 	if (metrics_init(s) || http_client_metrics_init(s)) {
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
@@ -581,6 +596,7 @@ fail:
 	kv_close(s->kv);
 	store_close(s->store);
 	metrics_free(s->metrics);
+	http_auth_fini(s);
 	free(s);
 	return -1;
 }
@@ -616,5 +632,6 @@ void http_server_stop(struct http_server *s)
 	kv_close(s->kv);
 	store_close(s->store);
 	metrics_free(s->metrics);
+	http_auth_fini(s);
 	free(s);
 }
