@@ -195,6 +195,9 @@ extern const char http_openapi_json[];
 
 double http_now_ms(void);
 
+/* Retry-After on a 429 or 503 answer (server.c). */
+void http_add_retry_after(struct MHD_Response *resp, int status);
+
 /* auth.c: optional API keys (--api-key-file) */
 int http_auth_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_auth_fini(struct http_server *s);

@@ -78,6 +78,16 @@ void http_config_defaults(struct http_config *cfg)
 
 /* ===== Replies ===== */
 
+void http_add_retry_after(struct MHD_Response *resp, int status)
+{
+	/* overloaded or a backend down: every such refusal says when to come
+	 * back, so clients wait instead of hammering a store that is down */
+	if (status == 429)
+		MHD_add_response_header(resp, "Retry-After", "1");
+	else if (status == 503)
+		MHD_add_response_header(resp, "Retry-After", "2");
+}
+
 static void add_common_headers(struct MHD_Response *resp, const struct req *r)
 {
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
@@ -102,12 +112,7 @@ enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int sta
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
-	/* overloaded or a backend down: every such refusal says when to come
-	 * back, so clients wait instead of hammering a store that is down */
-	if (status == 429)
-		MHD_add_response_header(resp, "Retry-After", "1");
-	else if (status == 503)
-		MHD_add_response_header(resp, "Retry-After", "2");
+	http_add_retry_after(resp, status);
 	add_common_headers(resp, r);
 	r->status = status;
 	ret = MHD_queue_response(c, (unsigned)status, resp);

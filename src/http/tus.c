@@ -339,6 +339,7 @@ static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int st
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	if (status == 412)
 		MHD_add_response_header(resp, "Tus-Version", TUS_VERSION);
+	http_add_retry_after(resp, status);
 	return queue(c, r, status, resp);
 }
 

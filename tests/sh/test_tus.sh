@@ -202,5 +202,15 @@ left=$(ls "$tmp/data4/uploads")
 check "expired uploads are swept at start-up (left: ${left:-none})" [ -z "$left" ]
 stop
 
+# the upload folder unusable (a file in its place): 503 with Retry-After, and back once it returns
+start "$tmp/data3"
+mv "$tmp/data3/uploads" "$tmp/uploads.saved" && touch "$tmp/data3/uploads"
+{ [ "$(tus -X POST -H "$T" -H 'Upload-Length: 10' "$A/v1/uploads")" = 503 ] && [ -n "$(hdr Retry-After)" ]; }
+verdict $? "the upload folder unusable: creation 503 with Retry-After ($(hdr Retry-After))"
+rm -f "$tmp/data3/uploads" && mv "$tmp/uploads.saved" "$tmp/data3/uploads"
+[ "$(tus -X POST -H "$T" -H 'Upload-Length: 10' "$A/v1/uploads")" = 201 ]
+verdict $? "the folder back: creation 201"
+stop
+
 [ $fails = 0 ] && echo "all passed" || echo "$fails failed"
 [ $fails = 0 ]
