@@ -198,6 +198,12 @@ double http_now_ms(void);
 /* Retry-After on a 429 or 503 answer (server.c). */
 void http_add_retry_after(struct MHD_Response *resp, int status);
 
+/* fetch.c: image_url from the hosts of --allow-fetch-host */
+/* 1 if petcut never connects to this address (loopback, private, ...). */
+int http_addr_blocked(const struct sockaddr *sa);
+/* Fetches url into *out (malloc'd); 0, or an HTTP status with why set. */
+int http_fetch(struct http_server *s, const char *url, unsigned char **out, size_t *out_len, char *why, size_t wl);
+
 /* auth.c: optional API keys (--api-key-file) */
 int http_auth_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_auth_fini(struct http_server *s);

@@ -259,14 +259,31 @@ static int id_from_url(const char *url, char id[STORE_KEY_LEN + 1])
 	return 0;
 }
 
+/* Stores image bytes as an upload would (probed first: not an image, or
+ * over the pixel limit, is refused); its id in id. */
+static int store_bytes(struct http_server *s, const unsigned char *raw, size_t len, char id[STORE_KEY_LEN + 1],
+		       char *why, size_t wl)
+{
+	struct img_info info;
+	struct img_load_opts o = {.max_pixels = s->cfg.max_pixels};
+
+	if (img_probe(raw, len, &o, &info) != IMG_OK) {
+		snprintf(why, wl, "%s", img_errmsg());
+		return 415;
+	}
+	if (store_put_buffer(s->store, NS_IMAGES, NULL, raw, len, id, NULL) != STORE_OK) {
+		snprintf(why, wl, "the store cannot be written");
+		return 503;
+	}
+	return 0;
+}
+
 /* Stores a base64 image as an upload would; its id in id. */
 static int store_base64(struct http_server *s, const char *b64, char id[STORE_KEY_LEN + 1], char *why, size_t wl)
 {
 	size_t n = strlen(b64);
 	unsigned char *raw;
-	struct img_info info;
-	struct img_load_opts o = {.max_pixels = s->cfg.max_pixels};
-	int len, pad = 0;
+	int len, pad = 0, st;
 
 	if (!strncmp(b64, "data:", 5) && strchr(b64, ','))
 		b64 = strchr(b64, ',') + 1, n = strlen(b64);
@@ -282,18 +299,9 @@ static int store_base64(struct http_server *s, const char *b64, char id[STORE_KE
 		return 400;
 	}
 	len -= pad;
-	if (img_probe(raw, (size_t)len, &o, &info) != IMG_OK) {
-		snprintf(why, wl, "%s", img_errmsg());
-		free(raw);
-		return 415;
-	}
-	store_status st = store_put_buffer(s->store, NS_IMAGES, NULL, raw, (size_t)len, id, NULL);
+	st = store_bytes(s, raw, (size_t)len, id, why, wl);
 	free(raw);
-	if (st != STORE_OK) {
-		snprintf(why, wl, "the store cannot be written");
-		return 503;
-	}
-	return 0;
+	return st;
 }
 
 /* Reads the JSON body into p; returns 0 or an HTTP status with why set. */
@@ -323,9 +331,16 @@ static int parse_params(struct http_server *s, json_t *j, struct params *p, char
 		}
 		memcpy(p->image_id, id, STORE_KEY_LEN + 1);
 	} else if (url) {
-		if (id_from_url(url, p->image_id)) {
-			snprintf(why, wl, "image_url must be an image of this server (/v1/images/ID)");
-			return 400;
+		if (id_from_url(url, p->image_id)) { /* another host's, if allowed */
+			unsigned char *raw;
+			size_t len;
+			int st = http_fetch(s, url, &raw, &len, why, wl);
+			if (st)
+				return st;
+			st = store_bytes(s, raw, len, p->image_id, why, wl);
+			free(raw);
+			if (st)
+				return st;
 		}
 	} else {
 		int st = store_base64(s, b64, p->image_id, why, wl);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "http/http_int.h"
 
 static const char *const route_names[ROUTE_COUNT] = {
@@ -57,6 +59,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
 	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
 	cfg->api_key_file = (v = getenv("PETCUT_API_KEY_FILE")) && *v ? v : NULL;
+	cfg->allow_fetch_hosts = (v = getenv("PETCUT_ALLOW_FETCH_HOST")) && *v ? v : NULL;
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
 	cfg->max_connections = 256;
 	cfg->per_ip_connections = 32;
@@ -562,6 +565,11 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	}
 	if (http_auth_init(s, errbuf, errlen))
 		goto fail;
+	/* before any connection thread can fetch an image_url */
+	if (cfg->allow_fetch_hosts && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(errbuf, errlen, "cannot start libcurl");
+		goto fail;
+	}
 	if (metrics_init(s) || http_client_metrics_init(s)) {
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
