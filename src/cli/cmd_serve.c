@@ -27,6 +27,8 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --s3-endpoint URL     the S3 server, http(s)://HOST[:PORT] (AWS_ENDPOINT_URL; default AWS)\n"
 		"  --allow-fetch-host LIST HOST,... that image_url may fetch from (PETCUT_ALLOW_FETCH_HOST; default\n"
 		"                        none: only this server's images); private addresses are refused anyway\n"
+		"  --min-body-rate N     bytes/s a request body must average once past its first 10 s, else the\n"
+		"                        connection is closed (PETCUT_MIN_BODY_RATE; default 8192; 0 off)\n"
 		"  --api-key-file FILE   the API keys the /v1 routes ask for, one a line, in X-Api-Key or\n"
 		"                        Authorization: Bearer (PETCUT_API_KEY_FILE; default none: open)\n"
 		"  --callback-allow LIST HOST[:PORT],... that a job's callback_url may name (PETCUT_CALLBACK_ALLOW;\n"
@@ -124,6 +126,8 @@ static int run(const char *name, int argc, char **argv)
 			cfg.api_key_file = v;
 		else if (!strcmp(a, "--allow-fetch-host"))
 			cfg.allow_fetch_hosts = v;
+		else if (!strcmp(a, "--min-body-rate") && !*end && n >= 0 && n <= 1 << 30)
+			cfg.min_body_rate = (int)n;
 		else if (worker && !strcmp(a, "--consumers") && !*end && n > 0 && n <= 64)
 			cfg.job_consumers = (int)n;
 		else if (worker && !strcmp(a, "--claim-ms") && !*end && n > 0 && n <= 86400000)

@@ -47,6 +47,7 @@ struct http_server {
 	struct metrics *metrics;
 	struct metrics_family *requests, *latency, *upload_bytes, *rss;
 	struct metrics_series *upload_bytes_total, *rss_bytes;
+	struct metrics_series *slow_cut; /* bodies cut for trickling */
 	/* inference */
 	nn_model *model;
 	char model_id[STORE_KEY_LEN + 1]; /* SHA-256 of the model file */
@@ -84,6 +85,7 @@ struct req {
 	struct http_server *srv;
 	enum route route;
 	int unauthorized;    /* no valid API key: its body is dropped, then 401 */
+	uint64_t rx_bytes;   /* body bytes received so far, for the trickle check */
 	double start_ms;
 	char id[40];	     /* request id: X-Request-Id or generated */
 	const char *method;

@@ -60,6 +60,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
 	cfg->api_key_file = (v = getenv("PETCUT_API_KEY_FILE")) && *v ? v : NULL;
 	cfg->allow_fetch_hosts = (v = getenv("PETCUT_ALLOW_FETCH_HOST")) && *v ? v : NULL;
+	cfg->min_body_rate = (int)env_long("PETCUT_MIN_BODY_RATE", 8192);
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
 	cfg->max_connections = 256;
 	cfg->per_ip_connections = 32;
@@ -78,6 +79,9 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : 0.9;
 	cfg->upload_expire_s = (int)env_long("PETCUT_UPLOAD_EXPIRE_S", 86400);
 }
+
+/* Seconds a request body may take before its average rate is checked. */
+#define BODY_GRACE_S 10.0
 
 /* ===== Replies ===== */
 
@@ -221,7 +225,11 @@ static int metrics_init(struct http_server *s)
 				"Resident memory of the process.", NULL, NULL, 0);
 	s->upload_bytes_total = metrics_series(s->upload_bytes, NULL);
 	s->rss_bytes = metrics_series(s->rss, NULL);
-	if (!s->requests || !s->latency || !s->upload_bytes_total || !s->rss_bytes)
+	struct metrics_family *slow = metrics_family(s->metrics, METRICS_COUNTER, "petcut_http_slow_bodies_cut_total",
+						     "Connections closed because the request body came in slower "
+						     "than --min-body-rate.", NULL, NULL, 0);
+	s->slow_cut = slow ? metrics_series(slow, NULL) : NULL;
+	if (!s->requests || !s->latency || !s->upload_bytes_total || !s->rss_bytes || !s->slow_cut)
 		return -1;
 	metrics_on_scrape(s->metrics, scrape_rss, s);
 	return 0;
@@ -379,6 +387,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		     r->route != ROUTE_REMOVEBG && r->route != ROUTE_CLIENT_METRICS && r->route != ROUTE_JOBS) ||
 		    !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
+	}
+	/* a body trickling in slower than min_body_rate on average, once past
+	 * its first seconds, holds a connection and a thread's buffers: cut */
+	if (*upload_data_size) {
+		double secs = (http_now_ms() - r->start_ms) / 1000.0;
+		r->rx_bytes += *upload_data_size;
+		if (s->cfg.min_body_rate > 0 && secs > BODY_GRACE_S && r->rx_bytes < s->cfg.min_body_rate * secs) {
+			metrics_add(s->slow_cut, 1);
+			return MHD_NO; /* closes the connection */
+		}
 	}
 	if (http_cors_is_preflight(c, method)) {
 		if (*upload_data_size) {
