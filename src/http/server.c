@@ -290,51 +290,42 @@ int http_kv_init(struct http_server *s, char *errbuf, size_t errlen)
 
 /* ===== Dispatch ===== */
 
+/* The routes by path: an entry ending in '/' takes the rest of the URL as
+ * the id (images, results, uploads, jobs). */
+static const struct {
+	const char *path;
+	enum route route;
+} routes[] = {
+	{"/healthz", ROUTE_HEALTHZ},
+	{"/readyz", ROUTE_READYZ},
+	{"/metrics", ROUTE_METRICS},
+	{"/openapi.json", ROUTE_OPENAPI},
+	{"/v1/images", ROUTE_UPLOAD},
+	{"/v1/images/", ROUTE_IMAGE},
+	{"/v1/remove-background", ROUTE_REMOVE},
+	{"/v1/remove-background/batch", ROUTE_REMOVE_BATCH},
+	{"/v1.0/removebg", ROUTE_REMOVEBG},
+	{"/v1/results/", ROUTE_RESULT},
+	{"/v1/uploads", ROUTE_TUS},
+	{"/v1/uploads/", ROUTE_TUS_UPLOAD},
+	{"/v1/client-metrics", ROUTE_CLIENT_METRICS},
+	{"/v1/jobs", ROUTE_JOBS},
+	{"/v1/jobs/", ROUTE_JOB},
+};
+
 static enum route route_of(const char *method, const char *url, const char **id)
 {
-	*id = NULL;
-	if (!strcmp(url, "/healthz"))
-		return ROUTE_HEALTHZ;
-	if (!strcmp(url, "/readyz"))
-		return ROUTE_READYZ;
-	if (!strcmp(url, "/metrics"))
-		return ROUTE_METRICS;
-	if (!strcmp(url, "/openapi.json"))
-		return ROUTE_OPENAPI;
-	if (!strcmp(url, "/v1/images"))
-		return ROUTE_UPLOAD;
-	if (!strncmp(url, "/v1/images/", 11)) {
-		*id = url + 11;
-		return ROUTE_IMAGE;
-	}
-	if (!strcmp(url, "/v1/remove-background"))
-		return ROUTE_REMOVE;
-	if (!strcmp(url, "/v1/remove-background/batch"))
-		return ROUTE_REMOVE_BATCH;
-	if (!strcmp(url, "/v1.0/removebg"))
-		return ROUTE_REMOVEBG;
-	if (!strncmp(url, "/v1/results/", 12)) {
-		*id = url + 12;
-		return ROUTE_RESULT;
-	}
-	if (!strcmp(url, "/v1/uploads"))
-		return ROUTE_TUS;
-	if (!strncmp(url, "/v1/uploads/", 12)) {
-		*id = url + 12;
-		return ROUTE_TUS_UPLOAD;
-	}
-	if (!strcmp(url, "/v1/client-metrics"))
-		return ROUTE_CLIENT_METRICS;
-	if (!strcmp(url, "/v1/jobs"))
-		return ROUTE_JOBS;
-	if (!strncmp(url, "/v1/jobs/", 9)) {
-		*id = url + 9;
-		return ROUTE_JOB;
-	}
-	if (http_web_has(url))
-		return ROUTE_WEB;
 	(void)method;
-	return ROUTE_NOT_FOUND;
+	*id = NULL;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		size_t n = strlen(routes[i].path);
+		int prefix = routes[i].path[n - 1] == '/';
+		if (prefix ? !strncmp(url, routes[i].path, n) : !strcmp(url, routes[i].path)) {
+			*id = prefix ? url + n : NULL;
+			return routes[i].route;
+		}
+	}
+	return http_web_has(url) ? ROUTE_WEB : ROUTE_NOT_FOUND;
 }
 
 static int method_allowed(enum route rt, const char *method)

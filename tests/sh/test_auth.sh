@@ -14,14 +14,7 @@ cd "$(dirname "$0")/../.." || exit 1
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-auth.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
-	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
 
 OLD=old-key-0123456789abcdef
 NEW=new-key-fedcba9876543210
@@ -32,15 +25,7 @@ printf 'short\n' >"$tmp/short"
 [ $? -ne 0 ] && grep -q "16 to 256" "$tmp/err"
 verdict $? "a key file with a 5-character key: the server does not start ($(head -1 "$tmp/err"))"
 
-"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" --api-key-file "$tmp/keys" >"$tmp/out" 2>"$tmp/log" &
-pid=$!
-A=
-for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out")
-	[ -n "$A" ] && break
-	sleep 0.1
-done
-[ -n "$A" ] || { echo "server did not start:"; cat "$tmp/log"; exit 1; }
+serve_start --data "$tmp/data" --api-key-file "$tmp/keys"
 
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 code() { python3 -c "import json; print(json.load(open('$tmp/body'))['error']['code'])" 2>/dev/null; }
@@ -73,5 +58,4 @@ verdict $? "the refusals are counted in /metrics"
 ! grep -q -- "$OLD\|$NEW" "$tmp/log"
 verdict $? "no key appears in the server's log"
 
-[ $fails -eq 0 ] && echo "all passed" || echo "$fails failed"
-[ $fails -eq 0 ]
+finish

@@ -12,29 +12,9 @@ cd "$(dirname "$0")/../.." || exit 1
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-cm.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
-verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
-	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
 
-"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/log" &
-pid=$!
-A=
-for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out")
-	[ -n "$A" ] && break
-	sleep 0.1
-done
-[ -n "$A" ] || { echo "server did not start:"; cat "$tmp/log"; exit 1; }
+serve_start --data "$tmp/data"
 
 report() { curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' -d "$1" "$A/v1/client-metrics"; }
 code() { python3 -c "import json; print(json.load(open('$tmp/body'))['error']['code'])" 2>/dev/null; }
@@ -83,5 +63,4 @@ metrics
 kill -TERM "$pid"
 wait "$pid"
 pid=
-[ $fails = 0 ] && echo "all passed" || echo "$fails failed"
-[ $fails = 0 ]
+finish

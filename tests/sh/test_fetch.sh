@@ -16,14 +16,7 @@ cd "$(dirname "$0")/../.." || exit 1
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-fetch.XXXXXX")
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
-	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
 
 # a plain HTTP server on loopback holding the photo, logging every request
 mkdir -p "$tmp/www" && cp samples/chelsea.jpg "$tmp/www/cat.jpg"
@@ -48,16 +41,7 @@ curl -s -o /dev/null "http://127.0.0.1:$W/cat.jpg" && [ -s "$tmp/www.log" ]
 verdict $? "the loopback server answers curl (so the refusals below are petcut's)"
 : >"$tmp/www.log"
 
-"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" \
-	--allow-fetch-host "localhost,127.0.0.1,[::ffff:127.0.0.1],photos.invalid" >"$tmp/out" 2>"$tmp/log" &
-pids+=($!)
-A=
-for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out")
-	[ -n "$A" ] && break
-	sleep 0.1
-done
-[ -n "$A" ] || { echo "server did not start:"; cat "$tmp/log"; exit 1; }
+serve_start --data "$tmp/data" --allow-fetch-host "localhost,127.0.0.1,[::ffff:127.0.0.1],photos.invalid"
 
 rb() { curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' -d "{\"image_url\":\"$1\"}" "$A/v1/remove-background"; }
 msg() { python3 -c "import json; e=json.load(open('$tmp/body'))['error']; print(e['code'], '-', e['message'])" 2>/dev/null; }
@@ -79,5 +63,4 @@ verdict $? "not a URL: 400 ($(msg))"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/healthz")" = 200 ]
 verdict $? "the server still answers"
 
-[ $fails -eq 0 ] && echo "all passed" || echo "$fails failed"
-[ $fails -eq 0 ]
+finish

@@ -13,24 +13,9 @@ cd "$(dirname "$0")/../.." || exit 1
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-limits.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
-	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
 
-"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/log" &
-pid=$!
-A=
-for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out")
-	[ -n "$A" ] && break
-	sleep 0.1
-done
-[ -n "$A" ] || { echo "server did not start:"; cat "$tmp/log"; exit 1; }
+serve_start --data "$tmp/data"
 
 # a 200 kB JPEG: the sample with bytes after its end (still an image)
 { cat samples/chelsea.jpg; head -c 200000 /dev/zero; } >"$tmp/big.jpg"
@@ -67,5 +52,4 @@ verdict $? "a 200 kB header: refused ($code)"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/healthz")" = 200 ]
 verdict $? "the server still answers"
 
-[ $fails -eq 0 ] && echo "all passed" || echo "$fails failed"
-[ $fails -eq 0 ]
+finish
