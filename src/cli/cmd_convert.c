@@ -59,7 +59,8 @@ static int format_of_name(const char *path, enum img_format *fmt)
 /* Whether a status from loading says the input itself is at fault. */
 static int bad_input(img_status st)
 {
-	return st == IMG_ERR_IO || st == IMG_ERR_NOT_IMAGE || st == IMG_ERR_CORRUPT || st == IMG_ERR_UNSUPPORTED;
+	return st == IMG_ERR_IO || st == IMG_ERR_NOT_IMAGE || st == IMG_ERR_CORRUPT || st == IMG_ERR_UNSUPPORTED ||
+	       st == IMG_ERR_TOO_LARGE;
 }
 
 int cmd_convert(int argc, char **argv)

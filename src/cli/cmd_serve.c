@@ -26,9 +26,12 @@ static void usage(FILE *f, const struct http_config *d)
 		"                        AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, region from AWS_REGION)\n"
 		"  --s3-endpoint URL     the S3 server, http(s)://HOST[:PORT] (AWS_ENDPOINT_URL; default AWS)\n"
 		"  --allow-fetch-host LIST HOST,... that image_url may fetch from (PETCUT_ALLOW_FETCH_HOST; default\n"
-		"                        none: only this server's images); private addresses are refused anyway\n"
+		"                        none: only this server's images); private addresses are refused unless\n"
+		"  --allow-fetch-private yes|no  the listed hosts may be at loopback or private addresses (default no)\n"
 		"  --min-body-rate N     bytes/s a request body must average once past its first 10 s, else the\n"
 		"                        connection is closed (PETCUT_MIN_BODY_RATE; default 8192; 0 off)\n"
+		"  --cors-origins LIST   ORIGIN,... (https://shop.example) whose pages may call the API from a\n"
+		"                        browser (PETCUT_CORS_ORIGINS; default *: any, never with credentials)\n"
 		"  --api-key-file FILE   the API keys the /v1 routes ask for, one a line, in X-Api-Key or\n"
 		"                        Authorization: Bearer (PETCUT_API_KEY_FILE; default none: open)\n"
 		"  --callback-allow LIST HOST[:PORT],... that a job's callback_url may name (PETCUT_CALLBACK_ALLOW;\n"
@@ -37,6 +40,8 @@ static void usage(FILE *f, const struct http_config *d)
 		"                        (PETCUT_REDIS): result index and identical work done once among them;\n"
 		"                        while it is down each instance works alone and /readyz says degraded\n"
 		"  --threads N           connection threads (PETCUT_THREADS; default %d)\n"
+		"  --idle-timeout-s N    a connection (kept alive or new) idle this long is closed (default %d)\n"
+		"  --per-ip-connections N  connections one client address may hold at once (default %d)\n"
 		"  --max-upload-mb N     largest upload (PETCUT_MAX_UPLOAD_MB; default %zu)\n"
 		"  --max-megapixels N    largest image, checked from its header (default %lld)\n"
 		"  --model PATH          the .onnx model (PETCUT_MODEL; default: the fetched medium model)\n"
@@ -51,7 +56,7 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --fallback-above F    how unsure: the share of pixels between 0.1 and 0.9 among those above 0.1\n"
 		"                        (default 0.9)\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
-		d->listen, d->data_dir, d->threads, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
+		d->listen, d->data_dir, d->threads, d->timeout_s, d->per_ip_connections, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms);
 }
 
@@ -122,10 +127,14 @@ static int run(const char *name, int argc, char **argv)
 			cfg.redis = v;
 		else if (!strcmp(a, "--callback-allow"))
 			cfg.callback_allow = v;
+		else if (!strcmp(a, "--cors-origins"))
+			cfg.cors_origins = v;
 		else if (!strcmp(a, "--api-key-file"))
 			cfg.api_key_file = v;
 		else if (!strcmp(a, "--allow-fetch-host"))
 			cfg.allow_fetch_hosts = v;
+		else if (!strcmp(a, "--allow-fetch-private") && (!strcmp(v, "yes") || !strcmp(v, "no")))
+			cfg.allow_fetch_private = !strcmp(v, "yes");
 		else if (!strcmp(a, "--min-body-rate") && !*end && n >= 0 && n <= 1 << 30)
 			cfg.min_body_rate = (int)n;
 		else if (worker && !strcmp(a, "--consumers") && !*end && n > 0 && n <= 64)
@@ -138,6 +147,10 @@ static int run(const char *name, int argc, char **argv)
 			setenv("AWS_ENDPOINT_URL_S3", v, 1);
 		else if (!strcmp(a, "--threads") && !*end && n > 0 && n <= 1024)
 			cfg.threads = (int)n;
+		else if (!strcmp(a, "--idle-timeout-s") && !*end && n > 0 && n <= 3600)
+			cfg.timeout_s = (int)n;
+		else if (!strcmp(a, "--per-ip-connections") && !*end && n > 0 && n <= 100000)
+			cfg.per_ip_connections = (int)n;
 		else if (!strcmp(a, "--max-upload-mb") && !*end && n > 0 && n <= 4096)
 			cfg.max_upload_bytes = (size_t)n << 20;
 		else if (!strcmp(a, "--max-megapixels") && !*end && n > 0 && n <= 1000)

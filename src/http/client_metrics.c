@@ -160,7 +160,7 @@ enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, con
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	http_cors_headers(resp);
+	http_cors_headers(resp, r);
 	r->status = 204;
 	enum MHD_Result ret = MHD_queue_response(c, 204, resp);
 	MHD_destroy_response(resp);

@@ -13,8 +13,13 @@
  * (::ffff:0:0/96, ::/96, 64:ff9b::/96, 2002::/16, 2001::/32). Redirects are
  * followed by hand, at most three, each checked as the first URL was.
  * Proxies from the environment are ignored, so the address checked is the
- * one connected to. The size is capped by --max-upload-mb and the time by
- * 10 s in all.
+ * one connected to. The size is capped by --max-upload-mb (a Content-Length
+ * over it is refused before the body) and the time by 10 s in all; the
+ * pixels, like every upload's, by --max-megapixels from the header.
+ *
+ * --allow-fetch-private yes lets the listed hosts be at the addresses above
+ * (an image host inside the deployment's own network); only the listed host
+ * names are fetched from either way.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -88,7 +93,7 @@ static bool host_listed(const char *list, const char *host)
 struct fetch {
 	unsigned char *buf;
 	size_t len, max;
-	bool too_large, blocked;
+	bool too_large, blocked, private_ok;
 };
 
 static size_t on_data(char *data, size_t size, size_t n, void *ctx)
@@ -113,7 +118,7 @@ static curl_socket_t on_socket(void *ctx, curlsocktype purpose, struct curl_sock
 {
 	struct fetch *f = ctx;
 
-	if (purpose != CURLSOCKTYPE_IPCXN || http_addr_blocked(&a->addr)) {
+	if (purpose != CURLSOCKTYPE_IPCXN || (!f->private_ok && http_addr_blocked(&a->addr))) {
 		f->blocked = true;
 		return CURL_SOCKET_BAD;
 	}
@@ -145,7 +150,7 @@ static int check_url(const char *list, const char *url, char *why, size_t wl)
 
 int http_fetch(struct http_server *s, const char *url, unsigned char **out, size_t *out_len, char *why, size_t wl)
 {
-	struct fetch f = {.max = s->cfg.max_upload_bytes};
+	struct fetch f = {.max = s->cfg.max_upload_bytes, .private_ok = s->cfg.allow_fetch_private};
 	char *next = NULL;
 	int st = 0;
 
@@ -186,6 +191,8 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, FETCH_TIMEOUT_MS);
 		curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_socket);
 		curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &f);
+		/* a Content-Length over the limit is refused before its body */
+		curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f.max);
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
 		curl_easy_setopt(h, CURLOPT_USERAGENT, "petcut");
@@ -194,7 +201,7 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 		if (f.blocked) {
 			snprintf(why, wl, "image_url's host resolves to an address this server does not fetch from");
 			st = 400;
-		} else if (f.too_large) {
+		} else if (f.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
 			snprintf(why, wl, "the image at image_url is over %zu MB", s->cfg.max_upload_bytes >> 20);
 			st = 413;
 		} else if (rc != CURLE_OK) {

@@ -30,7 +30,11 @@ struct http_config {
 	int job_claim_ms;	 /* a job not acknowledged this long is taken by another consumer
 				  * (default: request_timeout_ms + 30 s) */
 	const char *allow_fetch_hosts; /* "HOST,..." image_url may fetch from (default none: own images only) */
+	int allow_fetch_private;       /* those hosts may be at loopback or private addresses (an image
+					* host inside the network; default 0: public addresses only) */
 	int min_body_rate;	 /* bytes/s a request body must average after its first 10 s (default 8192; 0 off) */
+	const char *cors_origins;   /* "ORIGIN,..." pages that may call the API from a browser
+				     * (default "*": any; no credentials either way) */
 	const char *api_key_file;   /* keys the /v1 routes ask for, one a line (default none: open) */
 	const char *callback_allow; /* "HOST[:PORT],..." a job's callback_url may name (default none:
 				     * no callbacks), so a job cannot make petcut call anywhere */

@@ -85,6 +85,7 @@ struct req {
 	struct http_server *srv;
 	enum route route;
 	int unauthorized;    /* no valid API key: its body is dropped, then 401 */
+	const char *origin;  /* the Origin header, or NULL (cors.c) */
 	uint64_t rx_bytes;   /* body bytes received so far, for the trickle check */
 	double start_ms;
 	char id[40];	     /* request id: X-Request-Id or generated */
@@ -161,6 +162,9 @@ int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct r
 int http_image_begin(struct req *r);
 int http_image_write(struct req *r, const char *data, size_t len);
 json_t *http_image_commit(struct req *r, const char *expect);
+/* The HTTP status and error code for image bytes img_probe refused: 413
+ * too_large (over the pixel limit), 415 not_an_image, 422 undecodable. */
+int http_probe_status(img_status st, const char **code);
 
 /* tus.c: resumable uploads (tus 1.0) under DATA/uploads/ */
 int http_tus_init(struct http_server *s, char *errbuf, size_t errlen);
@@ -186,8 +190,11 @@ enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char
 int http_web_has(const char *url);
 enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *url);
 
-/* cors.c: any origin may use the API from a browser (no credentials) */
-void http_cors_headers(struct MHD_Response *resp);
+/* cors.c: the origins that may use the API from a browser (--cors-origins;
+ * no credentials). http_cors_init checks the list; http_cors_headers adds
+ * the answer's CORS headers for the request's Origin. */
+int http_cors_init(struct http_server *s, char *errbuf, size_t errlen);
+void http_cors_headers(struct MHD_Response *resp, const struct req *r);
 /* An OPTIONS request with Access-Control-Request-Method. */
 int http_cors_is_preflight(struct MHD_Connection *c, const char *method);
 enum MHD_Result http_cors_preflight(struct MHD_Connection *c, struct req *r);

@@ -99,6 +99,20 @@ nomem:
 	return -1;
 }
 
+int http_probe_status(img_status st, const char **code)
+{
+	if (st == IMG_ERR_TOO_LARGE) {
+		*code = "too_large";
+		return 413;
+	}
+	if (st == IMG_ERR_NOT_IMAGE || st == IMG_ERR_UNSUPPORTED) {
+		*code = "not_an_image";
+		return 415;
+	}
+	*code = "undecodable";
+	return 422;
+}
+
 /* Probes and commits the current file; returns its JSON description, or
  * NULL with the request's error set. */
 static json_t *file_commit(struct req *r, const char *expect)
@@ -123,11 +137,7 @@ static json_t *file_commit(struct req *r, const char *expect)
 	if (is != IMG_OK && !(is == IMG_ERR_CORRUPT && bytes > r->head_len)) {
 		store_put_abort(r->put);
 		r->put = NULL;
-		r->error_status = is == IMG_ERR_UNSUPPORTED && strstr(img_errmsg(), "large") ? 413
-				  : is == IMG_ERR_NOT_IMAGE || is == IMG_ERR_UNSUPPORTED ? 415
-											  : 422;
-		r->error_code = r->error_status == 413 ? "too_large" : r->error_status == 415 ? "not_an_image"
-											: "undecodable";
+		r->error_status = http_probe_status(is, &r->error_code);
 		snprintf(r->error_msg, sizeof r->error_msg, "%s", img_errmsg());
 		return NULL;
 	}
@@ -371,7 +381,7 @@ enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, s
 	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	http_cors_headers(resp);
+	http_cors_headers(resp, r);
 	r->status = 200;
 	ret = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
@@ -459,7 +469,7 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 	if (inm && strstr(inm, id)) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 		MHD_add_response_header(resp, "ETag", etag);
-		http_cors_headers(resp);
+		http_cors_headers(resp, r);
 		r->status = 304;
 		enum MHD_Result ret = MHD_queue_response(c, 304, resp);
 		MHD_destroy_response(resp);

@@ -266,10 +266,12 @@ static int store_bytes(struct http_server *s, const unsigned char *raw, size_t l
 {
 	struct img_info info;
 	struct img_load_opts o = {.max_pixels = s->cfg.max_pixels};
+	img_status is = img_probe(raw, len, &o, &info);
+	const char *code;
 
-	if (img_probe(raw, len, &o, &info) != IMG_OK) {
+	if (is != IMG_OK) {
 		snprintf(why, wl, "%s", img_errmsg());
-		return 415;
+		return http_probe_status(is, &code);
 	}
 	if (store_put_buffer(s->store, NS_IMAGES, NULL, raw, len, id, NULL) != STORE_OK) {
 		snprintf(why, wl, "the store cannot be written");
@@ -299,6 +301,11 @@ static int store_base64(struct http_server *s, const char *b64, char id[STORE_KE
 		return 400;
 	}
 	len -= pad;
+	if ((size_t)len > s->cfg.max_upload_bytes) { /* as an upload of the same bytes would be */
+		free(raw);
+		snprintf(why, wl, "the image is over %zu MB", s->cfg.max_upload_bytes >> 20);
+		return 413;
+	}
 	st = store_bytes(s, raw, (size_t)len, id, why, wl);
 	free(raw);
 	return st;
@@ -679,8 +686,11 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	p.gate = gate;
 	p.passed = passed;
 	if (status)
-		return fail_out(o, status, status == 415 ? "not_an_image" : status == 503 ? "storage_unavailable"
-										  : "bad_request",
+		return fail_out(o, status,
+				status == 413	? "too_large"
+				: status == 415 ? "not_an_image"
+				: status == 503 ? "storage_unavailable"
+						: "bad_request",
 				"%s", why);
 	if (!s->batcher)
 		return fail_out(o, 503, "model_unavailable", "no model is loaded");

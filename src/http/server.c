@@ -59,6 +59,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
 	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
 	cfg->api_key_file = (v = getenv("PETCUT_API_KEY_FILE")) && *v ? v : NULL;
+	cfg->cors_origins = (v = getenv("PETCUT_CORS_ORIGINS")) && *v ? v : "*";
 	cfg->allow_fetch_hosts = (v = getenv("PETCUT_ALLOW_FETCH_HOST")) && *v ? v : NULL;
 	cfg->min_body_rate = (int)env_long("PETCUT_MIN_BODY_RATE", 8192);
 	cfg->threads = (int)env_long("PETCUT_THREADS", 4);
@@ -99,7 +100,7 @@ static void add_common_headers(struct MHD_Response *resp, const struct req *r)
 {
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	http_cors_headers(resp);
+	http_cors_headers(resp, r);
 }
 
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body)
@@ -360,6 +361,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		r->method = method;
 		r->url = url;
 		r->route = route_of(method, url, &id);
+		r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
 		const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
 		if (rid && *rid && strlen(rid) < sizeof r->id && strspn(rid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == strlen(rid))
 			snprintf(r->id, sizeof r->id, "%s", rid);
@@ -572,7 +574,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", store_errmsg());
 		goto fail;
 	}
-	if (http_auth_init(s, errbuf, errlen))
+	if (http_cors_init(s, errbuf, errlen) || http_auth_init(s, errbuf, errlen))
 		goto fail;
 	/* before any connection thread can fetch an image_url */
 	if (cfg->allow_fetch_hosts && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -291,7 +291,7 @@ static void add_tus_headers(struct MHD_Response *resp, const struct req *r)
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	http_cors_headers(resp);
+	http_cors_headers(resp, r);
 }
 
 static enum MHD_Result queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp)

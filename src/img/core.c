@@ -38,6 +38,7 @@ const char *img_strerror(img_status st)
 	case IMG_ERR_UNSUPPORTED: return "unsupported image";
 	case IMG_ERR_ARG: return "bad argument";
 	case IMG_ERR_VIPS: return "image processing failed";
+	case IMG_ERR_TOO_LARGE: return "image too large";
 	}
 	return "unknown error";
 }

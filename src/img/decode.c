@@ -159,7 +159,7 @@ static img_status open_header(VipsSource *src, const struct img_load_opts *o, Vi
 	if (*type == IMG_TYPE_HEIC)
 		*type = heif_type(*in, head, (size_t)headlen);
 	if ((long long)(*in)->Xsize * (*in)->Ysize > limit) {
-		img_status st = img_fail(IMG_ERR_UNSUPPORTED, "image too large (%dx%d; at most %lld pixels)",
+		img_status st = img_fail(IMG_ERR_TOO_LARGE, "image too large (%dx%d; at most %lld pixels)",
 					 (*in)->Xsize, (*in)->Ysize, limit);
 
 		VIPS_UNREF(*in);

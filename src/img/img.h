@@ -41,9 +41,10 @@ typedef enum img_status {
 	IMG_ERR_IO = -2,	  /* a file could not be opened, read or written */
 	IMG_ERR_NOT_IMAGE = -3,	  /* the bytes are not an image at all */
 	IMG_ERR_CORRUPT = -4,	  /* an image, but truncated or damaged */
-	IMG_ERR_UNSUPPORTED = -5, /* an image in a format, or of a size, petcut does not take */
+	IMG_ERR_UNSUPPORTED = -5, /* an image in a format petcut does not take */
 	IMG_ERR_ARG = -6,	  /* a bad argument from the caller */
 	IMG_ERR_VIPS = -7,	  /* libvips failed while processing a valid image */
+	IMG_ERR_TOO_LARGE = -8,	  /* more pixels than the caller's limit (known from the header) */
 } img_status;
 
 /* Encodings img_save can write. */
