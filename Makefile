@@ -6,6 +6,7 @@
 #   make test SAN=1   the same suite on an ASan + UBSan build (in build-san/)
 #   make bench   side-by-side benchmark against ONNX Runtime; writes BENCHMARKS.md figures
 #   make fuzz    libFuzzer on every fuzz target (FUZZ_SECONDS each, default 120)
+#   make soak    mixed load on 200 connections for SOAK_MINUTES (default 30); RSS growth bounded
 
 CC      ?= cc
 SAN     ?= 0
@@ -42,7 +43,7 @@ TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC = $(sort $(wildcard fuzz/*_fuzzer.c))
 FUZZ_REPLAY = $(FUZZ_SRC:fuzz/%_fuzzer.c=$(BUILD)/tests/test_fuzz_%)
 
-.PHONY: all deps models run test check bench fuzz clean
+.PHONY: all deps models run test check bench fuzz soak clean
 all: $(BUILD)/petcut $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(GEN_C) $(GEN_H): $(ONNX_PROTO)
@@ -90,6 +91,13 @@ $(BUILD)/tests/test_fuzz_%: fuzz/%_fuzzer.c fuzz/replay.c $(BUILD)/libpetcut.a
 FUZZ_SECONDS ?= 120
 fuzz: deps
 	@fuzz/run.sh $(FUZZ_SECONDS)
+
+# Mixed load (hits, uploads, thumbnails, previews, renders) on 200 keep-alive
+# connections for SOAK_MINUTES; fails on any error or RSS growth over 50 MB.
+SOAK_MINUTES ?= 30
+soak: models
+	@python3 tests/load/soak.py $(BUILD)/petcut samples/chelsea.jpg --connections 200 \
+		--minutes $(SOAK_MINUTES) --max-growth-mb 50 --report $(BUILD)/soak.md
 
 # Installs the Debian packages petcut needs (only those missing).
 deps:
