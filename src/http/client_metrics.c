@@ -13,11 +13,9 @@
 #include <strings.h>
 
 #include "http/http_int.h"
+#include "http/parse.h"
 
 #define MAX_REPORT_BYTES 2048
-#define MAX_DURATION_MS 3600000.0 /* an hour */
-#define MAX_REPORT_BYTES_SENT 10000000000.0
-#define MAX_TRIES 100
 
 static const char *const networks[] = {"slow-2g", "2g", "3g", "4g", "unknown"};
 static const char *const devices[] = {"phone", "tablet", "desktop", "unknown"};
@@ -57,8 +55,7 @@ int http_client_metrics_init(struct http_server *s)
 		       : -1;
 }
 
-/* Checks a report and records it: 0, or -1 with why set. */
-static int record(struct http_server *s, json_t *j, char *why, size_t wl)
+int http_client_report_parse(json_t *j, struct client_report *out, char *why, size_t wl)
 {
 	const char *outcome, *network = "unknown", *device = "unknown";
 	json_t *bytes = NULL, *duration = NULL;
@@ -66,44 +63,57 @@ static int record(struct http_server *s, json_t *j, char *why, size_t wl)
 	int resumable = 0;
 	json_error_t err;
 
+	memset(out, 0, sizeof *out);
 	if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:o,s:o,s?I,s?s,s?s,s?b}", "outcome", &outcome, "bytes", &bytes,
 			   "duration_ms", &duration, "tries", &tries, "network", &network, "device", &device,
 			   "resumable", &resumable)) {
 		snprintf(why, wl, "bad report: %s", err.text);
-		return -1;
+		return 400;
 	}
 	double b = json_number_value(bytes), ms = json_number_value(duration);
-	if (!json_is_integer(bytes) || b < 0 || b > MAX_REPORT_BYTES_SENT) {
-		snprintf(why, wl, "bytes is an integer from 0 to %.0f", MAX_REPORT_BYTES_SENT);
-		return -1;
+	if (!json_is_integer(bytes) || b < 0 || b > CLIENT_MAX_BYTES_SENT) {
+		snprintf(why, wl, "bytes is an integer from 0 to %.0f", CLIENT_MAX_BYTES_SENT);
+		return 400;
 	}
-	if (!json_is_number(duration) || !(ms >= 0 && ms <= MAX_DURATION_MS)) {
-		snprintf(why, wl, "duration_ms is a number from 0 to %.0f", MAX_DURATION_MS);
-		return -1;
+	if (!json_is_number(duration) || !(ms >= 0 && ms <= CLIENT_MAX_DURATION_MS)) {
+		snprintf(why, wl, "duration_ms is a number from 0 to %.0f", CLIENT_MAX_DURATION_MS);
+		return 400;
 	}
-	if (tries < 1 || tries > MAX_TRIES) {
-		snprintf(why, wl, "tries is 1 to %d", MAX_TRIES);
-		return -1;
+	if (tries < 1 || tries > CLIENT_MAX_TRIES) {
+		snprintf(why, wl, "tries is 1 to %d", CLIENT_MAX_TRIES);
+		return 400;
 	}
 	if (!one_of(outcome, outcomes, sizeof outcomes / sizeof *outcomes)) {
 		snprintf(why, wl, "outcome is success, failure or cancelled");
-		return -1;
+		return 400;
 	}
 	if (!one_of(network, networks, sizeof networks / sizeof *networks)) {
 		snprintf(why, wl, "network is slow-2g, 2g, 3g, 4g or unknown");
-		return -1;
+		return 400;
 	}
 	if (!one_of(device, devices, sizeof devices / sizeof *devices)) {
 		snprintf(why, wl, "device is phone, tablet, desktop or unknown");
-		return -1;
+		return 400;
 	}
-	const char *const nd[] = {network, device};
-	metrics_add(metrics_series(s->client_uploads, (const char *const[]){network, device, outcome}), 1);
-	metrics_add(metrics_series(s->client_bytes, nd), b);
-	metrics_add(metrics_series(s->client_tries, nd), (double)(tries - 1));
-	if (!strcmp(outcome, "success"))
-		metrics_observe(metrics_series(s->client_duration, nd), ms / 1e3);
+	out->outcome = outcome;
+	out->network = network;
+	out->device = device;
+	out->bytes = b;
+	out->duration_ms = ms;
+	out->tries = (int)tries;
+	out->resumable = resumable;
 	return 0;
+}
+
+/* Folds a checked report into the metrics. */
+static void record(struct http_server *s, const struct client_report *cr)
+{
+	const char *const nd[] = {cr->network, cr->device};
+	metrics_add(metrics_series(s->client_uploads, (const char *const[]){cr->network, cr->device, cr->outcome}), 1);
+	metrics_add(metrics_series(s->client_bytes, nd), cr->bytes);
+	metrics_add(metrics_series(s->client_tries, nd), (double)(cr->tries - 1));
+	if (!strcmp(cr->outcome, "success"))
+		metrics_observe(metrics_series(s->client_duration, nd), cr->duration_ms / 1e3);
 }
 
 enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
@@ -150,7 +160,10 @@ enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, con
 		metrics_add(metrics_series(s->client_rejected, NULL), 1);
 		return http_reply_error(c, r, 400, "bad_json", "the report must be a JSON object");
 	}
-	int bad = record(s, j, why, sizeof why);
+	struct client_report cr;
+	int bad = http_client_report_parse(j, &cr, why, sizeof why);
+	if (!bad)
+		record(s, &cr);
 	json_decref(j);
 	if (bad) {
 		metrics_add(metrics_series(s->client_rejected, NULL), 1);

@@ -127,6 +127,12 @@ enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int st
 enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
 enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id);
 void http_req_cleanup_upload(struct req *r);
+/* The post processor's callback of a multipart (or urlencoded) body: files
+ * ("file", "image_file") are stored as uploads into r->uploaded, other
+ * fields kept in r->form (http_form_add) when the route reads them. */
+enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+				  const char *content_type, const char *transfer_encoding, const char *data,
+				  uint64_t off, size_t size);
 
 struct gate;
 

@@ -18,10 +18,10 @@
 #include <openssl/evp.h>
 
 #include "http/http_int.h"
+#include "http/parse.h"
 
 #define NS_IMAGES "img"
 #define NS_THUMBS "thumb"
-#define MAX_FORM_FIELD (64u << 20) /* a base64 image fits */
 
 /* ===== Checksums ===== */
 
@@ -187,7 +187,7 @@ json_t *http_image_commit(struct req *r, const char *expect)
 
 /* ===== Multipart ===== */
 
-static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
 				const char *content_type, const char *transfer_encoding, const char *data,
 				uint64_t off, size_t size)
 {
@@ -200,22 +200,12 @@ static enum MHD_Result on_field(void *cls, enum MHD_ValueKind kind, const char *
 		/* other fields: kept (bounded) where the route reads them */
 		if (!r->form)
 			return MHD_YES;
-		const char *had = json_string_value(json_object_get(r->form, key));
-		size_t hl = had ? strlen(had) : 0;
-		if (hl + size > MAX_FORM_FIELD || json_object_size(r->form) >= 32) {
-			r->error_status = 413;
-			r->error_code = "too_large";
-			snprintf(r->error_msg, sizeof r->error_msg, "form field '%s' is too large", key);
+		int st = http_form_add(r->form, key, data, size, r->error_msg, sizeof r->error_msg);
+		if (st) {
+			r->error_status = st;
+			r->error_code = st == 413 ? "too_large" : st == 400 ? "bad_request" : "overloaded";
 			return MHD_NO;
 		}
-		char *v = malloc(hl + size + 1);
-		if (!v)
-			return MHD_NO;
-		memcpy(v, had ? had : "", hl);
-		memcpy(v + hl, data, size);
-		v[hl + size] = 0;
-		json_object_set_new(r->form, key, json_string(v));
-		free(v);
 		return MHD_YES;
 	}
 	if (off == 0) { /* a new file: finish the previous one */
@@ -261,7 +251,7 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 			r->uploaded = json_array();
 			if (r->route == ROUTE_REMOVEBG)
 				r->form = json_object();
-			r->pp = MHD_create_post_processor(c, 64 << 10, on_field, r);
+			r->pp = MHD_create_post_processor(c, 64 << 10, http_upload_field, r);
 			if (!r->pp || !r->uploaded) {
 				r->error_status = 400;
 				r->error_code = "bad_request";

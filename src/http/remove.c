@@ -34,6 +34,7 @@
 #include <openssl/evp.h>
 
 #include "http/http_int.h"
+#include "http/parse.h"
 #include "model/model.h"
 
 #define NS_IMAGES "img"
@@ -224,18 +225,6 @@ void http_remove_fini(struct http_server *s)
 
 /* ===== Parameters ===== */
 
-struct params {
-	char image_id[STORE_KEY_LEN + 1];
-	int side;		/* network input: 512 (preview) or 1024 (full) */
-	enum img_refine refine;
-	struct img_render render;
-	struct img_save_opts save;
-	char bg_image_id[STORE_KEY_LEN + 1];
-	char canonical[512];	/* every parameter, in one order: the cache key's */
-	struct gate *gate;	/* batch requests: meet before queueing */
-	int *passed;
-};
-
 static const char *mime_of(enum img_format f)
 {
 	switch (f) {
@@ -280,39 +269,56 @@ static int store_bytes(struct http_server *s, const unsigned char *raw, size_t l
 	return 0;
 }
 
-/* Stores a base64 image as an upload would; its id in id. */
-static int store_base64(struct http_server *s, const char *b64, char id[STORE_KEY_LEN + 1], char *why, size_t wl)
+int http_base64_decode(const char *text, unsigned char **out, size_t *len)
 {
-	size_t n = strlen(b64);
+	size_t n = strlen(text);
 	unsigned char *raw;
-	int len, pad = 0, st;
+	int got, pad;
 
-	if (!strncmp(b64, "data:", 5) && strchr(b64, ','))
-		b64 = strchr(b64, ',') + 1, n = strlen(b64);
-	if (n % 4 || !n || !(raw = malloc(n / 4 * 3 + 1))) {
-		snprintf(why, wl, "image is not valid base64");
-		return 400;
-	}
-	len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
-	pad = (n >= 1 && b64[n - 1] == '=') + (n >= 2 && b64[n - 2] == '=');
-	if (len < 0) {
+	if (!strncmp(text, "data:", 5) && strchr(text, ','))
+		text = strchr(text, ',') + 1, n = strlen(text);
+	if (n % 4 || !n || n > INT_MAX || !(raw = malloc(n / 4 * 3 + 1)))
+		return -1;
+	got = EVP_DecodeBlock(raw, (const unsigned char *)text, (int)n);
+	pad = (n >= 1 && text[n - 1] == '=') + (n >= 2 && text[n - 2] == '=');
+	if (got < 0) {
 		free(raw);
+		return -1;
+	}
+	*out = raw;
+	*len = (size_t)(got - pad);
+	return 0;
+}
+
+/* Stores the image of a body that brought its own (image_url of another
+ * host, where allowed, or image in base64) as an upload would: its id in
+ * p->image_id. 0, or an HTTP status with why set. */
+static int store_source(struct http_server *s, struct remove_params *p, char *why, size_t wl)
+{
+	unsigned char *raw;
+	size_t len;
+	int st;
+
+	if (p->source == REMOVE_SOURCE_ID)
+		return 0;
+	if (p->source == REMOVE_SOURCE_URL) {
+		if ((st = http_fetch(s, p->source_text, &raw, &len, why, wl)))
+			return st;
+	} else if (http_base64_decode(p->source_text, &raw, &len)) {
 		snprintf(why, wl, "image is not valid base64");
 		return 400;
 	}
-	len -= pad;
-	if ((size_t)len > s->cfg.max_upload_bytes) { /* as an upload of the same bytes would be */
+	if (len > s->cfg.max_upload_bytes) { /* as an upload of the same bytes would be */
 		free(raw);
 		snprintf(why, wl, "the image is over %zu MB", s->cfg.max_upload_bytes >> 20);
 		return 413;
 	}
-	st = store_bytes(s, raw, (size_t)len, id, why, wl);
+	st = store_bytes(s, raw, len, p->image_id, why, wl);
 	free(raw);
 	return st;
 }
 
-/* Reads the JSON body into p; returns 0 or an HTTP status with why set. */
-static int parse_params(struct http_server *s, json_t *j, struct params *p, char *why, size_t wl)
+int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 {
 	const char *id = NULL, *url = NULL, *b64 = NULL, *size = "preview", *format = "png", *bg = NULL;
 	const char *effect = NULL, *refine = "none", *color = "keep", *margin = NULL, *fit = NULL;
@@ -337,22 +343,14 @@ static int parse_params(struct http_server *s, json_t *j, struct params *p, char
 			return 400;
 		}
 		memcpy(p->image_id, id, STORE_KEY_LEN + 1);
+		p->source = REMOVE_SOURCE_ID;
 	} else if (url) {
-		if (id_from_url(url, p->image_id)) { /* another host's, if allowed */
-			unsigned char *raw;
-			size_t len;
-			int st = http_fetch(s, url, &raw, &len, why, wl);
-			if (st)
-				return st;
-			st = store_bytes(s, raw, len, p->image_id, why, wl);
-			free(raw);
-			if (st)
-				return st;
-		}
+		p->source = id_from_url(url, p->image_id) ? REMOVE_SOURCE_URL : REMOVE_SOURCE_ID;
+		if (p->source == REMOVE_SOURCE_URL) /* another host's: fetched if allowed */
+			p->source_text = url;
 	} else {
-		int st = store_base64(s, b64, p->image_id, why, wl);
-		if (st)
-			return st;
+		p->source = REMOVE_SOURCE_BASE64;
+		p->source_text = b64;
 	}
 	if (!strcmp(size, "preview"))
 		p->side = 512;
@@ -549,12 +547,12 @@ static void index_put(struct http_server *s, const char *key, const char *text, 
 
 /* ===== The mask ===== */
 
-static int make_mask(struct http_server *s, struct params *p, const struct img *photo, const char *key,
+static int make_mask(struct http_server *s, struct remove_params *p, const struct img *photo, const char *key,
 		     float **mask, struct batcher_timing *t, char *why, size_t wl);
 
 /* The network's mask for the image at side x side: from the store, or from
  * a forward pass (then stored). Returns 0 or an HTTP status. */
-static int get_mask(struct http_server *s, struct params *p, const struct img *photo, float **mask,
+static int get_mask(struct http_server *s, struct remove_params *p, const struct img *photo, float **mask,
 		    struct batcher_timing *t, int *hit, char *why, size_t wl)
 {
 	char name[256], key[STORE_KEY_LEN + 1];
@@ -587,7 +585,7 @@ static int get_mask(struct http_server *s, struct params *p, const struct img *p
 }
 
 /* Runs the network for the mask and stores it under key. */
-static int make_mask(struct http_server *s, struct params *p, const struct img *photo, const char *key,
+static int make_mask(struct http_server *s, struct remove_params *p, const struct img *photo, const char *key,
 		     float **mask, struct batcher_timing *t, char *why, size_t wl)
 {
 	size_t n = (size_t)p->side * p->side;
@@ -670,7 +668,7 @@ static int finish(struct outcome *o, const char *key, json_t *meta, int cached, 
 /* Makes (or finds) the result a request body asks for. */
 int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o)
 {
-	struct params p;
+	struct remove_params p;
 	char why[300] = "", name[800], key[STORE_KEY_LEN + 1];
 	void *orig = NULL, *meta_buf = NULL, *enc = NULL;
 	size_t olen, mlen, enclen = 0;
@@ -682,7 +680,10 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	int status, mask_hit = 0, leading = 0;
 	double t0 = http_now_ms(), t_decode, t_mask, t_compose, t_encode;
 
-	status = parse_params(s, body, &p, why, sizeof why);
+	/* every parameter is checked before an image of the body is stored */
+	status = http_remove_parse(body, &p, why, sizeof why);
+	if (!status)
+		status = store_source(s, &p, why, sizeof why);
 	p.gate = gate;
 	p.passed = passed;
 	if (status)

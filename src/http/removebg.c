@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "http/parse.h"
 
 static enum MHD_Result reply_errors(struct MHD_Connection *c, struct req *r, int status, const char *code,
 				    const char *title)
@@ -21,9 +22,9 @@ static enum MHD_Result reply_errors(struct MHD_Connection *c, struct req *r, int
 			       json_pack("{s:[{s:s,s:s}]}", "errors", "title", title, "code", code ? code : "error"));
 }
 
-static const char *field(struct req *r, const char *name)
+static const char *field(json_t *form, const char *name)
 {
-	return json_string_value(json_object_get(r->form, name));
+	return json_string_value(json_object_get(form, name));
 }
 
 static void removebg_work(struct req *r)
@@ -36,19 +37,45 @@ static int is_true(const char *v)
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
-enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
+int http_form_add(json_t *form, const char *key, const char *data, size_t size, char *why, size_t wl)
 {
-	const char *size = field(r, "size"), *format = field(r, "format"), *bg = field(r, "bg_color");
-	const char *b64 = field(r, "image_file_b64"), *url = field(r, "image_url"), *channels = field(r, "channels");
-	const char *margin = field(r, "crop_margin");
-	json_t *body = json_object(), *img = json_array_get(r->uploaded, 0);
+	const char *had = json_string_value(json_object_get(form, key));
+	size_t hl = had ? strlen(had) : 0;
+	char *v;
+
+	if (hl + size > FORM_MAX_FIELD || json_object_size(form) >= FORM_MAX_FIELDS) {
+		snprintf(why, wl, "form field '%s' is too large", key);
+		return 413;
+	}
+	if (!(v = malloc(hl + size + 1))) {
+		snprintf(why, wl, "out of memory");
+		return 503;
+	}
+	memcpy(v, had ? had : "", hl);
+	memcpy(v + hl, data, size);
+	v[hl + size] = 0;
+	json_object_set_new(form, key, json_string(v));
+	free(v);
+	return 0;
+}
+
+json_t *http_removebg_body(json_t *form, json_t *img, const char **code, char *why, size_t wl)
+{
+	const char *size = field(form, "size"), *format = field(form, "format"), *bg = field(form, "bg_color");
+	const char *b64 = field(form, "image_file_b64"), *url = field(form, "image_url");
+	const char *channels = field(form, "channels"), *margin = field(form, "crop_margin");
+	json_t *body;
 	char color[16];
 
-	if (!body)
-		return MHD_NO;
 	if (!!img + !!b64 + !!url != 1) {
-		json_decref(body);
-		return reply_errors(c, r, 400, "missing_source", "give exactly one of image_file, image_file_b64, image_url");
+		*code = "missing_source";
+		snprintf(why, wl, "give exactly one of image_file, image_file_b64, image_url");
+		return NULL;
+	}
+	if (!(body = json_object())) {
+		*code = "overloaded";
+		snprintf(why, wl, "out of memory");
+		return NULL;
 	}
 	if (img)
 		json_object_set(body, "image_id", json_object_get(img, "id"));
@@ -72,10 +99,12 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
 						      : bg && *bg ? "jpeg" : "png";
 	if (!strcasecmp(fmt, "zip")) {
 		json_decref(body);
-		return reply_errors(c, r, 400, "unsupported_format", "format zip is not supported: use png, jpg or webp");
+		*code = "unsupported_format";
+		snprintf(why, wl, "format zip is not supported: use png, jpg or webp");
+		return NULL;
 	}
 	json_object_set_new(body, "format", json_string(fmt));
-	if (is_true(field(r, "crop")))
+	if (is_true(field(form, "crop")))
 		json_object_set_new(body, "crop", json_true());
 	if (margin && *margin) {
 		char m[32];
@@ -84,7 +113,17 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
 	}
 	if (channels && !strcasecmp(channels, "alpha"))
 		json_object_set_new(body, "mask", json_true());
+	return body;
+}
 
+enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
+{
+	const char *code = "bad_request";
+	char why[200];
+	json_t *body = http_removebg_body(r->form, json_array_get(r->uploaded, 0), &code, why, sizeof why);
+
+	if (!body)
+		return reply_errors(c, r, !strcmp(code, "overloaded") ? 503 : 400, code, why);
 	/* the removal runs off this thread; removebg_reply answers */
 	r->json = body;
 	if (http_work_start(c, r, removebg_work))

@@ -38,11 +38,9 @@
 #include <openssl/rand.h>
 
 #include "http/http_int.h"
+#include "http/parse.h"
 
-#define TUS_VERSION "1.0.0"
 #define TUS_EXTENSIONS "creation,checksum,termination,expiration"
-#define TUS_ID_LEN 32		 /* 16 random bytes in hex */
-#define TUS_MAX_METADATA 4096	 /* Upload-Metadata, bytes */
 #define TUS_MAX_BUSY 1024	 /* PATCHes in flight at once */
 #define TUS_SWEEP_EVERY_MS 60000 /* creations look for expired uploads this often */
 #define TUS_STATUS_CHECKSUM 460	 /* the checksum extension's "Checksum Mismatch" */
@@ -81,7 +79,7 @@ static void tus_path(const struct tus *t, const char *id, const char *ext, char 
 	snprintf(out, n, "%s/%s.%s", t->dir, id, ext);
 }
 
-static int id_valid(const char *id)
+int http_tus_id_valid(const char *id)
 {
 	return id && strlen(id) == TUS_ID_LEN && strspn(id, "0123456789abcdef") == TUS_ID_LEN;
 }
@@ -215,7 +213,7 @@ static void sweep(struct http_server *s)
 		if (!dot || dot - e->d_name != TUS_ID_LEN || (strcmp(dot, ".info") && strcmp(dot, ".data")))
 			continue;
 		snprintf(id, sizeof id, "%.*s", TUS_ID_LEN, e->d_name);
-		if (!id_valid(id))
+		if (!http_tus_id_valid(id))
 			continue;
 		if (!strcmp(dot, ".data")) { /* bytes whose info was never written (a crash in creation) */
 			struct stat sb;
@@ -372,8 +370,7 @@ static const char *header(struct MHD_Connection *c, const char *name)
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/* A non-negative decimal integer with no sign, spaces or junk. */
-static int parse_u64(const char *v, uint64_t *out)
+int http_tus_parse_u64(const char *v, uint64_t *out)
 {
 	char *end;
 	if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
@@ -382,8 +379,7 @@ static int parse_u64(const char *v, uint64_t *out)
 	return 0;
 }
 
-/* Upload-Metadata: comma-separated "key" or "key base64value" pairs. */
-static int metadata_valid(const char *m)
+int http_tus_metadata_valid(const char *m)
 {
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
 	const char *p = m;
@@ -411,9 +407,7 @@ static int metadata_valid(const char *m)
 	return 1;
 }
 
-/* Upload-Checksum "sha256 BASE64" into 32 bytes: 1 ok, 0 absent, -1 bad,
- * -2 another algorithm. */
-static int parse_checksum(const char *v, unsigned char out[32])
+int http_tus_parse_checksum(const char *v, unsigned char out[32])
 {
 	unsigned char raw[48];
 	const char *sp;
@@ -431,11 +425,74 @@ static int parse_checksum(const char *v, unsigned char out[32])
 	return 1;
 }
 
-/* Checks Tus-Resumable; replies 412 and returns 0 when it is wrong. */
-static int version_ok(struct MHD_Connection *c)
+int http_tus_version_ok(const char *v)
 {
-	const char *v = header(c, "Tus-Resumable");
 	return v && !strcmp(v, TUS_VERSION);
+}
+
+/* The header values the checks below read. */
+static void get_headers(struct MHD_Connection *c, struct tus_headers *h)
+{
+	h->resumable = header(c, "Tus-Resumable");
+	h->length = header(c, "Upload-Length");
+	h->defer_length = header(c, "Upload-Defer-Length");
+	h->offset = header(c, "Upload-Offset");
+	h->metadata = header(c, "Upload-Metadata");
+	h->checksum = header(c, "Upload-Checksum");
+	h->content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	h->content_length = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+}
+
+static int fail(const char **code, const char *what, int status, char *why, size_t wl, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static int fail(const char **code, const char *what, int status, char *why, size_t wl, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, wl, fmt, ap);
+	va_end(ap);
+	*code = what;
+	return status;
+}
+
+int http_tus_check_creation(const struct tus_headers *h, uint64_t max_bytes, struct tus_parsed *out,
+			    const char **code, char *why, size_t wl)
+{
+	memset(out, 0, sizeof *out);
+	if (h->defer_length)
+		return fail(code, "bad_request", 400, why, wl,
+			    "Upload-Defer-Length is not supported: give Upload-Length");
+	if (http_tus_parse_u64(h->length, &out->length))
+		return fail(code, "bad_request", 400, why, wl, "Upload-Length must be a non-negative integer");
+	if (!out->length)
+		return fail(code, "empty", 400, why, wl, "the upload is empty");
+	if (out->length > max_bytes)
+		return fail(code, "too_large", 413, why, wl, "Upload-Length is over Tus-Max-Size (%" PRIu64 " bytes)",
+			    max_bytes);
+	if (h->metadata && !http_tus_metadata_valid(h->metadata))
+		return fail(code, "bad_request", 400, why, wl, "malformed Upload-Metadata (or over %d bytes)",
+			    TUS_MAX_METADATA);
+	return 0;
+}
+
+int http_tus_check_patch(const struct tus_headers *h, struct tus_parsed *out, const char **code, char *why,
+			 size_t wl)
+{
+	int ck;
+
+	memset(out, 0, sizeof *out);
+	if (!h->content_type || strcasecmp(h->content_type, "application/offset+octet-stream"))
+		return fail(code, "unsupported_media_type", 415, why, wl,
+			    "a PATCH body is application/offset+octet-stream");
+	if (http_tus_parse_u64(h->offset, &out->offset))
+		return fail(code, "bad_request", 400, why, wl, "Upload-Offset must be a non-negative integer");
+	if ((ck = http_tus_parse_checksum(h->checksum, out->want)) < 0)
+		return fail(code, "bad_checksum", 400, why, wl, "%s",
+			    ck == -2 ? "the checksum algorithm is not supported (sha256 is)"
+				     : "malformed Upload-Checksum (expected 'sha256 BASE64')");
+	out->has_checksum = ck == 1;
+	out->has_content_length = !http_tus_parse_u64(h->content_length, &out->content_length);
+	return 0;
 }
 
 /* ===== OPTIONS, POST, HEAD, DELETE ===== */
@@ -456,23 +513,19 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 {
 	struct http_server *s = r->srv;
 	struct tus *t = s->tus;
-	const char *meta = header(c, "Upload-Metadata");
+	struct tus_headers h;
+	struct tus_parsed hp;
 	struct tus_info in = {0};
 	unsigned char rnd[TUS_ID_LEN / 2];
-	char id[TUS_ID_LEN + 1], path[PATH_MAX], loc[64];
+	char id[TUS_ID_LEN + 1], path[PATH_MAX], loc[64], why[200];
+	const char *code;
+	int st;
 
-	if (header(c, "Upload-Defer-Length"))
-		return tus_error(c, r, 400, "bad_request", "Upload-Defer-Length is not supported: give Upload-Length");
-	if (parse_u64(header(c, "Upload-Length"), &in.length))
-		return tus_error(c, r, 400, "bad_request", "Upload-Length must be a non-negative integer");
-	if (!in.length)
-		return tus_error(c, r, 400, "empty", "the upload is empty");
-	if (in.length > s->cfg.max_upload_bytes)
-		return tus_error(c, r, 413, "too_large", "Upload-Length is over Tus-Max-Size (%zu bytes)",
-				 s->cfg.max_upload_bytes);
-	if (meta && !metadata_valid(meta))
-		return tus_error(c, r, 400, "bad_request", "malformed Upload-Metadata (or over %d bytes)", TUS_MAX_METADATA);
-	snprintf(in.metadata, sizeof in.metadata, "%s", meta ? meta : "");
+	get_headers(c, &h);
+	if ((st = http_tus_check_creation(&h, s->cfg.max_upload_bytes, &hp, &code, why, sizeof why)))
+		return tus_error(c, r, st, code, "%s", why);
+	in.length = hp.length;
+	snprintf(in.metadata, sizeof in.metadata, "%s", h.metadata ? h.metadata : "");
 	pthread_mutex_lock(&t->lock);
 	int due = http_now_ms() - t->last_sweep_ms > TUS_SWEEP_EVERY_MS;
 	if (due)
@@ -589,22 +642,19 @@ static void set_error(struct req *r, int status, const char *code, const char *m
 static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 {
 	struct tus *t = r->srv->tus;
-	const char *type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	struct tus_headers h;
+	struct tus_parsed hp;
 	struct tus_info in;
 	struct tus_patch *p;
-	uint64_t offset, have, clen;
-	unsigned char want[32];
-	char path[PATH_MAX];
-	int ck;
+	uint64_t offset, have;
+	char path[PATH_MAX], why[200];
+	const char *code;
+	int st;
 
-	if (!type || strcasecmp(type, "application/offset+octet-stream"))
-		return set_error(r, 415, "unsupported_media_type", "a PATCH body is application/offset+octet-stream");
-	if (parse_u64(header(c, "Upload-Offset"), &offset))
-		return set_error(r, 400, "bad_request", "Upload-Offset must be a non-negative integer");
-	if ((ck = parse_checksum(header(c, "Upload-Checksum"), want)) < 0)
-		return set_error(r, 400, "bad_checksum",
-				 ck == -2 ? "the checksum algorithm is not supported (sha256 is)"
-					  : "malformed Upload-Checksum (expected 'sha256 BASE64')");
+	get_headers(c, &h);
+	if ((st = http_tus_check_patch(&h, &hp, &code, why, sizeof why)))
+		return set_error(r, st, code, why);
+	offset = hp.offset;
 	if (info_read(t, id, &in) || data_size(t, id, &in, &have))
 		return set_error(r, 404, "not_found", "no such upload");
 	if (expired(r->srv, &in))
@@ -626,7 +676,7 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 		r->error_code = "offset_mismatch";
 		return;
 	}
-	if (!parse_u64(header(c, MHD_HTTP_HEADER_CONTENT_LENGTH), &clen) && clen > in.length - offset) {
+	if (hp.has_content_length && hp.content_length > in.length - offset) {
 		busy_give(t, p->slot);
 		free(p);
 		return set_error(r, 413, "too_large", "the body goes past Upload-Length");
@@ -640,8 +690,8 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 		patch_free(r);
 		return set_error(r, 404, "not_found", "no such upload");
 	}
-	if (ck == 1) {
-		memcpy(p->want, want, sizeof want);
+	if (hp.has_checksum) {
+		memcpy(p->want, hp.want, sizeof p->want);
 		if (!(p->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(p->md, EVP_sha256(), NULL)) {
 			patch_free(r);
 			return set_error(r, 503, "overloaded", "out of memory");
@@ -812,13 +862,13 @@ enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id
 		if (!(item && !strcmp(m, "PATCH")))
 			return MHD_YES;
 	}
-	if (item && !id_valid(id))
+	if (item && !http_tus_id_valid(id))
 		return tus_error(c, r, 400, "bad_id", "an upload id is 32 lowercase hex characters");
 	if (!strcmp(m, "OPTIONS"))
 		return tus_options(c, r);
 	if (strcmp(m, item ? "HEAD" : "POST") && (!item || (strcmp(m, "PATCH") && strcmp(m, "DELETE"))))
 		return tus_error(c, r, 405, "method_not_allowed", "%s is not allowed on %s", m, r->url);
-	if (!version_ok(c))
+	if (!http_tus_version_ok(header(c, "Tus-Resumable")))
 		return tus_error(c, r, 412, "unsupported_version", "send Tus-Resumable: " TUS_VERSION);
 	if (!item)
 		return tus_create(c, r);

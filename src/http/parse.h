@@ -1,0 +1,160 @@
+/*
+ * parse.h - the parsers of what clients send to the http routes, apart from
+ * what the routes then do with it: each reads JSON or header text, checks it
+ * against the bounds written here and fills a struct, without touching the
+ * store, the network, the model or the metrics. The routes call them first;
+ * the fuzz targets (fuzz/NAME_fuzzer.c) call them alone.
+ *
+ * Strings a result points at are borrowed from the input (its JSON or its
+ * header values) and live as long as it does. Errors are an HTTP status with
+ * a message in why (always NUL-terminated); successes are 0.
+ */
+#ifndef PETCUT_HTTP_PARSE_H
+#define PETCUT_HTTP_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "img/img.h"
+#include "store/store.h"
+
+/* ===== remove.c: the body of POST /v1/remove-background ===== */
+
+#define REMOVE_MAX_OUTLINE 1000	 /* outline, pixels */
+#define REMOVE_MAX_MARGIN 10000	 /* margin, pixels or percent */
+#define REMOVE_MAX_FIT 20000	 /* each side of fit */
+
+enum remove_source {
+	REMOVE_SOURCE_ID,     /* image_id, or an image_url of this store (/v1/images/ID) */
+	REMOVE_SOURCE_URL,    /* an image_url of another host: fetched, where allowed */
+	REMOVE_SOURCE_BASE64, /* image: the bytes in base64, or a data: URL */
+};
+
+struct gate;
+
+struct remove_params {
+	enum remove_source source;
+	const char *source_text;	  /* _URL: the URL; _BASE64: the text */
+	char image_id[STORE_KEY_LEN + 1]; /* _ID: a valid key; the others: "" until stored */
+	int side;			  /* network input: 512 (preview) or 1024 (full) */
+	enum img_refine refine;
+	struct img_render render;	  /* bg_image stays NULL: the route loads bg_image_id */
+	struct img_save_opts save;
+	char bg_image_id[STORE_KEY_LEN + 1]; /* render.bg == IMG_BG_IMAGE: a valid key */
+	char canonical[512];		  /* every parameter, in one order: the cache key's */
+	/* the route's own, for batch requests (not set by parsing) */
+	struct gate *gate;
+	int *passed;
+};
+
+/*
+ * Reads the JSON object of a removal. Returns 0 with p filled, or 400 with
+ * why set. A success has exactly one source; side 512 or 1024; refine, kind,
+ * bg, effect, format and color among their enums; save.quality 0 to 100;
+ * render.outline_px 0 to REMOVE_MAX_OUTLINE; render.margin a finite 0 to
+ * REMOVE_MAX_MARGIN; fit_w and fit_h 0 to REMOVE_MAX_FIT; a background that
+ * is an image has a valid bg_image_id; a JPEG result other than the mask
+ * has an opaque background; canonical is whole (never cut short).
+ */
+int http_remove_parse(json_t *body, struct remove_params *p, char *why, size_t wl);
+
+/* Decodes standard base64 (or the part of a data: URL after its comma) into
+ * a malloc'd buffer of *len bytes, at most 3/4 of the text's length. 0, or
+ * -1 when the text is empty or not base64 (nothing to free then). */
+int http_base64_decode(const char *text, unsigned char **out, size_t *len);
+
+/* ===== removebg.c: the form of POST /v1.0/removebg ===== */
+
+#define FORM_MAX_FIELD (64u << 20) /* bytes of one text field: a base64 image fits */
+#define FORM_MAX_FIELDS 32	   /* text fields of one form */
+
+/*
+ * Appends a piece of a form's text field to form[key] (a value may come in
+ * several pieces). Returns 0, 413 when the value would pass FORM_MAX_FIELD
+ * bytes or the form FORM_MAX_FIELDS fields, or 503 out of memory.
+ */
+int http_form_add(json_t *form, const char *key, const char *data, size_t size, char *why, size_t wl);
+
+/*
+ * The remove-background body (for http_remove_parse) that a remove.bg form
+ * asks for: form holds its text fields, image the uploaded image_file's JSON
+ * (its "id"), or NULL when there is none. Returns the body (the caller's),
+ * or NULL with *code and why set (all 400). The body holds exactly one
+ * source and only strings and booleans of the fields remove-background
+ * reads, each value as the form gave it (the colour with '#' before hex).
+ */
+json_t *http_removebg_body(json_t *form, json_t *image, const char **code, char *why, size_t wl);
+
+/* ===== tus.c: the headers of resumable uploads ===== */
+
+#define TUS_VERSION "1.0.0"
+#define TUS_ID_LEN 32		/* 16 random bytes in hex */
+#define TUS_MAX_METADATA 4096	/* Upload-Metadata, bytes */
+
+/* The header values of a tus request (NULL where absent). */
+struct tus_headers {
+	const char *resumable;	    /* Tus-Resumable */
+	const char *length;	    /* Upload-Length */
+	const char *defer_length;   /* Upload-Defer-Length */
+	const char *offset;	    /* Upload-Offset */
+	const char *metadata;	    /* Upload-Metadata */
+	const char *checksum;	    /* Upload-Checksum */
+	const char *content_type;   /* Content-Type */
+	const char *content_length; /* Content-Length */
+};
+
+/* What they say, once checked. */
+struct tus_parsed {
+	uint64_t length;	 /* creation: Upload-Length, 1 to max_bytes */
+	uint64_t offset;	 /* PATCH: Upload-Offset */
+	int has_content_length;	 /* PATCH: Content-Length given, in content_length */
+	uint64_t content_length;
+	int has_checksum;	 /* PATCH: Upload-Checksum given, its SHA-256 in want */
+	unsigned char want[32];
+};
+
+/* An upload id: TUS_ID_LEN lowercase hex characters. */
+int http_tus_id_valid(const char *id);
+/* Tus-Resumable names the version petcut speaks. */
+int http_tus_version_ok(const char *v);
+/* A decimal integer of 1 to 19 digits, nothing else (no sign, spaces or
+ * junk): 0 with *out set, or -1. */
+int http_tus_parse_u64(const char *v, uint64_t *out);
+/* Upload-Metadata: comma-separated "key" or "key value" pairs, keys without
+ * ' ' or ',', values in base64, TUS_MAX_METADATA bytes at most. */
+int http_tus_metadata_valid(const char *m);
+/* Upload-Checksum "sha256 BASE64" into out:
+ * 1, 0 when v is NULL, -1 malformed, -2 another algorithm. */
+int http_tus_parse_checksum(const char *v, unsigned char out[32]);
+
+/* The headers of a creation (POST /v1/uploads): 0 with out->length set, or
+ * 400 or 413 with *code and why set. */
+int http_tus_check_creation(const struct tus_headers *h, uint64_t max_bytes, struct tus_parsed *out,
+			    const char **code, char *why, size_t wl);
+/* The headers of a PATCH, checked before its upload is looked at: 0 with
+ * out's PATCH fields set, or 415 or 400 with *code and why set. */
+int http_tus_check_patch(const struct tus_headers *h, struct tus_parsed *out, const char **code, char *why,
+			 size_t wl);
+
+/* ===== client_metrics.c: the reports of POST /v1/client-metrics ===== */
+
+#define CLIENT_MAX_DURATION_MS 3600000.0 /* an hour */
+#define CLIENT_MAX_BYTES_SENT 10000000000.0
+#define CLIENT_MAX_TRIES 100
+
+struct client_report {
+	const char *outcome; /* success, failure or cancelled */
+	const char *network; /* slow-2g, 2g, 3g, 4g or unknown */
+	const char *device;  /* phone, tablet, desktop or unknown */
+	double bytes;	     /* a whole number, 0 to CLIENT_MAX_BYTES_SENT */
+	double duration_ms;  /* 0 to CLIENT_MAX_DURATION_MS */
+	int tries;	     /* 1 to CLIENT_MAX_TRIES */
+	int resumable;
+};
+
+/* Reads a report (a JSON object): 0 with out filled, or 400 with why set. */
+int http_client_report_parse(json_t *j, struct client_report *out, char *why, size_t wl);
+
+#endif
