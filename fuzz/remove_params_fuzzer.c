@@ -1,0 +1,111 @@
+/*
+ * remove_params_fuzzer.c - fuzz target for the body of POST
+ * /v1/remove-background: any bytes, read as JSON the way the route reads
+ * them, go through http_remove_parse (each item of {"items": [...]} too).
+ * A body that parses must give fields within the bounds parse.h promises,
+ * the same canonical key when parsed again, and the integers it was given;
+ * an image in base64 is decoded as the route would. Anything else aborts,
+ * so the fuzzer finds wrong answers as well as crashes.
+ *
+ * Built with libFuzzer by `make fuzz`, and with replay.c as a plain program
+ * that `make test` runs over the committed corpus.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                 \
+	do {                        \
+		if (!(cond))        \
+			abort();    \
+	} while (0)
+
+/* The integer the body gave for name, or def. */
+static json_int_t int_field(json_t *body, const char *name, json_int_t def)
+{
+	json_t *v = json_object_get(body, name);
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+static void check_parsed(json_t *body, const struct remove_params *p)
+{
+	struct remove_params again;
+	char why[300];
+
+	CHECK((p->image_id[0] == 0) == (p->source != REMOVE_SOURCE_ID));
+	CHECK(p->source != REMOVE_SOURCE_ID || store_key_valid(p->image_id));
+	CHECK((p->source == REMOVE_SOURCE_ID) == !p->source_text);
+	CHECK(p->side == 512 || p->side == 1024);
+	CHECK(p->refine == IMG_REFINE_NONE || p->refine == IMG_REFINE_GUIDED);
+	CHECK(p->render.kind == IMG_CUT_RGBA || p->render.kind == IMG_CUT_MASK);
+	CHECK(p->render.bg >= IMG_BG_NONE && p->render.bg <= IMG_BG_IMAGE);
+	CHECK((p->render.bg == IMG_BG_IMAGE) == !!p->bg_image_id[0]);
+	CHECK(!p->bg_image_id[0] || store_key_valid(p->bg_image_id));
+	CHECK(!p->render.bg_image);
+	CHECK(p->render.effect >= IMG_EFFECT_NONE && p->render.effect <= IMG_EFFECT_POPART);
+	CHECK(p->render.outline_px >= 0 && p->render.outline_px <= REMOVE_MAX_OUTLINE);
+	CHECK(isfinite(p->render.margin) && p->render.margin >= 0 && p->render.margin <= REMOVE_MAX_MARGIN);
+	CHECK(p->render.fit_w >= 0 && p->render.fit_w <= REMOVE_MAX_FIT);
+	CHECK(p->render.fit_h >= 0 && p->render.fit_h <= REMOVE_MAX_FIT);
+	CHECK(p->save.format >= IMG_FORMAT_PNG && p->save.format <= IMG_FORMAT_AVIF);
+	CHECK(p->save.quality >= 0 && p->save.quality <= 100);
+	CHECK(p->save.color == IMG_COLOR_KEEP || p->save.color == IMG_COLOR_SRGB);
+	CHECK(p->save.format != IMG_FORMAT_JPEG || p->render.kind == IMG_CUT_MASK ||
+	      (p->render.bg != IMG_BG_NONE && (p->render.bg != IMG_BG_COLOR || p->render.color[3] == 255)));
+	/* the integers given are the integers used (no silent wrap-around) */
+	CHECK(int_field(body, "quality", 0) == p->save.quality);
+	CHECK(int_field(body, "outline", 0) == p->render.outline_px);
+	/* the cache key is whole, and the same for the same body */
+	CHECK(strlen(p->canonical) < sizeof p->canonical - 1);
+	CHECK(http_remove_parse(body, &again, why, sizeof why) == 0);
+	CHECK(!strcmp(again.canonical, p->canonical) && !strcmp(again.image_id, p->image_id));
+	if (p->source == REMOVE_SOURCE_BASE64) {
+		unsigned char *raw;
+		size_t len, n = strlen(p->source_text);
+		if (!http_base64_decode(p->source_text, &raw, &len)) {
+			CHECK(len <= n / 4 * 3);
+			free(raw);
+		}
+	}
+}
+
+static void one(json_t *body)
+{
+	struct remove_params p;
+	char why[300];
+
+	memset(why, 'x', sizeof why);
+	int st = http_remove_parse(body, &p, why, sizeof why);
+	CHECK(st == 0 || st == 400);
+	if (st) {
+		CHECK(memchr(why, 0, sizeof why) && why[0]);
+		return;
+	}
+	check_parsed(body, &p);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	json_error_t err;
+	json_t *body = json_loadb((const char *)data, size, 0, &err), *items;
+
+	if (!json_is_object(body)) {
+		json_decref(body);
+		return 0;
+	}
+	items = json_object_get(body, "items");
+	if (json_is_array(items)) { /* a batch: each item is a removal */
+		for (size_t i = 0; i < json_array_size(items) && i < 16; i++)
+			if (json_is_object(json_array_get(items, i)))
+				one(json_array_get(items, i));
+	} else {
+		one(body);
+	}
+	json_decref(body);
+	return 0;
+}
