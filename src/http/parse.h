@@ -122,10 +122,11 @@ int http_tus_version_ok(const char *v);
 /* A decimal integer of 1 to 19 digits, nothing else (no sign, spaces or
  * junk): 0 with *out set, or -1. */
 int http_tus_parse_u64(const char *v, uint64_t *out);
-/* Upload-Metadata: comma-separated "key" or "key value" pairs, keys without
- * ' ' or ',', values in base64, TUS_MAX_METADATA bytes at most. */
+/* Upload-Metadata: comma-separated "key" or "key value" pairs, keys of
+ * visible ASCII without ',', values in base64, TUS_MAX_METADATA bytes at
+ * most. */
 int http_tus_metadata_valid(const char *m);
-/* Upload-Checksum "sha256 BASE64" into out:
+/* Upload-Checksum "sha256 BASE64" (the digest's base64, exactly) into out:
  * 1, 0 when v is NULL, -1 malformed, -2 another algorithm. */
 int http_tus_parse_checksum(const char *v, unsigned char out[32]);
 

@@ -387,10 +387,13 @@ int http_tus_metadata_valid(const char *m)
 	if (strlen(m) > TUS_MAX_METADATA)
 		return 0;
 	while (*p) {
-		size_t key = strcspn(p, " ,");
-		if (!key)
+		const char *key = p;
+		/* visible ASCII: the upload's info file keeps the metadata as
+		 * JSON text, which other bytes could not always be */
+		while (*p > ' ' && *p < 0x7f && *p != ',')
+			p++;
+		if (p == key)
 			return 0;
-		p += key;
 		if (*p == ' ') {
 			size_t val = strspn(++p, b64);
 			if (!val || val % 4)
@@ -409,7 +412,7 @@ int http_tus_metadata_valid(const char *m)
 
 int http_tus_parse_checksum(const char *v, unsigned char out[32])
 {
-	unsigned char raw[48];
+	unsigned char raw[48], again[48];
 	const char *sp;
 
 	if (!v)
@@ -420,6 +423,11 @@ int http_tus_parse_checksum(const char *v, unsigned char out[32])
 		return -2;
 	sp++;
 	if (strlen(sp) != 44 || EVP_DecodeBlock(raw, (const unsigned char *)sp, 44) != 33)
+		return -1;
+	/* exactly the digest's encoding: 44 characters hold 33 bytes, and
+	 * other texts (no '=', stray bits, '=' inside) would decode too */
+	EVP_EncodeBlock(again, raw, 32);
+	if (memcmp(again, sp, 44))
 		return -1;
 	memcpy(out, raw, 32);
 	return 1;
