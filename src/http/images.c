@@ -196,11 +196,17 @@ enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char
 
 	if (r->error_status)
 		return MHD_NO;
+	if (!key) { /* a part whose Content-Disposition has no name */
+		r->error_status = 400;
+		r->error_code = "bad_request";
+		snprintf(r->error_msg, sizeof r->error_msg, "a part of the form has no name");
+		return MHD_NO;
+	}
 	if (strcmp(key, "file") && strcmp(key, "image_file")) {
 		/* other fields: kept (bounded) where the route reads them */
 		if (!r->form)
 			return MHD_YES;
-		int st = http_form_add(r->form, key, data, size, r->error_msg, sizeof r->error_msg);
+		int st = http_form_add(r->form, key, data, off, size, r->error_msg, sizeof r->error_msg);
 		if (st) {
 			r->error_status = st;
 			r->error_code = st == 413 ? "too_large" : st == 400 ? "bad_request" : "overloaded";

@@ -71,19 +71,28 @@ int http_base64_decode(const char *text, unsigned char **out, size_t *len);
 #define FORM_MAX_FIELDS 32	   /* text fields of one form */
 
 /*
- * Appends a piece of a form's text field to form[key] (a value may come in
- * several pieces). Returns 0, 413 when the value would pass FORM_MAX_FIELD
- * bytes or the form FORM_MAX_FIELDS fields, or 503 out of memory.
+ * Adds a piece of a form's text field: the piece at off 0 starts the value
+ * (a field named again replaces the earlier one), the next ones extend it.
+ * The value is kept as the bytes sent. Returns 0; 400 when the name is not
+ * UTF-8 or the piece holds a NUL byte (not text); 413 when the value would
+ * pass FORM_MAX_FIELD bytes or the form FORM_MAX_FIELDS fields; 503 out of
+ * memory. form is the caller's JSON object, read with http_form_value.
  */
-int http_form_add(json_t *form, const char *key, const char *data, size_t size, char *why, size_t wl);
+int http_form_add(json_t *form, const char *key, const char *data, uint64_t off, size_t size, char *why,
+		  size_t wl);
+
+/* The value of a form's field, whole (its bytes as sent, not checked as
+ * UTF-8), or NULL when the form has none; it lives as long as the form. */
+const char *http_form_value(json_t *form, const char *key);
 
 /*
  * The remove-background body (for http_remove_parse) that a remove.bg form
  * asks for: form holds its text fields, image the uploaded image_file's JSON
  * (its "id"), or NULL when there is none. Returns the body (the caller's),
- * or NULL with *code and why set (all 400). The body holds exactly one
- * source and only strings and booleans of the fields remove-background
- * reads, each value as the form gave it (the colour with '#' before hex).
+ * or NULL with *code and why set (all 400; a value it reads that is not
+ * UTF-8 is one). The body holds exactly one source and only strings and
+ * booleans of the fields remove-background reads, each value as the form
+ * gave it (the colour with '#' before hex, the margin without "px").
  */
 json_t *http_removebg_body(json_t *form, json_t *image, const char **code, char *why, size_t wl);
 

@@ -24,7 +24,7 @@ static enum MHD_Result reply_errors(struct MHD_Connection *c, struct req *r, int
 
 static const char *field(json_t *form, const char *name)
 {
-	return json_string_value(json_object_get(form, name));
+	return http_form_value(form, name);
 }
 
 static void removebg_work(struct req *r)
@@ -37,26 +37,82 @@ static int is_true(const char *v)
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
-int http_form_add(json_t *form, const char *key, const char *data, size_t size, char *why, size_t wl)
+/* Whether text is UTF-8 (as JSON strings must be). */
+static int is_utf8(const char *text, size_t len)
 {
-	const char *had = json_string_value(json_object_get(form, key));
-	size_t hl = had ? strlen(had) : 0;
-	char *v;
+	json_t *j = json_stringn(text, len);
+	json_decref(j);
+	return j != NULL;
+}
 
-	if (hl + size > FORM_MAX_FIELD || json_object_size(form) >= FORM_MAX_FIELDS) {
+/* The bytes of a value's pieces. */
+static size_t pieces_len(json_t *pieces)
+{
+	size_t n = 0, i;
+	json_t *v;
+	json_array_foreach(pieces, i, v)
+		n += json_string_length(v);
+	return n;
+}
+
+/*
+ * A form's value is kept as the pieces it came in (a JSON array of strings
+ * holding the bytes as sent), so gathering a large one costs its length,
+ * not its length times its pieces; http_form_value joins them once.
+ */
+int http_form_add(json_t *form, const char *key, const char *data, uint64_t off, size_t size, char *why,
+		  size_t wl)
+{
+	json_t *pieces = json_object_get(form, key);
+
+	if (!is_utf8(key, strlen(key))) {
+		snprintf(why, wl, "a form field's name is not UTF-8 text");
+		return 400;
+	}
+	if (size && memchr(data, 0, size)) {
+		snprintf(why, wl, "form field '%s' is not text", key);
+		return 400;
+	}
+	if (!pieces && json_object_size(form) >= FORM_MAX_FIELDS) {
+		snprintf(why, wl, "the form has over %d fields", FORM_MAX_FIELDS);
+		return 413;
+	}
+	if (!pieces || !off) { /* a new field, or one named again: the last counts */
+		if (!(pieces = json_array()) || json_object_set_new(form, key, pieces))
+			goto nomem;
+	}
+	if (pieces_len(pieces) + size > FORM_MAX_FIELD) {
 		snprintf(why, wl, "form field '%s' is too large", key);
 		return 413;
 	}
-	if (!(v = malloc(hl + size + 1))) {
-		snprintf(why, wl, "out of memory");
-		return 503;
-	}
-	memcpy(v, had ? had : "", hl);
-	memcpy(v + hl, data, size);
-	v[hl + size] = 0;
-	json_object_set_new(form, key, json_string(v));
-	free(v);
+	if (json_array_append_new(pieces, json_stringn_nocheck(size ? data : "", size)))
+		goto nomem;
 	return 0;
+nomem:
+	snprintf(why, wl, "out of memory");
+	return 503;
+}
+
+const char *http_form_value(json_t *form, const char *key)
+{
+	json_t *v = json_object_get(form, key);
+	size_t n, at = 0, i;
+	json_t *piece;
+	char *text;
+
+	if (!json_is_array(v))
+		return json_string_value(v);
+	if (!(text = malloc((n = pieces_len(v)) + 1)))
+		return NULL;
+	json_array_foreach(v, i, piece) {
+		memcpy(text + at, json_string_value(piece), json_string_length(piece));
+		at += json_string_length(piece);
+	}
+	v = json_stringn_nocheck(text, n);
+	free(text);
+	if (!v || json_object_set_new(form, key, v))
+		return NULL;
+	return json_string_value(v);
 }
 
 json_t *http_removebg_body(json_t *form, json_t *img, const char **code, char *why, size_t wl)
@@ -64,9 +120,17 @@ json_t *http_removebg_body(json_t *form, json_t *img, const char **code, char *w
 	const char *size = field(form, "size"), *format = field(form, "format"), *bg = field(form, "bg_color");
 	const char *b64 = field(form, "image_file_b64"), *url = field(form, "image_url");
 	const char *channels = field(form, "channels"), *margin = field(form, "crop_margin");
+	const char *texts[] = {"size", "format", "bg_color", "image_file_b64", "image_url", "crop_margin"};
 	json_t *body;
-	char color[16];
 
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+		const char *v = field(form, texts[i]);
+		if (v && !is_utf8(v, strlen(v))) {
+			*code = "invalid_field";
+			snprintf(why, wl, "form field '%s' is not UTF-8 text", texts[i]);
+			return NULL;
+		}
+	}
 	if (!!img + !!b64 + !!url != 1) {
 		*code = "missing_source";
 		snprintf(why, wl, "give exactly one of image_file, image_file_b64, image_url");
@@ -92,8 +156,7 @@ json_t *http_removebg_body(json_t *form, json_t *img, const char **code, char *w
 		/* remove.bg takes hex without '#', or a colour name */
 		int hex = strspn(bg, "0123456789abcdefABCDEF") == strlen(bg) && (strlen(bg) == 3 || strlen(bg) == 6 ||
 										   strlen(bg) == 8);
-		snprintf(color, sizeof color, "%s%s", hex ? "#" : "", bg);
-		json_object_set_new(body, "bg", json_string(color));
+		json_object_set_new(body, "bg", hex ? json_sprintf("#%s", bg) : json_string(bg));
 	}
 	const char *fmt = format && !strcasecmp(format, "jpg") ? "jpeg" : format && strcasecmp(format, "auto") ? format
 						      : bg && *bg ? "jpeg" : "png";
@@ -107,9 +170,10 @@ json_t *http_removebg_body(json_t *form, json_t *img, const char **code, char *w
 	if (is_true(field(form, "crop")))
 		json_object_set_new(body, "crop", json_true());
 	if (margin && *margin) {
-		char m[32];
-		snprintf(m, sizeof m, "%.*s", (int)strcspn(margin, "px"), margin); /* "10px" -> "10", "10%" stays */
-		json_object_set_new(body, "margin", json_string(m));
+		size_t n = strlen(margin); /* "10px" -> "10", "10%" stays */
+		if (n > 2 && !strcasecmp(margin + n - 2, "px"))
+			n -= 2;
+		json_object_set_new(body, "margin", json_stringn(margin, n));
 	}
 	if (channels && !strcasecmp(channels, "alpha"))
 		json_object_set_new(body, "mask", json_true());
