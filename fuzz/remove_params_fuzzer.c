@@ -12,6 +12,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,10 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	/* the integers given are the integers used (no silent wrap-around) */
 	CHECK(int_field(body, "quality", 0) == p->save.quality);
 	CHECK(int_field(body, "outline", 0) == p->render.outline_px);
+	const char *fit = json_string_value(json_object_get(body, "fit"));
+	long long fw, fh;
+	if (fit && sscanf(fit, "%lldx%lld", &fw, &fh) == 2)
+		CHECK(fw == p->render.fit_w && fh == p->render.fit_h);
 	/* the cache key is whole, and the same for the same body */
 	CHECK(strlen(p->canonical) < sizeof p->canonical - 1);
 	CHECK(http_remove_parse(body, &again, why, sizeof why) == 0);

@@ -318,15 +318,35 @@ static int store_source(struct http_server *s, struct remove_params *p, char *wh
 	return st;
 }
 
+/* One side of fit ("WxH"): digits, 0 to REMOVE_MAX_FIT, then the character
+ * end; *s moves past it. 0, or -1 (nothing wraps: a huge number is refused). */
+static int fit_side(const char **s, char end, int *out)
+{
+	long v = 0;
+	const char *p = *s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (*p - '0')) > REMOVE_MAX_FIT)
+			return -1;
+	if (*p != end)
+		return -1;
+	*out = (int)v;
+	*s = end ? p + 1 : p;
+	return 0;
+}
+
 int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 {
 	const char *id = NULL, *url = NULL, *b64 = NULL, *size = "preview", *format = "png", *bg = NULL;
 	const char *effect = NULL, *refine = "none", *color = "keep", *margin = NULL, *fit = NULL;
-	int crop = 0, outline = 0, quality = 0, lossy = 0, mask = 0;
+	int crop = 0, lossy = 0, mask = 0;
+	json_int_t outline = 0, quality = 0; /* whole: an int would wrap 2^32 + 50 to 50 */
 	json_error_t err;
 
 	memset(p, 0, sizeof *p);
-	if (json_unpack_ex(j, &err, JSON_STRICT, "{s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?b,s?s,s?s,s?i,s?i,s?b,s?b,s?s}",
+	if (json_unpack_ex(j, &err, JSON_STRICT, "{s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?b,s?s,s?s,s?I,s?I,s?b,s?b,s?s}",
 			   "image_id", &id, "image_url", &url, "image", &b64, "size", &size, "format", &format, "bg",
 			   &bg, "effect", &effect, "refine", &refine, "crop", &crop, "margin", &margin, "fit", &fit,
 			   "outline", &outline, "quality", &quality, "lossy", &lossy, "mask", &mask, "color", &color)) {
@@ -374,11 +394,11 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 		snprintf(why, wl, "color is keep or srgb");
 		return 400;
 	}
-	if (quality < 0 || quality > 100 || outline < 0 || outline > 1000) {
+	if (quality < 0 || quality > 100 || outline < 0 || outline > REMOVE_MAX_OUTLINE) {
 		snprintf(why, wl, "quality is 1 to 100, outline 0 to 1000");
 		return 400;
 	}
-	p->save.quality = quality;
+	p->save.quality = (int)quality;
 	p->save.lossy = lossy;
 	p->render.kind = mask ? IMG_CUT_MASK : IMG_CUT_RGBA;
 	if (bg) {
@@ -407,20 +427,20 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 			return 400;
 		}
 	}
-	p->render.outline_px = outline;
+	p->render.outline_px = (int)outline;
 	p->render.crop = crop;
 	if (margin) {
 		char *end;
 		double m = strtod(margin, &end);
 		p->render.margin_percent = *end == '%';
-		if (end == margin || (*end && strcmp(end, "%")) || m < 0 || m > 10000) {
+		/* !(in range), so that "nan" is refused too */
+		if (end == margin || (*end && strcmp(end, "%")) || !(m >= 0 && m <= REMOVE_MAX_MARGIN)) {
 			snprintf(why, wl, "margin is a number of pixels or a percentage (\"10%%\")");
 			return 400;
 		}
 		p->render.margin = m;
 	}
-	if (fit && (sscanf(fit, "%dx%d", &p->render.fit_w, &p->render.fit_h) != 2 || p->render.fit_w < 0 ||
-		    p->render.fit_h < 0 || p->render.fit_w > 20000 || p->render.fit_h > 20000)) {
+	if (fit && (fit_side(&fit, 'x', &p->render.fit_w) || fit_side(&fit, 0, &p->render.fit_h))) {
 		snprintf(why, wl, "fit is WxH");
 		return 400;
 	}
