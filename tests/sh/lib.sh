@@ -4,13 +4,16 @@
 #
 # Gives: fails (the count of failed checks), tmp (a private folder removed at
 # exit, with every process in pids killed), check and verdict to record
-# checks, and serve_start to run `petcut serve` on a free port.
+# checks, and serve_start to run `petcut serve` on a free port; for tests of
+# several instances, petcut_start (serve or worker, by name), metric, need,
+# free_port, and s3rver and redis-server on loopback (s3_start, s3_stop,
+# redis_start, redis_stop; need_s3rver first).
 
 fails=0
 pids=()
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-test.XXXXXX") || exit 1
 lib_cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	rm -rf "$tmp"
 }
 trap lib_cleanup EXIT
@@ -50,4 +53,134 @@ serve_start() {
 finish() {
 	[ "$fails" -eq 0 ] && echo "all passed" || echo "$fails failed"
 	[ "$fails" -eq 0 ]
+}
+
+# ===== Servers beside petcut: s3rver and redis-server on loopback =====
+
+# need CMD...: skips the test (77) unless every command is installed.
+need() {
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { echo "skip: $c is not installed (scripts/install-deps.sh installs it)"; exit 77; }
+	done
+}
+
+# free_port: a TCP port of 127.0.0.1 that nothing listens on now (another
+# process may take it before it is used: redis_start checks).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# lib_forget PID: PID is gone (waited for), so that the cleanup at exit
+# never signals a process that reused its number.
+lib_forget() {
+	local keep=() p
+	for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	pids=("${keep[@]}")
+}
+
+# need_s3rver: skips the test (77) without node or s3rver (scripts/test-setup.sh
+# installs it under BUILD/s3-tests; PETCUT_S3RVER names another s3rver.js).
+need_s3rver() {
+	need node
+	S3JS=${PETCUT_S3RVER:-$BUILD/s3-tests/node_modules/s3rver/bin/s3rver.js}
+	[ -f "$S3JS" ] || { echo "skip: no s3rver at $S3JS (scripts/test-setup.sh installs it)"; exit 77; }
+}
+
+# s3_start [PORT]: s3rver keeping its objects under $tmp/s3 (an object KEY of
+# the bucket $S3_BUCKET, default petcut, is $tmp/s3/BUCKET/KEY._S3rver_object),
+# on PORT (0 or none: a free one); its port in $S3PORT, its pid in $s3_pid.
+# Exports the AWS settings s3rver takes (it accepts any well-formed
+# signature) and clears the AWS endpoint variables and TMPDIR. Exits the test
+# if it does not start (e.g. PORT was taken meanwhile).
+s3_start() {
+	S3_BUCKET=${S3_BUCKET:-petcut}
+	mkdir -p "$tmp/s3"
+	: >"$tmp/s3.log"
+	node "$S3JS" -d "$tmp/s3" -a 127.0.0.1 -p "${1:-0}" -s --configure-bucket "$S3_BUCKET" >"$tmp/s3.log" 2>&1 &
+	s3_pid=$!
+	pids+=("$s3_pid")
+	export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+	unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 TMPDIR
+	for _ in $(seq 300); do
+		S3PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/s3.log" | head -1)
+		[ -n "$S3PORT" ] && return 0
+		kill -0 "$s3_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "s3rver did not start on port ${1:-0}:"
+	cat "$tmp/s3.log"
+	exit 1
+}
+
+# s3_stop: kills s3rver (SIGKILL: it stops as if its machine went away).
+s3_stop() {
+	kill -9 "$s3_pid" 2>/dev/null
+	wait "$s3_pid" 2>/dev/null
+	lib_forget "$s3_pid"
+}
+
+# redis_start [PORT]: redis-server without persistence on PORT, or on a free
+# port; its port in $RPORT, its pid in $redis_pid. The server that answers
+# must be the one started here (INFO's process_id): a port another test's
+# server took between free_port and the start, or while this one was
+# stopped, would otherwise mix two tests' keys, streams and consumer groups.
+# Without PORT it tries other ports; with PORT (a restart) it exits the test.
+redis_start() {
+	local want=${1:-}
+	for _ in 1 2 3 4 5; do
+		RPORT=${want:-$(free_port)}
+		redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+			>"$tmp/redis.log" 2>&1 &
+		redis_pid=$!
+		pids+=("$redis_pid")
+		for _ in $(seq 100); do
+			kill -0 "$redis_pid" 2>/dev/null || break
+			if [ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" = PONG ]; then
+				[ "$(redis-cli -p "$RPORT" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p')" = "$redis_pid" ] &&
+					return 0
+				break
+			fi
+			sleep 0.1
+		done
+		kill -9 "$redis_pid" 2>/dev/null
+		wait "$redis_pid" 2>/dev/null
+		lib_forget "$redis_pid"
+		[ -n "$want" ] && break
+	done
+	echo "redis-server did not start on port $RPORT (or another server answers there):"
+	cat "$tmp/redis.log"
+	exit 1
+}
+
+# redis_stop: kills redis-server (SIGKILL; it keeps nothing).
+redis_stop() {
+	kill -9 "$redis_pid" 2>/dev/null
+	wait "$redis_pid" 2>/dev/null
+	lib_forget "$redis_pid"
+}
+
+# petcut_start NAME CMD [OPTIONS]: `petcut CMD --listen 127.0.0.1:0 OPTIONS`
+# (serve or worker), its stdout in $tmp/out-NAME and stderr in
+# $tmp/log-NAME; its URL in the variable NAME, its pid in pid_NAME (and in
+# pids). Exits the test if it does not start.
+petcut_start() {
+	local name=$1 cmd=$2 url
+	shift 2
+	"$PETCUT" "$cmd" --listen 127.0.0.1:0 "$@" >"$tmp/out-$name" 2>"$tmp/log-$name" &
+	eval "pid_$name=\$!"
+	pids+=("$!")
+	for _ in $(seq 100); do
+		url=$(sed -n 's/^listening on //p' "$tmp/out-$name")
+		[ -n "$url" ] && { eval "$name=\$url"; return 0; }
+		sleep 0.1
+	done
+	echo "$name (petcut $cmd) did not start:"
+	cat "$tmp/log-$name"
+	exit 1
+}
+
+# metric URL 'NAME{LABELS}': the value of one series of URL/metrics (0 when
+# it is absent).
+metric() {
+	curl -s "$1/metrics" | awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
 }

@@ -13,79 +13,19 @@ set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-S3JS=${PETCUT_S3RVER:-$BUILD/s3-tests/node_modules/s3rver/bin/s3rver.js}
-for c in curl python3 node redis-server redis-cli; do
-	command -v $c >/dev/null || { echo "skip: $c is not installed (scripts/install-deps.sh installs it)"; exit 77; }
-done
-[ -f "$S3JS" ] || { echo "skip: no s3rver at $S3JS (scripts/test-setup.sh installs it)"; exit 77; }
+. tests/sh/lib.sh
+need curl python3 redis-server redis-cli
+need_s3rver
 "$PETCUT" model path medium >/dev/null 2>&1 || { echo "skip: no model (petcut model fetch)"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-serve-redis.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
-# verdict DESCRIPTION: records the status of the command list just run (for
-# checks of several conditions joined by && or ||, which check cannot take)
-verdict() {
-	local rc=$?
-	if [ $rc = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 # ===== the shared servers =====
-node "$S3JS" -d "$tmp/s3" -a 127.0.0.1 -p 0 -s --configure-bucket petcut >"$tmp/s3.log" 2>&1 &
-pids+=($!)
-S3PORT=
-for _ in $(seq 300); do
-	S3PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/s3.log" 2>/dev/null | head -1)
-	[ -n "$S3PORT" ] && break
-	sleep 0.1
-done
-[ -n "$S3PORT" ] || { echo "s3rver did not start:"; cat "$tmp/s3.log"; exit 1; }
-
-RPORT=$(free_port)
-redis_pid=
-redis_start() {
-	redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-	redis_pid=$!
-	pids+=($redis_pid)
-	for _ in $(seq 100); do
-		[ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" = PONG ] && return 0
-		sleep 0.1
-	done
-	echo "redis-server did not start:"; cat "$tmp/redis.log"; exit 1
-}
-redis_stop() {
-	kill -9 "$redis_pid" 2>/dev/null
-	wait "$redis_pid" 2>/dev/null
-}
+s3_start
 redis_start
-
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
-unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 TMPDIR
 
 # serve NAME: an instance on a free port, its URL in the variable NAME
 serve() {
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data-$1" --store s3://petcut/shop \
-		--s3-endpoint "http://127.0.0.1:$S3PORT" --redis "redis://127.0.0.1:$RPORT/0" --threads 12 \
-		>"$tmp/out-$1" 2>"$tmp/log-$1" &
-	pids+=($!)
-	for _ in $(seq 100); do
-		local url
-		url=$(sed -n 's/^listening on //p' "$tmp/out-$1" 2>/dev/null)
-		[ -n "$url" ] && { eval "$1=\$url"; return 0; }
-		sleep 0.1
-	done
-	echo "instance $1 did not start:"; cat "$tmp/log-$1"; exit 1
+	petcut_start "$1" serve --data "$tmp/data-$1" --store s3://petcut/shop \
+		--s3-endpoint "http://127.0.0.1:$S3PORT" --redis "redis://127.0.0.1:$RPORT/0" --threads 12
 }
 serve A
 serve B
@@ -93,30 +33,28 @@ serve B
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)"; }
 rb() { req -H 'Content-Type: application/json' -d "$2" "$1/v1/remove-background"; }
-# metric URL NAME{LABELS}: its value (0 when absent)
-metric() { curl -s "$1/metrics" | awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'; }
 inferences() { echo $(($(metric "$A" 'petcut_inference{what="requests"}') + $(metric "$B" 'petcut_inference{what="requests"}'))); }
 
 [ "$(req "$A/readyz")" = 200 ] && [ "$(field "['status']") $(field "['redis']")" = "ready ok" ]
-verdict "A ready, with Redis"
+verdict $? "A ready, with Redis"
 [ "$(req "$B/readyz")" = 200 ] && [ "$(field "['status']")" = ready ]
-verdict "B ready, with Redis"
+verdict $? "B ready, with Redis"
 
 photo=samples/chelsea.jpg
 sha=$(sha256sum "$photo" | cut -d' ' -f1)
 check "upload through A: 201" [ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 201 ]
 [ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = False ]
-verdict "the photo uploaded through A is processed through B"
+verdict $? "the photo uploaded through A is processed through B"
 [ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
-verdict "B's result is a cache hit on A"
+verdict $? "B's result is a cache hit on A"
 [ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#3060ff\"}")" = 200 ] && [ "$(field "['cached']")" = False ]
-verdict "a result computed on A (a new background)"
+verdict $? "a result computed on A (a new background)"
 rid=$(field "['result_id']")
 hits0=$(metric "$B" 'petcut_cache_requests_total{kind="index",outcome="hit"}')
 [ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#3060ff\"}")" = 200 ] &&
 	[ "$(field "['cached']") $(field "['result_id']")" = "True $rid" ] &&
 	[ "$(metric "$B" 'petcut_cache_requests_total{kind="index",outcome="hit"}')" = $((hits0 + 1)) ]
-verdict "is a cache hit on B, from the shared index, the same result"
+verdict $? "is a cache hit on B, from the shared index, the same result"
 check "B serves A's result" [ "$(req "$B/v1/results/$rid")" = 200 ]
 
 # 10 identical requests at once, 5 to each instance, on a photo new to both
@@ -134,24 +72,24 @@ waits=$(($(metric "$A" petcut_singleflight_remote_waits_total) + $(metric "$B" p
 check "10 identical requests over A and B: all 200 ($(sort "$tmp/codes" | uniq -c | tr -s ' \n' ' '))" \
 	[ "$(grep -c '^200$' "$tmp/codes")" = 10 ]
 [ $((after - before)) = 1 ] && [ "$waits" -ge 1 ]
-verdict "... and one inference in all ($((after - before)); $waits waited on the other instance)"
+verdict $? "... and one inference in all ($((after - before)); $waits waited on the other instance)"
 
 # ===== redis-server stops =====
 redis_stop
 check "Redis down: A still removes backgrounds (new work)" \
 	[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#ff8000\"}")" = 200 ]
 [ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
-verdict "Redis down: B still answers cache hits"
+verdict $? "Redis down: B still answers cache hits"
 check "Redis down: uploads still work" \
 	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @samples/chelsea.jpg "$B/v1/images")" = 200 ]
 [ "$(req "$A/readyz")" = 200 ] &&
 	[ "$(field "['status']") $(field "['redis']")" = "degraded unavailable" ]
-verdict "Redis down: /readyz 200 degraded"
+verdict $? "Redis down: /readyz 200 degraded"
 [ "$(metric "$A" 'petcut_redis{what="errors"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 0 ]
-verdict "Redis down: /metrics counts the failures, up 0"
+verdict $? "Redis down: /metrics counts the failures, up 0"
 
 # ===== and starts again =====
-redis_start
+redis_start "$RPORT"
 ok=0
 for _ in $(seq 50); do
 	[ "$(req "$A/readyz")" = 200 ] && [ "$(field "['status']")" = ready ] &&
@@ -160,23 +98,20 @@ for _ in $(seq 50); do
 done
 check "Redis back: both ready again, by themselves" [ $ok = 1 ]
 [ "$(metric "$A" 'petcut_redis{what="reconnects"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 1 ]
-verdict "Redis back: reconnects counted, up 1"
+verdict $? "Redis back: reconnects counted, up 1"
 [ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] &&
 	[ "$(redis-cli -p "$RPORT" exists "petcut:result:$(field "['result_id']")")" = 1 ] &&
 	[ "$(rb "$A" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] && [ "$(field "['cached']")" = True ]
-verdict "Redis back: a result made on B is indexed for A again"
+verdict $? "Redis back: a result made on B is indexed for A again"
 check "no lock is left behind" [ -z "$(redis-cli -p "$RPORT" --scan --pattern 'petcut:lock:*')" ]
 
-for n in A B; do
-	kill -TERM "${pids[$([ $n = A ] && echo 2 || echo 3)]}"
-done
-wait "${pids[2]}"; rcA=$?
-wait "${pids[3]}"; rcB=$?
+kill -TERM "$pid_A" "$pid_B"
+wait "$pid_A"; rcA=$?
+wait "$pid_B"; rcB=$?
 [ $rcA = 0 ] && [ $rcB = 0 ]
-verdict "SIGTERM: both exit 0 ($rcA $rcB)"
-if [ $fails -gt 0 ]; then
-	echo "$fails failed; the instances' logs end:"
+verdict $? "SIGTERM: both exit 0 ($rcA $rcB)"
+if [ "$fails" -gt 0 ]; then
+	echo "the instances' logs end:"
 	tail -5 "$tmp/log-A" "$tmp/log-B"
-	exit 1
 fi
-echo "all passed"
+finish

@@ -12,74 +12,19 @@ set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-S3JS=${PETCUT_S3RVER:-$BUILD/s3-tests/node_modules/s3rver/bin/s3rver.js}
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-command -v node >/dev/null || { echo "skip: node is not installed (s3rver runs on it)"; exit 77; }
-[ -f "$S3JS" ] || { echo "skip: no s3rver at $S3JS (scripts/test-setup.sh installs it)"; exit 77; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-serve-s3.XXXXXX")
-pid=
-s3pid=
-cleanup() {
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-	[ -n "$s3pid" ] && kill -9 "$s3pid" 2>/dev/null && wait "$s3pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
-# verdict DESCRIPTION: records the status of the command list just run (for
-# checks of several conditions joined by && or ||, which check cannot take)
-verdict() {
-	local rc=$?
-	if [ $rc = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
+need curl python3
+need_s3rver
 
 BUCKET=petcut
 PREFIX=shop
 OBJ=$tmp/s3/$BUCKET/$PREFIX # where s3rver keeps the objects, as NS/KEY._S3rver_object
 
-# s3_start PORT: s3rver on PORT (0: a free one), its port in $S3PORT
-s3_start() {
-	mkdir -p "$tmp/s3"
-	: >"$tmp/s3.log"
-	node "$S3JS" -d "$tmp/s3" -a 127.0.0.1 -p "$1" -s --configure-bucket "$BUCKET" >"$tmp/s3.log" 2>&1 &
-	s3pid=$!
-	for _ in $(seq 300); do
-		S3PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/s3.log" | head -1)
-		[ -n "$S3PORT" ] && return 0
-		kill -0 "$s3pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	echo "s3rver did not start:"; cat "$tmp/s3.log"; exit 1
-}
-s3_stop() {
-	kill -9 "$s3pid" 2>/dev/null
-	wait "$s3pid" 2>/dev/null
-	s3pid=
-}
-
-s3_start 0
-# s3rver takes any well-formed signature; short limits keep the down case quick
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+S3_BUCKET=$BUCKET
+s3_start
+# short limits keep the down case quick
 export PETCUT_S3_RETRIES=1 PETCUT_S3_CONNECT_TIMEOUT_MS=500 PETCUT_S3_TIMEOUT_MS=10000
-unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 TMPDIR
-
-"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" --store "s3://$BUCKET/$PREFIX" \
-	--s3-endpoint "http://127.0.0.1:$S3PORT" >"$tmp/out" 2>"$tmp/log" &
-pid=$!
-A=
-for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out" 2>/dev/null)
-	[ -n "$A" ] && break
-	sleep 0.1
-done
-[ -n "$A" ] || { echo "server did not start:"; cat "$tmp/log"; exit 1; }
+serve_start --data "$tmp/data" --store "s3://$BUCKET/$PREFIX" --s3-endpoint "http://127.0.0.1:$S3PORT"
 
 # status CODE of a curl call; the body goes to $tmp/body, the headers to $tmp/headers
 req() { curl -s -D "$tmp/headers" -o "$tmp/body" -w '%{http_code}' "$@"; }
@@ -91,15 +36,15 @@ check "readyz 200 with the bucket reachable" [ "$(req "$A/readyz")" = 200 ]
 photo=samples/chelsea.jpg
 sha=$(sha256sum "$photo" | cut -d' ' -f1)
 [ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 201 ] && [ "$(field "['id']")" = "$sha" ]
-verdict "upload: 201, the id is the SHA-256"
+verdict $? "upload: 201, the id is the SHA-256"
 check "the photo is an object in the bucket under PREFIX/img/ID" cmp -s "$OBJ/img/$sha._S3rver_object" "$photo"
 check "the same bytes again: 200 (found in the bucket)" \
 	[ "$(req -H 'Content-Type: image/jpeg' --data-binary @$photo "$A/v1/images")" = 200 ]
 [ "$(req "$A/v1/images/$sha")" = 200 ] && cmp -s "$tmp/body" "$photo"
-verdict "GET the original from the bucket: the same bytes"
+verdict $? "GET the original from the bucket: the same bytes"
 [ "$(req "$A/v1/images/$sha?max=128&format=jpeg")" = 200 ] &&
 	[ "$(head -c 3 "$tmp/body" | od -An -tx1 | tr -d ' ')" = ffd8ff ]
-verdict "a thumbnail, made from the bucket's copy"
+verdict $? "a thumbnail, made from the bucket's copy"
 check "--data holds only local state (uploads/, tmp/), no objects" \
 	[ "$(cd "$tmp/data" && find . -mindepth 1 -maxdepth 1 | sort | tr '\n' ' ')" = "./tmp ./uploads " ]
 
@@ -117,11 +62,11 @@ T='Tus-Resumable: 1.0.0'
 code=$(req -X POST -H "$T" -H "Upload-Length: $(stat -c %s "$small")" "$A/v1/uploads")
 loc=$(sed -n 's/^Location: *\([^\r]*\).*/\1/Ip' "$tmp/headers")
 [ "$code" = 201 ] && [ -n "$(ls "$tmp/data/uploads")" ]
-verdict "tus creation: 201, its state under DATA/uploads"
+verdict $? "tus creation: 201, its state under DATA/uploads"
 code=$(req -X PATCH -H "$T" -H 'Content-Type: application/offset+octet-stream' -H 'Upload-Offset: 0' \
 	--data-binary @"$small" "$A$loc")
 [ "$code" = 204 ] && grep -qi "^Petcut-Image-Id: $ssha" "$tmp/headers" && cmp -s "$OBJ/img/$ssha._S3rver_object" "$small"
-verdict "tus: the last PATCH makes the image an object in the bucket"
+verdict $? "tus: the last PATCH makes the image an object in the bucket"
 
 model_ok=1
 [ "$(req "$A/readyz")" = 200 ] && [ -n "$(ls "${PETCUT_MODELS:-$HOME/.cache/petcut/models}"/isnet-medium.onnx 2>/dev/null)" ] ||
@@ -129,20 +74,20 @@ model_ok=1
 if [ $model_ok = 1 ]; then
 	[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] &&
 		[ "$(field "['cached']")" = False ]
-	verdict "remove-background by id: 200"
+	verdict $? "remove-background by id: 200"
 	rid=$(field "['result_id']")
 	[ -s "$OBJ/res/$rid._S3rver_object" ] && [ -s "$OBJ/resmeta/$rid._S3rver_object" ]
-	verdict "the result and its figures are objects in the bucket"
+	verdict $? "the result and its figures are objects in the bucket"
 	[ "$(req "$A/v1/results/$rid")" = 200 ] &&
 		cmp -s "$tmp/body" "$OBJ/res/$rid._S3rver_object" && python3 - "$tmp/body" <<'PY'
 import struct, sys
 b = open(sys.argv[1], 'rb').read()
 assert b[:8] == b'\x89PNG\r\n\x1a\n' and struct.unpack('>IIBB', b[16:26]) == (451, 300, 8, 6)
 PY
-	verdict "GET the result: a PNG with alpha, the bucket's bytes"
+	verdict $? "GET the result: a PNG with alpha, the bucket's bytes"
 	[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\"}")" = 200 ] &&
 		[ "$(field "['cached']")" = True ]
-	verdict "the same request again: cached"
+	verdict $? "the same request again: cached"
 fi
 
 # ===== the S3 server stops =====
@@ -155,16 +100,16 @@ code=$(req -H 'Content-Type: image/jpeg' --data-binary @"$other" "$A/v1/images")
 t1=$(date +%s.%N)
 [ "$code" = 503 ] && [ "$(field "['error']['code']")" = storage_unavailable ] && retry_after &&
 	python3 -c "assert $t1 - $t0 < 5"
-verdict "S3 down: upload 503 storage_unavailable with Retry-After, within 5 s"
+verdict $? "S3 down: upload 503 storage_unavailable with Retry-After, within 5 s"
 [ "$(req "$A/readyz")" = 503 ] && retry_after
-verdict "S3 down: readyz 503 with Retry-After"
+verdict $? "S3 down: readyz 503 with Retry-After"
 [ "$(req "$A/v1/images/$sha")" = 503 ] && retry_after
-verdict "S3 down: GET an image 503 with Retry-After"
+verdict $? "S3 down: GET an image 503 with Retry-After"
 if [ $model_ok = 1 ]; then
 	[ "$(rb "{\"image_id\":\"$sha\",\"size\":\"full\"}")" = 503 ] && retry_after
-	verdict "S3 down: remove-background 503 with Retry-After"
+	verdict $? "S3 down: remove-background 503 with Retry-After"
 	[ "$(req "$A/v1/results/$rid")" = 503 ] && retry_after
-	verdict "S3 down: GET a result 503"
+	verdict $? "S3 down: GET a result 503"
 fi
 check "S3 down: healthz still 200 (the process is fine)" [ "$(req "$A/healthz")" = 200 ]
 
@@ -179,7 +124,7 @@ check "S3 back: readyz 200 again" [ $ok = 1 ]
 check "the upload refused while S3 was down left no object" [ ! -e "$OBJ/img/$osha._S3rver_object" ]
 [ "$(req -H 'Content-Type: image/jpeg' --data-binary @"$other" "$A/v1/images")" = 201 ] &&
 	cmp -s "$OBJ/img/$osha._S3rver_object" "$other"
-verdict "S3 back: the same upload is 201"
+verdict $? "S3 back: the same upload is 201"
 if [ $model_ok = 1 ]; then
 	check "S3 back: remove-background (full) 200" [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"full\"}")" = 200 ]
 	check "S3 back: the earlier result is served" [ "$(req "$A/v1/results/$rid")" = 200 ]
@@ -196,12 +141,11 @@ PY
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
-pid=
+lib_forget "$pid"
 check "SIGTERM: exits 0 ($rc)" [ $rc = 0 ]
 check "no spooled bytes are left in DATA/tmp" [ -z "$(ls -A "$tmp/data/tmp")" ]
-if [ $fails -gt 0 ]; then
-	echo "$fails failed; the server's log ends:"
+if [ "$fails" -gt 0 ]; then
+	echo "the server's log ends:"
 	tail -20 "$tmp/log"
-	exit 1
 fi
-echo "all passed"
+finish
