@@ -59,6 +59,14 @@ kv_status kv_get(struct kv *kv, const char *key, char **val, size_t *len);
 /* Sets key to val for ttl_ms (0: no expiry). */
 kv_status kv_set(struct kv *kv, const char *key, const void *val, size_t len, long ttl_ms);
 
+/* Sets key to val for ttl_ms (0: no expiry) unless its value now is a JSON
+ * object whose member field is one of the strings of stop (NULL-ended):
+ * KV_OK when set, KV_MISS when left alone. One command, so nothing comes in
+ * between the test and the write: for records with final states (a job done
+ * or failed) that a slower writer must never undo. */
+kv_status kv_set_unless(struct kv *kv, const char *key, const void *val, size_t len, long ttl_ms, const char *field,
+			const char *const *stop);
+
 /* KV_OK when key exists, KV_MISS when not. */
 kv_status kv_exists(struct kv *kv, const char *key);
 

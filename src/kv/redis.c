@@ -3,7 +3,7 @@
  * mutex, made again after a failure with a growing pause between tries. See
  * kv.h.
  *
- * Every command is short (GET, SET, EXISTS, a two-line script), so one
+ * Every command is short (GET, SET, EXISTS, a few lines of script), so one
  * connection serves all threads; waits (for a lock held elsewhere) happen in
  * the callers, between commands, never while the connection is held.
  */
@@ -35,6 +35,19 @@ struct kv {
 /* Compare-and-delete: only the token that took a lock may drop it. */
 static const char unlock_script[] =
 	"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/* Set unless final: ARGV = value, ttl ms (0: none), field, final values... */
+static const char set_unless_script[] =
+	"local cur = redis.call('get', KEYS[1]) "
+	"if cur then "
+	"  local ok, v = pcall(cjson.decode, cur) "
+	"  if ok and type(v) == 'table' then "
+	"    for i = 4, #ARGV do if v[ARGV[3]] == ARGV[i] then return 0 end end "
+	"  end "
+	"end "
+	"if tonumber(ARGV[2]) > 0 then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+	"else redis.call('set', KEYS[1], ARGV[1]) end "
+	"return 1";
 
 static double now_ms(void)
 {
@@ -193,6 +206,30 @@ static kv_status run(struct kv *kv, redisReply **out, const char *fmt, ...)
 	return st;
 }
 
+/* run with the command as arguments (argv[i] of lens[i] bytes). */
+static kv_status run_argv(struct kv *kv, redisReply **out, int argc, const char **argv, const size_t *lens)
+{
+	redisReply *rep = NULL;
+	kv_status st;
+
+	*out = NULL;
+	pthread_mutex_lock(&kv->lock);
+	if (ensure(kv)) {
+		kv->stats.errors++;
+		kv->stats.up = 0;
+		pthread_mutex_unlock(&kv->lock);
+		return KV_DOWN;
+	}
+	rep = redisCommandArgv(kv->c, argc, argv, lens);
+	st = finish(kv, rep);
+	pthread_mutex_unlock(&kv->lock);
+	if (st == KV_OK)
+		*out = rep;
+	else if (rep)
+		freeReplyObject(rep);
+	return st;
+}
+
 /* ===== The contract ===== */
 
 kv_status kv_open(const char *url, int connect_ms, int cmd_ms, struct kv **out, char *errbuf, size_t errlen)
@@ -271,6 +308,31 @@ kv_status kv_set(struct kv *kv, const char *key, const void *val, size_t len, lo
 				  : run(kv, &rep, "SET %s %b", key, val, len);
 	if (st == KV_OK)
 		freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_set_unless(struct kv *kv, const char *key, const void *val, size_t len, long ttl_ms, const char *field,
+			const char *const *stop)
+{
+	char ttl[24];
+	const char *argv[16] = {"EVAL", set_unless_script, "1", key, val, ttl, field};
+	size_t lens[16];
+	int argc = 7;
+	redisReply *rep;
+
+	snprintf(ttl, sizeof ttl, "%ld", ttl_ms > 0 ? ttl_ms : 0);
+	for (int i = 0; stop && stop[i]; i++) {
+		if (argc == (int)(sizeof argv / sizeof argv[0]))
+			return KV_NOMEM; /* more final values than one call takes */
+		argv[argc++] = stop[i];
+	}
+	for (int i = 0; i < argc; i++)
+		lens[i] = i == 4 ? len : strlen(argv[i]);
+	kv_status st = run_argv(kv, &rep, argc, argv, lens);
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
 	return st;
 }
 

@@ -2,11 +2,15 @@
  * test_kv.c - the kv module against a real redis-server on loopback: URL
  * forms, values (binary too), databases, locks (one holder, release by the
  * holder only, expiry when the holder never releases), several threads on
- * one connection, and the server going away: calls answer KV_DOWN at once
- * and are counted, and the connection comes back by itself when the server
- * does.
+ * one connection, records with final states that a late writer cannot
+ * undo, the job stream (group, new entries, taking over an entry whose
+ * consumer went quiet, acknowledgement), and the server going away: calls
+ * answer KV_DOWN at once and are counted, and the connection comes back by
+ * itself when the server does.
  *
- * The test starts and stops redis-server itself; it skips (77) without it.
+ * The test starts and stops redis-server itself (and makes sure the server
+ * answering is its own, not another test's on a port taken meanwhile); it
+ * skips (77) without it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +25,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <hiredis/hiredis.h>
 
 #include "kv/kv.h"
 
@@ -77,6 +83,27 @@ static int free_port(void)
 	return p;
 }
 
+/* True when the server on port is the one this test started (INFO's
+ * process_id): a server another test started on the port, e.g. while ours
+ * was stopped, would mix the two tests' keys. */
+static int server_is_ours(void)
+{
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+	redisReply *rep = c && !c->err ? redisCommand(c, "INFO server") : NULL;
+	const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, "process_id:") : NULL;
+	int ours = p && atol(p + 11) == (long)server_pid;
+
+	if (rep)
+		freeReplyObject(rep);
+	if (c)
+		redisFree(c);
+	if (!ours)
+		fprintf(stderr, "the server on port %d is not the redis-server started here (pid %d)\n", port,
+			(int)server_pid);
+	return ours;
+}
+
 static int server_start(void)
 {
 	char portarg[16], log[128];
@@ -104,7 +131,7 @@ static int server_start(void)
 	for (int i = 0; i < 100; i++) {
 		if (kv_ping(probe) == KV_OK) {
 			kv_close(probe);
-			return 0;
+			return server_is_ours() ? 0 : -1;
 		}
 		sleep_ms(KV_RETRY_MAX_MS / 10);
 	}
@@ -218,6 +245,74 @@ static void locks(struct kv *kv)
 	kv_close(other);
 }
 
+/* kv_set_unless: a record whose status is final stays as it is */
+static void final_records(struct kv *kv)
+{
+	static const char *const final[] = {"done", "failed", NULL};
+	static const char running[] = "{\"status\":\"running\",\"tries\":2}";
+	static const char done[] = "{\"status\":\"done\",\"tries\":1}";
+	char *v = NULL;
+
+	CHECK(kv_set_unless(kv, "t:job", running, strlen(running), 10000, "status", final) == KV_OK &&
+		      kv_get(kv, "t:job", &v, NULL) == KV_OK && !strcmp(v, running),
+	      "no record yet: set");
+	free(v);
+	CHECK(kv_set_unless(kv, "t:job", done, strlen(done), 10000, "status", final) == KV_OK,
+	      "running, then done: set");
+	CHECK(kv_set_unless(kv, "t:job", running, strlen(running), 10000, "status", final) == KV_MISS &&
+		      kv_get(kv, "t:job", &v, NULL) == KV_OK && !strcmp(v, done),
+	      "done, then running: KV_MISS and still done");
+	free(v);
+	v = NULL;
+	CHECK(kv_set_unless(kv, "t:job", "{\"status\":\"failed\"}", 19, 10000, "status", final) == KV_MISS,
+	      "done, then failed: KV_MISS too (the first outcome stands)");
+	CHECK(kv_set(kv, "t:job", "not json", 8, 0) == KV_OK &&
+		      kv_set_unless(kv, "t:job", running, strlen(running), 100, "status", final) == KV_OK,
+	      "a value that is not JSON is replaced");
+	sleep_ms(250);
+	CHECK(kv_exists(kv, "t:job") == KV_MISS, "with its expiry");
+}
+
+/* the job stream: one group, entries handed out once, taken over after
+ * the claim time, and never again once acknowledged */
+static void streams(struct kv *kv)
+{
+	struct kv *other = open_kv(url);
+	char id[64], id2[64];
+	char *v = NULL;
+
+	if (!other)
+		return;
+	CHECK(kv_stream_group(kv, "t:s", "g") == KV_OK && kv_stream_group(other, "t:s", "g") == KV_OK,
+	      "a group made twice: both KV_OK");
+	CHECK(kv_stream_next(kv, "t:s", "g", "c1", 50, 10000, id, &v) == KV_MISS, "nothing queued: KV_MISS");
+	CHECK(kv_stream_add(kv, "t:s", "job", "one") == KV_OK && kv_stream_add(kv, "t:s", "job", "two") == KV_OK,
+	      "two entries added");
+	CHECK(kv_stream_next(kv, "t:s", "g", "c1", 50, 10000, id, &v) == KV_OK && !strcmp(v, "one"),
+	      "c1 gets the first");
+	free(v);
+	v = NULL;
+	CHECK(kv_stream_next(other, "t:s", "g", "c2", 50, 10000, id2, &v) == KV_OK && !strcmp(v, "two"),
+	      "c2 the second");
+	free(v);
+	v = NULL;
+	CHECK(kv_stream_next(other, "t:s", "g", "c2", 50, 10000, id2, &v) == KV_MISS,
+	      "then nothing for c2 while c1's entry is fresh");
+	CHECK(kv_stream_ack(other, "t:s", "g", id2) == KV_OK, "c2 acknowledges its entry");
+	sleep_ms(150);
+	CHECK(kv_stream_next(other, "t:s", "g", "c2", 50, 100, id2, &v) == KV_OK && !strcmp(v, "one") &&
+		      !strcmp(id, id2),
+	      "c1 quiet for over the claim time: c2 takes its entry over");
+	free(v);
+	v = NULL;
+	CHECK(kv_stream_ack(other, "t:s", "g", id2) == KV_OK, "and acknowledges it");
+	sleep_ms(150);
+	CHECK(kv_stream_next(kv, "t:s", "g", "c1", 50, 100, id, &v) == KV_MISS &&
+		      kv_stream_next(other, "t:s", "g", "c2", 50, 100, id, &v) == KV_MISS,
+	      "acknowledged entries are never handed out again");
+	kv_close(other);
+}
+
 static struct kv *shared_kv;
 
 static void *hammer(void *arg)
@@ -310,6 +405,8 @@ int main(void)
 	if (kv) {
 		values(kv);
 		locks(kv);
+		final_records(kv);
+		streams(kv);
 		threads(kv);
 		outage(kv);
 		kv_close(kv);
