@@ -79,6 +79,28 @@ static kv_status job_save(struct kv *kv, const char *id, json_t *job)
 	return st;
 }
 
+/* The states after which a job's record never changes. */
+static const char *const job_final[] = {"done", "failed", NULL};
+
+/* Stores a job's JSON as a consumer sees it, unless its record is final
+ * already: KV_MISS then. An entry can be taken over while its consumer is
+ * still at it (XAUTOCLAIM sees only how long ago it was handed out), and
+ * the first to finish such a job decides its outcome: a later consumer never
+ * turns it back into running or queued, nor records, counts or calls back
+ * its outcome a second time. */
+static kv_status job_put(struct kv *kv, const char *id, json_t *job)
+{
+	char name[64], *text = json_dumps(job, JSON_COMPACT);
+	kv_status st;
+
+	if (!text)
+		return KV_NOMEM;
+	job_name(name, sizeof name, id);
+	st = kv_set_unless(kv, name, text, strlen(text), JOB_TTL_MS, "status", job_final);
+	free(text);
+	return st;
+}
+
 /* The job's JSON, or NULL with *st saying why (KV_MISS: no such job). */
 static json_t *job_load(struct kv *kv, const char *id, kv_status *st)
 {
@@ -333,7 +355,9 @@ static void count(struct http_server *s, const char *outcome)
 }
 
 /* Does one job; returns 1 when its entry may be acknowledged (done, failed
- * for good, or gone), 0 to leave it for another try. */
+ * for good, or gone), 0 to leave it for another try. Every acknowledgement
+ * follows a final record, so no job is left queued or running without an
+ * entry. */
 static int job_run(struct http_server *s, struct kv *kv, const char *id)
 {
 	kv_status st;
@@ -357,40 +381,49 @@ static int job_run(struct http_server *s, struct kv *kv, const char *id)
 	json_object_set_new(job, "tries", json_integer(tries));
 	json_object_set_new(job, "status", json_string("running"));
 	json_object_set_new(job, "worker", json_string(s->kv_token));
+	if ((st = job_put(kv, id, job)) != KV_OK) {
+		json_decref(job); /* finished meanwhile (acknowledged), or Redis failed (left) */
+		return st == KV_MISS;
+	}
 	if (tries > 1)
 		count(s, "retried");
-	job_save(kv, id, job);
 
 	http_remove_run(s, json_object_get(job, "request"), NULL, NULL, &o);
 	int transient = o.status == 503 || o.status == 429 || o.status == 504;
 	if (transient && tries < JOB_MAX_TRIES) {
 		/* left pending: taken again after the claim time */
 		json_object_set_new(job, "status", json_string("queued"));
-		job_save(kv, id, job);
+		st = job_put(kv, id, job);
 		json_decref(job);
+		json_decref(o.result);
+		if (st == KV_MISS)
+			return 1; /* finished by another consumer meanwhile */
 		count(s, "deferred");
 		return 0;
 	}
+	const char *outcome = o.status == 200 ? "done" : "failed";
+	json_object_set_new(job, "status", json_string(outcome));
 	if (o.status == 200) {
-		json_object_set_new(job, "status", json_string("done"));
 		json_object_set_new(job, "result_url", json_incref(json_object_get(o.result, "url")));
 		json_object_set_new(job, "result", o.result);
-		count(s, "done");
 	} else {
-		json_object_set_new(job, "status", json_string("failed"));
+		json_decref(o.result);
 		json_object_set_new(job, "error", json_pack("{s:i,s:s,s:s}", "status", o.status, "code",
 							    o.code ? o.code : "internal", "message", o.msg));
-		count(s, "failed");
 	}
-	st = job_save(kv, id, job);
-	const char *cb = json_string_value(json_object_get(job, "callback_url"));
-	if (st == KV_OK && cb) {
-		json_t *v = job_view(job);
-		count(s, v && !callback_send(cb, v) ? "callback_sent" : "callback_failed");
-		json_decref(v);
+	if ((st = job_put(kv, id, job)) == KV_OK) {
+		count(s, outcome);
+		const char *cb = json_string_value(json_object_get(job, "callback_url"));
+		if (cb) {
+			json_t *v = job_view(job);
+			count(s, v && !callback_send(cb, v) ? "callback_sent" : "callback_failed");
+			json_decref(v);
+		}
 	}
 	json_decref(job);
-	return st == KV_OK; /* unsaved: do it again rather than lose it */
+	/* unsaved: do it again rather than lose it; already final: another
+	 * consumer finished it first, and its outcome stands */
+	return st != KV_DOWN && st != KV_NOMEM;
 }
 
 static void *consumer_main(void *arg)

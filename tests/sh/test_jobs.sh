@@ -5,78 +5,34 @@
 # and is killed with SIGKILL in the middle of one, a second worker takes the
 # rest and the killed one's job (XAUTOCLAIM after --claim-ms): all 20 end
 # done, each result is in the bucket once, nothing is left pending; a job on
-# a missing image ends failed with the reason.
+# a missing image ends failed with the reason. Then a worker whose claim time
+# is shorter than a job: its idle consumers take over jobs their siblings are
+# still doing, and each job still ends once (one outcome counted, one
+# callback).
 #
 #   tests/sh/test_jobs.sh BUILD
 set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-S3JS=${PETCUT_S3RVER:-$BUILD/s3-tests/node_modules/s3rver/bin/s3rver.js}
-for c in curl python3 node redis-server redis-cli; do
-	command -v $c >/dev/null || { echo "skip: $c is not installed (scripts/install-deps.sh installs it)"; exit 77; }
-done
-[ -f "$S3JS" ] || { echo "skip: no s3rver at $S3JS (scripts/test-setup.sh installs it)"; exit 77; }
+. tests/sh/lib.sh
+need curl python3 redis-server redis-cli
+need_s3rver
 "$PETCUT" model path medium >/dev/null 2>&1 || { echo "skip: no model (petcut model fetch)"; exit 77; }
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-jobs.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
-# verdict DESCRIPTION: records the status of the command list just run (for
-# checks of several conditions joined by && or ||, which check cannot take)
-verdict() {
-	local rc=$?
-	if [ $rc = 0 ]; then echo "ok - $1"; else echo "not ok - $1"; fails=$((fails + 1)); fi
-}
-
-node "$S3JS" -d "$tmp/s3" -a 127.0.0.1 -p 0 -s --configure-bucket petcut >"$tmp/s3.log" 2>&1 &
-pids+=($!)
-S3PORT=
-for _ in $(seq 300); do
-	S3PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/s3.log" 2>/dev/null | head -1)
-	[ -n "$S3PORT" ] && break
-	sleep 0.1
-done
-[ -n "$S3PORT" ] || { echo "s3rver did not start:"; cat "$tmp/s3.log"; exit 1; }
-RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-	[ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" = PONG ] && break
-	sleep 0.1
-done
-
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
-unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 TMPDIR PETCUT_LISTEN
+s3_start
+redis_start
+unset PETCUT_LISTEN
 common=(--store s3://petcut/shop --s3-endpoint "http://127.0.0.1:$S3PORT" --redis "redis://127.0.0.1:$RPORT/0")
 
 # start CMD NAME [OPTIONS]: petcut CMD in the background, its URL in NAME
 start() {
 	local cmd=$1 name=$2
 	shift 2
-	"$PETCUT" "$cmd" --data "$tmp/data-$name" "${common[@]}" "$@" >"$tmp/out-$name" 2>"$tmp/log-$name" &
-	pids+=($!)
-	eval "pid_$name=\$!"
-	for _ in $(seq 100); do
-		local url
-		url=$(sed -n 's/^listening on //p' "$tmp/out-$name" 2>/dev/null)
-		[ -n "$url" ] && { eval "$name=\$url"; return 0; }
-		sleep 0.1
-	done
-	echo "$name did not start:"; cat "$tmp/log-$name"; exit 1
+	petcut_start "$name" "$cmd" --data "$tmp/data-$name" "${common[@]}" "$@"
 }
 # a receiver of callbacks: each POST body becomes a line of $tmp/callbacks
-CBPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CBPORT=$(free_port)
 python3 - "$CBPORT" "$tmp/callbacks" <<'PY' &
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -88,7 +44,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 PY
 pids+=($!)
-start serve A --listen 127.0.0.1:0 --callback-allow "127.0.0.1:$CBPORT"
+start serve A --callback-allow "127.0.0.1:$CBPORT"
 
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)"; }
@@ -117,9 +73,9 @@ done
 check "20 jobs: 202 queued" [ $ok = 1 ]
 [ "$(job -H 'Idempotency-Key: order-1' -d "{\"image_id\":\"${ids[0]}\",\"size\":\"preview\"}")" = 202 ] &&
 	[ "$(field "['job_id']")" = "${jobs[0]}" ] && [ "$(redis-cli -p "$RPORT" xlen petcut:jobs)" = 20 ]
-verdict "the same Idempotency-Key again: the same job, not a new one"
+verdict $? "the same Idempotency-Key again: the same job, not a new one"
 [ "$(req "$A/v1/jobs/${jobs[5]}")" = 200 ] && [ "$(field "['status']")" = queued ]
-verdict "GET a queued job: 200 queued"
+verdict $? "GET a queued job: 200 queued"
 
 # statuses: the status of every job, one a line
 statuses() {
@@ -138,6 +94,7 @@ for _ in $(seq 300); do
 	if grep -q running <<<"$s" && grep -q done <<<"$s"; then
 		kill -9 "$pid_W1"
 		wait "$pid_W1" 2>/dev/null
+		lib_forget "$pid_W1"
 		killed=1
 		break
 	fi
@@ -156,11 +113,10 @@ tries=$(for j in "${jobs[@]}"; do curl -s "$A/v1/jobs/$j"; echo; done | python3 
 import json, sys
 print(" ".join(str(json.loads(l)["tries"]) for l in sys.stdin if l.strip()))')
 check "the killed worker's job was taken again (tries: $tries)" grep -q '2' <<<"$tries"
-check "worker 2 counts the retried job" \
-	[ "$(curl -s "$W2/metrics" | awk '$1 == "petcut_jobs_total{outcome=\"retried\"}" { print $2 }')" -ge 1 ] 2>/dev/null
+check "worker 2 counts the retried job" [ "$(metric "$W2" 'petcut_jobs_total{outcome="retried"}')" -ge 1 ]
 results=$(for j in "${jobs[@]}"; do curl -s "$A/v1/jobs/$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["result_id"])'; done | sort -u)
 [ "$(wc -l <<<"$results")" = 20 ] && [ "$(ls "$tmp/s3/petcut/shop/res" | grep -c '_S3rver_object$')" = 20 ]
-verdict "20 distinct results, each once in the bucket"
+verdict $? "20 distinct results, each once in the bucket"
 check "each job's result_url is served" bash -c "for j in ${jobs[*]}; do
 	u=\$(curl -s $A/v1/jobs/\$j | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"result_url\"])')
 	[ \"\$(curl -s -o /dev/null -w '%{http_code}' $A\$u)\" = 200 ] || exit 1; done"
@@ -169,7 +125,7 @@ check "nothing is left pending in the group" \
 
 [ "$(job -d "{\"image_id\":\"${ids[0]}\",\"callback_url\":\"http://127.0.0.1:1/hook\"}")" = 400 ] &&
 	[ "$(field "['error']['code']")" = callback_not_allowed ]
-verdict "a callback_url outside --callback-allow: 400"
+verdict $? "a callback_url outside --callback-allow: 400"
 check "a job with an allowed callback_url: 202" \
 	[ "$(job -d "{\"image_id\":\"${ids[0]}\",\"bg\":\"white\",\"callback_url\":\"http://127.0.0.1:$CBPORT/hook\"}")" = 202 ]
 cj=$(field "['job_id']")
@@ -193,14 +149,47 @@ for _ in $(seq 100); do
 done
 check "... with the reason" [ "$(field "['status']") $(field "['error']['code']")" = "failed not_found" ]
 
-kill -TERM "$pid_W2" "$pid_A"
+check "worker 2 dropped no entry" [ "$(metric "$W2" 'petcut_jobs_total{outcome="dropped"}')" = 0 ]
+kill -TERM "$pid_W2"
 wait "$pid_W2"; rw=$?
+lib_forget "$pid_W2"
+
+# ===== a worker whose claim time is shorter than a job =====
+# XAUTOCLAIM sees only how long ago an entry was handed out, so an idle
+# consumer takes over a job its sibling is still doing; the first outcome
+# must stand alone (recorded, counted and called back once)
+start worker W3 --consumers 3 --claim-ms 50
+jobs=()
+for i in $(seq 6); do
+	job -d "{\"image_id\":\"${ids[$i]}\",\"size\":\"full\",\"callback_url\":\"http://127.0.0.1:$CBPORT/hook\"}" >/dev/null
+	jobs+=("$(field "['job_id']")")
+done
+all=0
+for _ in $(seq 600); do
+	[ "$(statuses | grep -vc '^done$')" = 0 ] && { all=1; break; }
+	sleep 0.1
+done
+sleep 2 # a consumer that took a job over ends it within its lock wait
+check "6 full-size jobs on 3 consumers with a 50 ms claim time: all done" [ $all = 1 ]
+taken=$(metric "$W3" 'petcut_jobs_total{outcome="retried"}')
+check "jobs were taken over while their consumer was at them (retried: $taken)" [ "$taken" -ge 1 ]
+check "each outcome counted once (done: $(metric "$W3" 'petcut_jobs_total{outcome="done"}'))" \
+	[ "$(metric "$W3" 'petcut_jobs_total{outcome="done"}')" = 6 ]
+check "one callback for each job" python3 - "$tmp/callbacks" "${jobs[@]}" <<'PY'
+import collections, json, sys
+got = collections.Counter(json.loads(l)['job_id'] for l in open(sys.argv[1]) if l.strip())
+assert all(got[j] == 1 for j in sys.argv[2:]), [got[j] for j in sys.argv[2:]]
+PY
+check "nothing is left pending, nothing dropped" \
+	[ "$(redis-cli -p "$RPORT" xpending petcut:jobs petcut-workers | head -1) $(metric "$W3" 'petcut_jobs_total{outcome="dropped"}')" = "0 0" ]
+
+kill -TERM "$pid_W3" "$pid_A"
+wait "$pid_W3"; rw3=$?
 wait "$pid_A"; ra=$?
-[ $rw = 0 ] && [ $ra = 0 ]
-verdict "SIGTERM: worker and server exit 0 ($rw $ra)"
+[ $rw = 0 ] && [ $rw3 = 0 ] && [ $ra = 0 ]
+verdict $? "SIGTERM: workers and server exit 0 ($rw $rw3 $ra)"
 if [ $fails -gt 0 ]; then
-	echo "$fails failed; the logs end:"
-	tail -n 5 "$tmp/log-A" "$tmp/log-W1" "$tmp/log-W2"
-	exit 1
+	echo "the logs end:"
+	tail -n 5 "$tmp/log-A" "$tmp/log-W1" "$tmp/log-W2" "$tmp/log-W3"
 fi
-echo "all passed"
+finish
