@@ -3,14 +3,22 @@
  * folder. A put writes a temporary file in the store's tmp/ folder (the same
  * file system), syncs it, and links it under its real name, which either
  * appears whole or not at all, and never replaces an object already there;
- * then the folder holding the name is synced, so the name survives a crash.
+ * then the folder holding the name is synced (and the folder above each
+ * folder it had to create), so the name survives a crash.
+ *
+ * A put's temporary file is locked (flock) while its put lives. Opening the
+ * store removes the temporary files no live put holds: those left by a
+ * process that was killed. A full file system is STORE_NO_SPACE; no failed
+ * write, sync, close, link or folder sync is ever reported as stored.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,10 +37,15 @@ struct fs_put {
 
 static store_status io_fail(const char *what, const char *path)
 {
-	return store_fail(STORE_IO, "%s %s: %s", what, path, strerror(errno));
+	store_status st = errno == ENOSPC || errno == EDQUOT ? STORE_NO_SPACE : STORE_IO;
+	return store_fail(st, "%s %s: %s", what, path, strerror(errno));
 }
 
-/* mkdir -p for the folders of path up to (not including) its last part */
+static int sync_dir_of(const char *path);
+
+/* mkdir -p for the folders of path up to (not including) its last part;
+ * the folder above each one it creates is synced, so that a synced name
+ * inside it is reachable after a crash. */
 static int make_parents(char *path)
 {
 	for (char *p = path + 1; *p; p++) {
@@ -40,8 +53,12 @@ static int make_parents(char *path)
 			continue;
 		*p = 0;
 		int r = mkdir(path, 0777);
+		if (r == 0)
+			r = sync_dir_of(path);
+		else if (errno == EEXIST)
+			r = 0;
 		*p = '/';
-		if (r && errno != EEXIST)
+		if (r)
 			return -1;
 	}
 	return 0;
@@ -67,6 +84,35 @@ static int sync_dir_of(const char *path)
 	return r;
 }
 
+/* Removes the temporary files of puts that no process holds any more. */
+static void sweep_tmp(const struct fs *fs)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(dir, sizeof dir, "%s/tmp", fs->dir);
+	if (!(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "put-", 4))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		/* a live put holds its lock: only an orphan can be taken */
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlink(path) == 0)
+			n++;
+		close(fd);
+	}
+	closedir(d);
+	if (n)
+		fprintf(stderr, "petcut: removed %d temporary file%s left in %s by a process that stopped\n", n,
+			n == 1 ? "" : "s", dir);
+}
+
 static store_status fs_open(const char *spec, void **state)
 {
 	struct fs *fs = calloc(1, sizeof *fs);
@@ -85,6 +131,7 @@ static store_status fs_open(const char *spec, void **state)
 		free(fs);
 		return st;
 	}
+	sweep_tmp(fs);
 	*state = fs;
 	return STORE_OK;
 }
@@ -105,11 +152,24 @@ static store_status fs_put_begin(void *state, const char *ns, void **handle)
 		return store_fail(STORE_NOMEM, "out of memory");
 	p->fs = fs;
 	snprintf(p->ns, sizeof p->ns, "%s", ns);
-	snprintf(p->tmp, sizeof p->tmp, "%s/tmp/put-XXXXXX", fs->dir);
-	if ((p->fd = mkostemp(p->tmp, O_CLOEXEC)) < 0) {
-		store_status st = io_fail("cannot create a file in", fs->dir);
-		free(p);
-		return st;
+	for (int tries = 0;; tries++) {
+		struct stat sb;
+		snprintf(p->tmp, sizeof p->tmp, "%s/tmp/put-XXXXXX", fs->dir);
+		if ((p->fd = mkostemp(p->tmp, O_CLOEXEC)) < 0) {
+			store_status st = io_fail("cannot create a file in", fs->dir);
+			free(p);
+			return st;
+		}
+		/* locked for the put's life; a store opening meanwhile (another
+		 * process) may have taken it as an orphan before the lock: then
+		 * it is gone, and another is made */
+		if (flock(p->fd, LOCK_EX | LOCK_NB) == 0 && fstat(p->fd, &sb) == 0 && sb.st_nlink > 0)
+			break;
+		close(p->fd);
+		if (tries == 3) {
+			free(p);
+			return store_fail(STORE_IO, "cannot hold a temporary file in %s/tmp", fs->dir);
+		}
 	}
 	*handle = p;
 	return STORE_OK;
@@ -135,8 +195,8 @@ static store_status fs_put_write(void *handle, const void *buf, size_t len)
 static void fs_put_abort(void *handle)
 {
 	struct fs_put *p = handle;
+	unlink(p->tmp); /* before the lock goes with the descriptor */
 	close(p->fd);
-	unlink(p->tmp);
 	free(p);
 }
 
@@ -145,19 +205,25 @@ static store_status fs_put_commit(void *handle, const char *key, const unsigned 
 	struct fs_put *p = handle;
 	char path[PATH_MAX];
 	store_status st = STORE_OK;
+	struct stat sb;
+	int hold = -1;
 
 	*existed = 0;
 	if (object_path(p->fs, p->ns, key, path, sizeof path)) {
 		fs_put_abort(p);
 		return store_fail(STORE_IO, "path too long");
 	}
-	struct stat sb;
 	if (stat(path, &sb) == 0) { /* stored already (and durably): this copy is not needed */
 		*existed = 1;
 		goto out;
 	}
-	int bad = fsync(p->fd);
-	bad |= close(p->fd);
+	/* the bytes are on disk before they get a name; a second descriptor
+	 * keeps the file locked until its temporary name is gone */
+	if ((hold = dup(p->fd)) < 0 || fsync(p->fd)) {
+		st = io_fail("cannot write", p->tmp);
+		goto out;
+	}
+	int bad = close(p->fd);
 	p->fd = -1;
 	if (bad) {
 		st = io_fail("cannot write", p->tmp);
@@ -178,9 +244,11 @@ static store_status fs_put_commit(void *handle, const char *key, const unsigned 
 	if (sync_dir_of(path))
 		st = io_fail("cannot sync the folder of", path);
 out:
+	unlink(p->tmp);
 	if (p->fd >= 0)
 		close(p->fd);
-	unlink(p->tmp);
+	if (hold >= 0)
+		close(hold);
 	free(p);
 	return st;
 }

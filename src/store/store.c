@@ -54,6 +54,7 @@ const char *store_strerror(store_status st)
 	case STORE_MISMATCH: return "checksum mismatch";
 	case STORE_UNSUPPORTED: return "not supported by this storage";
 	case STORE_TOO_LARGE: return "too large";
+	case STORE_NO_SPACE: return "out of space";
 	}
 	return "unknown error";
 }

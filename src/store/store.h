@@ -55,6 +55,7 @@ typedef enum store_status {
 	STORE_MISMATCH = -5,	/* the content does not have the expected SHA-256 */
 	STORE_UNSUPPORTED = -6, /* the backend cannot do this (e.g. no descriptor) */
 	STORE_TOO_LARGE = -7,	/* over the put's size limit */
+	STORE_NO_SPACE = -8,	/* the backend is out of space (disk full, quota) */
 } store_status;
 
 #define STORE_KEY_LEN 64
@@ -68,7 +69,8 @@ const char *store_strerror(store_status st);
 /* True if key is 64 lowercase hex characters. */
 int store_key_valid(const char *key);
 
-/* Opens a store: "fs:DIR" or a folder path (created if missing), or
+/* Opens a store: "fs:DIR" or a folder path (created if missing; the
+ * temporary files of puts whose process died are removed), or
  * "s3://BUCKET[/PREFIX]" (no request is made yet). */
 store_status store_open(const char *spec, struct store **out);
 void store_close(struct store *s);

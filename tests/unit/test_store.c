@@ -1,13 +1,16 @@
 /*
  * test_store.c - the folder store: content addressing, dedup, checksums,
- * atomic puts (nothing left behind on abort or mismatch), key checks and
- * concurrent puts of the same content.
+ * atomic puts (nothing left behind on abort or mismatch), key checks,
+ * concurrent puts of the same content, a failed write never stored, and the
+ * temporary files of dead puts removed when the store opens.
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,8 +121,51 @@ int main(void)
 	CHECK(store_delete(s, "img", HELLO_SHA) == STORE_OK && store_head(s, "img", HELLO_SHA, &len) == STORE_NOT_FOUND &&
 		      store_delete(s, "img", HELLO_SHA) == STORE_NOT_FOUND,
 	      "delete removes an object once");
+	/* a write that fails (the file size limit here, as a full disk would)
+	 * is an error, and stores nothing */
+	struct rlimit old_fsize, small = {.rlim_cur = 4096, .rlim_max = RLIM_INFINITY};
+	static char big[16384];
+	getrlimit(RLIMIT_FSIZE, &old_fsize);
+	small.rlim_max = old_fsize.rlim_max;
+	signal(SIGXFSZ, SIG_IGN);
+	memset(big, 'x', sizeof big);
+	store_status wst = STORE_OK;
+	if (setrlimit(RLIMIT_FSIZE, &small) == 0) {
+		store_put_begin(s, "img", 0, &p);
+		wst = store_put_write(p, big, sizeof big);
+		if (wst == STORE_OK)
+			wst = store_put_commit(p, NULL, NULL, key, NULL);
+		else
+			store_put_abort(p);
+		setrlimit(RLIMIT_FSIZE, &old_fsize);
+		CHECK(wst == STORE_IO, "a write past the file size limit fails (%s)", store_errmsg());
+		CHECK(count_files(tmpdir) == 0, "... and leaves no file behind");
+	} else {
+		printf("# skipped the failed-write check: cannot lower RLIMIT_FSIZE\n");
+	}
+
+	/* temporary files: a live put's is kept by a second opening of the
+	 * store, one no process holds (its put died with its process) goes */
+	struct store_put *live;
+	store_status st;
+	char orphan[256];
+	snprintf(orphan, sizeof orphan, "%s/put-orphan1", tmpdir);
+	FILE *of = fopen(orphan, "w");
+	if (of)
+		fclose(of);
+	store_put_begin(s, "img", 0, &live);
+	store_put_write(live, "still uploading", 15);
+	struct store *again;
+	st = store_open(dir, &again);
+	int left = count_files(tmpdir);
+	CHECK(st == STORE_OK && left == 1 && access(orphan, F_OK) != 0,
+	      "opening the store removes a dead put's temporary file and keeps a live one's (%d left)", left);
+	CHECK(store_put_commit(live, NULL, NULL, key, NULL) == STORE_OK && count_files(tmpdir) == 0,
+	      "... which still commits");
+	store_close(again);
+
 	struct store *other;
-	store_status st = store_open("gs://bucket/prefix", &other);
+	st = store_open("gs://bucket/prefix", &other);
 	CHECK(st == STORE_UNSUPPORTED, "an unknown backend is refused (%s)", store_errmsg());
 	store_close(s);
 	char cmd[128];
