@@ -46,6 +46,7 @@ struct batcher {
 	struct batcher_job *head, *tail;
 	int queued;
 	int stopping;
+	int64_t fail_until_ns; /* refusing new requests until then (0: working) */
 	struct batcher_stats stats;
 };
 
@@ -160,7 +161,8 @@ static void rerun_fp32(struct batcher *b, struct batcher_job *j, const float *in
 	nn_tensor_free(&out);
 }
 
-static void run_batch(struct batcher *b, struct batcher_job **batch, int n, int64_t start_ns)
+/* Returns the forward pass's status (each job's output or message set). */
+static nn_status run_batch(struct batcher *b, struct batcher_job **batch, int n, int64_t start_ns)
 {
 	const struct batcher_job *j0 = batch[0];
 	size_t per = (size_t)j0->c * j0->h * j0->w;
@@ -201,6 +203,26 @@ static void run_batch(struct batcher *b, struct batcher_job **batch, int n, int6
 	}
 	nn_tensor_free(&out);
 	free(in.data);
+	return st;
+}
+
+/* A forward pass failed (the batcher locked): the requests waiting behind
+ * it fail now rather than each in its own failing pass, and new ones are
+ * refused for the pause. */
+static void fail_waiting(struct batcher *b, const char *why)
+{
+	b->stats.failed_passes++;
+	b->fail_until_ns = now_ns() + (int64_t)b->o.fail_pause_ms * 1000000;
+	if (!b->fail_until_ns)
+		b->fail_until_ns = 1;
+	while (b->head) {
+		struct batcher_job *j = b->head;
+		queue_remove(b, j);
+		snprintf(j->err, sizeof j->err, "the inference worker failed: %.200s", why);
+		b->stats.failed++;
+		job_finish(j, JOB_FAILED);
+		batcher_release(j);
+	}
 }
 
 static void *worker_main(void *arg)
@@ -247,9 +269,13 @@ static void *worker_main(void *arg)
 		b->stats.running = n;
 		pthread_mutex_unlock(&b->lock);
 
-		run_batch(b, batch, n, start);
+		nn_status pass = run_batch(b, batch, n, start);
 
 		pthread_mutex_lock(&b->lock);
+		if (pass != NN_OK)
+			fail_waiting(b, batch[0]->err);
+		else
+			b->fail_until_ns = 0;
 		b->stats.running = 0;
 		b->stats.batches++;
 		b->stats.batch_sizes[n <= BATCHER_MAX_BATCH ? n : BATCHER_MAX_BATCH]++;
@@ -285,6 +311,7 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	b->o.max_delay_ms = o && o->max_delay_ms >= 0 ? o->max_delay_ms : 5;
 	b->o.max_queue = o && o->max_queue > 0 ? o->max_queue : 64;
 	b->o.fallback_above = o && o->fallback_above > 0 ? o->fallback_above : 0;
+	b->o.fail_pause_ms = o && o->fail_pause_ms > 0 ? o->fail_pause_ms : 2000;
 	if (b->o.max_batch > BATCHER_MAX_BATCH)
 		b->o.max_batch = BATCHER_MAX_BATCH;
 	pthread_mutex_init(&b->lock, NULL);
@@ -338,6 +365,13 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 	cond_init_monotonic(&j->cond);
 
 	pthread_mutex_lock(&b->lock);
+	if (b->fail_until_ns && !b->stopping && now_ns() < b->fail_until_ns) {
+		b->stats.rejected_failing++;
+		pthread_mutex_unlock(&b->lock);
+		atomic_store(&j->refs, 1);
+		batcher_release(j);
+		return BATCHER_UNAVAILABLE;
+	}
 	if (b->stopping || b->queued >= b->o.max_queue) {
 		batcher_status st = b->stopping ? BATCHER_STOPPED : BATCHER_FULL;
 		if (!b->stopping)
@@ -418,5 +452,6 @@ void batcher_get_stats(struct batcher *b, struct batcher_stats *out)
 	pthread_mutex_lock(&b->lock);
 	*out = b->stats;
 	out->queued = b->queued;
+	out->failing = b->fail_until_ns && now_ns() < b->fail_until_ns;
 	pthread_mutex_unlock(&b->lock);
 }

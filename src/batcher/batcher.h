@@ -10,6 +10,12 @@
  * deadline past which it is dropped before it runs (BATCHER_EXPIRED: 504).
  * Results are identical to running each request alone.
  *
+ * A forward pass that fails fails its requests and every request waiting
+ * behind it at once (BATCHER_ERR_NN), and for fail_pause_ms new requests
+ * are refused without waiting (BATCHER_UNAVAILABLE): a model that cannot
+ * run does not make each request wait its turn to fail. After the pause the
+ * next request tries the model again; a pass that works ends the failure.
+ *
  * The model must take one float input [N, C, H, W] and give (after
  * nn_model_select_outputs) one output [N, ...]. While a batcher runs it, the
  * caller must not call nn_run on the same model.
@@ -36,6 +42,7 @@ typedef enum batcher_status {
 	BATCHER_ERR_NN = -4,  /* the model failed (see the job's message) */
 	BATCHER_ERR_ARG = -5, /* a bad argument */
 	BATCHER_ERR_NOMEM = -6,
+	BATCHER_UNAVAILABLE = -7, /* the last forward pass failed: refused for a pause */
 } batcher_status;
 
 struct batcher_opts {
@@ -46,18 +53,24 @@ struct batcher_opts {
 	 * batcher_mask_uncertainty is above this, that input runs again at fp32
 	 * and its fp32 mask is the result (0: never; default 0). */
 	double fallback_above;
+	/* After a forward pass fails, new requests are refused for this long
+	 * (default 2000). */
+	int fail_pause_ms;
 };
 
 /* Counters since creation, for /metrics. */
 #define BATCHER_MAX_BATCH 32
 struct batcher_stats {
 	uint64_t submitted, rejected_full, expired, failed, completed;
+	uint64_t failed_passes;	   /* forward passes that failed */
+	uint64_t rejected_failing; /* refused during the pause after one (BATCHER_UNAVAILABLE) */
 	uint64_t batches;
 	uint64_t fallbacks; /* masks rerun at fp32 by the quality guard */
 	uint64_t batch_sizes[BATCHER_MAX_BATCH + 1]; /* batches of each size */
 	uint64_t busy_ns;			     /* time spent in forward passes */
 	int queued;				     /* waiting now */
 	int running;				     /* in the forward pass now */
+	int failing;				     /* 1: in the pause after a failed pass */
 };
 
 /* What one request went through. */

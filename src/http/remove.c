@@ -91,6 +91,8 @@ static void scrape_batcher(void *ctx)
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"rejected_queue_full"}), (double)st.rejected_full);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"expired"}), (double)st.expired);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed"}), (double)st.failed);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed_passes"}), (double)st.failed_passes);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"rejected_failing"}), (double)st.rejected_failing);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"busy_seconds"}), (double)st.busy_ns / 1e9);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"fp32_fallbacks"}), (double)st.fallbacks);
 	metrics_set(s->merged, (double)cache_flights_merged(s->flights));
@@ -136,7 +138,8 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	/* gauges read from the batcher when scraped (counters it keeps itself) */
 	s->inferences = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference",
 				       "Inference worker totals since start: batches, requests, rejected_queue_full, "
-				       "expired, failed, busy_seconds.",
+				       "expired, failed, failed_passes (forward passes that failed), rejected_failing "
+				       "(refused in the pause after one), busy_seconds.",
 				       "what", NULL, 0);
 	s->batch_size = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference_batches_by_size",
 				       "Forward passes by the number of requests batched in them.", "size", NULL, 0);
@@ -629,7 +632,8 @@ static int make_mask(struct http_server *s, struct remove_params *p, const struc
 		return 429;
 	}
 	if (bs != BATCHER_OK) {
-		snprintf(why, wl, "the inference worker is not taking requests");
+		snprintf(why, wl, "%s", bs == BATCHER_UNAVAILABLE ? "the inference worker failed; it is tried again shortly"
+								 : "the inference worker is not taking requests");
 		return 503;
 	}
 	const float *out;
@@ -649,8 +653,8 @@ static int make_mask(struct http_server *s, struct remove_params *p, const struc
 	batcher_release(job);
 	if (bs == BATCHER_EXPIRED)
 		return 504;
-	if (bs != BATCHER_OK)
-		return 500;
+	if (bs != BATCHER_OK) /* the model failed: this instance cannot remove backgrounds now */
+		return 503;
 	store_put_buffer(s->store, NS_MASKS, key, *mask, sizeof(float) * n, NULL, NULL); /* a cache: best effort */
 	return 0;
 }
@@ -776,7 +780,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	if ((status = get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
 		ret = fail_out(o, status,
 				       status == 429 ? "overloaded" : status == 504 ? "timeout" : status == 422 ? "undecodable"
-													 : "internal",
+							       : status == 503 ? "model_unavailable" : "internal",
 				       "%s", why);
 		goto out;
 	}
