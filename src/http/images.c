@@ -56,13 +56,23 @@ static int expected_digest(struct MHD_Connection *c, char hex[STORE_KEY_LEN + 1]
 
 /* ===== One stored file ===== */
 
+/* A store that failed a write: 507 when it is full (the request may fit
+ * later, or a smaller one now), 503 otherwise. */
+static void store_write_error(struct req *r, store_status st)
+{
+	int full = st == STORE_NO_SPACE;
+	r->error_status = full ? 507 : 503;
+	r->error_code = full ? "insufficient_storage" : "storage_unavailable";
+	snprintf(r->error_msg, sizeof r->error_msg, "%s",
+		 full ? "the store is out of space" : "the store cannot be written");
+}
+
 /* Starts a put for one file of the request. */
 static int file_begin(struct req *r)
 {
-	if (store_put_begin(r->srv->store, NS_IMAGES, r->srv->cfg.max_upload_bytes, &r->put) != STORE_OK) {
-		r->error_status = 503;
-		r->error_code = "storage_unavailable";
-		snprintf(r->error_msg, sizeof r->error_msg, "the store cannot be written");
+	store_status st = store_put_begin(r->srv->store, NS_IMAGES, r->srv->cfg.max_upload_bytes, &r->put);
+	if (st != STORE_OK) {
+		store_write_error(r, st);
 		return -1;
 	}
 	r->head_len = 0;
@@ -87,10 +97,13 @@ static int file_write(struct req *r, const char *data, size_t len)
 		metrics_add(r->srv->upload_bytes_total, (double)len);
 		return 0;
 	}
-	r->error_status = st == STORE_TOO_LARGE ? 413 : 503;
-	r->error_code = st == STORE_TOO_LARGE ? "too_large" : "storage_unavailable";
-	snprintf(r->error_msg, sizeof r->error_msg, "%s",
-		 st == STORE_TOO_LARGE ? "the upload is larger than the limit" : "the store cannot be written");
+	if (st != STORE_TOO_LARGE) {
+		store_write_error(r, st);
+		return -1;
+	}
+	r->error_status = 413;
+	r->error_code = "too_large";
+	snprintf(r->error_msg, sizeof r->error_msg, "the upload is larger than the limit");
 	return -1;
 nomem:
 	r->error_status = 503;
@@ -144,9 +157,13 @@ static json_t *file_commit(struct req *r, const char *expect)
 	st = store_put_commit(r->put, NULL, expect, key, &existed);
 	r->put = NULL;
 	if (st != STORE_OK) {
-		r->error_status = st == STORE_MISMATCH ? 400 : 503;
-		r->error_code = st == STORE_MISMATCH ? "checksum_mismatch" : "storage_unavailable";
-		snprintf(r->error_msg, sizeof r->error_msg, "%s", store_errmsg());
+		if (st == STORE_MISMATCH) {
+			r->error_status = 400;
+			r->error_code = "checksum_mismatch";
+			snprintf(r->error_msg, sizeof r->error_msg, "%s", store_errmsg());
+		} else {
+			store_write_error(r, st);
+		}
 		return NULL;
 	}
 	if (is != IMG_OK) { /* the head alone was not enough: probe the whole object */

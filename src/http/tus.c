@@ -113,17 +113,19 @@ static int info_write(const struct tus *t, const char *id, const struct tus_info
 	size_t len = strlen(text);
 	if (write(fd, text, len) != (ssize_t)len || fsync(fd))
 		goto out;
-	close(fd);
+	int closed = close(fd);
 	fd = -1;
-	if (rename(tmp, path))
+	if (closed || rename(tmp, path))
 		goto out;
 	bad = sync_dir(t);
-out:
+out:;
+	int e = errno; /* the failure's, for the caller */
 	if (fd >= 0)
 		close(fd);
 	if (bad)
 		unlink(tmp);
 	free(text);
+	errno = e;
 	return bad;
 }
 
@@ -189,8 +191,9 @@ static int expired(const struct http_server *s, const struct tus_info *in)
 	return time(NULL) > in->touched + s->cfg.upload_expire_s;
 }
 
-/* Removes expired uploads and temporary files left by a crash. */
-static void sweep(struct http_server *s)
+/* Removes expired uploads and temporary files left by a crash (at start
+ * all of them: no write of this instance is in flight yet). */
+static void sweep(struct http_server *s, int at_start)
 {
 	struct tus *t = s->tus;
 	DIR *d = opendir(t->dir);
@@ -206,7 +209,7 @@ static void sweep(struct http_server *s)
 		if (!strncmp(e->d_name, "tmp-", 4)) {
 			struct stat sb;
 			snprintf(path, sizeof path, "%s/%s", t->dir, e->d_name);
-			if (stat(path, &sb) == 0 && time(NULL) > sb.st_mtime + 3600)
+			if (at_start || (stat(path, &sb) == 0 && time(NULL) > sb.st_mtime + 3600))
 				unlink(path);
 			continue;
 		}
@@ -540,19 +543,18 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 		t->last_sweep_ms = http_now_ms();
 	pthread_mutex_unlock(&t->lock);
 	if (due)
-		sweep(s);
+		sweep(s, 0);
 	if (RAND_bytes(rnd, sizeof rnd) != 1)
 		return tus_error(c, r, 503, "overloaded", "no random bytes for an id");
 	for (size_t i = 0; i < sizeof rnd; i++)
 		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
 	tus_path(t, id, "data", path, sizeof path);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
-	close(fd);
-	if (info_write(t, id, &in)) {
+	if (fd < 0 || close(fd) || info_write(t, id, &in)) {
+		int full = errno == ENOSPC || errno == EDQUOT;
 		unlink(path);
-		return tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
+		return full ? tus_error(c, r, 507, "insufficient_storage", "the upload folder is out of space")
+			    : tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
 	}
 	struct MHD_Response *resp = empty(r);
 	if (!resp)
@@ -645,6 +647,15 @@ static void set_error(struct req *r, int status, const char *code, const char *m
 	snprintf(r->error_msg, sizeof r->error_msg, "%s", msg);
 }
 
+/* The upload folder failed a write (errno): 507 when it is full, else 503. */
+static void write_error(struct req *r)
+{
+	if (errno == ENOSPC || errno == EDQUOT)
+		set_error(r, 507, "insufficient_storage", "the upload folder is out of space");
+	else
+		set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
+}
+
 /* The headers of a PATCH: checks them and opens the upload, or sets the
  * request's error (the body is then read and dropped). */
 static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
@@ -722,8 +733,11 @@ static void patch_write(struct req *r, const char *data, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			write_error(r);
 			patch_undo(p);
-			return set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
+			return;
 		}
 		data += n;
 		len -= (size_t)n;
@@ -780,7 +794,7 @@ out:
 		store_put_abort(r->put);
 		r->put = NULL;
 	}
-	if (!image && r->error_status != 503)
+	if (!image && r->error_status != 503 && r->error_status != 507)
 		upload_remove(t, p->id); /* not an image: nothing to resume */
 	return image;
 }
@@ -803,9 +817,10 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 		}
 	}
 	if (fsync(p->fd)) {
+		write_error(r);
 		patch_undo(p);
 		patch_free(r);
-		return tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
+		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 	}
 	uint64_t offset = p->offset;
 	if (offset == p->length && !(image = patch_finish(r))) {
@@ -918,7 +933,7 @@ int http_tus_init(struct http_server *s, char *errbuf, size_t errlen)
 	pthread_mutex_init(&t->lock, NULL);
 	s->tus = t;
 	t->last_sweep_ms = http_now_ms();
-	sweep(s);
+	sweep(s, 1);
 	return 0;
 }
 
