@@ -52,6 +52,7 @@ struct http_config {
 	int precision;		 /* nn_precision: bf16 by default (fp32 where the CPU lacks it); int8 needs a calibration */
 	double fallback_above;	 /* quality guard: rerun at fp32 above this mask uncertainty (default 0.9; 0 off) */
 	int upload_expire_s;	 /* an unfinished resumable upload idle this long is dropped (default 86400) */
+	int drain_s;		 /* on stop, requests in flight get this long to finish (default 20) */
 };
 
 struct http_server;
@@ -68,8 +69,12 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 /* The address it listens on, e.g. "127.0.0.1:41234". */
 const char *http_server_address(const struct http_server *s);
 
-/* Stops accepting, finishes the requests in flight, frees the server. */
-void http_server_stop(struct http_server *s);
+/* Stops accepting (new connections are refused), lets the requests in
+ * flight finish for up to drain_s seconds, closes the rest and frees the
+ * server. Returns 0, or 1 when work off a connection was still running at
+ * the end: the server is then left as it is, and the process should exit
+ * at once (_exit) without freeing what that work uses. */
+int http_server_stop(struct http_server *s);
 
 #ifdef __cplusplus
 }

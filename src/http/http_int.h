@@ -57,6 +57,8 @@ struct http_server {
 	struct cache_flights *flights; /* identical work in flight is done once */
 	atomic_int precomputing;       /* background precomputations running */
 	atomic_int working;	       /* requests whose work runs off their connection */
+	atomic_int active;	       /* requests between their headers and their end */
+	atomic_int stopping;	       /* draining: /readyz 503, answers close their connection */
 	struct metrics_family *inferences, *batch_size, *queue_depth, *cache, *stage;
 	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit, *merged;
 	char address[64];

@@ -79,6 +79,7 @@ void http_config_defaults(struct http_config *cfg)
 						   : NN_PRECISION_BF16;
 	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : 0.9;
 	cfg->upload_expire_s = (int)env_long("PETCUT_UPLOAD_EXPIRE_S", 86400);
+	cfg->drain_s = (int)env_long("PETCUT_DRAIN_SECONDS", 20);
 }
 
 /* Seconds a request body may take before its average rate is checked. */
@@ -98,6 +99,9 @@ void http_add_retry_after(struct MHD_Response *resp, int status)
 
 static void add_common_headers(struct MHD_Response *resp, const struct req *r)
 {
+	/* draining: the client's next request goes to another instance */
+	if (atomic_load(&r->srv->stopping))
+		MHD_add_response_header(resp, "Connection", "close");
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	http_cors_headers(resp, r);
@@ -357,6 +361,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!(r = calloc(1, sizeof *r)))
 			return MHD_NO;
 		r->srv = s;
+		atomic_fetch_add(&s->active, 1);
 		r->start_ms = http_now_ms();
 		r->method = method;
 		r->url = url;
@@ -430,12 +435,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
 	case ROUTE_READYZ: {
 		char probe[STORE_KEY_LEN + 1];
+		struct batcher_stats bs;
+		if (atomic_load(&s->stopping))
+			return http_reply_error(c, r, 503, "stopping", "the server is stopping");
 		/* ready when the store takes a write */
 		store_status st = store_put_buffer(s->store, "health", NULL, "ok", 2, probe, NULL);
+		if (st == STORE_NO_SPACE)
+			return http_reply_error(c, r, 503, "insufficient_storage", "the store is out of space");
 		if (st != STORE_OK)
 			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
 		if (!s->batcher)
 			return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
+		batcher_get_stats(s->batcher, &bs);
+		if (bs.failing)
+			return http_reply_error(c, r, 503, "model_unavailable",
+						"the inference worker failed; it is tried again shortly");
 		/* without the shared kv the instance still answers everything,
 		 * alone: degraded, not unready (a balancer keeps sending) */
 		if (s->kv && kv_ping(s->kv) != KV_OK)
@@ -495,6 +509,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	http_req_cleanup_upload(r);
 	free(r);
 	*con_cls = NULL;
+	atomic_fetch_sub(&s->active, 1);
 }
 
 /* ===== Start and stop ===== */
@@ -595,7 +610,8 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		s->cfg.job_claim_ms = s->cfg.request_timeout_ms + 30000;
 	if (http_jobs_init(s, errbuf, errlen))
 		goto fail;
-	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, s,
+	/* ITC: so that quiescing (on stop) works in every thread mode */
+	s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0, NULL, NULL, handle, s,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
@@ -630,26 +646,36 @@ const char *http_server_address(const struct http_server *s)
 	return s->address;
 }
 
-void http_server_stop(struct http_server *s)
+int http_server_stop(struct http_server *s)
 {
 	if (!s)
-		return;
-	/* stop accepting, let the connections there are finish (up to the
-	 * idle timeout plus a margin), then stop */
-	MHD_quiesce_daemon(s->d);
-	double until = http_now_ms() + 1000.0 * (s->cfg.timeout_s + 5);
-	while (http_now_ms() < until) {
-		const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-		if ((!info || info->num_connections == 0) && !atomic_load(&s->working))
-			break;
+		return 0;
+	/* stop accepting: the listening socket is shut down at once, so new
+	 * connections are refused (not left in its backlog); it is closed
+	 * once the daemon is stopped, as MHD asks */
+	atomic_store(&s->stopping, 1);
+	MHD_socket ls = MHD_quiesce_daemon(s->d);
+	if (ls != MHD_INVALID_SOCKET)
+		shutdown(ls, SHUT_RDWR);
+	/* requests in flight finish, for up to drain_s; idle kept-alive
+	 * connections do not hold the drain (stopping the daemon closes them) */
+	double until = http_now_ms() + 1000.0 * s->cfg.drain_s;
+	while ((atomic_load(&s->active) || atomic_load(&s->working)) && http_now_ms() < until)
 		usleep(20000);
+	int left = atomic_load(&s->active);
+	if (left)
+		fprintf(stderr, "petcut serve: %d request%s still in flight after %d s: closed\n", left,
+			left == 1 ? "" : "s", s->cfg.drain_s);
+	/* work still running owns its request: the daemon must not close the
+	 * suspended connection under it, nor the model be freed */
+	if (atomic_load(&s->working)) {
+		fprintf(stderr, "petcut serve: work still running after %d s: exiting without cleanup\n",
+			s->cfg.drain_s);
+		return 1;
 	}
-	/* work still running owns its request: it must end before the daemon
-	 * closes the suspended connection under it (bounded by the deadline) */
-	until = http_now_ms() + s->cfg.request_timeout_ms + 10000.0;
-	while (atomic_load(&s->working) && http_now_ms() < until)
-		usleep(20000);
 	MHD_stop_daemon(s->d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
 	http_jobs_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
@@ -658,4 +684,5 @@ void http_server_stop(struct http_server *s)
 	metrics_free(s->metrics);
 	http_auth_fini(s);
 	free(s);
+	return 0;
 }
