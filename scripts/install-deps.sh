@@ -19,7 +19,7 @@ pkgs=(
 	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libhiredis-dev curl time wrk
 	redis-server
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
-	chromium gnuplot-nox
+	chromium gnuplot-nox valgrind
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	pkgs+=(nodejs npm)
