@@ -21,6 +21,10 @@ for c in curl python3 valgrind; do
 	command -v $c >/dev/null || { echo "skip: $c is not installed (scripts/install-deps.sh installs it)"; exit 77; }
 done
 "$PETCUT" model path medium >/dev/null 2>&1 || { echo "skip: no model (petcut model fetch)"; exit 77; }
+if ldd "$PETCUT" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+	echo "skip: $PETCUT is a sanitizer build, which valgrind cannot run (the plain build's make test runs this)"
+	exit 77
+fi
 . tests/sh/lib.sh
 
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
