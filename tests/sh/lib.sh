@@ -33,13 +33,17 @@ verdict() {
 
 # serve_start [SERVE OPTIONS]: `petcut serve` on a free port of 127.0.0.1,
 # its stdout in $tmp/out and stderr in $tmp/log; its URL in $A, its pid in
-# $pid (and in pids). Exits the test if it does not start.
+# $pid (and in pids). Exits the test if it does not start within
+# $start_seconds (default 10). A command in the array launcher (e.g. valgrind
+# and its options) runs petcut.
+launcher=()
+start_seconds=10
 serve_start() {
-	"$PETCUT" serve --listen 127.0.0.1:0 "$@" >"$tmp/out" 2>"$tmp/log" &
+	"${launcher[@]}" "$PETCUT" serve --listen 127.0.0.1:0 "$@" >"$tmp/out" 2>"$tmp/log" &
 	pid=$!
 	pids+=("$pid")
 	A=
-	for _ in $(seq 100); do
+	for _ in $(seq $((start_seconds * 10))); do
 		A=$(sed -n 's/^listening on //p' "$tmp/out")
 		[ -n "$A" ] && return 0
 		sleep 0.1

@@ -28,28 +28,21 @@ fi
 . tests/sh/lib.sh
 
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
-# vg_start NAME [SERVE OPTIONS]: petcut serve under valgrind; URL in $A
+# vg_start NAME [SERVE OPTIONS]: petcut serve under valgrind; URL in $A,
+# valgrind's report in $tmp/vg.NAME
 vg_start() {
-	local name=$1
+	launcher=(env VIPS_NOVECTOR=1 valgrind --leak-check=full --show-leak-kinds=definite
+		--errors-for-leak-kinds=definite --num-callers=40 --log-file="$tmp/vg.$1")
+	start_seconds=120
 	shift
-	VIPS_NOVECTOR=1 valgrind --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --num-callers=40 \
-		--log-file="$tmp/vg.$name" "$PETCUT" serve --listen 127.0.0.1:0 "$@" >"$tmp/out.$name" 2>"$tmp/log.$name" &
-	pid=$!
-	pids+=("$pid")
-	A=
-	for _ in $(seq 600); do
-		A=$(sed -n 's/^listening on //p' "$tmp/out.$name")
-		[ -n "$A" ] && return 0
-		sleep 0.2
-	done
-	echo "server under valgrind did not start:"
-	cat "$tmp/log.$name" "$tmp/vg.$name"
-	exit 1
+	serve_start "$@"
 }
 vg_stop() {
+	local rc
 	kill -TERM "$pid"
 	wait "$pid"
-	check "$1: exits 0 under valgrind after SIGTERM ($?)" [ $? = 0 ]
+	rc=$?
+	check "$1: exits 0 under valgrind after SIGTERM ($rc)" [ $rc = 0 ]
 }
 
 # 1. hostile input
@@ -63,14 +56,9 @@ vg_stop hostile
 # 2. removal routes, the mask made natively first (fp32: what valgrind's CPU runs)
 photo=samples/chelsea.jpg
 sha=$(sha256sum "$photo" | cut -d' ' -f1)
-"$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/r" --precision fp32 >"$tmp/out.native" 2>"$tmp/log.native" &
-pid=$!
-pids+=("$pid")
-for _ in $(seq 100); do
-	A=$(sed -n 's/^listening on //p' "$tmp/out.native")
-	[ -n "$A" ] && break
-	sleep 0.1
-done
+launcher=()
+start_seconds=10
+serve_start --data "$tmp/r" --precision fp32
 req -H 'Content-Type: image/jpeg' --data-binary @"$photo" "$A/v1/images" >/dev/null
 check "native run: the preview is made" [ "$(req -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background")" = 200 ]
 kill -TERM "$pid" && wait "$pid"
