@@ -31,24 +31,19 @@ static int expected_digest(struct MHD_Connection *c, char hex[STORE_KEY_LEN + 1]
 {
 	const char *cd = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Digest");
 	const char *uc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upload-Checksum");
-	char b64[64];
-	unsigned char raw[48];
+	unsigned char raw[32];
 
 	if (cd) {
 		const char *p = strcasestr(cd, "sha-256=:");
 		const char *end;
-		if (!p || !(end = strchr(p + 9, ':')) || end - (p + 9) >= (long)sizeof b64)
+		if (!p || !(end = strchr(p + 9, ':')) || http_digest_from_b64(p + 9, (size_t)(end - (p + 9)), raw))
 			return -1;
-		snprintf(b64, sizeof b64, "%.*s", (int)(end - (p + 9)), p + 9);
 	} else if (uc) {
-		if (strncasecmp(uc, "sha256 ", 7) || strlen(uc + 7) >= sizeof b64)
+		if (strncasecmp(uc, "sha256 ", 7) || http_digest_from_b64(uc + 7, strlen(uc + 7), raw))
 			return -1;
-		snprintf(b64, sizeof b64, "%s", uc + 7);
 	} else {
 		return 0;
 	}
-	if (strlen(b64) != 44 || EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33)
-		return -1;
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
 	return 1;

@@ -139,6 +139,11 @@ int http_tus_metadata_valid(const char *m);
  * 1, 0 when v is NULL, -1 malformed, -2 another algorithm. */
 int http_tus_parse_checksum(const char *v, unsigned char out[32]);
 
+/* A SHA-256 digest from exactly its base64 encoding (len 44 characters, the
+ * last '='), as in Content-Digest and Upload-Checksum: 0, or -1 for any
+ * other text, even one that would decode. */
+int http_digest_from_b64(const char *b64, size_t len, unsigned char out[32]);
+
 /* The headers of a creation (POST /v1/uploads): 0 with out->length set, or
  * 400 or 413 with *code and why set. */
 int http_tus_check_creation(const struct tus_headers *h, uint64_t max_bytes, struct tus_parsed *out,

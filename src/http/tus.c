@@ -413,9 +413,23 @@ int http_tus_metadata_valid(const char *m)
 	return 1;
 }
 
-int http_tus_parse_checksum(const char *v, unsigned char out[32])
+int http_digest_from_b64(const char *b64, size_t len, unsigned char out[32])
 {
 	unsigned char raw[48], again[48];
+
+	if (len != 44 || EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33)
+		return -1;
+	/* exactly the digest's encoding: 44 characters hold 33 bytes, and
+	 * other texts (no '=', stray bits, '=' inside) would decode too */
+	EVP_EncodeBlock(again, raw, 32);
+	if (memcmp(again, b64, 44))
+		return -1;
+	memcpy(out, raw, 32);
+	return 0;
+}
+
+int http_tus_parse_checksum(const char *v, unsigned char out[32])
+{
 	const char *sp;
 
 	if (!v)
@@ -425,15 +439,7 @@ int http_tus_parse_checksum(const char *v, unsigned char out[32])
 	if ((size_t)(sp - v) != 6 || strncasecmp(v, "sha256", 6))
 		return -2;
 	sp++;
-	if (strlen(sp) != 44 || EVP_DecodeBlock(raw, (const unsigned char *)sp, 44) != 33)
-		return -1;
-	/* exactly the digest's encoding: 44 characters hold 33 bytes, and
-	 * other texts (no '=', stray bits, '=' inside) would decode too */
-	EVP_EncodeBlock(again, raw, 32);
-	if (memcmp(again, sp, 44))
-		return -1;
-	memcpy(out, raw, 32);
-	return 1;
+	return http_digest_from_b64(sp, strlen(sp), out) ? -1 : 1;
 }
 
 int http_tus_version_ok(const char *v)

@@ -264,6 +264,19 @@ st, _, body = request("POST", "/v1/images", truncated, {"Content-Type": "image/j
 cut_id = json.loads(body).get("id", "") if st == 201 else ""
 refused("remove-background of a JPEG cut to a third (upload %d)" % st, 422, "POST", RM,
         json.dumps({"image_id": cut_id}), JSON, "undecodable")
+# digests of an upload: exactly the SHA-256's base64, else 400 before anything is stored
+canon = base64.b64encode(hashlib.sha256(photo).digest()).decode()
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+for what, h in (("Content-Digest without its '='", {"Content-Digest": "sha-256=:%s:" % canon[:-1]}),
+                ("Content-Digest with stray bits (the same 32 bytes)",
+                 {"Content-Digest": "sha-256=:%s:" % (canon[:42] + B64[B64.index(canon[42]) + 1] + "=")}),
+                ("Content-Digest with 'A' for its '=' (the same 32 bytes)",
+                 {"Content-Digest": "sha-256=:%s:" % (canon[:43] + "A")}),
+                ("Content-Digest of 45 characters", {"Content-Digest": "sha-256=:%s=:" % canon}),
+                ("Upload-Checksum not base64", {"Upload-Checksum": "sha256 " + "!" * 44}),
+                ("Content-Digest of other bytes", {"Content-Digest": "sha-256=:%s:" %
+                 base64.b64encode(hashlib.sha256(b"other").digest()).decode()})):
+    refused("upload with " + what, 400, "POST", "/v1/images", photo, dict(h, **{"Content-Type": "image/jpeg"}))
 refused("multipart without a file", 400, "POST", "/v1/images", *form({"note": "x"}))
 refused("multipart with a broken boundary", (400, 415), "POST", "/v1/images", b"--x\r\nbroken",
         {"Content-Type": "multipart/form-data; boundary=y"})
