@@ -99,7 +99,9 @@ kv_status kv_stream_add(struct kv *kv, const char *stream, const char *field, co
 kv_status kv_stream_next(struct kv *kv, const char *stream, const char *group, const char *consumer, long block_ms,
 			 long claim_idle_ms, char id[64], char **value);
 
-/* Acknowledges entry id: done, it is never handed out again. */
+/* Acknowledges entry id and removes it from the stream: done, it is never
+ * handed out again, and the stream holds only the entries not yet done (the
+ * job's record lives in a key of its own). */
 kv_status kv_stream_ack(struct kv *kv, const char *stream, const char *group, const char *id);
 
 void kv_get_stats(struct kv *kv, struct kv_stats *st);

@@ -452,7 +452,13 @@ kv_status kv_stream_ack(struct kv *kv, const char *stream, const char *group, co
 {
 	redisReply *rep;
 	kv_status st = run(kv, &rep, "XACK %s %s %s", stream, group, id);
-	if (st == KV_OK)
+	if (st != KV_OK)
+		return st;
+	freeReplyObject(rep);
+	/* one group reads the stream: once acknowledged, the entry is of no
+	 * more use (a consumer that had taken it over finds it gone, and its own
+	 * acknowledgement then does nothing) */
+	if ((st = run(kv, &rep, "XDEL %s %s", stream, id)) == KV_OK)
 		freeReplyObject(rep);
 	return st;
 }

@@ -171,6 +171,8 @@ for r in $results; do [ -s "$OBJ/res/$r._S3rver_object" ] || missing=$((missing 
 verdict $? "20 distinct results, each once in the bucket ($(($(objects res) - res0)) new objects)"
 check "nothing is left pending in the stream" \
 	[ "$(redis-cli -p "$RPORT" xpending petcut:jobs petcut-workers | head -1)" = 0 ]
+check "and the stream holds no entry once its job is done ($(redis-cli -p "$RPORT" xlen petcut:jobs))" \
+	[ "$(redis-cli -p "$RPORT" xlen petcut:jobs)" = 0 ]
 check "no entry dropped (petcut_jobs_total{outcome=\"dropped\"} 0)" \
 	[ "$(sum 'petcut_jobs_total{outcome="dropped"}' "$A" "$B" "$W2")" = 0 ]
 
