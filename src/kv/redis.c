@@ -178,15 +178,13 @@ static kv_status finish(struct kv *kv, redisReply *rep)
 	return KV_DOWN;
 }
 
-/* Runs one command under the lock; *out receives the reply (free it) on
- * KV_OK. */
-static kv_status run(struct kv *kv, redisReply **out, const char *fmt, ...)
+/* Sends one formatted command under the lock (reconnecting first if need
+ * be); *out receives the reply (free it) on KV_OK. */
+static kv_status run_formatted(struct kv *kv, redisReply **out, const char *cmd, size_t len)
 {
 	redisReply *rep = NULL;
 	kv_status st;
-	va_list ap;
 
-	*out = NULL;
 	pthread_mutex_lock(&kv->lock);
 	if (ensure(kv)) {
 		kv->stats.errors++;
@@ -194,9 +192,8 @@ static kv_status run(struct kv *kv, redisReply **out, const char *fmt, ...)
 		pthread_mutex_unlock(&kv->lock);
 		return KV_DOWN;
 	}
-	va_start(ap, fmt);
-	rep = redisvCommand(kv->c, fmt, ap);
-	va_end(ap);
+	if (redisAppendFormattedCommand(kv->c, cmd, len) == REDIS_OK)
+		redisGetReply(kv->c, (void **)&rep);
 	st = finish(kv, rep);
 	pthread_mutex_unlock(&kv->lock);
 	if (st == KV_OK)
@@ -206,27 +203,38 @@ static kv_status run(struct kv *kv, redisReply **out, const char *fmt, ...)
 	return st;
 }
 
-/* run with the command as arguments (argv[i] of lens[i] bytes). */
-static kv_status run_argv(struct kv *kv, redisReply **out, int argc, const char **argv, const size_t *lens)
+/* Runs one command under the lock; *out receives the reply (free it) on
+ * KV_OK. */
+static kv_status run(struct kv *kv, redisReply **out, const char *fmt, ...)
 {
-	redisReply *rep = NULL;
+	char *cmd;
+	int len;
+	va_list ap;
 	kv_status st;
 
 	*out = NULL;
-	pthread_mutex_lock(&kv->lock);
-	if (ensure(kv)) {
-		kv->stats.errors++;
-		kv->stats.up = 0;
-		pthread_mutex_unlock(&kv->lock);
-		return KV_DOWN;
-	}
-	rep = redisCommandArgv(kv->c, argc, argv, lens);
-	st = finish(kv, rep);
-	pthread_mutex_unlock(&kv->lock);
-	if (st == KV_OK)
-		*out = rep;
-	else if (rep)
-		freeReplyObject(rep);
+	va_start(ap, fmt);
+	len = redisvFormatCommand(&cmd, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return KV_NOMEM;
+	st = run_formatted(kv, out, cmd, (size_t)len);
+	redisFreeCommand(cmd);
+	return st;
+}
+
+/* run with the command as arguments (argv[i] of lens[i] bytes). */
+static kv_status run_argv(struct kv *kv, redisReply **out, int argc, const char **argv, const size_t *lens)
+{
+	char *cmd;
+	int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	kv_status st;
+
+	*out = NULL;
+	if (len < 0)
+		return KV_NOMEM;
+	st = run_formatted(kv, out, cmd, (size_t)len);
+	redisFreeCommand(cmd);
 	return st;
 }
 

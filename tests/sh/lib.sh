@@ -39,17 +39,28 @@ verdict() {
 launcher=()
 start_seconds=10
 serve_start() {
-	"${launcher[@]}" "$PETCUT" serve --listen 127.0.0.1:0 "$@" >"$tmp/out" 2>"$tmp/log" &
-	pid=$!
-	pids+=("$pid")
-	A=
+	lib_launch "$tmp/out" "$tmp/log" serve "$@"
+	pid=$launched_pid
+	A=$launched_url
+}
+
+# lib_launch OUT LOG CMD [OPTIONS]: `petcut CMD --listen 127.0.0.1:0 OPTIONS`
+# through launcher, stdout to OUT and stderr to LOG; its pid in launched_pid
+# (and in pids), its URL in launched_url once it prints it. Exits the test
+# if it does not within start_seconds.
+lib_launch() {
+	local out=$1 log=$2 cmd=$3
+	shift 3
+	"${launcher[@]}" "$PETCUT" "$cmd" --listen 127.0.0.1:0 "$@" >"$out" 2>"$log" &
+	launched_pid=$!
+	pids+=("$launched_pid")
 	for _ in $(seq $((start_seconds * 10))); do
-		A=$(sed -n 's/^listening on //p' "$tmp/out")
-		[ -n "$A" ] && return 0
+		launched_url=$(sed -n 's/^listening on //p' "$out")
+		[ -n "$launched_url" ] && return 0
 		sleep 0.1
 	done
-	echo "server did not start:"
-	cat "$tmp/log"
+	echo "petcut $cmd did not start:"
+	cat "$log"
 	exit 1
 }
 
@@ -116,11 +127,17 @@ s3_start() {
 	exit 1
 }
 
-# s3_stop: kills s3rver (SIGKILL: it stops as if its machine went away).
+# lib_kill PID: kills PID (SIGKILL: it stops as if its machine went away),
+# reaps it and drops it from pids.
+lib_kill() {
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	lib_forget "$1"
+}
+
+# s3_stop: kills s3rver.
 s3_stop() {
-	kill -9 "$s3_pid" 2>/dev/null
-	wait "$s3_pid" 2>/dev/null
-	lib_forget "$s3_pid"
+	lib_kill "$s3_pid"
 }
 
 # redis_start [PORT]: redis-server without persistence on PORT, or on a free
@@ -146,9 +163,7 @@ redis_start() {
 			fi
 			sleep 0.1
 		done
-		kill -9 "$redis_pid" 2>/dev/null
-		wait "$redis_pid" 2>/dev/null
-		lib_forget "$redis_pid"
+		lib_kill "$redis_pid"
 		[ -n "$want" ] && break
 	done
 	echo "redis-server did not start on port $RPORT (or another server answers there):"
@@ -156,11 +171,9 @@ redis_start() {
 	exit 1
 }
 
-# redis_stop: kills redis-server (SIGKILL; it keeps nothing).
+# redis_stop: kills redis-server (it keeps nothing).
 redis_stop() {
-	kill -9 "$redis_pid" 2>/dev/null
-	wait "$redis_pid" 2>/dev/null
-	lib_forget "$redis_pid"
+	lib_kill "$redis_pid"
 }
 
 # petcut_start NAME CMD [OPTIONS]: `petcut CMD --listen 127.0.0.1:0 OPTIONS`
@@ -170,17 +183,8 @@ redis_stop() {
 petcut_start() {
 	local name=$1 cmd=$2 url
 	shift 2
-	"$PETCUT" "$cmd" --listen 127.0.0.1:0 "$@" >"$tmp/out-$name" 2>"$tmp/log-$name" &
-	eval "pid_$name=\$!"
-	pids+=("$!")
-	for _ in $(seq 100); do
-		url=$(sed -n 's/^listening on //p' "$tmp/out-$name")
-		[ -n "$url" ] && { eval "$name=\$url"; return 0; }
-		sleep 0.1
-	done
-	echo "$name (petcut $cmd) did not start:"
-	cat "$tmp/log-$name"
-	exit 1
+	lib_launch "$tmp/out-$name" "$tmp/log-$name" "$cmd" "$@"
+	eval "pid_$name=\$launched_pid $name=\$launched_url"
 }
 
 # metric URL 'NAME{LABELS}': the value of one series of URL/metrics (0 when
