@@ -162,7 +162,7 @@ struct nn_wcache {
 	struct nn_wcache *next;
 };
 
-/* The range of a convolution's input seen on calibration photos. */
+/* The range of an activation seen on calibration photos. */
 struct nn_calib {
 	float lo, hi;
 	bool set;
@@ -186,20 +186,27 @@ struct nn_model {
 	 * hold are released from the graph and reread from here when needed */
 	char *src_path;
 	struct stat src_stat; /* to notice a file replaced since loading */
-	struct nn_calib *calib; /* per node (NULL: none) */
+	struct nn_calib *calib; /* per value (NULL: none) */
 	float **wscales;	/* per node: int8 weight scales per output channel, once made */
-	bool observing;		/* nn_model_observe's run: conv inputs are measured */
+	bool observing;		/* nn_model_observe's run: activations are measured */
 };
 
 /* ===== int8 (quant.c) ===== */
 
-/* Widens node's observed input range by the n floats at x. */
-void nn_quant_observe(nn_model *m, int node, const float *x, size_t n);
-/* node's input quantization (false: no range for it). */
-bool nn_quant_input(const nn_model *m, int node, float *scale, bool *is_signed);
-/* Per-output-channel scales of node's weights w (oc x per_oc floats), made
- * once and kept (w may be NULL once they are made); NULL if they cannot be. */
-const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc);
+/* Widens value v's observed range by the n floats at x. */
+void nn_quant_observe(nn_model *m, int v, const float *x, size_t n);
+/* Value v's range (a Concat's spans its parts'); false if none was seen. */
+bool nn_quant_range(const nn_model *m, int v, float *lo, float *hi);
+/* The quantization step of a range: u8 (hi / 255) or s8 (max |x| / 127). */
+float nn_quant_scale(float lo, float hi, bool is_signed);
+/* Per-output-channel scales of node's weights w (oc x per_oc floats) with
+ * input channel c's weights multiplied by sic[c] (cin of them; sic NULL: by
+ * 1), made once and kept (w may be NULL once they are made); NULL if they
+ * cannot be. */
+const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc,
+				    const float *sic, int64_t cin);
+/* Drops the weight scales and the int8 weights made from the old ranges. */
+void nn_quant_forget_weights(nn_model *m);
 void nn_quant_free(nn_model *m);
 
 /* Internal status: a plan needs weights that were released (see src_path). */

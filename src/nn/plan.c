@@ -35,6 +35,7 @@ struct ptv {
 	size_t off;	 /* arena offset (TV_RUN) */
 	dnnl_memory_t mem;
 	int deferred;	 /* Concat node + 1 whose copy the int8 conv reading this tensor makes as it quantizes */
+	float q;	 /* int8 plans: held as u8, x = q * stored (0: float) */
 };
 
 enum { STEP_PRIM, STEP_REF, STEP_ZP_TO_F32, STEP_F32_TO_I32, STEP_COPY };
@@ -80,6 +81,7 @@ struct nn_plan {
 	int n_consts, cap_consts;
 	struct view *views; /* memories that see a tv through another descriptor */
 	int n_views, cap_views;
+	bool *hold; /* int8 plans, per graph value: every reader can take it as u8 */
 };
 
 #define DNNL_TRY(call, what)                                                                   \
@@ -381,9 +383,11 @@ static int add_quantized(nn_model *m, struct nn_plan *p, int src, const dnnl_mem
 
 /* The int8 input of a conv that reads a deferred Concat (node cnode, value
  * x): each part is quantized straight into its channels of a new tensor of
- * layout md, so the float concatenation is never written. */
+ * layout md, so the float concatenation is never written; sic holds the
+ * scale of each channel (a part already held as u8 is rescaled, or just
+ * copied when the scales agree). */
 static int add_quantized_concat(nn_model *m, struct nn_plan *p, int cnode, int x, const dnnl_memory_desc_t *md,
-				float scale)
+				const float *sic)
 {
 	const struct nn_node *c = &m->g.nodes[cnode];
 	int64_t at = 0;
@@ -399,7 +403,7 @@ static int add_quantized_concat(nn_model *m, struct nn_plan *p, int cnode, int x
 		tv_default_md(&p->tv[v]);
 		fill_dims(dims, 4, p->tv[v].t.dims);
 		if (!p->tv[v].has_md || dnnl_memory_desc_init_submemory(&part, md, dims, offs) != dnnl_success ||
-		    reorder_view(m, p, v, dst, NULL, &part, scale) < 0)
+		    reorder_view(m, p, v, dst, NULL, &part, (p->tv[v].q > 0 ? p->tv[v].q : 1.0f) / sic[at]) < 0)
 			return -1;
 		at += dims[1];
 	}
@@ -628,11 +632,53 @@ static int sole_reader(const struct nn_graph *g, int v)
 static bool conv_runs_int8(nn_model *m, const struct nn_plan *p, int node)
 {
 	const struct nn_node *n = &m->g.nodes[node];
-	bool is_signed;
-	float scale;
+	float lo, hi;
 
 	return p->precision == NN_PRECISION_INT8 && n->op == NN_OP_CONV && n->n_in >= 2 &&
-	       p->tv[n->in[1]].kind == TV_CONST && n->a.conv.group == 1 && nn_quant_input(m, node, &scale, &is_signed);
+	       p->tv[n->in[1]].kind == TV_CONST && n->a.conv.group == 1 && nn_quant_range(m, n->in[0], &lo, &hi);
+}
+
+/* The post-op of conv node n that adds a whole tensor of the output's shape
+ * (oneDNN's sum into dst), or -1. */
+static int sum_post(const struct nn_plan *p, const struct nn_node *n)
+{
+	const struct ptv *O = &p->tv[n->out[0]];
+
+	for (int i = 0; i < n->n_post; i++) {
+		const struct ptv *A = n->post[i].kind == NN_POST_ADD ? &p->tv[n->post[i].value] : NULL;
+		if (A && A->kind != TV_CONST && A->t.rank == O->t.rank &&
+		    !memcmp(A->t.dims, O->t.dims, sizeof A->t.dims[0] * (size_t)A->t.rank))
+			return i;
+	}
+	return -1;
+}
+
+/* The scale of each input channel of int8 conv `node` reading tv x (a
+ * deferred Concat joins its parts' scales) into sic, and whether it reads
+ * s8; false if a range is missing. */
+static bool conv_in_scales(nn_model *m, const struct nn_plan *p, int x, int64_t cin, float *sic, bool *is_signed)
+{
+	const struct nn_node *c = p->tv[x].deferred ? &m->g.nodes[p->tv[x].deferred - 1] : NULL;
+	int n = c ? c->n_in : 1;
+	float lo[64], hi[64];
+	int64_t at = 0;
+
+	if (n > 64)
+		return false;
+	*is_signed = false;
+	for (int i = 0; i < n; i++) {
+		if (!nn_quant_range(m, c ? c->in[i] : x, &lo[i], &hi[i]))
+			return false;
+		*is_signed |= lo[i] < 0;
+	}
+	for (int i = 0; i < n; i++) {
+		int64_t ch = c ? p->tv[c->in[i]].t.dims[1] : cin;
+		float t = nn_quant_scale(lo[i], hi[i], *is_signed);
+		for (int64_t k = 0; k < ch && at + k < cin; k++)
+			sic[at + k] = t;
+		at += ch;
+	}
+	return at == cin;
 }
 
 /* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
@@ -681,21 +727,40 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	 * (ConvInteger's exact integers stay in fp32) */
 	dnnl_data_type_t adt = p->precision == NN_PRECISION_BF16 && n->op == NN_OP_CONV ? dnnl_bf16 : dnnl_f32;
 	/* int8 precision: a conv with constant weights and a calibrated input
-	 * reads it quantized (u8 or s8), its weights as s8 per output channel,
-	 * and writes float: out = s_in * s_w[oc] * (x_q * w_q + bias / (s_in * s_w[oc])) */
-	float s_in = 1;
+	 * reads it quantized (u8, or s8 if it goes below 0), each input channel
+	 * at the scale of the tensor it comes from (sic; a Concat joins several).
+	 * Those scales are folded into the float weights, which are then s8
+	 * with one scale per output channel: acc = x_q * w_q approximates
+	 * conv(x, w) / s_w[oc], and out = s_w[oc] / s_out * (acc + bias / s_w[oc])
+	 * is written as u8 (s_out: the output's scale) when every reader takes
+	 * it so, else as bf16 (s_out = 1). */
+	int64_t cin = wdims[1], per_oc = nn_numel(X->t.rank, wdims) / wdims[0];
 	bool in_signed = false;
 	const float *s_w = NULL;
-	bool q8 = p->precision == NN_PRECISION_INT8 && n->op == NN_OP_CONV && wv < 0 && a->group == 1 &&
-		  nn_quant_input(m, node, &s_in, &in_signed);
-	if (q8 && !(s_w = nn_quant_weight_scales(m, node, wdata, wdims[0],
-						 nn_numel(X->t.rank, wdims) / wdims[0])))
+	float *sic = NULL, *wfold = NULL, s_out = 0;
+	int sum = n->op == NN_OP_CONV ? sum_post(p, n) : -1; /* the post-op that is a sum into dst */
+	bool q8 = p->precision == NN_PRECISION_INT8 && n->op == NN_OP_CONV && wv < 0 && a->group == 1 && cin > 0;
+	if (q8) {
+		if (!(sic = malloc(sizeof *sic * (size_t)cin)) || !own(p, sic)) {
+			free(sic);
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+		}
+		q8 = conv_in_scales(m, p, x, cin, sic, &in_signed);
+	}
+	if (q8 && !(s_w = nn_quant_weight_scales(m, node, wdata, wdims[0], per_oc, sic, cin)))
 		return wdata ? nn_fail(NN_ERR_NOMEM, "out of memory") : NN_RELOAD;
+	float lo, hi;
+	if (q8 && p->hold && p->hold[out] && !plain_out && (sum < 0 || p->tv[n->post[sum].value].q > 0) &&
+	    nn_quant_range(m, out, &lo, &hi) && lo >= 0)
+		s_out = nn_quant_scale(lo, hi, false);
 	any_md(X->t.rank, X->t.dims, q8 ? (in_signed ? dnnl_s8 : dnnl_u8) : adt, &src_md);
 	/* an int8 conv writes bf16 where the CPU has it: half the bytes for the
 	 * ops between convs, and exact enough (the product was 8-bit) */
-	dnnl_data_type_t ddt = q8 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) ==
-					     dnnl_cpu_isa_avx512_core_bf16 ? dnnl_bf16 : adt;
+	dnnl_data_type_t ddt = s_out > 0 ? dnnl_u8
+			       : q8 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) ==
+						     dnnl_cpu_isa_avx512_core_bf16
+				   ? dnnl_bf16
+				   : adt;
 	dnnl_memory_desc_init_by_tag(&w_md, wrank, wd, q8 ? dnnl_s8 : adt, dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&w_user, wrank, wd, q8 ? dnnl_s8 : dnnl_f32, plain_tags[wrank]);
 	/* a few output channels (the side outputs) stay row-major rather than
@@ -719,6 +784,9 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	    a->strides[1] == 1 && a->dilations[0] == 1 && a->dilations[1] == 1 && a->group == 1)
 		alg = dnnl_convolution_winograd;
 retry:
+	/* a held addend read by a float output is brought into dst as float;
+	 * one joining a u8 output is copied as it is, its scale going to the sum */
+	float add_q = sum >= 0 ? p->tv[n->post[sum].value].q : 0;
 	DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, alg, &src_md,
 						    &w_md, bias_v >= 0 ? &b_md : NULL, &dst_md, strides, dil, pl, pr),
 		 n->name);
@@ -731,21 +799,17 @@ retry:
 			return nn_fail(NN_ERR_NOMEM, "out of memory");
 		}
 		for (int64_t o = 0; o < wdims[0]; o++)
-			oscale[o] = s_in * s_w[o];
+			oscale[o] = s_out > 0 ? s_w[o] / s_out : s_w[o];
 		dnnl_primitive_attr_set_output_scales(attr, wdims[0], 1 << 1, oscale);
 	}
 	DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
 	dnnl_memory_desc_t add_md[NN_MAX_POST];
-	int sum = -1; /* the post-op that is a sum into dst */
 	for (int i = 0; i < n->n_post; i++) {
 		const struct nn_postop *q = &n->post[i];
-		const struct ptv *A = q->kind == NN_POST_ADD ? &p->tv[q->value] : NULL;
-		if (A && sum < 0 && A->kind != TV_CONST && A->t.rank == p->tv[out].t.rank &&
-		    !memcmp(A->t.dims, p->tv[out].t.dims, sizeof A->t.dims[0] * (size_t)A->t.rank)) {
+		if (i == sum) {
 			/* a whole-tensor addend: oneDNN's fast kernels take it as a sum
 			 * into dst (which then holds the addend), not as a binary op */
-			sum = i;
-			dnnl_post_ops_append_sum(po, 1.0f);
+			dnnl_post_ops_append_sum(po, s_out > 0 ? add_q / s_out : 1.0f);
 			continue;
 		}
 		if (q->value >= 0) {
@@ -782,17 +846,32 @@ retry:
 		return st;
 
 	const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-	int xs = q8 && p->tv[x].deferred ? add_quantized_concat(m, p, p->tv[x].deferred - 1, x, want, 1.0f / s_in)
-		 : q8			 ? add_quantized(m, p, x, want, 1.0f / s_in)
+	float xf = q8 ? (X->q > 0 ? X->q : 1.0f) / sic[0] : 1.0f; /* stored input to quantized input */
+	int xs = q8 && p->tv[x].deferred ? add_quantized_concat(m, p, p->tv[x].deferred - 1, x, want, sic)
+		 : q8 && xf != 1.0f	 ? add_quantized(m, p, x, want, xf)
+		 : q8 && X->q == 0	 ? add_quantized(m, p, x, want, 1.0f)
 					 : in_layout(m, p, x, want);
+	if (!q8 && X->q > 0)
+		xs = -1; /* only int8 convs read held tensors */
 	if (xs < 0) {
 		dnnl_primitive_desc_destroy(pd);
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
 	}
 	int wt = -1; /* runtime weights: reordered on every run */
+	if (wv < 0 && q8 && wdata) { /* the folded weights */
+		int64_t per_ic = per_oc / cin;
+		if (!(wfold = malloc(sizeof *wfold * (size_t)(wdims[0] * per_oc)))) {
+			dnnl_primitive_desc_destroy(pd);
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+		}
+		for (int64_t i = 0; i < wdims[0] * per_oc; i++)
+			wfold[i] = wdata[i] * sic[i / per_ic % cin];
+	}
 	if (wv < 0) { /* constant weights */
-		st = weights_for(m, node, wval, &w_user, wdata, q8 ? s_w : NULL,
+		st = weights_for(m, node, wval, &w_user, q8 ? wfold : wdata, q8 ? s_w : NULL,
 				 dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &wmem);
+		free(wfold);
+		wfold = NULL;
 	} else {
 		struct nn_tview t = p->tv[wv].t;
 		st = NN_OK;
@@ -809,6 +888,7 @@ retry:
 		return st;
 	}
 	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+	p->tv[out].q = s_out;
 	if (sum >= 0) {
 		/* dst must hold the addend: share its storage when this is its last
 		 * use and the layouts agree, else copy it in first */
@@ -818,7 +898,7 @@ retry:
 		if (A->kind == TV_RUN && A->has_md && dnnl_memory_desc_equal(&A->md, &p->tv[out].md) &&
 		    !used_after(&m->g, a, node))
 			p->tv[out].alias = a;
-		else if (reorder_into(m, p, a, out, NULL) < 0) {
+		else if (reorder_scaled(m, p, a, out, NULL, add_q > 0 && s_out == 0 ? add_q : 1.0f) < 0) {
 			dnnl_primitive_desc_destroy(pd);
 			return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
 		}
@@ -842,7 +922,7 @@ retry:
 			goto fail;
 		}
 		for (int64_t o = 0; o < wdims[0]; o++)
-			bq[o] = b[o] / oscale[o];
+			bq[o] = b[o] / s_w[o];
 		if ((st = const_mem(m, p, &b_md, bq, &bmem)))
 			goto fail;
 		arg_mem(s, DNNL_ARG_BIAS, bmem);
@@ -1038,38 +1118,47 @@ static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
 	DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &p->tv[x].md,
 						   &dst_md, strides, kernel, dil, pl, pr),
 		 n->name);
+	p->tv[out].q = p->tv[x].q; /* the max of u8 values is one of them */
 	return add_unary(m, p, node, &desc, x, out);
 }
 
-/* Linear half-pixel Resize of the spatial axes on oneDNN; other modes use
- * the reference kernel. Returns 1 if it declined. */
+/* True if Resize node n runs on oneDNN: linear half-pixel on the spatial
+ * axes; other modes use the reference kernel. */
+static bool resize_on_dnnl(const struct nn_plan *p, const struct nn_node *n)
+{
+	int x = n->in[0], out = n->out[0], r = p->tv[x].t.rank;
+	const int64_t *id = p->tv[x].t.dims, *od = p->tv[out].t.dims;
+	bool by_sizes = n->n_in > 3 && n->in[3] >= 0 && nn_numel(p->tv[n->in[3]].t.rank, p->tv[n->in[3]].t.dims) > 0;
+
+	if (n->a.resize.mode != NN_RESIZE_LINEAR || n->a.resize.coord != NN_COORD_HALF_PIXEL || r < 3 || r > 5)
+		return false;
+	if (!by_sizes) { /* oneDNN maps coordinates with out/in, ONNX with the given scale */
+		const float *sc = p->tv[n->a.resize.v10 ? n->in[1] : n->in[2]].t.data;
+		if (!sc)
+			return false;
+		for (int i = 2; i < r; i++)
+			if ((double)sc[i] * (double)id[i] != (double)od[i])
+				return false;
+	}
+	return id[0] == od[0] && id[1] == od[1];
+}
+
 static nn_status lower_resize(nn_model *m, struct nn_plan *p, int node, bool *declined)
 {
 	const struct nn_node *n = &m->g.nodes[node];
-	int x = n->in[0], out = n->out[0], r = p->tv[x].t.rank;
-	const int64_t *id = p->tv[x].t.dims, *od = p->tv[out].t.dims;
+	int x = n->in[0], out = n->out[0];
 	dnnl_memory_desc_t dst_md;
 	dnnl_resampling_desc_t desc;
-	bool by_sizes = n->n_in > 3 && n->in[3] >= 0 && nn_numel(p->tv[n->in[3]].t.rank, p->tv[n->in[3]].t.dims) > 0;
 
-	*declined = true;
-	if (n->a.resize.mode != NN_RESIZE_LINEAR || n->a.resize.coord != NN_COORD_HALF_PIXEL || r < 3 || r > 5)
+	*declined = !resize_on_dnnl(p, n);
+	if (*declined)
 		return NN_OK;
-	if (!by_sizes) { /* oneDNN maps coordinates with out/in, ONNX with the given scale */
-		const float *sc = p->tv[n->a.resize.v10 ? n->in[1] : n->in[2]].t.data;
-		for (int i = 2; i < r; i++)
-			if ((double)sc[i] * (double)id[i] != (double)od[i])
-				return NN_OK;
-	}
-	for (int i = 0; i < 2; i++)
-		if (id[i] != od[i])
-			return NN_OK;
-	*declined = false;
 	tv_default_md(&p->tv[x]);
-	any_md(r, od, p->tv[x].md.data_type, &dst_md);
+	any_md(p->tv[out].t.rank, p->tv[out].t.dims, p->tv[x].md.data_type, &dst_md);
 	DNNL_TRY(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, dnnl_resampling_linear, NULL,
 						   &p->tv[x].md, &dst_md),
 		 n->name);
+	p->tv[out].q = p->tv[x].q; /* linear: a held input's scale carries over */
 	return add_unary(m, p, node, &desc, x, out);
 }
 
@@ -1131,6 +1220,97 @@ static bool concat_in_place(struct nn_plan *p, const struct nn_node *n, int out)
 	return false;
 }
 
+/* True if Concat node `node` (along channels) is read by an int8 conv
+ * alone: that conv quantizes the parts into place. */
+static bool concat_deferred(nn_model *m, const struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int out = n->out[0], r = p->tv[out].t.rank;
+	int64_t axis = n->a.axis < 0 ? n->a.axis + r : n->a.axis;
+	int reader = sole_reader(&m->g, out);
+
+	if (p->precision != NN_PRECISION_INT8 || p->tv[out].t.dtype != NN_DTYPE_F32 || r != 4 || axis != 1 || reader < 0 ||
+	    m->g.nodes[reader].in[0] != out || !conv_runs_int8(m, p, reader) || n->n_in > 64)
+		return false;
+	for (int i = 0; i < n->n_in; i++)
+		if (n->in[i] < 0 || p->tv[n->in[i]].kind != TV_RUN || p->tv[n->in[i]].t.rank != 4 ||
+		    p->tv[n->in[i]].t.dims[1] <= 0)
+			return false;
+	return true;
+}
+
+/* True if node n reads a tensor held as u8 (which only int8 convs, max
+ * pooling, linear resizing and deferred Concats take). */
+static bool held_input(const struct nn_plan *p, const struct nn_node *n)
+{
+	for (int i = 0; i < n->n_in; i++)
+		if (n->in[i] >= 0 && p->tv[n->in[i]].q > 0)
+			return true;
+	for (int i = 0; i < n->n_post; i++)
+		if (n->post[i].value >= 0 && p->tv[n->post[i].value].q > 0)
+			return true;
+	return false;
+}
+
+/* int8 plans: which values may be held as u8 between int8 convs (p->hold):
+ * those with a range that never goes below 0 all of whose readers take
+ * them so: an int8 conv's input, max pooling or linear resizing whose
+ * output may be held, a Concat deferred into an int8 conv, the addend of an
+ * int8 conv whose output may be held. Readers come later, so the nodes are
+ * visited last to first. */
+static nn_status plan_holds(nn_model *m, struct nn_plan *p)
+{
+	const struct nn_graph *g = &m->g;
+
+	if (p->precision != NN_PRECISION_INT8)
+		return NN_OK;
+	if (!(p->hold = calloc((size_t)g->n_vals + 1, sizeof *p->hold)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	for (int i = g->n_nodes - 1; i >= 0; i--) {
+		const struct nn_node *pn = &g->nodes[i];
+		int v = pn->n_out > 0 ? pn->out[0] : -1;
+		float lo, hi;
+		bool ok;
+		if (pn->dead || v < 0 || p->tv[v].kind != TV_RUN || nn_graph_is_output(g, v) ||
+		    (pn->op != NN_OP_CONV && pn->op != NN_OP_MAXPOOL && pn->op != NN_OP_RESIZE) ||
+		    !nn_quant_range(m, v, &lo, &hi) || lo < 0)
+			continue;
+		ok = true;
+		for (int j = i + 1; ok && j < g->n_nodes; j++) {
+			const struct nn_node *n = &g->nodes[j];
+			if (n->dead)
+				continue;
+			for (int k = 0; ok && k < n->n_in; k++) {
+				if (n->in[k] != v)
+					continue;
+				switch (n->op) {
+				case NN_OP_CONV:
+					ok = k == 0 && conv_runs_int8(m, p, j);
+					break;
+				case NN_OP_MAXPOOL:
+					ok = k == 0 && p->hold[n->out[0]];
+					break;
+				case NN_OP_RESIZE:
+					ok = k == 0 && resize_on_dnnl(p, n) && p->hold[n->out[0]];
+					break;
+				case NN_OP_CONCAT:
+					ok = concat_deferred(m, p, j);
+					break;
+				case NN_OP_SHAPE: /* reads the dimensions alone */
+					break;
+				default:
+					ok = false;
+				}
+			}
+			for (int k = 0; ok && k < n->n_post; k++)
+				if (n->post[k].value == v)
+					ok = n->op == NN_OP_CONV && k == sum_post(p, n) && p->hold[n->out[0]];
+		}
+		p->hold[v] = ok;
+	}
+	return NN_OK;
+}
+
 static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *declined)
 {
 	const struct nn_node *n = &m->g.nodes[node];
@@ -1151,17 +1331,12 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 		if (p->tv[n->in[i]].kind == TV_CONST || p->tv[n->in[i]].t.dims[axis] == 0)
 			return NN_OK;
 	*declined = false;
-	/* read by an int8 conv alone: that conv quantizes the parts into place */
-	int reader = sole_reader(&m->g, out);
-	if (r == 4 && axis == 1 && reader >= 0 && m->g.nodes[reader].in[0] == out && conv_runs_int8(m, p, reader)) {
-		bool ok = true;
-		for (int i = 0; ok && i < n->n_in; i++)
-			ok = p->tv[n->in[i]].kind == TV_RUN && p->tv[n->in[i]].t.rank == 4;
-		if (ok) {
-			p->tv[out].deferred = node + 1;
-			return NN_OK;
-		}
+	if (concat_deferred(m, p, node)) {
+		p->tv[out].deferred = node + 1;
+		return NN_OK;
 	}
+	if (held_input(p, n))
+		return nn_fail(NN_ERR_BACKEND, "%s: internal: a held input", n->name);
 	if (concat_in_place(p, n, out))
 		return NN_OK;
 	if (n->n_in < 1 || !(mds = calloc((size_t)(unsigned)n->n_in, sizeof *mds)))
@@ -1435,6 +1610,7 @@ static void plan_free(struct nn_plan *p)
 {
 	if (!p)
 		return;
+	free(p->hold);
 	for (int i = 0; i < p->n_steps; i++) {
 		if (p->steps[i].prim)
 			dnnl_primitive_destroy(p->steps[i].prim);
@@ -1476,6 +1652,9 @@ static nn_status lower_node(nn_model *m, struct nn_plan *p, int i)
 	bool declined = true;
 	nn_status st = NN_OK;
 
+	if (n->op != NN_OP_CONV && n->op != NN_OP_MAXPOOL && n->op != NN_OP_CONCAT && n->op != NN_OP_SHAPE &&
+	    !(n->op == NN_OP_RESIZE && resize_on_dnnl(p, n)) && held_input(p, n))
+		return nn_fail(NN_ERR_BACKEND, "%s: internal: a held input", n->name);
 	switch (n->op) {
 	case NN_OP_CONV:
 		return lower_conv(m, p, i);
@@ -1571,12 +1750,16 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, nn_prec
 		st = nn_fail(NN_ERR_BACKEND, "cannot create the scratchpad");
 		goto fail;
 	}
+	if ((st = plan_holds(m, p)) != NN_OK)
+		goto fail;
 	for (int i = 0; i < g->n_nodes; i++) {
 		if (g->nodes[i].dead || nn_walk_folds(g, &w, &g->nodes[i]))
 			continue;
 		if ((st = lower_node(m, p, i)) != NN_OK)
 			goto fail;
 	}
+	free(p->hold);
+	p->hold = NULL;
 	if (!(p->out_tv = calloc((size_t)g->n_outputs + 1, sizeof *p->out_tv))) {
 		st = nn_fail(NN_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -1809,21 +1992,22 @@ static nn_status run_ref(nn_model *m, const struct nn_plan *p, const struct step
 	return st;
 }
 
-/* Calibration: the range of a float convolution's input, as it is about to
- * run (padding in blocked layouts holds zeros, which ranges include anyway
- * for inputs that follow a ReLU). */
-static void observe_src(nn_model *m, const struct step *s)
+/* Calibration: the range of value v, held by argument arg of step s (a
+ * convolution's input as it is about to run, any primitive's output once it
+ * ran); padding in blocked layouts holds zeros, which ranges include anyway
+ * for tensors that follow a ReLU. */
+static void observe_arg(nn_model *m, const struct step *s, int arg, int v)
 {
 	const dnnl_memory_desc_t *md;
 	void *data;
 
 	dnnl_stream_wait(m->stream);
 	for (int a = 0; a < s->nargs; a++) {
-		if (s->args[a].arg != DNNL_ARG_SRC || !s->args[a].memory ||
+		if (s->args[a].arg != arg || !s->args[a].memory ||
 		    dnnl_memory_get_memory_desc(s->args[a].memory, &md) != dnnl_success || md->data_type != dnnl_f32 ||
 		    dnnl_memory_get_data_handle(s->args[a].memory, &data) != dnnl_success || !data)
 			continue;
-		nn_quant_observe(m, s->node, data, dnnl_memory_desc_get_size(md) / sizeof(float));
+		nn_quant_observe(m, v, data, dnnl_memory_desc_get_size(md) / sizeof(float));
 	}
 }
 
@@ -1851,13 +2035,16 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
-		if (m->observing && s->kind == STEP_PRIM && s->node >= 0 && m->g.nodes[s->node].op == NN_OP_CONV)
-			observe_src(m, s);
+		bool observe = m->observing && s->kind == STEP_PRIM && s->node >= 0;
+		if (observe && m->g.nodes[s->node].op == NN_OP_CONV)
+			observe_arg(m, s, DNNL_ARG_SRC, m->g.nodes[s->node].in[0]);
 		if (s->kind == STEP_PRIM) {
 			dnnl_status_t ds = dnnl_primitive_execute(s->prim, m->stream, s->nargs, s->args);
 			if (ds != dnnl_success)
 				return nn_fail(NN_ERR_BACKEND, "%s: oneDNN failed (status %d)",
 					       s->node >= 0 ? m->g.nodes[s->node].name : "reorder", (int)ds);
+			if (observe && m->g.nodes[s->node].n_out > 0)
+				observe_arg(m, s, DNNL_ARG_DST, m->g.nodes[s->node].out[0]);
 			continue;
 		}
 		dnnl_stream_wait(m->stream);

@@ -1,14 +1,14 @@
 /*
  * quant.c - what int8 inference needs besides the kernels: the ranges of
- * each convolution's input seen on calibration photos, their file, and the
+ * the activations seen on calibration photos, their file, and the
  * per-output-channel scales of the weights.
  *
- * Static quantization, symmetric, zero point 0: a convolution whose input
- * was never seen below 0 (it follows a ReLU) reads it as u8 with scale
- * hi / 255; otherwise as s8 with scale max(|lo|, hi) / 127. Its weights are
- * s8 with one scale per output channel, max |w| / 127. The int8 product,
- * rescaled by s_in * s_w[oc], comes out in float and the fused operations
- * (bias, ReLU, residual sums) run in float as before.
+ * Static quantization, symmetric, zero point 0. Every activation a float
+ * run produces has a range: one never seen below 0 (it follows a ReLU) is
+ * u8 with scale hi / 255, any other s8 with scale max(|lo|, hi) / 127.
+ * A convolution's input may join tensors of different scales (a Concat):
+ * the plan folds each input channel's scale into the float weights, which
+ * are then s8 with one scale per output channel, max |w| / 127.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,28 +19,29 @@
 
 #include "nn/nn_int.h"
 
-#define CALIB_MAGIC "petcut-calibration 1"
+#define CALIB_MAGIC "petcut-calibration 2"
+#define CALIB_MAGIC_V1 "petcut-calibration 1"
 
 static nn_status calib_alloc(nn_model *m)
 {
 	if (m->calib)
 		return NN_OK;
-	m->calib = calloc((size_t)m->g.n_nodes + 1, sizeof *m->calib);
+	m->calib = calloc((size_t)m->g.n_vals + 1, sizeof *m->calib);
 	return m->calib ? NN_OK : nn_fail(NN_ERR_NOMEM, "out of memory");
 }
 
-void nn_quant_observe(nn_model *m, int node, const float *x, size_t n)
+void nn_quant_observe(nn_model *m, int v, const float *x, size_t n)
 {
 	struct nn_calib *c;
 	float lo = 0, hi = 0;
 
-	if (!m->calib || node < 0 || node >= m->g.n_nodes)
+	if (!m->calib || v < 0 || v >= m->g.n_vals)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		lo = fminf(lo, x[i]);
 		hi = fmaxf(hi, x[i]);
 	}
-	c = &m->calib[node];
+	c = &m->calib[v];
 	if (!c->set || lo < c->lo)
 		c->lo = lo;
 	if (!c->set || hi > c->hi)
@@ -68,25 +69,45 @@ nn_status nn_model_observe(nn_model *m, const struct nn_tensor *inputs, int n_in
 	return st;
 }
 
-bool nn_quant_input(const nn_model *m, int node, float *scale, bool *is_signed)
+bool nn_quant_range(const nn_model *m, int v, float *lo, float *hi)
 {
-	const struct nn_calib *c;
-	float r;
+	const struct nn_node *n;
+	bool any = false;
 
-	if (!m->calib || node < 0 || node >= m->g.n_nodes || !m->calib[node].set)
+	if (!m->calib || v < 0 || v >= m->g.n_vals)
 		return false;
-	c = &m->calib[node];
-	*is_signed = c->lo < 0;
-	r = *is_signed ? fmaxf(-c->lo, c->hi) / 127.0f : c->hi / 255.0f;
-	*scale = r > 0 && isfinite(r) ? r : 1.0f;
-	return true;
+	if (m->calib[v].set) {
+		*lo = m->calib[v].lo;
+		*hi = m->calib[v].hi;
+		return true;
+	}
+	/* a concatenation spans its parts' ranges */
+	if (m->g.vals[v].producer < 0 || (n = &m->g.nodes[m->g.vals[v].producer])->op != NN_OP_CONCAT)
+		return false;
+	for (int i = 0; i < n->n_in; i++) {
+		float l, h;
+		if (n->in[i] < 0 || n->in[i] == v || !m->calib[n->in[i]].set)
+			return false;
+		l = m->calib[n->in[i]].lo;
+		h = m->calib[n->in[i]].hi;
+		*lo = any ? fminf(*lo, l) : l;
+		*hi = any ? fmaxf(*hi, h) : h;
+		any = true;
+	}
+	return any;
+}
+
+float nn_quant_scale(float lo, float hi, bool is_signed)
+{
+	float r = is_signed ? fmaxf(-lo, hi) / 127.0f : hi / 255.0f;
+	return r > 0 && isfinite(r) ? r : 1.0f;
 }
 
 int nn_model_has_calibration(const nn_model *m)
 {
 	if (!m->calib)
 		return false;
-	for (int i = 0; i < m->g.n_nodes; i++)
+	for (int i = 0; i < m->g.n_vals; i++)
 		if (m->calib[i].set)
 			return true;
 	return false;
@@ -105,9 +126,9 @@ nn_status nn_model_save_calibration(nn_model *m, const char *path)
 	if (!(f = fopen(tmp, "w")))
 		return nn_fail(NN_ERR_IO, "%s: %s", tmp, strerror(errno));
 	fprintf(f, "%s\n", CALIB_MAGIC);
-	for (int i = 0; i < m->g.n_nodes; i++)
-		if (m->calib[i].set)
-			fprintf(f, "%.9g %.9g %s\n", m->calib[i].lo, m->calib[i].hi, m->g.nodes[i].name);
+	for (int i = 0; i < m->g.n_vals; i++)
+		if (m->calib[i].set && m->g.vals[i].name && *m->g.vals[i].name)
+			fprintf(f, "%.9g %.9g %s\n", m->calib[i].lo, m->calib[i].hi, m->g.vals[i].name);
 	bad = ferror(f);
 	bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
 	bad |= fclose(f) != 0;
@@ -117,15 +138,6 @@ nn_status nn_model_save_calibration(nn_model *m, const char *path)
 		return nn_fail(NN_ERR_IO, "%s: %s", path, strerror(e));
 	}
 	return NN_OK;
-}
-
-/* The node named name, or -1. */
-static int node_by_name(const struct nn_graph *g, const char *name)
-{
-	for (int i = 0; i < g->n_nodes; i++)
-		if (!g->nodes[i].dead && !strcmp(g->nodes[i].name, name))
-			return i;
-	return -1;
 }
 
 nn_status nn_model_load_calibration(nn_model *m, const char *path)
@@ -138,29 +150,33 @@ nn_status nn_model_load_calibration(nn_model *m, const char *path)
 	if (!(f = fopen(path, "r")))
 		return nn_fail(NN_ERR_IO, "%s: %s", path, strerror(errno));
 	if (!fgets(line, sizeof line, f) || strncmp(line, CALIB_MAGIC, strlen(CALIB_MAGIC))) {
+		bool old = !strncmp(line, CALIB_MAGIC_V1, strlen(CALIB_MAGIC_V1));
 		fclose(f);
-		return nn_fail(NN_ERR_PARSE, "%s: not a petcut calibration file", path);
+		return old ? nn_fail(NN_ERR_PARSE, "%s: made by an older petcut (run petcut model calibrate again)", path)
+			   : nn_fail(NN_ERR_PARSE, "%s: not a petcut calibration file", path);
 	}
 	pthread_mutex_lock(&m->lock);
 	if ((st = calib_alloc(m)) == NN_OK) {
-		memset(m->calib, 0, sizeof *m->calib * (size_t)m->g.n_nodes);
-		nn_plans_free(m); /* int8 plans used the old ranges */
+		memset(m->calib, 0, sizeof *m->calib * (size_t)m->g.n_vals);
+		/* int8 plans and weights used the old ranges */
+		nn_plans_free(m);
+		nn_quant_forget_weights(m);
 	}
 	while (st == NN_OK && fgets(line, sizeof line, f)) {
 		char name[1024];
 		float lo, hi;
-		int node;
+		int v;
 		lineno++;
 		line[strcspn(line, "\n")] = 0;
 		if (sscanf(line, "%f %f %1023[^\n]", &lo, &hi, name) != 3 || !isfinite(lo) || !isfinite(hi) || lo > hi) {
 			st = nn_fail(NN_ERR_PARSE, "%s:%d: expected 'LO HI NODE'", path, lineno);
 			break;
 		}
-		if ((node = node_by_name(&m->g, name)) < 0) {
-			st = nn_fail(NN_ERR_PARSE, "%s:%d: the model has no node '%s'", path, lineno, name);
+		if ((v = nn_graph_find_value(&m->g, name)) < 0) {
+			st = nn_fail(NN_ERR_PARSE, "%s:%d: the model has no tensor '%s'", path, lineno, name);
 			break;
 		}
-		m->calib[node] = (struct nn_calib){.lo = lo, .hi = hi, .set = true};
+		m->calib[v] = (struct nn_calib){.lo = lo, .hi = hi, .set = true};
 		n++;
 	}
 	if (st == NN_OK && ferror(f))
@@ -168,14 +184,16 @@ nn_status nn_model_load_calibration(nn_model *m, const char *path)
 	if (st == NN_OK && !n)
 		st = nn_fail(NN_ERR_PARSE, "%s: no ranges", path);
 	if (st != NN_OK && m->calib)
-		memset(m->calib, 0, sizeof *m->calib * (size_t)m->g.n_nodes);
+		memset(m->calib, 0, sizeof *m->calib * (size_t)m->g.n_vals);
 	pthread_mutex_unlock(&m->lock);
 	fclose(f);
 	return st;
 }
 
-const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc)
+const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc,
+				    const float *sic, int64_t cin)
 {
+	int64_t per_ic = cin > 0 ? per_oc / cin : per_oc;
 	float *s;
 
 	if (!m->wscales && !(m->wscales = calloc((size_t)m->g.n_nodes + 1, sizeof *m->wscales)))
@@ -187,11 +205,33 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 	for (int64_t o = 0; o < oc; o++) {
 		float mx = 0;
 		for (int64_t i = 0; i < per_oc; i++)
-			mx = fmaxf(mx, fabsf(w[o * per_oc + i]));
+			mx = fmaxf(mx, fabsf(w[o * per_oc + i]) * (sic ? sic[i / per_ic] : 1.0f));
 		s[o] = mx > 0 ? mx / 127.0f : 1.0f;
 	}
 	m->wscales[node] = s;
 	return s;
+}
+
+void nn_quant_forget_weights(nn_model *m)
+{
+	struct nn_wcache **pw = &m->wcache, *w;
+
+	if (m->wscales)
+		for (int i = 0; i < m->g.n_nodes; i++) {
+			free(m->wscales[i]);
+			m->wscales[i] = NULL;
+		}
+	while ((w = *pw)) {
+		if (w->md.data_type != dnnl_s8) {
+			pw = &w->next;
+			continue;
+		}
+		*pw = w->next;
+		if (w->mem)
+			dnnl_memory_destroy(w->mem);
+		free(w->buf);
+		free(w);
+	}
 }
 
 void nn_quant_free(nn_model *m)

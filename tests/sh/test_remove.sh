@@ -312,6 +312,15 @@ else
 		echo "# mean |alpha difference| between int8 and fp32: ${diff:-?} of 255"
 		check "its alpha is close to fp32's (mean difference < 4)" at_least 4 "${diff:-999}"
 	fi
+	# a calibration of the earlier format (ranges per convolution) is refused, not misread
+	calib=$(cut -d' ' -f1 "$tmp/stdout")
+	cp "$calib" "$tmp/calib.v2"
+	printf 'petcut-calibration 1\n0 1.5 /stage1/rebnconvin/conv_s1/Conv\n' >"$calib"
+	"$PETCUT" remove --model "$tmp/m/isnet-medium.onnx" --precision int8 "$UPRIGHT" "$tmp/old.png" 2>"$tmp/err"
+	rc=$?
+	{ [ $rc -eq 0 -a "$(lines "$tmp/err")" = 1 ] && grep -q "older petcut (run petcut model calibrate again)" "$tmp/err"; }
+	verdict $? "an old calibration file: exit 0 at bf16 or fp32, saying to calibrate again ($(cat "$tmp/err"))"
+	cp "$tmp/calib.v2" "$calib"
 fi
 
 echo "# the quality guard: an unsure bf16 mask is made again at fp32"
