@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "nn/nn_int.h"
+#include "nn/wino.h"
 
 /* ===== Plan structures ===== */
 
@@ -38,7 +39,7 @@ struct ptv {
 	float q;	 /* int8 plans: held as u8, x = q * stored (0: float) */
 };
 
-enum { STEP_PRIM, STEP_REF, STEP_ZP_TO_F32, STEP_F32_TO_I32, STEP_COPY };
+enum { STEP_PRIM, STEP_REF, STEP_ZP_TO_F32, STEP_F32_TO_I32, STEP_COPY, STEP_WINO };
 
 #define MAX_ARGS (NN_MAX_POST + 8)
 
@@ -52,6 +53,7 @@ struct step {
 	int n_ins, n_outs;
 	int *ins;    /* REF and helpers: tv per node input (-1 omitted) */
 	int outs[4];
+	const struct wino_conv *wino; /* STEP_WINO */
 };
 
 /* A tensor seen through another descriptor (a lower-rank operand padded
@@ -503,6 +505,26 @@ static bool releasable(const struct nn_graph *g, int v)
 	return !nn_graph_is_output(g, v);
 }
 
+/* The weights of node the model keeps in layout md, or NULL. */
+static struct nn_wcache *wcache_find(nn_model *m, int node, const dnnl_memory_desc_t *md)
+{
+	for (struct nn_wcache *w = m->wcache; w; w = w->next)
+		if (w->node == node && dnnl_memory_desc_equal(&w->md, md))
+			return w;
+	return NULL;
+}
+
+/* Once weights graph value wval is kept in a layout: releases the graph's
+ * copy when the model can reread its file. */
+static void weights_release(nn_model *m, int wval)
+{
+	if (wval >= 0 && m->src_path && releasable(&m->g, wval)) {
+		free(m->g.vals[wval].data);
+		m->g.vals[wval].data = NULL;
+		m->g.vals[wval].released = true;
+	}
+}
+
 /* Weights of a conv node in layout md, reordered once and kept by the model.
  * wval is the graph value holding them (-1: data made by the plan). When the
  * model can reread its file, the graph's copy is released once reordered;
@@ -517,11 +539,11 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 	dnnl_primitive_t prim = NULL;
 	nn_status st = NN_OK;
 
-	for (w = m->wcache; w; w = w->next)
-		if (w->node == node && dnnl_memory_desc_equal(&w->md, md)) {
-			*out = w->mem;
-			goto release;
-		}
+	if ((w = wcache_find(m, node, md))) {
+		*out = w->mem;
+		weights_release(m, wval);
+		return NN_OK;
+	}
 	if (!data)
 		return NN_RELOAD;
 	w = calloc(1, sizeof *w);
@@ -571,12 +593,41 @@ out:
 	w->next = m->wcache;
 	m->wcache = w;
 	*out = w->mem;
-release:
-	if (wval >= 0 && m->src_path && releasable(&m->g, wval)) {
-		free(m->g.vals[wval].data);
-		m->g.vals[wval].data = NULL;
-		m->g.vals[wval].released = true;
+	weights_release(m, wval);
+	return NN_OK;
+}
+
+/* The Winograd weights of bf16 conv node (wino.c), made from data (the
+ * float weights, cout x cin x 3 x 3) once and kept by the model. */
+static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *data, int cin, int cout,
+				  const uint16_t **u)
+{
+	dnnl_dims_t d = {(dnnl_dim_t)wino_weights_size(cin, cout)};
+	dnnl_memory_desc_t md;
+	struct nn_wcache *w;
+
+	if (dnnl_memory_desc_init_by_tag(&md, 1, d, dnnl_u8, dnnl_a) != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "cannot describe the weights");
+	if (!(w = wcache_find(m, node, &md))) {
+		if (!data)
+			return NN_RELOAD;
+		if (!(w = calloc(1, sizeof *w)) || posix_memalign(&w->buf, 64, (size_t)d[0])) {
+			free(w);
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+		}
+		w->node = node;
+		w->md = md;
+		wino_weights(data, cin, cout, w->buf);
+		if (dnnl_memory_create(&w->mem, &md, m->engine, w->buf) != dnnl_success) {
+			free(w->buf);
+			free(w);
+			return nn_fail(NN_ERR_BACKEND, "cannot keep the weights");
+		}
+		w->next = m->wcache;
+		m->wcache = w;
 	}
+	*u = w->buf;
+	weights_release(m, wval);
 	return NN_OK;
 }
 
@@ -679,6 +730,96 @@ static bool conv_in_scales(nn_model *m, const struct nn_plan *p, int x, int64_t 
 		at += ch;
 	}
 	return at == cin;
+}
+
+/* Before a step that sums into tv out (whose layout is set): makes out hold
+ * addend tv a times scale, sharing a's storage when this is its last use and
+ * the layouts agree (scale 1 then), else copying it in first. */
+static int addend_into(nn_model *m, struct nn_plan *p, int node, int a, int out, float scale)
+{
+	struct ptv *A = &p->tv[a];
+
+	tv_default_md(A);
+	if (scale == 1.0f && A->kind == TV_RUN && A->has_md && dnnl_memory_desc_equal(&A->md, &p->tv[out].md) &&
+	    !used_after(&m->g, a, node)) {
+		p->tv[out].alias = a;
+		return out;
+	}
+	return reorder_scaled(m, p, a, out, NULL, scale);
+}
+
+/* bf16 3x3 stride-1 convolutions with padding 1 run as Winograd F(2x2, 3x3)
+ * (wino.c) where the CPU, the shapes and the fused ops allow it (ReLU and a
+ * residual sum); *taken says whether it did. PETCUT_NN_CONV=direct leaves
+ * them to oneDNN. */
+static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata, int wval,
+			    const int64_t *wdims, int bias_v, int out, bool *taken)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	const struct nn_conv_attr *a = &n->a.conv;
+	const struct ptv *X = &p->tv[x];
+	const char *algo = getenv("PETCUT_NN_CONV");
+	int64_t kernel[NN_MAX_SPATIAL] = {3, 3}, osp[NN_MAX_SPATIAL], pb[NN_MAX_SPATIAL], pe[NN_MAX_SPATIAL];
+	int sum = sum_post(p, n), relu = 0, relu_after = 0;
+	struct wino_conv *wc;
+	const uint16_t *u = NULL;
+	struct step *s;
+	nn_status st;
+
+	*taken = false;
+	if (p->precision != NN_PRECISION_BF16 || n->op != NN_OP_CONV || (algo && !strcmp(algo, "direct")) ||
+	    X->t.rank != 4 || X->q > 0 || a->group != 1 || wdims[2] != 3 || wdims[3] != 3 || a->strides[0] != 1 ||
+	    a->strides[1] != 1 || a->dilations[0] != 1 || a->dilations[1] != 1 || !wino_supported((int)wdims[1], (int)wdims[0]) ||
+	    wdims[1] != X->t.dims[1] || X->t.dims[2] > INT32_MAX || X->t.dims[3] > INT32_MAX || X->t.dims[0] > INT32_MAX ||
+	    (bias_v >= 0 && (p->tv[bias_v].kind != TV_CONST || !p->tv[bias_v].t.data ||
+			     p->tv[bias_v].t.dtype != NN_DTYPE_F32)))
+		return NN_OK;
+	if (nn_conv_out_dims(n, 2, X->t.dims + 2, kernel, osp, pb, pe) != NN_OK)
+		return NN_OK;
+	for (int i = 0; i < 2; i++)
+		if (pb[i] != 1 || pe[i] != 1 || osp[i] != X->t.dims[2 + i])
+			return NN_OK;
+	for (int i = 0; i < n->n_post; i++) {
+		if (i == sum)
+			continue;
+		if (n->post[i].kind != NN_POST_RELU)
+			return NN_OK;
+		if (sum >= 0 && i > sum)
+			relu_after = 1;
+		else
+			relu = 1;
+	}
+	dnnl_dims_t xd, od;
+	dnnl_memory_desc_t in_md, out_md;
+	fill_dims(xd, 4, X->t.dims);
+	fill_dims(od, 4, p->tv[out].t.dims);
+	if (dnnl_memory_desc_init_by_tag(&in_md, 4, xd, dnnl_bf16, dnnl_acdb) != dnnl_success ||
+	    dnnl_memory_desc_init_by_tag(&out_md, 4, od, dnnl_bf16, dnnl_acdb) != dnnl_success)
+		return NN_OK;
+	if ((st = wino_weights_for(m, node, wval, wdata, (int)wdims[1], (int)wdims[0], &u)))
+		return st;
+	int xs = in_layout(m, p, x, &in_md);
+	if (xs < 0)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
+	tv_set_md(&p->tv[out], &out_md);
+	if (sum >= 0 && addend_into(m, p, node, n->post[sum].value, out, 1.0f) < 0)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
+	if (!(wc = calloc(1, sizeof *wc)) || !own(p, wc)) {
+		free(wc);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
+	*wc = (struct wino_conv){.cin = (int)wdims[1], .cout = (int)wdims[0], .u = u,
+				 .bias = bias_v >= 0 ? p->tv[bias_v].t.data : NULL, .relu = relu, .sum = sum >= 0,
+				 .relu_after = relu_after};
+	if (!(s = step_new(p, STEP_WINO, node)) || !(s->ins = calloc(1, sizeof *s->ins)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	s->n_ins = 1;
+	s->ins[0] = xs;
+	s->outs[0] = out;
+	s->n_outs = 1;
+	s->wino = wc;
+	*taken = true;
+	return NN_OK;
 }
 
 /* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
@@ -889,19 +1030,9 @@ retry:
 	}
 	tv_set_md(&p->tv[out], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
 	p->tv[out].q = s_out;
-	if (sum >= 0) {
-		/* dst must hold the addend: share its storage when this is its last
-		 * use and the layouts agree, else copy it in first */
-		int a = n->post[sum].value;
-		struct ptv *A = &p->tv[a];
-		tv_default_md(A);
-		if (A->kind == TV_RUN && A->has_md && dnnl_memory_desc_equal(&A->md, &p->tv[out].md) &&
-		    !used_after(&m->g, a, node))
-			p->tv[out].alias = a;
-		else if (reorder_scaled(m, p, a, out, NULL, add_q > 0 && s_out == 0 ? add_q : 1.0f) < 0) {
-			dnnl_primitive_desc_destroy(pd);
-			return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
-		}
+	if (sum >= 0 && addend_into(m, p, node, n->post[sum].value, out, add_q > 0 && s_out == 0 ? add_q : 1.0f) < 0) {
+		dnnl_primitive_desc_destroy(pd);
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
 	}
 	if (!(s = step_new(p, STEP_PRIM, node))) {
 		dnnl_primitive_desc_destroy(pd);
@@ -952,9 +1083,15 @@ static nn_status lower_conv(nn_model *m, struct nn_plan *p, int node)
 	const struct nn_node *n = &m->g.nodes[node];
 	int w = n->in[1];
 
-	if (p->tv[w].kind == TV_CONST)
+	if (p->tv[w].kind == TV_CONST) {
+		bool taken;
+		nn_status st = lower_wino(m, p, node, n->in[0], p->tv[w].t.data, w, p->tv[w].t.dims,
+					  n->n_in > 2 ? n->in[2] : -1, n->out[0], &taken);
+		if (st != NN_OK || taken)
+			return st;
 		return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, -1, w, p->tv[w].t.dims,
 				       n->n_in > 2 ? n->in[2] : -1, n->out[0], false);
+	}
 	if ((w = in_plain(m, p, w)) < 0)
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the weights", n->name);
 	return lower_conv_core(m, p, node, n->in[0], NULL, w, -1, p->tv[w].t.dims, n->n_in > 2 ? n->in[2] : -1,
@@ -1948,6 +2085,9 @@ static nn_status run_helper(nn_model *m, const struct nn_plan *p, const struct s
 	}
 	case STEP_COPY:
 		memcpy(dst, src, nn_tview_bytes(&x->t));
+		return NN_OK;
+	case STEP_WINO:
+		wino_run(s->wino, src, dst, (int)x->t.dims[0], (int)x->t.dims[2], (int)x->t.dims[3]);
 		return NN_OK;
 	}
 	return nn_fail(NN_ERR_BACKEND, "internal: unknown step");

@@ -1,0 +1,315 @@
+/*
+ * wino.c - bf16 3x3 convolutions as Winograd F(2x2, 3x3) (see wino.h).
+ *
+ * With d a 4x4 input patch, g a 3x3 kernel and
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+ *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+ *   A^T = [1 1 1 0; 0 1 -1 -1],
+ * the 2x2 outputs are A^T [(G g G^T) . (B^T d B)] A, summed over the input
+ * channels inside the bracket: for each of the 16 positions xi of the 4x4
+ * products, a matrix product M_xi = V_xi U_xi with V_xi (tiles x cin) the
+ * transformed inputs and U_xi (cin x cout) the transformed weights.
+ *
+ * Layouts: V is [xi][tile][cin] bf16, so a tile's two neighbouring channels
+ * are one 32-bit broadcast; U is [xi][cin / 2][cout][2] bf16, so 16 output
+ * channels times two input channels are one 64-byte load, the operands of
+ * vdpbf16ps. M is [xi][tile][64] fp32 for one block of 64 output channels.
+ */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/wino.h"
+
+#include <dnnl.h>
+
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+enum { R_MAX = 12, OCB = 64 }; /* most rows (tiles) and output channels of a micro-kernel call */
+
+int wino_supported(int cin, int cout)
+{
+	static int isa = -1;
+	if (isa < 0)
+		isa = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+	return isa && cin > 0 && cout > 0 && cin % 32 == 0 && cout % 16 == 0;
+}
+
+size_t wino_weights_size(int cin, int cout)
+{
+	return (size_t)16 * (size_t)cin * (size_t)cout * sizeof(uint16_t);
+}
+
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	u += 0x7fff + ((u >> 16) & 1); /* round to nearest even */
+	return (uint16_t)(u >> 16);
+}
+
+void wino_weights(const float *w, int cin, int cout, uint16_t *u)
+{
+	for (int o = 0; o < cout; o++)
+		for (int i = 0; i < cin; i++) {
+			const float *g = w + ((size_t)o * (size_t)cin + (size_t)i) * 9;
+			float t[4][3], r[4][4];
+			for (int c = 0; c < 3; c++) { /* G g */
+				t[0][c] = g[c];
+				t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
+				t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
+				t[3][c] = g[6 + c];
+			}
+			for (int k = 0; k < 4; k++) { /* (G g) G^T */
+				r[k][0] = t[k][0];
+				r[k][1] = 0.5f * (t[k][0] + t[k][1] + t[k][2]);
+				r[k][2] = 0.5f * (t[k][0] - t[k][1] + t[k][2]);
+				r[k][3] = t[k][2];
+			}
+			for (int xi = 0; xi < 16; xi++)
+				u[(((size_t)xi * (size_t)(cin / 2) + (size_t)(i / 2)) * (size_t)cout + (size_t)o) * 2 +
+				  (size_t)(i & 1)] = to_bf16(r[xi / 4][xi % 4]);
+		}
+}
+
+TARGET static ALWAYS_INLINE __m512 load_bf16(const uint16_t *p)
+{
+	__m256i h = _mm256_loadu_si256((const __m256i *)p);
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+TARGET static ALWAYS_INLINE void store_bf16(uint16_t *p, __m512 x)
+{
+	_mm256_storeu_si256((__m256i *)p, (__m256i)_mm512_cvtneps_pbh(x));
+}
+
+TARGET static ALWAYS_INLINE void store2_bf16(uint16_t *p, __m512 lo, __m512 hi)
+{
+	_mm512_storeu_si512((void *)p, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+/* The vertical half of B^T d B for input column x of the 4 rows from y0,
+ * all channels: ring[i][c] fp32 (zero outside the image). */
+TARGET static ALWAYS_INLINE void column(const uint16_t *base, int h, int w, int cin, int y0, int x, float *ring)
+{
+	const uint16_t *row[4];
+	for (int i = 0; i < 4; i++) {
+		int y = y0 + i;
+		row[i] = y >= 0 && y < h && x >= 0 && x < w ? base + ((size_t)y * (size_t)w + (size_t)x) * (size_t)cin
+							      : NULL;
+	}
+	for (int c = 0; c < cin; c += 16) {
+		__m512 d[4];
+		for (int i = 0; i < 4; i++)
+			d[i] = row[i] ? load_bf16(row[i] + c) : _mm512_setzero_ps();
+		_mm512_store_ps(ring + c, _mm512_sub_ps(d[0], d[2]));
+		_mm512_store_ps(ring + (size_t)cin + c, _mm512_add_ps(d[1], d[2]));
+		_mm512_store_ps(ring + 2 * (size_t)cin + c, _mm512_sub_ps(d[2], d[1]));
+		_mm512_store_ps(ring + 3 * (size_t)cin + c, _mm512_sub_ps(d[1], d[3]));
+	}
+}
+
+/* V for tiles [t0, t0 + nt) of the n x th x tw tiles of src (cin a
+ * multiple of 32). The vertical transforms of input columns go to a ring
+ * of four (ring: 16 x cin floats), so neighbouring tiles of a row, which
+ * share two columns, transform them once. */
+TARGET static void input_transform(const uint16_t *src, int h, int w, int cin, int tw, int tiles, int t0, int nt,
+				   uint16_t *v, int stride_xi, float *ring)
+{
+	int prev = -2; /* the previous tile's index in its row, -2: none */
+	size_t cs = 4 * (size_t)cin; /* one column of the ring */
+	for (int k = 0; k < nt; k++) {
+		int t = t0 + k, img = t / tiles, ty = t % tiles / tw, tx = t % tiles % tw;
+		int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+		const uint16_t *base = src + (size_t)img * (size_t)h * (size_t)w * (size_t)cin;
+		/* column x lives in ring slot (x + 1) % 4 */
+		if (tx != prev + 1 || k == 0) {
+			column(base, h, w, cin, y0, x0, ring + (size_t)((x0 + 1) & 3) * cs);
+			column(base, h, w, cin, y0, x0 + 1, ring + (size_t)((x0 + 2) & 3) * cs);
+		}
+		column(base, h, w, cin, y0, x0 + 2, ring + (size_t)((x0 + 3) & 3) * cs);
+		column(base, h, w, cin, y0, x0 + 3, ring + (size_t)((x0 + 4) & 3) * cs);
+		prev = tx;
+		const float *c0 = ring + (size_t)((x0 + 1) & 3) * cs, *c1 = ring + (size_t)((x0 + 2) & 3) * cs,
+			    *c2 = ring + (size_t)((x0 + 3) & 3) * cs, *c3 = ring + (size_t)((x0 + 4) & 3) * cs;
+		uint16_t *o = v + (size_t)k * (size_t)cin;
+		for (int i = 0; i < 4; i++) { /* (B^T d) B, row i */
+			size_t ri = (size_t)i * (size_t)cin;
+			uint16_t *oi = o + (size_t)(4 * i) * (size_t)stride_xi;
+			for (int c = 0; c < cin; c += 32) {
+				__m512 a0 = _mm512_load_ps(c0 + ri + c), a1 = _mm512_load_ps(c1 + ri + c),
+				       a2 = _mm512_load_ps(c2 + ri + c), a3 = _mm512_load_ps(c3 + ri + c);
+				__m512 b0 = _mm512_load_ps(c0 + ri + c + 16), b1 = _mm512_load_ps(c1 + ri + c + 16),
+				       b2 = _mm512_load_ps(c2 + ri + c + 16), b3 = _mm512_load_ps(c3 + ri + c + 16);
+				store2_bf16(oi + c, _mm512_sub_ps(a0, a2), _mm512_sub_ps(b0, b2));
+				store2_bf16(oi + stride_xi + c, _mm512_add_ps(a1, a2), _mm512_add_ps(b1, b2));
+				store2_bf16(oi + 2 * (size_t)stride_xi + c, _mm512_sub_ps(a2, a1), _mm512_sub_ps(b2, b1));
+				store2_bf16(oi + 3 * (size_t)stride_xi + c, _mm512_sub_ps(a1, a3), _mm512_sub_ps(b1, b3));
+			}
+		}
+	}
+}
+
+/* m[r][0..16*C) = sum over k < kp of a[r] pair k times b pair k, for R rows
+ * of a (stride lda bf16) and C groups of 16 columns of b (row of pairs:
+ * ldb bf16); m's rows are 16 * C floats apart. */
+TARGET static ALWAYS_INLINE void micro(int R, int C, const uint16_t *a, int lda, const uint16_t *b, int ldb, int kp,
+				       float *m)
+{
+	__m512 acc[R_MAX][4];
+#pragma GCC unroll 12
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int j = 0; j < C; j++)
+			acc[r][j] = _mm512_setzero_ps();
+	for (int k = 0; k < kp; k++) {
+		__m512i bj[4];
+#pragma GCC unroll 4
+		for (int j = 0; j < C; j++)
+			bj[j] = _mm512_loadu_si512((const void *)(b + (size_t)k * (size_t)ldb + 32 * j));
+#pragma GCC unroll 12
+		for (int r = 0; r < R; r++) {
+			int32_t pair;
+			memcpy(&pair, a + (size_t)r * (size_t)lda + 2 * k, sizeof pair);
+			__m512i ar = _mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+			for (int j = 0; j < C; j++)
+				acc[r][j] = _mm512_dpbf16_ps(acc[r][j], (__m512bh)ar, (__m512bh)bj[j]);
+		}
+	}
+#pragma GCC unroll 12
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int j = 0; j < C; j++)
+			_mm512_store_ps(m + (size_t)r * (size_t)(16 * C) + 16 * j, acc[r][j]);
+}
+
+#define MICRO_R6(C)                                                                 \
+	switch (R) {                                                                \
+	case 1: micro(1, C, a, lda, b, ldb, kp, m); break;                          \
+	case 2: micro(2, C, a, lda, b, ldb, kp, m); break;                          \
+	case 3: micro(3, C, a, lda, b, ldb, kp, m); break;                          \
+	case 4: micro(4, C, a, lda, b, ldb, kp, m); break;                          \
+	case 5: micro(5, C, a, lda, b, ldb, kp, m); break;                          \
+	default: micro(6, C, a, lda, b, ldb, kp, m); break;                         \
+	}
+#define MICRO_R12(C)                                                                \
+	switch (R) {                                                                \
+	case 1: case 2: case 3: case 4: case 5: case 6: MICRO_R6(C); break;         \
+	case 7: micro(7, C, a, lda, b, ldb, kp, m); break;                          \
+	case 8: micro(8, C, a, lda, b, ldb, kp, m); break;                          \
+	case 9: micro(9, C, a, lda, b, ldb, kp, m); break;                          \
+	case 10: micro(10, C, a, lda, b, ldb, kp, m); break;                        \
+	case 11: micro(11, C, a, lda, b, ldb, kp, m); break;                        \
+	default: micro(12, C, a, lda, b, ldb, kp, m); break;                        \
+	}
+
+/* The rows a call takes: 6 x 64 or 12 x 32 accumulators at most. */
+static int rows_for(int C)
+{
+	return C <= 2 ? R_MAX : R_MAX / 2;
+}
+
+TARGET static void micro_any(int R, int C, const uint16_t *a, int lda, const uint16_t *b, int ldb, int kp, float *m)
+{
+	switch (C) {
+	case 1: MICRO_R12(1); break;
+	case 2: MICRO_R12(2); break;
+	case 3: MICRO_R6(3); break;
+	default: MICRO_R6(4); break;
+	}
+}
+
+/* dst for tiles [t0, t0 + nt), output channels [oc0, oc0 + 16 * C), from
+ * M ([xi][rows_for(C)][16 * C]). */
+TARGET static void output_transform(const struct wino_conv *c, const float *mb, uint16_t *dst, int h, int w, int tw,
+				    int tiles, int t0, int nt, int oc0, int C)
+{
+	size_t xs = (size_t)rows_for(C) * (size_t)(16 * C); /* floats from one xi to the next */
+	for (int k = 0; k < nt; k++) {
+		int t = t0 + k, img = t / tiles, ty = t % tiles / tw, tx = t % tiles % tw;
+		uint16_t *base = dst + (size_t)img * (size_t)h * (size_t)w * (size_t)c->cout;
+		for (int j = 0; j < C; j++) {
+			const float *mp = mb + (size_t)k * (size_t)(16 * C) + 16 * j;
+			__m512 z[2][4], y[4];
+#pragma GCC unroll 4
+			for (int col = 0; col < 4; col++) { /* A^T m */
+				__m512 m0 = _mm512_load_ps(mp + (size_t)col * xs), m1 = _mm512_load_ps(mp + (size_t)(4 + col) * xs),
+				       m2 = _mm512_load_ps(mp + (size_t)(8 + col) * xs), m3 = _mm512_load_ps(mp + (size_t)(12 + col) * xs);
+				z[0][col] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+				z[1][col] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+			}
+			int oc = oc0 + 16 * j;
+			__m512 bias = c->bias ? _mm512_loadu_ps(c->bias + oc) : _mm512_setzero_ps();
+#pragma GCC unroll 2
+			for (int i = 0; i < 2; i++) { /* (A^T m) A */
+				y[2 * i] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(z[i][0], z[i][1]), z[i][2]), bias);
+				y[2 * i + 1] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(z[i][1], z[i][2]), z[i][3]), bias);
+			}
+			for (int q = 0; q < 4; q++) {
+				int yy = 2 * ty + q / 2, xx = 2 * tx + q % 2;
+				if (yy >= h || xx >= w)
+					continue;
+				uint16_t *o = base + ((size_t)yy * (size_t)w + (size_t)xx) * (size_t)c->cout + oc;
+				__m512 v = y[q];
+				if (c->relu)
+					v = _mm512_max_ps(v, _mm512_setzero_ps());
+				if (c->sum)
+					v = _mm512_add_ps(v, load_bf16(o));
+				if (c->relu_after)
+					v = _mm512_max_ps(v, _mm512_setzero_ps());
+				store_bf16(o, v);
+			}
+		}
+	}
+}
+
+void wino_run(const struct wino_conv *c, const uint16_t *src, uint16_t *dst, int n, int h, int w)
+{
+	int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, total = n * tiles;
+	int nthr = omp_get_max_threads();
+	/* tiles per block: V (16 x T x cin bf16) near 512 kB, at least two
+	 * blocks per thread where there are enough tiles; a multiple of 12 */
+	int T = 524288 / (32 * c->cin);
+	T = T / R_MAX * R_MAX;
+	if (T > 240)
+		T = 240;
+	if (T < R_MAX)
+		T = R_MAX;
+	while (T > R_MAX && (total + T - 1) / T < 2 * nthr)
+		T -= R_MAX;
+	int blocks = (total + T - 1) / T;
+
+#pragma omp parallel num_threads(nthr)
+	{
+		uint16_t *v = NULL;
+		float *mb = NULL, *ring = NULL; /* mb: M of a micro-kernel's tiles (24 kB): stays in L1 */
+		if (posix_memalign((void **)&v, 64, (size_t)16 * (size_t)T * (size_t)c->cin * sizeof *v) ||
+		    posix_memalign((void **)&mb, 64, (size_t)16 * R_MAX * OCB * sizeof *mb) ||
+		    posix_memalign((void **)&ring, 64, (size_t)16 * (size_t)c->cin * sizeof *ring))
+			abort();
+#pragma omp for schedule(dynamic, 1)
+		for (int bl = 0; bl < blocks; bl++) {
+			int t0 = bl * T, nt = total - t0 < T ? total - t0 : T;
+			input_transform(src, h, w, c->cin, tw, tiles, t0, nt, v, T * c->cin, ring);
+			for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
+				int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16;
+				const uint16_t *uo = c->u + (size_t)oc0 * 2;
+				int rows = rows_for(C);
+				for (int r = 0; r < nt; r += rows) {
+					int R = nt - r < rows ? nt - r : rows;
+					for (int xi = 0; xi < 16; xi++)
+						micro_any(R, C, v + ((size_t)xi * (size_t)T + (size_t)r) * (size_t)c->cin, c->cin,
+							  uo + (size_t)xi * (size_t)(c->cin / 2) * (size_t)c->cout * 2, 2 * c->cout,
+							  c->cin / 2, mb + (size_t)xi * (size_t)rows * (size_t)(16 * C));
+					output_transform(c, mb, dst, h, w, tw, tiles, t0 + r, R, oc0, C);
+				}
+			}
+		}
+		free(v);
+		free(mb);
+		free(ring);
+	}
+}

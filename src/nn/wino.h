@@ -1,0 +1,40 @@
+/*
+ * wino.h - bf16 3x3 convolutions (stride 1, padding 1) as Winograd
+ * F(2x2, 3x3) on AVX512_BF16.
+ *
+ * oneDNN runs bf16 convolutions directly only; Winograd F(2x2, 3x3) does the
+ * same work with 16 multiplications per 2x2 outputs instead of 36. Each
+ * image is cut into 2x2 output tiles; a block of tiles has its 4x4 input
+ * patches transformed (B^T d B, in fp32, kept as bf16), multiplied with the
+ * transformed weights (G g G^T, bf16) as 16 matrix products that accumulate
+ * in fp32 (vdpbf16ps), and transformed back (A^T m A) with the bias, ReLU
+ * and residual sum applied before the bf16 result is stored. Tensors are
+ * channels-last (N, H, W, C) bf16.
+ */
+#ifndef PETCUT_NN_WINO_H
+#define PETCUT_NN_WINO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wino_conv {
+	int cin, cout;	   /* cin % 32 == 0, cout % 16 == 0 */
+	const uint16_t *u; /* wino_weights' output */
+	const float *bias; /* cout, or NULL */
+	/* then, in this order: ReLU, adding what dst held before, ReLU */
+	int relu, sum, relu_after;
+};
+
+/* True if this CPU runs them (AVX512_BF16) and the shape suits. */
+int wino_supported(int cin, int cout);
+
+/* Bytes of the transformed weights of a cin -> cout convolution. */
+size_t wino_weights_size(int cin, int cout);
+
+/* Transforms w (cout x cin x 3 x 3, fp32) into u (wino_weights_size bytes). */
+void wino_weights(const float *w, int cin, int cout, uint16_t *u);
+
+/* Runs c on n images of h x w: src n x h x w x cin, dst n x h x w x cout. */
+void wino_run(const struct wino_conv *c, const uint16_t *src, uint16_t *dst, int n, int h, int w);
+
+#endif

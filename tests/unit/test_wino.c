@@ -1,0 +1,139 @@
+/*
+ * test_wino.c - the bf16 Winograd F(2x2, 3x3) convolutions (src/nn/wino.c)
+ * against a direct convolution in double precision over the same bf16
+ * inputs: odd and even sizes (partial tiles at the edges), batches, channel
+ * counts that use every micro-kernel shape, with and without bias, ReLU and
+ * the residual sum.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/wino.h"
+
+#include "check.h"
+
+static uint32_t seed = 12345;
+
+static float noise(void)
+{
+	seed = seed * 1664525u + 1013904223u;
+	return (float)(seed >> 8) / (float)(1u << 24) - 0.5f;
+}
+
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	u += 0x7fff + ((u >> 16) & 1);
+	return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+struct cfg {
+	int n, cin, cout, h, w;
+	int bias, relu, sum, relu_after;
+};
+
+/* Runs one case; returns the largest error in units of the case's bound. */
+static double run_case(const struct cfg *k)
+{
+	size_t ni = (size_t)k->n * k->h * k->w * k->cin, no = (size_t)k->n * k->h * k->w * k->cout;
+	size_t nw = (size_t)k->cout * k->cin * 9;
+	uint16_t *x = malloc(ni * 2), *y = malloc(no * 2), *u = malloc(wino_weights_size(k->cin, k->cout));
+	float *wt = malloc(nw * 4), *b = malloc((size_t)k->cout * 4), *prev = malloc(no * 4);
+	double worst = 0;
+
+	if (!x || !y || !u || !wt || !b || !prev)
+		abort();
+	for (size_t i = 0; i < ni; i++)
+		x[i] = to_bf16(noise() * 4);
+	for (size_t i = 0; i < nw; i++)
+		wt[i] = noise() * 0.2f;
+	for (int i = 0; i < k->cout; i++)
+		b[i] = noise();
+	for (size_t i = 0; i < no; i++) {
+		y[i] = to_bf16(noise() * 2); /* what dst holds before: the addend */
+		prev[i] = from_bf16(y[i]);
+	}
+	wino_weights(wt, k->cin, k->cout, u);
+	struct wino_conv c = {.cin = k->cin, .cout = k->cout, .u = u, .bias = k->bias ? b : NULL,
+			      .relu = k->relu, .sum = k->sum, .relu_after = k->relu_after};
+	wino_run(&c, x, y, k->n, k->h, k->w);
+	for (int img = 0; img < k->n; img++)
+		for (int oy = 0; oy < k->h; oy++)
+			for (int ox = 0; ox < k->w; ox++)
+				for (int o = 0; o < k->cout; o++) {
+					double acc = k->bias ? b[o] : 0, mag = fabs(acc);
+					for (int ky = 0; ky < 3; ky++)
+						for (int kx = 0; kx < 3; kx++) {
+							int iy = oy + ky - 1, ix = ox + kx - 1;
+							if (iy < 0 || iy >= k->h || ix < 0 || ix >= k->w)
+								continue;
+							const uint16_t *px = x + (((size_t)img * k->h + iy) * k->w + ix) * k->cin;
+							for (int i = 0; i < k->cin; i++) {
+								double t = (double)from_bf16(px[i]) *
+									   wt[((size_t)o * k->cin + i) * 9 + ky * 3 + kx];
+								acc += t;
+								mag += fabs(t);
+							}
+						}
+					size_t at = (((size_t)img * k->h + oy) * k->w + ox) * k->cout + o;
+					if (k->relu && acc < 0)
+						acc = 0;
+					if (k->sum)
+						acc += prev[at], mag += fabs(prev[at]);
+					if (k->relu_after && acc < 0)
+						acc = 0;
+					/* bf16 transforms and weights: a few units of 2^-8 of the
+					 * terms' magnitude, plus the output's own bf16 rounding */
+					double bound = mag * 0.004 + fabs(acc) * 0.008 + 1e-6;
+					double e = fabs(from_bf16(y[at]) - acc) / bound;
+					if (e > worst)
+						worst = e;
+				}
+	free(x);
+	free(y);
+	free(u);
+	free(wt);
+	free(b);
+	free(prev);
+	return worst;
+}
+
+int main(void)
+{
+	static const struct cfg cases[] = {
+		{1, 32, 16, 8, 8, 1, 0, 0, 0},	  /* one 16-channel group */
+		{1, 32, 32, 7, 9, 1, 1, 0, 0},	  /* odd sizes: partial tiles */
+		{2, 64, 48, 13, 6, 0, 1, 1, 0},	  /* a batch, three groups, sum after ReLU */
+		{1, 64, 64, 16, 16, 1, 0, 1, 1},  /* sum then ReLU */
+		{1, 96, 80, 5, 5, 1, 1, 0, 0},	  /* 64 + 16 output channels */
+		{3, 32, 128, 9, 11, 1, 1, 1, 0},  /* two 64-channel blocks */
+		{1, 256, 64, 12, 12, 1, 1, 0, 0}, /* deep input, several row blocks */
+		{1, 32, 16, 1, 1, 1, 1, 0, 0},	  /* a single pixel */
+		{1, 1024, 32, 3, 4, 1, 0, 0, 0},  /* few tiles, deep input */
+	};
+	int n = (int)(sizeof cases / sizeof cases[0]);
+
+	if (!wino_supported(32, 16)) {
+		printf("skip: this CPU has no AVX512_BF16, so petcut runs no Winograd bf16 convolutions here\n");
+		return 77;
+	}
+	CHECK(!wino_supported(16, 16) && !wino_supported(32, 8), "channel counts it cannot take are refused");
+	for (int i = 0; i < n; i++) {
+		const struct cfg *k = &cases[i];
+		double e = run_case(k);
+		CHECK(e <= 1.0, "n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d: error %.2f of the bound",
+		      k->n, k->cin, k->cout, k->h, k->w, k->bias, k->relu, k->sum, k->relu_after, e);
+	}
+	return failures ? 1 : 0;
+}
