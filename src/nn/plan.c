@@ -748,77 +748,102 @@ static int addend_into(nn_model *m, struct nn_plan *p, int node, int a, int out,
 	return reorder_scaled(m, p, a, out, NULL, scale);
 }
 
-/* bf16 3x3 stride-1 convolutions with padding 1 run as Winograd F(2x2, 3x3)
- * (wino.c) where the CPU, the shapes and the fused ops allow it (ReLU and a
- * residual sum); *taken says whether it did. PETCUT_NN_CONV=direct leaves
- * them to oneDNN. */
-static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata, int wval,
-			    const int64_t *wdims, int bias_v, int out, bool *taken)
+/* True if Conv node `node` runs as Winograd F(2x2, 3x3) in plan p (wino.c):
+ * bf16, 3x3, stride 1, padding 1, constant weights and bias, where the CPU
+ * has AVX512_BF16, the channels suit and it beats oneDNN at this size, with
+ * at most ReLU and a residual sum fused (their order in *relu, *sum,
+ * *relu_after). PETCUT_NN_CONV=direct leaves them to oneDNN. */
+static bool wino_fits(nn_model *m, const struct nn_plan *p, int node, int *relu, int *sum, int *relu_after)
 {
 	const struct nn_node *n = &m->g.nodes[node];
 	const struct nn_conv_attr *a = &n->a.conv;
-	const struct ptv *X = &p->tv[x];
 	const char *algo = getenv("PETCUT_NN_CONV");
 	int64_t kernel[NN_MAX_SPATIAL] = {3, 3}, osp[NN_MAX_SPATIAL], pb[NN_MAX_SPATIAL], pe[NN_MAX_SPATIAL];
-	int sum = sum_post(p, n), relu = 0, relu_after = 0;
+
+	if (p->precision != NN_PRECISION_BF16 || n->op != NN_OP_CONV || n->n_in < 2 || (algo && !strcmp(algo, "direct")))
+		return false;
+	const struct ptv *X = &p->tv[n->in[0]], *W = &p->tv[n->in[1]];
+	const int64_t *wd = W->t.dims;
+	int bias = n->n_in > 2 ? n->in[2] : -1;
+	if (W->kind != TV_CONST || W->t.rank != 4 || X->t.rank != 4 || a->group != 1 || wd[2] != 3 || wd[3] != 3 ||
+	    a->strides[0] != 1 || a->strides[1] != 1 || a->dilations[0] != 1 || a->dilations[1] != 1 ||
+	    wd[1] != X->t.dims[1] || wd[0] > INT32_MAX || wd[1] > INT32_MAX || X->t.dims[0] > INT32_MAX ||
+	    X->t.dims[2] > INT32_MAX || X->t.dims[3] > INT32_MAX || !wino_supported((int)wd[1], (int)wd[0]) ||
+	    !wino_worth((int)wd[1], (int)wd[0], (int)X->t.dims[2], (int)X->t.dims[3]) ||
+	    (bias >= 0 && (p->tv[bias].kind != TV_CONST || !p->tv[bias].t.data || p->tv[bias].t.dtype != NN_DTYPE_F32)))
+		return false;
+	if (nn_conv_out_dims(n, 2, X->t.dims + 2, kernel, osp, pb, pe) != NN_OK)
+		return false;
+	for (int i = 0; i < 2; i++)
+		if (pb[i] != 1 || pe[i] != 1 || osp[i] != X->t.dims[2 + i])
+			return false;
+	*sum = sum_post(p, n);
+	*relu = *relu_after = 0;
+	for (int i = 0; i < n->n_post; i++) {
+		if (i == *sum)
+			continue;
+		if (n->post[i].kind != NN_POST_RELU)
+			return false;
+		if (*sum >= 0 && i > *sum)
+			*relu_after = 1;
+		else
+			*relu = 1;
+	}
+	return true;
+}
+
+/* Lowers Conv node `node` as Winograd F(2x2, 3x3) (wino_fits holds): its
+ * input in bf16 channels-last, or the parts of a deferred Concat as they
+ * are, its output in bf16 channels-last. */
+static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
+{
+	const struct nn_node *n = &m->g.nodes[node];
+	int x = n->in[0], w = n->in[1], out = n->out[0], bias = n->n_in > 2 ? n->in[2] : -1;
+	const struct nn_node *cat = p->tv[x].deferred ? &m->g.nodes[p->tv[x].deferred - 1] : NULL;
+	int n_parts = cat ? cat->n_in : 1, relu, sum, relu_after;
+	const int64_t *wd = p->tv[w].t.dims;
 	struct wino_conv *wc;
 	const uint16_t *u = NULL;
 	struct step *s;
 	nn_status st;
 
-	*taken = false;
-	if (p->precision != NN_PRECISION_BF16 || n->op != NN_OP_CONV || (algo && !strcmp(algo, "direct")) ||
-	    X->t.rank != 4 || X->q > 0 || a->group != 1 || wdims[2] != 3 || wdims[3] != 3 || a->strides[0] != 1 ||
-	    a->strides[1] != 1 || a->dilations[0] != 1 || a->dilations[1] != 1 || !wino_supported((int)wdims[1], (int)wdims[0]) ||
-	    wdims[1] != X->t.dims[1] || X->t.dims[2] > INT32_MAX || X->t.dims[3] > INT32_MAX || X->t.dims[0] > INT32_MAX ||
-	    (bias_v >= 0 && (p->tv[bias_v].kind != TV_CONST || !p->tv[bias_v].t.data ||
-			     p->tv[bias_v].t.dtype != NN_DTYPE_F32)))
-		return NN_OK;
-	if (nn_conv_out_dims(n, 2, X->t.dims + 2, kernel, osp, pb, pe) != NN_OK)
-		return NN_OK;
-	for (int i = 0; i < 2; i++)
-		if (pb[i] != 1 || pe[i] != 1 || osp[i] != X->t.dims[2 + i])
-			return NN_OK;
-	for (int i = 0; i < n->n_post; i++) {
-		if (i == sum)
-			continue;
-		if (n->post[i].kind != NN_POST_RELU)
-			return NN_OK;
-		if (sum >= 0 && i > sum)
-			relu_after = 1;
-		else
-			relu = 1;
-	}
-	dnnl_dims_t xd, od;
-	dnnl_memory_desc_t in_md, out_md;
-	fill_dims(xd, 4, X->t.dims);
-	fill_dims(od, 4, p->tv[out].t.dims);
-	if (dnnl_memory_desc_init_by_tag(&in_md, 4, xd, dnnl_bf16, dnnl_acdb) != dnnl_success ||
-	    dnnl_memory_desc_init_by_tag(&out_md, 4, od, dnnl_bf16, dnnl_acdb) != dnnl_success)
-		return NN_OK;
-	if ((st = wino_weights_for(m, node, wval, wdata, (int)wdims[1], (int)wdims[0], &u)))
+	if (!wino_fits(m, p, node, &relu, &sum, &relu_after) || n_parts > WINO_MAX_PARTS)
+		return nn_fail(NN_ERR_BACKEND, "%s: internal: not a Winograd convolution", n->name);
+	if ((st = wino_weights_for(m, node, w, p->tv[w].t.data, (int)wd[1], (int)wd[0], &u)))
 		return st;
-	int xs = in_layout(m, p, x, &in_md);
-	if (xs < 0)
-		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
-	tv_set_md(&p->tv[out], &out_md);
-	if (sum >= 0 && addend_into(m, p, node, n->post[sum].value, out, 1.0f) < 0)
-		return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
 	if (!(wc = calloc(1, sizeof *wc)) || !own(p, wc)) {
 		free(wc);
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
-	*wc = (struct wino_conv){.cin = (int)wdims[1], .cout = (int)wdims[0], .u = u,
-				 .bias = bias_v >= 0 ? p->tv[bias_v].t.data : NULL, .relu = relu, .sum = sum >= 0,
+	*wc = (struct wino_conv){.cin = (int)wd[1], .cout = (int)wd[0], .n_parts = n_parts, .u = u,
+				 .bias = bias >= 0 ? p->tv[bias].t.data : NULL, .relu = relu, .sum = sum >= 0,
 				 .relu_after = relu_after};
-	if (!(s = step_new(p, STEP_WINO, node)) || !(s->ins = calloc(1, sizeof *s->ins)))
+	int ins[WINO_MAX_PARTS];
+	for (int i = 0; i < n_parts; i++) {
+		int v = cat ? cat->in[i] : x;
+		dnnl_dims_t d;
+		dnnl_memory_desc_t md;
+		fill_dims(d, 4, p->tv[v].t.dims);
+		wc->part_cin[i] = (int)d[1];
+		if (dnnl_memory_desc_init_by_tag(&md, 4, d, dnnl_bf16, dnnl_acdb) != dnnl_success ||
+		    (ins[i] = in_layout(m, p, v, &md)) < 0)
+			return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
+	}
+	dnnl_dims_t od;
+	dnnl_memory_desc_t out_md;
+	fill_dims(od, 4, p->tv[out].t.dims);
+	if (dnnl_memory_desc_init_by_tag(&out_md, 4, od, dnnl_bf16, dnnl_acdb) != dnnl_success)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the output", n->name);
+	tv_set_md(&p->tv[out], &out_md);
+	if (sum >= 0 && addend_into(m, p, node, n->post[sum].value, out, 1.0f) < 0)
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot copy the addend", n->name);
+	if (!(s = step_new(p, STEP_WINO, node)) || !(s->ins = calloc((size_t)n_parts, sizeof *s->ins)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	s->n_ins = 1;
-	s->ins[0] = xs;
+	s->n_ins = n_parts;
+	memcpy(s->ins, ins, sizeof ins[0] * (size_t)n_parts);
 	s->outs[0] = out;
 	s->n_outs = 1;
 	s->wino = wc;
-	*taken = true;
 	return NN_OK;
 }
 
@@ -1083,15 +1108,13 @@ static nn_status lower_conv(nn_model *m, struct nn_plan *p, int node)
 	const struct nn_node *n = &m->g.nodes[node];
 	int w = n->in[1];
 
-	if (p->tv[w].kind == TV_CONST) {
-		bool taken;
-		nn_status st = lower_wino(m, p, node, n->in[0], p->tv[w].t.data, w, p->tv[w].t.dims,
-					  n->n_in > 2 ? n->in[2] : -1, n->out[0], &taken);
-		if (st != NN_OK || taken)
-			return st;
+	int relu, sum, relu_after;
+
+	if (wino_fits(m, p, node, &relu, &sum, &relu_after))
+		return lower_wino(m, p, node);
+	if (p->tv[w].kind == TV_CONST)
 		return lower_conv_core(m, p, node, n->in[0], p->tv[w].t.data, -1, w, p->tv[w].t.dims,
 				       n->n_in > 2 ? n->in[2] : -1, n->out[0], false);
-	}
 	if ((w = in_plain(m, p, w)) < 0)
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the weights", n->name);
 	return lower_conv_core(m, p, node, n->in[0], NULL, w, -1, p->tv[w].t.dims, n->n_in > 2 ? n->in[2] : -1,
@@ -1357,21 +1380,28 @@ static bool concat_in_place(struct nn_plan *p, const struct nn_node *n, int out)
 	return false;
 }
 
-/* True if Concat node `node` (along channels) is read by an int8 conv
- * alone: that conv quantizes the parts into place. */
+/* True if Concat node `node` (along channels) is read by one conv alone
+ * that reads its parts where they are: an int8 conv quantizes them into
+ * place, a Winograd one transforms them straight from their tensors. */
 static bool concat_deferred(nn_model *m, const struct nn_plan *p, int node)
 {
 	const struct nn_node *n = &m->g.nodes[node];
-	int out = n->out[0], r = p->tv[out].t.rank;
+	int out = n->out[0], r = p->tv[out].t.rank, relu, sum, relu_after;
 	int64_t axis = n->a.axis < 0 ? n->a.axis + r : n->a.axis;
 	int reader = sole_reader(&m->g, out);
+	bool wino;
 
-	if (p->precision != NN_PRECISION_INT8 || p->tv[out].t.dtype != NN_DTYPE_F32 || r != 4 || axis != 1 || reader < 0 ||
-	    m->g.nodes[reader].in[0] != out || !conv_runs_int8(m, p, reader) || n->n_in > 64)
+	if (p->tv[out].t.dtype != NN_DTYPE_F32 || r != 4 || axis != 1 || reader < 0 || m->g.nodes[reader].in[0] != out ||
+	    n->n_in > 64)
+		return false;
+	wino = wino_fits(m, p, reader, &relu, &sum, &relu_after);
+	if (!wino && !(p->precision == NN_PRECISION_INT8 && conv_runs_int8(m, p, reader)))
+		return false;
+	if (wino && n->n_in > WINO_MAX_PARTS)
 		return false;
 	for (int i = 0; i < n->n_in; i++)
 		if (n->in[i] < 0 || p->tv[n->in[i]].kind != TV_RUN || p->tv[n->in[i]].t.rank != 4 ||
-		    p->tv[n->in[i]].t.dims[1] <= 0)
+		    p->tv[n->in[i]].t.dims[1] <= 0 || (wino && p->tv[n->in[i]].t.dims[1] % 16))
 			return false;
 	return true;
 }
@@ -2086,9 +2116,13 @@ static nn_status run_helper(nn_model *m, const struct nn_plan *p, const struct s
 	case STEP_COPY:
 		memcpy(dst, src, nn_tview_bytes(&x->t));
 		return NN_OK;
-	case STEP_WINO:
-		wino_run(s->wino, src, dst, (int)x->t.dims[0], (int)x->t.dims[2], (int)x->t.dims[3]);
+	case STEP_WINO: {
+		const uint16_t *parts[WINO_MAX_PARTS];
+		for (int i = 0; i < s->n_ins && i < WINO_MAX_PARTS; i++)
+			parts[i] = tv_ptr(m, p, s->ins[i], inputs, outputs);
+		wino_run(s->wino, parts, dst, (int)x->t.dims[0], (int)x->t.dims[2], (int)x->t.dims[3]);
 		return NN_OK;
+	}
 	}
 	return nn_fail(NN_ERR_BACKEND, "internal: unknown step");
 }

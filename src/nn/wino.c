@@ -37,6 +37,15 @@ int wino_supported(int cin, int cout)
 	return isa && cin > 0 && cout > 0 && cin % 32 == 0 && cout % 16 == 0;
 }
 
+int wino_worth(int cin, int cout, int h, int w)
+{
+	/* Each block of tiles streams the transformed weights (32 cin cout
+	 * bytes) once: with fewer tiles per image than cin cout / 1024, oneDNN's
+	 * direct kernels were faster here (ISNet: 1024 -> 512 channels at 32x32,
+	 * 11.6 against 9.3 ms; 512 -> 512 at 16x16, 2.8 against 2.3 ms) */
+	return (int64_t)((h + 1) / 2) * ((w + 1) / 2) * 1024 >= (int64_t)cin * cout;
+}
+
 size_t wino_weights_size(int cin, int cout)
 {
 	return (size_t)16 * (size_t)cin * (size_t)cout * sizeof(uint16_t);
@@ -90,24 +99,34 @@ TARGET static ALWAYS_INLINE void store2_bf16(uint16_t *p, __m512 lo, __m512 hi)
 	_mm512_storeu_si512((void *)p, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-/* The vertical half of B^T d B for input column x of the 4 rows from y0,
- * all channels: ring[i][c] fp32 (zero outside the image). */
-TARGET static ALWAYS_INLINE void column(const uint16_t *base, int h, int w, int cin, int y0, int x, float *ring)
+/* The vertical half of B^T d B for input column x of the 4 rows from y0
+ * of image img, all channels (part after part): ring[i][c] fp32 (zero
+ * outside the image). */
+TARGET static ALWAYS_INLINE void column(const struct wino_conv *cv, const uint16_t *const *src, int img, int h, int w,
+					int y0, int x, float *ring)
 {
-	const uint16_t *row[4];
-	for (int i = 0; i < 4; i++) {
-		int y = y0 + i;
-		row[i] = y >= 0 && y < h && x >= 0 && x < w ? base + ((size_t)y * (size_t)w + (size_t)x) * (size_t)cin
-							      : NULL;
-	}
-	for (int c = 0; c < cin; c += 16) {
-		__m512 d[4];
-		for (int i = 0; i < 4; i++)
-			d[i] = row[i] ? load_bf16(row[i] + c) : _mm512_setzero_ps();
-		_mm512_store_ps(ring + c, _mm512_sub_ps(d[0], d[2]));
-		_mm512_store_ps(ring + (size_t)cin + c, _mm512_add_ps(d[1], d[2]));
-		_mm512_store_ps(ring + 2 * (size_t)cin + c, _mm512_sub_ps(d[2], d[1]));
-		_mm512_store_ps(ring + 3 * (size_t)cin + c, _mm512_sub_ps(d[1], d[3]));
+	size_t cin = (size_t)cv->cin;
+	int at = 0;
+	for (int p = 0; p < cv->n_parts; p++) {
+		size_t cp = (size_t)cv->part_cin[p];
+		const uint16_t *row[4];
+		for (int i = 0; i < 4; i++) {
+			int y = y0 + i;
+			row[i] = y >= 0 && y < h && x >= 0 && x < w
+					 ? src[p] + (((size_t)img * (size_t)h + (size_t)y) * (size_t)w + (size_t)x) * cp
+					 : NULL;
+		}
+		for (size_t c = 0; c < cp; c += 16) {
+			__m512 d[4];
+			float *o = ring + at + c;
+			for (int i = 0; i < 4; i++)
+				d[i] = row[i] ? load_bf16(row[i] + c) : _mm512_setzero_ps();
+			_mm512_store_ps(o, _mm512_sub_ps(d[0], d[2]));
+			_mm512_store_ps(o + cin, _mm512_add_ps(d[1], d[2]));
+			_mm512_store_ps(o + 2 * cin, _mm512_sub_ps(d[2], d[1]));
+			_mm512_store_ps(o + 3 * cin, _mm512_sub_ps(d[1], d[3]));
+		}
+		at += (int)cp;
 	}
 }
 
@@ -115,22 +134,22 @@ TARGET static ALWAYS_INLINE void column(const uint16_t *base, int h, int w, int 
  * multiple of 32). The vertical transforms of input columns go to a ring
  * of four (ring: 16 x cin floats), so neighbouring tiles of a row, which
  * share two columns, transform them once. */
-TARGET static void input_transform(const uint16_t *src, int h, int w, int cin, int tw, int tiles, int t0, int nt,
-				   uint16_t *v, int stride_xi, float *ring)
+TARGET static void input_transform(const struct wino_conv *cv, const uint16_t *const *src, int h, int w, int tw,
+				   int tiles, int t0, int nt, uint16_t *v, int stride_xi, float *ring)
 {
+	int cin = cv->cin;
 	int prev = -2; /* the previous tile's index in its row, -2: none */
 	size_t cs = 4 * (size_t)cin; /* one column of the ring */
 	for (int k = 0; k < nt; k++) {
 		int t = t0 + k, img = t / tiles, ty = t % tiles / tw, tx = t % tiles % tw;
 		int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-		const uint16_t *base = src + (size_t)img * (size_t)h * (size_t)w * (size_t)cin;
 		/* column x lives in ring slot (x + 1) % 4 */
 		if (tx != prev + 1 || k == 0) {
-			column(base, h, w, cin, y0, x0, ring + (size_t)((x0 + 1) & 3) * cs);
-			column(base, h, w, cin, y0, x0 + 1, ring + (size_t)((x0 + 2) & 3) * cs);
+			column(cv, src, img, h, w, y0, x0, ring + (size_t)((x0 + 1) & 3) * cs);
+			column(cv, src, img, h, w, y0, x0 + 1, ring + (size_t)((x0 + 2) & 3) * cs);
 		}
-		column(base, h, w, cin, y0, x0 + 2, ring + (size_t)((x0 + 3) & 3) * cs);
-		column(base, h, w, cin, y0, x0 + 3, ring + (size_t)((x0 + 4) & 3) * cs);
+		column(cv, src, img, h, w, y0, x0 + 2, ring + (size_t)((x0 + 3) & 3) * cs);
+		column(cv, src, img, h, w, y0, x0 + 3, ring + (size_t)((x0 + 4) & 3) * cs);
 		prev = tx;
 		const float *c0 = ring + (size_t)((x0 + 1) & 3) * cs, *c1 = ring + (size_t)((x0 + 2) & 3) * cs,
 			    *c2 = ring + (size_t)((x0 + 3) & 3) * cs, *c3 = ring + (size_t)((x0 + 4) & 3) * cs;
@@ -266,7 +285,7 @@ TARGET static void output_transform(const struct wino_conv *c, const float *mb, 
 	}
 }
 
-void wino_run(const struct wino_conv *c, const uint16_t *src, uint16_t *dst, int n, int h, int w)
+void wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
 {
 	int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, total = n * tiles;
 	int nthr = omp_get_max_threads();
@@ -293,7 +312,7 @@ void wino_run(const struct wino_conv *c, const uint16_t *src, uint16_t *dst, int
 #pragma omp for schedule(dynamic, 1)
 		for (int bl = 0; bl < blocks; bl++) {
 			int t0 = bl * T, nt = total - t0 < T ? total - t0 : T;
-			input_transform(src, h, w, c->cin, tw, tiles, t0, nt, v, T * c->cin, ring);
+			input_transform(c, src, h, w, tw, tiles, t0, nt, v, T * c->cin, ring);
 			for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
 				int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16;
 				const uint16_t *uo = c->u + (size_t)oc0 * 2;

@@ -17,8 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define WINO_MAX_PARTS 8
+
 struct wino_conv {
-	int cin, cout;	   /* cin % 32 == 0, cout % 16 == 0 */
+	int cin, cout; /* cin % 32 == 0, cout % 16 == 0 */
+	/* the input in parts along the channels (a concatenation never made),
+	 * each a multiple of 16 channels, summing to cin */
+	int n_parts;
+	int part_cin[WINO_MAX_PARTS];
 	const uint16_t *u; /* wino_weights' output */
 	const float *bias; /* cout, or NULL */
 	/* then, in this order: ReLU, adding what dst held before, ReLU */
@@ -28,13 +34,17 @@ struct wino_conv {
 /* True if this CPU runs them (AVX512_BF16) and the shape suits. */
 int wino_supported(int cin, int cout);
 
+/* True if they beat oneDNN's direct bf16 kernels at this size, measured. */
+int wino_worth(int cin, int cout, int h, int w);
+
 /* Bytes of the transformed weights of a cin -> cout convolution. */
 size_t wino_weights_size(int cin, int cout);
 
 /* Transforms w (cout x cin x 3 x 3, fp32) into u (wino_weights_size bytes). */
 void wino_weights(const float *w, int cin, int cout, uint16_t *u);
 
-/* Runs c on n images of h x w: src n x h x w x cin, dst n x h x w x cout. */
-void wino_run(const struct wino_conv *c, const uint16_t *src, uint16_t *dst, int n, int h, int w);
+/* Runs c on n images of h x w: part p of the input src[p], n x h x w x
+ * part_cin[p]; dst n x h x w x cout. */
+void wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w);
 
 #endif

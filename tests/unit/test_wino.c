@@ -3,7 +3,7 @@
  * against a direct convolution in double precision over the same bf16
  * inputs: odd and even sizes (partial tiles at the edges), batches, channel
  * counts that use every micro-kernel shape, with and without bias, ReLU and
- * the residual sum.
+ * the residual sum, and an input in parts (a Concat never made).
  */
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +41,7 @@ static float from_bf16(uint16_t h)
 struct cfg {
 	int n, cin, cout, h, w;
 	int bias, relu, sum, relu_after;
+	int parts; /* the input cut into this many parts along its channels (0: 1) */
 };
 
 /* Runs one case; returns the largest error in units of the case's bound. */
@@ -65,9 +66,26 @@ static double run_case(const struct cfg *k)
 		prev[i] = from_bf16(y[i]);
 	}
 	wino_weights(wt, k->cin, k->cout, u);
-	struct wino_conv c = {.cin = k->cin, .cout = k->cout, .u = u, .bias = k->bias ? b : NULL,
-			      .relu = k->relu, .sum = k->sum, .relu_after = k->relu_after};
-	wino_run(&c, x, y, k->n, k->h, k->w);
+	struct wino_conv c = {.cin = k->cin, .cout = k->cout, .n_parts = k->parts ? k->parts : 1, .u = u,
+			      .bias = k->bias ? b : NULL, .relu = k->relu, .sum = k->sum, .relu_after = k->relu_after};
+	/* the parts: equal runs of 16-channel groups, the last taking the rest,
+	 * each its own n x h x w x channels tensor */
+	const uint16_t *src[WINO_MAX_PARTS];
+	uint16_t *part[WINO_MAX_PARTS];
+	size_t pix = (size_t)k->n * k->h * k->w;
+	for (int p = 0, at = 0; p < c.n_parts; p++) {
+		int ch = p < c.n_parts - 1 ? k->cin / 16 / c.n_parts * 16 : k->cin - at;
+		c.part_cin[p] = ch;
+		if (!(part[p] = malloc(pix * (size_t)ch * 2)))
+			abort();
+		for (size_t i = 0; i < pix; i++)
+			memcpy(part[p] + i * (size_t)ch, x + i * (size_t)k->cin + at, (size_t)ch * 2);
+		src[p] = part[p];
+		at += ch;
+	}
+	wino_run(&c, src, y, k->n, k->h, k->w);
+	for (int p = 0; p < c.n_parts; p++)
+		free(part[p]);
 	for (int img = 0; img < k->n; img++)
 		for (int oy = 0; oy < k->h; oy++)
 			for (int ox = 0; ox < k->w; ox++)
@@ -121,6 +139,9 @@ int main(void)
 		{1, 256, 64, 12, 12, 1, 1, 0, 0}, /* deep input, several row blocks */
 		{1, 32, 16, 1, 1, 1, 1, 0, 0},	  /* a single pixel */
 		{1, 1024, 32, 3, 4, 1, 0, 0, 0},  /* few tiles, deep input */
+		{2, 64, 64, 10, 7, 1, 1, 1, 0, 2}, /* a Concat of two 32-channel parts */
+		{1, 96, 32, 9, 9, 1, 1, 0, 0, 3}, /* of three 32-channel parts */
+		{1, 32, 16, 6, 6, 1, 0, 0, 0, 2}, /* of two 16-channel parts */
 	};
 	int n = (int)(sizeof cases / sizeof cases[0]);
 
@@ -132,8 +153,9 @@ int main(void)
 	for (int i = 0; i < n; i++) {
 		const struct cfg *k = &cases[i];
 		double e = run_case(k);
-		CHECK(e <= 1.0, "n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d: error %.2f of the bound",
-		      k->n, k->cin, k->cout, k->h, k->w, k->bias, k->relu, k->sum, k->relu_after, e);
+		CHECK(e <= 1.0,
+		      "n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s): error %.2f of the bound",
+		      k->n, k->cin, k->cout, k->h, k->w, k->bias, k->relu, k->sum, k->relu_after, k->parts ? k->parts : 1, e);
 	}
 	return failures ? 1 : 0;
 }
