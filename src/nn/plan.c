@@ -689,11 +689,11 @@ static bool conv_runs_int8(nn_model *m, const struct nn_plan *p, int node)
 	       p->tv[n->in[1]].kind == TV_CONST && n->a.conv.group == 1 && nn_quant_range(m, n->in[0], &lo, &hi);
 }
 
-/* The post-op of conv node n that adds a whole tensor of the output's shape
- * (oneDNN's sum into dst), or -1. */
-static int sum_post(const struct nn_plan *p, const struct nn_node *n)
+/* The post-op of conv node n that adds a whole tensor of the shape of its
+ * output tv out (oneDNN's sum into dst), or -1. */
+static int sum_post(const struct nn_plan *p, const struct nn_node *n, int out)
 {
-	const struct ptv *O = &p->tv[n->out[0]];
+	const struct ptv *O = &p->tv[out];
 
 	for (int i = 0; i < n->n_post; i++) {
 		const struct ptv *A = n->post[i].kind == NN_POST_ADD ? &p->tv[n->post[i].value] : NULL;
@@ -777,7 +777,7 @@ static bool wino_fits(nn_model *m, const struct nn_plan *p, int node, int *relu,
 	for (int i = 0; i < 2; i++)
 		if (pb[i] != 1 || pe[i] != 1 || osp[i] != X->t.dims[2 + i])
 			return false;
-	*sum = sum_post(p, n);
+	*sum = sum_post(p, n, n->out[0]);
 	*relu = *relu_after = 0;
 	for (int i = 0; i < n->n_post; i++) {
 		if (i == *sum)
@@ -904,7 +904,7 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	bool in_signed = false;
 	const float *s_w = NULL;
 	float *sic = NULL, *wfold = NULL, s_out = 0;
-	int sum = n->op == NN_OP_CONV ? sum_post(p, n) : -1; /* the post-op that is a sum into dst */
+	int sum = sum_post(p, n, out); /* the post-op that is a sum into dst */
 	bool q8 = p->precision == NN_PRECISION_INT8 && n->op == NN_OP_CONV && wv < 0 && a->group == 1 && cin > 0;
 	if (q8) {
 		if (!(sic = malloc(sizeof *sic * (size_t)cin)) || !own(p, sic)) {
@@ -1471,7 +1471,7 @@ static nn_status plan_holds(nn_model *m, struct nn_plan *p)
 			}
 			for (int k = 0; ok && k < n->n_post; k++)
 				if (n->post[k].value == v)
-					ok = n->op == NN_OP_CONV && k == sum_post(p, n) && p->hold[n->out[0]];
+					ok = n->op == NN_OP_CONV && k == sum_post(p, n, n->out[0]) && p->hold[n->out[0]];
 		}
 		p->hold[v] = ok;
 	}
