@@ -73,6 +73,10 @@ $(BUILD)/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -c $< -o $@
 
+# the Winograd kernels keep their register tiles only when optimized: -O2 in
+# sanitizer builds too (still instrumented), else inference there is 40 x slower
+$(BUILD)/src/nn/wino.o: OPT = -O2
+
 $(BUILD)/libpetcut.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
