@@ -169,13 +169,5 @@ enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, con
 		metrics_add(metrics_series(s->client_rejected, NULL), 1);
 		return http_reply_error(c, r, 400, "bad_report", "%s", why);
 	}
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	http_cors_headers(resp, r);
-	r->status = 204;
-	enum MHD_Result ret = MHD_queue_response(c, 204, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, 204, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
 }

@@ -109,20 +109,14 @@ int http_cors_is_preflight(struct MHD_Connection *c, const char *method)
 enum MHD_Result http_cors_preflight(struct MHD_Connection *c, struct req *r)
 {
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	if (!allowed(r))
 		return http_reply_error(c, r, 403, "origin_not_allowed",
 					"this origin may not use the API from a browser (--cors-origins)");
 	if (!(resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)))
 		return MHD_NO;
-	http_cors_headers(resp, r);
 	MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_METHODS);
 	MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_HEADERS);
 	MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	r->status = 204;
-	ret = MHD_queue_response(c, 204, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, 204, resp);
 }

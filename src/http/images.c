@@ -379,7 +379,6 @@ static const char *sniff_mime(int fd)
 enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag)
 {
 	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
-	enum MHD_Result ret;
 	if (!resp) {
 		close(fd);
 		return MHD_NO;
@@ -387,13 +386,7 @@ enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, s
 	MHD_add_response_header(resp, "Content-Type", sniff_mime(fd));
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	http_cors_headers(resp, r);
-	r->status = 200;
-	ret = MHD_queue_response(c, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, 200, resp);
 }
 
 /* A thumbnail, made once and kept in the store under a key derived from
@@ -476,12 +469,9 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 	snprintf(etag, sizeof etag, "\"%s\"", id);
 	if (inm && strstr(inm, id)) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		MHD_add_response_header(resp, "ETag", etag);
-		http_cors_headers(resp, r);
-		r->status = 304;
-		enum MHD_Result ret = MHD_queue_response(c, 304, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		if (resp)
+			MHD_add_response_header(resp, "ETag", etag);
+		return http_queue(c, r, 304, resp);
 	}
 	store_status st = store_get_fd(r->srv->store, ns, id, &fd, &len);
 	if (st == STORE_NOT_FOUND)

@@ -229,12 +229,6 @@ enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r)
 	MHD_add_response_header(resp, "X-Type", "other");
 	MHD_add_response_header(resp, "X-Credits-Charged", "0");
 	MHD_add_response_header(resp, "Content-Type", json_string_value(json_object_get(o.result, "content_type")));
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	http_cors_headers(resp, r);
 	json_decref(o.result);
-	r->status = 200;
-	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, 200, resp);
 }

@@ -97,21 +97,29 @@ void http_add_retry_after(struct MHD_Response *resp, int status)
 		MHD_add_response_header(resp, "Retry-After", "2");
 }
 
-static void add_common_headers(struct MHD_Response *resp, const struct req *r)
+enum MHD_Result http_queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp)
 {
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
 	/* draining: the client's next request goes to another instance */
 	if (atomic_load(&r->srv->stopping))
 		MHD_add_response_header(resp, "Connection", "close");
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	http_add_retry_after(resp, status);
 	http_cors_headers(resp, r);
+	r->status = status;
+	ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
 
 	json_decref(body);
 	if (!text)
@@ -124,12 +132,7 @@ enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int sta
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
-	http_add_retry_after(resp, status);
-	add_common_headers(resp, r);
-	r->status = status;
-	ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, status, resp);
 }
 
 enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
@@ -148,17 +151,12 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, struct req *r, int s
 				  size_t len)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-	enum MHD_Result ret;
 	if (!resp) {
 		free(text);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", type);
-	add_common_headers(resp, r);
-	r->status = status;
-	ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, status, resp);
 }
 
 /* ===== Work off the connection's thread ===== */

@@ -286,24 +286,10 @@ static void http_date(time_t when, char *out, size_t n)
 	strftime(out, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-static void add_tus_headers(struct MHD_Response *resp, const struct req *r)
+static void add_tus_headers(struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "Tus-Resumable", TUS_VERSION);
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	http_cors_headers(resp, r);
-}
-
-static enum MHD_Result queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp)
-{
-	enum MHD_Result ret;
-	if (!resp)
-		return MHD_NO;
-	r->status = status;
-	ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
 }
 
 /* An empty answer with the tus headers; the caller may add more first. */
@@ -311,7 +297,7 @@ static struct MHD_Response *empty(const struct req *r)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (resp)
-		add_tus_headers(resp, r);
+		add_tus_headers(resp);
 	return resp;
 }
 
@@ -336,12 +322,11 @@ static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int st
 		free(text);
 		return MHD_NO;
 	}
-	add_tus_headers(resp, r);
+	add_tus_headers(resp);
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	if (status == 412)
 		MHD_add_response_header(resp, "Tus-Version", TUS_VERSION);
-	http_add_retry_after(resp, status);
-	return queue(c, r, status, resp);
+	return http_queue(c, r, status, resp);
 }
 
 static void add_u64(struct MHD_Response *resp, const char *name, uint64_t v)
@@ -523,7 +508,7 @@ static enum MHD_Result tus_options(struct MHD_Connection *c, struct req *r)
 	MHD_add_response_header(resp, "Tus-Extension", TUS_EXTENSIONS);
 	MHD_add_response_header(resp, "Tus-Checksum-Algorithm", "sha256");
 	add_u64(resp, "Tus-Max-Size", r->srv->cfg.max_upload_bytes);
-	return queue(c, r, 204, resp);
+	return http_queue(c, r, 204, resp);
 }
 
 static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
@@ -568,7 +553,7 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 	snprintf(loc, sizeof loc, "/v1/uploads/%s", id);
 	MHD_add_response_header(resp, "Location", loc);
 	add_expires(resp, s, time(NULL));
-	return queue(c, r, 201, resp);
+	return http_queue(c, r, 201, resp);
 }
 
 /* Finds an upload for HEAD, PATCH or DELETE; on failure replies (404, 410)
@@ -607,7 +592,7 @@ static enum MHD_Result tus_head(struct MHD_Connection *c, struct req *r, const c
 	add_expires(resp, r->srv, in.touched);
 	if (*in.image)
 		add_image(resp, in.image);
-	return queue(c, r, 200, resp);
+	return http_queue(c, r, 200, resp);
 }
 
 static enum MHD_Result tus_delete(struct MHD_Connection *c, struct req *r, const char *id)
@@ -620,7 +605,7 @@ static enum MHD_Result tus_delete(struct MHD_Connection *c, struct req *r, const
 	if (busy_has(r->srv->tus, id))
 		return tus_error(c, r, 423, "locked", "upload %s is receiving a PATCH", id);
 	upload_remove(r->srv->tus, id);
-	return queue(c, r, 204, empty(r));
+	return http_queue(c, r, 204, empty(r));
 }
 
 /* ===== PATCH ===== */
@@ -845,7 +830,7 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 		add_image(resp, json_string_value(json_object_get(image, "id")));
 	json_decref(image);
 	patch_free(r);
-	ret = queue(c, r, 204, resp);
+	ret = http_queue(c, r, 204, resp);
 	return ret;
 }
 

@@ -56,11 +56,5 @@ enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *ur
 		MHD_add_response_header(resp, "Content-Type", f->type);
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	http_cors_headers(resp, r); /* a shop's page imports the module from here */
-	r->status = status;
-	enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return http_queue(c, r, status, resp); /* with CORS: a shop's page imports the module from here */
 }

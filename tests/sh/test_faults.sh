@@ -461,6 +461,12 @@ for i in $(seq 21 24); do
 	[ "$(cat "$c6/t$i.code")" = 204 ] && [ "$(image_id "$c6/t$i")" = "$(sha "$c6/p$i.jpg")" ] && ok=$((ok + 1))
 done
 check "the 24 uploads in flight all finished ($ok acknowledged)" [ "$ok" = 24 ]
+# answered while draining, the tus PATCHes tell their clients to reconnect (elsewhere)
+closes=0
+for i in $(seq 21 24); do
+	tr -d '\r' <"$c6/t$i.h" | grep -qi '^connection: close$' && closes=$((closes + 1))
+done
+check "the 4 tus PATCHes answered while draining carry Connection: close ($closes)" [ "$closes" = 4 ]
 check "the server exited 0 ($src) ${stop_s}s after SIGTERM" [ "$src" = 0 ]
 serve --data "$tmp/d6" --model "$tmp/ok.onnx" --drain-seconds 2
 for i in $(seq 1 24); do readable "$(sha "$c6/p$i.jpg")" "$c6/p$i.jpg" || lost=$((lost + 1)); done
