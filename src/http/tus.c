@@ -16,6 +16,9 @@
  * so they survive a restart. A PATCH cut off keeps what arrived, except when
  * it carried an Upload-Checksum: bytes that could not be verified are
  * dropped. A PATCH whose checksum does not match is dropped whole (460).
+ * Such a PATCH first writes ID.verify (the offset it began at, synced), and
+ * removes it once its bytes are verified or dropped; one found at start-up
+ * belongs to a PATCH the process died in, and its bytes are dropped then.
  * Uploads idle for upload_expire_s are removed (checked at start-up, on
  * creation, and on access).
  */
@@ -183,7 +186,60 @@ static void upload_remove(const struct tus *t, const char *id)
 	unlink(path);
 	tus_path(t, id, "data", path, sizeof path);
 	unlink(path);
+	tus_path(t, id, "verify", path, sizeof path);
+	unlink(path);
 	sync_dir(t);
+}
+
+/* ID.verify: a PATCH with a checksum is writing from offset start. */
+static int verify_begin(const struct tus *t, const char *id, uint64_t start)
+{
+	char path[PATH_MAX], text[24];
+	int fd, n = snprintf(text, sizeof text, "%" PRIu64 "\n", start), bad;
+
+	tus_path(t, id, "verify", path, sizeof path);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0)
+		return -1;
+	bad = write(fd, text, (size_t)n) != n || fsync(fd);
+	bad |= close(fd) != 0;
+	return bad || sync_dir(t) ? -1 : 0;
+}
+
+/* The PATCH's bytes are verified (and synced) or dropped. */
+static int verify_end(const struct tus *t, const char *id)
+{
+	char path[PATH_MAX];
+	tus_path(t, id, "verify", path, sizeof path);
+	if (unlink(path) && errno != ENOENT)
+		return -1;
+	return sync_dir(t);
+}
+
+/* At start-up: drops the bytes of a checksum PATCH the process died in. */
+static void verify_recover(const struct tus *t, const char *id)
+{
+	char path[PATH_MAX];
+	unsigned long long start;
+	struct stat sb;
+	FILE *f;
+
+	tus_path(t, id, "verify", path, sizeof path);
+	if (!(f = fopen(path, "r")))
+		return;
+	int ok = fscanf(f, "%llu", &start) == 1;
+	fclose(f);
+	tus_path(t, id, "data", path, sizeof path);
+	/* an unreadable record was cut while being written, before any byte */
+	if (ok && stat(path, &sb) == 0 && (uint64_t)sb.st_size > start) {
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)start) || fsync(fd)) {
+			if (fd >= 0)
+				close(fd);
+			return; /* kept: tried again at the next start */
+		}
+		close(fd);
+	}
+	verify_end(t, id);
 }
 
 static int expired(const struct http_server *s, const struct tus_info *in)
@@ -213,11 +269,17 @@ static void sweep(struct http_server *s, int at_start)
 				unlink(path);
 			continue;
 		}
-		if (!dot || dot - e->d_name != TUS_ID_LEN || (strcmp(dot, ".info") && strcmp(dot, ".data")))
+		if (!dot || dot - e->d_name != TUS_ID_LEN ||
+		    (strcmp(dot, ".info") && strcmp(dot, ".data") && strcmp(dot, ".verify")))
 			continue;
 		snprintf(id, sizeof id, "%.*s", TUS_ID_LEN, e->d_name);
 		if (!http_tus_id_valid(id))
 			continue;
+		if (!strcmp(dot, ".verify")) {
+			if (at_start)
+				verify_recover(t, id);
+			continue;
+		}
 		if (!strcmp(dot, ".data")) { /* bytes whose info was never written (a crash in creation) */
 			struct stat sb;
 			snprintf(path, sizeof path, "%s/%s.info", t->dir, id);
@@ -624,11 +686,13 @@ static void patch_free(struct req *r)
 }
 
 /* Drops what this PATCH wrote. */
-static void patch_undo(struct tus_patch *p)
+static void patch_undo(const struct tus *t, struct tus_patch *p)
 {
 	if (p->offset != p->start && ftruncate(p->fd, (off_t)p->start) == 0)
 		fsync(p->fd);
 	p->offset = p->start;
+	if (p->md)
+		verify_end(t, p->id);
 }
 
 static void set_error(struct req *r, int status, const char *code, const char *msg)
@@ -706,6 +770,12 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 			patch_free(r);
 			return set_error(r, 503, "overloaded", "out of memory");
 		}
+		if (verify_begin(t, id, offset)) {
+			write_error(r);
+			verify_end(t, id);
+			patch_free(r);
+			return;
+		}
 	}
 }
 
@@ -714,7 +784,7 @@ static void patch_write(struct req *r, const char *data, size_t len)
 	struct tus_patch *p = r->tus;
 
 	if (len > p->length - p->offset) {
-		patch_undo(p);
+		patch_undo(r->srv->tus, p);
 		return set_error(r, 413, "too_large", "the body goes past Upload-Length");
 	}
 	if (p->md)
@@ -727,7 +797,7 @@ static void patch_write(struct req *r, const char *data, size_t len)
 			if (n == 0)
 				errno = EIO;
 			write_error(r);
-			patch_undo(p);
+			patch_undo(r->srv->tus, p);
 			return;
 		}
 		data += n;
@@ -801,15 +871,15 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 	if (p->md) {
 		EVP_DigestFinal_ex(p->md, got, NULL);
 		if (memcmp(got, p->want, 32)) {
-			patch_undo(p);
+			patch_undo(r->srv->tus, p);
 			patch_free(r);
 			return tus_error(c, r, TUS_STATUS_CHECKSUM, "checksum_mismatch",
 					 "the body does not match Upload-Checksum; it was dropped");
 		}
 	}
-	if (fsync(p->fd)) {
+	if (fsync(p->fd) || (p->md && verify_end(r->srv->tus, p->id))) {
 		write_error(r);
-		patch_undo(p);
+		patch_undo(r->srv->tus, p);
 		patch_free(r);
 		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 	}
@@ -850,7 +920,7 @@ static enum MHD_Result tus_patch(struct MHD_Connection *c, struct req *r, const 
 	}
 	if (r->error_status) {
 		if (r->tus) {
-			patch_undo(r->tus);
+			patch_undo(r->srv->tus, r->tus);
 			patch_free(r);
 		}
 		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
@@ -901,7 +971,7 @@ void http_tus_cleanup(struct req *r)
 		return;
 	/* cut off: unverifiable bytes go, the others stay for a resume */
 	if (p->md)
-		patch_undo(p);
+		patch_undo(r->srv->tus, p);
 	else
 		fsync(p->fd);
 	patch_free(r);

@@ -42,6 +42,8 @@ serve() {
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)" 2>/dev/null; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
+# b64sha FILE: its SHA-256 in base64 (an Upload-Checksum)
+b64sha() { python3 -c "import base64,hashlib,sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1],'rb').read()).digest()).decode())" "$1"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
 
@@ -165,6 +167,22 @@ for i in $(seq 5 5 50); do
 	tus_patch "$A$loc" "$c1/p$i.jpg" 0 "$c1/t$i" --interface "127.0.0.$((i % 4 + 1))" --limit-rate 150k &
 	cpids+=($!)
 done
+# four more tus uploads with Upload-Checksum: their first 60 000 bytes in a
+# verified PATCH, the rest in a slow one that the kill cuts
+photos "$c1/ck" 4 300000 400000
+for i in 1 2 3 4; do
+	f=$c1/ck/p$i.jpg
+	loc=$(tus_create "$f")
+	echo "$loc" >"$c1/ck/loc$i"
+	head -c 60000 "$f" >"$c1/ck/head$i"
+	tail -c +60001 "$f" >"$c1/ck/rest$i"
+	curl -s -o /dev/null -w '%{http_code}\n' -X PATCH -H "$T" -H 'Upload-Offset: 0' -H "Upload-Checksum: sha256 $(b64sha "$c1/ck/head$i")" \
+		-H 'Content-Type: application/offset+octet-stream' --data-binary @"$c1/ck/head$i" "$A$loc" >"$c1/ck/headcode$i"
+	curl -s -o /dev/null -w '%{http_code}\n' -X PATCH -H "$T" -H 'Upload-Offset: 60000' -H "Upload-Checksum: sha256 $(b64sha "$c1/ck/rest$i")" \
+		-H 'Content-Type: application/offset+octet-stream' --limit-rate 40k --data-binary @"$c1/ck/rest$i" "$A$loc" \
+		>"$c1/ck/restcode$i" 2>/dev/null &
+	cpids+=($!)
+done
 # the kill comes once a dozen are acknowledged, with most still in flight
 for _ in $(seq 100); do
 	[ "$(cat "$c1"/code* "$c1"/t*.code 2>/dev/null | grep -c '^20[014]$')" -ge 12 ] && break
@@ -213,6 +231,20 @@ for i in $(seq 5 5 50); do
 done
 { [ "$resumed" = "$unfinished" ] && [ "$badpart" = 0 ]; }
 verdict $? "the tus uploads cut by the kill kept a prefix of their file ($badpart not), resume after the restart and complete with their SHA-256 ($resumed of $unfinished)"
+# the checksummed ones: what the cut PATCH wrote was never verified, so the
+# restart dropped it; the upload stands at the verified 60 000 bytes
+ck_at=0 ck_done=0 ck_cut=0
+for i in 1 2 3 4; do
+	loc=$(cat "$c1/ck/loc$i")
+	[ "$(cat "$c1/ck/headcode$i")" = 204 ] || continue
+	[ "$(cat "$c1/ck/restcode$i")" = 204 ] && continue
+	ck_cut=$((ck_cut + 1))
+	[ "$(tus_offset "$loc")" = 60000 ] && [ ! -e "$tmp/d1/uploads/${loc##*/}.verify" ] && ck_at=$((ck_at + 1))
+	read -r code id < <(tus_resume "$loc" "$c1/ck/p$i.jpg")
+	[ "$code" = 204 ] && [ "$id" = "$(sha "$c1/ck/p$i.jpg")" ] && ck_done=$((ck_done + 1))
+done
+{ [ "$ck_cut" = 4 ] && [ "$ck_at" = 4 ] && [ "$ck_done" = 4 ]; }
+verdict $? "4 checksummed PATCHes cut by the kill: after the restart the uploads stand at their verified 60000 bytes ($ck_at of $ck_cut) and resume to their SHA-256 ($ck_done)"
 corrupted=$((corrupted + badpart))
 summary+=("1 SIGKILL: 50 uploads, $((acked + acked_tus)) acknowledged ($acked raw, $acked_tus tus), $inflight in flight, $killed_tmp temp files removed at restart, $resumed/$unfinished tus resumed from their offset; $objects objects checked; lost $lost, corrupted $corrupted")
 kill -TERM "$pid"
