@@ -768,7 +768,9 @@ static bool wino_fits(nn_model *m, const struct nn_plan *p, int node, int *relu,
 	if (W->kind != TV_CONST || W->t.rank != 4 || X->t.rank != 4 || a->group != 1 || wd[2] != 3 || wd[3] != 3 ||
 	    a->strides[0] != 1 || a->strides[1] != 1 || a->dilations[0] != 1 || a->dilations[1] != 1 ||
 	    wd[1] != X->t.dims[1] || wd[0] > INT32_MAX || wd[1] > INT32_MAX || X->t.dims[0] > INT32_MAX ||
-	    X->t.dims[2] > INT32_MAX || X->t.dims[3] > INT32_MAX || !wino_supported((int)wd[1], (int)wd[0]) ||
+	    X->t.dims[2] > INT32_MAX || X->t.dims[3] > INT32_MAX ||
+	    X->t.dims[0] > INT32_MAX / (((X->t.dims[2] + 1) / 2) * ((X->t.dims[3] + 1) / 2) + 1) || /* tiles */
+	    !wino_supported((int)wd[1], (int)wd[0]) ||
 	    !wino_worth((int)wd[1], (int)wd[0], (int)X->t.dims[2], (int)X->t.dims[3]) ||
 	    (bias >= 0 && (p->tv[bias].kind != TV_CONST || !p->tv[bias].t.data || p->tv[bias].t.dtype != NN_DTYPE_F32)))
 		return false;
