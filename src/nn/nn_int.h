@@ -16,6 +16,7 @@
  *               fusion, dead-node removal)
  *   plan.c      per-shape planning onto oneDNN primitives and the arena
  *   quant.c     int8: calibration ranges, their file, weight scales
+ *   wino.c      bf16 Winograd F(2x2, 3x3) convolutions (wino.h)
  */
 #ifndef PETCUT_NN_INT_H
 #define PETCUT_NN_INT_H
