@@ -179,7 +179,7 @@ for i in 1 2 3 4; do
 	curl -s -o /dev/null -w '%{http_code}\n' -X PATCH -H "$T" -H 'Upload-Offset: 0' -H "Upload-Checksum: sha256 $(b64sha "$c1/ck/head$i")" \
 		-H 'Content-Type: application/offset+octet-stream' --data-binary @"$c1/ck/head$i" "$A$loc" >"$c1/ck/headcode$i"
 	curl -s -o /dev/null -w '%{http_code}\n' -X PATCH -H "$T" -H 'Upload-Offset: 60000' -H "Upload-Checksum: sha256 $(b64sha "$c1/ck/rest$i")" \
-		-H 'Content-Type: application/offset+octet-stream' --limit-rate 40k --data-binary @"$c1/ck/rest$i" "$A$loc" \
+		-H 'Content-Type: application/offset+octet-stream' --limit-rate 20k --data-binary @"$c1/ck/rest$i" "$A$loc" \
 		>"$c1/ck/restcode$i" 2>/dev/null &
 	cpids+=($!)
 done
