@@ -65,8 +65,12 @@ static void job_name(char *out, size_t n, const char *id)
 	snprintf(out, n, JOB_KEY "%s", id);
 }
 
-/* Stores a job's JSON. */
-static kv_status job_save(struct kv *kv, const char *id, json_t *job)
+/* The states after which a job's record never changes. */
+static const char *const job_final[] = {"done", "failed", NULL};
+
+/* Stores a job's JSON; with final, unless its record is final already
+ * (KV_MISS then). */
+static kv_status job_store(struct kv *kv, const char *id, json_t *job, int final)
 {
 	char name[64], *text = json_dumps(job, JSON_COMPACT);
 	kv_status st;
@@ -74,13 +78,17 @@ static kv_status job_save(struct kv *kv, const char *id, json_t *job)
 	if (!text)
 		return KV_NOMEM;
 	job_name(name, sizeof name, id);
-	st = kv_set(kv, name, text, strlen(text), JOB_TTL_MS);
+	st = final ? kv_set_unless(kv, name, text, strlen(text), JOB_TTL_MS, "status", job_final)
+		   : kv_set(kv, name, text, strlen(text), JOB_TTL_MS);
 	free(text);
 	return st;
 }
 
-/* The states after which a job's record never changes. */
-static const char *const job_final[] = {"done", "failed", NULL};
+/* Stores a job's JSON. */
+static kv_status job_save(struct kv *kv, const char *id, json_t *job)
+{
+	return job_store(kv, id, job, 0);
+}
 
 /* Stores a job's JSON as a consumer sees it, unless its record is final
  * already: KV_MISS then. An entry can be taken over while its consumer is
@@ -90,15 +98,7 @@ static const char *const job_final[] = {"done", "failed", NULL};
  * its outcome a second time. */
 static kv_status job_put(struct kv *kv, const char *id, json_t *job)
 {
-	char name[64], *text = json_dumps(job, JSON_COMPACT);
-	kv_status st;
-
-	if (!text)
-		return KV_NOMEM;
-	job_name(name, sizeof name, id);
-	st = kv_set_unless(kv, name, text, strlen(text), JOB_TTL_MS, "status", job_final);
-	free(text);
-	return st;
+	return job_store(kv, id, job, 1);
 }
 
 /* The job's JSON, or NULL with *st saying why (KV_MISS: no such job). */

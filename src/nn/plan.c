@@ -1015,10 +1015,10 @@ retry:
 
 	const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
 	float xf = q8 ? (X->q > 0 ? X->q : 1.0f) / sic[0] : 1.0f; /* stored input to quantized input */
-	int xs = q8 && p->tv[x].deferred ? add_quantized_concat(m, p, p->tv[x].deferred - 1, x, want, sic)
-		 : q8 && xf != 1.0f	 ? add_quantized(m, p, x, want, xf)
-		 : q8 && X->q == 0	 ? add_quantized(m, p, x, want, 1.0f)
-					 : in_layout(m, p, x, want);
+	/* a held input at the conv's own scale is read as it is */
+	int xs = q8 && p->tv[x].deferred		? add_quantized_concat(m, p, p->tv[x].deferred - 1, x, want, sic)
+		 : q8 && (xf != 1.0f || X->q == 0) ? add_quantized(m, p, x, want, xf)
+						   : in_layout(m, p, x, want);
 	if (!q8 && X->q > 0)
 		xs = -1; /* only int8 convs read held tensors */
 	if (xs < 0) {

@@ -51,6 +51,7 @@ serve_start() {
 lib_launch() {
 	local out=$1 log=$2 cmd=$3
 	shift 3
+	: >"$out" # emptied here, not in the child: no earlier instance's address is read
 	"${launcher[@]}" "$PETCUT" "$cmd" --listen 127.0.0.1:0 "$@" >"$out" 2>"$log" &
 	launched_pid=$!
 	pids+=("$launched_pid")
@@ -77,6 +78,29 @@ need() {
 	for c in "$@"; do
 		command -v "$c" >/dev/null || { echo "skip: $c is not installed (scripts/install-deps.sh installs it)"; exit 77; }
 	done
+}
+
+# b64sha FILE: its SHA-256 in base64 (Upload-Checksum, Content-Digest).
+b64sha() {
+	python3 -c "import base64,hashlib,sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1],'rb').read()).digest()).decode())" "$1"
+}
+
+# all_ready URL...: waits up to 10 s until the /readyz of every petcut at
+# URL answers 200 with status "ready"; 1 if one never does.
+all_ready() {
+	local u out ok
+	for _ in $(seq 50); do
+		ok=1
+		for u in "$@"; do
+			out=$(curl -s --max-time 2 -w '\n%{http_code}' "$u/readyz")
+			{ [ "${out##*$'\n'}" = 200 ] &&
+				[ "$(printf '%s' "${out%$'\n'*}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null)" = ready ]; } ||
+				{ ok=0; break; }
+		done
+		[ $ok = 1 ] && return 0
+		sleep 0.2
+	done
+	return 1
 }
 
 # free_port: a TCP port of 127.0.0.1 that nothing listens on now (another

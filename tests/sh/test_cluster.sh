@@ -195,14 +195,8 @@ verdict $? "Redis down: a job is refused, 503 with Retry-After"
 
 section "redis-server starts again, on its port"
 redis_start "$RPORT"
-ok=0
-for _ in $(seq 50); do
-	[ "$(req "$A/readyz")" = 200 ] && [ "$(field "['status']")" = ready ] &&
-		[ "$(req "$B/readyz")" = 200 ] && [ "$(field "['status']")" = ready ] &&
-		[ "$(req "$W2/readyz")" = 200 ] && [ "$(field "['status']")" = ready ] && { ok=1; break; }
-	sleep 0.2
-done
-check "Redis back: A, B and the worker ready again, by themselves" [ $ok = 1 ]
+all_ready "$A" "$B" "$W2"
+verdict $? "Redis back: A, B and the worker ready again, by themselves"
 [ "$(metric "$A" 'petcut_redis{what="reconnects"}')" -ge 1 ] && [ "$(metric "$B" 'petcut_redis{what="up"}')" = 1 ]
 verdict $? "Redis back: reconnects counted, up 1"
 [ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] &&

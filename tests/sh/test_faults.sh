@@ -18,9 +18,8 @@ set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
 . tests/sh/lib.sh
+need curl python3
 
 mnt=
 faults_cleanup() {
@@ -42,8 +41,6 @@ serve() {
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)" 2>/dev/null; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-# b64sha FILE: its SHA-256 in base64 (an Upload-Checksum)
-b64sha() { python3 -c "import base64,hashlib,sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1],'rb').read()).digest()).decode())" "$1"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
 

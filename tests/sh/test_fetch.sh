@@ -13,10 +13,9 @@ set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
 
 . tests/sh/lib.sh
+need curl python3
 
 # a plain HTTP server on loopback holding the photo, logging every request
 mkdir -p "$tmp/www" && cp samples/chelsea.jpg "$tmp/www/cat.jpg"

@@ -8,36 +8,14 @@ set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-serve.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
-verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
-	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
+need curl python3
 
 # start DATA_DIR [SERVE OPTIONS]: a server on a free port; its URL in $A
 start() {
 	local data=$1
 	shift
-	A=
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$data" "$@" >"$tmp/out" 2>"$tmp/log" &
-	pid=$!
-	for _ in $(seq 100); do
-		A=$(sed -n 's/^listening on //p' "$tmp/out")
-		[ -n "$A" ] && return 0
-		sleep 0.1
-	done
-	echo "server did not start:"; cat "$tmp/log"; exit 1
+	serve_start --data "$data" "$@"
 }
 start "$tmp/data"
 check "prints 'listening on http://ADDR:PORT'" grep -Eq '^listening on http://127\.0\.0\.1:[0-9]+$' "$tmp/out"
@@ -67,7 +45,7 @@ ihdr = struct.pack('>IIBBBBB', 50000, 50000, 8, 2, 0, 0, 0)
 open(sys.argv[1], 'wb').write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))
 PY
 check "a 100-byte PNG claiming 50000x50000: 413" [ "$(req -H 'Content-Type: image/png' --data-binary @"$tmp/bomb.png" "$A/v1/images")" = 413 ]
-good=$(python3 -c "import base64,hashlib;print(base64.b64encode(hashlib.sha256(open('$photo','rb').read()).digest()).decode())")
+good=$(b64sha "$photo")
 check "Content-Digest mismatch on an image: 400 checksum_mismatch" \
 	[ "$(req -H 'Content-Type: image/jpeg' -H "Content-Digest: sha-256=:${good/A/B}:" --data-binary @$photo "$A/v1/images")" = 400 ]
 check "a matching Content-Digest: accepted" \
@@ -302,5 +280,4 @@ if [ $model_ok = 1 ]; then
 	pid=
 fi
 
-[ $fails = 0 ] && echo "all passed" || echo "$fails failed"
-[ $fails = 0 ]
+finish

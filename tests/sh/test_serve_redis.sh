@@ -90,13 +90,8 @@ verdict $? "Redis down: /metrics counts the failures, up 0"
 
 # ===== and starts again =====
 redis_start "$RPORT"
-ok=0
-for _ in $(seq 50); do
-	[ "$(req "$A/readyz")" = 200 ] && [ "$(field "['status']")" = ready ] &&
-		[ "$(req "$B/readyz")" = 200 ] && [ "$(field "['status']")" = ready ] && { ok=1; break; }
-	sleep 0.2
-done
-check "Redis back: both ready again, by themselves" [ $ok = 1 ]
+all_ready "$A" "$B"
+verdict $? "Redis back: both ready again, by themselves"
 [ "$(metric "$A" 'petcut_redis{what="reconnects"}')" -ge 1 ] && [ "$(metric "$A" 'petcut_redis{what="up"}')" = 1 ]
 verdict $? "Redis back: reconnects counted, up 1"
 [ "$(rb "$B" "{\"image_id\":\"$sha\",\"size\":\"preview\",\"bg\":\"#00a000\"}")" = 200 ] &&

@@ -10,37 +10,14 @@ set -u
 BUILD=${1:-build}
 PETCUT=$BUILD/petcut
 cd "$(dirname "$0")/../.." || exit 1
-command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-command -v python3 >/dev/null || { echo "skip: python3 is not installed"; exit 77; }
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-tus.XXXXXX")
-pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
-verdict() { # verdict STATUS DESCRIPTION: records a check made by the command list just before it
-	if [ "$1" = 0 ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi
-}
+. tests/sh/lib.sh
+need curl python3
 
 # start DATA_DIR [SERVE OPTIONS]: a server on a free port; its URL in $A
 start() {
 	local data=$1
 	shift
-	A=
-	: >"$tmp/out" # emptied here, not in the child: no stale address is read
-	"$PETCUT" serve --listen 127.0.0.1:0 --data "$data" "$@" >"$tmp/out" 2>"$tmp/log" &
-	pid=$!
-	for _ in $(seq 100); do
-		A=$(sed -n 's/^listening on //p' "$tmp/out")
-		[ -n "$A" ] && return 0
-		sleep 0.1
-	done
-	echo "server did not start:"; cat "$tmp/log"; exit 1
+	serve_start --data "$data" "$@"
 }
 stop() {
 	kill -TERM "$pid"
@@ -55,7 +32,6 @@ tus() { curl -s -D "$tmp/h" -o "$tmp/body" -w '%{http_code}' "$@"; }
 hdr() { sed -n "s/^$1: *//Ip" "$tmp/h" | tr -d '\r'; }
 code() { python3 -c "import json; print(json.load(open('$tmp/body'))['error']['code'])" 2>/dev/null; }
 offset() { tus -I -H "$T" "$A$1" >/dev/null; hdr Upload-Offset; }
-b64sha() { python3 -c "import base64,hashlib,sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1],'rb').read()).digest()).decode())" "$1"; }
 
 # a photo of ~700 KB: the sample and random bytes after it (still a JPEG)
 head -c 700000 /dev/urandom >"$tmp/noise"
@@ -212,5 +188,4 @@ rm -f "$tmp/data3/uploads" && mv "$tmp/uploads.saved" "$tmp/data3/uploads"
 verdict $? "the folder back: creation 201"
 stop
 
-[ $fails = 0 ] && echo "all passed" || echo "$fails failed"
-[ $fails = 0 ]
+finish
