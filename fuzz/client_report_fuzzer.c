@@ -53,9 +53,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(j);
 		return 0;
 	}
-	CHECK(cr.outcome && one_of(cr.outcome, outcomes));
 	CHECK(cr.network && one_of(cr.network, networks));
 	CHECK(cr.device && one_of(cr.device, devices));
+	if (cr.kind == CLIENT_REPORT_WAIT) {
+		/* a wait: one or both waits, each within range, and the report's own */
+		json_t *pv = json_object_get(j, "preview_ms"), *fv = json_object_get(j, "full_ms");
+		CHECK(!strcmp(json_string_value(json_object_get(j, "kind")), "wait"));
+		CHECK(cr.preview_ms >= 0 || cr.full_ms >= 0);
+		CHECK(pv ? cr.preview_ms == json_number_value(pv) : cr.preview_ms == -1);
+		CHECK(fv ? cr.full_ms == json_number_value(fv) : cr.full_ms == -1);
+		CHECK(cr.preview_ms <= CLIENT_MAX_DURATION_MS && cr.full_ms <= CLIENT_MAX_DURATION_MS);
+		CHECK(!cr.outcome);
+		json_decref(j);
+		return 0;
+	}
+	CHECK(cr.kind == CLIENT_REPORT_UPLOAD);
+	CHECK(cr.outcome && one_of(cr.outcome, outcomes));
 	CHECK(cr.bytes >= 0 && cr.bytes <= CLIENT_MAX_BYTES_SENT && cr.bytes == floor(cr.bytes));
 	CHECK(isfinite(cr.duration_ms) && cr.duration_ms >= 0 && cr.duration_ms <= CLIENT_MAX_DURATION_MS);
 	CHECK(cr.tries >= 1 && cr.tries <= CLIENT_MAX_TRIES);

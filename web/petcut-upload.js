@@ -1,19 +1,28 @@
 // petcut-upload.js - the browser side of petcut: shows a chosen photo at
-// once, shrinks it, uploads it in the background (with progress, retries and
-// resumable uploads), then asks for the background removal by the photo's id.
+// once, sends a small proxy of it for an instant preview cut-out, shrinks
+// it and uploads it in the background (with progress, retries and resumable
+// uploads), then asks for the full-quality cut-out by the photo's id.
 //
 // A plain ES module with no dependencies and no build step:
 //
 //   import { PetcutUploader } from '/petcut-upload.js';
 //   const up = new PetcutUploader({ endpoint: 'https://cut.example' });
 //   up.addEventListener('progress', (e) => bar.value = e.detail.fraction);
+//   up.addEventListener('result', (e) => img.src = e.detail.url);
 //   const slot = up.add(input.files[0]);
-//   const result = await up.preview(slot);   // preview size, then full
+//   const result = await up.preview(slot);   // preview, then full quality
+//
+// Why a proxy: on a phone network the wait is bytes, not compute. The
+// network's preview input is 512 x 512, so a proxy whose shorter side is 512
+// pixels (a WebP of some 30 KB) gives the same preview as the whole photo,
+// and comes back as a cut-out sized for the screen in one round trip, while
+// the photo itself (hundreds of KB) goes up afterwards for the full result.
 //
 // Events (CustomEvent, details in `detail`): 'slot' (a slot changed: status,
 // thumbnail), 'progress' {slot, loaded, total, fraction}, 'retry' {slot,
 // attempt, delayMs, reason}, 'done' {slot, id, url}, 'error' {slot, error},
-// 'result' {slot, size, result, url}.
+// 'result' {slot, size, result, url, download} (url: the cut-out sized for
+// the screen, decoded and ready to show; download: the full-resolution file).
 
 const MB = 1 << 20;
 
@@ -30,7 +39,14 @@ export const DEFAULTS = Object.freeze({
 	parallel: 3,			// uploads at once
 	resumableAbove: MB,		// larger uploads use tus (resumable) on /v1/uploads
 	chunkBytes: MB,			// bytes per tus PATCH, each with its SHA-256
-	reportMetrics: true,		// POST each upload's outcome to /v1/client-metrics
+	reportMetrics: true,		// POST each upload's outcome and each wait to /v1/client-metrics
+	instantPreview: true,		// preview from a small proxy sent at once, not from the upload
+	proxySide: 512,			// the proxy's shorter side (the network's preview input)
+	proxyQuality: 0.8,		// its WebP (or JPEG) quality
+	autoPreview: false,		// start preview(slot, previewParams) as soon as a photo is added
+	previewParams: {},		// what autoPreview asks for (remove-background's options)
+	displaySize: 1024,		// the longest side results are asked for, for the screen
+	precompute: 'full',		// the server starts the full-size mask when the upload lands ('' = no)
 });
 
 // ===== Small helpers =====
@@ -115,46 +131,69 @@ function likelyUndisplayable(file) {
 
 // ===== Preprocessing =====
 
+/** The photo upright (EXIF orientation applied) as an ImageBitmap, or null where this browser cannot decode it (HEIC in most). */
+export async function decodeImage(file) {
+	try {
+		return await createImageBitmap(file, { imageOrientation: 'from-image' });
+	} catch {
+		return null;
+	}
+}
+
 /**
  * What to upload for a file: the file itself when it is small and within
  * maxDimension (or cannot be decoded here, like HEIC in most browsers, which
  * the server reads); otherwise the photo upright (EXIF orientation applied),
  * fitted within maxDimension with high-quality smoothing, as a JPEG.
- * Returns {blob, decoded, width, height, shrunk}.
+ * bitmap: the file already decoded (decodeImage), else it is decoded here;
+ * it is left open for the caller. Returns {blob, decoded, width, height, shrunk}.
  */
-export async function prepareImage(file, opts = {}) {
+export async function prepareImage(file, opts = {}, bitmap = undefined) {
 	const o = { ...DEFAULTS, ...opts };
 	if (!o.preprocess) return { blob: file, decoded: false, shrunk: false };
-	let bitmap;
-	try {
-		bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
-	} catch {
-		return { blob: file, decoded: false, shrunk: false };
-	}
+	const own = bitmap === undefined;
+	if (own) bitmap = await decodeImage(file);
+	if (!bitmap) return { blob: file, decoded: false, shrunk: false };
 	const { width, height } = bitmap;
 	const side = Math.max(width, height);
-	if (file.size < o.skipBelowBytes && side <= o.maxDimension) {
-		bitmap.close();
-		return { blob: file, decoded: true, width, height, shrunk: false };
-	}
+	let blob = null;
 	const scale = Math.min(1, o.maxDimension / side);
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	let blob;
+	if (file.size >= o.skipBelowBytes || side > o.maxDimension) blob = await encode(bitmap, w, h, 'image/jpeg', o.quality);
+	if (own) bitmap.close();
+	if (!blob) return { blob: file, decoded: true, width, height, shrunk: false };
+	return { blob, decoded: true, width: w, height: h, shrunk: true };
+}
+
+/**
+ * A small proxy of a decoded photo for the preview: its shorter side
+ * proxySide pixels (never enlarged; the longer at most twice that), as WebP
+ * where the browser writes it, else JPEG. Returns a Blob, or null.
+ */
+export async function makeProxy(bitmap, opts = {}) {
+	const o = { ...DEFAULTS, ...opts };
+	const { width, height } = bitmap;
+	const scale = Math.min(1, o.proxySide / Math.min(width, height), 2 * o.proxySide / Math.max(width, height));
+	const w = Math.max(1, Math.round(width * scale));
+	const h = Math.max(1, Math.round(height * scale));
+	const webp = await encode(bitmap, w, h, 'image/webp', o.proxyQuality);
+	if (webp && webp.type === 'image/webp') return webp;
+	return encode(bitmap, w, h, 'image/jpeg', o.proxyQuality); // no WebP encoder (Safari): JPEG
+}
+
+// bitmap drawn at w x h with high-quality smoothing and encoded: a Blob or null
+async function encode(bitmap, w, h, type, quality) {
 	if (typeof OffscreenCanvas !== 'undefined') {
 		const canvas = new OffscreenCanvas(w, h);
 		draw(canvas.getContext('2d'), bitmap, w, h);
-		blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: o.quality });
-	} else {
-		const canvas = document.createElement('canvas');
-		canvas.width = w;
-		canvas.height = h;
-		draw(canvas.getContext('2d'), bitmap, w, h);
-		blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', o.quality));
+		return canvas.convertToBlob({ type, quality }).catch(() => null);
 	}
-	bitmap.close();
-	if (!blob) return { blob: file, decoded: true, width, height, shrunk: false };
-	return { blob, decoded: true, width: w, height: h, shrunk: true };
+	const canvas = document.createElement('canvas');
+	canvas.width = w;
+	canvas.height = h;
+	draw(canvas.getContext('2d'), bitmap, w, h);
+	return new Promise((resolve) => canvas.toBlob(resolve, type, quality));
 }
 
 function draw(ctx, bitmap, w, h) {
@@ -164,6 +203,27 @@ function draw(ctx, bitmap, w, h) {
 	ctx.fillStyle = '#fff';
 	ctx.fillRect(0, 0, w, h);
 	ctx.drawImage(bitmap, 0, 0, w, h);
+}
+
+// A 2x2 AVIF: whether the browser shows AVIF is found by decoding it, once.
+const TINY_AVIF = 'AAAAHGZ0eXBhdmlmAAAAAGF2aWZtaWYxbWlhZgAAAOptZXRhAAAAAAAAACFoZGxyAAAAAAAAAABwaWN0AAAAAAAAAAAAAAAAAAAAAA5waXRtAAAAAAABAAAAImlsb2MAAAAAREAAAQABAAAAAAEOAAEAAAAAAAAAGAAAACNpaW5mAAAAAAABAAAAFWluZmUCAAAAAAEAAGF2MDEAAAAAamlwcnAAAABLaXBjbwAAABNjb2xybmNseAACAAIABoAAAAAMYXYxQ4EADAAAAAAUaXNwZQAAAAAAAAACAAAAAgAAABBwaXhpAAAAAAMICAgAAAAXaXBtYQAAAAAAAAABAAEEgYIDhAAAACBtZGF0EgAKCBgANggQEDQgMgobAAAAQACwE16A';
+let avifCheck = null;
+function showsAvif() {
+	if (!avifCheck) {
+		const bytes = Uint8Array.from(atob(TINY_AVIF), (c) => c.charCodeAt(0));
+		avifCheck = createImageBitmap(new Blob([bytes], { type: 'image/avif' }))
+			.then((b) => { b.close(); return true; }, () => false);
+	}
+	return avifCheck;
+}
+
+// A blob as an object URL, decoded (so showing it paints at once)
+async function decodedUrl(blob) {
+	const url = URL.createObjectURL(blob);
+	const img = new Image();
+	img.src = url;
+	try { await img.decode(); } catch { /* shown as it comes */ }
+	return url;
 }
 
 // ===== The uploader =====
@@ -193,14 +253,22 @@ export class PetcutUploader extends EventTarget {
 
 	/** Starts on a file: shows it, prepares it, queues its upload. Returns its slot. */
 	add(file) {
+		const o = this.options;
 		const slot = {
 			id: nextSlotId++, file, status: 'preparing', statusText: 'Preparing…', previewUrl: '',
-			imageId: '', imageUrl: '', fraction: 0, tries: 0, error: null,
-			_abort: new AbortController(), _promise: null,
+			imageId: '', imageUrl: '', proxyId: '', fraction: 0, tries: 0, error: null,
+			pickedAt: performance.now(), waits: {},
+			_abort: new AbortController(), _promise: null, _previewing: null, _views: [], _reported: false,
 		};
 		if (!likelyUndisplayable(file)) slot.previewUrl = URL.createObjectURL(file);
 		this.slots.push(slot);
 		this._emit('slot', { slot });
+		// decoded once, for the proxy first and then the upload
+		slot._decoded = o.preprocess || o.instantPreview ? decodeImage(file) : Promise.resolve(null);
+		slot._proxy = o.instantPreview
+			? slot._decoded.then((b) => (b ? makeProxy(b, o) : null)).catch(() => null)
+			: Promise.resolve(null);
+		if (o.autoPreview) this.preview(slot, o.previewParams).catch(() => {}); // reported through events
 		slot._promise = this._run(slot);
 		slot._promise.catch(() => {}); // reported through events
 		return slot;
@@ -220,25 +288,117 @@ export class PetcutUploader extends EventTarget {
 	remove(slot) {
 		this.cancel(slot);
 		if (slot.previewUrl.startsWith('blob:')) URL.revokeObjectURL(slot.previewUrl);
+		for (const url of slot._views) URL.revokeObjectURL(url);
+		slot._views = [];
 		this.slots = this.slots.filter((s) => s !== slot);
 		this._emit('slot', { slot, removed: true });
 	}
 
 	/**
-	 * Background removal for a slot's photo, by its id: first at preview
-	 * size (shown as soon as it is there, a 'result' event), then full size.
-	 * params are remove-background's options (bg, effect, crop, format...).
-	 * Resolves with the full-size result.
+	 * Background removal for a slot's photo, in two 'result' events: the
+	 * preview, made from the proxy in one round trip without waiting for the
+	 * upload (from the upload where the browser could not decode the photo),
+	 * then the full quality, from the uploaded photo. Each event's url is
+	 * the cut-out sized for the screen (at most opts.max, default
+	 * displaySize, pixels on its longer side: WebP, or AVIF where the browser
+	 * shows it), decoded and ready to show; download is the full-resolution
+	 * file, exactly what remove-background makes for these params. params
+	 * are remove-background's options (bg, effect, crop, format...).
+	 * Resolves with the full result {result_id, image_id, url}.
 	 */
-	async preview(slot, params = {}) {
-		await this.uploaded(slot);
-		let last;
-		for (const size of ['preview', 'full']) {
-			const result = await this.removeBackground(slot.imageId, { ...params, size });
-			last = result;
-			this._emit('result', { slot, size, result, url: this.url(result.url) });
+	async preview(slot, params = {}, opts = {}) {
+		const max = Math.max(16, Math.min(4096, Math.round(opts.max || this.options.displaySize)));
+		const first = this._previewFirst(slot, params, max);
+		slot._previewing = first; // the upload waits for it: the link is the proxy's first
+		try {
+			await first;
+		} catch (err) {
+			if (err.name === 'AbortError') throw err;
+			// the full result may still come: the preview's failure is only said
+			this._emit('error', { slot, error: err, size: 'preview' });
 		}
-		return last;
+		try {
+			await this.uploaded(slot);
+			const accept = (await showsAvif()) ? 'image/avif,image/webp' : 'image/webp';
+			const full = await this._removal(slot, { ...params, image_id: slot.imageId, size: 'full' }, max, accept);
+			return await this._show(slot, 'full', full);
+		} finally {
+			this._reportWait(slot);
+		}
+	}
+
+	// The preview: from the proxy (by its id when the server has it), else
+	// from the uploaded photo.
+	async _previewFirst(slot, params, max) {
+		const proxy = await slot._proxy;
+		if (!proxy) {
+			await this.uploaded(slot);
+			return this._show(slot, 'preview', await this._removal(slot, { ...params, image_id: slot.imageId, size: 'preview' }, max, 'image/webp'));
+		}
+		if (slot.proxyId) {
+			try {
+				return this._show(slot, 'preview', await this._removal(slot, { ...params, image_id: slot.proxyId, size: 'preview' }, max, 'image/webp'));
+			} catch (err) {
+				if (err.status !== 404) throw err; // else the store lost it: send it again
+			}
+		}
+		const r = await this._removal(slot, { ...params, size: 'preview' }, max, 'image/webp', proxy);
+		slot.proxyId = r.imageId;
+		return this._show(slot, 'preview', r);
+	}
+
+	// POST /v1/remove-background answered with the image (a view of at most
+	// max pixels): body is the JSON's fields, or with image the query's, the
+	// image being the body. Retries network errors, 429 and 5xx twice.
+	async _removal(slot, body, max, accept, image = null) {
+		const fields = { ...body, max };
+		for (let attempt = 0; ; attempt++) {
+			try {
+				let res;
+				if (image) {
+					const q = new URLSearchParams();
+					for (const [k, v] of Object.entries(fields)) q.set(k, String(v));
+					res = await fetch(this.url(`/v1/remove-background?${q}`), {
+						method: 'POST', headers: { 'Content-Type': image.type || 'application/octet-stream', Accept: accept },
+						body: image, signal: slot._abort.signal,
+					});
+				} else {
+					res = await fetch(this.url('/v1/remove-background'), {
+						method: 'POST', headers: { 'Content-Type': 'application/json', Accept: accept },
+						body: JSON.stringify(fields), signal: slot._abort.signal,
+					});
+				}
+				if (!res.ok) {
+					const after = res.headers.get('Retry-After');
+					throw httpError(res.status, await res.text(), /^\d+$/.test(after || '') ? Number(after) * 1000 : undefined);
+				}
+				const resultId = res.headers.get('Petcut-Result-Id');
+				return { blob: await res.blob(), resultId, imageId: res.headers.get('Petcut-Image-Id') || body.image_id };
+			} catch (err) {
+				if (err.name === 'AbortError' || !retriable(err) || attempt >= 2) throw err;
+				await sleep(Math.max(err.retryAfterMs || 0, 500 * 2 ** attempt), slot._abort.signal);
+			}
+		}
+	}
+
+	// Emits a 'result' once its image is decoded; records the wait since the pick.
+	async _show(slot, size, r) {
+		const url = await decodedUrl(r.blob);
+		slot._views.push(url);
+		const result = { result_id: r.resultId, image_id: r.imageId, url: `/v1/results/${r.resultId}` };
+		if (slot.waits[size] === undefined) slot.waits[size] = performance.now() - slot.pickedAt;
+		this._emit('result', { slot, size, result, url, download: this.url(result.url) });
+		return result;
+	}
+
+	// Reports what the customer waited for the first results, once per slot.
+	_reportWait(slot) {
+		if (slot._reported || !this.options.reportMetrics) return;
+		const { preview, full } = slot.waits;
+		if (preview === undefined && full === undefined) return;
+		slot._reported = true;
+		const ms = (v) => (v === undefined ? undefined : Math.min(3600000, Math.max(0, v)));
+		this._send({ kind: 'wait', preview_ms: ms(preview), full_ms: ms(full), network: networkType(), device: deviceClass() });
 	}
 
 	/** POST /v1/remove-background {image_id, ...params}: the JSON result. */
@@ -282,8 +442,17 @@ export class PetcutUploader extends EventTarget {
 		let bytes = 0;
 		let resumable = false;
 		try {
-			const prep = await prepareImage(slot.file, o);
+			const bitmap = await slot._decoded;
+			const proxy = await slot._proxy; // the proxy first: it goes up first
+			let prep;
+			try {
+				prep = await prepareImage(slot.file, o, bitmap);
+			} finally {
+				bitmap?.close();
+			}
 			const blob = prep.blob;
+			// a preview from the proxy has the link to itself until it is on screen
+			if (proxy) await Promise.resolve(slot._previewing).catch(() => {});
 			bytes = blob.size;
 			slot.sent = { type: blob.type, size: blob.size, shrunk: prep.shrunk, width: prep.width, height: prep.height };
 			this._status(slot, 'waiting', 'Waiting to upload…');
@@ -408,8 +577,9 @@ export class PetcutUploader extends EventTarget {
 
 	// POST /v1/images with the bytes; the answer is the image's JSON.
 	async _plainUpload(slot, blob) {
+		const precompute = this.options.precompute ? `?precompute=${encodeURIComponent(this.options.precompute)}` : '';
 		const xhr = await this._withRetries(slot, () => this._xhr(slot, {
-			method: 'POST', url: this.url('/v1/images'), body: blob, ok: [200, 201],
+			method: 'POST', url: this.url(`/v1/images${precompute}`), body: blob, ok: [200, 201],
 			headers: { 'Content-Type': blob.type || 'application/octet-stream' },
 			onProgress: (loaded) => this._progress(slot, Math.min(loaded, blob.size - 1), blob.size, blob.size),
 		}));
@@ -452,6 +622,7 @@ export class PetcutUploader extends EventTarget {
 				for (;;) {
 					const chunk = blob.slice(offset, Math.min(blob.size, offset + o.chunkBytes));
 					const headers = { ...tus, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset) };
+					if (o.precompute) headers['Petcut-Precompute'] = o.precompute; // read by the PATCH that ends it
 					if (canHash) {
 						const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await chunk.arrayBuffer()));
 						headers['Upload-Checksum'] = `sha256 ${base64(digest)}`;
@@ -495,12 +666,16 @@ export class PetcutUploader extends EventTarget {
 
 	_report(outcome, bytes, durationMs, tries, resumable) {
 		if (!this.options.reportMetrics) return;
-		const body = JSON.stringify({
+		this._send({
 			outcome, bytes: Math.max(0, Math.round(bytes)), duration_ms: Math.min(3600000, Math.max(0, durationMs)),
 			tries: Math.min(100, Math.max(1, tries)), network: networkType(), device: deviceClass(), resumable,
 		});
+	}
+
+	// POST /v1/client-metrics, best effort
+	_send(report) {
 		fetch(this.url('/v1/client-metrics'), {
-			method: 'POST', headers: { 'Content-Type': 'application/json' }, body, keepalive: true,
+			method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(report), keepalive: true,
 		}).catch(() => {});
 	}
 }

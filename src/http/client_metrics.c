@@ -24,6 +24,10 @@ static const char *const outcomes[] = {"success", "failure", "cancelled"};
 /* Upload durations in seconds: a small photo on Wi-Fi to a large one on 2G. */
 static const double duration_buckets[] = {0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300};
 
+/* Waits for a result in seconds: the preview's targets (0.5 s on Wi-Fi, 2 s
+ * on 3G, 6 s for the slowest) fall on bucket bounds. */
+static const double wait_buckets[] = {0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60, 120};
+
 static int one_of(const char *v, const char *const *set, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -50,23 +54,95 @@ int http_client_metrics_init(struct http_server *s)
 					 "network,device", NULL, 0);
 	s->client_rejected = metrics_family(m, METRICS_COUNTER, "petcut_client_reports_rejected_total",
 					    "Client reports refused as malformed or implausible.", NULL, NULL, 0);
-	return s->client_uploads && s->client_duration && s->client_bytes && s->client_tries && s->client_rejected
+	s->client_wait_preview = metrics_family(
+		m, METRICS_HISTOGRAM, "petcut_client_pick_to_preview_seconds",
+		"What customers waited from picking a photo to its preview cut-out on screen, as browsers measured "
+		"it, by network type and device class.",
+		"network,device", wait_buckets, (int)(sizeof wait_buckets / sizeof wait_buckets[0]));
+	s->client_wait_full = metrics_family(
+		m, METRICS_HISTOGRAM, "petcut_client_pick_to_full_seconds",
+		"What customers waited from picking a photo to its full-quality cut-out on screen, as browsers "
+		"measured it, by network type and device class.",
+		"network,device", wait_buckets, (int)(sizeof wait_buckets / sizeof wait_buckets[0]));
+	return s->client_uploads && s->client_duration && s->client_bytes && s->client_tries && s->client_rejected &&
+			       s->client_wait_preview && s->client_wait_full
 		       ? 0
 		       : -1;
 }
 
+/* The labels every report has: network and device, from their closed sets. */
+static int check_labels(const char *network, const char *device, struct client_report *out, char *why, size_t wl)
+{
+	if (!one_of(network, networks, sizeof networks / sizeof *networks)) {
+		snprintf(why, wl, "network is slow-2g, 2g, 3g, 4g or unknown");
+		return 400;
+	}
+	if (!one_of(device, devices, sizeof devices / sizeof *devices)) {
+		snprintf(why, wl, "device is phone, tablet, desktop or unknown");
+		return 400;
+	}
+	out->network = network;
+	out->device = device;
+	return 0;
+}
+
+/* A wait in ms: absent (-1), or a number from 0 to an hour. */
+static int wait_ms(json_t *v, const char *name, double *out, char *why, size_t wl)
+{
+	*out = -1;
+	if (!v)
+		return 0;
+	double ms = json_number_value(v);
+	if (!json_is_number(v) || !(ms >= 0 && ms <= CLIENT_MAX_DURATION_MS)) {
+		snprintf(why, wl, "%s is a number from 0 to %.0f", name, CLIENT_MAX_DURATION_MS);
+		return 400;
+	}
+	*out = ms;
+	return 0;
+}
+
+/* {"kind":"wait", "preview_ms", "full_ms", "network", "device"} */
+static int parse_wait(json_t *j, struct client_report *out, char *why, size_t wl)
+{
+	const char *kind, *network = "unknown", *device = "unknown";
+	json_t *preview = NULL, *full = NULL;
+	json_error_t err;
+
+	if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s?o,s?o,s?s,s?s}", "kind", &kind, "preview_ms", &preview,
+			   "full_ms", &full, "network", &network, "device", &device)) {
+		snprintf(why, wl, "bad report: %s", err.text);
+		return 400;
+	}
+	out->kind = CLIENT_REPORT_WAIT;
+	if (wait_ms(preview, "preview_ms", &out->preview_ms, why, wl) || wait_ms(full, "full_ms", &out->full_ms, why, wl))
+		return 400;
+	if (out->preview_ms < 0 && out->full_ms < 0) {
+		snprintf(why, wl, "a wait report has preview_ms, full_ms or both");
+		return 400;
+	}
+	return check_labels(network, device, out, why, wl);
+}
+
 int http_client_report_parse(json_t *j, struct client_report *out, char *why, size_t wl)
 {
-	const char *outcome, *network = "unknown", *device = "unknown";
-	json_t *bytes = NULL, *duration = NULL;
+	const char *outcome, *kind_text, *network = "unknown", *device = "unknown";
+	json_t *bytes = NULL, *duration = NULL, *kind = json_object_get(j, "kind");
 	json_int_t tries = 1;
 	int resumable = 0;
 	json_error_t err;
 
 	memset(out, 0, sizeof *out);
-	if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s:o,s:o,s?I,s?s,s?s,s?b}", "outcome", &outcome, "bytes", &bytes,
-			   "duration_ms", &duration, "tries", &tries, "network", &network, "device", &device,
-			   "resumable", &resumable)) {
+	out->preview_ms = out->full_ms = -1;
+	if (kind && (!json_is_string(kind) ||
+		     (strcmp(json_string_value(kind), "wait") && strcmp(json_string_value(kind), "upload")))) {
+		snprintf(why, wl, "kind is upload or wait");
+		return 400;
+	}
+	if (kind && !strcmp(json_string_value(kind), "wait"))
+		return parse_wait(j, out, why, wl);
+	if (json_unpack_ex(j, &err, JSON_STRICT, "{s?s,s:s,s:o,s:o,s?I,s?s,s?s,s?b}", "kind", &kind_text, "outcome",
+			   &outcome, "bytes", &bytes, "duration_ms", &duration, "tries", &tries, "network", &network,
+			   "device", &device, "resumable", &resumable)) {
 		snprintf(why, wl, "bad report: %s", err.text);
 		return 400;
 	}
@@ -87,17 +163,9 @@ int http_client_report_parse(json_t *j, struct client_report *out, char *why, si
 		snprintf(why, wl, "outcome is success, failure or cancelled");
 		return 400;
 	}
-	if (!one_of(network, networks, sizeof networks / sizeof *networks)) {
-		snprintf(why, wl, "network is slow-2g, 2g, 3g, 4g or unknown");
+	if (check_labels(network, device, out, why, wl))
 		return 400;
-	}
-	if (!one_of(device, devices, sizeof devices / sizeof *devices)) {
-		snprintf(why, wl, "device is phone, tablet, desktop or unknown");
-		return 400;
-	}
 	out->outcome = outcome;
-	out->network = network;
-	out->device = device;
 	out->bytes = b;
 	out->duration_ms = ms;
 	out->tries = (int)tries;
@@ -109,6 +177,13 @@ int http_client_report_parse(json_t *j, struct client_report *out, char *why, si
 static void record(struct http_server *s, const struct client_report *cr)
 {
 	const char *const nd[] = {cr->network, cr->device};
+	if (cr->kind == CLIENT_REPORT_WAIT) {
+		if (cr->preview_ms >= 0)
+			metrics_observe(metrics_series(s->client_wait_preview, nd), cr->preview_ms / 1e3);
+		if (cr->full_ms >= 0)
+			metrics_observe(metrics_series(s->client_wait_full, nd), cr->full_ms / 1e3);
+		return;
+	}
 	metrics_add(metrics_series(s->client_uploads, (const char *const[]){cr->network, cr->device, cr->outcome}), 1);
 	metrics_add(metrics_series(s->client_bytes, nd), cr->bytes);
 	metrics_add(metrics_series(s->client_tries, nd), (double)(cr->tries - 1));

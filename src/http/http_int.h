@@ -71,6 +71,7 @@ struct http_server {
 	struct metrics_series *remote_waits, *index_hit;
 	struct jobs *jobs;		/* asynchronous jobs (jobs.c); NULL without kv */
 	struct metrics_family *client_uploads, *client_duration, *client_bytes, *client_tries, *client_rejected;
+	struct metrics_family *client_wait_preview, *client_wait_full; /* pick to result on screen */
 };
 
 /* What one removal came to: 200 with its result, or an error. */
@@ -80,6 +81,8 @@ struct outcome {
 	char msg[300];
 	json_t *result; /* status 200: the answer's JSON (result_id, url, width, height, bbox...) */
 	char key[STORE_KEY_LEN + 1];
+	char image_id[STORE_KEY_LEN + 1]; /* the photo's */
+	int view_max;	/* the request's max: an image answer is a view of this size */
 };
 
 /* One request's state, from its headers to its completion. */
@@ -103,8 +106,9 @@ struct req {
 	json_t *uploaded;    /* multipart: the stored files */
 	json_t *form;	     /* form fields that are not files (remove.bg route) */
 	int began;	     /* the body's calls have started */
-	char *body;	     /* a JSON request body */
-	json_t *json;	     /* ... parsed */
+	char *body;	     /* a JSON request body, or the image of a removal (raw_image) */
+	json_t *json;	     /* ... parsed (raw_image: the query's parameters) */
+	int raw_image;	     /* a removal whose body is the image itself */
 	/* work done off the connection's thread (http_work_start) */
 	struct MHD_Connection *conn;
 	enum { WORK_NONE, WORK_RUNNING, WORK_DONE } work;
@@ -154,10 +158,18 @@ enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const c
 /* Starts making what a Preview click for this image will ask for, in the
  * background, so that the click is a cache hit. */
 void http_precompute(struct http_server *s, const char *image_id, const char *size);
-enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag);
-/* Serves a stored object by name (ETag, 304 on If-None-Match, 404, 503). */
+/* The same when the request asks for it: ?precompute=preview|full, or the
+ * header Petcut-Precompute (an upload's, or a tus PATCH's that ends one). */
+void http_precompute_if_asked(struct MHD_Connection *c, struct req *r, const char *image_id);
+/* Answers 200 with the bytes of fd (its type sniffed), the ETag and
+ * Cache-Control immutable, plus headers: name and value pairs ending with
+ * NULL (NULL for none). */
+enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag,
+			      const char *const *headers);
+/* Serves a stored object by name (ETag, 304 on If-None-Match, 404, 503),
+ * with headers as http_reply_fd. */
 enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const char *ns, const char *id,
-				  const char *what);
+				  const char *what, const char *const *headers);
 
 /* Suspends the connection and runs fn(r) on a new thread, then resumes it:
  * the handler is called again with r->work == WORK_DONE. 0, or -1 if no
@@ -174,6 +186,18 @@ json_t *http_image_commit(struct req *r, const char *expect);
  * too_large (over the pixel limit), 415 not_an_image, 422 undecodable. */
 int http_probe_status(img_status st, const char **code);
 
+/* view.c: results sized for a screen */
+/* The format of a view: name ("webp", "avif", "png") when given, else from
+ * the request's Accept (AVIF where it names image/avif and this build
+ * writes it, else WebP, or PNG for a client that takes only PNG), with
+ * *negotiated set. 0, or -1 for a name that is not one of those. */
+int http_view_format(struct MHD_Connection *c, const char *name, enum img_format *fmt, int *negotiated);
+/* Answers result key at most max pixels on its longer side (never enlarged)
+ * in fmt, made from the stored result the first time: ETag, immutable, 304
+ * on If-None-Match, Petcut-Result-Id and (when given) Petcut-Image-Id, Vary:
+ * Accept when the format was negotiated. */
+enum MHD_Result http_reply_view(struct MHD_Connection *c, struct req *r, const char *key, int max,
+				enum img_format fmt, int negotiated, const char *image_id);
 /* tus.c: resumable uploads (tus 1.0) under DATA/uploads/ */
 int http_tus_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_tus_fini(struct http_server *s);

@@ -241,15 +241,18 @@ enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char
 
 /* ===== The upload route ===== */
 
-/* ?precompute=preview|full (or the header Petcut-Precompute): start the
- * removal the Preview click will ask for, in the background. */
-static void precompute_if_asked(struct MHD_Connection *c, struct req *r, json_t *image)
+void http_precompute_if_asked(struct MHD_Connection *c, struct req *r, const char *image_id)
 {
 	const char *what = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "precompute");
 	if (!what)
 		what = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Petcut-Precompute");
-	if (what && (!strcmp(what, "preview") || !strcmp(what, "full")))
-		http_precompute(r->srv, json_string_value(json_object_get(image, "id")), what);
+	if (what && image_id && (!strcmp(what, "preview") || !strcmp(what, "full")))
+		http_precompute(r->srv, image_id, what);
+}
+
+static void precompute_if_asked(struct MHD_Connection *c, struct req *r, json_t *image)
+{
+	http_precompute_if_asked(c, r, json_string_value(json_object_get(image, "id")));
 }
 
 enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
@@ -376,7 +379,15 @@ static const char *sniff_mime(int fd)
 	return "application/octet-stream";
 }
 
-enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag)
+/* Adds headers, name and value pairs ending with NULL (or none). */
+static void add_headers(struct MHD_Response *resp, const char *const *headers)
+{
+	for (; headers && headers[0] && headers[1]; headers += 2)
+		MHD_add_response_header(resp, headers[0], headers[1]);
+}
+
+enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag,
+			      const char *const *headers)
 {
 	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
 	if (!resp) {
@@ -386,6 +397,7 @@ enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, s
 	MHD_add_response_header(resp, "Content-Type", sniff_mime(fd));
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
+	add_headers(resp, headers);
 	return http_queue(c, r, 200, resp);
 }
 
@@ -396,17 +408,14 @@ static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, co
 {
 	struct http_server *s = r->srv;
 	char name[128], key[STORE_KEY_LEN + 1], etag[80];
-	unsigned char d[32];
 	size_t len;
 	int fd;
 
 	snprintf(name, sizeof name, "thumb:%s:%d:%s", id, max, img_format_ext(fmt));
-	EVP_Digest(name, strlen(name), d, NULL, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		snprintf(key + 2 * i, 3, "%02x", d[i]);
+	store_key_of(name, strlen(name), key);
 	snprintf(etag, sizeof etag, "\"%s\"", key);
 	if (store_get_fd(s->store, NS_THUMBS, key, &fd, &len) == STORE_OK)
-		return http_reply_fd(c, r, fd, len, etag);
+		return http_reply_fd(c, r, fd, len, etag, NULL);
 
 	void *orig = NULL, *out = NULL;
 	size_t olen = 0, outlen = 0;
@@ -430,7 +439,7 @@ static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, co
 		ret = http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
 		goto out;
 	}
-	ret = http_reply_fd(c, r, fd, len, etag);
+	ret = http_reply_fd(c, r, fd, len, etag, NULL);
 out:
 	free(orig);
 	free(out);
@@ -454,11 +463,11 @@ enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const ch
 						"max is 16 to 4096 and format one of webp, jpeg, png");
 		return get_thumbnail(c, r, id, (int)m, fmt);
 	}
-	return http_serve_object(c, r, NS_IMAGES, id, "image");
+	return http_serve_object(c, r, NS_IMAGES, id, "image", NULL);
 }
 
 enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const char *ns, const char *id,
-				  const char *what)
+				  const char *what, const char *const *headers)
 {
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
 	char etag[80];
@@ -469,8 +478,10 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 	snprintf(etag, sizeof etag, "\"%s\"", id);
 	if (inm && strstr(inm, id)) {
 		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		if (resp)
+		if (resp) {
 			MHD_add_response_header(resp, "ETag", etag);
+			add_headers(resp, headers);
+		}
 		return http_queue(c, r, 304, resp);
 	}
 	store_status st = store_get_fd(r->srv->store, ns, id, &fd, &len);
@@ -478,5 +489,5 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 		return http_reply_error(c, r, 404, "not_found", "no %s %s", what, id);
 	if (st != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	return http_reply_fd(c, r, fd, len, etag);
+	return http_reply_fd(c, r, fd, len, etag, headers);
 }

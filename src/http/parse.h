@@ -25,6 +25,8 @@
 #define REMOVE_MAX_OUTLINE 1000	 /* outline, pixels */
 #define REMOVE_MAX_MARGIN 10000	 /* margin, pixels or percent */
 #define REMOVE_MAX_FIT 20000	 /* each side of fit */
+#define VIEW_MIN_SIDE 16	 /* max: the longer side of a result sized for a screen */
+#define VIEW_MAX_SIDE 4096
 
 enum remove_source {
 	REMOVE_SOURCE_ID,     /* image_id, or an image_url of this store (/v1/images/ID) */
@@ -44,6 +46,9 @@ struct remove_params {
 	struct img_save_opts save;
 	char bg_image_id[STORE_KEY_LEN + 1]; /* render.bg == IMG_BG_IMAGE: a valid key */
 	char canonical[512];		  /* every parameter, in one order: the cache key's */
+	int view_max;			  /* max: an image answer is sized for a screen, this
+					     many pixels at most on its longer side; 0 = the
+					     result itself (not part of the result's key) */
 	/* the route's own, for batch requests (not set by parsing) */
 	struct gate *gate;
 	int *passed;
@@ -56,9 +61,23 @@ struct remove_params {
  * render.outline_px 0 to REMOVE_MAX_OUTLINE; render.margin a finite 0 to
  * REMOVE_MAX_MARGIN; fit_w and fit_h 0 to REMOVE_MAX_FIT; a background that
  * is an image has a valid bg_image_id; a JPEG result other than the mask
- * has an opaque background; canonical is whole (never cut short).
+ * has an opaque background; canonical is whole (never cut short); view_max
+ * is 0 or VIEW_MIN_SIDE to VIEW_MAX_SIDE.
  */
 int http_remove_parse(json_t *body, struct remove_params *p, char *why, size_t wl);
+
+/*
+ * Adds one query parameter of a removal whose body is the image itself
+ * (POST /v1/remove-background?size=preview&max=800 with Content-Type
+ * image/...) to body, the JSON object http_remove_parse then reads: the
+ * fields that are booleans there (crop, lossy, mask) take true, false, 1 or
+ * 0, those that are integers (outline, quality, max) decimal digits, the
+ * others the text as it is. Returns 0; 400 with why set when the key names
+ * the image (image, image_id, image_url: the body is the image), is given
+ * twice, or its value does not fit the field's type. Unknown keys are added
+ * as text, for http_remove_parse to refuse.
+ */
+int http_remove_query_field(json_t *body, const char *key, const char *value, char *why, size_t wl);
 
 /* Decodes standard base64 (or the part of a data: URL after its comma) into
  * a malloc'd buffer of *len bytes, at most 3/4 of the text's length. 0, or
@@ -159,7 +178,17 @@ int http_tus_check_patch(const struct tus_headers *h, struct tus_parsed *out, co
 #define CLIENT_MAX_BYTES_SENT 10000000000.0
 #define CLIENT_MAX_TRIES 100
 
+enum client_report_kind {
+	CLIENT_REPORT_UPLOAD, /* "kind":"upload" (the default): one upload's outcome */
+	CLIENT_REPORT_WAIT,   /* "kind":"wait": what the customer waited, pick to result on screen */
+};
+
 struct client_report {
+	enum client_report_kind kind;
+	/* _WAIT: pick to preview and pick to full result on screen, in ms,
+	 * each 0 to CLIENT_MAX_DURATION_MS or -1 when not measured (at least
+	 * one is); the upload fields below are then unset (NULL, 0) */
+	double preview_ms, full_ms;
 	const char *outcome; /* success, failure or cancelled */
 	const char *network; /* slow-2g, 2g, 3g, 4g or unknown */
 	const char *device;  /* phone, tablet, desktop or unknown */
@@ -169,7 +198,10 @@ struct client_report {
 	int resumable;
 };
 
-/* Reads a report (a JSON object): 0 with out filled, or 400 with why set. */
+/* Reads a report (a JSON object): 0 with out filled, or 400 with why set.
+ * An upload report has outcome, bytes and duration_ms (tries, resumable);
+ * a wait report ("kind":"wait") preview_ms, full_ms or both; both have
+ * network and device (default unknown), from their closed sets. */
 int http_client_report_parse(json_t *j, struct client_report *out, char *why, size_t wl);
 
 #endif

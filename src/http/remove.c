@@ -50,14 +50,6 @@
 
 /* ===== Set-up ===== */
 
-static void hex_sha256(const void *data, size_t len, char hex[STORE_KEY_LEN + 1])
-{
-	unsigned char d[32];
-	EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", d[i]);
-}
-
 static int file_sha256(const char *path, char hex[STORE_KEY_LEN + 1])
 {
 	unsigned char buf[1 << 16], d[32];
@@ -345,17 +337,23 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 	const char *id = NULL, *url = NULL, *b64 = NULL, *size = "preview", *format = "png", *bg = NULL;
 	const char *effect = NULL, *refine = "none", *color = "keep", *margin = NULL, *fit = NULL;
 	int crop = 0, lossy = 0, mask = 0;
-	json_int_t outline = 0, quality = 0; /* whole: an int would wrap 2^32 + 50 to 50 */
+	json_int_t outline = 0, quality = 0, max = 0; /* whole: an int would wrap 2^32 + 50 to 50 */
 	json_error_t err;
 
 	memset(p, 0, sizeof *p);
-	if (json_unpack_ex(j, &err, JSON_STRICT, "{s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?b,s?s,s?s,s?I,s?I,s?b,s?b,s?s}",
-			   "image_id", &id, "image_url", &url, "image", &b64, "size", &size, "format", &format, "bg",
-			   &bg, "effect", &effect, "refine", &refine, "crop", &crop, "margin", &margin, "fit", &fit,
-			   "outline", &outline, "quality", &quality, "lossy", &lossy, "mask", &mask, "color", &color)) {
+	if (json_unpack_ex(j, &err, JSON_STRICT,
+			   "{s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?b,s?s,s?s,s?I,s?I,s?b,s?b,s?s,s?I}", "image_id", &id,
+			   "image_url", &url, "image", &b64, "size", &size, "format", &format, "bg", &bg, "effect",
+			   &effect, "refine", &refine, "crop", &crop, "margin", &margin, "fit", &fit, "outline",
+			   &outline, "quality", &quality, "lossy", &lossy, "mask", &mask, "color", &color, "max", &max)) {
 		snprintf(why, wl, "bad field: %s", err.text);
 		return 400;
 	}
+	if (json_object_get(j, "max") && (max < VIEW_MIN_SIDE || max > VIEW_MAX_SIDE)) {
+		snprintf(why, wl, "max is %d to %d pixels", VIEW_MIN_SIDE, VIEW_MAX_SIDE);
+		return 400;
+	}
+	p->view_max = (int)max;
 	if (!!id + !!url + !!b64 != 1) {
 		snprintf(why, wl, "give exactly one of image_id, image_url, image");
 		return 400;
@@ -459,6 +457,52 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 		 p->render.color[2], p->render.color[3], p->bg_image_id, p->render.crop, p->render.margin,
 		 p->render.margin_percent ? "%" : "", p->render.fit_w, p->render.fit_h, p->render.effect,
 		 p->render.outline_px, p->save.format, p->save.quality, p->save.lossy, p->save.color);
+	return 0;
+}
+
+int http_remove_query_field(json_t *body, const char *key, const char *value, char *why, size_t wl)
+{
+	static const char *const booleans[] = {"crop", "lossy", "mask"};
+	static const char *const integers[] = {"outline", "quality", "max"};
+	json_t *v = NULL;
+
+	if (!strcmp(key, "image") || !strcmp(key, "image_id") || !strcmp(key, "image_url")) {
+		snprintf(why, wl, "the image is the request's body: no %s", key);
+		return 400;
+	}
+	if (json_object_get(body, key)) {
+		snprintf(why, wl, "%s is given twice", key);
+		return 400;
+	}
+	if (!value)
+		value = "";
+	for (size_t i = 0; i < sizeof booleans / sizeof *booleans && !v; i++)
+		if (!strcmp(key, booleans[i])) {
+			if (strcmp(value, "true") && strcmp(value, "1") && strcmp(value, "false") && strcmp(value, "0")) {
+				snprintf(why, wl, "%s is true or false", key);
+				return 400;
+			}
+			v = json_boolean(!strcmp(value, "true") || !strcmp(value, "1"));
+		}
+	for (size_t i = 0; i < sizeof integers / sizeof *integers && !v; i++)
+		if (!strcmp(key, integers[i])) {
+			json_int_t n = 0;
+			const char *d = value;
+			for (; *d >= '0' && *d <= '9'; d++)
+				if (n <= 1000000) /* no wrap: a huge number stays huge, for the range check */
+					n = n * 10 + (*d - '0');
+			if (!*value || *d) {
+				snprintf(why, wl, "%s is a whole number", key);
+				return 400;
+			}
+			v = json_integer(n);
+		}
+	if (!v)
+		v = json_string(value);
+	if (!v || json_object_set_new(body, key, v)) {
+		snprintf(why, wl, "%s is not UTF-8 text", key);
+		return 400;
+	}
 	return 0;
 }
 
@@ -585,7 +629,7 @@ static int get_mask(struct http_server *s, struct remove_params *p, const struct
 	/* the precision changes the mask a little: it is part of the name */
 	snprintf(name, sizeof name, "mask|v1|%s|%s|%s|%d", p->image_id, s->model_id, s->precision_key,
 		 p->side);
-	hex_sha256(name, strlen(name), key);
+	store_key_of(name, strlen(name), key);
 	int lead;
 	for (;;) { /* stored, or being made by another request: wait for it */
 		if (store_get(s->store, NS_MASKS, key, &buf, &len) == STORE_OK) {
@@ -680,6 +724,7 @@ static int finish(struct outcome *o, const char *key, json_t *meta, int cached, 
 	char url[96];
 	snprintf(url, sizeof url, "/v1/results/%s", key);
 	json_object_set_new(meta, "result_id", json_string(key));
+	json_object_set_new(meta, "image_id", json_string(o->image_id));
 	json_object_set_new(meta, "url", json_string(url));
 	json_object_set_new(meta, "cached", json_boolean(cached));
 	json_object_set_new(meta, "timings", timings);
@@ -719,9 +764,11 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				"%s", why);
 	if (!s->batcher)
 		return fail_out(o, 503, "model_unavailable", "no model is loaded");
+	memcpy(o->image_id, p.image_id, sizeof o->image_id);
+	o->view_max = p.view_max;
 	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->model_id, s->precision_key,
 		 p.canonical);
-	hex_sha256(name, strlen(name), key);
+	store_key_of(name, strlen(name), key);
 
 	/* a result made before (here or by another instance), or being made by
 	 * an identical request */
@@ -838,23 +885,54 @@ out:
 }
 
 
-/* Answers a single removal: the JSON, or with an Accept of image/ANY the bytes. */
+/* Answers a single removal: the JSON, or with an Accept of image/ANY the
+ * image: the result itself, or with max a view of it sized for a screen. */
 static enum MHD_Result reply_outcome(struct MHD_Connection *c, struct req *r, struct outcome *o)
 {
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	const char *headers[] = {"Petcut-Result-Id", o->key, "Petcut-Image-Id", o->image_id, NULL};
 	char etag[80];
 	size_t len;
-	int fd;
+	int fd, negotiated;
+	enum img_format fmt;
 
 	if (o->status != 200)
 		return http_reply_error(c, r, o->status, o->code, "%s", o->msg);
 	if (!accept || strncasecmp(accept, "image/", 6))
 		return http_reply_json(c, r, 200, o->result);
 	json_decref(o->result);
+	if (o->view_max) {
+		http_view_format(c, NULL, &fmt, &negotiated);
+		return http_reply_view(c, r, o->key, o->view_max, fmt, negotiated, o->image_id);
+	}
 	snprintf(etag, sizeof etag, "\"%s\"", o->key);
 	if (store_get_fd(r->srv->store, NS_RESULTS, o->key, &fd, &len) != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	return http_reply_fd(c, r, fd, len, etag);
+	return http_reply_fd(c, r, fd, len, etag, headers);
+}
+
+/* A removal whose body is the image itself: its parameters are checked,
+ * then the image is stored as an upload would be, then removed as by id. */
+static void run_raw(struct http_server *s, struct req *r)
+{
+	struct remove_params p;
+	char why[300];
+	char id[STORE_KEY_LEN + 1];
+	int status = http_remove_parse(r->json, &p, why, sizeof why);
+
+	if (!status)
+		status = store_bytes(s, (const unsigned char *)r->body, r->body_len, id, why, sizeof why);
+	if (status) {
+		fail_out(&r->out, status,
+			 status == 413	 ? "too_large"
+			 : status == 415 ? "not_an_image"
+			 : status == 422 ? "undecodable"
+			 : status == 503 ? "storage_unavailable"
+					 : "bad_request",
+			 "%s", why);
+		return;
+	}
+	http_remove_run(s, r->json, NULL, NULL, &r->out);
 }
 
 static void batch_run(struct http_server *srv, json_t *body, struct outcome *o);
@@ -864,6 +942,8 @@ static void remove_work(struct req *r)
 {
 	if (r->route == ROUTE_REMOVE_BATCH)
 		batch_run(r->srv, r->json, &r->out);
+	else if (r->raw_image)
+		run_raw(r->srv, r);
 	else
 		http_remove_run(r->srv, r->json, NULL, NULL, &r->out);
 }
@@ -935,12 +1015,34 @@ static void batch_run(struct http_server *srv, json_t *body, struct outcome *o)
 	o->result = json_pack("{s:o}", "results", results);
 }
 
+/* The query's parameters, for a removal whose body is the image. */
+struct query {
+	json_t *body;
+	int status;
+	char why[200];
+};
+
+static enum MHD_Result query_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query *q = cls;
+	if (!q->status)
+		q->status = http_remove_query_field(q->body, key, value, q->why, sizeof q->why);
+	return MHD_YES;
+}
+
+/* Whether a Content-Type says the body is an image (image/..., or bytes). */
+static int is_image_type(const char *type)
+{
+	return type && (!strncasecmp(type, "image/", 6) || !strncasecmp(type, "application/octet-stream", 24));
+}
+
 enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
 {
-	if (*size) { /* gather the JSON body */
+	if (*size) { /* gather the body: JSON, or the image itself */
 		if (!r->error_status) {
 			char *b;
-			if (r->body_len + *size > MAX_BODY) {
+			size_t limit = r->raw_image ? r->srv->cfg.max_upload_bytes : MAX_BODY;
+			if (r->body_len + *size > limit) {
 				r->error_status = 413;
 			} else if (!(b = realloc(r->body, r->body_len + *size + 1))) {
 				r->error_status = 503;
@@ -955,6 +1057,8 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 	}
 	if (!r->began) { /* the first call: headers only */
 		r->began = 1;
+		r->raw_image = r->route == ROUTE_REMOVE &&
+			       is_image_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"));
 		return MHD_YES;
 	}
 	if (r->error_status)
@@ -969,6 +1073,27 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 	}
 	if (r->work == WORK_RUNNING)
 		return MHD_YES;
+	if (r->raw_image) { /* the parameters are in the query */
+		struct query q = {.body = json_object()};
+		if (!r->body_len) {
+			json_decref(q.body);
+			return http_reply_error(c, r, 400, "bad_request", "the body is the image, and it is empty");
+		}
+		if (q.body)
+			MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_field, &q);
+		if (!q.body || q.status) {
+			json_decref(q.body);
+			return q.body ? http_reply_error(c, r, 400, "bad_request", "%s", q.why)
+				      : http_reply_error(c, r, 503, "overloaded", "out of memory");
+		}
+		char id[STORE_KEY_LEN + 1];
+		store_key_of(r->body, r->body_len, id);
+		json_object_set_new(q.body, "image_id", json_string(id));
+		r->json = q.body;
+		if (http_work_start(c, r, remove_work))
+			return http_reply_error(c, r, 503, "overloaded", "cannot start the work");
+		return MHD_YES;
+	}
 	json_error_t err;
 	json_t *body = r->body ? json_loadb(r->body, r->body_len, 0, &err) : NULL;
 	if (!body)
@@ -1036,7 +1161,23 @@ skip:
 
 enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id)
 {
+	const char *max = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "max");
+	const char *format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+	const char *headers[] = {"Petcut-Result-Id", id, NULL};
+	enum img_format fmt;
+	int negotiated;
+
 	if (!store_key_valid(id))
 		return http_reply_error(c, r, 400, "bad_id", "a result id is 64 lowercase hex characters");
-	return http_serve_object(c, r, NS_RESULTS, id, "result");
+	if (!max && !format)
+		return http_serve_object(c, r, NS_RESULTS, id, "result", headers);
+	/* sized for a screen: ?max=N (default 1024), ?format=webp|avif|png
+	 * (default from Accept) */
+	char *end = NULL;
+	long m = max ? strtol(max, &end, 10) : 1024;
+	if ((max && (end == max || *end || m < VIEW_MIN_SIDE || m > VIEW_MAX_SIDE)) ||
+	    http_view_format(c, format, &fmt, &negotiated))
+		return http_reply_error(c, r, 400, "bad_parameter", "max is %d to %d and format one of webp, avif, png",
+					VIEW_MIN_SIDE, VIEW_MAX_SIDE);
+	return http_reply_view(c, r, id, (int)m, fmt, negotiated, NULL);
 }

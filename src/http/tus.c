@@ -896,8 +896,10 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 	}
 	add_u64(resp, "Upload-Offset", offset);
 	add_expires(resp, r->srv, time(NULL));
-	if (image)
+	if (image) {
 		add_image(resp, json_string_value(json_object_get(image, "id")));
+		http_precompute_if_asked(c, r, json_string_value(json_object_get(image, "id")));
+	}
 	json_decref(image);
 	patch_free(r);
 	ret = http_queue(c, r, 204, resp);

@@ -117,6 +117,16 @@ static void avif_probe(void)
 	vips_error_clear();
 }
 
+int img_format_writable(enum img_format fmt)
+{
+	if ((unsigned)fmt >= sizeof encoders / sizeof encoders[0])
+		return 0;
+	if (fmt != IMG_FORMAT_AVIF)
+		return 1;
+	pthread_once(&avif_once, avif_probe);
+	return avif_ok;
+}
+
 /* ===== Preparing ===== */
 
 /* Makes *ready, the image as the format and options want it (a new

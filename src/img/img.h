@@ -120,6 +120,10 @@ int img_format_parse(const char *name, enum img_format *fmt);
  * "avif"). */
 const char *img_format_ext(enum img_format fmt);
 
+/* Whether this build can write fmt (AVIF needs libheif with an AV1
+ * encoder); 1 or 0. */
+int img_format_writable(enum img_format fmt);
+
 /* =====================================================================
  * The full pipeline (issue: image pipeline). Sections are implemented in
  * the file named in their banner.

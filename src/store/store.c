@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "store/store_int.h"
 
 struct store {
@@ -60,6 +62,19 @@ const char *store_strerror(store_status st)
 }
 
 /* ===== Names ===== */
+
+void store_key_of(const void *data, size_t len, char key[STORE_KEY_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char d[32];
+
+	EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++) {
+		key[2 * i] = hex[d[i] >> 4];
+		key[2 * i + 1] = hex[d[i] & 15];
+	}
+	key[STORE_KEY_LEN] = 0;
+}
 
 int store_key_valid(const char *key)
 {

@@ -69,6 +69,11 @@ const char *store_strerror(store_status st);
 /* True if key is 64 lowercase hex characters. */
 int store_key_valid(const char *key);
 
+/* The key of len bytes: their SHA-256 in lowercase hex. Content is stored
+ * under this key, and derived objects under the key of a text naming what
+ * they derive from. */
+void store_key_of(const void *data, size_t len, char key[STORE_KEY_LEN + 1]);
+
 /* Opens a store: "fs:DIR" or a folder path (created if missing; the
  * temporary files of puts whose process died are removed), or
  * "s3://BUCKET[/PREFIX]" (no request is made yet). */

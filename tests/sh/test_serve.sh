@@ -147,6 +147,38 @@ PY
 	{ grep -q 'petcut_inference{what="batches"} 5' "$tmp/body" &&
 		grep -q 'petcut_cache_requests_total{kind="result",outcome="hit"} 12' "$tmp/body"; }; verdict $? "metrics: 5 forward passes for all of that, cache hits counted (1 + 9 after waiting + 1 + 1)"
 
+	# the preview in one round trip: the image is the body, the options the
+	# query, the answer the cut-out sized for a screen
+	vips thumbnail "$photo" "$tmp/proxy.jpg[Q=80]" 340 >/dev/null 2>&1
+	psha=$(sha256sum "$tmp/proxy.jpg" | cut -d' ' -f1)
+	pv() { curl -s -o "$tmp/body" -D "$tmp/pvh" -w '%{http_code}' -H "Content-Type: ${2:-image/jpeg}" -H "Accept: ${3:-image/webp}" \
+		--data-binary @"${4:-$tmp/proxy.jpg}" "$A/v1/remove-background?$1"; }
+	hv() { sed -n "s/^$1: //Ip" "$tmp/pvh" | tr -d '\r'; }
+	{ [ "$(pv 'size=preview&max=200&bg=white')" = 200 ] && [ "$(head -c 4 "$tmp/body")" = RIFF ] &&
+		[ "$(hv Petcut-Image-Id)" = "$psha" ] && [ -n "$(hv Petcut-Result-Id)" ] && [ "$(hv Vary)" = Accept ] &&
+		[ "$(vipsheader -f width "$tmp/body")" = 200 ]; }; verdict $? "an image body (a proxy): 200 with the cut-out as a WebP 200 px wide, Petcut-Image-Id its SHA-256"
+	prid=$(hv Petcut-Result-Id)
+	{ [ "$(req "$A/v1/images/$psha")" = 200 ] && cmp -s "$tmp/body" "$tmp/proxy.jpg"; }; verdict $? "... the proxy is stored under its SHA-256, as an upload"
+	{ [ "$(pv 'size=preview&max=200&bg=white' image/jpeg 'image/avif,image/webp,*/*')" = 200 ] &&
+		[ "$(head -c 12 "$tmp/body" | tail -c 4)" = avif ] && [ "$(hv Petcut-Result-Id)" = "$prid" ]; }; verdict $? "... Accept naming image/avif: the same result as AVIF"
+	{ [ "$(req "$A/v1/results/$prid")" = 200 ] && [ "$(head -c 4 "$tmp/body" | tail -c 3)" = PNG ] &&
+		[ "$(vipsheader -f width "$tmp/body")" = 340 ]; }; verdict $? "... and the result itself stays the full-size PNG"
+	{ [ "$(rb "{\"image_id\":\"$psha\",\"size\":\"preview\",\"bg\":\"white\"}")" = 200 ] && [ "$(field "['result_id']")" = "$prid" ] &&
+		[ "$(field "['cached']")" = True ] && [ "$(field "['image_id']")" = "$psha" ]; }; verdict $? "... the same removal by the proxy's id: the cached result"
+	curl -s -o "$tmp/body" -D "$tmp/pvh" -H 'Accept: image/webp' "$A/v1/results/$prid?max=120"
+	{ [ "$(head -c 4 "$tmp/body")" = RIFF ] && [ "$(vipsheader -f width "$tmp/body")" = 120 ] && grep -qi '^Cache-Control: .*immutable' "$tmp/pvh" &&
+		etag=$(hv ETag) && [ -n "$etag" ] && [ "$(req -H "If-None-Match: $etag" "$A/v1/results/$prid?max=120")" = 304 ]; }; verdict $? "GET /v1/results/ID?max=120: a WebP 120 px wide, immutable, 304 on its ETag"
+	{ [ "$(req "$A/v1/results/$prid?max=9000")" = 400 ] && [ "$(req "$A/v1/results/$prid?format=jpeg")" = 400 ] &&
+		[ "$(req "$A/v1/results/$prid?max=12x")" = 400 ]; }; verdict $? "... a max out of 16-4096 or a format without alpha: 400"
+	{ [ "$(pv 'max=10')" = 400 ] && [ "$(pv "image_id=$sha")" = 400 ] && [ "$(pv 'crop=yes')" = 400 ] && [ "$(pv 'size=preview&size=full')" = 400 ] &&
+		[ "$(pv 'quality=99999999999999999999999')" = 400 ] && [ "$(pv 'colour=red')" = 400 ] &&
+		[ "$(field "['error']['code']")" = bad_request ]; }; verdict $? "an image body with bad options (max 10, image_id, crop=yes, size twice, a huge quality, an unknown key): 400 JSON"
+	printf 'not a photo at all' >"$tmp/notphoto"
+	{ [ "$(pv 'size=preview' image/jpeg image/webp "$tmp/notphoto")" = 415 ] && [ "$(pv 'size=preview' image/jpeg image/webp /dev/null)" = 400 ] &&
+		[ "$(req "$A/v1/images/$(sha256sum "$tmp/notphoto" | cut -d' ' -f1)")" = 404 ]; }; verdict $? "... a body that is no image: 415, an empty one 400, and nothing stored"
+	{ [ "$(pv 'size=full' image/jpeg application/json)" = 200 ] && [ "$(field "['image_id']")" = "$psha" ] &&
+		[ "$(field "['width']")" = 340 ]; }; verdict $? "an image body with Accept: application/json: the JSON answer"
+
 	# the quality guard: a photo the network is unsure about is rerun at fp32
 	ghost=$BUILD/testdata/hard/ghost.png
 	if [ ! -s "$ghost" ]; then

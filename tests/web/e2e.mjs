@@ -76,7 +76,7 @@ const proxy = {
 	log: [],		// {method, path, t, end, bytes, status, headers}
 	fail: [],		// {method, path, status, left}: answer instead of forwarding
 	holdMs: 0,		// wait this long before forwarding an upload
-	holdResultMs: 0,	// wait this long before forwarding the next GET of a result
+	holdRemoveMs: 0,	// wait this long before forwarding the next POST /v1/remove-background
 	inflight: 0,
 	maxInflight: 0,
 	drop: null,		// {atBytes, onDrop, dropped, sent}: cut a PATCH stream
@@ -90,7 +90,7 @@ const server = http.createServer(async (req, res) => {
 		res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
 		return res.end(fs.readFileSync(f));
 	}
-	const entry = { method: req.method, path: u.pathname, t: Date.now(), bytes: 0, headers: req.headers };
+	const entry = { method: req.method, path: u.pathname, query: u.search, t: Date.now(), bytes: 0, headers: req.headers };
 	proxy.log.push(entry);
 	const rule = proxy.fail.find((f) => f.method === req.method && f.path === u.pathname && f.left > 0);
 	if (rule) {
@@ -104,9 +104,9 @@ const server = http.createServer(async (req, res) => {
 		});
 		return;
 	}
-	if (proxy.holdResultMs && req.method === 'GET' && u.pathname.startsWith('/v1/results/')) {
-		const ms = proxy.holdResultMs;
-		proxy.holdResultMs = 0;
+	if (proxy.holdRemoveMs && req.method === 'POST' && u.pathname === '/v1/remove-background') {
+		const ms = proxy.holdRemoveMs;
+		proxy.holdRemoveMs = 0;
 		req.pause();
 		await sleep(ms);
 	}
@@ -454,14 +454,15 @@ await step('preview', async () => {
 		const a = (x, y) => ctx.getImageData(x, y, 1, 1).data[3];
 		const full = await (await fetch(petcut.uploader.url('/v1/remove-background'), { method: 'POST', headers: { 'Content-Type': 'application/json' },
 			body: JSON.stringify({ image_id: petcut.uploader.slots.find((s) => s.file.name === 'chelsea.jpg').imageId, size: 'full' }) })).json();
+		const k = c.width / full.width; // the screen's copy may be smaller
 		const [bx, by, bw, bh] = full.bbox;
 		return { w: c.width, h: c.height, corners: [a(0, 0), a(c.width - 1, 0), a(0, c.height - 1), a(c.width - 1, c.height - 1)],
-			centre: a(Math.floor(bx + bw / 2), Math.floor(by + bh / 2)), bbox: full.bbox, src: img.src };
+			centre: a(Math.floor((bx + bw / 2) * k), Math.floor((by + bh / 2) * k)), bbox: full.bbox, url: full.url };
 	});
 	check('the result is transparent in a corner and opaque at the subject\'s centre',
 		Math.min(...px.corners) <= 5 && px.centre >= 250, `corners ${px.corners}, centre ${px.centre} (bbox ${px.bbox}), ${px.w}x${px.h}`);
 	const dl = await page.evaluate(() => ({ href: document.getElementById('download').href, off: document.getElementById('download').getAttribute('aria-disabled') }));
-	check('the download link points at the result', dl.off === 'false' && dl.href === px.src, JSON.stringify(dl));
+	check('the download link points at the full-resolution result', dl.off === 'false' && new URL(dl.href).pathname === px.url, JSON.stringify(dl));
 	await page.screenshot({ path: path.join(SHOTS, 'desktop.png') });
 	check('desktop screenshot saved', fs.statSync(path.join(SHOTS, 'desktop.png')).size > 10000);
 
@@ -490,15 +491,15 @@ await step('preview', async () => {
 		y.size === 'full' && y.opaque === 1 && y.colour > 0.05, `${(100 * y.colour).toFixed(1)} % #ffcc00, ${(100 * y.opaque).toFixed(1)} % opaque`);
 	await page.screenshot({ path: path.join(SHOTS, 'desktop-sticker.png') });
 
-	// the preview's image arrives after the full size's: the full size stays up
+	// the preview's answer is slow: the full size still ends up on the stage
 	await page.selectOption('#effect', 'popart');
-	proxy.holdResultMs = 1500;
+	proxy.holdRemoveMs = 1500;
 	await page.click('#preview');
 	await page.waitForFunction(() => /Done/.test(document.getElementById('message').textContent), null, { timeout: 90000 });
 	await sleep(2000);
 	const late = await page.evaluate(() => ({ size: document.getElementById('result')?.dataset.size, spinner: !!document.querySelector('.spinner'),
 		message: document.getElementById('message').textContent }));
-	check('when the preview\'s image loads after the full size\'s, the full size stays up and no spinner is left',
+	check('when the preview\'s answer is slow, the full size ends up on the stage and no spinner is left',
 		late.size === 'full' && !late.spinner && /^Done/.test(late.message), JSON.stringify(late));
 	await context.close();
 
@@ -514,6 +515,58 @@ await step('preview', async () => {
 	await m.context.close();
 });
 
+// ===== 6b. The preview does not wait for the upload =====
+
+// A mild phone link, emulated by Chromium (DevTools' throttling): 100 ms
+// latency, 1.5 MB/s down, 300 KB/s up, so the 2000 px upload takes seconds.
+await step('instant preview', async () => {
+	if (!ready) { console.log('# skip the instant preview: the server has no model'); return; }
+	if (!have('o6.jpg')) { console.log('# skip the instant preview: build/testdata/phone/o6.jpg is missing'); return; }
+	const { page, context } = await newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+	await page.goto(`${P}/?auto=1`);
+	const cdp = await context.newCDPSession(page);
+	await cdp.send('Network.enable');
+	await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 100, downloadThroughput: 1500000, uploadThroughput: 300000 });
+	const start = proxy.log.length;
+	await page.setInputFiles('#file', fixtures['o6.jpg']);
+	await page.waitForSelector('#result[data-size="preview"]', { timeout: 60000 });
+	const atPreview = await page.evaluate(() => ({ status: petcut.uploader.slots[0].status,
+		at: performance.timeOrigin + petcut.events.find((e) => e.type === 'result').t }));
+	await page.waitForSelector('#result[data-size="full"]', { timeout: 90000 });
+	await page.waitForFunction(() => /Done/.test(document.getElementById('message').textContent), null, { timeout: 30000 });
+	const r = await page.evaluate(() => {
+		const slot = petcut.uploader.slots[0];
+		const done = petcut.events.find((e) => e.type === 'done');
+		const shown = petcut.events.filter((e) => e.type === 'result').map((e) => ({ size: e.size, t: e.t }));
+		const img = document.getElementById('result');
+		return { id: slot.imageId, proxyId: slot.proxyId, waits: slot.waits, doneT: done?.t, shown, w: img.naturalWidth, h: img.naturalHeight,
+			href: document.getElementById('download').href };
+	});
+	const log = proxy.log.slice(start);
+	const sentBefore = log.filter((e) => e.t <= atPreview.at).reduce((n, e) => n + e.bytes, 0);
+	const proxyPost = log.find((e) => e.path === '/v1/remove-background' && /^image\//.test(e.headers['content-type'] || ''));
+	const upload = log.find((e) => e.method === 'POST' && (e.path === '/v1/images' || e.path === '/v1/uploads'));
+	check('the preview is on screen before the full upload has finished',
+		atPreview.status !== 'done' && r.shown[0]?.size === 'preview' && r.doneT > r.shown[0].t && upload && proxyPost && proxyPost.end <= upload.t,
+		`slot ${atPreview.status} at the preview; preview at ${Math.round(r.shown[0]?.t)} ms, upload done at ${Math.round(r.doneT)} ms`);
+	check(`... from a small proxy (${proxyPost?.bytes} bytes, ${sentBefore} bytes sent in all before it showed)`,
+		proxyPost && proxyPost.bytes <= 60000 && sentBefore <= 62000 && /^\?(.*&)?size=preview/.test(proxyPost.query) && r.proxyId && r.proxyId !== r.id);
+	check(`the page measured its waits (preview ${Math.round(r.waits.preview)} ms, full ${Math.round(r.waits.full)} ms)`,
+		r.waits.preview > 0 && r.waits.full > r.waits.preview);
+	// the download is the full-resolution file, byte for byte what the API gives
+	const api = await fetch(`${SERVER}/v1/remove-background`, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'image/png' },
+		body: JSON.stringify({ image_id: r.id, size: 'full', format: 'png' }) });
+	const apiBytes = Buffer.from(await api.arrayBuffer());
+	const dlBytes = Buffer.from(await (await fetch(new URL(new URL(r.href).pathname, SERVER))).arrayBuffer());
+	const dlFile = path.join(TMP, 'download.png');
+	fs.writeFileSync(dlFile, dlBytes);
+	const dw = Number(execFileSync('vipsheader', ['-f', 'width', dlFile], { encoding: 'utf8' }));
+	check(`the downloaded full-resolution file (${dw} px wide, ${dlBytes.length} bytes) equals the API's answer byte for byte`,
+		api.status === 200 && dlBytes.length > 0 && sha256(dlBytes) === sha256(apiBytes) && dw >= 1400);
+	check(`the screen shows a copy sized for its box (${r.w}x${r.h}), not the ${dw} px file`, r.w > 0 && Math.max(r.w, r.h) <= 390 * 2 * 1.5 && r.w < dw);
+	await context.close();
+});
+
 // ===== 7. The README's example =====
 
 await step('readme example', async () => {
@@ -525,7 +578,7 @@ await step('readme example', async () => {
 	const start = proxy.log.length;
 	await page.goto(`${SHOP}/`);
 	await page.setInputFiles('#photo', fixtures['chelsea.jpg']);
-	await page.waitForFunction(() => /\/v1\/results\/[0-9a-f]{64}$/.test(document.getElementById('cutout').src) &&
+	await page.waitForFunction(() => document.getElementById('cutout').dataset.size === 'full' &&
 		document.getElementById('cutout').complete && document.getElementById('cutout').naturalWidth > 0, null, { timeout: 90000 });
 	const r = await page.evaluate(async () => {
 		const img = document.getElementById('cutout');
@@ -555,6 +608,11 @@ await step('client metrics', async () => {
 	check(`the module reported its uploads to /v1/client-metrics (${ok} successes, ${bad} failure, ${hist} timed)`, ok >= 8 && bad >= 1 && hist === ok);
 	if (ready) check('... with the phone\'s labelled as such', count(/^petcut_client_uploads_total\{network="[a-z0-9-]+",device="phone",outcome="success"\}/) >= 1);
 	check('retries reported', count(/^petcut_client_upload_retries_total\{/) >= 2);
+	if (ready) {
+		const pv = count(/^petcut_client_pick_to_preview_seconds_count\{network="[a-z0-9-]+",device="(phone|desktop)"\}/);
+		const fl = count(/^petcut_client_pick_to_full_seconds_count\{network="[a-z0-9-]+",device="(phone|desktop)"\}/);
+		check(`the waits for the preview and the full result are in /metrics (${pv} and ${fl})`, pv >= 3 && fl >= 3);
+	}
 });
 
 check('no errors in the pages', pageErrors.length === 0, pageErrors.join(' | '));

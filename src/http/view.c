@@ -1,0 +1,114 @@
+/*
+ * view.c - results sized for a screen.
+ *
+ * A view is a stored result at most N pixels on its longer side, in a
+ * compact format that keeps the alpha: WebP, or AVIF for a client whose
+ * Accept names image/avif (PNG when asked for by name). It is made once from
+ * the result and kept in the store under the key of "view|v1|RESULT|N|FMT",
+ * so it is as immutable as the result; the full-resolution result is never
+ * touched. A page shows a view in its box and downloads the result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+
+#define NS_RESULTS "res"
+#define NS_VIEWS "view"
+#define VIEW_QUALITY 80 /* lossy colours; the alpha stays lossless (sharp edges) */
+
+/* Whether an Accept header takes type: named in it with a q above 0. */
+static int accepts(const char *accept, const char *type)
+{
+	size_t tl = strlen(type);
+
+	for (const char *p = accept; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *end = p + strcspn(p, ",");
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *name_end = semi ? semi : end;
+		while (name_end > p && (name_end[-1] == ' ' || name_end[-1] == '\t'))
+			name_end--;
+		if ((size_t)(name_end - p) == tl && !strncasecmp(p, type, tl)) {
+			const char *q = semi ? strstr(semi, "q=") : NULL;
+			return !(q && q < end && strtod(q + 2, NULL) <= 0);
+		}
+		p = end;
+	}
+	return 0;
+}
+
+int http_view_format(struct MHD_Connection *c, const char *name, enum img_format *fmt, int *negotiated)
+{
+	*negotiated = !name;
+	if (name)
+		return img_format_parse(name, fmt) || *fmt == IMG_FORMAT_JPEG || !img_format_writable(*fmt) ? -1 : 0;
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	*fmt = IMG_FORMAT_WEBP;
+	if (!accept)
+		return 0;
+	if (accepts(accept, "image/avif") && img_format_writable(IMG_FORMAT_AVIF))
+		*fmt = IMG_FORMAT_AVIF;
+	else if (!accepts(accept, "image/webp") && !accepts(accept, "image/*") && !accepts(accept, "*/*") &&
+		 accepts(accept, "image/png"))
+		*fmt = IMG_FORMAT_PNG;
+	return 0;
+}
+
+/* Makes the view vkey of result key: 0, or an HTTP status with why set. */
+static int make_view(struct http_server *s, const char *key, int max, enum img_format fmt, const char *vkey,
+		     char *why, size_t wl)
+{
+	struct img_load_opts lo = {.max_pixels = s->cfg.max_pixels};
+	struct img_save_opts so = {.format = fmt, .quality = VIEW_QUALITY, .lossy = 1, .color = IMG_COLOR_SRGB};
+	struct img *im = NULL, *small = NULL;
+	void *buf = NULL, *out = NULL;
+	size_t len = 0, outlen = 0;
+	int status = 0;
+
+	store_status st = store_get(s->store, NS_RESULTS, key, &buf, &len);
+	if (st != STORE_OK) {
+		snprintf(why, wl, st == STORE_NOT_FOUND ? "no result %s" : "the store cannot be read", key);
+		return st == STORE_NOT_FOUND ? 404 : 503;
+	}
+	if (img_load_buffer_opts(buf, len, &lo, &im) != IMG_OK || img_thumbnail(im, max, &small) != IMG_OK ||
+	    img_encode(small, &so, &out, &outlen) != IMG_OK) {
+		snprintf(why, wl, "%s", img_errmsg());
+		status = 422;
+	} else if (store_put_buffer(s->store, NS_VIEWS, vkey, out, outlen, NULL, NULL) != STORE_OK) {
+		snprintf(why, wl, "the store cannot be written");
+		status = 503;
+	}
+	free(buf);
+	free(out);
+	img_free(im);
+	img_free(small);
+	return status;
+}
+
+enum MHD_Result http_reply_view(struct MHD_Connection *c, struct req *r, const char *key, int max,
+				enum img_format fmt, int negotiated, const char *image_id)
+{
+	struct http_server *s = r->srv;
+	char name[160], vkey[STORE_KEY_LEN + 1], why[300];
+	size_t len;
+	int status;
+	const char *headers[] = {"Petcut-Result-Id", key, image_id ? "Petcut-Image-Id" : NULL, image_id,
+				 NULL, NULL, NULL};
+
+	if (negotiated) /* the next free pair: the answer depends on Accept */
+		headers[image_id ? 4 : 2] = "Vary", headers[image_id ? 5 : 3] = "Accept";
+	snprintf(name, sizeof name, "view|v1|%s|%d|%s", key, max, img_format_ext(fmt));
+	store_key_of(name, strlen(name), vkey);
+	if (store_head(s->store, NS_VIEWS, vkey, &len) != STORE_OK &&
+	    (status = make_view(s, key, max, fmt, vkey, why, sizeof why)))
+		return http_reply_error(c, r, status,
+					status == 404	? "not_found"
+					: status == 503 ? "storage_unavailable"
+							: "unencodable",
+					"%s", why);
+	return http_serve_object(c, r, NS_VIEWS, vkey, "result", headers);
+}
