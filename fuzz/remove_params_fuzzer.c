@@ -7,6 +7,11 @@
  * an image in base64 is decoded as the route would. Anything else aborts,
  * so the fuzzer finds wrong answers as well as crashes.
  *
+ * Bytes that start with '?' are a query string instead ("k=v&k=v", as the
+ * route gets a removal whose body is the image): each pair goes through
+ * http_remove_query_field, and a query it takes whole is parsed as above,
+ * its booleans and integers being what the text said.
+ *
  * Built with libFuzzer by `make fuzz`, and with replay.c as a plain program
  * that `make test` runs over the committed corpus.
  */
@@ -61,6 +66,8 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	/* the integers given are the integers used (no silent wrap-around) */
 	CHECK(int_field(body, "quality", 0) == p->save.quality);
 	CHECK(int_field(body, "outline", 0) == p->render.outline_px);
+	CHECK(int_field(body, "max", 0) == p->view_max);
+	CHECK(p->view_max == 0 || (p->view_max >= VIEW_MIN_SIDE && p->view_max <= VIEW_MAX_SIDE));
 	const char *fit = json_string_value(json_object_get(body, "fit"));
 	long long fw, fh;
 	if (fit && sscanf(fit, "%lldx%lld", &fw, &fh) == 2)
@@ -94,9 +101,53 @@ static void one(json_t *body)
 	check_parsed(body, &p);
 }
 
+/* "?k=v&k=v": the query of a removal whose body is the image. */
+static void query(const char *q, size_t size)
+{
+	json_t *body = json_object();
+	char *text = strndup(q, size), *save = NULL, why[200];
+	int bad = 0;
+
+	CHECK(body && text);
+	for (char *pair = strtok_r(text, "&", &save); pair && !bad; pair = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(pair, '=');
+		if (eq)
+			*eq = 0;
+		memset(why, 'x', sizeof why);
+		int st = http_remove_query_field(body, pair, eq ? eq + 1 : NULL, why, sizeof why);
+		CHECK(st == 0 || st == 400);
+		if (st) {
+			CHECK(memchr(why, 0, sizeof why) && why[0]);
+			bad = 1;
+			continue;
+		}
+		/* what the text said, in the field's type */
+		json_t *v = json_object_get(body, pair);
+		const char *t = eq ? eq + 1 : "";
+		if (!strcmp(pair, "crop") || !strcmp(pair, "lossy") || !strcmp(pair, "mask"))
+			CHECK(json_is_boolean(v) && json_is_true(v) == (!strcmp(t, "true") || !strcmp(t, "1")));
+		else if (!strcmp(pair, "outline") || !strcmp(pair, "quality") || !strcmp(pair, "max"))
+			CHECK(json_is_integer(v) && json_integer_value(v) >= 0 &&
+			      (strlen(t) > 7 || json_integer_value(v) == strtoll(t, NULL, 10)));
+		else
+			CHECK(json_is_string(v) && !strcmp(json_string_value(v), t));
+	}
+	if (!bad) {
+		CHECK(!json_object_get(body, "image") && !json_object_get(body, "image_url"));
+		json_object_set_new(body, "image_id", json_string("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+		one(body);
+	}
+	free(text);
+	json_decref(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_error_t err;
+	if (size && data[0] == '?') {
+		query((const char *)data + 1, size - 1);
+		return 0;
+	}
 	json_t *body = json_loadb((const char *)data, size, 0, &err), *items;
 
 	if (!json_is_object(body)) {

@@ -167,19 +167,47 @@ export async function prepareImage(file, opts = {}, bitmap = undefined) {
 }
 
 /**
- * A small proxy of a decoded photo for the preview: its shorter side
+ * A small proxy of a photo for the preview: upright, its shorter side
  * proxySide pixels (never enlarged; the longer at most twice that), as WebP
- * where the browser writes it, else JPEG. Returns a Blob, or null.
+ * where the browser writes it, else JPEG. The photo is decoded straight to
+ * that size (for a 12 MP JPEG, a third of the time of a whole decode).
+ * Returns a Blob, or null where the browser cannot decode the photo.
  */
-export async function makeProxy(bitmap, opts = {}) {
+export async function makeProxy(file, opts = {}) {
 	const o = { ...DEFAULTS, ...opts };
-	const { width, height } = bitmap;
+	const size = await uprightSize(file);
+	if (!size) return null;
+	const { width, height } = size;
 	const scale = Math.min(1, o.proxySide / Math.min(width, height), 2 * o.proxySide / Math.max(width, height));
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	const webp = await encode(bitmap, w, h, 'image/webp', o.proxyQuality);
-	if (webp && webp.type === 'image/webp') return webp;
-	return encode(bitmap, w, h, 'image/jpeg', o.proxyQuality); // no WebP encoder (Safari): JPEG
+	let bitmap;
+	try {
+		bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
+	} catch {
+		return null;
+	}
+	try {
+		const webp = await encode(bitmap, w, h, 'image/webp', o.proxyQuality);
+		if (webp && webp.type === 'image/webp') return webp;
+		return await encode(bitmap, w, h, 'image/jpeg', o.proxyQuality); // no WebP encoder (Safari): JPEG
+	} finally {
+		bitmap.close();
+	}
+}
+
+// A photo's size as shown (EXIF orientation applied), from its header alone
+// (an <img> decodes its pixels only when painted); null if not an image here.
+function uprightSize(file) {
+	return new Promise((resolve) => {
+		if (typeof Image === 'undefined') return resolve(null);
+		const url = URL.createObjectURL(file);
+		const img = new Image();
+		const end = (size) => { URL.revokeObjectURL(url); resolve(size); };
+		img.onload = () => end(img.naturalWidth ? { width: img.naturalWidth, height: img.naturalHeight } : null);
+		img.onerror = () => end(null);
+		img.src = url;
+	});
 }
 
 // bitmap drawn at w x h with high-quality smoothing and encoded: a Blob or null
@@ -263,11 +291,7 @@ export class PetcutUploader extends EventTarget {
 		if (!likelyUndisplayable(file)) slot.previewUrl = URL.createObjectURL(file);
 		this.slots.push(slot);
 		this._emit('slot', { slot });
-		// decoded once, for the proxy first and then the upload
-		slot._decoded = o.preprocess || o.instantPreview ? decodeImage(file) : Promise.resolve(null);
-		slot._proxy = o.instantPreview
-			? slot._decoded.then((b) => (b ? makeProxy(b, o) : null)).catch(() => null)
-			: Promise.resolve(null);
+		slot._proxy = o.instantPreview ? makeProxy(file, o).catch(() => null) : Promise.resolve(null);
 		if (o.autoPreview) this.preview(slot, o.previewParams).catch(() => {}); // reported through events
 		slot._promise = this._run(slot);
 		slot._promise.catch(() => {}); // reported through events
@@ -442,14 +466,10 @@ export class PetcutUploader extends EventTarget {
 		let bytes = 0;
 		let resumable = false;
 		try {
-			const bitmap = await slot._decoded;
-			const proxy = await slot._proxy; // the proxy first: it goes up first
-			let prep;
-			try {
-				prep = await prepareImage(slot.file, o, bitmap);
-			} finally {
-				bitmap?.close();
-			}
+			// the proxy first, then the photo is prepared while the preview is
+			// on its way, and goes up once it is on screen
+			const proxy = await slot._proxy;
+			const prep = await prepareImage(slot.file, o);
 			const blob = prep.blob;
 			// a preview from the proxy has the link to itself until it is on screen
 			if (proxy) await Promise.resolve(slot._previewing).catch(() => {});
