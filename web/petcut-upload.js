@@ -21,8 +21,9 @@
 // Events (CustomEvent, details in `detail`): 'slot' (a slot changed: status,
 // thumbnail), 'progress' {slot, loaded, total, fraction}, 'retry' {slot,
 // attempt, delayMs, reason}, 'done' {slot, id, url}, 'error' {slot, error},
-// 'result' {slot, size, result, url, download} (url: the cut-out sized for
-// the screen, decoded and ready to show; download: the full-resolution file).
+// 'result' {slot, size, result, url, image, download} (url: the cut-out
+// sized for the screen, image: an <img> of it already decoded, to insert as
+// it is; download: the full-resolution file).
 
 const MB = 1 << 20;
 
@@ -131,38 +132,28 @@ function likelyUndisplayable(file) {
 
 // ===== Preprocessing =====
 
-/** The photo upright (EXIF orientation applied) as an ImageBitmap, or null where this browser cannot decode it (HEIC in most). */
-export async function decodeImage(file) {
-	try {
-		return await createImageBitmap(file, { imageOrientation: 'from-image' });
-	} catch {
-		return null;
-	}
-}
-
 /**
  * What to upload for a file: the file itself when it is small and within
  * maxDimension (or cannot be decoded here, like HEIC in most browsers, which
  * the server reads); otherwise the photo upright (EXIF orientation applied),
- * fitted within maxDimension with high-quality smoothing, as a JPEG.
- * bitmap: the file already decoded (decodeImage), else it is decoded here;
- * it is left open for the caller. Returns {blob, decoded, width, height, shrunk}.
+ * fitted within maxDimension with high-quality smoothing, as a JPEG. The
+ * photo is decoded straight to that size, off the page's main thread.
+ * size: the photo's upright size when already known (uprightSize).
+ * Returns {blob, decoded, width, height, shrunk}.
  */
-export async function prepareImage(file, opts = {}, bitmap = undefined) {
+export async function prepareImage(file, opts = {}, size = undefined) {
 	const o = { ...DEFAULTS, ...opts };
 	if (!o.preprocess) return { blob: file, decoded: false, shrunk: false };
-	const own = bitmap === undefined;
-	if (own) bitmap = await decodeImage(file);
-	if (!bitmap) return { blob: file, decoded: false, shrunk: false };
-	const { width, height } = bitmap;
+	if (size === undefined) size = await uprightSize(file);
+	if (!size) return { blob: file, decoded: false, shrunk: false };
+	const { width, height } = size;
 	const side = Math.max(width, height);
-	let blob = null;
+	if (file.size < o.skipBelowBytes && side <= o.maxDimension) return { blob: file, decoded: true, width, height, shrunk: false };
 	const scale = Math.min(1, o.maxDimension / side);
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	if (file.size >= o.skipBelowBytes || side > o.maxDimension) blob = await encode(bitmap, w, h, 'image/jpeg', o.quality);
-	if (own) bitmap.close();
-	if (!blob) return { blob: file, decoded: true, width, height, shrunk: false };
+	const blob = await decodeTo(file, w, h, 'image/jpeg', o.quality);
+	if (!blob) return { blob: file, decoded: false, shrunk: false };
 	return { blob, decoded: true, width: w, height: h, shrunk: true };
 }
 
@@ -173,14 +164,21 @@ export async function prepareImage(file, opts = {}, bitmap = undefined) {
  * that size (for a 12 MP JPEG, a third of the time of a whole decode).
  * Returns a Blob, or null where the browser cannot decode the photo.
  */
-export async function makeProxy(file, opts = {}) {
+export async function makeProxy(file, opts = {}, size = undefined) {
 	const o = { ...DEFAULTS, ...opts };
-	const size = await uprightSize(file);
+	if (size === undefined) size = await uprightSize(file);
 	if (!size) return null;
 	const { width, height } = size;
 	const scale = Math.min(1, o.proxySide / Math.min(width, height), 2 * o.proxySide / Math.max(width, height));
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
+	return decodeTo(file, w, h, 'image/webp', o.proxyQuality, 'image/jpeg');
+}
+
+// The file decoded upright straight to w x h (the browser's decoder scales
+// as it decodes, off the main thread) and encoded as type (or fallback where
+// the browser does not write type): a Blob, or null.
+async function decodeTo(file, w, h, type, quality, fallback = null) {
 	let bitmap;
 	try {
 		bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
@@ -188,17 +186,16 @@ export async function makeProxy(file, opts = {}) {
 		return null;
 	}
 	try {
-		const webp = await encode(bitmap, w, h, 'image/webp', o.proxyQuality);
-		if (webp && webp.type === 'image/webp') return webp;
-		return await encode(bitmap, w, h, 'image/jpeg', o.proxyQuality); // no WebP encoder (Safari): JPEG
+		const blob = await encode(bitmap, w, h, type, quality);
+		if (blob && blob.type === type) return blob;
+		return fallback ? await encode(bitmap, w, h, fallback, quality) : blob; // Safari writes no WebP
 	} finally {
 		bitmap.close();
 	}
 }
 
-// A photo's size as shown (EXIF orientation applied), from its header alone
-// (an <img> decodes its pixels only when painted); null if not an image here.
-function uprightSize(file) {
+/** A photo's size as shown (EXIF orientation applied), from its header alone (an <img> decodes its pixels only when painted); null if this browser cannot read it. */
+export function uprightSize(file) {
 	return new Promise((resolve) => {
 		if (typeof Image === 'undefined') return resolve(null);
 		const url = URL.createObjectURL(file);
@@ -245,13 +242,14 @@ function showsAvif() {
 	return avifCheck;
 }
 
-// A blob as an object URL, decoded (so showing it paints at once)
-async function decodedUrl(blob) {
+// A blob as an object URL and an <img> of it, decoded: inserted in a page,
+// it paints at once
+async function decoded(blob) {
 	const url = URL.createObjectURL(blob);
-	const img = new Image();
-	img.src = url;
-	try { await img.decode(); } catch { /* shown as it comes */ }
-	return url;
+	const image = new Image();
+	image.src = url;
+	try { await image.decode(); } catch { /* shown as it comes */ }
+	return { url, image };
 }
 
 // ===== The uploader =====
@@ -288,10 +286,21 @@ export class PetcutUploader extends EventTarget {
 			pickedAt: performance.now(), waits: {},
 			_abort: new AbortController(), _promise: null, _previewing: null, _views: [], _reported: false,
 		};
-		if (!likelyUndisplayable(file)) slot.previewUrl = URL.createObjectURL(file);
+		// the photo on screen: its proxy, when there is one (a 12 MP original
+		// would cost the page a whole decode while it waits for the preview)
+		const original = () => { if (!likelyUndisplayable(file)) slot.previewUrl = URL.createObjectURL(file); };
+		if (!o.instantPreview) original();
 		this.slots.push(slot);
 		this._emit('slot', { slot });
-		slot._proxy = o.instantPreview ? makeProxy(file, o).catch(() => null) : Promise.resolve(null);
+		slot._size = o.preprocess || o.instantPreview ? uprightSize(file) : Promise.resolve(null);
+		slot._proxy = o.instantPreview ? slot._size.then((size) => makeProxy(file, o, size)).catch(() => null) : Promise.resolve(null);
+		if (o.instantPreview) {
+			slot._proxy.then((proxy) => {
+				if (slot.previewUrl) return;
+				if (proxy) slot.previewUrl = URL.createObjectURL(proxy); else original();
+				this._emit('slot', { slot });
+			});
+		}
 		if (o.autoPreview) this.preview(slot, o.previewParams).catch(() => {}); // reported through events
 		slot._promise = this._run(slot);
 		slot._promise.catch(() => {}); // reported through events
@@ -407,11 +416,11 @@ export class PetcutUploader extends EventTarget {
 
 	// Emits a 'result' once its image is decoded; records the wait since the pick.
 	async _show(slot, size, r) {
-		const url = await decodedUrl(r.blob);
+		const { url, image } = await decoded(r.blob);
 		slot._views.push(url);
 		const result = { result_id: r.resultId, image_id: r.imageId, url: `/v1/results/${r.resultId}` };
 		if (slot.waits[size] === undefined) slot.waits[size] = performance.now() - slot.pickedAt;
-		this._emit('result', { slot, size, result, url, download: this.url(result.url) });
+		this._emit('result', { slot, size, result, url, image, download: this.url(result.url) });
 		return result;
 	}
 
@@ -469,7 +478,7 @@ export class PetcutUploader extends EventTarget {
 			// the proxy first, then the photo is prepared while the preview is
 			// on its way, and goes up once it is on screen
 			const proxy = await slot._proxy;
-			const prep = await prepareImage(slot.file, o);
+			const prep = await prepareImage(slot.file, o, await slot._size);
 			const blob = prep.blob;
 			// a preview from the proxy has the link to itself until it is on screen
 			if (proxy) await Promise.resolve(slot._previewing).catch(() => {});

@@ -34,7 +34,8 @@ struct wino_conv {
 /* True if this CPU runs them (AVX512_BF16) and the shape suits. */
 int wino_supported(int cin, int cout);
 
-/* True if they beat oneDNN's direct bf16 kernels at this size, measured. */
+/* True if they beat oneDNN's direct bf16 kernels at this size, measured:
+ * never on a CPU with AMX, where oneDNN uses its tiles. */
 int wino_worth(int cin, int cout, int h, int w);
 
 /* Bytes of the transformed weights of a cin -> cout convolution. */
