@@ -26,12 +26,23 @@
 #    (bench/imgly_bench.js; installed into BUILD/imgly from bench/package.json
 #    with npm --ignore-scripts), warm, in the same run. Without node, npm or
 #    the package, petcut runs alone and the report says why.
+#  - phone: pick to preview in a real browser on an emulated phone
+#    (bench/phone.mjs: headless Chromium through playwright-core from
+#    BUILD/web-tests, 390x844 at 3x, Chrome DevTools' network profiles none,
+#    Fast 3G and Slow 3G), for the demo page and two older flows, on 12 MP
+#    JPEGs made once with vips (cached in BUILD/bench/phone-photos), each flow
+#    and profile with its own fresh `petcut serve` behind a byte-counting
+#    proxy: P50/P95 pick to preview (and to full size), bytes up and down;
+#    raw figures in BUILD/bench/phone.json. A (profile, flow) where every run
+#    failed, or a server that does not exit 0 on SIGTERM, fails the bench
+#    once the other parts have run.
 #
 # Environment: PETCUT_BENCH_RUNS (default 5), PETCUT_BENCH_ROUNDS (default 3),
 # PETCUT_BENCH_THREADS (default: all online CPUs), PETCUT_BENCH_PARTS (default
 # includes load, the service under wrk and Python clients;
 # "infer refine e2e": the parts to run), PETCUT_BENCH_E2E_RUNS (default 3:
-# rounds of petcut remove, and warm runs of the peer).
+# rounds of petcut remove, and warm runs of the peer), PETCUT_BENCH_PHONE_PHOTOS
+# (default 10: photos per flow and profile of the phone part).
 
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +54,7 @@ ROUNDS=${PETCUT_BENCH_ROUNDS:-3}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer batch refine e2e load}
+PARTS=${PETCUT_BENCH_PARTS:-infer batch refine e2e load phone}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 
@@ -471,5 +482,26 @@ if part load; then
 		} >"$OUT/load.md"
 		cat "$OUT/load.md"
 		update_section bench-load "$OUT/load.md"
+	fi
+fi
+
+# ===== Phone network: pick to preview in a real browser =====
+
+if part phone; then
+	if ! command -v node >/dev/null || ! command -v vips >/dev/null ||
+		! [ -d "$BUILD/web-tests/node_modules/playwright-core" ] || ! [ -x "${PETCUT_CHROMIUM:-/usr/bin/chromium}" ]; then
+		echo "bench: phone part needs node, vips, chromium and playwright-core in $BUILD/web-tests (scripts/test-setup.sh); skipped" >&2
+	else
+		echo "bench: phone network, pick to preview in Chromium (${PETCUT_BENCH_PHONE_PHOTOS:-10} photos x 3 flows x 3 profiles)" >&2
+		phone_rc=0
+		node bench/phone.mjs "$BUILD" >"$OUT/phone.md" || phone_rc=$?
+		if [ -s "$OUT/phone.md" ]; then
+			cat "$OUT/phone.md"
+			update_section phone "$OUT/phone.md"
+		fi
+		if [ $phone_rc != 0 ]; then
+			echo "bench: phone part failed (exit $phone_rc; see above and $OUT/phone.json)" >&2
+			exit "$phone_rc"
+		fi
 	fi
 fi

@@ -83,6 +83,10 @@ struct outcome {
 	char key[STORE_KEY_LEN + 1];
 	char image_id[STORE_KEY_LEN + 1]; /* the photo's */
 	int view_max;	/* the request's max: an image answer is a view of this size */
+	/* set before the work by a route answering with an image: the view's
+	 * format, so that a result made now makes its view from memory */
+	int want_view;
+	enum img_format view_fmt;
 };
 
 /* One request's state, from its headers to its completion. */
@@ -198,6 +202,9 @@ int http_view_format(struct MHD_Connection *c, const char *name, enum img_format
  * Accept when the format was negotiated. */
 enum MHD_Result http_reply_view(struct MHD_Connection *c, struct req *r, const char *key, int max,
 				enum img_format fmt, int negotiated, const char *image_id);
+/* Makes and stores that view from the result in memory (just rendered), so
+ * that answering it reads no result back; best effort. */
+void http_view_put(struct http_server *s, const char *key, const struct img *result, int max, enum img_format fmt);
 /* tus.c: resumable uploads (tus 1.0) under DATA/uploads/ */
 int http_tus_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_tus_fini(struct http_server *s);

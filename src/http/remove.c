@@ -858,6 +858,8 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	/* indexed before the lock goes, so instances waiting on it find it */
 	index_put(s, key, mtext, strlen(mtext));
 	free(mtext);
+	if (o->want_view && p.view_max)
+		http_view_put(s, key, out, p.view_max, o->view_fmt);
 	const char *size = p.side == 512 ? "preview" : "full";
 	metrics_observe(metrics_series(s->stage, (const char *const[]){"decode", size}), (t_decode - t0) / 1e3);
 	if (!mask_hit) {
@@ -1030,6 +1032,16 @@ static enum MHD_Result query_field(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
+/* An answer with the image (Accept: image/...) that may be a view: its
+ * format, known before the work so a result made now makes its view too. */
+static void want_view(struct MHD_Connection *c, struct req *r)
+{
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	int negotiated;
+	r->out.want_view = accept && !strncasecmp(accept, "image/", 6) &&
+			   !http_view_format(c, NULL, &r->out.view_fmt, &negotiated);
+}
+
 /* Whether a Content-Type says the body is an image (image/..., or bytes). */
 static int is_image_type(const char *type)
 {
@@ -1090,6 +1102,7 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 		store_key_of(r->body, r->body_len, id);
 		json_object_set_new(q.body, "image_id", json_string(id));
 		r->json = q.body;
+		want_view(c, r);
 		if (http_work_start(c, r, remove_work))
 			return http_reply_error(c, r, 503, "overloaded", "cannot start the work");
 		return MHD_YES;
@@ -1106,6 +1119,8 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 	/* the work may wait on the model: it runs on its own thread while the
 	 * connection is suspended, so this thread serves others meanwhile */
 	r->json = body;
+	if (r->route == ROUTE_REMOVE)
+		want_view(c, r);
 	if (http_work_start(c, r, remove_work))
 		return http_reply_error(c, r, 503, "overloaded", "cannot start the work");
 	return MHD_YES;

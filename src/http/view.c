@@ -17,7 +17,7 @@
 
 #define NS_RESULTS "res"
 #define NS_VIEWS "view"
-#define VIEW_QUALITY 80 /* lossy colours; the alpha stays lossless (sharp edges) */
+#define VIEW_QUALITY 80 /* WebP: lossy colours; the alpha stays lossless (sharp edges) */
 
 /* Whether an Accept header takes type: named in it with a q above 0. */
 static int accepts(const char *accept, const char *type)
@@ -58,34 +58,69 @@ int http_view_format(struct MHD_Connection *c, const char *name, enum img_format
 	return 0;
 }
 
-/* Makes the view vkey of result key: 0, or an HTTP status with why set. */
-static int make_view(struct http_server *s, const char *key, int max, enum img_format fmt, const char *vkey,
-		     char *why, size_t wl)
+/* The key of result key's view at max pixels in fmt. */
+static void view_key(const char *key, int max, enum img_format fmt, char vkey[STORE_KEY_LEN + 1])
 {
-	struct img_load_opts lo = {.max_pixels = s->cfg.max_pixels};
-	struct img_save_opts so = {.format = fmt, .quality = VIEW_QUALITY, .lossy = 1, .color = IMG_COLOR_SRGB};
-	struct img *im = NULL, *small = NULL;
-	void *buf = NULL, *out = NULL;
-	size_t len = 0, outlen = 0;
+	char name[160];
+	snprintf(name, sizeof name, "view|v1|%s|%d|%s", key, max, img_format_ext(fmt));
+	store_key_of(name, strlen(name), vkey);
+}
+
+/* Stores the view vkey of result (an image): 0, or an HTTP status with why set. */
+static int put_view(struct http_server *s, const struct img *result, int max, enum img_format fmt,
+		    const char *vkey, char *why, size_t wl)
+{
+	/* lossy colours (AVIF at its own default quality), the quickest effort */
+	struct img_save_opts so = {.format = fmt, .quality = fmt == IMG_FORMAT_AVIF ? 0 : VIEW_QUALITY, .lossy = 1,
+				   .color = IMG_COLOR_SRGB, .fast = 1};
+	struct img *small = NULL;
+	void *out = NULL;
+	size_t outlen = 0;
 	int status = 0;
 
-	store_status st = store_get(s->store, NS_RESULTS, key, &buf, &len);
-	if (st != STORE_OK) {
-		snprintf(why, wl, st == STORE_NOT_FOUND ? "no result %s" : "the store cannot be read", key);
-		return st == STORE_NOT_FOUND ? 404 : 503;
-	}
-	if (img_load_buffer_opts(buf, len, &lo, &im) != IMG_OK || img_thumbnail(im, max, &small) != IMG_OK ||
-	    img_encode(small, &so, &out, &outlen) != IMG_OK) {
+	if (img_thumbnail(result, max, &small) != IMG_OK || img_encode(small, &so, &out, &outlen) != IMG_OK) {
 		snprintf(why, wl, "%s", img_errmsg());
 		status = 422;
 	} else if (store_put_buffer(s->store, NS_VIEWS, vkey, out, outlen, NULL, NULL) != STORE_OK) {
 		snprintf(why, wl, "the store cannot be written");
 		status = 503;
 	}
-	free(buf);
 	free(out);
-	img_free(im);
 	img_free(small);
+	return status;
+}
+
+void http_view_put(struct http_server *s, const char *key, const struct img *result, int max, enum img_format fmt)
+{
+	char vkey[STORE_KEY_LEN + 1], why[300];
+	view_key(key, max, fmt, vkey);
+	put_view(s, result, max, fmt, vkey, why, sizeof why); /* best effort: else made when asked for */
+}
+
+/* Makes the view vkey of result key from the stored result: 0, or an HTTP
+ * status with why set. */
+static int make_view(struct http_server *s, const char *key, int max, enum img_format fmt, const char *vkey,
+		     char *why, size_t wl)
+{
+	struct img_load_opts lo = {.max_pixels = s->cfg.max_pixels};
+	struct img *im = NULL;
+	void *buf = NULL;
+	size_t len = 0;
+	int status;
+
+	store_status st = store_get(s->store, NS_RESULTS, key, &buf, &len);
+	if (st != STORE_OK) {
+		snprintf(why, wl, st == STORE_NOT_FOUND ? "no result %s" : "the store cannot be read", key);
+		return st == STORE_NOT_FOUND ? 404 : 503;
+	}
+	if (img_load_buffer_opts(buf, len, &lo, &im) != IMG_OK) {
+		snprintf(why, wl, "%s", img_errmsg());
+		status = 422;
+	} else {
+		status = put_view(s, im, max, fmt, vkey, why, wl);
+	}
+	free(buf);
+	img_free(im);
 	return status;
 }
 
@@ -93,7 +128,7 @@ enum MHD_Result http_reply_view(struct MHD_Connection *c, struct req *r, const c
 				enum img_format fmt, int negotiated, const char *image_id)
 {
 	struct http_server *s = r->srv;
-	char name[160], vkey[STORE_KEY_LEN + 1], why[300];
+	char vkey[STORE_KEY_LEN + 1], why[300];
 	size_t len;
 	int status;
 	const char *headers[] = {"Petcut-Result-Id", key, image_id ? "Petcut-Image-Id" : NULL, image_id,
@@ -101,8 +136,7 @@ enum MHD_Result http_reply_view(struct MHD_Connection *c, struct req *r, const c
 
 	if (negotiated) /* the next free pair: the answer depends on Accept */
 		headers[image_id ? 4 : 2] = "Vary", headers[image_id ? 5 : 3] = "Accept";
-	snprintf(name, sizeof name, "view|v1|%s|%d|%s", key, max, img_format_ext(fmt));
-	store_key_of(name, strlen(name), vkey);
+	view_key(key, max, fmt, vkey);
 	if (store_head(s->store, NS_VIEWS, vkey, &len) != STORE_OK &&
 	    (status = make_view(s, key, max, fmt, vkey, why, sizeof why)))
 		return http_reply_error(c, r, status,

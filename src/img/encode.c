@@ -54,11 +54,12 @@ static int save_jpeg(VipsImage *im, VipsTarget *t, const struct img_save_opts *o
 }
 
 /* AV1 at effort 2 of 9: libvips' default (4) took 17 s on a 12 MP cut-out,
- * effort 2 under 2 s. */
+ * effort 2 under 2 s. Effort 0 (fast) encodes a 683 x 512 cut-out in about
+ * 20 ms against 90 ms, to the same size within 1 %. */
 static int save_avif(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
 {
 	return vips_heifsave_target(im, t, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "Q",
-				    o->quality ? o->quality : 60, "effort", 2, NULL);
+				    o->quality ? o->quality : 60, "effort", o->fast ? 0 : 2, NULL);
 }
 
 static const struct encoder {

@@ -304,6 +304,7 @@ struct img_save_opts {
 	int quality; /* lossy formats, 1..100; 0 = petcut's default (JPEG 90, WebP 85, AVIF 60) */
 	int lossy;   /* WebP: lossy colours (alpha stays lossless) instead of lossless */
 	enum img_color color;
+	int fast;    /* for a screen, not an archive: the quickest effort (AVIF: 0 instead of 2) */
 };
 
 /* Encodes to a file (atomically, as img_save) or to memory (*buf from
