@@ -194,8 +194,63 @@ async function decodeTo(file, w, h, type, quality, fallback = null) {
 	}
 }
 
-/** A photo's size as shown (EXIF orientation applied), from its header alone (an <img> decodes its pixels only when painted); null if this browser cannot read it. */
-export function uprightSize(file) {
+/** A photo's size as shown (EXIF orientation applied), from its header alone; null if this browser cannot read it. */
+export async function uprightSize(file) {
+	try { // a JPEG's from its markers, at once
+		const size = jpegSize(new Uint8Array(await file.slice(0, 262144).arrayBuffer()));
+		if (size) return size;
+	} catch { /* not readable: let the browser say */ }
+	return imageSize(file);
+}
+
+// A JPEG's size as shown, from its markers: the frame's (SOFn), its sides
+// swapped by an EXIF orientation of 5 to 8; null if not found there.
+export function jpegSize(b) {
+	if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return null;
+	let orientation = 1;
+	for (let i = 2; i + 9 < b.length;) {
+		if (b[i] !== 0xff) return null;
+		const m = b[i + 1];
+		if (m === 0xff) { i++; continue; } // fill
+		if (m === 0x01 || (m >= 0xd0 && m <= 0xd8)) { i += 2; continue; } // no length
+		const len = (b[i + 2] << 8) | b[i + 3];
+		if (len < 2) return null;
+		if (m === 0xe1) orientation = exifOrientation(b, i + 4, Math.min(b.length, i + 2 + len)) || orientation;
+		if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) { // a frame
+			const h = (b[i + 5] << 8) | b[i + 6];
+			const w = (b[i + 7] << 8) | b[i + 8];
+			if (!w || !h) return null;
+			return orientation >= 5 && orientation <= 8 ? { width: h, height: w } : { width: w, height: h };
+		}
+		if (m === 0xda || m === 0xd9) return null; // the scan came first
+		i += 2 + len;
+	}
+	return null;
+}
+
+// The orientation tag (1 to 8) of an Exif segment's first IFD, or 0.
+function exifOrientation(b, start, end) {
+	if (end - start < 16 || b[start] !== 0x45 || b[start + 1] !== 0x78 || b[start + 2] !== 0x69 || b[start + 3] !== 0x66) return 0;
+	const t = start + 6; // the TIFF header, after "Exif\0\0"
+	const le = b[t] === 0x49;
+	const u16 = (o) => (le ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1]);
+	const u32 = (o) => (le ? u16(o) + u16(o + 2) * 65536 : u16(o) * 65536 + u16(o + 2));
+	const ifd = t + u32(t + 4);
+	if (ifd + 2 > end) return 0;
+	for (let k = 0, n = u16(ifd); k < n; k++) {
+		const e = ifd + 2 + 12 * k;
+		if (e + 12 > end) return 0;
+		if (u16(e) === 0x0112) {
+			const v = u16(e + 8);
+			return v >= 1 && v <= 8 ? v : 0;
+		}
+	}
+	return 0;
+}
+
+// An image's size as the browser shows it, from an <img> that is never
+// painted (so its pixels are not decoded); null if it cannot read it.
+function imageSize(file) {
 	return new Promise((resolve) => {
 		if (typeof Image === 'undefined') return resolve(null);
 		const url = URL.createObjectURL(file);
