@@ -23,6 +23,9 @@ endif
 PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lgomp -lm -lpthread
 ALLFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) $(SANFLAGS) -fopenmp -MMD -MP

@@ -10,11 +10,17 @@
 # tests whose name contains one of them run.
 #
 # Prints one line per test with its result and time, the test's output when it
-# fails or skips, and ends with the line "N passed, N failed, N skipped". Exits
+# fails or skips, and ends with the line "N passed, N failed, N skipped" (and
+# how many checks were skipped inside passing tests: lines of their output
+# that start with "skip", "SKIP" or "# skip", shown under their test). Exits
 # 1 when a test failed (or none was found), 0 otherwise.
 #
+# With CI=true a skip is a failure, a whole test's (exit 77) or one inside a
+# passing test, unless its line matches one of the patterns of
+# tests/skips-allowed: what a machine may lack that no install can add.
+#
 # Environment: PETCUT_TEST_TIMEOUT, seconds one test may run (default 3600);
-# PETCUT_TEST_VERBOSE=1 shows the output of passing tests too.
+# PETCUT_TEST_VERBOSE=1 shows the output of passing tests too; CI.
 
 set -u
 
@@ -53,6 +59,29 @@ indent() {
 	sed 's/^/    | /' "$1"
 }
 
+inner=0
+ALLOWED=tests/skips-allowed
+strict=0
+case "${CI:-}" in true | 1 | yes) strict=1 ;; esac
+
+# skips FILE: the skip lines of a test's output.
+skips() {
+	grep -Ei '^(# )?skip' "$1"
+}
+
+# unallowed FILE: the skip lines of FILE that tests/skips-allowed does not
+# take (its comments and blank lines are no patterns); none: false.
+unallowed() {
+	skips "$1" >"$tmp/skips" || return 1
+	grep -Ev '^[[:space:]]*(#|$)' "$ALLOWED" >"$tmp/allowed" 2>/dev/null
+	if [ -s "$tmp/allowed" ]; then
+		grep -Ev -f "$tmp/allowed" "$tmp/skips" >"$tmp/bad"
+	else
+		cp "$tmp/skips" "$tmp/bad"
+	fi
+	[ -s "$tmp/bad" ]
+}
+
 # run_one NAME CMD...: runs one test, records and prints its result.
 run_one() {
 	name=$1
@@ -65,11 +94,30 @@ run_one() {
 	fi
 	rc=$?
 	secs=$(($(date +%s) - start))
+	why=
+	# in CI a skip with no allowed reason fails; a test skipped as a whole
+	# must say why
+	if [ $strict = 1 ] && { [ $rc = 0 ] || [ $rc = 77 ]; }; then
+		if unallowed "$tmp/out"; then
+			why="skipped in CI: $(head -1 "$tmp/bad")"
+			rc=1
+		elif [ $rc = 77 ] && ! skips "$tmp/out" >/dev/null; then
+			why="skipped in CI without a reason"
+			rc=1
+		fi
+	fi
 	case $rc in
 	0)
 		passed=$((passed + 1))
-		printf '%-6s %-32s %5ss\n' PASS "$name" "$secs"
-		[ "${PETCUT_TEST_VERBOSE:-0}" = 1 ] && indent "$tmp/out"
+		n=$(skips "$tmp/out" | wc -l)
+		if [ "$n" -gt 0 ]; then
+			inner=$((inner + n))
+			printf '%-6s %-32s %5ss  (%s skipped inside)\n' PASS "$name" "$secs" "$n"
+			[ "${PETCUT_TEST_VERBOSE:-0}" = 1 ] && indent "$tmp/out" || skips "$tmp/out" | sed 's/^/    | /'
+		else
+			printf '%-6s %-32s %5ss\n' PASS "$name" "$secs"
+			[ "${PETCUT_TEST_VERBOSE:-0}" = 1 ] && indent "$tmp/out"
+		fi
 		;;
 	77)
 		skipped=$((skipped + 1))
@@ -79,7 +127,9 @@ run_one() {
 	*)
 		failed=$((failed + 1))
 		failed_names="$failed_names $name"
-		if [ $rc -eq 124 ]; then
+		if [ -n "$why" ]; then
+			:
+		elif [ $rc -eq 124 ]; then
 			why="timed out after ${TIMEOUT}s"
 		elif [ $rc -gt 128 ]; then
 			why="killed by signal $((rc - 128))"
@@ -121,5 +171,5 @@ if [ $total -eq 0 ]; then
 	exit 1
 fi
 [ $failed -gt 0 ] && echo "failed:$failed_names"
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$passed passed, $failed failed, $skipped skipped; $inner checks skipped inside passing tests"
 [ $failed -eq 0 ]

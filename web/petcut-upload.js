@@ -14,7 +14,7 @@
 //
 // Why a proxy: on a phone network the wait is bytes, not compute. The
 // network's preview input is 512 x 512, so a proxy whose shorter side is 512
-// pixels (a WebP of some 30 KB) gives the same preview as the whole photo,
+// pixels (a WebP of some 20 to 45 KB) gives the same preview as the whole photo,
 // and comes back as a cut-out sized for the screen in one round trip, while
 // the photo itself (hundreds of KB) goes up afterwards for the full result.
 //
@@ -43,7 +43,8 @@ export const DEFAULTS = Object.freeze({
 	reportMetrics: true,		// POST each upload's outcome and each wait to /v1/client-metrics
 	instantPreview: true,		// preview from a small proxy sent at once, not from the upload
 	proxySide: 512,			// the proxy's shorter side (the network's preview input)
-	proxyQuality: 0.8,		// its WebP (or JPEG) quality
+	proxyQuality: 0.6,		// its WebP (or JPEG) quality...
+	proxyBytes: 45000,		// ... and, for a photo of fine detail (fur), 0.4 if it is larger than this
 	autoPreview: false,		// start preview(slot, previewParams) as soon as a photo is added
 	previewParams: {},		// what autoPreview asks for (remove-background's options)
 	displaySize: 1024,		// the longest side results are asked for, for the screen
@@ -172,7 +173,10 @@ export async function makeProxy(file, opts = {}, size = undefined) {
 	const scale = Math.min(1, o.proxySide / Math.min(width, height), 2 * o.proxySide / Math.max(width, height));
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	return decodeTo(file, w, h, 'image/webp', o.proxyQuality, 'image/jpeg');
+	const proxy = await decodeTo(file, w, h, 'image/webp', o.proxyQuality, 'image/jpeg');
+	if (!proxy || proxy.size <= o.proxyBytes || o.proxyQuality <= 0.4) return proxy;
+	// a few tens of KB is the point (about 0.4 s up on 3G): fur and grass need a lower quality
+	return (await decodeTo(file, w, h, 'image/webp', 0.4, 'image/jpeg')) || proxy;
 }
 
 // The file decoded upright straight to w x h (the browser's decoder scales

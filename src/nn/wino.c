@@ -301,8 +301,9 @@ TARGET static void output_transform(const struct wino_conv *c, const float *mb, 
 	}
 }
 
-void wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
 {
+	int failed = 0;
 	int th = (h + 1) / 2, tw = (w + 1) / 2, tiles = th * tw, total = n * tiles;
 	int nthr = omp_get_max_threads();
 	/* tiles per block: V (16 x T x cin bf16) near 512 kB, at least two
@@ -321,12 +322,17 @@ void wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *d
 	{
 		uint16_t *v = NULL;
 		float *mb = NULL, *ring = NULL; /* mb: M of a micro-kernel's tiles (24 kB): stays in L1 */
-		if (posix_memalign((void **)&v, 64, (size_t)16 * (size_t)T * (size_t)c->cin * sizeof *v) ||
-		    posix_memalign((void **)&mb, 64, (size_t)16 * R_MAX * OCB * sizeof *mb) ||
-		    posix_memalign((void **)&ring, 64, (size_t)16 * (size_t)c->cin * sizeof *ring))
-			abort();
+		int ok = !posix_memalign((void **)&v, 64, (size_t)16 * (size_t)T * (size_t)c->cin * sizeof *v) &&
+			 !posix_memalign((void **)&mb, 64, (size_t)16 * R_MAX * OCB * sizeof *mb) &&
+			 !posix_memalign((void **)&ring, 64, (size_t)16 * (size_t)c->cin * sizeof *ring);
+		if (!ok) {
+#pragma omp atomic write
+			failed = 1;
+		}
 #pragma omp for schedule(dynamic, 1)
 		for (int bl = 0; bl < blocks; bl++) {
+			if (!ok) /* no room for this thread's buffers: the pass fails */
+				continue;
 			int t0 = bl * T, nt = total - t0 < T ? total - t0 : T;
 			input_transform(c, src, h, w, tw, tiles, t0, nt, v, T * c->cin, ring);
 			for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
@@ -347,4 +353,5 @@ void wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *d
 		free(mb);
 		free(ring);
 	}
+	return failed ? -1 : 0;
 }

@@ -45,7 +45,8 @@ size_t wino_weights_size(int cin, int cout);
 void wino_weights(const float *w, int cin, int cout, uint16_t *u);
 
 /* Runs c on n images of h x w: part p of the input src[p], n x h x w x
- * part_cin[p]; dst n x h x w x cout. */
-void wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w);
+ * part_cin[p]; dst n x h x w x cout. 0, or -1 when its scratch buffers could
+ * not be allocated (dst is then not whole). */
+int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w);
 
 #endif

@@ -11,10 +11,47 @@
 
 fails=0
 pids=()
+declare -A petcut_logs=() # pid -> stderr of each petcut started by lib_launch
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/petcut-test.XXXXXX") || exit 1
+
+# lib_stop PID: stops a petcut the test started (lib_launch) as its operator
+# would (SIGTERM), waits up to 60 s for it, and says "not ok" (counted in
+# fails) unless it exits 0; and, stopped here or by the test, unless its log
+# holds no sanitizer or valgrind report.
+lib_stop() {
+	local p=$1 log=${petcut_logs[$1]:-} rc=0
+	# only a child still running (one the test stopped and waited for may
+	# have left its number to another process)
+	if jobs -pr | grep -qx "$p" && kill -TERM "$p" 2>/dev/null; then
+		for _ in $(seq 600); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+		rc=$?
+		[ "$rc" = 0 ] || { echo "not ok - petcut (pid $p) exits 0 on SIGTERM (it exited $rc)"; fails=$((fails + 1)); }
+	fi
+	lib_forget "$p"
+	if [ -n "$log" ] && grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |==[0-9]+== (Invalid (read|write|free)|Conditional jump|Use of uninitialised|Syscall param)|definitely lost: [1-9]' "$log"; then
+		echo "not ok - petcut (pid $p) ran without a sanitizer or valgrind report:"
+		grep -E -m 5 'ERROR: |runtime error: |==[0-9]+== ' "$log" | sed 's/^/    /'
+		fails=$((fails + 1))
+	fi
+	unset "petcut_logs[$p]"
+}
+
+# At exit every petcut still running is stopped through lib_stop (a test
+# whose servers do not stop cleanly fails), and whatever else it started
+# (s3rver, redis-server) is killed. The test's exit status stays, unless a
+# server failed; a trap of the test's own that runs this passes its status.
 lib_cleanup() {
+	local rc=${1:-$?} before=$fails p
+	for p in "${!petcut_logs[@]}"; do lib_stop "$p"; done
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
 	rm -rf "$tmp"
+	if [ "$fails" -gt "$before" ]; then
+		echo "$((fails - before)) more failed when its servers stopped"
+		exit 1
+	fi
+	exit "$rc"
 }
 trap lib_cleanup EXIT
 
@@ -55,6 +92,7 @@ lib_launch() {
 	"${launcher[@]}" "$PETCUT" "$cmd" --listen 127.0.0.1:0 "$@" >"$out" 2>"$log" &
 	launched_pid=$!
 	pids+=("$launched_pid")
+	petcut_logs[$launched_pid]=$log
 	for _ in $(seq $((start_seconds * 10))); do
 		launched_url=$(sed -n 's/^listening on //p' "$out")
 		[ -n "$launched_url" ] && return 0
@@ -78,6 +116,12 @@ need() {
 	for c in "$@"; do
 		command -v "$c" >/dev/null || { echo "skip: $c is not installed (scripts/install-deps.sh installs it)"; exit 77; }
 	done
+}
+
+# cpu_has FLAG: whether this CPU has FLAG (as /proc/cpuinfo names it:
+# avx512_bf16, avx512_vnni...), for the skips CI allows (tests/skips-allowed).
+cpu_has() {
+	grep -qw "$1" /proc/cpuinfo
 }
 
 # b64sha FILE: its SHA-256 in base64 (Upload-Checksum, Content-Digest).
@@ -157,6 +201,7 @@ lib_kill() {
 	kill -9 "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
 	lib_forget "$1"
+	unset "petcut_logs[$1]"
 }
 
 # s3_stop: kills s3rver.

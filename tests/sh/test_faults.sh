@@ -23,8 +23,9 @@ need curl python3
 
 mnt=
 faults_cleanup() {
+	local rc=$?
 	[ -n "$mnt" ] && umount "$mnt" 2>/dev/null
-	lib_cleanup
+	lib_cleanup "$rc"
 }
 trap faults_cleanup EXIT
 

@@ -325,11 +325,13 @@ fi
 
 echo "# the quality guard: an unsure bf16 mask is made again at fp32"
 GHOST=$BUILD/testdata/hard/ghost.png
-if ! "$PETCUT" remove --precision bf16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err" || [ -s "$tmp/err" ]; then
-	echo "# skipped: bf16 does not run here ($(head -1 "$tmp/err"))"
+if ! grep -qw avx512_bf16 /proc/cpuinfo; then
+	echo "# skipped: this CPU has no AVX512_BF16, so masks are fp32 and never rerun"
 elif [ ! -s "$GHOST" ]; then
 	echo "# skipped: $GHOST is missing (scripts/test-setup.sh makes it)"
 else
+	"$PETCUT" remove --precision bf16 "$UPRIGHT" "$tmp/x.png" 2>"$tmp/err"
+	{ [ $? = 0 ] && [ ! -s "$tmp/err" ]; }; verdict $? "bf16 runs on this CPU with AVX512_BF16, saying nothing ($(head -1 "$tmp/err"))"
 	"$PETCUT" remove --timings "$GHOST" "$tmp/g-guard.png" 2>"$tmp/err"
 	check "a double exposure: exit 0, mask unsure, rerun at fp32 ($(grep uncertainty "$tmp/err"))" \
 		grep -q "uncertainty .*, rerun at fp32" "$tmp/err"

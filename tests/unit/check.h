@@ -30,4 +30,21 @@ static int check(int cond, const char *fmt, ...)
 
 #define CHECK(cond, ...) check(!!(cond), __VA_ARGS__)
 
+/* What main returns when the rest of a test cannot run (saying why, a
+ * "skip:" line): 77, or 1 when a check before it failed, so that a skip
+ * never hides a failure. */
+static int skip_rest(const char *fmt, ...) __attribute__((format(printf, 1, 2), unused));
+
+static int skip_rest(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("skip: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	return failures ? 1 : 77;
+}
+
 #endif

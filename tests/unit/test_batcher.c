@@ -109,10 +109,8 @@ int main(void)
 		snprintf(path, sizeof path, "%s/isnet-medium.onnx", dir);
 	else
 		snprintf(path, sizeof path, "%s/.cache/petcut/models/isnet-medium.onnx", home ? home : "");
-	if (access(path, R_OK)) {
-		printf("# skipped: %s is not there (petcut model fetch)\n", path);
-		return 77;
-	}
+	if (access(path, R_OK))
+		return skip_rest("%s is not there (petcut model fetch)", path);
 	nn_set_threads(0);
 	if (!big || nn_model_load_file(path, &m) != NN_OK || nn_model_select_outputs(m, &out_name, 1) != NN_OK) {
 		printf("not ok - load %s: %s\n", path, nn_errmsg());

@@ -83,7 +83,8 @@ static double run_case(const struct cfg *k)
 		src[p] = part[p];
 		at += ch;
 	}
-	wino_run(&c, src, y, k->n, k->h, k->w);
+	if (wino_run(&c, src, y, k->n, k->h, k->w))
+		abort(); /* a test: no memory is a failure */
 	for (int p = 0; p < c.n_parts; p++)
 		free(part[p]);
 	for (int img = 0; img < k->n; img++)
