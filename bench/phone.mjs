@@ -489,7 +489,9 @@ function report(meta, photoList, rows, servers) {
 	for (const profile of [...new Set(rows.map((r) => r.profile))]) {
 		const mine = rows.find((r) => r.profile === profile && r.flow === 'petcut')?.s;
 		const old = rows.find((r) => r.profile === profile && r.flow === 'b')?.s;
-		if (mine?.preview95 > 0 && old?.preview95 > 0)
+		if (mine?.preview95 > 0 && old?.preview95 === Infinity)
+			lines.push('', `${profile}: flow b's P95 is a failure (a run at that rank did not show the preview within ${TIMEOUT_MS / 1000} s), so there is no ratio; P50 ${seconds(old.preview50)} against petcut's ${seconds(mine.preview50)} s.`);
+		else if (mine?.preview95 > 0 && old?.preview95 > 0)
 			lines.push('', `${profile}: petcut's P95 pick → preview is ${(mine.preview95 / old.preview95).toFixed(2)} × flow b's (${seconds(mine.preview95)} against ${seconds(old.preview95)} s).`);
 	}
 	lines.push('', ...chart(rows), '');
