@@ -83,9 +83,10 @@ struct outcome {
 	char key[STORE_KEY_LEN + 1];
 	char image_id[STORE_KEY_LEN + 1]; /* the photo's */
 	int view_max;	/* the request's max: an image answer is a view of this size */
-	/* set before the work by a route answering with an image: the view's
-	 * format, so that a result made now makes its view from memory */
-	int want_view;
+	/* decided from Accept before the work (answer_kind in remove.c): the
+	 * answer is the image, and a view of it is in view_fmt, so that a
+	 * result made now makes its view from memory */
+	int image_answer;
 	enum img_format view_fmt;
 };
 

@@ -858,7 +858,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	/* indexed before the lock goes, so instances waiting on it find it */
 	index_put(s, key, mtext, strlen(mtext));
 	free(mtext);
-	if (o->want_view && p.view_max)
+	if (o->image_answer && p.view_max)
 		http_view_put(s, key, out, p.view_max, o->view_fmt);
 	const char *size = p.side == 512 ? "preview" : "full";
 	metrics_observe(metrics_series(s->stage, (const char *const[]){"decode", size}), (t_decode - t0) / 1e3);
@@ -891,22 +891,18 @@ out:
  * image: the result itself, or with max a view of it sized for a screen. */
 static enum MHD_Result reply_outcome(struct MHD_Connection *c, struct req *r, struct outcome *o)
 {
-	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
 	const char *headers[] = {"Petcut-Result-Id", o->key, "Petcut-Image-Id", o->image_id, NULL};
 	char etag[80];
 	size_t len;
-	int fd, negotiated;
-	enum img_format fmt;
+	int fd;
 
 	if (o->status != 200)
 		return http_reply_error(c, r, o->status, o->code, "%s", o->msg);
-	if (!accept || strncasecmp(accept, "image/", 6))
+	if (!o->image_answer)
 		return http_reply_json(c, r, 200, o->result);
 	json_decref(o->result);
-	if (o->view_max) {
-		http_view_format(c, NULL, &fmt, &negotiated);
-		return http_reply_view(c, r, o->key, o->view_max, fmt, negotiated, o->image_id);
-	}
+	if (o->view_max) /* its format came from Accept: negotiated */
+		return http_reply_view(c, r, o->key, o->view_max, o->view_fmt, 1, o->image_id);
 	snprintf(etag, sizeof etag, "\"%s\"", o->key);
 	if (store_get_fd(r->srv->store, NS_RESULTS, o->key, &fd, &len) != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
@@ -1032,14 +1028,15 @@ static enum MHD_Result query_field(void *cls, enum MHD_ValueKind kind, const cha
 	return MHD_YES;
 }
 
-/* An answer with the image (Accept: image/...) that may be a view: its
- * format, known before the work so a result made now makes its view too. */
-static void want_view(struct MHD_Connection *c, struct req *r)
+/* What a single removal answers, decided once from Accept before the work:
+ * the JSON, or (image/...) the image, whose view's format is known then so
+ * that a result made now makes its view too. */
+static void answer_kind(struct MHD_Connection *c, struct req *r)
 {
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
 	int negotiated;
-	r->out.want_view = accept && !strncasecmp(accept, "image/", 6) &&
-			   !http_view_format(c, NULL, &r->out.view_fmt, &negotiated);
+	r->out.image_answer = accept && !strncasecmp(accept, "image/", 6);
+	http_view_format(c, NULL, &r->out.view_fmt, &negotiated);
 }
 
 /* Whether a Content-Type says the body is an image (image/..., or bytes). */
@@ -1102,7 +1099,7 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 		store_key_of(r->body, r->body_len, id);
 		json_object_set_new(q.body, "image_id", json_string(id));
 		r->json = q.body;
-		want_view(c, r);
+		answer_kind(c, r);
 		if (http_work_start(c, r, remove_work))
 			return http_reply_error(c, r, 503, "overloaded", "cannot start the work");
 		return MHD_YES;
@@ -1120,7 +1117,7 @@ enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char 
 	 * connection is suspended, so this thread serves others meanwhile */
 	r->json = body;
 	if (r->route == ROUTE_REMOVE)
-		want_view(c, r);
+		answer_kind(c, r);
 	if (http_work_start(c, r, remove_work))
 		return http_reply_error(c, r, 503, "overloaded", "cannot start the work");
 	return MHD_YES;
