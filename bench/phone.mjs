@@ -40,7 +40,16 @@ const PHOTO_DIR = path.join(OUT, 'phone-photos');
 const LOG_DIR = path.join(OUT, 'phone-logs');
 const N_PHOTOS = Number(process.env.PETCUT_BENCH_PHONE_PHOTOS || 10);
 const TIMEOUT_MS = 120000;
-const COMMAND = `${N_PHOTOS === 10 ? '' : `PETCUT_BENCH_PHONE_PHOTOS=${N_PHOTOS} `}PETCUT_BENCH_PARTS=phone make bench`;
+// for a closer look: only some flows, or only some of the photos (1-based)
+const ONLY_FLOWS = (process.env.PETCUT_BENCH_PHONE_FLOWS || '').split(',').map((s) => s.trim()).filter(Boolean);
+const ONLY_PHOTOS = (process.env.PETCUT_BENCH_PHONE_ONLY || '').split(',').map(Number).filter((n) => n >= 1);
+const COMMAND = [
+	N_PHOTOS === 10 ? '' : `PETCUT_BENCH_PHONE_PHOTOS=${N_PHOTOS} `,
+	ONLY_FLOWS.length ? `PETCUT_BENCH_PHONE_FLOWS=${ONLY_FLOWS.join(',')} ` : '',
+	ONLY_PHOTOS.length ? `PETCUT_BENCH_PHONE_ONLY=${ONLY_PHOTOS.join(',')} ` : '',
+	process.env.PETCUT_BENCH_PHONE_PROFILES ? `PETCUT_BENCH_PHONE_PROFILES='${process.env.PETCUT_BENCH_PHONE_PROFILES}' ` : '',
+	'PETCUT_BENCH_PARTS=phone make bench',
+].join('');
 
 // Chrome DevTools' own presets (bytes/s, ms); `none` is not throttled.
 const ALL_PROFILES = [
@@ -54,7 +63,11 @@ if (PROFILES.length !== (wanted.length || ALL_PROFILES.length)) {
 	process.stderr.write(`phone: PETCUT_BENCH_PHONE_PROFILES: known profiles are ${ALL_PROFILES.map((p) => p.name).join(', ')}\n`);
 	process.exit(2);
 }
-const FLOWS = ['petcut', 'a', 'b'];
+const FLOWS = ['petcut', 'a', 'b'].filter((f) => !ONLY_FLOWS.length || ONLY_FLOWS.includes(f));
+if (!FLOWS.length) {
+	process.stderr.write('phone: PETCUT_BENCH_PHONE_FLOWS: the flows are petcut, a and b\n');
+	process.exit(2);
+}
 const SOURCES = ['chelsea.png', 'coffee.png', 'astronaut.png', 'squirrel.jpg', 'baboon.jpg'];
 
 const now = () => performance.timeOrigin + performance.now(); // ms since the epoch, as in the page
@@ -254,6 +267,10 @@ async function startStack(profile, flow) {
 // Stops what startStack started; resolves {profile, flow, exit}.
 async function stopStack(stack) {
 	if (stack.proxy) await stack.proxy.close();
+	if (stack.server) { // what the server counted, beside its log
+		const metrics = await fetch(`${stack.server.url}/metrics`).then((r) => r.text()).catch((err) => `# ${err.message}\n`);
+		fs.writeFileSync(stack.server.logFile.replace(/\.log$/, '.metrics'), metrics);
+	}
 	const exit = stack.server ? await stopServer(stack.server) : 'not started';
 	return { profile: stack.profile, flow: stack.flow, exit, log: stack.server?.logFile };
 }
@@ -535,7 +552,7 @@ async function main() {
 	const require = createRequire(path.join(BUILD, 'web-tests', 'package.json'));
 	const { chromium } = require('playwright-core');
 	if (!fs.existsSync(PETCUT)) throw new Error(`${PETCUT} is missing (make builds it)`);
-	const photoList = photos(N_PHOTOS);
+	const photoList = photos(N_PHOTOS).filter((p, i) => !ONLY_PHOTOS.length || ONLY_PHOTOS.includes(i + 1));
 	const browser = await chromium.launch({
 		executablePath: process.env.PETCUT_CHROMIUM || '/usr/bin/chromium',
 		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',

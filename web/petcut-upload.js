@@ -45,6 +45,7 @@ export const DEFAULTS = Object.freeze({
 	proxySide: 512,			// the proxy's shorter side (the network's preview input)
 	proxyQuality: 0.6,		// its WebP (or JPEG) quality...
 	proxyBytes: 45000,		// ... and, for a photo of fine detail (fur), 0.4 if it is larger than this
+	prepareAfterMs: 300,		// while a preview is asked for, the photo is prepared once it is back or after this
 	autoPreview: false,		// start preview(slot, previewParams) as soon as a photo is added
 	previewParams: {},		// what autoPreview asks for (remove-background's options)
 	displaySize: 1024,		// the longest side results are asked for, for the screen
@@ -153,7 +154,7 @@ export async function prepareImage(file, opts = {}, size = undefined) {
 	const scale = Math.min(1, o.maxDimension / side);
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	const blob = await decodeTo(file, w, h, 'image/jpeg', o.quality);
+	const blob = await decodeTo(file, w, h, (bitmap) => encodeAs(bitmap, w, h, 'image/jpeg', o.quality));
 	if (!blob) return { blob: file, decoded: false, shrunk: false };
 	return { blob, decoded: true, width: w, height: h, shrunk: true };
 }
@@ -173,16 +174,24 @@ export async function makeProxy(file, opts = {}, size = undefined) {
 	const scale = Math.min(1, o.proxySide / Math.min(width, height), 2 * o.proxySide / Math.max(width, height));
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	const proxy = await decodeTo(file, w, h, 'image/webp', o.proxyQuality, 'image/jpeg');
-	if (!proxy || proxy.size <= o.proxyBytes || o.proxyQuality <= 0.4) return proxy;
-	// a few tens of KB is the point (about 0.4 s up on 3G): fur and grass need a lower quality
-	return (await decodeTo(file, w, h, 'image/webp', 0.4, 'image/jpeg')) || proxy;
+	// a few tens of KB is the point (about 0.4 s up on 3G): fur and grass
+	// need a lower quality, encoded again from the same decode
+	const qualities = o.proxyQuality > 0.4 ? [o.proxyQuality, 0.4] : [o.proxyQuality];
+	return decodeTo(file, w, h, async (bitmap) => {
+		let proxy = null;
+		for (const q of qualities) {
+			const blob = await encodeAs(bitmap, w, h, 'image/webp', q, 'image/jpeg');
+			if (blob && (!proxy || blob.size < proxy.size)) proxy = blob;
+			if (!proxy || proxy.size <= o.proxyBytes) break;
+		}
+		return proxy;
+	});
 }
 
 // The file decoded upright straight to w x h (the browser's decoder scales
-// as it decodes, off the main thread) and encoded as type (or fallback where
-// the browser does not write type): a Blob, or null.
-async function decodeTo(file, w, h, type, quality, fallback = null) {
+// as it decodes, off the main thread), given to use(bitmap): what use
+// returns, or null where the browser cannot decode the file.
+async function decodeTo(file, w, h, use) {
 	let bitmap;
 	try {
 		bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
@@ -190,12 +199,18 @@ async function decodeTo(file, w, h, type, quality, fallback = null) {
 		return null;
 	}
 	try {
-		const blob = await encode(bitmap, w, h, type, quality);
-		if (blob && blob.type === type) return blob;
-		return fallback ? await encode(bitmap, w, h, fallback, quality) : blob; // Safari writes no WebP
+		return await use(bitmap);
 	} finally {
 		bitmap.close();
 	}
+}
+
+// bitmap at w x h as type, or as fallback where the browser does not write
+// type (Safari writes no WebP): a Blob, or null.
+async function encodeAs(bitmap, w, h, type, quality, fallback = null) {
+	const blob = await encode(bitmap, w, h, type, quality);
+	if (blob && blob.type === type) return blob;
+	return fallback ? encode(bitmap, w, h, fallback, quality) : blob;
 }
 
 /** A photo's size as shown (EXIF orientation applied), from its header alone; null if this browser cannot read it. */
@@ -408,6 +423,10 @@ export class PetcutUploader extends EventTarget {
 	 */
 	async preview(slot, params = {}, opts = {}) {
 		const max = Math.max(16, Math.min(4096, Math.round(opts.max || this.options.displaySize)));
+		const fields = { ...params, size: 'full', max };
+		const key = JSON.stringify(fields);
+		// a photo not yet sent can bring the full result back with it
+		if (!slot._sending) slot._fullAsk = { fields, key, accept: accepted() };
 		const first = this._previewFirst(slot, params, max);
 		slot._previewing = first; // the upload waits for it: the link is the proxy's first
 		try {
@@ -418,8 +437,9 @@ export class PetcutUploader extends EventTarget {
 			this._emit('error', { slot, error: err, size: 'preview' });
 		}
 		try {
-			await this.uploaded(slot);
-			const full = await this._removal(slot, { ...params, image_id: slot.imageId, size: 'full' }, max, await accepted());
+			const done = await this.uploaded(slot);
+			const full = done.full?.key === key ? done.full
+				: await this._removal(slot, { ...params, image_id: slot.imageId, size: 'full' }, max, await accepted());
 			return await this._show(slot, 'full', full);
 		} finally {
 			this._reportWait(slot);
@@ -542,15 +562,20 @@ export class PetcutUploader extends EventTarget {
 		let bytes = 0;
 		let resumable = false;
 		try {
-			// the proxy first, then the photo is prepared while the preview is
-			// on its way, and goes up once it is on screen
+			// the proxy first: the photo is prepared once the preview is back
+			// or has had the processor for a moment, and goes up once the
+			// preview is on screen
 			const proxy = await slot._proxy;
+			if (proxy && slot._previewing) {
+				await Promise.race([Promise.resolve(slot._previewing).catch(() => {}), sleep(o.prepareAfterMs, slot._abort.signal)]);
+			}
 			const prep = await prepareImage(slot.file, o, await slot._size);
 			const blob = prep.blob;
 			// a preview from the proxy has the link to itself until it is on screen
-			if (proxy) await Promise.resolve(slot._previewing).catch(() => {});
+			if (proxy && slot._previewing) await Promise.resolve(slot._previewing).catch(() => {});
 			bytes = blob.size;
 			slot.sent = { type: blob.type, size: blob.size, shrunk: prep.shrunk, width: prep.width, height: prep.height };
+			slot._sending = true; // what it asks for is settled now
 			this._status(slot, 'waiting', 'Waiting to upload…');
 			await this._acquire();
 			try {
@@ -647,7 +672,7 @@ export class PetcutUploader extends EventTarget {
 
 	// One XHR: resolves with {status, xhr}; rejects on network errors and
 	// on statuses that are not in `ok`.
-	_xhr(slot, { method, url, headers = {}, body = null, ok, onProgress }) {
+	_xhr(slot, { method, url, headers = {}, body = null, ok, onProgress, responseType = '' }) {
 		return new Promise((resolve, reject) => {
 			const xhr = new XMLHttpRequest();
 			const signal = slot._abort.signal;
@@ -655,11 +680,13 @@ export class PetcutUploader extends EventTarget {
 			const onAbort = () => xhr.abort();
 			signal.addEventListener('abort', onAbort, { once: true });
 			xhr.open(method, url);
+			xhr.responseType = responseType;
 			for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
 			if (onProgress && body) xhr.upload.onprogress = (e) => onProgress(e.loaded);
 			xhr.onload = () => {
 				signal.removeEventListener('abort', onAbort);
 				if (ok.includes(xhr.status)) resolve(xhr);
+				else if (responseType === 'blob') xhr.response.text().then((text) => reject(httpError(xhr.status, text, retryAfter(xhr))), reject);
 				else reject(httpError(xhr.status, xhr.responseText, retryAfter(xhr)));
 			};
 			xhr.onerror = xhr.ontimeout = () => {
@@ -671,8 +698,39 @@ export class PetcutUploader extends EventTarget {
 		});
 	}
 
+	// With the full result asked for (slot._fullAsk), one try of POST
+	// /v1/remove-background with the photo as the body: the photo is stored
+	// as an upload would store it, and the answer is the full result sized
+	// for the screen, one round trip sooner. Any failure falls back to a
+	// plain upload. Returns {id, url, full} or null.
+	async _uploadForFull(slot, blob) {
+		const ask = slot._fullAsk;
+		const q = new URLSearchParams();
+		for (const [k, v] of Object.entries(ask.fields)) q.set(k, String(v));
+		let xhr;
+		try {
+			slot.tries++;
+			xhr = await this._xhr(slot, {
+				method: 'POST', url: this.url(`/v1/remove-background?${q}`), body: blob, ok: [200], responseType: 'blob',
+				headers: { 'Content-Type': blob.type || 'application/octet-stream', Accept: await ask.accept },
+				onProgress: (loaded) => this._progress(slot, Math.min(loaded, blob.size - 1), blob.size, blob.size),
+			});
+		} catch (err) {
+			if (err.name === 'AbortError') throw err;
+			return null;
+		}
+		const id = xhr.getResponseHeader('Petcut-Image-Id');
+		if (!id) return null;
+		const full = { key: ask.key, blob: xhr.response, resultId: xhr.getResponseHeader('Petcut-Result-Id'), imageId: id };
+		return { id, url: `/v1/images/${id}`, full };
+	}
+
 	// POST /v1/images with the bytes; the answer is the image's JSON.
 	async _plainUpload(slot, blob) {
+		if (slot._fullAsk) {
+			const done = await this._uploadForFull(slot, blob);
+			if (done) return done;
+		}
 		const precompute = this.options.precompute ? `?precompute=${encodeURIComponent(this.options.precompute)}` : '';
 		const xhr = await this._withRetries(slot, () => this._xhr(slot, {
 			method: 'POST', url: this.url(`/v1/images${precompute}`), body: blob, ok: [200, 201],

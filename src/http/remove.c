@@ -23,6 +23,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,9 +192,14 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	default:
 		snprintf(s->precision_key, sizeof s->precision_key, "fp32");
 	}
-	/* plans for both network sizes now, so no request pays for them */
+	/* plans for both network sizes now, so no request pays for them; with
+	 * the guard on, its fp32 plans too (an unsure mask is rerun at once,
+	 * not after seconds of planning and rereading the weights) */
+	bool guard = nn_model_precision(s->model) != NN_PRECISION_FP32 && s->cfg.fallback_above > 0;
 	for (int side = 512; side <= 1024; side *= 2) {
 		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
+		if (guard)
+			nn_model_prepare_at(s->model, NN_PRECISION_FP32, &t, 1);
 		nn_model_prepare(s->model, &t, 1);
 	}
 	if (batcher_create(s->model, &bo, &s->batcher) != BATCHER_OK) {

@@ -411,17 +411,31 @@ static nn_status check_inputs(const nn_model *m, const struct nn_tensor *inputs,
 	return NN_OK;
 }
 
-nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_inputs)
+/* A plan at precision prec, or at the model's when prec is negative. */
+static nn_status prepare(nn_model *m, int prec, const struct nn_tensor *inputs, int n_inputs)
 {
 	struct nn_plan *p;
 	nn_status st;
 
-	if (!m || (st = check_inputs(m, inputs, n_inputs, false)) != NN_OK)
-		return m ? st : nn_fail(NN_ERR_ARG, "no model");
+	if (!m)
+		return nn_fail(NN_ERR_ARG, "no model");
+	if ((prec >= 0 && (st = precision_check(m, (nn_precision)prec)) != NN_OK) ||
+	    (st = check_inputs(m, inputs, n_inputs, false)) != NN_OK)
+		return st;
 	pthread_mutex_lock(&m->lock);
-	st = nn_plan_get(m, inputs, m->precision, &p);
+	st = nn_plan_get(m, inputs, prec >= 0 ? (nn_precision)prec : m->precision, &p);
 	pthread_mutex_unlock(&m->lock);
 	return st;
+}
+
+nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_inputs)
+{
+	return prepare(m, -1, inputs, n_inputs);
+}
+
+nn_status nn_model_prepare_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs)
+{
+	return prepare(m, (int)prec, inputs, n_inputs);
 }
 
 /* A run at precision prec, or at the model's when prec is negative. */

@@ -171,6 +171,10 @@ nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out);
  * read, except for inputs whose values decide shapes (they need data). */
 nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_inputs);
 
+/* nn_model_prepare at precision prec, whatever the model's setting (for
+ * nn_run_at). */
+nn_status nn_model_prepare_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs);
+
 /* Frees a tensor's data allocated by the runtime and clears it. */
 void nn_tensor_free(struct nn_tensor *t);
 

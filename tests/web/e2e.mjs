@@ -545,7 +545,10 @@ await step('instant preview', async () => {
 	const log = proxy.log.slice(start);
 	const sentBefore = log.filter((e) => e.t <= atPreview.at).reduce((n, e) => n + e.bytes, 0);
 	const proxyPost = log.find((e) => e.path === '/v1/remove-background' && /^image\//.test(e.headers['content-type'] || ''));
-	const upload = log.find((e) => e.method === 'POST' && (e.path === '/v1/images' || e.path === '/v1/uploads'));
+	// the photo goes up as an upload, or (below the resumable size) as the
+	// body of the full-size removal, whose answer is the full result
+	const upload = log.find((e) => e.method === 'POST' && (e.path === '/v1/images' || e.path === '/v1/uploads' ||
+		(e.path === '/v1/remove-background' && /^image\//.test(e.headers['content-type'] || '') && /^\?(.*&)?size=full/.test(e.query))));
 	check('the preview is on screen before the full upload has finished',
 		atPreview.status !== 'done' && r.shown[0]?.size === 'preview' && r.doneT > r.shown[0].t && upload && proxyPost && proxyPost.end <= upload.t,
 		`slot ${atPreview.status} at the preview; preview at ${Math.round(r.shown[0]?.t)} ms, upload done at ${Math.round(r.doneT)} ms`);
