@@ -9,12 +9,13 @@
  * Files:
  *   nn.c        public API, errors, runs
  *   onnx_load.c ONNX protobuf -> IR
- *   ops.c       operator table: attribute checks, shape inference, reference
- *               kernels on dense row-major data (used for constant folding
- *               and for the light ops)
+ *   ops.c       operator table: attribute checks, shape inference
+ *   ops_ref.c   reference kernels on dense row-major data (used for constant
+ *               folding and for the light ops)
  *   passes.c    graph passes (fp16 promotion, folding, size generalisation,
  *               fusion, dead-node removal)
- *   plan.c      per-shape planning onto oneDNN primitives and the arena
+ *   plan*.c     per-shape planning onto oneDNN primitives and the arena
+ *               (plan_int.h)
  *   quant.c     int8: calibration ranges, their file, weight scales
  *   wino.c      bf16 Winograd F(2x2, 3x3) convolutions (wino.h)
  */
@@ -239,7 +240,7 @@ void nn_graph_remove_dead(struct nn_graph *g);
 
 nn_status nn_onnx_load(const void *buf, size_t len, struct nn_graph *g);
 
-/* ===== Operators (ops.c) ===== */
+/* ===== Operators (ops.c, ops_ref.c) ===== */
 
 /* Checks a node's attribute values and input count once, at load. */
 nn_status nn_op_check(const struct nn_graph *g, const struct nn_node *n);
