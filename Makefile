@@ -34,7 +34,7 @@ ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 GEN_C   = $(BUILD)/gen/onnx.pb-c.c
 GEN_H   = $(BUILD)/gen/onnx.pb-c.h
 
-LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/kv/*.c src/util/*.c))
+LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/kv/*.c src/util/*.c src/pipeline/*.c))
 CLI_SRC = $(sort $(wildcard src/cli/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
 # the browser side (upload module and demo page), built into petcut and served at /
@@ -89,6 +89,11 @@ $(BUILD)/petcut: $(CLI_OBJ) $(BUILD)/libpetcut.a
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpetcut.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -o $@ $< $(BUILD)/libpetcut.a $(LDLIBS_ALL)
+
+# the CLI's argument parser, beside the API's
+$(BUILD)/tests/test_pipeline: tests/unit/test_pipeline.c $(BUILD)/src/cli/cmd_remove.o $(BUILD)/src/cli/args.o $(BUILD)/libpetcut.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLFLAGS) -o $@ $< $(BUILD)/src/cli/cmd_remove.o $(BUILD)/src/cli/args.o $(BUILD)/libpetcut.a $(LDLIBS_ALL)
 
 $(BUILD)/tests/test_fuzz_%: fuzz/%_fuzzer.c fuzz/replay.c $(BUILD)/libpetcut.a
 	@mkdir -p $(dir $@)

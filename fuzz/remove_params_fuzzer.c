@@ -46,32 +46,32 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	CHECK((p->image_id[0] == 0) == (p->source != REMOVE_SOURCE_ID));
 	CHECK(p->source != REMOVE_SOURCE_ID || store_key_valid(p->image_id));
 	CHECK((p->source == REMOVE_SOURCE_ID) == !p->source_text);
-	CHECK(p->side == 512 || p->side == 1024);
-	CHECK(p->refine == IMG_REFINE_NONE || p->refine == IMG_REFINE_GUIDED);
-	CHECK(p->render.kind == IMG_CUT_RGBA || p->render.kind == IMG_CUT_MASK);
-	CHECK(p->render.bg >= IMG_BG_NONE && p->render.bg <= IMG_BG_IMAGE);
-	CHECK((p->render.bg == IMG_BG_IMAGE) == !!p->bg_image_id[0]);
+	CHECK(p->req.side == 512 || p->req.side == 1024);
+	CHECK(p->req.refine == IMG_REFINE_NONE || p->req.refine == IMG_REFINE_GUIDED);
+	CHECK(p->req.render.kind == IMG_CUT_RGBA || p->req.render.kind == IMG_CUT_MASK);
+	CHECK(p->req.render.bg >= IMG_BG_NONE && p->req.render.bg <= IMG_BG_IMAGE);
+	CHECK((p->req.render.bg == IMG_BG_IMAGE) == !!p->bg_image_id[0]);
 	CHECK(!p->bg_image_id[0] || store_key_valid(p->bg_image_id));
-	CHECK(!p->render.bg_image);
-	CHECK(p->render.effect >= IMG_EFFECT_NONE && p->render.effect <= IMG_EFFECT_POPART);
-	CHECK(p->render.outline_px >= 0 && p->render.outline_px <= REMOVE_MAX_OUTLINE);
-	CHECK(isfinite(p->render.margin) && p->render.margin >= 0 && p->render.margin <= REMOVE_MAX_MARGIN);
-	CHECK(p->render.fit_w >= 0 && p->render.fit_w <= REMOVE_MAX_FIT);
-	CHECK(p->render.fit_h >= 0 && p->render.fit_h <= REMOVE_MAX_FIT);
-	CHECK(p->save.format >= IMG_FORMAT_PNG && p->save.format <= IMG_FORMAT_AVIF);
-	CHECK(p->save.quality >= 0 && p->save.quality <= 100);
-	CHECK(p->save.color == IMG_COLOR_KEEP || p->save.color == IMG_COLOR_SRGB);
-	CHECK(p->save.format != IMG_FORMAT_JPEG || p->render.kind == IMG_CUT_MASK ||
-	      (p->render.bg != IMG_BG_NONE && (p->render.bg != IMG_BG_COLOR || p->render.color[3] == 255)));
+	CHECK(!p->req.render.bg_image);
+	CHECK(p->req.render.effect >= IMG_EFFECT_NONE && p->req.render.effect <= IMG_EFFECT_POPART);
+	CHECK(p->req.render.outline_px >= 0 && p->req.render.outline_px <= PIPE_MAX_OUTLINE);
+	CHECK(isfinite(p->req.render.margin) && p->req.render.margin >= 0 && p->req.render.margin <= PIPE_MAX_MARGIN);
+	CHECK(p->req.render.fit_w >= 0 && p->req.render.fit_w <= PIPE_MAX_FIT);
+	CHECK(p->req.render.fit_h >= 0 && p->req.render.fit_h <= PIPE_MAX_FIT);
+	CHECK(p->req.save.format >= IMG_FORMAT_PNG && p->req.save.format <= IMG_FORMAT_AVIF);
+	CHECK(p->req.save.quality >= 0 && p->req.save.quality <= 100);
+	CHECK(p->req.save.color == IMG_COLOR_KEEP || p->req.save.color == IMG_COLOR_SRGB);
+	CHECK(p->req.save.format != IMG_FORMAT_JPEG || p->req.render.kind == IMG_CUT_MASK ||
+	      (p->req.render.bg != IMG_BG_NONE && (p->req.render.bg != IMG_BG_COLOR || p->req.render.color[3] == 255)));
 	/* the integers given are the integers used (no silent wrap-around) */
-	CHECK(int_field(body, "quality", 0) == p->save.quality);
-	CHECK(int_field(body, "outline", 0) == p->render.outline_px);
+	CHECK(int_field(body, "quality", 0) == p->req.save.quality);
+	CHECK(int_field(body, "outline", 0) == p->req.render.outline_px);
 	CHECK(int_field(body, "max", 0) == p->view_max);
 	CHECK(p->view_max == 0 || (p->view_max >= VIEW_MIN_SIDE && p->view_max <= VIEW_MAX_SIDE));
 	const char *fit = json_string_value(json_object_get(body, "fit"));
 	long long fw, fh;
 	if (fit && sscanf(fit, "%lldx%lld", &fw, &fh) == 2)
-		CHECK(fw == p->render.fit_w && fh == p->render.fit_h);
+		CHECK(fw == p->req.render.fit_w && fh == p->req.render.fit_h);
 	/* the cache key is whole, and the same for the same body */
 	CHECK(strlen(p->canonical) < sizeof p->canonical - 1);
 	CHECK(http_remove_parse(body, &again, why, sizeof why) == 0);

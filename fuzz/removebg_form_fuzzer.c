@@ -129,11 +129,18 @@ static void check_body(json_t *form, json_t *img, json_t *body)
 		CHECK(!strcmp(got, http_form_value(form, "image_file_b64")));
 	if ((got = json_string_value(json_object_get(body, "image_url"))))
 		CHECK(!strcmp(got, http_form_value(form, "image_url")));
-	if (bg && *bg) {
+	const char *channels = http_form_value(form, "channels"), *crop = http_form_value(form, "crop");
+	int alpha = channels && !strcasecmp(channels, "alpha");
+	int cropped = crop && (!strcasecmp(crop, "true") || !strcmp(crop, "1") || !strcasecmp(crop, "yes"));
+
+	/* the alpha channel alone has no background; a margin is the crop's */
+	CHECK(!alpha || !json_object_get(body, "bg"));
+	CHECK(cropped || !json_object_get(body, "margin"));
+	if (bg && *bg && !alpha) {
 		got = json_string_value(json_object_get(body, "bg"));
 		CHECK(got && (!strcmp(got, bg) || (got[0] == '#' && !strcmp(got + 1, bg))));
 	}
-	if (margin && *margin) {
+	if (margin && *margin && cropped) {
 		size_t n = strlen(margin);
 		got = json_string_value(json_object_get(body, "margin"));
 		if (n > 2 && !strcasecmp(margin + n - 2, "px"))

@@ -194,8 +194,8 @@ static nn_status run_batch(struct batcher *b, struct batcher_job **batch, int n,
 			memcpy(j->output, (float *)out.data + out_per * (size_t)i, sizeof(float) * out_per);
 			j->rank = out.rank - 1;
 			memcpy(j->dims, out.dims + 1, sizeof(int64_t) * (size_t)j->rank);
-			if (reduced && b->o.fallback_above > 0 &&
-			    batcher_mask_uncertainty(j->output, out_per) > b->o.fallback_above)
+			j->timing.uncertainty = batcher_mask_uncertainty(j->output, out_per);
+			if (reduced && b->o.fallback_above > 0 && j->timing.uncertainty > b->o.fallback_above)
 				rerun_fp32(b, j, (const float *)in.data + per * (size_t)i, out_per);
 		} else {
 			snprintf(j->err, sizeof j->err, "%s", st == NN_OK ? "out of memory" : msg);
@@ -230,6 +230,8 @@ static void *worker_main(void *arg)
 	struct batcher *b = arg;
 	struct batcher_job *batch[BATCHER_MAX_BATCH];
 
+	if (b->o.threads > 0)
+		nn_set_threads(b->o.threads);
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		while (!b->head && !b->stopping)
@@ -312,6 +314,7 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	b->o.max_queue = o && o->max_queue > 0 ? o->max_queue : 64;
 	b->o.fallback_above = o && o->fallback_above > 0 ? o->fallback_above : 0;
 	b->o.fail_pause_ms = o && o->fail_pause_ms > 0 ? o->fail_pause_ms : 2000;
+	b->o.threads = o && o->threads > 0 ? o->threads : 0;
 	if (b->o.max_batch > BATCHER_MAX_BATCH)
 		b->o.max_batch = BATCHER_MAX_BATCH;
 	pthread_mutex_init(&b->lock, NULL);

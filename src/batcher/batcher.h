@@ -56,6 +56,9 @@ struct batcher_opts {
 	/* After a forward pass fails, new requests are refused for this long
 	 * (default 2000). */
 	int fail_pause_ms;
+	/* Compute threads of the forward passes (nn_set_threads, which holds
+	 * for the thread that sets it); 0: the runtime's default. */
+	int threads;
 };
 
 /* Counters since creation, for /metrics. */
@@ -79,6 +82,7 @@ struct batcher_timing {
 	double infer_ms; /* the forward pass it was part of */
 	int batch_size;	 /* how many requests shared it */
 	int fallback;	 /* 1: rerun at fp32 by the quality guard (infer_ms includes it) */
+	double uncertainty; /* batcher_mask_uncertainty of its first mask */
 };
 
 /* How unsure a mask of probabilities is: the share of pixels between 0.1

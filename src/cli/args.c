@@ -1,15 +1,15 @@
 /*
  * args.c - small helpers shared by the command handlers.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "model/model.h"
-#include "nn/nn.h"
 
 int cli_parse_int(const char *s, long lo, long hi, int *n)
 {
@@ -24,37 +24,50 @@ int cli_parse_int(const char *s, long lo, long hi, int *n)
 	return 0;
 }
 
-int cli_parse_precision(const char *s, int *p)
+static int cmp_names(const void *a, const void *b)
 {
-	static const char *const names[] = {"fp32", "bf16", "int8"};
-	static const nn_precision values[] = {NN_PRECISION_FP32, NN_PRECISION_BF16, NN_PRECISION_INT8};
-
-	for (int i = 0; i < 3; i++)
-		if (!strcmp(s, names[i])) {
-			*p = (int)values[i];
-			return 0;
-		}
-	return -1;
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cli_set_precision(struct nn_model *m, const char *model_file, int p, char *why, unsigned long whylen)
+int cli_list_files(const char *dir, char ***names)
 {
-	char calib[PATH_MAX + 64];
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **v = NULL, **grown, *path = NULL;
+	int n = 0, cap = 0, err = ENOMEM;
+	struct stat sb;
 
-	if (p == NN_PRECISION_INT8) {
-		if (model_calibration_path(model_file, calib, sizeof calib) != MODEL_OK) {
-			snprintf(why, whylen, "%s", model_errmsg());
-			return -1;
-		}
-		if (nn_model_load_calibration(m, calib) != NN_OK) {
-			snprintf(why, whylen, "no int8 calibration (run: petcut model calibrate --images DIR): %s",
-				 nn_errmsg());
-			return -1;
-		}
-	}
-	if (nn_model_set_precision(m, (nn_precision)p) != NN_OK) {
-		snprintf(why, whylen, "%s", nn_errmsg());
+	*names = NULL;
+	if (!d)
 		return -1;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (asprintf(&path, "%s/%s", dir, e->d_name) < 0)
+			goto fail;
+		int regular = !stat(path, &sb) && S_ISREG(sb.st_mode);
+		free(path);
+		if (!regular)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if (!(grown = realloc(v, sizeof *v * (size_t)cap)))
+				goto fail;
+			v = grown;
+		}
+		if (!(v[n] = strdup(e->d_name)))
+			goto fail;
+		n++;
 	}
-	return 0;
+	closedir(d);
+	qsort(v, (size_t)n, sizeof *v, cmp_names);
+	*names = v;
+	return n;
+fail:
+	while (n > 0)
+		free(v[--n]);
+	free(v);
+	closedir(d);
+	errno = err;
+	return -1;
 }

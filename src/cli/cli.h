@@ -16,17 +16,14 @@ struct cli_command {
  * (args.c). */
 int cli_parse_int(const char *s, long lo, long hi, int *n);
 
-struct nn_model;
-/* Parses a --precision value (fp32, bf16, int8) into *p; -1 if unknown. */
-int cli_parse_precision(const char *s, int *p);
-/* Sets model m (loaded from model_file) to precision p; int8 first loads the
- * calibration kept beside the model file. When that precision cannot run
- * here the model stays at fp32: returns -1 after writing why to why (so
- * callers decide whether to say it), else 0. */
-int cli_set_precision(struct nn_model *m, const char *model_file, int p, char *why, unsigned long whylen);
+/* The regular files of dir (symlinks followed), sorted by name, hidden ones
+ * left out (they are not photos people put there, and they include other
+ * runs' temporary outputs): their count, with *names (each and the array
+ * malloc'd); -1 with errno set when the folder cannot be read (args.c). */
+int cli_list_files(const char *dir, char ***names);
 
 int cmd_remove(int argc, char **argv);     /* cmd_remove.c */
-int cmd_remove_dir(int argc, char **argv); /* cmd_remove.c */
+int cmd_remove_dir(int argc, char **argv); /* cmd_remove_dir.c */
 int cmd_infer(int argc, char **argv);      /* cmd_infer.c */
 int cmd_convert(int argc, char **argv);    /* cmd_convert.c */
 int cmd_serve(int argc, char **argv);      /* cmd_serve.c */

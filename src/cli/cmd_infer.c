@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "pipeline/pipeline.h"
 #include "nn/nn.h"
 
 static const char usage[] =
@@ -178,13 +179,13 @@ int cmd_infer(int argc, char **argv)
 		goto out;
 	}
 	int prec;
-	char why[1024];
-	if (cli_parse_precision(precision, &prec)) {
+	char why[1024], calib_id[48];
+	if (pipe_parse_precision(precision, &prec)) {
 		fprintf(stderr, "petcut infer: --precision must be fp32, bf16 or int8\n");
 		rc = 2;
 		goto out;
 	}
-	if (cli_set_precision(m, model, prec, why, sizeof why))
+	if (pipe_model_set_precision(m, model, prec, calib_id, sizeof calib_id, why, sizeof why))
 		fprintf(stderr, "petcut infer: %s: staying at fp32\n", why);
 	load_ms = now_ms() - t0;
 	if (nn_model_num_inputs(m) != 1) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "pipeline/pipeline.h"
 #include "http/http.h"
 
 static void usage(FILE *f, const struct http_config *d)
@@ -46,7 +47,8 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --per-ip-connections N  connections one client address may hold at once (default %d)\n"
 		"  --max-upload-mb N     largest upload (PETCUT_MAX_UPLOAD_MB; default %zu)\n"
 		"  --max-megapixels N    largest image, checked from its header (default %lld)\n"
-		"  --model PATH          the .onnx model (PETCUT_MODEL; default: the fetched medium model)\n"
+		"  --model NAME|PATH     medium or small, as fetched by `petcut model fetch`, or the path of an\n"
+		"                        .onnx file (PETCUT_MODEL; default medium)\n"
 		"  --max-batch N         requests per forward pass (PETCUT_MAX_BATCH; default %d)\n"
 		"  --max-delay-ms N      wait for a batch to fill (PETCUT_MAX_DELAY_MS; default %d)\n"
 		"  --max-queue N         inference requests waiting before 429 (PETCUT_MAX_QUEUE; default %d)\n"
@@ -161,10 +163,10 @@ static int run(const char *name, int argc, char **argv)
 			cfg.max_pixels = (long long)n * 1000000;
 		else if (!strcmp(a, "--model"))
 			cfg.model = v;
-		else if (!strcmp(a, "--precision") && !cli_parse_precision(v, &cfg.precision))
+		else if (!strcmp(a, "--precision") && !pipe_parse_precision(v, &cfg.precision))
 			;
 		else if (!strcmp(a, "--fallback") && (!strcmp(v, "fp32") || !strcmp(v, "none")))
-			cfg.fallback_above = !strcmp(v, "none") ? 0 : cfg.fallback_above > 0 ? cfg.fallback_above : 0.9;
+			cfg.fallback_above = !strcmp(v, "none") ? 0 : cfg.fallback_above > 0 ? cfg.fallback_above : PIPE_GUARD_ABOVE;
 		else if (!strcmp(a, "--fallback-above") && (f = strtod(v, &end)) > 0 && f <= 1 && !*end && end != v)
 			cfg.fallback_above = f;
 		else if (!strcmp(a, "--max-batch") && !*end && n > 0 && n <= 32)

@@ -101,29 +101,6 @@ void http_auth_fini(struct http_server *s)
 	s->n_api_keys = 0;
 }
 
-int http_auth_needed(const struct http_server *s, enum route rt, const char *method)
-{
-	if (!s->n_api_keys)
-		return 0;
-	switch (rt) {
-	case ROUTE_IMAGE:
-	case ROUTE_RESULT: /* capability URLs, see above */
-		return strcmp(method, "GET") && strcmp(method, "HEAD");
-	case ROUTE_UPLOAD:
-	case ROUTE_REMOVE:
-	case ROUTE_REMOVE_BATCH:
-	case ROUTE_REMOVEBG:
-	case ROUTE_TUS:
-	case ROUTE_TUS_UPLOAD:
-	case ROUTE_CLIENT_METRICS:
-	case ROUTE_JOBS:
-	case ROUTE_JOB:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 int http_auth_ok(const struct http_server *s, struct MHD_Connection *c)
 {
 	const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");

@@ -17,24 +17,12 @@
 
 #define MAX_REPORT_BYTES 2048
 
-static const char *const networks[] = {"slow-2g", "2g", "3g", "4g", "unknown"};
-static const char *const devices[] = {"phone", "tablet", "desktop", "unknown"};
-static const char *const outcomes[] = {"success", "failure", "cancelled"};
-
 /* Upload durations in seconds: a small photo on Wi-Fi to a large one on 2G. */
 static const double duration_buckets[] = {0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300};
 
 /* Waits for a result in seconds: the preview's targets (0.5 s on Wi-Fi, 2 s
  * on 3G, 6 s for the slowest) fall on bucket bounds. */
 static const double wait_buckets[] = {0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60, 120};
-
-static int one_of(const char *v, const char *const *set, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v, set[i]))
-			return 1;
-	return 0;
-}
 
 int http_client_metrics_init(struct http_server *s)
 {
@@ -70,109 +58,6 @@ int http_client_metrics_init(struct http_server *s)
 		       : -1;
 }
 
-/* The labels every report has: network and device, from their closed sets. */
-static int check_labels(const char *network, const char *device, struct client_report *out, char *why, size_t wl)
-{
-	if (!one_of(network, networks, sizeof networks / sizeof *networks)) {
-		snprintf(why, wl, "network is slow-2g, 2g, 3g, 4g or unknown");
-		return 400;
-	}
-	if (!one_of(device, devices, sizeof devices / sizeof *devices)) {
-		snprintf(why, wl, "device is phone, tablet, desktop or unknown");
-		return 400;
-	}
-	out->network = network;
-	out->device = device;
-	return 0;
-}
-
-/* A wait in ms: absent (-1), or a number from 0 to an hour. */
-static int wait_ms(json_t *v, const char *name, double *out, char *why, size_t wl)
-{
-	*out = -1;
-	if (!v)
-		return 0;
-	double ms = json_number_value(v);
-	if (!json_is_number(v) || !(ms >= 0 && ms <= CLIENT_MAX_DURATION_MS)) {
-		snprintf(why, wl, "%s is a number from 0 to %.0f", name, CLIENT_MAX_DURATION_MS);
-		return 400;
-	}
-	*out = ms;
-	return 0;
-}
-
-/* {"kind":"wait", "preview_ms", "full_ms", "network", "device"} */
-static int parse_wait(json_t *j, struct client_report *out, char *why, size_t wl)
-{
-	const char *kind, *network = "unknown", *device = "unknown";
-	json_t *preview = NULL, *full = NULL;
-	json_error_t err;
-
-	if (json_unpack_ex(j, &err, JSON_STRICT, "{s:s,s?o,s?o,s?s,s?s}", "kind", &kind, "preview_ms", &preview,
-			   "full_ms", &full, "network", &network, "device", &device)) {
-		snprintf(why, wl, "bad report: %s", err.text);
-		return 400;
-	}
-	out->kind = CLIENT_REPORT_WAIT;
-	if (wait_ms(preview, "preview_ms", &out->preview_ms, why, wl) || wait_ms(full, "full_ms", &out->full_ms, why, wl))
-		return 400;
-	if (out->preview_ms < 0 && out->full_ms < 0) {
-		snprintf(why, wl, "a wait report has preview_ms, full_ms or both");
-		return 400;
-	}
-	return check_labels(network, device, out, why, wl);
-}
-
-int http_client_report_parse(json_t *j, struct client_report *out, char *why, size_t wl)
-{
-	const char *outcome, *kind_text, *network = "unknown", *device = "unknown";
-	json_t *bytes = NULL, *duration = NULL, *kind = json_object_get(j, "kind");
-	json_int_t tries = 1;
-	int resumable = 0;
-	json_error_t err;
-
-	memset(out, 0, sizeof *out);
-	out->preview_ms = out->full_ms = -1;
-	if (kind && (!json_is_string(kind) ||
-		     (strcmp(json_string_value(kind), "wait") && strcmp(json_string_value(kind), "upload")))) {
-		snprintf(why, wl, "kind is upload or wait");
-		return 400;
-	}
-	if (kind && !strcmp(json_string_value(kind), "wait"))
-		return parse_wait(j, out, why, wl);
-	if (json_unpack_ex(j, &err, JSON_STRICT, "{s?s,s:s,s:o,s:o,s?I,s?s,s?s,s?b}", "kind", &kind_text, "outcome",
-			   &outcome, "bytes", &bytes, "duration_ms", &duration, "tries", &tries, "network", &network,
-			   "device", &device, "resumable", &resumable)) {
-		snprintf(why, wl, "bad report: %s", err.text);
-		return 400;
-	}
-	double b = json_number_value(bytes), ms = json_number_value(duration);
-	if (!json_is_integer(bytes) || b < 0 || b > CLIENT_MAX_BYTES_SENT) {
-		snprintf(why, wl, "bytes is an integer from 0 to %.0f", CLIENT_MAX_BYTES_SENT);
-		return 400;
-	}
-	if (!json_is_number(duration) || !(ms >= 0 && ms <= CLIENT_MAX_DURATION_MS)) {
-		snprintf(why, wl, "duration_ms is a number from 0 to %.0f", CLIENT_MAX_DURATION_MS);
-		return 400;
-	}
-	if (tries < 1 || tries > CLIENT_MAX_TRIES) {
-		snprintf(why, wl, "tries is 1 to %d", CLIENT_MAX_TRIES);
-		return 400;
-	}
-	if (!one_of(outcome, outcomes, sizeof outcomes / sizeof *outcomes)) {
-		snprintf(why, wl, "outcome is success, failure or cancelled");
-		return 400;
-	}
-	if (check_labels(network, device, out, why, wl))
-		return 400;
-	out->outcome = outcome;
-	out->bytes = b;
-	out->duration_ms = ms;
-	out->tries = (int)tries;
-	out->resumable = resumable;
-	return 0;
-}
-
 /* Folds a checked report into the metrics. */
 static void record(struct http_server *s, const struct client_report *cr)
 {
@@ -191,25 +76,13 @@ static void record(struct http_server *s, const struct client_report *cr)
 		metrics_observe(metrics_series(s->client_duration, nd), cr->duration_ms / 1e3);
 }
 
-enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
+enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	struct http_server *s = r->srv;
 	char why[200];
 
 	if (*size) { /* gather the body, up to the bound */
-		if (!r->error_status) {
-			char *b;
-			if (r->body_len + *size > MAX_REPORT_BYTES) {
-				r->error_status = 413;
-			} else if (!(b = realloc(r->body, r->body_len + *size + 1))) {
-				r->error_status = 503;
-			} else {
-				r->body = b;
-				memcpy(r->body + r->body_len, data, *size);
-				r->body_len += *size;
-			}
-		}
-		*size = 0;
+		http_gather_body(r, data, size, MAX_REPORT_BYTES);
 		return MHD_YES;
 	}
 	if (!r->began) { /* the headers */

@@ -64,8 +64,7 @@ int http_cors_init(struct http_server *s, char *errbuf, size_t errlen)
 	}
 }
 
-/* Whether the request's Origin is one the server allows. */
-static int allowed(const struct req *r)
+int http_cors_allowed(const struct req *r)
 {
 	const char *p = r->srv->cfg.cors_origins;
 	size_t n;
@@ -93,7 +92,7 @@ void http_cors_headers(struct MHD_Response *resp, const struct req *r)
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
 	} else {
 		MHD_add_response_header(resp, "Vary", "Origin");
-		if (!allowed(r))
+		if (!http_cors_allowed(r))
 			return;
 		MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
 	}
@@ -106,17 +105,14 @@ int http_cors_is_preflight(struct MHD_Connection *c, const char *method)
 	       MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Method");
 }
 
-enum MHD_Result http_cors_preflight(struct MHD_Connection *c, struct req *r)
+struct MHD_Response *http_cors_preflight(const struct req *r)
 {
 	struct MHD_Response *resp;
 
-	if (!allowed(r))
-		return http_reply_error(c, r, 403, "origin_not_allowed",
-					"this origin may not use the API from a browser (--cors-origins)");
-	if (!(resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)))
-		return MHD_NO;
+	if (!http_cors_allowed(r) || !(resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT)))
+		return NULL;
 	MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_METHODS);
 	MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_HEADERS);
 	MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
-	return http_queue(c, r, 204, resp);
+	return resp;
 }

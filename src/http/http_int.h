@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "batcher/batcher.h"
+#include "pipeline/pipeline.h"
 #include "cache/cache.h"
 #include "http/http.h"
 #include "img/img.h"
@@ -49,17 +50,13 @@ struct http_server {
 	struct metrics_series *upload_bytes_total, *rss_bytes;
 	struct metrics_series *slow_cut; /* bodies cut for trickling */
 	/* inference */
-	nn_model *model;
-	char model_id[STORE_KEY_LEN + 1]; /* SHA-256 of the model file */
-	char precision_key[96];		  /* precision and quality guard, part of cache keys */
-	char calib_id[48];		  /* the int8 calibration file's size and mtime */
-	struct batcher *batcher;
-	struct cache_flights *flights; /* identical work in flight is done once */
+	struct pipe_engine *engine;    /* the model and its worker; NULL: no model */
+	struct cache *cache;	       /* identical work done once, here and among instances; the index */
 	atomic_int precomputing;       /* background precomputations running */
 	atomic_int working;	       /* requests whose work runs off their connection */
 	atomic_int active;	       /* requests between their headers and their end */
 	atomic_int stopping;	       /* draining: /readyz 503, answers close their connection */
-	struct metrics_family *inferences, *batch_size, *queue_depth, *cache, *stage;
+	struct metrics_family *inferences, *batch_size, *queue_depth, *cache_requests, *stage;
 	struct metrics_series *inference_count, *queue_now, *cache_hit, *cache_miss, *mask_hit, *merged;
 	char address[64];
 	atomic_ullong next_id;
@@ -90,6 +87,15 @@ struct outcome {
 	enum img_format view_fmt;
 };
 
+/* A route's handler (server.c's table): id is the rest of the URL after a
+ * path ending in '/' (NULL for others). A route that reads a body is called
+ * for the headers (data NULL, *size 0, once), for each piece of the body
+ * (it sets *size to 0), and at its end (*size 0); any other is called once,
+ * at the end, its body dropped. */
+struct req;
+typedef enum MHD_Result (*http_route_fn)(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+					 size_t *size);
+
 /* One request's state, from its headers to its completion. */
 struct req {
 	struct http_server *srv;
@@ -101,6 +107,7 @@ struct req {
 	char id[40];	     /* request id: X-Request-Id or generated */
 	const char *method;
 	const char *url;
+	const char *path_id; /* the route's id: the URL after its path (server.c) */
 	int status;	     /* sent status, for logs and metrics */
 	/* uploads */
 	struct store_put *put;
@@ -133,10 +140,14 @@ enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int sta
 /* Queues {"error":{"code":..., "message":...}}. */
 enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
 				 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* http_reply_error with more headers: name and value pairs, NULL-terminated. */
+enum MHD_Result http_reply_error_with(struct MHD_Connection *c, struct req *r, int status,
+				      const char *const *headers, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 /* images.c */
-enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
-enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id);
+enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
+enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 void http_req_cleanup_upload(struct req *r);
 /* The post processor's callback of a multipart (or urlencoded) body: files
  * ("file", "image_file") are stored as uploads into r->uploaded, other
@@ -158,8 +169,8 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r);
 enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r);
 int http_remove_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_remove_fini(struct http_server *s);
-enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
-enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id);
+enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
+enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 /* Starts making what a Preview click for this image will ask for, in the
  * background, so that the click is a cache hit. */
 void http_precompute(struct http_server *s, const char *image_id, const char *size);
@@ -179,6 +190,11 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 /* Suspends the connection and runs fn(r) on a new thread, then resumes it:
  * the handler is called again with r->work == WORK_DONE. 0, or -1 if no
  * thread could start (nothing suspended). */
+/* Appends a piece of a request's body (data, *size bytes) to r->body (NUL
+ * after its r->body_len bytes), unless the request already failed; over
+ * limit bytes in all sets error_status 413, out of memory 503. *size
+ * becomes 0. */
+void http_gather_body(struct req *r, const char *data, size_t *size, size_t limit);
 int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct req *r));
 
 /* The first steps of an image upload, shared with tus.c: begin a put,
@@ -217,18 +233,18 @@ void http_tus_cleanup(struct req *r);
 
 /* client_metrics.c: POST /v1/client-metrics, the browser's upload reports */
 int http_client_metrics_init(struct http_server *s);
-enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
+enum MHD_Result http_client_metrics(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 
 /* jobs.c: asynchronous removals on the shared Redis (POST /v1/jobs, GET
  * /v1/jobs/{id}) and, with cfg.job_consumers, the threads that do them */
 int http_jobs_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_jobs_fini(struct http_server *s);
-enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *data, size_t *size);
-enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char *id);
+enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
+enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 
 /* web.c: the embedded web files; url is the request's path */
 int http_web_has(const char *url);
-enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *url);
+enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 
 /* cors.c: the origins that may use the API from a browser (--cors-origins;
  * no credentials). http_cors_init checks the list; http_cors_headers adds
@@ -237,7 +253,10 @@ int http_cors_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_cors_headers(struct MHD_Response *resp, const struct req *r);
 /* An OPTIONS request with Access-Control-Request-Method. */
 int http_cors_is_preflight(struct MHD_Connection *c, const char *method);
-enum MHD_Result http_cors_preflight(struct MHD_Connection *c, struct req *r);
+/* The 204 answer to a preflight from an allowed origin, or NULL (not
+ * allowed, or out of memory: the caller tells which by http_cors_allowed). */
+struct MHD_Response *http_cors_preflight(const struct req *r);
+int http_cors_allowed(const struct req *r);
 
 /* The OpenAPI document (src/http/openapi.json, built in). */
 extern const char http_openapi_json[];
@@ -261,7 +280,6 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 int http_auth_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_auth_fini(struct http_server *s);
 /* Whether a request on rt with method needs a key (never when none are set). */
-int http_auth_needed(const struct http_server *s, enum route rt, const char *method);
 /* Whether the request carries one of the keys. */
 int http_auth_ok(const struct http_server *s, struct MHD_Connection *c);
 

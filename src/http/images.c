@@ -19,6 +19,7 @@
 
 #include "http/http_int.h"
 #include "http/parse.h"
+#include "util/util.h"
 
 #define NS_IMAGES "img"
 #define NS_THUMBS "thumb"
@@ -44,8 +45,7 @@ static int expected_digest(struct MHD_Connection *c, char hex[STORE_KEY_LEN + 1]
 	} else {
 		return 0;
 	}
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	util_hex(raw, 32, hex);
 	return 1;
 }
 
@@ -105,20 +105,6 @@ nomem:
 	r->error_code = "overloaded";
 	snprintf(r->error_msg, sizeof r->error_msg, "out of memory");
 	return -1;
-}
-
-int http_probe_status(img_status st, const char **code)
-{
-	if (st == IMG_ERR_TOO_LARGE) {
-		*code = "too_large";
-		return 413;
-	}
-	if (st == IMG_ERR_NOT_IMAGE || st == IMG_ERR_UNSUPPORTED) {
-		*code = "not_an_image";
-		return 415;
-	}
-	*code = "undecodable";
-	return 422;
 }
 
 /* Probes and commits the current file; returns its JSON description, or
@@ -255,7 +241,7 @@ static void precompute_if_asked(struct MHD_Connection *c, struct req *r, json_t 
 	http_precompute_if_asked(c, r, json_string_value(json_object_get(image, "id")));
 }
 
-enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
+enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 	char expect[STORE_KEY_LEN + 1];
@@ -357,50 +343,6 @@ void http_req_cleanup_upload(struct req *r)
 
 /* ===== Reading images back ===== */
 
-static const char *sniff_mime(int fd)
-{
-	unsigned char b[16] = {0};
-	if (pread(fd, b, sizeof b, 0) < 12)
-		return "application/octet-stream";
-	if (b[0] == 0xff && b[1] == 0xd8)
-		return "image/jpeg";
-	if (!memcmp(b, "\x89PNG", 4))
-		return "image/png";
-	if (!memcmp(b, "RIFF", 4) && !memcmp(b + 8, "WEBP", 4))
-		return "image/webp";
-	if (!memcmp(b, "GIF8", 4))
-		return "image/gif";
-	if (!memcmp(b, "II*\0", 4) || !memcmp(b, "MM\0*", 4))
-		return "image/tiff";
-	if (!memcmp(b + 4, "ftypavif", 8) || !memcmp(b + 4, "ftypavis", 8))
-		return "image/avif";
-	if (!memcmp(b + 4, "ftyp", 4))
-		return "image/heic";
-	return "application/octet-stream";
-}
-
-/* Adds headers, name and value pairs ending with NULL (or none). */
-static void add_headers(struct MHD_Response *resp, const char *const *headers)
-{
-	for (; headers && headers[0] && headers[1]; headers += 2)
-		MHD_add_response_header(resp, headers[0], headers[1]);
-}
-
-enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag,
-			      const char *const *headers)
-{
-	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
-	if (!resp) {
-		close(fd);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", sniff_mime(fd));
-	MHD_add_response_header(resp, "ETag", etag);
-	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
-	add_headers(resp, headers);
-	return http_queue(c, r, 200, resp);
-}
-
 /* A thumbnail, made once and kept in the store under a key derived from
  * the original's and the parameters. */
 static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, const char *id, int max,
@@ -448,7 +390,7 @@ out:
 	return ret;
 }
 
-enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id)
+enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	if (!store_key_valid(id))
 		return http_reply_error(c, r, 400, "bad_id", "an image id is 64 lowercase hex characters");
@@ -464,30 +406,4 @@ enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const ch
 		return get_thumbnail(c, r, id, (int)m, fmt);
 	}
 	return http_serve_object(c, r, NS_IMAGES, id, "image", NULL);
-}
-
-enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const char *ns, const char *id,
-				  const char *what, const char *const *headers)
-{
-	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
-	char etag[80];
-	size_t len;
-	int fd;
-
-	/* objects never change under their names: the name is the ETag */
-	snprintf(etag, sizeof etag, "\"%s\"", id);
-	if (inm && strstr(inm, id)) {
-		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-		if (resp) {
-			MHD_add_response_header(resp, "ETag", etag);
-			add_headers(resp, headers);
-		}
-		return http_queue(c, r, 304, resp);
-	}
-	store_status st = store_get_fd(r->srv->store, ns, id, &fd, &len);
-	if (st == STORE_NOT_FOUND)
-		return http_reply_error(c, r, 404, "not_found", "no %s %s", what, id);
-	if (st != STORE_OK)
-		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	return http_reply_fd(c, r, fd, len, etag, headers);
 }

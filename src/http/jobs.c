@@ -29,6 +29,7 @@
 #include <curl/curl.h>
 
 #include "http/http_int.h"
+#include "util/util.h"
 
 #define JOB_STREAM "petcut:jobs"
 #define JOB_GROUP "petcut-workers"
@@ -129,8 +130,8 @@ static int random_hex(char *out, int bytes)
 
 	if (f)
 		fclose(f);
-	for (int i = 0; ok && i < bytes; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	if (ok)
+		util_hex(b, (size_t)bytes, out);
 	return ok ? 0 : -1;
 }
 
@@ -295,22 +296,10 @@ static enum MHD_Result jobs_post(struct MHD_Connection *c, struct req *r, json_t
 	return http_reply_json(c, r, 202, v);
 }
 
-enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
+enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	if (*size) { /* gather the JSON body */
-		if (!r->error_status) {
-			char *b;
-			if (r->body_len + *size > JOB_MAX_BODY)
-				r->error_status = 413;
-			else if (!(b = realloc(r->body, r->body_len + *size + 1)))
-				r->error_status = 503;
-			else {
-				r->body = b;
-				memcpy(r->body + r->body_len, data, *size);
-				r->body_len += *size;
-			}
-		}
-		*size = 0;
+		http_gather_body(r, data, size, JOB_MAX_BODY);
 		return MHD_YES;
 	}
 	if (!r->began) {
@@ -330,7 +319,7 @@ enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *d
 	return jobs_post(c, r, body);
 }
 
-enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char *id)
+enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	kv_status st;
 	json_t *job;

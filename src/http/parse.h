@@ -18,13 +18,11 @@
 #include <jansson.h>
 
 #include "img/img.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 
 /* ===== remove.c: the body of POST /v1/remove-background ===== */
 
-#define REMOVE_MAX_OUTLINE 1000	 /* outline, pixels */
-#define REMOVE_MAX_MARGIN 10000	 /* margin, pixels or percent */
-#define REMOVE_MAX_FIT 20000	 /* each side of fit */
 #define VIEW_MIN_SIDE 16	 /* max: the longer side of a result sized for a screen */
 #define VIEW_MAX_SIDE 4096
 
@@ -40,11 +38,9 @@ struct remove_params {
 	enum remove_source source;
 	const char *source_text;	  /* _URL: the URL; _BASE64: the text */
 	char image_id[STORE_KEY_LEN + 1]; /* _ID: a valid key; the others: "" until stored */
-	int side;			  /* network input: 512 (preview) or 1024 (full) */
-	enum img_refine refine;
-	struct img_render render;	  /* bg_image stays NULL: the route loads bg_image_id */
-	struct img_save_opts save;
-	char bg_image_id[STORE_KEY_LEN + 1]; /* render.bg == IMG_BG_IMAGE: a valid key */
+	struct pipe_request req;	  /* the removal (pipeline.h); render.bg_image stays
+					     NULL: the route loads bg_image_id */
+	char bg_image_id[STORE_KEY_LEN + 1]; /* req.render.bg == IMG_BG_IMAGE: a valid key */
 	char canonical[512];		  /* every parameter, in one order: the cache key's */
 	int view_max;			  /* max: an image answer is sized for a screen, this
 					     many pixels at most on its longer side; 0 = the
@@ -55,14 +51,14 @@ struct remove_params {
 };
 
 /*
- * Reads the JSON object of a removal. Returns 0 with p filled, or 400 with
- * why set. A success has exactly one source; side 512 or 1024; refine, kind,
- * bg, effect, format and color among their enums; save.quality 0 to 100;
- * render.outline_px 0 to REMOVE_MAX_OUTLINE; render.margin a finite 0 to
- * REMOVE_MAX_MARGIN; fit_w and fit_h 0 to REMOVE_MAX_FIT; a background that
- * is an image has a valid bg_image_id; a JPEG result other than the mask
- * has an opaque background; canonical is whole (never cut short); view_max
- * is 0 or VIEW_MIN_SIDE to VIEW_MAX_SIDE.
+ * Reads the JSON object of a removal: its source (image_id, image_url or
+ * image) and max here, every other field through the pipeline's validators
+ * (pipe_set_json, then pipe_check and pipe_check_format), as the CLI's
+ * options are. Returns 0 with p filled, or 400 with why set. A success has
+ * exactly one source; req within the pipeline's bounds (side 512 by
+ * default); a background that is an image has a valid bg_image_id;
+ * canonical is whole (never cut short); view_max is 0 or VIEW_MIN_SIDE to
+ * VIEW_MAX_SIDE.
  */
 int http_remove_parse(json_t *body, struct remove_params *p, char *why, size_t wl);
 

@@ -43,41 +43,16 @@
 #define NS_RESULTS "res"
 #define NS_RESULT_META "resmeta"
 #define MAX_BODY (64u << 20) /* a base64 image fits */
-#define KV_LOCK "petcut:lock:"	      /* + key: the instance doing that work */
-#define KV_INDEX "petcut:result:"     /* + result key: the result's figures (JSON) */
-#define KV_INDEX_TTL_MS (7 * 86400000L) /* the store keeps results; the index, a week of them */
-#define KV_POLL_MIN_MS 10	      /* waits for a lock held elsewhere: 10 ms, doubling... */
-#define KV_POLL_MAX_MS 200	      /* ... up to this */
 
 /* ===== Set-up ===== */
-
-static int file_sha256(const char *path, char hex[STORE_KEY_LEN + 1])
-{
-	unsigned char buf[1 << 16], d[32];
-	unsigned int n = 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	FILE *f = fopen(path, "rb");
-	size_t got;
-	int ok = md && f && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-
-	while (ok && (got = fread(buf, 1, sizeof buf, f)) > 0)
-		ok = EVP_DigestUpdate(md, buf, got);
-	ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, d, &n);
-	if (f)
-		fclose(f);
-	EVP_MD_CTX_free(md);
-	for (int i = 0; ok && i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", d[i]);
-	return ok ? 0 : -1;
-}
 
 static void scrape_batcher(void *ctx)
 {
 	struct http_server *s = ctx;
 	struct batcher_stats st;
-	if (!s->batcher)
+	if (!s->engine)
 		return;
-	batcher_get_stats(s->batcher, &st);
+	batcher_get_stats(s->engine->batcher, &st);
 	metrics_set(s->queue_now, st.queued);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"batches"}), (double)st.batches);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"requests"}), (double)st.completed);
@@ -88,7 +63,7 @@ static void scrape_batcher(void *ctx)
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"rejected_failing"}), (double)st.rejected_failing);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"busy_seconds"}), (double)st.busy_ns / 1e9);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"fp32_fallbacks"}), (double)st.fallbacks);
-	metrics_set(s->merged, (double)cache_flights_merged(s->flights));
+	metrics_set(s->merged, (double)cache_merged(s->cache));
 	for (int n = 1; n <= BATCHER_MAX_BATCH; n++)
 		if (st.batch_sizes[n]) {
 			char size[12];
@@ -97,37 +72,14 @@ static void scrape_batcher(void *ctx)
 		}
 }
 
-/* The configured precision, or the next one down where it cannot run here
- * (int8 without a calibration: bf16; bf16 without AVX512_BF16: fp32), said
- * on stderr. */
-static void set_precision(struct http_server *s, const char *model_file)
+static void count_remote_wait(void *arg)
 {
-	char calib[PATH_MAX + 64];
-	int p = s->cfg.precision;
-	struct stat sb;
-
-	if (p == NN_PRECISION_INT8) {
-		if (model_calibration_path(model_file, calib, sizeof calib) == MODEL_OK &&
-		    nn_model_load_calibration(s->model, calib) == NN_OK &&
-		    nn_model_set_precision(s->model, NN_PRECISION_INT8) == NN_OK && !stat(calib, &sb)) {
-			snprintf(s->calib_id, sizeof s->calib_id, "%lld.%lld", (long long)sb.st_size,
-				 (long long)sb.st_mtim.tv_sec);
-			return;
-		}
-		fprintf(stderr, "petcut serve: no int8 (%s; run: petcut model calibrate --images DIR): bf16\n",
-			*nn_errmsg() ? nn_errmsg() : model_errmsg());
-		p = NN_PRECISION_BF16;
-	}
-	if (p == NN_PRECISION_BF16 && nn_model_set_precision(s->model, NN_PRECISION_BF16) != NN_OK)
-		fprintf(stderr, "petcut serve: %s\n", nn_errmsg()); /* and on at fp32 */
+	struct http_server *s = arg;
+	metrics_add(s->remote_waits, 1);
 }
 
 int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 {
-	const char *out_name = "output";
-	char path[4096];
-	struct batcher_opts bo = {s->cfg.max_batch, s->cfg.max_delay_ms, s->cfg.max_queue, s->cfg.fallback_above};
-
 	/* gauges read from the batcher when scraped (counters it keeps itself) */
 	s->inferences = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference",
 				       "Inference worker totals since start: batches, requests, rejected_queue_full, "
@@ -138,22 +90,23 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 				       "Forward passes by the number of requests batched in them.", "size", NULL, 0);
 	s->queue_depth = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference_queue_depth",
 					"Inference requests waiting.", NULL, NULL, 0);
-	s->cache = metrics_family(s->metrics, METRICS_COUNTER, "petcut_cache_requests_total",
+	s->cache_requests = metrics_family(s->metrics, METRICS_COUNTER, "petcut_cache_requests_total",
 				  "Lookups of cached results and masks.", "kind,outcome", NULL, 0);
 	s->stage = metrics_family(s->metrics, METRICS_HISTOGRAM, "petcut_stage_seconds",
 				  "Time of each stage of background removal.", "stage,size", metrics_latency_buckets,
 				  metrics_latency_buckets_n);
 	s->queue_now = metrics_series(s->queue_depth, NULL);
-	s->cache_hit = metrics_series(s->cache, (const char *const[]){"result", "hit"});
-	s->cache_miss = metrics_series(s->cache, (const char *const[]){"result", "miss"});
-	s->mask_hit = metrics_series(s->cache, (const char *const[]){"mask", "hit"});
+	s->cache_hit = metrics_series(s->cache_requests, (const char *const[]){"result", "hit"});
+	s->cache_miss = metrics_series(s->cache_requests, (const char *const[]){"result", "miss"});
+	s->mask_hit = metrics_series(s->cache_requests, (const char *const[]){"mask", "hit"});
 	/* hits answered from the shared index (also counted as result hits) */
-	s->index_hit = s->kv ? metrics_series(s->cache, (const char *const[]){"index", "hit"}) : NULL;
+	s->index_hit = s->kv ? metrics_series(s->cache_requests, (const char *const[]){"index", "hit"}) : NULL;
 	s->merged = metrics_series(metrics_family(s->metrics, METRICS_GAUGE, "petcut_singleflight_merged",
 						  "Requests that waited for identical work in flight instead of doing it.",
 						  NULL, NULL, 0),
 				   NULL);
-	if (!(s->flights = cache_flights_new())) {
+	struct cache_opts co = {s->kv, s->kv_token, s->cfg.redis_lock_ms, count_remote_wait, s};
+	if (!(s->cache = cache_new(&co))) {
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
 	}
@@ -163,51 +116,24 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	}
 	metrics_on_scrape(s->metrics, scrape_batcher, s);
 
-	if (s->cfg.model)
-		snprintf(path, sizeof path, "%s", s->cfg.model);
-	else if (model_path("medium", path, sizeof path) != MODEL_OK) {
+	struct pipe_engine_opts eo = {.model = s->cfg.model, .precision = s->cfg.precision,
+				      .guard_above = s->cfg.fallback_above, .max_batch = s->cfg.max_batch,
+				      .max_delay_ms = s->cfg.max_delay_ms, .max_queue = s->cfg.max_queue,
+				      .prepare = 1, .identify = 1};
+	char path[PATH_MAX], note[1024];
+	if (!s->cfg.model && (pipe_model_path(NULL, path, sizeof path, note, sizeof note) || access(path, F_OK))) {
 		/* the service still stores and serves images; /readyz says why not ready */
 		fprintf(stderr, "petcut serve: no model (run: petcut model fetch); background removal is off\n");
 		return 0;
 	}
-	if (file_sha256(path, s->model_id) || nn_model_load_file(path, &s->model) != NN_OK ||
-	    nn_model_select_outputs(s->model, &out_name, 1) != NN_OK) {
-		snprintf(errbuf, errlen, "cannot load the model %s: %s", path, nn_errmsg());
-		nn_model_free(s->model);
-		s->model = NULL;
+	if (pipe_engine_open(&eo, &s->engine, note, sizeof note, errbuf, errlen)) {
+		char why[1024];
+		snprintf(why, sizeof why, "cannot load the model: %s", errbuf);
+		snprintf(errbuf, errlen, "%s", why);
 		return -1;
 	}
-	set_precision(s, path);
-	/* how masks are computed, for the cache keys (the guard's fp32 reruns
-	 * depend on the mask alone, so its threshold names them; an int8
-	 * calibration is named by its file's identity) */
-	switch (nn_model_precision(s->model)) {
-	case NN_PRECISION_INT8:
-		snprintf(s->precision_key, sizeof s->precision_key, "int8.%s/guard%.3g", s->calib_id,
-			 s->cfg.fallback_above);
-		break;
-	case NN_PRECISION_BF16:
-		snprintf(s->precision_key, sizeof s->precision_key, "bf16/guard%.3g", s->cfg.fallback_above);
-		break;
-	default:
-		snprintf(s->precision_key, sizeof s->precision_key, "fp32");
-	}
-	/* plans for both network sizes now, so no request pays for them; with
-	 * the guard on, its fp32 plans too (an unsure mask is rerun at once,
-	 * not after seconds of planning and rereading the weights) */
-	bool guard = nn_model_precision(s->model) != NN_PRECISION_FP32 && s->cfg.fallback_above > 0;
-	for (int side = 512; side <= 1024; side *= 2) {
-		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
-		if (guard)
-			nn_model_prepare_at(s->model, NN_PRECISION_FP32, &t, 1);
-		nn_model_prepare(s->model, &t, 1);
-	}
-	if (batcher_create(s->model, &bo, &s->batcher) != BATCHER_OK) {
-		snprintf(errbuf, errlen, "cannot start the inference worker");
-		nn_model_free(s->model);
-		s->model = NULL;
-		return -1;
-	}
+	if (*note)
+		fprintf(stderr, "petcut serve: %s\n", note);
 	return 0;
 }
 
@@ -216,12 +142,10 @@ void http_remove_fini(struct http_server *s)
 	/* background precomputations use the batcher: let them end first */
 	for (int i = 0; i < 6000 && atomic_load(&s->precomputing) > 0; i++)
 		usleep(10000);
-	batcher_destroy(s->batcher);
-	s->batcher = NULL;
-	cache_flights_free(s->flights);
-	s->flights = NULL;
-	nn_model_free(s->model);
-	s->model = NULL;
+	pipe_engine_close(s->engine);
+	s->engine = NULL;
+	cache_free(s->cache);
+	s->cache = NULL;
 }
 
 /* ===== Parameters ===== */
@@ -234,19 +158,6 @@ static const char *mime_of(enum img_format f)
 	case IMG_FORMAT_AVIF: return "image/avif";
 	default: return "image/png";
 	}
-}
-
-/* The id in "/v1/images/ID", "http://host/v1/images/ID" or "ID". */
-static int id_from_url(const char *url, char id[STORE_KEY_LEN + 1])
-{
-	const char *p = strstr(url, "/v1/images/");
-	if (!p)
-		return -1;
-	p += 11;
-	if (strlen(p) != STORE_KEY_LEN || !store_key_valid(p))
-		return -1;
-	memcpy(id, p, STORE_KEY_LEN + 1);
-	return 0;
 }
 
 /* Stores image bytes as an upload would (probed first: not an image, or
@@ -267,27 +178,6 @@ static int store_bytes(struct http_server *s, const unsigned char *raw, size_t l
 		snprintf(why, wl, "the store cannot be written");
 		return 503;
 	}
-	return 0;
-}
-
-int http_base64_decode(const char *text, unsigned char **out, size_t *len)
-{
-	size_t n = strlen(text);
-	unsigned char *raw;
-	int got, pad;
-
-	if (!strncmp(text, "data:", 5) && strchr(text, ','))
-		text = strchr(text, ',') + 1, n = strlen(text);
-	if (n % 4 || !n || n > INT_MAX || !(raw = malloc(n / 4 * 3 + 1)))
-		return -1;
-	got = EVP_DecodeBlock(raw, (const unsigned char *)text, (int)n);
-	pad = (n >= 1 && text[n - 1] == '=') + (n >= 2 && text[n - 2] == '=');
-	if (got < 0) {
-		free(raw);
-		return -1;
-	}
-	*out = raw;
-	*len = (size_t)(got - pad);
 	return 0;
 }
 
@@ -319,199 +209,6 @@ static int store_source(struct http_server *s, struct remove_params *p, char *wh
 	return st;
 }
 
-/* One side of fit ("WxH"): digits, 0 to REMOVE_MAX_FIT, then the character
- * end; *s moves past it. 0, or -1 (nothing wraps: a huge number is refused). */
-static int fit_side(const char **s, char end, int *out)
-{
-	long v = 0;
-	const char *p = *s;
-
-	if (*p < '0' || *p > '9')
-		return -1;
-	for (; *p >= '0' && *p <= '9'; p++)
-		if ((v = v * 10 + (*p - '0')) > REMOVE_MAX_FIT)
-			return -1;
-	if (*p != end)
-		return -1;
-	*out = (int)v;
-	*s = end ? p + 1 : p;
-	return 0;
-}
-
-int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
-{
-	const char *id = NULL, *url = NULL, *b64 = NULL, *size = "preview", *format = "png", *bg = NULL;
-	const char *effect = NULL, *refine = "none", *color = "keep", *margin = NULL, *fit = NULL;
-	int crop = 0, lossy = 0, mask = 0;
-	json_int_t outline = 0, quality = 0, max = 0; /* whole: an int would wrap 2^32 + 50 to 50 */
-	json_error_t err;
-
-	memset(p, 0, sizeof *p);
-	if (json_unpack_ex(j, &err, JSON_STRICT,
-			   "{s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?s,s?b,s?s,s?s,s?I,s?I,s?b,s?b,s?s,s?I}", "image_id", &id,
-			   "image_url", &url, "image", &b64, "size", &size, "format", &format, "bg", &bg, "effect",
-			   &effect, "refine", &refine, "crop", &crop, "margin", &margin, "fit", &fit, "outline",
-			   &outline, "quality", &quality, "lossy", &lossy, "mask", &mask, "color", &color, "max", &max)) {
-		snprintf(why, wl, "bad field: %s", err.text);
-		return 400;
-	}
-	if (json_object_get(j, "max") && (max < VIEW_MIN_SIDE || max > VIEW_MAX_SIDE)) {
-		snprintf(why, wl, "max is %d to %d pixels", VIEW_MIN_SIDE, VIEW_MAX_SIDE);
-		return 400;
-	}
-	p->view_max = (int)max;
-	if (!!id + !!url + !!b64 != 1) {
-		snprintf(why, wl, "give exactly one of image_id, image_url, image");
-		return 400;
-	}
-	if (id) {
-		if (!store_key_valid(id)) {
-			snprintf(why, wl, "image_id is 64 lowercase hex characters");
-			return 400;
-		}
-		memcpy(p->image_id, id, STORE_KEY_LEN + 1);
-		p->source = REMOVE_SOURCE_ID;
-	} else if (url) {
-		p->source = id_from_url(url, p->image_id) ? REMOVE_SOURCE_URL : REMOVE_SOURCE_ID;
-		if (p->source == REMOVE_SOURCE_URL) /* another host's: fetched if allowed */
-			p->source_text = url;
-	} else {
-		p->source = REMOVE_SOURCE_BASE64;
-		p->source_text = b64;
-	}
-	if (!strcmp(size, "preview"))
-		p->side = 512;
-	else if (!strcmp(size, "full"))
-		p->side = 1024;
-	else {
-		snprintf(why, wl, "size is preview or full");
-		return 400;
-	}
-	if (img_format_parse(format, &p->save.format)) {
-		snprintf(why, wl, "format is png, webp, jpeg or avif");
-		return 400;
-	}
-	p->refine = !strcmp(refine, "guided") ? IMG_REFINE_GUIDED : IMG_REFINE_NONE;
-	if (strcmp(refine, "guided") && strcmp(refine, "none")) {
-		snprintf(why, wl, "refine is guided or none");
-		return 400;
-	}
-	p->save.color = !strcmp(color, "srgb") ? IMG_COLOR_SRGB : IMG_COLOR_KEEP;
-	if (strcmp(color, "srgb") && strcmp(color, "keep")) {
-		snprintf(why, wl, "color is keep or srgb");
-		return 400;
-	}
-	if (quality < 0 || quality > 100 || outline < 0 || outline > REMOVE_MAX_OUTLINE) {
-		snprintf(why, wl, "quality is 1 to 100, outline 0 to 1000");
-		return 400;
-	}
-	p->save.quality = (int)quality;
-	p->save.lossy = lossy;
-	p->render.kind = mask ? IMG_CUT_MASK : IMG_CUT_RGBA;
-	if (bg) {
-		if (!strcmp(bg, "blur"))
-			p->render.bg = IMG_BG_BLUR;
-		else if (!img_color_parse(bg, p->render.color))
-			p->render.bg = IMG_BG_COLOR;
-		else if (store_key_valid(bg) || !id_from_url(bg, p->bg_image_id)) {
-			if (store_key_valid(bg))
-				memcpy(p->bg_image_id, bg, STORE_KEY_LEN + 1);
-			p->render.bg = IMG_BG_IMAGE;
-		} else {
-			snprintf(why, wl, "bg is a colour, 'blur', or the id of an uploaded image");
-			return 400;
-		}
-	}
-	if (effect) {
-		if (!strcmp(effect, "sticker"))
-			p->render.effect = IMG_EFFECT_STICKER;
-		else if (!strcmp(effect, "shadow"))
-			p->render.effect = IMG_EFFECT_SHADOW;
-		else if (!strcmp(effect, "popart"))
-			p->render.effect = IMG_EFFECT_POPART;
-		else {
-			snprintf(why, wl, "effect is sticker, shadow or popart");
-			return 400;
-		}
-	}
-	p->render.outline_px = (int)outline;
-	p->render.crop = crop;
-	if (margin) {
-		char *end;
-		double m = strtod(margin, &end);
-		p->render.margin_percent = *end == '%';
-		/* !(in range), so that "nan" is refused too */
-		if (end == margin || (*end && strcmp(end, "%")) || !(m >= 0 && m <= REMOVE_MAX_MARGIN)) {
-			snprintf(why, wl, "margin is a number of pixels or a percentage (\"10%%\")");
-			return 400;
-		}
-		p->render.margin = m;
-	}
-	if (fit && (fit_side(&fit, 'x', &p->render.fit_w) || fit_side(&fit, 0, &p->render.fit_h))) {
-		snprintf(why, wl, "fit is WxH");
-		return 400;
-	}
-	if (p->save.format == IMG_FORMAT_JPEG && !mask && (p->render.bg == IMG_BG_NONE ||
-							   (p->render.bg == IMG_BG_COLOR && p->render.color[3] < 255))) {
-		snprintf(why, wl, "JPEG has no transparency: give an opaque bg");
-		return 400;
-	}
-	snprintf(p->canonical, sizeof p->canonical,
-		 "side=%d;refine=%d;kind=%d;bg=%d;color=%02x%02x%02x%02x;bgimg=%s;crop=%d;margin=%g%s;fit=%dx%d;"
-		 "effect=%d;outline=%d;format=%d;quality=%d;lossy=%d;colorspace=%d",
-		 p->side, p->refine, p->render.kind, p->render.bg, p->render.color[0], p->render.color[1],
-		 p->render.color[2], p->render.color[3], p->bg_image_id, p->render.crop, p->render.margin,
-		 p->render.margin_percent ? "%" : "", p->render.fit_w, p->render.fit_h, p->render.effect,
-		 p->render.outline_px, p->save.format, p->save.quality, p->save.lossy, p->save.color);
-	return 0;
-}
-
-int http_remove_query_field(json_t *body, const char *key, const char *value, char *why, size_t wl)
-{
-	static const char *const booleans[] = {"crop", "lossy", "mask"};
-	static const char *const integers[] = {"outline", "quality", "max"};
-	json_t *v = NULL;
-
-	if (!strcmp(key, "image") || !strcmp(key, "image_id") || !strcmp(key, "image_url")) {
-		snprintf(why, wl, "the image is the request's body: no %s", key);
-		return 400;
-	}
-	if (json_object_get(body, key)) {
-		snprintf(why, wl, "%s is given twice", key);
-		return 400;
-	}
-	if (!value)
-		value = "";
-	for (size_t i = 0; i < sizeof booleans / sizeof *booleans && !v; i++)
-		if (!strcmp(key, booleans[i])) {
-			if (strcmp(value, "true") && strcmp(value, "1") && strcmp(value, "false") && strcmp(value, "0")) {
-				snprintf(why, wl, "%s is true or false", key);
-				return 400;
-			}
-			v = json_boolean(!strcmp(value, "true") || !strcmp(value, "1"));
-		}
-	for (size_t i = 0; i < sizeof integers / sizeof *integers && !v; i++)
-		if (!strcmp(key, integers[i])) {
-			json_int_t n = 0;
-			const char *d = value;
-			for (; *d >= '0' && *d <= '9'; d++)
-				if (n <= 1000000) /* no wrap: a huge number stays huge, for the range check */
-					n = n * 10 + (*d - '0');
-			if (!*value || *d) {
-				snprintf(why, wl, "%s is a whole number", key);
-				return 400;
-			}
-			v = json_integer(n);
-		}
-	if (!v)
-		v = json_string(value);
-	if (!v || json_object_set_new(body, key, v)) {
-		snprintf(why, wl, "%s is not UTF-8 text", key);
-		return 400;
-	}
-	return 0;
-}
-
 /* ===== Gates ===== */
 
 /* The items of one batch request meet here before queueing their tensors,
@@ -540,64 +237,15 @@ static void gate_pass(struct gate *g, int *passed)
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* ===== Single-flight, here and across instances ===== */
-
-/*
- * Joins the work on key: among this instance's requests (cache_flight_join)
- * and, with a shared kv, among instances (the lock KV_LOCK key). Returns 1
- * when the caller does the work (then flight_done), 0 once someone else's
- * work on key has ended (the caller looks for the result again), -1 on no
- * memory. The kv being down makes the caller work alone, never wait.
- */
-static int flight_join(struct http_server *s, const char *key)
-{
-	char lock[96];
-	long pause = KV_POLL_MIN_MS;
-	int lead = cache_flight_join(s->flights, key);
-
-	if (lead <= 0 || !s->kv)
-		return lead;
-	snprintf(lock, sizeof lock, KV_LOCK "%s", key);
-	if (kv_lock(s->kv, lock, s->kv_token, s->cfg.redis_lock_ms) != KV_MISS)
-		return 1; /* taken, or no kv: ours */
-	/* another instance does it: wait for its lock to go (released or
-	 * expired), holding this instance's flight so that its other requests
-	 * for key wait here rather than in the kv */
-	metrics_add(s->remote_waits, 1);
-	double until = http_now_ms() + s->cfg.redis_lock_ms + 1000.0;
-	while (http_now_ms() < until && kv_exists(s->kv, lock) == KV_OK) {
-		usleep((useconds_t)pause * 1000);
-		pause = pause * 2 > KV_POLL_MAX_MS ? KV_POLL_MAX_MS : pause * 2;
-	}
-	cache_flight_done(s->flights, key);
-	return 0;
-}
-
-/* Ends the caller's work on key (flight_join returned 1). */
-static void flight_done(struct http_server *s, const char *key)
-{
-	char lock[96];
-
-	if (s->kv) {
-		snprintf(lock, sizeof lock, KV_LOCK "%s", key);
-		kv_unlock(s->kv, lock, s->kv_token);
-	}
-	cache_flight_done(s->flights, key);
-}
+/* ===== The shared index of results ===== */
 
 /* The figures of result key from the shared index, or NULL. */
 static json_t *index_get(struct http_server *s, const char *key)
 {
-	char name[96], *text;
 	size_t len;
-	json_t *meta;
+	char *text = cache_index_get(s->cache, key, &len);
+	json_t *meta = text ? json_loadb(text, len, 0, NULL) : NULL;
 
-	if (!s->kv)
-		return NULL;
-	snprintf(name, sizeof name, KV_INDEX "%s", key);
-	if (kv_get(s->kv, name, &text, &len) != KV_OK)
-		return NULL;
-	meta = json_loadb(text, len, 0, NULL);
 	free(text);
 	if (meta && !json_is_object(meta)) {
 		json_decref(meta);
@@ -606,35 +254,23 @@ static json_t *index_get(struct http_server *s, const char *key)
 	return meta;
 }
 
-/* Records result key's figures in the shared index (best effort: the store
- * has them too). */
-static void index_put(struct http_server *s, const char *key, const char *text, size_t len)
-{
-	char name[96];
-
-	if (!s->kv)
-		return;
-	snprintf(name, sizeof name, KV_INDEX "%s", key);
-	kv_set(s->kv, name, text, len, KV_INDEX_TTL_MS);
-}
-
 /* ===== The mask ===== */
 
 static int make_mask(struct http_server *s, struct remove_params *p, const struct img *photo, const char *key,
-		     float **mask, struct batcher_timing *t, char *why, size_t wl);
+		     float **mask, struct pipe_mask_info *t, char *why, size_t wl);
 
 /* The network's mask for the image at side x side: from the store, or from
  * a forward pass (then stored). Returns 0 or an HTTP status. */
 static int get_mask(struct http_server *s, struct remove_params *p, const struct img *photo, float **mask,
-		    struct batcher_timing *t, int *hit, char *why, size_t wl)
+		    struct pipe_mask_info *t, int *hit, char *why, size_t wl)
 {
 	char name[256], key[STORE_KEY_LEN + 1];
-	size_t n = (size_t)p->side * p->side, len;
+	size_t n = (size_t)p->req.side * p->req.side, len;
 	void *buf;
 
 	/* the precision changes the mask a little: it is part of the name */
-	snprintf(name, sizeof name, "mask|v1|%s|%s|%s|%d", p->image_id, s->model_id, s->precision_key,
-		 p->side);
+	snprintf(name, sizeof name, "mask|v1|%s|%s|%s|%d", p->image_id, s->engine->model_id,
+		 s->engine->precision_key, p->req.side);
 	store_key_of(name, strlen(name), key);
 	int lead;
 	for (;;) { /* stored, or being made by another request: wait for it */
@@ -647,65 +283,37 @@ static int get_mask(struct http_server *s, struct remove_params *p, const struct
 			}
 			free(buf); /* not a mask of this size: make it again */
 		}
-		if ((lead = flight_join(s, key)) != 0)
+		if ((lead = cache_join(s->cache, key)) != 0)
 			break;
 	}
 	*hit = 0;
 	int status = make_mask(s, p, photo, key, mask, t, why, wl);
 	if (lead > 0)
-		flight_done(s, key);
+		cache_done(s->cache, key);
 	return status;
+}
+
+/* Lets a batch request's item through its gate as its input joins the queue. */
+static void submitting(void *arg)
+{
+	struct remove_params *p = arg;
+	gate_pass(p->gate, p->passed);
 }
 
 /* Runs the network for the mask and stores it under key. */
 static int make_mask(struct http_server *s, struct remove_params *p, const struct img *photo, const char *key,
-		     float **mask, struct batcher_timing *t, char *why, size_t wl)
+		     float **mask, struct pipe_mask_info *t, char *why, size_t wl)
 {
-	size_t n = (size_t)p->side * p->side;
-	float *tensor = malloc(sizeof(float) * 3 * n);
-	if (!tensor) {
-		snprintf(why, wl, "out of memory");
-		return 503;
-	}
-	if (img_to_tensor(photo, p->side, p->side, tensor) != IMG_OK) {
-		free(tensor);
-		snprintf(why, wl, "%s", img_errmsg());
-		return 422;
-	}
-	struct batcher_job *job;
+	static const int status[] = {[PIPE_OK] = 0,	       [PIPE_BAD_INPUT] = 422, [PIPE_BUSY] = 429,
+				     [PIPE_TIMEOUT] = 504,     [PIPE_UNAVAILABLE] = 503, [PIPE_FAILED] = 503,
+				     [PIPE_REFUSED] = 422};
 	int64_t deadline = s->cfg.request_timeout_ms > 0 ? batcher_now_ms() + s->cfg.request_timeout_ms : 0;
-	gate_pass(p->gate, p->passed);
-	batcher_status bs = batcher_submit(s->batcher, tensor, 3, p->side, p->side, deadline, &job);
-	free(tensor);
-	if (bs == BATCHER_FULL) {
-		snprintf(why, wl, "the inference queue is full");
-		return 429;
-	}
-	if (bs != BATCHER_OK) {
-		snprintf(why, wl, "%s", bs == BATCHER_UNAVAILABLE ? "the inference worker failed; it is tried again shortly"
-								 : "the inference worker is not taking requests");
-		return 503;
-	}
-	const float *out;
-	int rank;
-	int64_t dims[NN_MAX_RANK];
-	bs = batcher_wait(job, &out, &rank, dims, t);
-	int64_t got = 1;
-	for (int i = 0; bs == BATCHER_OK && i < rank; i++)
-		got *= dims[i];
-	if (bs == BATCHER_OK && (size_t)got == n && (*mask = malloc(sizeof(float) * n)))
-		memcpy(*mask, out, sizeof(float) * n);
-	else if (bs == BATCHER_OK)
-		bs = BATCHER_ERR_NN;
-	if (bs != BATCHER_OK)
-		snprintf(why, wl, "%s", bs == BATCHER_EXPIRED ? "the request's deadline passed in the queue"
-							  : batcher_job_error(job));
-	batcher_release(job);
-	if (bs == BATCHER_EXPIRED)
-		return 504;
-	if (bs != BATCHER_OK) /* the model failed: this instance cannot remove backgrounds now */
-		return 503;
-	store_put_buffer(s->store, NS_MASKS, key, *mask, sizeof(float) * n, NULL, NULL); /* a cache: best effort */
+	enum pipe_status ps = pipe_mask(s->engine, photo, p->req.side, deadline, submitting, p, mask, t, why, wl);
+
+	if (ps != PIPE_OK)
+		return status[ps];
+	/* a cache: best effort */
+	store_put_buffer(s->store, NS_MASKS, key, *mask, sizeof(float) * p->req.side * p->req.side, NULL, NULL);
 	return 0;
 }
 
@@ -749,7 +357,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	size_t olen, mlen, enclen = 0;
 	struct img *photo = NULL, *alpha = NULL, *out = NULL, *bgimg = NULL;
 	float *mask = NULL;
-	struct batcher_timing bt = {0};
+	struct pipe_mask_info bt = {0};
 	struct img_subject subj = {0};
 	int ret;
 	int status, mask_hit = 0, leading = 0;
@@ -768,12 +376,12 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				: status == 503 ? "storage_unavailable"
 						: "bad_request",
 				"%s", why);
-	if (!s->batcher)
+	if (!s->engine)
 		return fail_out(o, 503, "model_unavailable", "no model is loaded");
 	memcpy(o->image_id, p.image_id, sizeof o->image_id);
 	o->view_max = p.view_max;
-	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->model_id, s->precision_key,
-		 p.canonical);
+	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->engine->model_id,
+		 s->engine->precision_key, p.canonical);
 	store_key_of(name, strlen(name), key);
 
 	/* a result made before (here or by another instance), or being made by
@@ -789,7 +397,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 			meta = json_loadb(meta_buf, mlen, 0, NULL);
 			size_t rl;
 			if (meta && store_head(s->store, NS_RESULTS, key, &rl) == STORE_OK) {
-				index_put(s, key, meta_buf, mlen);
+				cache_index_put(s->cache, key, meta_buf, mlen);
 				free(meta_buf);
 				metrics_add(s->cache_hit, 1);
 				return finish(o, key, meta, 1,
@@ -798,7 +406,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 			free(meta_buf);
 			json_decref(meta);
 		}
-		if ((leading = flight_join(s, key)) != 0)
+		if ((leading = cache_join(s->cache, key)) != 0)
 			break;
 	}
 	metrics_add(s->cache_miss, 1);
@@ -814,7 +422,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		ret = fail_out(o, 422, "undecodable", "%s", img_errmsg());
 		goto out;
 	}
-	if (p.render.bg == IMG_BG_IMAGE) {
+	if (p.req.render.bg == IMG_BG_IMAGE) {
 		void *bb;
 		size_t bl;
 		if (store_get(s->store, NS_IMAGES, p.bg_image_id, &bb, &bl) != STORE_OK) {
@@ -827,7 +435,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 			ret = fail_out(o, 422, "undecodable", "background: %s", img_errmsg());
 			goto out;
 		}
-		p.render.bg_image = bgimg;
+		p.req.render.bg_image = bgimg;
 	}
 	t_decode = http_now_ms();
 	if ((status = get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
@@ -838,20 +446,21 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		goto out;
 	}
 	t_mask = http_now_ms();
-	if (img_mask_to_alpha(photo, mask, p.side, p.side, p.refine, &alpha) != IMG_OK ||
-	    img_render(photo, alpha, &p.render, &out, &subj) != IMG_OK) {
-		ret = fail_out(o, 500, "internal", "%s", img_errmsg());
+	double compose_ms = 0, encode_ms = -1; /* encode_ms stays -1 unless it is tried */
+	img_status ist = pipe_alpha(photo, mask, p.req.side, &p.req, &alpha);
+	if (ist == IMG_OK)
+		ist = pipe_output(photo, alpha, &p.req, p.req.save.format, &enc, &enclen, &subj, &out, &compose_ms,
+				  &encode_ms);
+	if (ist != IMG_OK) {
+		ret = encode_ms < 0 ? fail_out(o, 500, "internal", "%s", img_errmsg())
+				    : fail_out(o, 422, "unencodable", "%s", img_errmsg());
 		goto out;
 	}
-	t_compose = http_now_ms();
-	if (img_encode(out, &p.save, &enc, &enclen) != IMG_OK) {
-		ret = fail_out(o, 422, "unencodable", "%s", img_errmsg());
-		goto out;
-	}
-	t_encode = http_now_ms();
+	t_compose = http_now_ms() - encode_ms;
+	t_encode = t_compose + encode_ms;
 	json_t *meta = json_pack("{s:i,s:i,s:[i,i,i,i],s:f,s:s}", "width", img_width(out), "height", img_height(out),
 				 "bbox", subj.x, subj.y, subj.w, subj.h, "coverage", subj.coverage, "content_type",
-				 mime_of(p.save.format));
+				 mime_of(p.req.save.format));
 	char *mtext = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
 	/* the result before its figures: a figures file always has its result */
 	if (!mtext || store_put_buffer(s->store, NS_RESULTS, key, enc, enclen, NULL, NULL) != STORE_OK ||
@@ -862,11 +471,11 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		goto out;
 	}
 	/* indexed before the lock goes, so instances waiting on it find it */
-	index_put(s, key, mtext, strlen(mtext));
+	cache_index_put(s->cache, key, mtext, strlen(mtext));
 	free(mtext);
 	if (o->image_answer && p.view_max)
 		http_view_put(s, key, out, p.view_max, o->view_fmt);
-	const char *size = p.side == 512 ? "preview" : "full";
+	const char *size = p.req.side == PIPE_SIDE_PREVIEW ? "preview" : "full";
 	metrics_observe(metrics_series(s->stage, (const char *const[]){"decode", size}), (t_decode - t0) / 1e3);
 	if (!mask_hit) {
 		metrics_observe(metrics_series(s->stage, (const char *const[]){"queue", size}), bt.queue_ms / 1e3);
@@ -881,7 +490,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				     "total_ms", http_now_ms() - t0));
 out:
 	if (leading > 0)
-		flight_done(s, key);
+		cache_done(s->cache, key);
 	free(orig);
 	free(enc);
 	free(mask);
@@ -1051,23 +660,10 @@ static int is_image_type(const char *type)
 	return type && (!strncasecmp(type, "image/", 6) || !strncasecmp(type, "application/octet-stream", 24));
 }
 
-enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *data, size_t *size)
+enum MHD_Result http_remove(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	if (*size) { /* gather the body: JSON, or the image itself */
-		if (!r->error_status) {
-			char *b;
-			size_t limit = r->raw_image ? r->srv->cfg.max_upload_bytes : MAX_BODY;
-			if (r->body_len + *size > limit) {
-				r->error_status = 413;
-			} else if (!(b = realloc(r->body, r->body_len + *size + 1))) {
-				r->error_status = 503;
-			} else {
-				r->body = b;
-				memcpy(r->body + r->body_len, data, *size);
-				r->body_len += *size;
-			}
-		}
-		*size = 0;
+		http_gather_body(r, data, size, r->raw_image ? r->srv->cfg.max_upload_bytes : MAX_BODY);
 		return MHD_YES;
 	}
 	if (!r->began) { /* the first call: headers only */
@@ -1157,7 +753,7 @@ void http_precompute(struct http_server *s, const char *image_id, const char *si
 	pthread_t t;
 
 	/* best effort: never more than a few at once, never in the way */
-	if (!s->batcher || atomic_fetch_add(&s->precomputing, 1) >= MAX_PRECOMPUTING)
+	if (!s->engine || atomic_fetch_add(&s->precomputing, 1) >= MAX_PRECOMPUTING)
 		goto skip;
 	if (!(pc = calloc(1, sizeof *pc)) ||
 	    !(pc->body = json_pack("{s:s,s:s}", "image_id", image_id, "size", size))) {
@@ -1177,7 +773,7 @@ skip:
 	atomic_fetch_sub(&s->precomputing, 1);
 }
 
-enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id)
+enum MHD_Result http_get_result(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
 	const char *max = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "max");
 	const char *format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");

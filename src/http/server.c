@@ -18,23 +18,6 @@
 
 #include "http/http_int.h"
 
-static const char *const route_names[ROUTE_COUNT] = {
-	[ROUTE_NOT_FOUND] = "other", [ROUTE_HEALTHZ] = "/healthz",	 [ROUTE_READYZ] = "/readyz",
-	[ROUTE_METRICS] = "/metrics", [ROUTE_OPENAPI] = "/openapi.json", [ROUTE_UPLOAD] = "/v1/images", [ROUTE_IMAGE] = "/v1/images/{id}",
-	[ROUTE_REMOVE] = "/v1/remove-background", [ROUTE_REMOVE_BATCH] = "/v1/remove-background/batch",
-	[ROUTE_RESULT] = "/v1/results/{id}", [ROUTE_REMOVEBG] = "/v1.0/removebg",
-	[ROUTE_TUS] = "/v1/uploads", [ROUTE_TUS_UPLOAD] = "/v1/uploads/{id}",
-	[ROUTE_CLIENT_METRICS] = "/v1/client-metrics", [ROUTE_WEB] = "web",
-	[ROUTE_JOBS] = "/v1/jobs", [ROUTE_JOB] = "/v1/jobs/{id}",
-};
-
-double http_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ===== Configuration ===== */
 
 static long env_long(const char *name, long def)
@@ -77,7 +60,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->precision = v && !strcmp(v, "fp32")   ? NN_PRECISION_FP32
 			 : v && !strcmp(v, "int8") ? NN_PRECISION_INT8
 						   : NN_PRECISION_BF16;
-	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : 0.9;
+	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : PIPE_GUARD_ABOVE;
 	cfg->upload_expire_s = (int)env_long("PETCUT_UPLOAD_EXPIRE_S", 86400);
 	cfg->drain_s = (int)env_long("PETCUT_DRAIN_SECONDS", 20);
 }
@@ -86,66 +69,6 @@ void http_config_defaults(struct http_config *cfg)
 #define BODY_GRACE_S 10.0
 
 /* ===== Replies ===== */
-
-void http_add_retry_after(struct MHD_Response *resp, int status)
-{
-	/* overloaded or a backend down: every such refusal says when to come
-	 * back, so clients wait instead of hammering a store that is down */
-	if (status == 429)
-		MHD_add_response_header(resp, "Retry-After", "1");
-	else if (status == 503)
-		MHD_add_response_header(resp, "Retry-After", "2");
-}
-
-enum MHD_Result http_queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp)
-{
-	enum MHD_Result ret;
-
-	if (!resp)
-		return MHD_NO;
-	/* draining: the client's next request goes to another instance */
-	if (atomic_load(&r->srv->stopping))
-		MHD_add_response_header(resp, "Connection", "close");
-	MHD_add_response_header(resp, "X-Request-Id", r->id);
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	http_add_retry_after(resp, status);
-	http_cors_headers(resp, r);
-	r->status = status;
-	ret = MHD_queue_response(c, (unsigned)status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body)
-{
-	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	struct MHD_Response *resp;
-
-	json_decref(body);
-	if (!text)
-		return MHD_NO;
-	size_t len = strlen(text);
-	text[len] = 0;
-	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(text);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	return http_queue(c, r, status, resp);
-}
-
-enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
-				 const char *fmt, ...)
-{
-	char msg[300];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	return http_reply_json(c, r, status,
-			       json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
-}
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, struct req *r, int status, const char *type, char *text,
 				  size_t len)
@@ -160,43 +83,6 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, struct req *r, int s
 }
 
 /* ===== Work off the connection's thread ===== */
-
-static void *work_main(void *arg)
-{
-	struct req *r = arg;
-	struct http_server *s = r->srv;
-
-	r->work_fn(r);
-	r->work = WORK_DONE;
-	/* from here on MHD owns r again and may answer and free it */
-	MHD_resume_connection(r->conn);
-	atomic_fetch_sub(&s->working, 1);
-	return NULL;
-}
-
-int http_work_start(struct MHD_Connection *c, struct req *r, void (*fn)(struct req *r))
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	int bad;
-
-	r->conn = c;
-	r->work_fn = fn;
-	r->work = WORK_RUNNING;
-	atomic_fetch_add(&r->srv->working, 1);
-	MHD_suspend_connection(c);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	bad = pthread_create(&t, &attr, work_main, r);
-	pthread_attr_destroy(&attr);
-	if (bad) {
-		MHD_resume_connection(c);
-		r->work = WORK_NONE;
-		atomic_fetch_sub(&r->srv->working, 1);
-		return -1;
-	}
-	return 0;
-}
 
 /* ===== Metrics ===== */
 
@@ -293,39 +179,102 @@ int http_kv_init(struct http_server *s, char *errbuf, size_t errlen)
 
 /* ===== Dispatch ===== */
 
-/* The routes by path: an entry ending in '/' takes the rest of the URL as
- * the id (images, results, uploads, jobs). */
+static enum MHD_Result on_healthz(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				  size_t *size)
+{
+	return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static enum MHD_Result on_readyz(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				 size_t *size)
+{
+	struct http_server *s = r->srv;
+	char probe[STORE_KEY_LEN + 1];
+	struct batcher_stats bs;
+
+	if (atomic_load(&s->stopping))
+		return http_reply_error(c, r, 503, "stopping", "the server is stopping");
+	/* ready when the store takes a write */
+	store_status st = store_put_buffer(s->store, "health", NULL, "ok", 2, probe, NULL);
+	if (st == STORE_NO_SPACE)
+		return http_reply_error(c, r, 503, "insufficient_storage", "the store is out of space");
+	if (st != STORE_OK)
+		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
+	if (!s->engine)
+		return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
+	batcher_get_stats(s->engine->batcher, &bs);
+	if (bs.failing)
+		return http_reply_error(c, r, 503, "model_unavailable",
+					"the inference worker failed; it is tried again shortly");
+	/* without the shared kv the instance still answers everything, alone:
+	 * degraded, not unready (a balancer keeps sending) */
+	if (s->kv && kv_ping(s->kv) != KV_OK)
+		return http_reply_json(c, r, 200, json_pack("{s:s,s:s}", "status", "degraded", "redis", "unavailable"));
+	return http_reply_json(c, r, 200, json_pack("{s:s,s:s*}", "status", "ready", "redis", s->kv ? "ok" : NULL));
+}
+
+static enum MHD_Result on_metrics(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				  size_t *size)
+{
+	size_t len;
+	char *text = metrics_render(r->srv->metrics, &len);
+
+	return text ? reply_text(c, r, 200, "text/plain; version=0.0.4", text, len) : MHD_NO;
+}
+
+static enum MHD_Result on_openapi(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				  size_t *size)
+{
+	char *doc = strdup(http_openapi_json);
+
+	return doc ? reply_text(c, r, 200, "application/json", doc, strlen(doc)) : MHD_NO;
+}
+
+enum { M_GET = 1, M_POST = 2, M_ANY = 4 }; /* M_GET: GET and HEAD; M_ANY: the handler answers every method */
+enum { AUTH_OPEN, AUTH_WRITES, AUTH_ALL };  /* what needs an API key when the server has keys */
+
+/* Every route, by enum route: its path (ending in '/': the rest of the URL
+ * is the id), its name in metrics, the methods it takes, whether it reads
+ * a body, what needs an API key, and its handler. Results and images are
+ * open to GET and HEAD: their ids are capability URLs (auth.c). */
 static const struct {
 	const char *path;
-	enum route route;
-} routes[] = {
-	{"/healthz", ROUTE_HEALTHZ},
-	{"/readyz", ROUTE_READYZ},
-	{"/metrics", ROUTE_METRICS},
-	{"/openapi.json", ROUTE_OPENAPI},
-	{"/v1/images", ROUTE_UPLOAD},
-	{"/v1/images/", ROUTE_IMAGE},
-	{"/v1/remove-background", ROUTE_REMOVE},
-	{"/v1/remove-background/batch", ROUTE_REMOVE_BATCH},
-	{"/v1.0/removebg", ROUTE_REMOVEBG},
-	{"/v1/results/", ROUTE_RESULT},
-	{"/v1/uploads", ROUTE_TUS},
-	{"/v1/uploads/", ROUTE_TUS_UPLOAD},
-	{"/v1/client-metrics", ROUTE_CLIENT_METRICS},
-	{"/v1/jobs", ROUTE_JOBS},
-	{"/v1/jobs/", ROUTE_JOB},
+	const char *name;
+	int methods, body, auth;
+	http_route_fn fn;
+} routes[ROUTE_COUNT] = {
+	[ROUTE_NOT_FOUND] = {NULL, "other", M_ANY, 0, AUTH_OPEN, NULL},
+	[ROUTE_HEALTHZ] = {"/healthz", "/healthz", M_GET, 0, AUTH_OPEN, on_healthz},
+	[ROUTE_READYZ] = {"/readyz", "/readyz", M_GET, 0, AUTH_OPEN, on_readyz},
+	[ROUTE_METRICS] = {"/metrics", "/metrics", M_GET, 0, AUTH_OPEN, on_metrics},
+	[ROUTE_OPENAPI] = {"/openapi.json", "/openapi.json", M_GET, 0, AUTH_OPEN, on_openapi},
+	[ROUTE_UPLOAD] = {"/v1/images", "/v1/images", M_POST, 1, AUTH_ALL, http_upload},
+	[ROUTE_IMAGE] = {"/v1/images/", "/v1/images/{id}", M_GET, 0, AUTH_WRITES, http_get_image},
+	[ROUTE_REMOVE] = {"/v1/remove-background", "/v1/remove-background", M_POST, 1, AUTH_ALL, http_remove},
+	[ROUTE_REMOVE_BATCH] = {"/v1/remove-background/batch", "/v1/remove-background/batch", M_POST, 1, AUTH_ALL,
+				http_remove},
+	[ROUTE_REMOVEBG] = {"/v1.0/removebg", "/v1.0/removebg", M_POST, 1, AUTH_ALL, http_upload},
+	[ROUTE_RESULT] = {"/v1/results/", "/v1/results/{id}", M_GET, 0, AUTH_WRITES, http_get_result},
+	[ROUTE_TUS] = {"/v1/uploads", "/v1/uploads", M_ANY, 1, AUTH_ALL, http_tus},
+	[ROUTE_TUS_UPLOAD] = {"/v1/uploads/", "/v1/uploads/{id}", M_ANY, 1, AUTH_ALL, http_tus},
+	[ROUTE_CLIENT_METRICS] = {"/v1/client-metrics", "/v1/client-metrics", M_POST, 1, AUTH_ALL, http_client_metrics},
+	[ROUTE_WEB] = {NULL, "web", M_GET, 0, AUTH_OPEN, http_web}, /* the files http_web_has */
+	[ROUTE_JOBS] = {"/v1/jobs", "/v1/jobs", M_POST, 1, AUTH_ALL, http_jobs},
+	[ROUTE_JOB] = {"/v1/jobs/", "/v1/jobs/{id}", M_GET, 0, AUTH_ALL, http_get_job},
 };
 
-static enum route route_of(const char *method, const char *url, const char **id)
+static enum route route_of(const char *url, const char **id)
 {
-	(void)method;
 	*id = NULL;
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-		size_t n = strlen(routes[i].path);
-		int prefix = routes[i].path[n - 1] == '/';
-		if (prefix ? !strncmp(url, routes[i].path, n) : !strcmp(url, routes[i].path)) {
+	for (int i = 0; i < ROUTE_COUNT; i++) {
+		const char *path = routes[i].path;
+		size_t n = path ? strlen(path) : 0;
+		if (!n)
+			continue;
+		int prefix = path[n - 1] == '/';
+		if (prefix ? !strncmp(url, path, n) : !strcmp(url, path)) {
 			*id = prefix ? url + n : NULL;
-			return routes[i].route;
+			return (enum route)i;
 		}
 	}
 	return http_web_has(url) ? ROUTE_WEB : ROUTE_NOT_FOUND;
@@ -333,18 +282,15 @@ static enum route route_of(const char *method, const char *url, const char **id)
 
 static int method_allowed(enum route rt, const char *method)
 {
-	switch (rt) {
-	case ROUTE_UPLOAD:
-	case ROUTE_REMOVE:
-	case ROUTE_REMOVE_BATCH:
-	case ROUTE_REMOVEBG:
-	case ROUTE_JOBS:
-	case ROUTE_CLIENT_METRICS: return !strcmp(method, "POST");
-	case ROUTE_NOT_FOUND:
-	case ROUTE_TUS:
-	case ROUTE_TUS_UPLOAD: return 1; /* tus.c answers every method itself */
-	default: return !strcmp(method, "GET") || !strcmp(method, "HEAD");
-	}
+	int m = routes[rt].methods;
+	return (m & M_ANY) || ((m & M_GET) && (!strcmp(method, "GET") || !strcmp(method, "HEAD"))) ||
+	       ((m & M_POST) && !strcmp(method, "POST"));
+}
+
+static int auth_needed(const struct http_server *s, enum route rt, const char *method)
+{
+	int a = routes[rt].auth;
+	return s->n_api_keys && (a == AUTH_ALL || (a == AUTH_WRITES && strcmp(method, "GET") && strcmp(method, "HEAD")));
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -352,7 +298,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
 	struct http_server *s = cls;
 	struct req *r = *con_cls;
-	const char *id;
 
 	(void)version;
 	if (!r) { /* headers: set the request up, read the body in later calls */
@@ -363,7 +308,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		r->start_ms = http_now_ms();
 		r->method = method;
 		r->url = url;
-		r->route = route_of(method, url, &id);
+		r->route = route_of(url, &r->path_id);
 		r->origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
 		const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
 		if (rid && *rid && strlen(rid) < sizeof r->id && strspn(rid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == strlen(rid))
@@ -373,15 +318,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*con_cls = r;
 		if (http_cors_is_preflight(c, method))
 			return MHD_YES;
-		if (http_auth_needed(s, r->route, method) && !http_auth_ok(s, c)) {
+		if (auth_needed(s, r->route, method) && !http_auth_ok(s, c)) {
 			r->unauthorized = 1;
 			return MHD_YES; /* any body is read and dropped */
 		}
-		if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD)
-			return http_tus(c, r, id, upload_data, upload_data_size);
-		if ((r->route != ROUTE_UPLOAD && r->route != ROUTE_REMOVE && r->route != ROUTE_REMOVE_BATCH &&
-		     r->route != ROUTE_REMOVEBG && r->route != ROUTE_CLIENT_METRICS && r->route != ROUTE_JOBS) ||
-		    !method_allowed(r->route, method))
+		if (!routes[r->route].body || !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
 	}
 	/* a body trickling in slower than min_body_rate on average, once past
@@ -399,7 +340,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
-		return http_cors_preflight(c, r);
+		if (!http_cors_allowed(r))
+			return http_reply_error(c, r, 403, "origin_not_allowed",
+						"this origin may not use the API from a browser (--cors-origins)");
+		return http_queue(c, r, 204, http_cors_preflight(r));
 	}
 	if (r->unauthorized) {
 		if (*upload_data_size) {
@@ -409,75 +353,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_reply_error(c, r, 401, "unauthorized",
 					"a valid API key is needed (X-Api-Key or Authorization: Bearer)");
 	}
-	if ((r->route == ROUTE_UPLOAD || r->route == ROUTE_REMOVEBG) && !strcmp(method, "POST"))
-		return http_upload(c, r, upload_data, upload_data_size);
-	if ((r->route == ROUTE_REMOVE || r->route == ROUTE_REMOVE_BATCH) && !strcmp(method, "POST"))
-		return http_remove(c, r, upload_data, upload_data_size);
-	if (r->route == ROUTE_TUS || r->route == ROUTE_TUS_UPLOAD) {
-		route_of(method, url, &id);
-		return http_tus(c, r, id, upload_data, upload_data_size);
-	}
-	if (r->route == ROUTE_CLIENT_METRICS && !strcmp(method, "POST"))
-		return http_client_metrics(c, r, upload_data, upload_data_size);
-	if (r->route == ROUTE_JOBS && !strcmp(method, "POST"))
-		return http_jobs(c, r, upload_data, upload_data_size);
+	if (routes[r->route].body && method_allowed(r->route, method))
+		return routes[r->route].fn(c, r, r->path_id, upload_data, upload_data_size);
 	if (*upload_data_size) { /* a body nobody asked for */
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (!method_allowed(r->route, method))
 		return http_reply_error(c, r, 405, "method_not_allowed", "%s is not allowed on %s", method, url);
-	route_of(method, url, &id);
-	switch (r->route) {
-	case ROUTE_HEALTHZ:
-		return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
-	case ROUTE_READYZ: {
-		char probe[STORE_KEY_LEN + 1];
-		struct batcher_stats bs;
-		if (atomic_load(&s->stopping))
-			return http_reply_error(c, r, 503, "stopping", "the server is stopping");
-		/* ready when the store takes a write */
-		store_status st = store_put_buffer(s->store, "health", NULL, "ok", 2, probe, NULL);
-		if (st == STORE_NO_SPACE)
-			return http_reply_error(c, r, 503, "insufficient_storage", "the store is out of space");
-		if (st != STORE_OK)
-			return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
-		if (!s->batcher)
-			return http_reply_error(c, r, 503, "model_unavailable", "no model is loaded");
-		batcher_get_stats(s->batcher, &bs);
-		if (bs.failing)
-			return http_reply_error(c, r, 503, "model_unavailable",
-						"the inference worker failed; it is tried again shortly");
-		/* without the shared kv the instance still answers everything,
-		 * alone: degraded, not unready (a balancer keeps sending) */
-		if (s->kv && kv_ping(s->kv) != KV_OK)
-			return http_reply_json(c, r, 200, json_pack("{s:s,s:s}", "status", "degraded", "redis",
-								     "unavailable"));
-		return http_reply_json(c, r, 200, json_pack("{s:s,s:s*}", "status", "ready", "redis",
-							     s->kv ? "ok" : NULL));
-	}
-	case ROUTE_METRICS: {
-		size_t len;
-		char *text = metrics_render(s->metrics, &len);
-		if (!text)
-			return MHD_NO;
-		return reply_text(c, r, 200, "text/plain; version=0.0.4", text, len);
-	}
-	case ROUTE_OPENAPI: {
-		char *doc = strdup(http_openapi_json);
-		return doc ? reply_text(c, r, 200, "application/json", doc, strlen(doc)) : MHD_NO;
-	}
-	case ROUTE_IMAGE:
-		return http_get_image(c, r, id);
-	case ROUTE_RESULT:
-		return http_get_result(c, r, id);
-	case ROUTE_JOB:
-		return http_get_job(c, r, id);
-	case ROUTE_WEB:
-		return http_web(c, r, url);
-	default:
+	if (!routes[r->route].fn)
 		return http_reply_error(c, r, 404, "not_found", "no route for %s %s", method, url);
-	}
+	return routes[r->route].fn(c, r, r->path_id, NULL, upload_data_size);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
@@ -491,8 +377,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	double ms = http_now_ms() - r->start_ms;
 	snprintf(status, sizeof status, "%d", r->status ? r->status : 499);
-	metrics_add(metrics_series(s->requests, (const char *const[]){route_names[r->route], r->method, status}), 1);
-	metrics_observe(metrics_series(s->latency, (const char *const[]){route_names[r->route]}), ms / 1e3);
+	metrics_add(metrics_series(s->requests, (const char *const[]){routes[r->route].name, r->method, status}), 1);
+	metrics_observe(metrics_series(s->latency, (const char *const[]){routes[r->route].name}), ms / 1e3);
 	/* one JSON line per request; the URL is escaped by jansson */
 	json_t *log = json_pack("{s:s,s:s,s:s,s:i,s:f,s:b}", "request_id", r->id, "method", r->method, "path", r->url,
 				"status", r->status, "ms", ms, "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);

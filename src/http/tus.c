@@ -42,6 +42,7 @@
 
 #include "http/http_int.h"
 #include "http/parse.h"
+#include "util/util.h"
 
 #define TUS_EXTENSIONS "creation,checksum,termination,expiration"
 #define TUS_MAX_BUSY 1024	 /* PATCHes in flight at once */
@@ -80,11 +81,6 @@ struct tus_info {
 static void tus_path(const struct tus *t, const char *id, const char *ext, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%s.%s", t->dir, id, ext);
-}
-
-int http_tus_id_valid(const char *id)
-{
-	return id && strlen(id) == TUS_ID_LEN && strspn(id, "0123456789abcdef") == TUS_ID_LEN;
 }
 
 static int sync_dir(const struct tus *t)
@@ -363,32 +359,22 @@ static struct MHD_Response *empty(const struct req *r)
 	return resp;
 }
 
-/* {"error":{"code","message"}} with the tus headers. */
+/* An error as http_reply_error's, with the tus headers (and on 412 the
+ * versions spoken). */
 static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
 				 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
 				 const char *fmt, ...)
 {
+	const char *const headers[] = {"Tus-Resumable", TUS_VERSION, "Cache-Control", "no-store",
+				       status == 412 ? "Tus-Version" : NULL, TUS_VERSION, NULL};
 	char msg[300];
 	va_list ap;
+
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!text)
-		return MHD_NO;
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(text);
-		return MHD_NO;
-	}
-	add_tus_headers(resp);
-	MHD_add_response_header(resp, "Content-Type", "application/json");
-	if (status == 412)
-		MHD_add_response_header(resp, "Tus-Version", TUS_VERSION);
-	return http_queue(c, r, status, resp);
+	return http_reply_error_with(c, r, status, headers, code, "%s", msg);
 }
 
 static void add_u64(struct MHD_Response *resp, const char *name, uint64_t v)
@@ -420,80 +406,6 @@ static const char *header(struct MHD_Connection *c, const char *name)
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-int http_tus_parse_u64(const char *v, uint64_t *out)
-{
-	char *end;
-	if (!v || !*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 19)
-		return -1;
-	*out = strtoull(v, &end, 10);
-	return 0;
-}
-
-int http_tus_metadata_valid(const char *m)
-{
-	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
-	const char *p = m;
-
-	if (strlen(m) > TUS_MAX_METADATA)
-		return 0;
-	while (*p) {
-		const char *key = p;
-		/* visible ASCII: the upload's info file keeps the metadata as
-		 * JSON text, which other bytes could not always be */
-		while (*p > ' ' && *p < 0x7f && *p != ',')
-			p++;
-		if (p == key)
-			return 0;
-		if (*p == ' ') {
-			size_t val = strspn(++p, b64);
-			if (!val || val % 4)
-				return 0;
-			p += val;
-		}
-		if (*p == ',')
-			p++;
-		else if (*p)
-			return 0;
-		while (*p == ' ')
-			p++;
-	}
-	return 1;
-}
-
-int http_digest_from_b64(const char *b64, size_t len, unsigned char out[32])
-{
-	unsigned char raw[48], again[48];
-
-	if (len != 44 || EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33)
-		return -1;
-	/* exactly the digest's encoding: 44 characters hold 33 bytes, and
-	 * other texts (no '=', stray bits, '=' inside) would decode too */
-	EVP_EncodeBlock(again, raw, 32);
-	if (memcmp(again, b64, 44))
-		return -1;
-	memcpy(out, raw, 32);
-	return 0;
-}
-
-int http_tus_parse_checksum(const char *v, unsigned char out[32])
-{
-	const char *sp;
-
-	if (!v)
-		return 0;
-	if (!(sp = strchr(v, ' ')))
-		return -1;
-	if ((size_t)(sp - v) != 6 || strncasecmp(v, "sha256", 6))
-		return -2;
-	sp++;
-	return http_digest_from_b64(sp, strlen(sp), out) ? -1 : 1;
-}
-
-int http_tus_version_ok(const char *v)
-{
-	return v && !strcmp(v, TUS_VERSION);
-}
-
 /* The header values the checks below read. */
 static void get_headers(struct MHD_Connection *c, struct tus_headers *h)
 {
@@ -505,58 +417,6 @@ static void get_headers(struct MHD_Connection *c, struct tus_headers *h)
 	h->checksum = header(c, "Upload-Checksum");
 	h->content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
 	h->content_length = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-}
-
-static int fail(const char **code, const char *what, int status, char *why, size_t wl, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
-static int fail(const char **code, const char *what, int status, char *why, size_t wl, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, wl, fmt, ap);
-	va_end(ap);
-	*code = what;
-	return status;
-}
-
-int http_tus_check_creation(const struct tus_headers *h, uint64_t max_bytes, struct tus_parsed *out,
-			    const char **code, char *why, size_t wl)
-{
-	memset(out, 0, sizeof *out);
-	if (h->defer_length)
-		return fail(code, "bad_request", 400, why, wl,
-			    "Upload-Defer-Length is not supported: give Upload-Length");
-	if (http_tus_parse_u64(h->length, &out->length))
-		return fail(code, "bad_request", 400, why, wl, "Upload-Length must be a non-negative integer");
-	if (!out->length)
-		return fail(code, "empty", 400, why, wl, "the upload is empty");
-	if (out->length > max_bytes)
-		return fail(code, "too_large", 413, why, wl, "Upload-Length is over Tus-Max-Size (%" PRIu64 " bytes)",
-			    max_bytes);
-	if (h->metadata && !http_tus_metadata_valid(h->metadata))
-		return fail(code, "bad_request", 400, why, wl, "malformed Upload-Metadata (or over %d bytes)",
-			    TUS_MAX_METADATA);
-	return 0;
-}
-
-int http_tus_check_patch(const struct tus_headers *h, struct tus_parsed *out, const char **code, char *why,
-			 size_t wl)
-{
-	int ck;
-
-	memset(out, 0, sizeof *out);
-	if (!h->content_type || strcasecmp(h->content_type, "application/offset+octet-stream"))
-		return fail(code, "unsupported_media_type", 415, why, wl,
-			    "a PATCH body is application/offset+octet-stream");
-	if (http_tus_parse_u64(h->offset, &out->offset))
-		return fail(code, "bad_request", 400, why, wl, "Upload-Offset must be a non-negative integer");
-	if ((ck = http_tus_parse_checksum(h->checksum, out->want)) < 0)
-		return fail(code, "bad_checksum", 400, why, wl, "%s",
-			    ck == -2 ? "the checksum algorithm is not supported (sha256 is)"
-				     : "malformed Upload-Checksum (expected 'sha256 BASE64')");
-	out->has_checksum = ck == 1;
-	out->has_content_length = !http_tus_parse_u64(h->content_length, &out->content_length);
-	return 0;
 }
 
 /* ===== OPTIONS, POST, HEAD, DELETE ===== */
@@ -599,8 +459,7 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 		sweep(s, 0);
 	if (RAND_bytes(rnd, sizeof rnd) != 1)
 		return tus_error(c, r, 503, "overloaded", "no random bytes for an id");
-	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(id + 2 * i, 3, "%02x", rnd[i]);
+	util_hex(rnd, sizeof rnd, id);
 	tus_path(t, id, "data", path, sizeof path);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 || close(fd) || info_write(t, id, &in)) {

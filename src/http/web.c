@@ -30,8 +30,9 @@ int http_web_has(const char *url)
 	return web_find(url) != NULL;
 }
 
-enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *url)
+enum MHD_Result http_web(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size)
 {
+	const char *url = r->url;
 	const struct http_web_file *f = web_find(url);
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
 	unsigned char d[32];

@@ -29,6 +29,7 @@
 #include <openssl/evp.h>
 
 #include "model/model.h"
+#include "util/util.h"
 
 extern char **environ;
 
@@ -207,17 +208,6 @@ int model_path(const char *variant, char *buf, size_t len)
 
 /* ===== Hashing ===== */
 
-static void hex(const unsigned char *d, unsigned n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (unsigned i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* Finishes a SHA-256 context into lowercase hex. */
 static int sha256_final_hex(EVP_MD_CTX *ctx, char out[SHA256_HEX + 1])
 {
@@ -226,7 +216,7 @@ static int sha256_final_hex(EVP_MD_CTX *ctx, char out[SHA256_HEX + 1])
 
 	if (!EVP_DigestFinal_ex(ctx, d, &n) || n * 2 != SHA256_HEX)
 		return fail(MODEL_ERR_IO, "SHA-256 failed in libcrypto");
-	hex(d, n, out);
+	util_hex(d, n, out);
 	return MODEL_OK;
 }
 
@@ -246,41 +236,13 @@ static int sha256_init(EVP_MD_CTX **ctx)
 /* SHA-256 and size of a whole file. MODEL_ERR_MISSING if it does not exist. */
 static int sha256_file(const char *path, char out[SHA256_HEX + 1], long long *size)
 {
-	EVP_MD_CTX *ctx = NULL;
-	unsigned char *buf = NULL;
-	long long total = 0;
-	ssize_t n;
-	int fd, rc;
+	unsigned char d[32];
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(errno == ENOENT ? MODEL_ERR_MISSING : MODEL_ERR_IO, "cannot open %s: %s",
-			    path, strerror(errno));
-	rc = sha256_init(&ctx);
-	if (rc)
-		goto out;
-	buf = malloc(IO_BLOCK);
-	if (!buf) {
-		rc = fail(MODEL_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	while ((n = read(fd, buf, IO_BLOCK)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = fail(MODEL_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-			goto out;
-		}
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		total += n;
-	}
-	rc = sha256_final_hex(ctx, out);
-	*size = total;
-out:
-	free(buf);
-	EVP_MD_CTX_free(ctx);
-	close(fd);
-	return rc;
+	if (util_file_sha256(path, d, size))
+		return fail(errno == ENOENT ? MODEL_ERR_MISSING : errno == ENOMEM ? MODEL_ERR_NOMEM : MODEL_ERR_IO,
+			    "cannot read %s: %s", path, strerror(errno));
+	util_hex(d, sizeof d, out);
+	return MODEL_OK;
 }
 
 /* ===== Verification ===== */

@@ -35,6 +35,7 @@
 #include <curl/curl.h>
 
 #include "store/store_int.h"
+#include "util/util.h"
 
 #define S3_IDLE_MAX 8		/* easy handles kept (with their connections) */
 #define S3_BACKOFF_MS 100	/* first wait before a retry; doubles each time */
@@ -692,15 +693,6 @@ static void s3_put_abort(void *handle)
 	free(p);
 }
 
-static void to_hex(const unsigned char *d, int n, char *hex)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < n; i++) {
-		hex[2 * i] = digits[d[i] >> 4];
-		hex[2 * i + 1] = digits[d[i] & 15];
-	}
-	hex[2 * n] = 0;
-}
 
 /*
  * Publishes the spooled bytes under NS/KEY: an object already there is kept
@@ -731,7 +723,7 @@ static store_status s3_put_commit(void *handle, const char *key, const unsigned 
 		goto out;
 	}
 	EVP_EncodeBlock((unsigned char *)md5_b64, md5, 16);
-	to_hex(sha256, 32, sha_hex);
+	util_hex(sha256, 32, sha_hex);
 	req_init(p->s3, &r, "PUT", p->ns, key);
 	r.body_fd = p->fd;
 	r.body_len = (curl_off_t)p->len;

@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "store/store_int.h"
+#include "util/util.h"
 
 struct store {
 	const struct store_backend *be;
@@ -65,15 +66,10 @@ const char *store_strerror(store_status st)
 
 void store_key_of(const void *data, size_t len, char key[STORE_KEY_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char d[32];
 
 	EVP_Digest(data, len, d, NULL, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++) {
-		key[2 * i] = hex[d[i] >> 4];
-		key[2 * i + 1] = hex[d[i] & 15];
-	}
-	key[STORE_KEY_LEN] = 0;
+	util_hex(d, sizeof d, key);
 }
 
 int store_key_valid(const char *key)
@@ -101,16 +97,6 @@ static store_status check(const char *ns, const char *key)
 	if (key && !store_key_valid(key))
 		return store_fail(STORE_BAD_KEY, "bad key (64 lowercase hex characters expected)");
 	return STORE_OK;
-}
-
-static void to_hex(const unsigned char *d, char hex[STORE_KEY_LEN + 1])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		hex[2 * i] = digits[d[i] >> 4];
-		hex[2 * i + 1] = digits[d[i] & 15];
-	}
-	hex[STORE_KEY_LEN] = 0;
 }
 
 /* ===== Stores ===== */
@@ -211,7 +197,7 @@ static void finalize(struct store_put *p)
 void store_put_sha256(const struct store_put *p, char hex[STORE_KEY_LEN + 1])
 {
 	finalize((struct store_put *)p);
-	to_hex(p->digest, hex);
+	util_hex(p->digest, 32, hex);
 }
 
 size_t store_put_size(const struct store_put *p)

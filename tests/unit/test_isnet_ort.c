@@ -10,7 +10,7 @@
  * scripts/test-setup.sh) runs it on the same tensor. The two masks must agree:
  *
  *   model    IoU at threshold 0.5    mean |difference|
- *   medium   >= 0.995                <= 0.005
+ *   medium   >= 0.9995               <= 0.0001
  *   small    >= 0.99                 <= 0.01
  *
  * ONNX Runtime's outputs are cached in BUILD/testdata/ref, named by the
@@ -60,7 +60,10 @@ struct model_case {
 };
 
 static const struct model_case models[] = {
-	{"medium", 0.995, 0.005, 0.99, 0.98},
+	/* fp32 agrees with ONNX Runtime to IoU 0.9999 and mean |diff| 2.4e-5 at
+	 * worst on the test photos: a few times that; the small model (int8
+	 * weights, where rounding differs) to 0.9933 and 0.0033 */
+	{"medium", 0.9995, 0.0001, 0.99, 0.98},
 	{"small", 0.99, 0.01, 0, 0},
 };
 

@@ -1,0 +1,308 @@
+/*
+ * options.c - a removal's options: one table of names, one validator per
+ * option, the checks across options, and the canonical text of a request
+ * for cache keys. The CLI, the JSON API, the query string, the remove.bg
+ * form and jobs all come through here, so they accept and refuse the same
+ * values with the same words.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/pipeline.h"
+
+static const struct {
+	const char *field, *flag;
+	enum pipe_kind kind;
+} opts[PIPE_OPT_COUNT] = {
+	[PIPE_OPT_SIZE] = {"size", "--size", PIPE_TEXT},
+	[PIPE_OPT_FORMAT] = {"format", "--format", PIPE_TEXT},
+	[PIPE_OPT_BG] = {"bg", "--bg", PIPE_TEXT},
+	[PIPE_OPT_EFFECT] = {"effect", "--effect", PIPE_TEXT},
+	[PIPE_OPT_REFINE] = {"refine", "--refine", PIPE_TEXT},
+	[PIPE_OPT_CROP] = {"crop", "--crop", PIPE_SWITCH},
+	[PIPE_OPT_MARGIN] = {"margin", "--margin", PIPE_TEXT},
+	[PIPE_OPT_FIT] = {"fit", "--fit", PIPE_TEXT},
+	[PIPE_OPT_OUTLINE] = {"outline", "--outline", PIPE_INTEGER},
+	[PIPE_OPT_QUALITY] = {"quality", "--quality", PIPE_INTEGER},
+	[PIPE_OPT_LOSSY] = {"lossy", "--lossy", PIPE_SWITCH},
+	[PIPE_OPT_MASK] = {"mask", "--mask", PIPE_SWITCH},
+	[PIPE_OPT_COLOR] = {"color", "--color", PIPE_TEXT},
+};
+
+void pipe_request_init(struct pipe_request *r, int side)
+{
+	*r = (struct pipe_request){.side = side, .refine = IMG_REFINE_NONE};
+	r->save.format = IMG_FORMAT_PNG;
+	r->save.color = IMG_COLOR_KEEP;
+	r->render.kind = IMG_CUT_RGBA;
+	r->render.bg = IMG_BG_NONE;
+	r->render.effect = IMG_EFFECT_NONE;
+}
+
+int pipe_opt_by_field(const char *field)
+{
+	for (int i = 0; i < PIPE_OPT_COUNT; i++)
+		if (!strcmp(field, opts[i].field))
+			return i;
+	return -1;
+}
+
+int pipe_opt_by_flag(const char *flag)
+{
+	for (int i = 0; i < PIPE_OPT_COUNT; i++)
+		if (!strcmp(flag, opts[i].flag))
+			return i;
+	return -1;
+}
+
+const char *pipe_opt_field(enum pipe_opt opt)
+{
+	return opts[opt].field;
+}
+
+const char *pipe_opt_flag(enum pipe_opt opt)
+{
+	return opts[opt].flag;
+}
+
+enum pipe_kind pipe_opt_kind(enum pipe_opt opt)
+{
+	return opts[opt].kind;
+}
+
+/* A word among names (NULL-terminated) into *out: its index. */
+static int word(const char *text, const char *const *names, int *out)
+{
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(text, names[i])) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+/* Decimal digits only, lo to hi: 0, or -1 (a huge number never wraps). */
+static int integer(const char *text, long lo, long hi, int *out)
+{
+	long v = 0;
+	const char *p = text;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (*p - '0')) > hi)
+			return -1;
+	if (*p || v < lo)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* One side of fit: digits, 0 to PIPE_MAX_FIT, then the character end; *s
+ * moves past it. */
+static int fit_side(const char **s, char end, int *out)
+{
+	long v = 0;
+	const char *p = *s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((v = v * 10 + (*p - '0')) > PIPE_MAX_FIT)
+			return -1;
+	if (*p != end)
+		return -1;
+	*out = (int)v;
+	*s = end ? p + 1 : p;
+	return 0;
+}
+
+static int fail(char *why, size_t wl, const char *msg)
+{
+	snprintf(why, wl, "%s", msg);
+	return -1;
+}
+
+int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *why, size_t wl)
+{
+	struct img_render *rr = &r->render;
+	int i = 0;
+
+	if ((unsigned)opt >= PIPE_OPT_COUNT || !text)
+		return fail(why, wl, "no such option");
+	if (opts[opt].kind == PIPE_SWITCH) {
+		if (word(text, (const char *const[]){"false", "true", "0", "1", NULL}, &i))
+			return fail(why, wl, "true or false");
+		i &= 1;
+	}
+	switch (opt) {
+	case PIPE_OPT_SIZE:
+		if (word(text, (const char *const[]){"preview", "full", NULL}, &i))
+			return fail(why, wl, "preview or full");
+		r->side = i ? PIPE_SIDE_FULL : PIPE_SIDE_PREVIEW;
+		return 0;
+	case PIPE_OPT_FORMAT:
+		if (img_format_parse(text, &r->save.format))
+			return fail(why, wl, "png, webp, jpg or avif");
+		r->format_given = 1;
+		return 0;
+	case PIPE_OPT_BG:
+		r->bg_ref = NULL;
+		if (!img_color_parse(text, rr->color))
+			rr->bg = IMG_BG_COLOR;
+		else if (!strcmp(text, "blur"))
+			rr->bg = IMG_BG_BLUR;
+		else if (*text) {
+			rr->bg = IMG_BG_IMAGE;
+			r->bg_ref = text;
+		} else
+			return fail(why, wl, "a colour (#rgb, #rrggbb, #rrggbbaa or a name), 'blur', or an image");
+		return 0;
+	case PIPE_OPT_EFFECT: {
+		static const enum img_effect effects[] = {IMG_EFFECT_NONE, IMG_EFFECT_SHADOW, IMG_EFFECT_STICKER,
+							  IMG_EFFECT_POPART};
+		if (word(text, (const char *const[]){"none", "shadow", "sticker", "popart", NULL}, &i))
+			return fail(why, wl, "none, shadow, sticker (a white outline) or popart (a 2x2 grid)");
+		rr->effect = effects[i];
+		return 0;
+	}
+	case PIPE_OPT_REFINE:
+		if (word(text, (const char *const[]){"none", "guided", NULL}, &i))
+			return fail(why, wl, "none or guided");
+		r->refine = i ? IMG_REFINE_GUIDED : IMG_REFINE_NONE;
+		return 0;
+	case PIPE_OPT_CROP:
+		rr->crop = i;
+		return 0;
+	case PIPE_OPT_MARGIN: {
+		char *end;
+		double m;
+
+		errno = 0;
+		m = strtod(text, &end);
+		/* !(in range), so that "nan" is refused too */
+		if (errno || end == text || (*end && strcmp(end, "%")) || !(m >= 0 && m <= PIPE_MAX_MARGIN))
+			return fail(why, wl, "pixels (20) or a percentage of the subject's box (10%), at most 10000");
+		rr->margin = m;
+		rr->margin_percent = *end == '%';
+		r->margin_given = 1;
+		return 0;
+	}
+	case PIPE_OPT_FIT: {
+		const char *s = text;
+		int w, h;
+
+		if (fit_side(&s, 'x', &w) || fit_side(&s, 0, &h) || (!w && !h))
+			return fail(why, wl, "WIDTHxHEIGHT in pixels (800x600; 0 for a free side), each at most 20000");
+		rr->fit_w = w;
+		rr->fit_h = h;
+		return 0;
+	}
+	case PIPE_OPT_OUTLINE:
+		if (integer(text, 1, PIPE_MAX_OUTLINE, &rr->outline_px))
+			return fail(why, wl, "a number of pixels from 1 to 1000");
+		r->outline_given = 1;
+		return 0;
+	case PIPE_OPT_QUALITY:
+		if (integer(text, 1, 100, &r->save.quality))
+			return fail(why, wl, "a number from 1 to 100");
+		return 0;
+	case PIPE_OPT_LOSSY:
+		r->save.lossy = i;
+		return 0;
+	case PIPE_OPT_MASK:
+		rr->kind = i ? IMG_CUT_MASK : IMG_CUT_RGBA;
+		return 0;
+	case PIPE_OPT_COLOR:
+		if (word(text, (const char *const[]){"keep", "srgb", NULL}, &i))
+			return fail(why, wl, "keep (the photo's colour profile) or srgb");
+		r->save.color = i ? IMG_COLOR_SRGB : IMG_COLOR_KEEP;
+		return 0;
+	case PIPE_OPT_COUNT:
+		break;
+	}
+	return fail(why, wl, "no such option");
+}
+
+int pipe_set_json(struct pipe_request *r, enum pipe_opt opt, json_t *v, char *why, size_t wl)
+{
+	char num[32];
+
+	if ((unsigned)opt >= PIPE_OPT_COUNT)
+		return fail(why, wl, "no such option");
+	switch (opts[opt].kind) {
+	case PIPE_SWITCH:
+		if (!json_is_boolean(v))
+			return fail(why, wl, "true or false");
+		return pipe_set(r, opt, json_is_true(v) ? "true" : "false", why, wl);
+	case PIPE_INTEGER:
+		if (!json_is_integer(v))
+			return fail(why, wl, "a whole number");
+		/* a negative number fails the digits' check, as its text would */
+		snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+		return pipe_set(r, opt, num, why, wl);
+	case PIPE_TEXT:
+		if (!json_is_string(v))
+			return fail(why, wl, "text");
+		/* a NUL inside would cut the text short: refused, not read otherwise */
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			return fail(why, wl, "text without NUL characters");
+		return pipe_set(r, opt, json_string_value(v), why, wl);
+	}
+	return fail(why, wl, "no such option");
+}
+
+int pipe_check(const struct pipe_request *r, char *why, size_t wl)
+{
+	const struct img_render *rr = &r->render;
+
+	if (rr->kind == IMG_CUT_MASK &&
+	    (rr->bg != IMG_BG_NONE || rr->effect != IMG_EFFECT_NONE || rr->crop || rr->fit_w || rr->fit_h))
+		return fail(why, wl, "mask makes the mask alone: no bg, effect, crop or fit with it");
+	if (rr->effect == IMG_EFFECT_POPART && rr->bg != IMG_BG_NONE)
+		return fail(why, wl, "effect popart brings its own backgrounds: no bg with it");
+	if (r->margin_given && !rr->crop)
+		return fail(why, wl, "margin applies to crop: add crop");
+	if (r->outline_given && rr->effect != IMG_EFFECT_STICKER)
+		return fail(why, wl, "outline applies to effect sticker");
+	return 0;
+}
+
+int pipe_check_format(const struct pipe_request *r, enum img_format fmt, char *why, size_t wl)
+{
+	const struct img_render *rr = &r->render;
+
+	if (fmt != IMG_FORMAT_JPEG || rr->kind == IMG_CUT_MASK || rr->effect == IMG_EFFECT_POPART)
+		return 0;
+	if (rr->bg == IMG_BG_NONE || (rr->bg == IMG_BG_COLOR && rr->color[3] < 255))
+		return fail(why, wl,
+			    "JPEG has no transparency: choose a background with --bg, or bg in the API (white, for one)");
+	return 0;
+}
+
+int pipe_canonical(const struct pipe_request *r, const char *bg_id, char *out, size_t n)
+{
+	const struct img_render *rr = &r->render;
+	int len = snprintf(out, n,
+			   "side=%d;refine=%d;kind=%d;bg=%d;color=%02x%02x%02x%02x;bgimg=%s;crop=%d;margin=%g%s;"
+			   "fit=%dx%d;effect=%d;outline=%d;format=%d;quality=%d;lossy=%d;colorspace=%d",
+			   r->side, r->refine, rr->kind, rr->bg, rr->color[0], rr->color[1], rr->color[2],
+			   rr->color[3], bg_id ? bg_id : "", rr->crop, rr->margin, rr->margin_percent ? "%" : "",
+			   rr->fit_w, rr->fit_h, rr->effect, rr->outline_px, r->save.format, r->save.quality,
+			   r->save.lossy, r->save.color);
+	return len < 0 || (size_t)len >= n ? -1 : 0;
+}
+
+int pipe_parse_precision(const char *text, int *prec)
+{
+	static const int precs[] = {NN_PRECISION_FP32, NN_PRECISION_BF16, NN_PRECISION_INT8};
+	int i;
+
+	if (!text || word(text, (const char *const[]){"fp32", "bf16", "int8", NULL}, &i))
+		return -1;
+	*prec = precs[i];
+	return 0;
+}
