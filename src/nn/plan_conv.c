@@ -567,16 +567,17 @@ retry:
  * (quantized in int8), or -1. */
 static int conv_input(nn_model *m, struct nn_plan *p, const struct conv_low *c, dnnl_primitive_desc_t pd)
 {
-	const struct ptv *X = &p->tv[c->x];
 	const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
 	int x = c->x;
 	bool q8 = c->q8;
-	float xf = q8 ? (X->q > 0 ? X->q : 1.0f) / c->sic[0] : 1.0f; /* stored input to quantized input */
+	/* the input's scale read now: adding a tensor below may move p->tv */
+	float xq = p->tv[x].q;
+	float xf = q8 ? (xq > 0 ? xq : 1.0f) / c->sic[0] : 1.0f; /* stored input to quantized input */
 	/* a held input at the conv's own scale is read as it is */
 	int xs = q8 && p->tv[x].deferred ? plan_add_quantized_concat(m, p, p->tv[x].deferred - 1, x, want, c->sic)
-		 : q8 && (xf != 1.0f || X->q == 0) ? plan_add_quantized(m, p, x, want, xf)
-						   : plan_in_layout(m, p, x, want);
-	if (!q8 && X->q > 0)
+		 : q8 && (xf != 1.0f || xq == 0) ? plan_add_quantized(m, p, x, want, xf)
+						 : plan_in_layout(m, p, x, want);
+	if (!q8 && xq > 0)
 		xs = -1; /* only int8 convs read held tensors */
 	return xs;
 }
