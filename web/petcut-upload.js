@@ -102,6 +102,11 @@ function base64(bytes) {
 	return btoa(s);
 }
 
+// remove-background's options as a query string (the image being the body)
+function query(fields) {
+	return new URLSearchParams(Object.entries(fields).map(([k, v]) => [k, String(v)])).toString();
+}
+
 function utf8base64(text) {
 	return base64(new TextEncoder().encode(text));
 }
@@ -476,9 +481,7 @@ export class PetcutUploader extends EventTarget {
 			try {
 				let res;
 				if (image) {
-					const q = new URLSearchParams();
-					for (const [k, v] of Object.entries(fields)) q.set(k, String(v));
-					res = await fetch(this.url(`/v1/remove-background?${q}`), {
+					res = await fetch(this.url(`/v1/remove-background?${query(fields)}`), {
 						method: 'POST', headers: { 'Content-Type': image.type || 'application/octet-stream', Accept: accept },
 						body: image, signal: slot._abort.signal,
 					});
@@ -705,13 +708,11 @@ export class PetcutUploader extends EventTarget {
 	// plain upload. Returns {id, url, full} or null.
 	async _uploadForFull(slot, blob) {
 		const ask = slot._fullAsk;
-		const q = new URLSearchParams();
-		for (const [k, v] of Object.entries(ask.fields)) q.set(k, String(v));
 		let xhr;
 		try {
 			slot.tries++;
 			xhr = await this._xhr(slot, {
-				method: 'POST', url: this.url(`/v1/remove-background?${q}`), body: blob, ok: [200], responseType: 'blob',
+				method: 'POST', url: this.url(`/v1/remove-background?${query(ask.fields)}`), body: blob, ok: [200], responseType: 'blob',
 				headers: { 'Content-Type': blob.type || 'application/octet-stream', Accept: await ask.accept },
 				onProgress: (loaded) => this._progress(slot, Math.min(loaded, blob.size - 1), blob.size, blob.size),
 			});
