@@ -23,81 +23,6 @@
 
 #include "img/img_int.h"
 
-/* ===== The cut-out from a mask (the first pipeline) ===== */
-
-img_status img_cutout(const struct img *im, const float *mask, int mh, int mw,
-		      enum img_cut kind, struct img **out)
-{
-	VipsImage *m = NULL, *mf = NULL, *a = NULL, *scaled = NULL, *rounded = NULL;
-	VipsImage *alpha = NULL, *rgb = NULL, *seen = NULL, *visible = NULL, *res = NULL;
-	VipsImage *pix = im->pix;
-	struct img *cut = NULL;
-	img_status st;
-	int bad = 0;
-
-	*out = NULL;
-	if (!mask || mh <= 0 || mw <= 0)
-		return img_fail(IMG_ERR_ARG, "bad mask size %dx%d", mw, mh);
-	if (pix->Bands != 3 && pix->Bands != 4)
-		return img_fail(IMG_ERR_ARG, "not a colour image");
-
-	/* Wraps the caller's floats without copying: the result is copied to
-	 * memory before returning, so mask is not read afterwards. */
-	m = vips_image_new_from_memory(mask, (size_t)mh * mw * sizeof(float), mw, mh, 1, VIPS_FORMAT_FLOAT);
-	if (!m || img_resize_exact(m, &mf, pix->Xsize, pix->Ysize)) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the mask");
-		goto out;
-	}
-	/* alpha = mask * 255 (times the photo's own alpha / 255, if any),
-	 * rounded; the cast clips to 0..255. */
-	if (pix->Bands == 4)
-		bad = vips_extract_band(pix, &a, 3, NULL) || vips_multiply(mf, a, &scaled, NULL);
-	else
-		bad = vips_linear1(mf, &scaled, 255.0, 0.0, NULL);
-	bad = bad || vips_linear1(scaled, &rounded, 1.0, 0.5, NULL) ||
-		vips_cast(rounded, &alpha, VIPS_FORMAT_UCHAR, NULL);
-	if (!bad && kind == IMG_CUT_MASK)
-		bad = vips_copy(alpha, &res, "interpretation", VIPS_INTERPRETATION_B_W, NULL);
-	/* Fully transparent pixels get colour 0: nobody sees them, and the
-	 * background's detail would otherwise double the size of a PNG
-	 * (lossless WebP does the same by itself). */
-	else if (!bad)
-		bad = vips_extract_band(pix, &rgb, 0, "n", 3, NULL) ||
-		      vips_notequal_const1(alpha, &seen, 0.0, NULL) || vips_andimage(rgb, seen, &visible, NULL) ||
-		      vips_bandjoin2(visible, alpha, &res, NULL);
-	if (bad) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot compose the cut-out");
-		goto out;
-	}
-
-	cut = calloc(1, sizeof *cut);
-	if (!cut) {
-		st = img_fail(IMG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	cut->pix = vips_image_copy_memory(res);
-	if (!cut->pix) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot compose the cut-out");
-		goto out;
-	}
-	*out = cut;
-	cut = NULL;
-	st = IMG_OK;
-out:
-	img_free(cut);
-	VIPS_UNREF(res);
-	VIPS_UNREF(visible);
-	VIPS_UNREF(seen);
-	VIPS_UNREF(rgb);
-	VIPS_UNREF(alpha);
-	VIPS_UNREF(rounded);
-	VIPS_UNREF(scaled);
-	VIPS_UNREF(a);
-	VIPS_UNREF(mf);
-	VIPS_UNREF(m);
-	return st;
-}
-
 /* ===== Colours ===== */
 
 static const struct {
@@ -183,6 +108,57 @@ static VipsImage *keep(VipsObject *scope, VipsImage *im)
  * Evaluates to X, or NULL when the call failed. X is cleared first, so it
  * must not also be CALL's input. */
 #define STEP(S, X, CALL) ((X) = NULL, (CALL) ? NULL : keep((S), (X)))
+
+/* ===== The cut-out from a mask (the first pipeline) ===== */
+
+img_status img_cutout(const struct img *im, const float *mask, int mh, int mw,
+		      enum img_cut kind, struct img **out)
+{
+	VipsImage *pix = im->pix, *m, *mf, *a, *scaled, *rounded, *alpha, *rgb, *seen, *visible, *res;
+	VipsObject *s;
+	img_status st;
+	int ok;
+
+	*out = NULL;
+	if (!mask || mh <= 0 || mw <= 0)
+		return img_fail(IMG_ERR_ARG, "bad mask size %dx%d", mw, mh);
+	if (pix->Bands != 3 && pix->Bands != 4)
+		return img_fail(IMG_ERR_ARG, "not a colour image");
+	s = VIPS_OBJECT(vips_image_new());
+
+	/* Wraps the caller's floats without copying: the result is copied to
+	 * memory before returning, so mask is not read afterwards. */
+	if (!keep(s, m = vips_image_new_from_memory(mask, (size_t)mh * mw * sizeof(float), mw, mh, 1,
+						    VIPS_FORMAT_FLOAT)) ||
+	    !STEP(s, mf, img_resize_exact(m, &mf, pix->Xsize, pix->Ysize))) {
+		st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the mask");
+		goto out;
+	}
+	/* alpha = mask * 255 (times the photo's own alpha / 255, if any),
+	 * rounded; the cast clips to 0..255. */
+	if (pix->Bands == 4)
+		ok = STEP(s, a, vips_extract_band(pix, &a, 3, NULL)) &&
+		     STEP(s, scaled, vips_multiply(mf, a, &scaled, NULL));
+	else
+		ok = STEP(s, scaled, vips_linear1(mf, &scaled, 255.0, 0.0, NULL)) != NULL;
+	ok = ok && STEP(s, rounded, vips_linear1(scaled, &rounded, 1.0, 0.5, NULL)) &&
+	     STEP(s, alpha, vips_cast(rounded, &alpha, VIPS_FORMAT_UCHAR, NULL));
+	if (ok && kind == IMG_CUT_MASK)
+		ok = STEP(s, res, vips_copy(alpha, &res, "interpretation", VIPS_INTERPRETATION_B_W, NULL)) != NULL;
+	/* Fully transparent pixels get colour 0: nobody sees them, and the
+	 * background's detail would otherwise double the size of a PNG
+	 * (lossless WebP does the same by itself). */
+	else if (ok)
+		ok = STEP(s, rgb, vips_extract_band(pix, &rgb, 0, "n", 3, NULL)) &&
+		     STEP(s, seen, vips_notequal_const1(alpha, &seen, 0.0, NULL)) &&
+		     STEP(s, visible, vips_andimage(rgb, seen, &visible, NULL)) &&
+		     STEP(s, res, vips_bandjoin2(visible, alpha, &res, NULL));
+	st = ok ? img_adopt(res, "cannot compose the cut-out", out)
+		: img_fail_vips(IMG_ERR_VIPS, "cannot compose the cut-out");
+out:
+	g_object_unref(s);
+	return st;
+}
 
 /* A constant image the size of like with n bands of values c (uchar,
  * interpretation sRGB). */
@@ -540,10 +516,9 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 {
 	static const struct img_render plain;
 	VipsObject *s = NULL;
-	VipsImage *photo, *alpha, *rgb, *cut, *res, *next, *under = NULL, *base = NULL, *mem;
+	VipsImage *photo, *alpha, *rgb, *cut, *res, *next, *under = NULL, *base = NULL;
 	struct img_subject sub, dummy;
 	struct box crop;
-	struct img *im = NULL;
 	double count, scale = 1;
 	int W, H, bad, opaque;
 	img_status st;
@@ -719,19 +694,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	subject->coverage = count / ((double)crop.w * crop.h);
 
 done:
-	im = calloc(1, sizeof *im);
-	if (!im) {
-		st = img_fail(IMG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	mem = vips_image_copy_memory(res);
-	if (!mem) {
-		free(im);
-		goto vips_failed;
-	}
-	im->pix = mem;
-	*out = im;
-	st = IMG_OK;
+	st = img_adopt(res, "cannot render the output", out);
 	goto out;
 vips_failed:
 	st = img_fail_vips(IMG_ERR_VIPS, "cannot render the output");

@@ -20,37 +20,21 @@
 
 /* ===== Errors ===== */
 
-static _Thread_local char errbuf[512];
+_Thread_local struct util_err img_err;
 
 const char *img_errmsg(void)
 {
-	return errbuf;
+	return img_err.msg;
 }
 
 const char *img_strerror(img_status st)
 {
-	switch (st) {
-	case IMG_OK: return "ok";
-	case IMG_ERR_NOMEM: return "out of memory";
-	case IMG_ERR_IO: return "i/o error";
-	case IMG_ERR_NOT_IMAGE: return "not an image";
-	case IMG_ERR_CORRUPT: return "truncated or damaged image";
-	case IMG_ERR_UNSUPPORTED: return "unsupported image";
-	case IMG_ERR_ARG: return "bad argument";
-	case IMG_ERR_VIPS: return "image processing failed";
-	case IMG_ERR_TOO_LARGE: return "image too large";
-	}
-	return "unknown error";
-}
+	/* by -st, in img_status's order */
+	static const char *const texts[] = {"ok", "out of memory", "i/o error", "not an image",
+					    "truncated or damaged image", "unsupported image", "bad argument",
+					    "image processing failed", "image too large"};
 
-img_status img_fail(img_status st, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-	va_end(ap);
-	return st;
+	return UTIL_STATUS_TEXT(texts, st);
 }
 
 /* Fails with what, followed by the gist of libvips' error: the first line of
@@ -72,6 +56,21 @@ img_status img_fail_vips(img_status st, const char *what)
 		img_fail(st, "%s", what);
 	vips_error_clear();
 	return st;
+}
+
+img_status img_adopt(VipsImage *v, const char *what, struct img **out)
+{
+	struct img *im = calloc(1, sizeof *im);
+
+	if (!im)
+		return img_fail(IMG_ERR_NOMEM, "out of memory");
+	im->pix = vips_image_copy_memory(v);
+	if (!im->pix) {
+		free(im);
+		return img_fail_vips(IMG_ERR_VIPS, what);
+	}
+	*out = im;
+	return IMG_OK;
 }
 
 /* ===== Start-up ===== */

@@ -330,7 +330,6 @@ out:
 static img_status load_source(VipsSource *src, const struct img_load_opts *o, struct img **out)
 {
 	VipsImage *in = NULL, *mem = NULL, *up = NULL, *rgb = NULL, *bare = NULL;
-	struct img *im = NULL;
 	enum img_type type;
 	img_status st;
 	char what[64];
@@ -363,21 +362,8 @@ static img_status load_source(VipsSource *src, const struct img_load_opts *o, st
 	if (st != IMG_OK)
 		goto out;
 
-	im = calloc(1, sizeof *im);
-	if (!im) {
-		st = img_fail(IMG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	im->pix = vips_image_copy_memory(bare);
-	if (!im->pix) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot convert the image");
-		goto out;
-	}
-	*out = im;
-	im = NULL;
-	st = IMG_OK;
+	st = img_adopt(bare, "cannot convert the image", out);
 out:
-	img_free(im);
 	VIPS_UNREF(bare);
 	VIPS_UNREF(rgb);
 	VIPS_UNREF(up);
@@ -520,7 +506,6 @@ static int drop_on_thumbnail(const char *name, int keep_gps)
 img_status img_thumbnail(const struct img *im, int max_side, struct img **out)
 {
 	VipsImage *small = NULL, *srgb = NULL, *bare = NULL;
-	struct img *th = NULL;
 	img_status st;
 
 	if (!im || !out || max_side <= 0)
@@ -538,21 +523,8 @@ img_status img_thumbnail(const struct img *im, int max_side, struct img **out)
 		goto out;
 	}
 	remove_fields(bare, drop_on_thumbnail, 0);
-	th = calloc(1, sizeof *th);
-	if (!th) {
-		st = img_fail(IMG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	th->pix = vips_image_copy_memory(bare);
-	if (!th->pix) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot make the thumbnail");
-		goto out;
-	}
-	*out = th;
-	th = NULL;
-	st = IMG_OK;
+	st = img_adopt(bare, "cannot make the thumbnail", out);
 out:
-	img_free(th);
 	VIPS_UNREF(bare);
 	VIPS_UNREF(srgb);
 	VIPS_UNREF(small);
@@ -563,7 +535,6 @@ img_status img_flatten(const struct img *im, const unsigned char rgb[3], struct 
 {
 	VipsArrayDouble *bg = NULL;
 	VipsImage *flat = NULL;
-	struct img *res = NULL;
 	img_status st;
 
 	if (!im || !rgb || !out)
@@ -579,21 +550,8 @@ img_status img_flatten(const struct img *im, const unsigned char rgb[3], struct 
 		flat = im->pix;
 		g_object_ref(flat);
 	}
-	res = calloc(1, sizeof *res);
-	if (!res) {
-		st = img_fail(IMG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	res->pix = vips_image_copy_memory(flat);
-	if (!res->pix) {
-		st = img_fail_vips(IMG_ERR_VIPS, "cannot flatten the image");
-		goto out;
-	}
-	*out = res;
-	res = NULL;
-	st = IMG_OK;
+	st = img_adopt(flat, "cannot flatten the image", out);
 out:
-	img_free(res);
 	VIPS_UNREF(flat);
 	if (bg)
 		vips_area_unref(VIPS_AREA(bg));

@@ -7,6 +7,7 @@
 #include <vips/vips.h>
 
 #include "img/img.h"
+#include "util/util.h"
 
 struct img {
 	/* In memory, uchar: a photo (3 or 4 bands) in its own RGB colour space,
@@ -16,10 +17,15 @@ struct img {
 };
 
 /* Records a message for img_errmsg() and returns st. */
-img_status img_fail(img_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern _Thread_local struct util_err img_err;
+#define img_fail(st, ...) ((img_status)util_fail(&img_err, (st), __VA_ARGS__))
 
 /* Fails with what, followed by the gist of libvips' last error. */
 img_status img_fail_vips(img_status st, const char *what);
+
+/* A new image holding v in memory (copied unless it is there already); the
+ * caller keeps its reference to v. A failure's message starts with what. */
+img_status img_adopt(VipsImage *v, const char *what, struct img **out);
 
 /* Resizes in to exactly w x h with a linear filter; 0 or -1 (libvips error). */
 int img_resize_exact(VipsImage *in, VipsImage **out, int w, int h);

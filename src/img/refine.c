@@ -412,7 +412,6 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 	struct planes pl = {0};
 	const float *p;
 	unsigned char *g = NULL;
-	struct img *res = NULL;
 	int W, H, lw, lh, radius, clamp, color;
 	double eps;
 	size_t len;
@@ -533,15 +532,7 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 		st = img_fail(IMG_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	res = calloc(1, sizeof *res);
-	if (!res) {
-		st = img_fail(IMG_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	res->pix = out;
-	out = NULL;
-	*alpha = res;
-	st = IMG_OK;
+	st = img_adopt(out, "cannot make the alpha", alpha);
 out:
 	VIPS_UNREF(out);
 	free(buf);

@@ -71,39 +71,24 @@ static const struct variant_info variants[MODEL_VARIANT_COUNT] = {
 
 /* ===== Errors ===== */
 
-static _Thread_local char errbuf[512];
+static _Thread_local struct util_err model_err;
 
 /* Records the message of a failure and passes its status through, so that
  * callers can write `return fail(MODEL_ERR_IO, "...")`. */
-static int fail(int st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int st, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-	va_end(ap);
-	return st;
-}
+#define fail(st, ...) util_fail(&model_err, (st), __VA_ARGS__)
 
 const char *model_strerror(int st)
 {
-	switch (st) {
-	case MODEL_OK: return "ok";
-	case MODEL_ERR_ARG: return "bad argument";
-	case MODEL_ERR_NOMEM: return "out of memory";
-	case MODEL_ERR_IO: return "i/o error";
-	case MODEL_ERR_MISSING: return "model not fetched";
-	case MODEL_ERR_TOOL: return "external tool failed";
-	case MODEL_ERR_FORMAT: return "unexpected package layout";
-	case MODEL_ERR_VERIFY: return "checksum mismatch";
-	}
-	return "unknown error";
+	/* by -st, in model_status's order */
+	static const char *const texts[] = {"ok", "bad argument", "out of memory", "i/o error", "model not fetched",
+					    "external tool failed", "unexpected package layout", "checksum mismatch"};
+
+	return UTIL_STATUS_TEXT(texts, st);
 }
 
 const char *model_errmsg(void)
 {
-	return errbuf;
+	return model_err.msg;
 }
 
 /* ===== Names and paths ===== */

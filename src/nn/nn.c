@@ -17,35 +17,20 @@
 
 /* ===== Errors ===== */
 
-static _Thread_local char errbuf[512];
-
-nn_status nn_fail(nn_status st, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-	va_end(ap);
-	return st;
-}
+_Thread_local struct util_err nn_err;
 
 const char *nn_errmsg(void)
 {
-	return errbuf;
+	return nn_err.msg;
 }
 
 const char *nn_strerror(nn_status st)
 {
-	switch (st) {
-	case NN_OK: return "ok";
-	case NN_ERR_NOMEM: return "out of memory";
-	case NN_ERR_IO: return "cannot read model";
-	case NN_ERR_PARSE: return "not a valid ONNX model";
-	case NN_ERR_UNSUPPORTED: return "unsupported model";
-	case NN_ERR_SHAPE: return "bad input shape";
-	case NN_ERR_ARG: return "bad argument";
-	case NN_ERR_BACKEND: return "oneDNN error";
-	}
-	return "unknown error";
+	/* by -st, in nn_status's order */
+	static const char *const texts[] = {"ok", "out of memory", "cannot read model", "not a valid ONNX model",
+					    "unsupported model", "bad input shape", "bad argument", "oneDNN error"};
+
+	return UTIL_STATUS_TEXT(texts, st);
 }
 
 /* ===== Small helpers ===== */
@@ -191,11 +176,11 @@ static nn_status graph_from_file(const char *path, struct nn_graph *g, struct st
 /* Prefixes the last error message with the model's path. */
 static nn_status fail_with_path(nn_status st, const char *path)
 {
-	char msg[sizeof errbuf];
+	char msg[sizeof nn_err.msg];
 
-	if (st == NN_ERR_NOMEM || !strncmp(errbuf, path, strlen(path)))
+	if (st == NN_ERR_NOMEM || !strncmp(nn_err.msg, path, strlen(path)))
 		return st;
-	snprintf(msg, sizeof msg, "%s", errbuf);
+	snprintf(msg, sizeof msg, "%s", nn_err.msg);
 	return nn_fail(st, "%s: %s", path, msg);
 }
 

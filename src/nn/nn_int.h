@@ -29,6 +29,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "nn/nn.h"
+#include "util/util.h"
 
 /* ===== Operators ===== */
 
@@ -220,7 +221,8 @@ nn_status nn_model_reload_weights(nn_model *m);
 /* ===== Errors (nn.c) ===== */
 
 /* Records a message for nn_errmsg() and returns st. */
-nn_status nn_fail(nn_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern _Thread_local struct util_err nn_err;
+#define nn_fail(st, ...) ((nn_status)util_fail(&nn_err, (st), __VA_ARGS__))
 
 /* ===== Graph helpers (passes.c) ===== */
 

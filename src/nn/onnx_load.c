@@ -201,6 +201,29 @@ static nn_status attr_enum(const struct attr_ctx *c, const char *name, const cha
 			return st_;     \
 	} while (0)
 
+/* Reads a per-axis attribute (strides, dilations): positive values, one per
+ * spatial axis (*nsp, set here when still unknown), 1 on every axis when the
+ * attribute is absent. */
+static nn_status spatial_ints(const struct attr_ctx *c, const char *name, int64_t *vals, int *nsp)
+{
+	int n;
+
+	TRY(attr_ints(c, name, vals, NN_MAX_SPATIAL, &n));
+	if (n == 0)
+		return bad_attr(c, name, "empty");
+	if (n > 0 && *nsp && n != *nsp)
+		return bad_attr(c, name, "length differs from kernel_shape");
+	if (n > 0 && !*nsp)
+		*nsp = n;
+	for (int i = 0; i < NN_MAX_SPATIAL; i++) {
+		if (n < 0)
+			vals[i] = 1;
+		else if (i < n && vals[i] <= 0)
+			return bad_attr(c, name, "values must be positive");
+	}
+	return NN_OK;
+}
+
 static nn_status parse_conv_like(const struct attr_ctx *c, struct nn_conv_attr *a, bool pool)
 {
 	static const char *const conv_attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
@@ -222,32 +245,8 @@ static nn_status parse_conv_like(const struct attr_ctx *c, struct nn_conv_attr *
 	for (int i = 0; i < (n > 0 ? n : 0); i++)
 		if (a->kernel[i] <= 0)
 			return bad_attr(c, "kernel_shape", "values must be positive");
-	TRY(attr_ints(c, "strides", a->strides, NN_MAX_SPATIAL, &n));
-	if (n == 0)
-		return bad_attr(c, "strides", "empty");
-	if (n >= 0 && nsp && n != nsp)
-		return bad_attr(c, "strides", "length differs from kernel_shape");
-	if (n > 0 && !nsp)
-		nsp = n;
-	for (int i = 0; i < NN_MAX_SPATIAL; i++) {
-		if (n < 0)
-			a->strides[i] = 1;
-		else if (i < n && a->strides[i] <= 0)
-			return bad_attr(c, "strides", "values must be positive");
-	}
-	TRY(attr_ints(c, "dilations", a->dilations, NN_MAX_SPATIAL, &n));
-	if (n == 0)
-		return bad_attr(c, "dilations", "empty");
-	if (n >= 0 && nsp && n != nsp)
-		return bad_attr(c, "dilations", "length differs from kernel_shape");
-	if (n > 0 && !nsp)
-		nsp = n;
-	for (int i = 0; i < NN_MAX_SPATIAL; i++) {
-		if (n < 0)
-			a->dilations[i] = 1;
-		else if (i < n && a->dilations[i] <= 0)
-			return bad_attr(c, "dilations", "values must be positive");
-	}
+	TRY(spatial_ints(c, "strides", a->strides, &nsp));
+	TRY(spatial_ints(c, "dilations", a->dilations, &nsp));
 	TRY(attr_ints(c, "pads", tmp, 2 * NN_MAX_SPATIAL, &n));
 	if (n >= 0) {
 		if (n % 2 || (nsp && n != 2 * nsp))

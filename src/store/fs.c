@@ -325,16 +325,4 @@ static store_status fs_del(void *state, const char *ns, const char *key)
 	return STORE_OK;
 }
 
-const struct store_backend store_fs = {
-	.name = "fs",
-	.open = fs_open,
-	.close = fs_close,
-	.put_begin = fs_put_begin,
-	.put_write = fs_put_write,
-	.put_commit = fs_put_commit,
-	.put_abort = fs_put_abort,
-	.get = fs_get,
-	.get_fd = fs_get_fd,
-	.head = fs_head,
-	.del = fs_del,
-};
+const struct store_backend store_fs = STORE_BACKEND_TABLE(fs);

@@ -754,16 +754,4 @@ static store_status s3_del(void *state, const char *ns, const char *key)
 	return s3_do(state, &r);
 }
 
-const struct store_backend store_s3 = {
-	.name = "s3",
-	.open = s3_open,
-	.close = s3_close,
-	.put_begin = s3_put_begin,
-	.put_write = s3_put_write,
-	.put_commit = s3_put_commit,
-	.put_abort = s3_put_abort,
-	.get = s3_get,
-	.get_fd = s3_get_fd,
-	.head = s3_head,
-	.del = s3_del,
-};
+const struct store_backend store_s3 = STORE_BACKEND_TABLE(s3);

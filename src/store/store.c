@@ -30,36 +30,21 @@ static const struct store_backend *const backends[] = {&store_fs, &store_s3};
 
 /* ===== Errors ===== */
 
-static _Thread_local char errbuf[256];
-
-store_status store_fail(store_status st, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-	va_end(ap);
-	return st;
-}
+_Thread_local struct util_err store_err;
 
 const char *store_errmsg(void)
 {
-	return errbuf;
+	return store_err.msg;
 }
 
 const char *store_strerror(store_status st)
 {
-	switch (st) {
-	case STORE_OK: return "ok";
-	case STORE_NOT_FOUND: return "not found";
-	case STORE_IO: return "storage error";
-	case STORE_BAD_KEY: return "bad key";
-	case STORE_NOMEM: return "out of memory";
-	case STORE_MISMATCH: return "checksum mismatch";
-	case STORE_UNSUPPORTED: return "not supported by this storage";
-	case STORE_TOO_LARGE: return "too large";
-	case STORE_NO_SPACE: return "out of space";
-	}
-	return "unknown error";
+	/* by -st, in store_status's order */
+	static const char *const texts[] = {"ok", "not found", "storage error", "bad key", "out of memory",
+					    "checksum mismatch", "not supported by this storage", "too large",
+					    "out of space"};
+
+	return UTIL_STATUS_TEXT(texts, st);
 }
 
 /* ===== Names ===== */

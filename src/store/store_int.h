@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "store/store.h"
+#include "util/util.h"
 
 struct store_backend {
 	const char *name;
@@ -29,10 +30,20 @@ struct store_backend {
 	store_status (*del)(void *state, const char *ns, const char *key);
 };
 
+/* The table of the backend whose functions are N_open, N_close, N_put_begin,
+ * ... N_del (every one of them, so that none is forgotten). */
+#define STORE_BACKEND_TABLE(N)                                                                          \
+	{                                                                                               \
+		.name = #N, .open = N##_open, .close = N##_close, .put_begin = N##_put_begin,            \
+		.put_write = N##_put_write, .put_commit = N##_put_commit, .put_abort = N##_put_abort,    \
+		.get = N##_get, .get_fd = N##_get_fd, .head = N##_head, .del = N##_del,                  \
+	}
+
 extern const struct store_backend store_fs;
 extern const struct store_backend store_s3;
 
 /* Records a message for store_errmsg() and returns st. */
-store_status store_fail(store_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern _Thread_local struct util_err store_err;
+#define store_fail(st, ...) ((store_status)util_fail(&store_err, (st), __VA_ARGS__))
 
 #endif

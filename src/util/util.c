@@ -3,12 +3,34 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "util/util.h"
+
+int util_vfail(struct util_err *e, int st, const char *fmt, va_list ap)
+{
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	return st;
+}
+
+int util_fail(struct util_err *e, int st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	util_vfail(e, st, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+const char *util_status_text(const char *const *texts, size_t n, int st)
+{
+	return st <= 0 && (size_t)-(long)st < n ? texts[-st] : "unknown error";
+}
 
 void util_hex(const unsigned char *d, size_t n, char *out)
 {

@@ -1,11 +1,33 @@
 /*
- * util.h - small helpers more than one module needs: bytes as lowercase
- * hex, and the SHA-256 of a file.
+ * util.h - small helpers more than one module needs: a module's message
+ * about its last failure, bytes as lowercase hex, and the SHA-256 of a file.
  */
 #ifndef PETCUT_UTIL_H
 #define PETCUT_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
+
+/* A module's message about its last failure, one per thread:
+ *
+ *	_Thread_local struct util_err mod_err;
+ *	#define mod_fail(st, ...) util_fail(&mod_err, (st), __VA_ARGS__)
+ *	...
+ *	return mod_fail(MOD_ERR_IO, "cannot open %s", path);
+ */
+struct util_err {
+	char msg[512];
+};
+
+/* Writes the message into e and returns st, so that a failure is one return. */
+int util_fail(struct util_err *e, int st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int util_vfail(struct util_err *e, int st, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+
+/* The text of a status from a module's table of texts. A module's statuses
+ * are 0 (ok) and then -1, -2, ...: texts[-st] describes st. A status outside
+ * the table is an "unknown error". */
+const char *util_status_text(const char *const *texts, size_t n, int st);
+#define UTIL_STATUS_TEXT(texts, st) util_status_text((texts), sizeof(texts) / sizeof *(texts), (st))
 
 /* The n bytes of d as 2n lowercase hex digits and a NUL in out. */
 void util_hex(const unsigned char *d, size_t n, char *out);
