@@ -4,7 +4,6 @@
  * size, and each output rendered and encoded.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +78,7 @@ static int check_model(nn_model *m)
 		       : -1;
 }
 
-static int engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out, char *note, size_t nl,
+int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out, char *note, size_t nl,
 		     char *why, size_t wl)
 {
 	struct pipe_engine *e = calloc(1, sizeof *e);
@@ -139,6 +138,13 @@ static int engine_open(const struct pipe_engine_opts *o, struct pipe_engine **ou
 		snprintf(e->precision_key, sizeof e->precision_key, "bf16/guard%.3g", guard ? o->guard_above : 0);
 	else
 		snprintf(e->precision_key, sizeof e->precision_key, "fp32");
+	/* This runs on the caller's thread, whose OpenMP team stays beside the
+	 * worker's: libgomp, seeing more of its threads than CPUs, then lets a
+	 * team spin only briefly at barriers and sleep instead. A pass alone is
+	 * slower so (a served 512 preview miss on 2 cores: 155 ms against 136
+	 * with the set-up on a thread of its own that ends), but the processor
+	 * is left to what runs beside the passes: decoding and encoding, and in
+	 * the phone bench the browser (pick to preview 0.45 s against 0.6 s). */
 	/* plans for both sides now, so no request pays for them; with the
 	 * guard on, its fp32 plans too (an unsure mask is rerun at once, not
 	 * after seconds of planning and rereading the weights) */
@@ -158,44 +164,6 @@ static int engine_open(const struct pipe_engine_opts *o, struct pipe_engine **ou
 fail:
 	pipe_engine_close(e);
 	return rc;
-}
-
-/* The set-up runs on a thread of its own, which ends before the engine is
- * used. Loading and planning run OpenMP teams, and libgomp keeps a thread's
- * team for the thread's life; with the worker's team beside it, libgomp
- * sees more of its threads than CPUs and makes every team sleep at each
- * barrier instead of spinning, which on 2 cores cost a served preview about
- * 14 % (155 against 134 ms). The worker's team is then the only one. */
-struct open_call {
-	const struct pipe_engine_opts *o;
-	struct pipe_engine **out;
-	char *note, *why;
-	size_t nl, wl;
-	int rc;
-};
-
-static void *open_main(void *arg)
-{
-	struct open_call *c = arg;
-
-	c->rc = engine_open(c->o, c->out, c->note, c->nl, c->why, c->wl);
-	return NULL;
-}
-
-int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out, char *note, size_t nl,
-		     char *why, size_t wl)
-{
-	struct open_call c = {o, out, note, why, nl, wl, 2};
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, open_main, &c)) {
-		*out = NULL;
-		note[0] = '\0';
-		snprintf(why, wl, "cannot start a thread");
-		return 2;
-	}
-	pthread_join(t, NULL);
-	return c.rc;
 }
 
 void pipe_engine_close(struct pipe_engine *e)
