@@ -264,6 +264,20 @@ async function startStack(profile, flow) {
 	return stack;
 }
 
+// One unmeasured run before the measured ones, on a stack of its own, with a
+// photo the bench never measures (samples/chelsea-orient6.jpg): the
+// browser's one-time start-up (its network service, decoders, compiled
+// code) belongs to a phone's already-open browser, not to a customer's
+// pick. Each measured run still has a fresh context and page. Resolves the
+// stack's stopStack record.
+async function warmUpBrowser(browser, phone) {
+	const none = ALL_PROFILES.find((p) => p.name === 'none');
+	const stack = await startStack(none, 'petcut');
+	const r = await measure(browser, phone, stack, none, 'petcut', { name: 'warm-up', file: path.join(ROOT, 'samples', 'chelsea-orient6.jpg') });
+	say(`browser warm-up: ${r.ok ? 'ok' : `FAILED (${r.error})`}`);
+	return stopStack(stack);
+}
+
 // Stops what startStack started; resolves {profile, flow, exit}.
 async function stopStack(stack) {
 	if (stack.proxy) await stack.proxy.close();
@@ -491,7 +505,7 @@ function report(meta, photoList, rows, servers) {
 	const sizes = photoList.map((p) => p.bytes / 1e6);
 	const lines = [
 		`Measured ${meta.date} on ${meta.cpu}, ${meta.nproc} cores (browser and server on the same machine); commit ${meta.commit};`,
-		`Chromium ${meta.chromium} headless (playwright-core ${meta.playwright}), viewport 390x844 at 3x, touch, Android Chrome user agent, no CPU throttling;`,
+		`Chromium ${meta.chromium} headless (playwright-core ${meta.playwright}), viewport 390x844 at 3x, touch, Android Chrome user agent, no CPU throttling; one unmeasured warm-up run of the browser first (its own server, samples/chelsea-orient6.jpg), then a fresh context and page for each run;`,
 		`${photoList.length} photos: 12 MP JPEGs, Q 90, ${Math.min(...sizes).toFixed(1)}-${Math.max(...sizes).toFixed(1)} MB (${photoList.filter((p) => p.height > p.width).length} portrait), each seen once by each server;`,
 		`command: \`${meta.command}\`.`,
 		'',
@@ -567,6 +581,7 @@ async function main() {
 	const runs = [];
 	const servers = [];
 	try {
+		servers.push(await warmUpBrowser(browser, phone));
 		for (const profile of PROFILES) {
 			const stacks = {};
 			try {

@@ -554,6 +554,16 @@ await step('instant preview', async () => {
 		`slot ${atPreview.status} at the preview; preview at ${Math.round(r.shown[0]?.t)} ms, upload done at ${Math.round(r.doneT)} ms`);
 	check(`... from a small proxy (${proxyPost?.bytes} bytes, ${sentBefore} bytes sent in all before it showed)`,
 		proxyPost && proxyPost.bytes <= 60000 && sentBefore <= 62000 && /^\?(.*&)?size=preview/.test(proxyPost.query) && r.proxyId && r.proxyId !== r.id);
+	// the proxy (decoded at a reduced scale where the browser can) is the
+	// upright photo at the network's preview size
+	const proxyFile = path.join(TMP, 'proxy-o6');
+	fs.writeFileSync(proxyFile, (await serverBytes(r.proxyId)) || '');
+	const pw = Number(execFileSync('vipsheader', ['-f', 'width', proxyFile], { encoding: 'utf8' }));
+	const ph = Number(execFileSync('vipsheader', ['-f', 'height', proxyFile], { encoding: 'utf8' }));
+	const right = imageDistance(proxyFile, fixtures['upright.jpg']);
+	const turned = imageDistance(proxyFile, fixtures['upright.jpg'], 'd180');
+	check(`the proxy is the upright photo, ${pw}x${ph}: its shorter side 512 px`,
+		pw === 512 && ph === 683 && right < 8 && right * 3 < turned, `mean difference ${right.toFixed(2)} upright, ${turned.toFixed(2)} turned 180°`);
 	check(`the page measured its waits (preview ${Math.round(r.waits.preview)} ms, full ${Math.round(r.waits.full)} ms)`,
 		r.waits.preview > 0 && r.waits.full > r.waits.preview);
 	// the download is the full-resolution file, byte for byte what the API gives
