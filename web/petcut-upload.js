@@ -200,19 +200,19 @@ export async function makeProxy(file, opts = {}, size = undefined) {
 		}
 		return proxy;
 	};
-	return (await decodeScaled(file, w, h, size, make)) ?? decodeTo(file, w, h, make);
+	return decodeTo(file, w, h, make, await scaledJpeg(file, w, h, size));
 }
 
 // A JPEG decoded by WebCodecs' ImageDecoder at the largest of libjpeg's
-// scales (n/8) that still gives at least w x h, given to use(frame) (drawn,
-// it is upright and scaled to what it is drawn at): what use returns, or
-// undefined where this cannot be done here (not a JPEG, no ImageDecoder, a
-// browser that would not turn the frame upright).
-async function decodeScaled(file, w, h, size, use) {
-	if (!size?.jpeg || typeof ImageDecoder === "undefined") return undefined;
+// scales (n/8) that still gives at least w x h: a VideoFrame (drawn, it is
+// upright and scaled to what it is drawn at), or null where this cannot be
+// done here (not a JPEG, no ImageDecoder, a browser that would not turn the
+// frame upright).
+async function scaledJpeg(file, w, h, size) {
+	if (!size?.jpeg || typeof ImageDecoder === 'undefined') return null;
 	let decoder, frame;
 	try {
-		if (!(await ImageDecoder.isTypeSupported('image/jpeg'))) return undefined;
+		if (!(await ImageDecoder.isTypeSupported('image/jpeg'))) return null;
 		// the decoder picks the largest scale within the desired box; a
 		// square twice the proxy's longer side keeps each side of the
 		// result at least the proxy's, whichever way the photo is stored
@@ -222,30 +222,24 @@ async function decodeScaled(file, w, h, size, use) {
 		const upright = frame.displayWidth >= w && frame.displayHeight >= h &&
 			(frame.displayWidth >= frame.displayHeight) === (size.width >= size.height) &&
 			(size.orientation <= 1 || frame.rotation !== undefined);
-		if (!upright) {
-			frame.close();
-			return undefined;
-		}
+		if (upright) return frame;
 	} catch {
-		frame?.close();
-		return undefined;
+		/* not decodable this way: the caller decodes it otherwise */
 	} finally {
 		decoder?.close();
 	}
-	try {
-		return await use(frame);
-	} finally {
-		frame.close();
-	}
+	frame?.close();
+	return null;
 }
 
 // The file decoded upright straight to w x h (the browser's decoder scales
-// as it decodes, off the main thread), given to use(bitmap): what use
-// returns, or null where the browser cannot decode the file.
-async function decodeTo(file, w, h, use) {
-	let bitmap;
+// as it decodes, off the main thread), or the decoded image given as
+// decoded (closed here either way), given to use(bitmap): what use returns,
+// or null where the browser cannot decode the file.
+async function decodeTo(file, w, h, use, decoded = null) {
+	let bitmap = decoded;
 	try {
-		bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
+		bitmap ??= await createImageBitmap(file, { imageOrientation: 'from-image', resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
 	} catch {
 		return null;
 	}
