@@ -19,7 +19,8 @@ static const char usage[] =
 	"                          [--runs N] [--threads T] [--precision fp32|bf16|int8]\n"
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
-	"runs once to warm up, then N times, and prints infer_ms MEDIAN and peak_rss_kb.\n";
+	"runs once to warm up, then N times, and prints infer_ms MEDIAN, peak_rss_kb and the plan's\n"
+	"figures (ref_convs: convolutions on oneDNN's reference kernel).\n";
 
 static double now_ms(void)
 {
@@ -221,8 +222,8 @@ int cmd_infer(int argc, char **argv)
 		       times[0], med, times[1], times[runs], ru.ru_maxrss);
 		struct nn_plan_stats ps;
 		if (nn_model_stats(m, &ps) == NN_OK)
-			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\n", ps.arena_bytes >> 10,
-			       ps.scratch_bytes >> 10, ps.weight_bytes >> 10);
+			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nref_convs %d\n", ps.arena_bytes >> 10,
+			       ps.scratch_bytes >> 10, ps.weight_bytes >> 10, ps.ref_convs);
 	}
 	rc = 0;
 out:

@@ -347,7 +347,7 @@ static nn_status precision_check(const nn_model *m, nn_precision p)
 	if (p != NN_PRECISION_FP32 && p != NN_PRECISION_BF16 && p != NN_PRECISION_INT8)
 		return nn_fail(NN_ERR_ARG, "unknown precision %d", (int)p);
 	if (p == NN_PRECISION_BF16 && (isa & dnnl_cpu_isa_avx512_core_bf16) != dnnl_cpu_isa_avx512_core_bf16)
-		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_BF16: staying at fp32");
+		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_BF16");
 	if (p == NN_PRECISION_INT8 && (isa & dnnl_cpu_isa_avx512_core_vnni) != dnnl_cpu_isa_avx512_core_vnni)
 		return nn_fail(NN_ERR_UNSUPPORTED, "this CPU has no AVX512_VNNI: no int8");
 	if (p == NN_PRECISION_INT8 && !nn_model_has_calibration(m))

@@ -160,6 +160,7 @@ struct nn_plan_stats {
 	size_t tensor_bytes;	/* what the same tensors would take side by side */
 	size_t scratch_bytes;	/* oneDNN scratchpad, shared by all primitives */
 	size_t weight_bytes;	/* weights in the layouts the primitives want */
+	int ref_convs;		/* convolutions oneDNN could only give its reference kernel */
 };
 
 /* Fills *out for the plan nn_run used last; NN_ERR_ARG before any run. */

@@ -456,6 +456,7 @@ nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out)
 			out->reorders += p->steps[i].kind == STEP_PRIM && p->steps[i].node < 0;
 		out->arena_bytes = p->arena_size;
 		out->scratch_bytes = p->scratch_size;
+		out->ref_convs = p->ref_convs;
 		for (int i = 0; i < p->n_tv; i++)
 			if (p->tv[i].kind == TV_RUN && p->tv[i].first >= 0)
 				out->tensor_bytes += p->tv[i].bytes;

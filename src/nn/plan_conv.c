@@ -381,6 +381,7 @@ struct conv_low {
 	dnnl_memory_desc_t src_md, w_md, w_user, b_md, dst_md;
 	dnnl_memory_desc_t add_md[NN_MAX_POST]; /* the binary post-ops' operands */
 	dnnl_alg_kind_t alg;
+	bool any_out; /* the output's layout is oneDNN's choice, whatever its channels */
 	float add_q; /* the scale of a held addend (0: float) */
 };
 
@@ -480,19 +481,6 @@ static nn_status conv_primitive(nn_model *m, struct nn_plan *p, struct conv_low 
 	dnnl_memory_desc_init_by_tag(&c->w_md, c->wrank, c->wd, c->q8 ? dnnl_s8 : c->adt, dnnl_format_tag_any);
 	dnnl_memory_desc_init_by_tag(&c->w_user, c->wrank, c->wd, c->q8 ? dnnl_s8 : dnnl_f32,
 				     plan_plain_tags[c->wrank]);
-	/* a few output channels (the side outputs) stay row-major rather than
-	 * padded to a 16-channel block */
-	if (c->plain_out)
-		plan_plain_md(NN_DTYPE_F32, p->tv[out].t.rank, p->tv[out].t.dims, &c->dst_md);
-	else if (wdims[0] < 8 && p->tv[out].t.rank == 4) {
-		dnnl_dims_t od;
-		plan_fill_dims(od, 4, p->tv[out].t.dims);
-		dnnl_memory_desc_init_by_tag(&c->dst_md, 4, od, ddt, dnnl_acdb);
-	}
-	else
-		plan_any_md(p->tv[out].t.rank, p->tv[out].t.dims, ddt, &c->dst_md);
-	if (c->bias_v >= 0)
-		plan_plain_md(NN_DTYPE_F32, 1, wdims, &c->b_md);
 	/* Winograd F(4x4, 3x3) where oneDNN has it (fp32 arithmetic, 4x fewer
 	 * multiplications); PETCUT_NN_CONV=direct turns it off */
 	const char *algo = getenv("PETCUT_NN_CONV");
@@ -502,6 +490,19 @@ static nn_status conv_primitive(nn_model *m, struct nn_plan *p, struct conv_low 
 	    a->dilations[1] == 1 && a->group == 1)
 		c->alg = dnnl_convolution_winograd;
 retry:
+	/* a few output channels (the side outputs) stay row-major rather than
+	 * padded to a 16-channel block */
+	if (c->plain_out)
+		plan_plain_md(NN_DTYPE_F32, p->tv[out].t.rank, p->tv[out].t.dims, &c->dst_md);
+	else if (wdims[0] < 8 && p->tv[out].t.rank == 4 && !c->any_out) {
+		dnnl_dims_t od;
+		plan_fill_dims(od, 4, p->tv[out].t.dims);
+		dnnl_memory_desc_init_by_tag(&c->dst_md, 4, od, ddt, dnnl_acdb);
+	}
+	else
+		plan_any_md(p->tv[out].t.rank, p->tv[out].t.dims, ddt, &c->dst_md);
+	if (c->bias_v >= 0)
+		plan_plain_md(NN_DTYPE_F32, 1, wdims, &c->b_md);
 	/* a held addend read by a float output is brought into dst as float;
 	 * one joining a u8 output is copied as it is, its scale going to the sum */
 	c->add_q = c->sum >= 0 ? p->tv[n->post[c->sum].value].q : 0;
@@ -558,6 +559,19 @@ retry:
 	dnnl_primitive_attr_destroy(attr);
 	if (st && c->alg == dnnl_convolution_winograd) {
 		c->alg = dnnl_convolution_direct;
+		goto retry;
+	}
+	/* Without AVX-512, oneDNN's fast kernels take a sum only as the first
+	 * post-op: relu(conv) + x (ISNet's residual blocks) would fall to its
+	 * reference kernel, some hundred times slower. The addend is then read
+	 * as a binary post-op instead. */
+	if (!st && !c->q8 && plan_prim_is_ref(*pd) && (c->sum >= 0 || !c->any_out)) {
+		dnnl_primitive_desc_destroy(*pd);
+		*pd = NULL;
+		if (c->sum >= 0)
+			c->sum = -1;
+		else if (!c->any_out) /* and a few output channels get oneDNN's layout */
+			c->any_out = true;
 		goto retry;
 	}
 	return st;

@@ -78,6 +78,7 @@ struct nn_plan {
 	int n_steps, cap_steps;
 	int *out_tv;
 	size_t arena_size, scratch_size;
+	int ref_convs; /* convolutions left to oneDNN's reference kernel */
 	dnnl_memory_t scratch_mem;
 	void **owned; /* plan-owned buffers (folded constants, prepared data) */
 	int n_owned, cap_owned;
@@ -121,6 +122,8 @@ void plan_arg_tv(struct step *s, int arg, int tv);
 void plan_arg_mem(struct step *s, int arg, dnnl_memory_t mem);
 nn_status plan_prim_create(nn_model *m, struct nn_plan *p, const_dnnl_op_desc_t desc, dnnl_primitive_attr_t attr,
 			   dnnl_primitive_desc_t *pd, const char *what);
+/* True if oneDNN gave pd its reference (unoptimised) implementation. */
+bool plan_prim_is_ref(const_dnnl_primitive_desc_t pd);
 nn_status plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd, const char *what);
 int plan_reorder_scaled(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
 			float scale);

@@ -211,6 +211,14 @@ nn_status plan_prim_create(nn_model *m, struct nn_plan *p, const_dnnl_op_desc_t 
 	return NN_OK;
 }
 
+bool plan_prim_is_ref(const_dnnl_primitive_desc_t pd)
+{
+	const char *impl = NULL;
+
+	return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+	       !strncmp(impl, "ref", 3);
+}
+
 /* Finishes a step from its primitive descriptor: primitive and scratchpad. */
 nn_status plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd, const char *what)
 {
@@ -219,6 +227,10 @@ nn_status plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_des
 
 	if (size > p->scratch_size)
 		p->scratch_size = size;
+	dnnl_primitive_kind_t kind;
+	if (dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind) == dnnl_success &&
+	    kind == dnnl_convolution && plan_prim_is_ref(pd))
+		p->ref_convs++;
 	if (size)
 		plan_arg_mem(s, DNNL_ARG_SCRATCHPAD, p->scratch_mem);
 	dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);

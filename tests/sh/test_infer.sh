@@ -9,7 +9,9 @@
 #    byte-identical. --runs 3 must print "infer_ms <number>" and
 #    "peak_rss_kb <number>" lines.
 # 2. ISNet medium (when fetched) on a 1x3x64x64 tensor: the output file must
-#    hold the first output, 1x1x64x64 float32.
+#    hold the first output, 1x1x64x64 float32; at 1x3x256x256, fp32 and bf16
+#    (where the CPU runs it), no convolution may fall to oneDNN's reference
+#    kernel (ref_convs 0).
 # 3. Bad input: a malformed --shape and a shape that does not match the input
 #    file must each exit 2 with one line on stderr.
 #
@@ -102,6 +104,23 @@ if [ -f "$model" ]; then
 		fail "petcut infer on $model at 1x3x64x64 exited $?:"
 		sed 's/^/    /' "$tmp/out" "$tmp/err"
 	fi
+	# every convolution gets one of oneDNN's fast kernels, whatever this
+	# CPU's vector width (its reference kernel is some hundred times slower)
+	for prec in fp32 bf16; do
+		if "$PETCUT" infer "$model" --shape 1,3,256,256 --runs 1 --precision $prec >"$tmp/out" 2>"$tmp/err"; then
+			n=$(sed -n 's/^ref_convs \([0-9]*\)$/\1/p' "$tmp/out")
+			if [ "$n" = 0 ]; then
+				ok "isnet-medium 1x3x256x256 $prec: no convolution on oneDNN's reference kernel"
+			else
+				fail "isnet-medium 1x3x256x256 $prec: ref_convs '${n:-missing}', expected 0"
+			fi
+		elif [ $prec = bf16 ] && grep -q 'bf16' "$tmp/err"; then
+			echo "note: bf16 does not run on this CPU: $(cat "$tmp/err")"
+		else
+			fail "petcut infer --precision $prec on $model exited $?:"
+			sed 's/^/    /' "$tmp/out" "$tmp/err"
+		fi
+	done
 else
 	echo "note: $model not fetched (petcut model fetch); ISNet part not run"
 fi
