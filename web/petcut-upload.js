@@ -15,15 +15,18 @@
 // Why a proxy: on a phone network the wait is bytes, not compute. The
 // network's preview input is 512 x 512, so a proxy whose shorter side is 512
 // pixels (a WebP of some 20 to 45 KB) gives the same preview as the whole photo,
-// and comes back as a cut-out sized for the screen in one round trip, while
-// the photo itself (hundreds of KB) goes up afterwards for the full result.
+// and comes back as a cut-out sized for the screen in one round trip. Then a
+// copy of the photo sized for the screen (a quarter to a half of the photo's
+// bytes) brings back the full quality for the screen the same way, and the
+// photo itself (hundreds of KB) goes up last, for the full-resolution file.
 //
 // Events (CustomEvent, details in `detail`): 'slot' (a slot changed: status,
 // thumbnail), 'progress' {slot, loaded, total, fraction}, 'retry' {slot,
 // attempt, delayMs, reason}, 'done' {slot, id, url}, 'error' {slot, error},
 // 'result' {slot, size, result, url, image, download} (url: the cut-out
 // sized for the screen, image: an <img> of it already decoded, to insert as
-// it is; download: the full-resolution file).
+// it is; download: the full-resolution file, '' while it is to come),
+// 'download' {slot, result, download} (the full-resolution file is ready).
 
 const MB = 1 << 20;
 
@@ -49,6 +52,8 @@ export const DEFAULTS = Object.freeze({
 	autoPreview: false,		// start preview(slot, previewParams) as soon as a photo is added
 	previewParams: {},		// what autoPreview asks for (remove-background's options)
 	displaySize: 1024,		// the longest side results are asked for, for the screen
+	screenCopy: true,		// with a preview asked for, a photo with over twice the screen's pixels goes
+					// up first as a copy of the screen's size, for the full quality on screen
 	precompute: 'full',		// the server starts the full-size mask when the upload lands ('' = no)
 });
 
@@ -153,22 +158,37 @@ function likelyUndisplayable(file) {
  * fitted within maxDimension with high-quality smoothing, as a JPEG. The
  * photo is decoded straight to that size, off the page's main thread.
  * size: the photo's upright size when already known (uprightSize).
- * Returns {blob, decoded, width, height, shrunk}.
+ * screenSide: where what is uploaded has more than twice the pixels of the
+ * photo fitted within this many pixels, that copy too (from the same
+ * decode, as a JPEG of the same quality).
+ * Returns {blob, decoded, width, height, shrunk, screen} (screen:
+ * {blob, width, height} or null).
  */
-export async function prepareImage(file, opts = {}, size = undefined) {
+export async function prepareImage(file, opts = {}, size = undefined, screenSide = 0) {
 	const o = { ...DEFAULTS, ...opts };
-	if (!o.preprocess) return { blob: file, decoded: false, shrunk: false };
+	if (!o.preprocess) return { blob: file, decoded: false, shrunk: false, screen: null };
 	if (size === undefined) size = await uprightSize(file);
-	if (!size) return { blob: file, decoded: false, shrunk: false };
+	if (!size) return { blob: file, decoded: false, shrunk: false, screen: null };
 	const { width, height } = size;
 	const side = Math.max(width, height);
-	if (file.size < o.skipBelowBytes && side <= o.maxDimension) return { blob: file, decoded: true, width, height, shrunk: false };
-	const scale = Math.min(1, o.maxDimension / side);
-	const w = Math.max(1, Math.round(width * scale));
-	const h = Math.max(1, Math.round(height * scale));
-	const blob = await decodeTo(file, w, h, (bitmap) => encodeAs(bitmap, w, h, 'image/jpeg', o.quality));
-	if (!blob) return { blob: file, decoded: false, shrunk: false };
-	return { blob, decoded: true, width: w, height: h, shrunk: true };
+	const fit = (limit) => {
+		const scale = Math.min(1, limit / side);
+		return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
+	};
+	const small = file.size < o.skipBelowBytes && side <= o.maxDimension;
+	const [w, h] = small ? [width, height] : fit(o.maxDimension);
+	const [sw, sh] = screenSide > 0 ? fit(screenSide) : [w, h];
+	const screenToo = 2 * sw * sh <= w * h;
+	if (small && !screenToo) return { blob: file, decoded: true, width, height, shrunk: false, screen: null };
+	const made = await decodeTo(file, w, h, async (bitmap) => ({
+		blob: small ? file : await encodeAs(bitmap, w, h, 'image/jpeg', o.quality),
+		screen: screenToo ? await encodeAs(bitmap, sw, sh, 'image/jpeg', o.quality) : null,
+	}));
+	if (!made?.blob) return { blob: file, decoded: false, shrunk: false, screen: null };
+	return {
+		blob: made.blob, decoded: true, width: w, height: h, shrunk: !small,
+		screen: made.screen ? { blob: made.screen, width: sw, height: sh } : null,
+	};
 }
 
 /**
@@ -380,6 +400,28 @@ async function decoded(blob) {
 	return { url, image };
 }
 
+const JSON_TYPE = 'application/json';
+
+// A removal's answer ({resultId, imageId}) as a result {result_id, image_id, url}.
+function resultOf(r) {
+	return { result_id: r.resultId, image_id: r.imageId, url: `/v1/results/${r.resultId}` };
+}
+
+// A promise with its resolve at hand.
+function deferred() {
+	let resolve;
+	const promise = new Promise((r) => { resolve = r; });
+	return { promise, resolve };
+}
+
+// Whether removal params are all relative to the photo's size, so that a
+// smaller copy of the photo gives the same cut-out, smaller: no fit, outline
+// or margin in pixels.
+function scaleFree(params) {
+	const set = (v) => v !== undefined && v !== null && v !== '';
+	return !set(params.fit) && !set(params.outline) && (!set(params.margin) || /%\s*$/.test(String(params.margin)));
+}
+
 // ===== The uploader =====
 
 let nextSlotId = 1;
@@ -414,6 +456,7 @@ export class PetcutUploader extends EventTarget {
 			imageId: '', imageUrl: '', proxyId: '', fraction: 0, tries: 0, error: null,
 			pickedAt: performance.now(), waits: {},
 			_abort: new AbortController(), _promise: null, _previewing: null, _views: [], _reported: false,
+			_prepared: deferred(), _screenFull: null,
 		};
 		// the photo on screen: its proxy, when there is one (a 12 MP original
 		// would cost the page a whole decode while it waits for the preview)
@@ -460,23 +503,33 @@ export class PetcutUploader extends EventTarget {
 	 * Background removal for a slot's photo, in two 'result' events: the
 	 * preview, made from the proxy in one round trip without waiting for the
 	 * upload (from the upload where the browser could not decode the photo),
-	 * then the full quality, from the uploaded photo. Each event's url is
-	 * the cut-out sized for the screen (at most opts.max, default
-	 * displaySize, pixels on its longer side: WebP, or AVIF where the browser
-	 * shows it), decoded and ready to show; download is the full-resolution
-	 * file, exactly what remove-background makes for these params. params
-	 * are remove-background's options (bg, effect, crop, format...).
-	 * Resolves with the full result {result_id, image_id, url}.
+	 * then the full quality. Each event's url is the cut-out sized for the
+	 * screen (at most opts.max, default displaySize, pixels on its longer
+	 * side: WebP, or AVIF where the browser shows it), decoded and ready to
+	 * show; download is the full-resolution file, exactly what
+	 * remove-background makes for these params. params are
+	 * remove-background's options (bg, effect, crop, format...).
+	 *
+	 * The full quality on screen comes from a copy of the photo sized for
+	 * the screen where the photo has more than twice its pixels and the
+	 * params are all relative to the photo's size (no fit, outline or margin
+	 * in pixels): that copy goes up first and its full-size removal
+	 * answers in the same round trip, while the photo follows for the
+	 * full-resolution file. That event's download is then '', and a
+	 * 'download' event {slot, result, download} says when the file is
+	 * ready. Resolves with the full-resolution result {result_id, image_id, url}.
 	 */
 	async preview(slot, params = {}, opts = {}) {
 		const max = Math.max(16, Math.min(4096, Math.round(opts.max || this.options.displaySize)));
 		const fields = { ...params, size: 'full', max };
 		const key = JSON.stringify(fields);
 		// a photo not yet sent can bring the full result back with it
-		if (!slot._sending) slot._fullAsk = { fields, key, accept: accepted() };
+		const fresh = !slot._sending;
+		if (fresh) slot._fullAsk = { fields, key, accept: accepted(), screen: this.options.screenCopy && scaleFree(params) };
 		const first = this._previewFirst(slot, params, max);
 		// the upload waits until the preview is painted: the link is the proxy's first
 		slot._previewing = first.then(painted, () => {});
+		slot._screenFull = fresh ? this._screenFull(slot, slot._fullAsk) : Promise.resolve(null);
 		try {
 			await first;
 		} catch (err) {
@@ -485,12 +538,43 @@ export class PetcutUploader extends EventTarget {
 			this._emit('error', { slot, error: err, size: 'preview' });
 		}
 		try {
+			const onScreen = await slot._screenFull;
 			const done = await this.uploaded(slot);
-			const full = done.full?.key === key ? done.full
-				: await this._removal(slot, { ...params, image_id: slot.imageId, size: 'full' }, max, await accepted());
-			return await this._show(slot, 'full', full);
+			const image = { ...params, image_id: slot.imageId, size: 'full' };
+			if (onScreen) {
+				// only the full-resolution result's id is still to come
+				const full = done.full?.key === key ? done.full : await this._removal(slot, image, max, JSON_TYPE);
+				return this._downloadReady(slot, resultOf(full));
+			}
+			const full = done.full?.key === key ? done.full : await this._removal(slot, image, max, await accepted());
+			return this._downloadReady(slot, await this._show(slot, 'full', full));
 		} finally {
 			this._reportWait(slot);
+		}
+	}
+
+	_downloadReady(slot, result) {
+		this._emit('download', { slot, result, download: this.url(result.url) });
+		return result;
+	}
+
+	// The full quality on screen from the copy of the photo sized for the
+	// screen, once the preview is painted: the result shown, or null where
+	// there is no such copy or it failed (the full quality then comes from
+	// the photo).
+	async _screenFull(slot, ask) {
+		if (!ask.screen || !(await slot._proxy)) return null;
+		await slot._previewing;
+		const prep = await slot._prepared.promise;
+		if (!ask.screen || !prep?.screen || slot._fullAsk !== ask) return null;
+		try {
+			const r = await this._removal(slot, ask.fields, ask.fields.max, await ask.accept, prep.screen.blob);
+			const result = await this._show(slot, 'full', r, '');
+			await painted();
+			return result;
+		} catch (err) {
+			if (err.name === 'AbortError') throw err;
+			return null;
 		}
 	}
 
@@ -538,6 +622,10 @@ export class PetcutUploader extends EventTarget {
 					const after = res.headers.get('Retry-After');
 					throw httpError(res.status, await res.text(), /^\d+$/.test(after || '') ? Number(after) * 1000 : undefined);
 				}
+				if (accept === JSON_TYPE) {
+					const j = await res.json();
+					return { blob: null, resultId: j.result_id, imageId: j.image_id || body.image_id };
+				}
 				const resultId = res.headers.get('Petcut-Result-Id');
 				return { blob: await res.blob(), resultId, imageId: res.headers.get('Petcut-Image-Id') || body.image_id };
 			} catch (err) {
@@ -547,13 +635,14 @@ export class PetcutUploader extends EventTarget {
 		}
 	}
 
-	// Emits a 'result' once its image is decoded; records the wait since the pick.
-	async _show(slot, size, r) {
+	// Emits a 'result' once its image is decoded; records the wait since the
+	// pick. download: the full-resolution file's URL ('' while it is to come).
+	async _show(slot, size, r, download = undefined) {
 		const { url, image } = await decoded(r.blob);
 		slot._views.push(url);
-		const result = { result_id: r.resultId, image_id: r.imageId, url: `/v1/results/${r.resultId}` };
+		const result = resultOf(r);
 		if (slot.waits[size] === undefined) slot.waits[size] = performance.now() - slot.pickedAt;
-		this._emit('result', { slot, size, result, url, image, download: this.url(result.url) });
+		this._emit('result', { slot, size, result, url, image, download: download ?? this.url(result.url) });
 		return result;
 	}
 
@@ -615,10 +704,17 @@ export class PetcutUploader extends EventTarget {
 			if (proxy && slot._previewing) {
 				await Promise.race([Promise.resolve(slot._previewing).catch(() => {}), sleep(o.prepareAfterMs, slot._abort.signal)]);
 			}
-			const prep = await prepareImage(slot.file, o, await slot._size);
+			const ask = slot._fullAsk;
+			const prep = await prepareImage(slot.file, o, await slot._size, proxy && ask?.screen ? ask.fields.max : 0);
+			slot._prepared.resolve(prep);
 			const blob = prep.blob;
-			// a preview from the proxy has the link to itself until it is on screen
+			// a preview from the proxy has the link to itself until it is on
+			// screen, and then the copy sized for the screen until its full
+			// quality is: the photo then brings back only its result's id
 			if (proxy && slot._previewing) await Promise.resolve(slot._previewing).catch(() => {});
+			if (proxy && prep.screen && slot._screenFull && (await slot._screenFull.catch(() => null)) && slot._fullAsk === ask) {
+				slot._fullAsk = { ...ask, accept: Promise.resolve(JSON_TYPE) };
+			}
 			bytes = blob.size;
 			slot.sent = { type: blob.type, size: blob.size, shrunk: prep.shrunk, width: prep.width, height: prep.height };
 			slot._sending = true; // what it asks for is settled now
@@ -645,6 +741,7 @@ export class PetcutUploader extends EventTarget {
 				this._release();
 			}
 		} catch (err) {
+			slot._prepared.resolve(null);
 			const cancelled = err.name === 'AbortError';
 			slot.error = err;
 			this._status(slot, cancelled ? 'cancelled' : 'error', cancelled ? 'Cancelled' : describe(err));
@@ -763,10 +860,13 @@ export class PetcutUploader extends EventTarget {
 			if (err.name === 'AbortError') throw err;
 			return null;
 		}
-		const id = xhr.getResponseHeader('Petcut-Image-Id');
-		if (!id) return null;
-		const full = { key: ask.key, blob: xhr.response, resultId: xhr.getResponseHeader('Petcut-Result-Id'), imageId: id };
-		return { id, url: `/v1/images/${id}`, full };
+		let full = { key: ask.key, blob: xhr.response, resultId: xhr.getResponseHeader('Petcut-Result-Id'), imageId: xhr.getResponseHeader('Petcut-Image-Id') };
+		if ((await ask.accept) === JSON_TYPE) {
+			const j = await xhr.response.text().then(JSON.parse, () => null);
+			full = { key: ask.key, blob: null, resultId: j?.result_id, imageId: j?.image_id };
+		}
+		if (!full.imageId || !full.resultId) return null;
+		return { id: full.imageId, url: `/v1/images/${full.imageId}`, full };
 	}
 
 	// POST /v1/images with the bytes; the answer is the image's JSON.

@@ -211,6 +211,21 @@ function imageDistance(a, b, rotate) {
 	return Number(vips('avg', e));
 }
 
+// How far apart two cut-outs of about the same size are, on 0-255: the
+// mean |difference| of their alpha, and of their colours premultiplied by
+// it (b is scaled to a's size first).
+function cutoutDistance(a, b) {
+	const t = (name) => path.join(TMP, `${name}${Math.random()}.v`);
+	const size = (f) => ['width', 'height'].map((k) => Number(execFileSync('vipsheader', ['-f', k, f], { encoding: 'utf8' })));
+	const [w, h] = size(a), [bw, bh] = size(b);
+	const bs = t('bs');
+	vips('resize', b, bs, String(w / bw), '--vscale', String(h / bh));
+	const mean = (x, y) => { const d = t('d'), e = t('e'); vips('subtract', x, y, d); vips('abs', d, e); return Number(vips('avg', e)); };
+	const band = (img, first, n) => { const o = t('band'); vips('extract_band', img, o, String(first), '--n', String(n)); return o; };
+	const pre = (img) => { const o = t('pre'); vips('premultiply', img, o); return o; };
+	return { alpha: mean(band(a, 3, 1), band(bs, 3, 1)), colour: mean(band(pre(a), 0, 3), band(pre(bs), 0, 3)) };
+}
+
 function monotonic(xs) {
 	return xs.every((x, i) => i === 0 || x >= xs[i - 1]);
 }
@@ -537,18 +552,20 @@ await step('instant preview', async () => {
 	const r = await page.evaluate(() => {
 		const slot = petcut.uploader.slots[0];
 		const done = petcut.events.find((e) => e.type === 'done');
-		const shown = petcut.events.filter((e) => e.type === 'result').map((e) => ({ size: e.size, t: e.t }));
+		const shown = petcut.events.filter((e) => e.type === 'result').map((e) => ({ size: e.size, t: e.t, result: e.result }));
 		const img = document.getElementById('result');
 		return { id: slot.imageId, proxyId: slot.proxyId, waits: slot.waits, doneT: done?.t, shown, w: img.naturalWidth, h: img.naturalHeight,
-			href: document.getElementById('download').href };
+			href: document.getElementById('download').href, sent: slot.sent.size,
+			downloadT: petcut.events.find((e) => e.type === 'download')?.t };
 	});
 	const log = proxy.log.slice(start);
 	const sentBefore = log.filter((e) => e.t <= atPreview.at).reduce((n, e) => n + e.bytes, 0);
 	const proxyPost = log.find((e) => e.path === '/v1/remove-background' && /^image\//.test(e.headers['content-type'] || ''));
 	// the photo goes up as an upload, or (below the resumable size) as the
 	// body of the full-size removal, whose answer is the full result
-	const upload = log.find((e) => e.method === 'POST' && (e.path === '/v1/images' || e.path === '/v1/uploads' ||
-		(e.path === '/v1/remove-background' && /^image\//.test(e.headers['content-type'] || '') && /^\?(.*&)?size=full/.test(e.query))));
+	const fullPosts = log.filter((e) => e.method === 'POST' && e.path === '/v1/remove-background' &&
+		/^image\//.test(e.headers['content-type'] || '') && /^\?(.*&)?size=full/.test(e.query));
+	const upload = log.find((e) => e.method === 'POST' && (e.path === '/v1/images' || e.path === '/v1/uploads' || fullPosts.includes(e)));
 	check('the preview is on screen before the full upload has finished',
 		atPreview.status !== 'done' && r.shown[0]?.size === 'preview' && r.doneT > r.shown[0].t && upload && proxyPost && proxyPost.end <= upload.t,
 		`slot ${atPreview.status} at the preview; preview at ${Math.round(r.shown[0]?.t)} ms, upload done at ${Math.round(r.doneT)} ms`);
@@ -577,6 +594,24 @@ await step('instant preview', async () => {
 	check(`the downloaded full-resolution file (${dw} px wide, ${dlBytes.length} bytes) equals the API's answer byte for byte`,
 		api.status === 200 && dlBytes.length > 0 && sha256(dlBytes) === sha256(apiBytes) && dw >= 1400);
 	check(`the screen shows a copy sized for its box (${r.w}x${r.h}), not the ${dw} px file`, r.w > 0 && Math.max(r.w, r.h) <= 390 * 2 * 1.5 && r.w < dw);
+	// the full quality on screen came from a copy of the photo sized for the
+	// screen, before the photo itself was up, and looks as the view of the
+	// full-resolution file at that size does
+	const full = r.shown.find((e) => e.size === 'full');
+	const screenPost = fullPosts[0];
+	check(`the full quality was on screen at ${Math.round(full?.t)} ms from a copy sized for the screen (${screenPost?.bytes} bytes against the photo's ${r.sent}), before the photo was up (${Math.round(r.doneT)} ms) and its file ready (${Math.round(r.downloadT)} ms)`,
+		full && screenPost && screenPost.bytes * 2 < r.sent && full.t < r.doneT && full.t < r.downloadT && full.result);
+	const viewOf = async (id, file) => {
+		const res = await fetch(`${SERVER}/v1/results/${id}?max=${Math.max(r.w, r.h)}&format=png`);
+		fs.writeFileSync(file, Buffer.from(await res.arrayBuffer()));
+		return res.status;
+	};
+	const printId = new URL(r.href).pathname.split('/').pop();
+	const onScreen = path.join(TMP, 'view-screen.png'), ofPrint = path.join(TMP, 'view-print.png');
+	const statuses = [await viewOf(full?.result, onScreen), await viewOf(printId, ofPrint)];
+	const near = statuses.every((st) => st === 200) ? cutoutDistance(onScreen, ofPrint) : null;
+	check(`... which looks as the full-resolution file does at that size: mean |difference| ${near?.alpha.toFixed(2)} in alpha, ${near?.colour.toFixed(2)} in colour (0-255)`,
+		near && printId !== full?.result && near.alpha < 2 && near.colour < 3, JSON.stringify(statuses));
 	await context.close();
 });
 
