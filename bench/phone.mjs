@@ -289,6 +289,14 @@ async function stopStack(stack) {
 	return { profile: stack.profile, flow: stack.flow, exit, log: stack.server?.logFile };
 }
 
+// What the CPU's vector units mean for the server: the network's precision
+// (bf16 where the CPU has AVX512_BF16, else fp32) and the widest extension.
+function vectorUnits() {
+	const flags = new Set((fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:\s*(.*)$/m) || ['', ''])[1].split(/\s+/));
+	const widest = flags.has('amx_bf16') ? 'AMX' : flags.has('avx512f') ? 'AVX-512' : flags.has('avx2') ? 'AVX2, no AVX-512' : 'no AVX2';
+	return `${widest}: the network in ${flags.has('avx512_bf16') ? 'bf16' : 'fp32'}`;
+}
+
 // ===== In the page =====
 
 // Runs in every page before its own scripts. Stamps (ms since the epoch) the
@@ -511,7 +519,7 @@ function git(...args) {
 function report(meta, photoList, rows, servers) {
 	const sizes = photoList.map((p) => p.bytes / 1e6);
 	const lines = [
-		`Measured ${meta.date} on ${meta.cpu}, ${meta.nproc} cores (browser and server on the same machine); commit ${meta.commit};`,
+		`Measured ${meta.date} on ${meta.cpu} (${meta.vector}), ${meta.nproc} cores (browser and server on the same machine); commit ${meta.commit};`,
 		`Chromium ${meta.chromium} headless (playwright-core ${meta.playwright}), viewport 390x844 at 3x, touch, Android Chrome user agent, no CPU throttling; one unmeasured warm-up run of the browser first (its own server, samples/chelsea-orient6.jpg), then a fresh context and page for each run;`,
 		`${photoList.length} photos: 12 MP JPEGs, Q 90, ${Math.min(...sizes).toFixed(1)}-${Math.max(...sizes).toFixed(1)} MB (${photoList.filter((p) => p.height > p.width).length} portrait), each seen once by each server;`,
 		`command: \`${meta.command}\`.`,
@@ -626,6 +634,7 @@ async function main() {
 		playwright: require('playwright-core/package.json').version,
 		nproc: os.availableParallelism(),
 		cpu: (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) || [])[1] || os.cpus()[0]?.model || 'unknown CPU',
+		vector: vectorUnits(),
 		command: COMMAND,
 		profiles: PROFILES,
 		timeoutMs: TIMEOUT_MS,
