@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "img/img.h"
 #include "pipeline/pipeline.h"
 #include "nn/nn.h"
 
@@ -66,25 +67,6 @@ static int read_exact(const char *path, void *buf, size_t len)
 	c = fgetc(f);
 	fclose(f);
 	return got == len && c == EOF ? 0 : -2;
-}
-
-static int write_atomic(const char *path, const void *buf, size_t len)
-{
-	char tmp[4096];
-	FILE *f;
-	if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
-		return -1;
-	if (!(f = fopen(tmp, "wb")))
-		return -1;
-	if (fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-		remove(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) != 0) {
-		remove(tmp);
-		return -1;
-	}
-	return 0;
 }
 
 int cmd_infer(int argc, char **argv)
@@ -209,8 +191,8 @@ int cmd_infer(int argc, char **argv)
 		}
 		times[r] = now_ms() - t0;
 	}
-	if (out_path && write_atomic(out_path, out.data, (size_t)nn_tensor_numel(&out) * nn_dtype_size(out.dtype))) {
-		fprintf(stderr, "petcut infer: %s: %s\n", out_path, strerror(errno));
+	if (out_path && img_write_file(out_path, out.data, (size_t)nn_tensor_numel(&out) * nn_dtype_size(out.dtype)) != IMG_OK) {
+		fprintf(stderr, "petcut infer: %s: %s\n", out_path, img_errmsg());
 		goto out;
 	}
 	if (runs > 0) {

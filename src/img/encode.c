@@ -208,9 +208,17 @@ out:
 
 /* Creates a new hidden file next to path, named after it, with the mode an
  * ordinary new file gets (0666 less the umask). On success *tmp owns its
- * name. Being in the same directory makes the final rename atomic. */
+ * name. Being in the same directory makes the final rename atomic. Where
+ * path names something that is not a regular file (/dev/null, /dev/stdout,
+ * a pipe), that is opened to be written where it is, never replaced, and
+ * *tmp stays NULL. */
 static int open_temp(const char *path, char **tmp)
 {
+	struct stat st;
+
+	*tmp = NULL;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		return open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	static atomic_uint counter;
 	const char *base = strrchr(path, '/');
 	int dirlen = base ? (int)(base - path + 1) : 0;
@@ -240,9 +248,12 @@ static int open_temp(const char *path, char **tmp)
 
 /* Publishes a complete temporary file under path: synced first, so a crash
  * cannot leave path naming an empty or partial file, then renamed over it.
- * Closes fd; *tmp is freed and cleared once renamed. */
+ * Closes fd; *tmp is freed and cleared once renamed. Without a temporary
+ * file (open_temp wrote where path is), only closes fd. */
 static img_status publish_temp(int fd, char **tmp, const char *path)
 {
+	if (!*tmp)
+		return close(fd) ? img_fail(IMG_ERR_IO, "cannot write: %s", strerror(errno)) : IMG_OK;
 	int bad = fsync(fd);
 	bad |= close(fd);
 	if (bad || rename(*tmp, path))

@@ -12,6 +12,7 @@
 #    hold the first output, 1x1x64x64 float32; at 1x3x256x256, fp32 and bf16
 #    (where the CPU runs it), no convolution may fall to oneDNN's reference
 #    kernel (ref_convs 0).
+#    --output to a named pipe writes through it and leaves it a pipe.
 # 3. Bad input: a malformed --shape and a shape that does not match the input
 #    file must each exit 2 with one line on stderr.
 #
@@ -80,6 +81,21 @@ if [ -f "$case_dir/model.onnx" ]; then
 	else
 		fail "petcut infer on $case_dir/model.onnx exited $?:"
 		sed 's/^/    /' "$tmp/out" "$tmp/err"
+	fi
+	# an output that is not a regular file (a pipe here; /dev/null or
+	# /dev/stdout alike) is written where it is, never replaced by a file
+	mkfifo "$tmp/pipe"
+	timeout 20 cat "$tmp/pipe" >"$tmp/piped" &
+	reader=$!
+	"$PETCUT" infer "$case_dir/model.onnx" --input "$tmp/x.f32" --shape 1,3,32,32 --output "$tmp/pipe" \
+		>/dev/null 2>"$tmp/err"
+	rc=$?
+	wait $reader
+	if [ $rc -eq 0 ] && [ -p "$tmp/pipe" ] && cmp -s "$tmp/piped" "$tmp/want.f32"; then
+		ok "--output to a named pipe: the output went through it, and it is still a pipe"
+	else
+		fail "--output to a named pipe: exit $rc, still a pipe: $([ -p "$tmp/pipe" ] && echo yes || echo no), $(wc -c <"$tmp/piped") bytes through it"
+		sed 's/^/    /' "$tmp/err"
 	fi
 else
 	echo "note: $case_dir not found (libonnx-testdata); MaxPool part not run"

@@ -2,8 +2,8 @@
 # tests/sh/test_remove.sh - `petcut remove` and `petcut remove-dir` end to end
 # on the sample photos: the cut-out's size and alpha, EXIF orientation,
 # refusal of files that are not usable images (exit 2, one line, no output
-# left behind), several outputs from one run (PNG, WebP, JPEG on a
-# background), --crop, --effect sticker, --json, --timings, and remove-dir's
+# left behind), an output into a named pipe, several outputs from one run
+# (PNG, WebP, JPEG on a background), --crop, --effect sticker, --json, --timings, and remove-dir's
 # skipping of outputs already there.
 #
 #   tests/sh/test_remove.sh BUILD
@@ -138,6 +138,16 @@ check "output is RGBA at the input's size ($(pic size "$UPRIGHT"))" \
 	[ "${w:-} ${h:-}" = "$(pic size "$UPRIGHT")" -a "${bands:-}" = 4 ]
 check "alpha has transparent areas (>= 5%)" at_least "${clear:-0}" 0.05
 check "alpha has opaque areas (>= 5%)" at_least "${opaque:-0}" 0.05
+
+echo "# petcut remove $UPRIGHT into a named pipe (as into /dev/stdout)"
+mkfifo "$tmp/pipe.png"
+timeout 60 cat "$tmp/pipe.png" >"$tmp/piped.png" &
+reader=$!
+"$PETCUT" remove "$UPRIGHT" "$tmp/pipe.png" 2>"$tmp/err"
+rc=$?
+wait $reader
+{ [ $rc -eq 0 ] && [ -p "$tmp/pipe.png" ] && cmp -s "$tmp/piped.png" "$tmp/up.png"; }
+verdict $? "it is written through the pipe, the same bytes as into a file, and the pipe stays a pipe (exit $rc)"
 
 echo "# petcut remove $TURNED (stored on its side, EXIF orientation 6)"
 "$PETCUT" remove "$TURNED" "$tmp/turned.png" 2>"$tmp/err"
