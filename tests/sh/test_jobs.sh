@@ -87,7 +87,9 @@ PY
 }
 
 # a worker that dies in the middle of a job
-start worker W1 --consumers 2 --claim-ms 2000
+# a claim time longer than a job (a full-size pass takes about 3 s on 2
+# cores without AVX-512), so that only the killed worker's job is taken again
+start worker W1 --consumers 2 --claim-ms 6000
 killed=0
 for _ in $(seq 300); do
 	s=$(statuses)
@@ -102,9 +104,9 @@ for _ in $(seq 300); do
 done
 check "worker 1 killed with SIGKILL in the middle of a job ($(statuses | sort | uniq -c | tr -s ' \n' ' '))" [ $killed = 1 ]
 
-start worker W2 --consumers 2 --claim-ms 2000
+start worker W2 --consumers 2 --claim-ms 6000
 all=0
-for _ in $(seq 600); do
+for _ in $(seq 1200); do
 	[ "$(statuses | grep -vc '^done$')" = 0 ] && { all=1; break; }
 	sleep 0.1
 done
@@ -112,7 +114,7 @@ check "worker 2 finishes them all: 20 done" [ $all = 1 ]
 tries=$(for j in "${jobs[@]}"; do curl -s "$A/v1/jobs/$j"; echo; done | python3 -c '
 import json, sys
 print(" ".join(str(json.loads(l)["tries"]) for l in sys.stdin if l.strip()))')
-check "the killed worker's job was taken again (tries: $tries)" grep -q '2' <<<"$tries"
+check "the killed worker's job was taken again (tries: $tries)" grep -Eq '(^| )([2-9]|[1-9][0-9]+)( |$)' <<<"$tries"
 check "worker 2 counts the retried job" [ "$(metric "$W2" 'petcut_jobs_total{outcome="retried"}')" -ge 1 ]
 results=$(for j in "${jobs[@]}"; do curl -s "$A/v1/jobs/$j" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["result_id"])'; done | sort -u)
 [ "$(wc -l <<<"$results")" = 20 ] && [ "$(ls "$tmp/s3/petcut/shop/res" | grep -c '_S3rver_object$')" = 20 ]
