@@ -1,6 +1,7 @@
 /*
- * batcher.c - one worker thread per model, a bounded FIFO queue, and dynamic
- * batching of requests of the same input size. See batcher.h.
+ * batcher.c - one worker thread per model, a bounded FIFO queue (background
+ * requests behind the others), and dynamic batching of requests of the same
+ * input size. See batcher.h.
  *
  * Locking: the batcher's mutex guards the queue and the counters; each job
  * has its own mutex and condition for its state, so a caller may wait on a
@@ -26,6 +27,7 @@ struct batcher_job {
 	enum job_state state;
 	float *input;
 	int c, h, w;
+	int background; /* nobody waits for it: it goes after the others */
 	int64_t deadline_ms;
 	int64_t submit_ns;
 	float *output;
@@ -48,6 +50,14 @@ struct batcher {
 	int stopping;
 	int64_t fail_until_ns; /* refusing new requests until then (0: working) */
 	struct batcher_stats stats;
+	/* recent forward-pass time per request, by input size */
+	struct cost {
+		int c, h, w;
+		double ns;
+	} cost[8];
+	int n_cost;
+	int64_t running_ns; /* the running pass's expected length (0: none) */
+	int64_t running_since;
 };
 
 /* ===== Time ===== */
@@ -122,12 +132,79 @@ const char *batcher_job_error(const struct batcher_job *job)
 
 /* ===== The worker ===== */
 
-static int count_same(const struct batcher *b, const struct batcher_job *like)
+/* The recent time per request of a pass at this input size (ns; 0 if none
+ * has run yet). */
+static double cost_of(const struct batcher *b, int c, int h, int w)
+{
+	for (int i = 0; i < b->n_cost; i++)
+		if (b->cost[i].c == c && b->cost[i].h == h && b->cost[i].w == w)
+			return b->cost[i].ns;
+	return 0;
+}
+
+/* Folds a pass of n requests that took ns into its size's figure (a moving
+ * average; the least recent size gives way to a new one). */
+static void cost_add(struct batcher *b, const struct batcher_job *j, int n, int64_t ns)
+{
+	double per = (double)ns / n;
+	int i = 0;
+	while (i < b->n_cost && !(b->cost[i].c == j->c && b->cost[i].h == j->h && b->cost[i].w == j->w))
+		i++;
+	if (i == b->n_cost) {
+		if (b->n_cost < (int)(sizeof b->cost / sizeof b->cost[0]))
+			b->n_cost++;
+		else
+			i = b->n_cost - 1;
+		b->cost[i] = (struct cost){.c = j->c, .h = j->h, .w = j->w, .ns = per};
+	} else {
+		b->cost[i].ns = 0.7 * b->cost[i].ns + 0.3 * per;
+	}
+	/* most recent first */
+	struct cost c = b->cost[i];
+	memmove(b->cost + 1, b->cost, sizeof c * (size_t)i);
+	b->cost[0] = c;
+}
+
+/* How long a new request of this kind would wait before its pass starts:
+ * what is left of the running pass, and every request that would go before
+ * it (a background one waits for all). */
+static int64_t expected_wait_ns(const struct batcher *b, int background)
+{
+	double ns = 0;
+	if (b->running_ns) {
+		int64_t left = b->running_ns - (now_ns() - b->running_since);
+		ns += left > 0 ? (double)left : 0;
+	}
+	for (const struct batcher_job *j = b->head; j; j = j->next)
+		if (background || !j->background)
+			ns += cost_of(b, j->c, j->h, j->w);
+	return (int64_t)ns;
+}
+
+/* Whether job j may share first's forward pass: the same input size, and
+ * no background job in a pass that a client waits for. */
+static bool joins(const struct batcher_job *j, const struct batcher_job *first)
+{
+	return j->c == first->c && j->h == first->h && j->w == first->w && (first->background || !j->background);
+}
+
+static int count_same(const struct batcher *b, const struct batcher_job *first)
 {
 	int n = 0;
 	for (const struct batcher_job *j = b->head; j; j = j->next)
-		n += j->c == like->c && j->h == like->h && j->w == like->w;
+		n += joins(j, first);
 	return n;
+}
+
+/* The job whose pass is next: the oldest that a client waits for or that
+ * has waited background_wait_ms, else the oldest. */
+static struct batcher_job *next_job(const struct batcher *b)
+{
+	int64_t old = now_ns() - (int64_t)b->o.background_wait_ms * 1000000;
+	for (struct batcher_job *j = b->head; j; j = j->next)
+		if (!j->background || j->submit_ns <= old)
+			return j;
+	return b->head;
 }
 
 /* Runs one batch (the batcher unlocked) and fills each job's output. */
@@ -239,20 +316,20 @@ static void *worker_main(void *arg)
 		if (!b->head)
 			break; /* stopping and drained */
 		/* wait a little for company of the same size */
-		struct batcher_job *first = b->head;
+		struct batcher_job *first = next_job(b);
 		int64_t until = first->submit_ns + (int64_t)b->o.max_delay_ms * 1000000;
-		while (b->head == first && !b->stopping && count_same(b, first) < b->o.max_batch && now_ns() < until) {
+		while (next_job(b) == first && !b->stopping && count_same(b, first) < b->o.max_batch && now_ns() < until) {
 			struct timespec ts = abs_time_ns(until);
 			pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 		}
-		if (b->head != first)
-			continue; /* it expired or left meanwhile: start over */
-		/* take up to max_batch of first's size, oldest first; drop expired */
+		if (next_job(b) != first)
+			continue; /* it expired or left meanwhile, or another goes first: start over */
+		/* take up to max_batch that may join first, oldest first; drop expired */
 		int64_t start = now_ns(), now_ms = start / 1000000;
 		int n = 0;
 		for (struct batcher_job *j = b->head, *next; j && n < b->o.max_batch; j = next) {
 			next = j->next;
-			if (j->c != first->c || j->h != first->h || j->w != first->w)
+			if (!joins(j, first))
 				continue;
 			queue_remove(b, j);
 			if (j->deadline_ms && now_ms > j->deadline_ms) {
@@ -269,11 +346,16 @@ static void *worker_main(void *arg)
 		if (!n)
 			continue;
 		b->stats.running = n;
+		b->running_ns = (int64_t)(cost_of(b, first->c, first->h, first->w) * n);
+		b->running_since = start;
 		pthread_mutex_unlock(&b->lock);
 
 		nn_status pass = run_batch(b, batch, n, start);
 
 		pthread_mutex_lock(&b->lock);
+		b->running_ns = 0;
+		if (pass == NN_OK)
+			cost_add(b, batch[0], n, now_ns() - start);
 		if (pass != NN_OK)
 			fail_waiting(b, batch[0]->err);
 		else
@@ -315,6 +397,7 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	b->o.fallback_above = o && o->fallback_above > 0 ? o->fallback_above : 0;
 	b->o.fail_pause_ms = o && o->fail_pause_ms > 0 ? o->fail_pause_ms : 2000;
 	b->o.threads = o && o->threads > 0 ? o->threads : 0;
+	b->o.background_wait_ms = o && o->background_wait_ms > 0 ? o->background_wait_ms : 2000;
 	if (b->o.max_batch > BATCHER_MAX_BATCH)
 		b->o.max_batch = BATCHER_MAX_BATCH;
 	pthread_mutex_init(&b->lock, NULL);
@@ -344,7 +427,7 @@ void batcher_destroy(struct batcher *b)
 }
 
 batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
-			      struct batcher_job **out)
+			      int flags, struct batcher_job **out)
 {
 	struct batcher_job *j;
 	size_t n;
@@ -362,6 +445,7 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 	j->h = h;
 	j->w = w;
 	j->deadline_ms = deadline_ms;
+	j->background = (flags & BATCHER_BACKGROUND) != 0;
 	j->b = b;
 	atomic_init(&j->refs, 2);
 	pthread_mutex_init(&j->lock, NULL);
@@ -375,10 +459,20 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 		batcher_release(j);
 		return BATCHER_UNAVAILABLE;
 	}
-	if (b->stopping || b->queued >= b->o.max_queue) {
-		batcher_status st = b->stopping ? BATCHER_STOPPED : BATCHER_FULL;
-		if (!b->stopping)
+	if (deadline_ms && !b->stopping && now_ns() >= deadline_ms * 1000000) { /* already past */
+		b->stats.expired++;
+		pthread_mutex_unlock(&b->lock);
+		atomic_store(&j->refs, 1);
+		batcher_release(j);
+		return BATCHER_EXPIRED;
+	}
+	int late = deadline_ms && !b->stopping && now_ns() + expected_wait_ns(b, j->background) > deadline_ms * 1000000;
+	if (b->stopping || b->queued >= b->o.max_queue || late) {
+		batcher_status st = b->stopping ? BATCHER_STOPPED : late ? BATCHER_LATE : BATCHER_FULL;
+		if (st == BATCHER_FULL)
 			b->stats.rejected_full++;
+		else if (st == BATCHER_LATE)
+			b->stats.rejected_late++;
 		pthread_mutex_unlock(&b->lock);
 		atomic_store(&j->refs, 1);
 		batcher_release(j);

@@ -8,7 +8,15 @@
  * a request that finds max_queue others waiting is refused at once
  * (BATCHER_FULL: the server answers 429), and each request may carry a
  * deadline past which it is dropped before it runs (BATCHER_EXPIRED: 504).
+ * A request whose deadline would pass before the requests ahead of it are
+ * done (the recent time per request of each input size, summed) is refused
+ * at once too (BATCHER_LATE: 429), rather than waiting to expire; one
+ * whose deadline has passed already, with BATCHER_EXPIRED.
  * Results are identical to running each request alone.
+ *
+ * A request nobody waits for (BATCHER_BACKGROUND: a mask made ahead of time)
+ * runs only when no other is queued, or once it has waited background_wait_ms,
+ * and never joins the pass of one that a client waits for.
  *
  * A forward pass that fails fails its requests and every request waiting
  * behind it at once (BATCHER_ERR_NN), and for fail_pause_ms new requests
@@ -43,6 +51,7 @@ typedef enum batcher_status {
 	BATCHER_ERR_ARG = -5, /* a bad argument */
 	BATCHER_ERR_NOMEM = -6,
 	BATCHER_UNAVAILABLE = -7, /* the last forward pass failed: refused for a pause */
+	BATCHER_LATE = -8,	  /* its deadline would pass before its turn: try again later */
 } batcher_status;
 
 struct batcher_opts {
@@ -59,12 +68,19 @@ struct batcher_opts {
 	/* Compute threads of the forward passes (nn_set_threads, which holds
 	 * for the thread that sets it); 0: the runtime's default. */
 	int threads;
+	/* A background request that has waited this long takes its turn in
+	 * arrival order like any other (default 2000). */
+	int background_wait_ms;
 };
+
+/* batcher_submit's flags */
+enum { BATCHER_BACKGROUND = 1 };
 
 /* Counters since creation, for /metrics. */
 #define BATCHER_MAX_BATCH 32
 struct batcher_stats {
 	uint64_t submitted, rejected_full, expired, failed, completed;
+	uint64_t rejected_late; /* refused at once: the deadline would pass in the queue */
 	uint64_t failed_passes;	   /* forward passes that failed */
 	uint64_t rejected_failing; /* refused during the pause after one (BATCHER_UNAVAILABLE) */
 	uint64_t batches;
@@ -103,10 +119,11 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 void batcher_destroy(struct batcher *b);
 
 /* Queues one input of c x h x w floats (copied). deadline_ms is an absolute
- * CLOCK_MONOTONIC time in milliseconds (batcher_now_ms), or 0 for none. On
- * BATCHER_OK *job must be released with batcher_release after waiting. */
+ * CLOCK_MONOTONIC time in milliseconds (batcher_now_ms), or 0 for none;
+ * flags: 0 or BATCHER_BACKGROUND. On BATCHER_OK *job must be released with
+ * batcher_release after waiting. */
 batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
-			      struct batcher_job **job);
+			      int flags, struct batcher_job **job);
 
 /* Waits until the job has run or expired. On BATCHER_OK *out points to its
  * output (its dims in *dims, rank in *rank, excluding the batch axis), owned

@@ -85,6 +85,7 @@ struct outcome {
 	 * result made now makes its view from memory */
 	int image_answer;
 	enum img_format view_fmt;
+	int background; /* set by the caller: nobody waits for this removal (a precompute) */
 };
 
 /* A route's handler (server.c's table): id is the rest of the URL after a

@@ -48,6 +48,7 @@ struct remove_params {
 	/* the route's own, for batch requests (not set by parsing) */
 	struct gate *gate;
 	int *passed;
+	int background; /* nobody waits for it (a precompute): its pass goes after the others */
 };
 
 /*

@@ -57,6 +57,7 @@ static void scrape_batcher(void *ctx)
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"batches"}), (double)st.batches);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"requests"}), (double)st.completed);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"rejected_queue_full"}), (double)st.rejected_full);
+	metrics_set(metrics_series(s->inferences, (const char *const[]){"rejected_late"}), (double)st.rejected_late);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"expired"}), (double)st.expired);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed"}), (double)st.failed);
 	metrics_set(metrics_series(s->inferences, (const char *const[]){"failed_passes"}), (double)st.failed_passes);
@@ -83,7 +84,7 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	/* gauges read from the batcher when scraped (counters it keeps itself) */
 	s->inferences = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference",
 				       "Inference worker totals since start: batches, requests, rejected_queue_full, "
-				       "expired, failed, failed_passes (forward passes that failed), rejected_failing "
+				       "rejected_late (its deadline would have passed in the queue), expired, failed, failed_passes (forward passes that failed), rejected_failing "
 				       "(refused in the pause after one), busy_seconds.",
 				       "what", NULL, 0);
 	s->batch_size = metrics_family(s->metrics, METRICS_GAUGE, "petcut_inference_batches_by_size",
@@ -308,7 +309,8 @@ static int make_mask(struct http_server *s, struct remove_params *p, const struc
 				     [PIPE_TIMEOUT] = 504,     [PIPE_UNAVAILABLE] = 503, [PIPE_FAILED] = 503,
 				     [PIPE_REFUSED] = 422};
 	int64_t deadline = s->cfg.request_timeout_ms > 0 ? batcher_now_ms() + s->cfg.request_timeout_ms : 0;
-	enum pipe_status ps = pipe_mask(s->engine, photo, p->req.side, deadline, submitting, p, mask, t, why, wl);
+	enum pipe_status ps =
+		pipe_mask(s->engine, photo, p->req.side, deadline, p->background, submitting, p, mask, t, why, wl);
 
 	if (ps != PIPE_OK)
 		return status[ps];
@@ -369,6 +371,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		status = store_source(s, &p, why, sizeof why);
 	p.gate = gate;
 	p.passed = passed;
+	p.background = o->background;
 	if (status)
 		return fail_out(o, status,
 				status == 413	? "too_large"
@@ -737,7 +740,7 @@ struct precompute {
 static void *precompute_main(void *arg)
 {
 	struct precompute *pc = arg;
-	struct outcome o = {0};
+	struct outcome o = {.background = 1}; /* nobody waits for it */
 	http_remove_run(pc->s, pc->body, NULL, NULL, &o);
 	json_decref(o.result);
 	json_decref(pc->body);

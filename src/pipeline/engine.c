@@ -176,8 +176,8 @@ void pipe_engine_close(struct pipe_engine *e)
 }
 
 enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int side, int64_t deadline_ms,
-			   void (*submitting)(void *), void *arg, float **mask, struct pipe_mask_info *info,
-			   char *why, size_t wl)
+			   int background, void (*submitting)(void *), void *arg, float **mask,
+			   struct pipe_mask_info *info, char *why, size_t wl)
 {
 	size_t n = (size_t)side * side;
 	struct batcher_timing bt = {0};
@@ -199,7 +199,8 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 	info->resize_ms = pipe_now_ms() - t0;
 	if (submitting)
 		submitting(arg);
-	batcher_status bs = batcher_submit(e->batcher, tensor, 3, side, side, deadline_ms, &job);
+	batcher_status bs =
+		batcher_submit(e->batcher, tensor, 3, side, side, deadline_ms, background ? BATCHER_BACKGROUND : 0, &job);
 	free(tensor);
 	switch (bs) {
 	case BATCHER_OK:
@@ -207,6 +208,12 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 	case BATCHER_FULL:
 		snprintf(why, wl, "the inference queue is full");
 		return PIPE_BUSY;
+	case BATCHER_LATE:
+		snprintf(why, wl, "the inference queue would not reach this request before its deadline");
+		return PIPE_BUSY;
+	case BATCHER_EXPIRED:
+		snprintf(why, wl, "the request's deadline passed before it reached the queue");
+		return PIPE_TIMEOUT;
 	case BATCHER_UNAVAILABLE:
 		snprintf(why, wl, "the inference worker failed; it is tried again shortly");
 		return PIPE_UNAVAILABLE;
@@ -313,7 +320,7 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 		snprintf(why, wl, "out of memory");
 		goto out;
 	}
-	if ((ps = pipe_mask(e, photo, r->side, 0, NULL, NULL, &mask, &t->mask, why, wl)) != PIPE_OK)
+	if ((ps = pipe_mask(e, photo, r->side, 0, 0, NULL, NULL, &mask, &t->mask, why, wl)) != PIPE_OK)
 		goto out;
 	t0 = pipe_now_ms();
 	if ((st = pipe_alpha(photo, mask, r->side, r, &alpha)) != IMG_OK) {

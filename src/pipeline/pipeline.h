@@ -193,13 +193,14 @@ struct pipe_mask_info {
 /*
  * The network's mask of photo, side x side floats (malloc'd, *mask), through
  * the engine's worker and its guard. deadline_ms (batcher_now_ms's clock, 0:
- * none) bounds the wait in the queue; submitting, if not NULL, is called
- * just before the input joins the queue. Returns PIPE_OK, or another status
- * with why set.
+ * none) bounds the wait in the queue; background (nobody waits for this
+ * mask: one made ahead of time) puts it behind the others (batcher.h);
+ * submitting, if not NULL, is called just before the input joins the queue.
+ * Returns PIPE_OK, or another status with why set.
  */
 enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int side, int64_t deadline_ms,
-			   void (*submitting)(void *), void *arg, float **mask, struct pipe_mask_info *info,
-			   char *why, size_t wl);
+			   int background, void (*submitting)(void *), void *arg, float **mask,
+			   struct pipe_mask_info *info, char *why, size_t wl);
 
 /* The alpha of photo at its size from a side x side mask, scaled as
  * r->refine says. */

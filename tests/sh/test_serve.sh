@@ -320,7 +320,10 @@ if [ $model_ok = 1 ]; then
 	one=$(grep -l '^HTTP/1.1 429' "$tmp"/h.* | head -1)
 	{ grep -qi '^Retry-After: 1' "$one" && grep -q '"code":"overloaded"' "${one/h./b.}"; }; verdict $? "a 429 carries Retry-After and the JSON error 'overloaded'"
 	req "$A/metrics" >/dev/null
-	check "the refusals are counted" grep -q "petcut_inference{what=\"rejected_queue_full\"} $n429" "$tmp/body"
+	full=$(sed -n 's/^petcut_inference{what="rejected_queue_full"} //p' "$tmp/body")
+	late=$(sed -n 's/^petcut_inference{what="rejected_late"} //p' "$tmp/body")
+	check "the refusals are counted ($full for a full queue, $late for a deadline the queue would pass)" \
+		[ "$((${full:-0} + ${late:-0}))" = "$n429" ]
 	kill -TERM "$pid"
 	wait "$pid"
 	pid=

@@ -2,7 +2,8 @@
  * test_batcher.c - the inference worker with the real ISNet model: requests
  * arriving together share one forward pass and get the same masks as alone;
  * a full queue refuses exactly the excess; a deadline drops a waiting
- * request; shutting down finishes what was queued.
+ * request; shutting down finishes what was queued; a request a client waits
+ * for passes background ones, which wait no longer than they are allowed.
  */
 #include <math.h>
 #include <pthread.h>
@@ -45,7 +46,7 @@ static void *client_main(void *arg)
 	int rank;
 	int64_t dims[NN_MAX_RANK];
 
-	c->st = batcher_submit(shared, inputs[c->i], 3, S, S, 0, &job);
+	c->st = batcher_submit(shared, inputs[c->i], 3, S, S, 0, 0, &job);
 	if (c->st != BATCHER_OK)
 		return NULL;
 	c->st = batcher_wait(job, &out, &rank, dims, &c->t);
@@ -62,7 +63,7 @@ static struct batcher_job *occupy(struct batcher *b, const float *big, int side)
 	struct batcher_stats st;
 	struct batcher_job *job = NULL;
 
-	if (batcher_submit(b, big, 3, side, side, 0, &job) != BATCHER_OK)
+	if (batcher_submit(b, big, 3, side, side, 0, 0, &job) != BATCHER_OK)
 		return NULL;
 	for (int i = 0; i < 2000; i++) {
 		batcher_get_stats(b, &st);
@@ -71,6 +72,40 @@ static struct batcher_job *occupy(struct batcher *b, const float *big, int side)
 		usleep(1000);
 	}
 	return job;
+}
+
+/* With the worker busy: two background requests, then one a client waits
+ * for, all of one size. out: each one's timing (0, 1 background; 2 the
+ * client's) and when its pass began, in ms since the first submission. */
+static int background_run(nn_model *m, int background_wait_ms, const float *big, int side,
+			  struct batcher_timing t[3], double began[3])
+{
+	struct batcher_opts o = {.max_batch = 4, .max_delay_ms = 0, .max_queue = 8,
+				 .background_wait_ms = background_wait_ms};
+	struct batcher *b;
+	struct batcher_job *busy, *jobs[3] = {0};
+	double submitted[3], t0 = (double)batcher_now_ms();
+	int ok = 0;
+
+	if (batcher_create(m, &o, &b) != BATCHER_OK)
+		return 0;
+	busy = occupy(b, big, side);
+	for (int i = 0; i < 3; i++) {
+		submitted[i] = (double)batcher_now_ms() - t0;
+		batcher_submit(b, inputs[i], 3, S, S, 0, i < 2 ? BATCHER_BACKGROUND : 0, &jobs[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		if (jobs[i]) {
+			ok += batcher_wait(jobs[i], NULL, NULL, NULL, &t[i]) == BATCHER_OK;
+			began[i] = submitted[i] + t[i].queue_ms;
+			batcher_release(jobs[i]);
+		}
+	if (busy) {
+		batcher_wait(busy, NULL, NULL, NULL, NULL);
+		batcher_release(busy);
+	}
+	batcher_destroy(b);
+	return busy && ok == 3;
 }
 
 /* The quality guard's measure on masks made by hand. */
@@ -160,7 +195,7 @@ int main(void)
 	busy = occupy(b, big, BIG);
 	int accepted = 0, full = 0;
 	for (int i = 0; i < 5; i++) {
-		batcher_status s = batcher_submit(b, inputs[i % NJOBS], 3, S, S, 0, &jobs[i]);
+		batcher_status s = batcher_submit(b, inputs[i % NJOBS], 3, S, S, 0, 0, &jobs[i]);
 		accepted += s == BATCHER_OK;
 		full += s == BATCHER_FULL;
 	}
@@ -186,7 +221,7 @@ int main(void)
 	struct batcher_job *late;
 	batcher_create(m, &q, &b);
 	busy = occupy(b, big, BIG);
-	batcher_status s = batcher_submit(b, inputs[0], 3, S, S, batcher_now_ms() + 10, &late);
+	batcher_status s = batcher_submit(b, inputs[0], 3, S, S, batcher_now_ms() + 10, 0, &late);
 	s = s == BATCHER_OK ? batcher_wait(late, NULL, NULL, NULL, NULL) : s;
 	batcher_get_stats(b, &st);
 	CHECK(s == BATCHER_EXPIRED && st.expired == 1, "a request past its deadline in the queue expires (%d)", (int)s);
@@ -197,6 +232,58 @@ int main(void)
 		batcher_release(busy);
 	}
 	batcher_destroy(b);
+
+	/* 4b. behind a running pass and two requests (each as long as one
+	 * seen before), one whose deadline is 1 ms away is refused at once;
+	 * one with a minute to spare waits its turn */
+	struct batcher_job *ahead[6] = {0}, *soon = NULL, *later = NULL;
+	batcher_create(m, &q, &b);
+	struct batcher_job *warm = NULL;
+	if (batcher_submit(b, inputs[0], 3, S, S, 0, 0, &warm) == BATCHER_OK) {
+		batcher_wait(warm, NULL, NULL, NULL, NULL); /* one pass of this size: its cost is known */
+		batcher_release(warm);
+	}
+	busy = occupy(b, big, BIG);
+	for (int i = 0; i < 2; i++)
+		batcher_submit(b, inputs[i], 3, S, S, 0, 0, &ahead[i]);
+	batcher_status s_soon = batcher_submit(b, inputs[2], 3, S, S, batcher_now_ms() + 1, 0, &soon);
+	batcher_status s_later = batcher_submit(b, inputs[3], 3, S, S, batcher_now_ms() + 60000, 0, &later);
+	batcher_get_stats(b, &st);
+	CHECK(s_soon == BATCHER_LATE && st.rejected_late == 1 && s_later == BATCHER_OK && st.expired == 0,
+	      "a deadline that would pass in the queue is refused at once (%d, %llu refused), one that would not waits "
+	      "(%d)",
+	      (int)s_soon, (unsigned long long)st.rejected_late, (int)s_later);
+	if (later) {
+		CHECK(batcher_wait(later, NULL, NULL, NULL, NULL) == BATCHER_OK, "... and runs");
+		batcher_release(later);
+	}
+	for (int i = 0; i < 2; i++)
+		if (ahead[i]) {
+			batcher_wait(ahead[i], NULL, NULL, NULL, NULL);
+			batcher_release(ahead[i]);
+		}
+	if (busy) {
+		batcher_wait(busy, NULL, NULL, NULL, NULL);
+		batcher_release(busy);
+	}
+	batcher_destroy(b);
+
+	/* 5. a request a client waits for goes before background ones queued
+	 * earlier, and runs without them; they run together after it */
+	struct batcher_timing bt[3];
+	double began[3];
+	ok = background_run(m, 60000, big, BIG, bt, began);
+	CHECK(ok && bt[2].batch_size == 1 && bt[0].batch_size == 2 && bt[1].batch_size == 2 &&
+		      began[2] + bt[2].infer_ms <= began[0] + 1.0 && began[2] + bt[2].infer_ms <= began[1] + 1.0,
+	      "the client's request ran alone (batch %d) from %.1f ms, before the two background ones "
+	      "(batches %d and %d, from %.1f and %.1f ms)",
+	      bt[2].batch_size, began[2], bt[0].batch_size, bt[1].batch_size, began[0], began[1]);
+	/* 6. background requests that have waited their time go in arrival
+	 * order: all three in one pass */
+	ok = background_run(m, 1, big, BIG, bt, began);
+	CHECK(ok && bt[0].batch_size == 3 && bt[2].batch_size == 3,
+	      "after background_wait_ms the background requests take their turn: one pass of %d",
+	      bt[2].batch_size);
 
 	nn_model_free(m);
 	free(big);
