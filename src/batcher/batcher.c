@@ -132,14 +132,14 @@ const char *batcher_job_error(const struct batcher_job *job)
 
 /* ===== The worker ===== */
 
-/* The recent time per request of a pass at this input size (ns; 0 until
- * one has run). */
+/* The recent time per request of a pass at this input size (ns); for a
+ * size that has not run yet, the seed's guess by its pixels, or 0. */
 static double cost_of(const struct batcher *b, int c, int h, int w)
 {
 	for (int i = 0; i < b->n_cost; i++)
 		if (b->cost[i].c == c && b->cost[i].h == h && b->cost[i].w == w)
 			return b->cost[i].ns;
-	return 0;
+	return b->o.seed_ns_per_pixel * h * w;
 }
 
 /* Folds a pass of n requests that took ns into its size's figure (a moving
@@ -408,6 +408,7 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	b->o.fail_pause_ms = o && o->fail_pause_ms > 0 ? o->fail_pause_ms : 2000;
 	b->o.threads = o && o->threads > 0 ? o->threads : 0;
 	b->o.background_wait_ms = o && o->background_wait_ms > 0 ? o->background_wait_ms : 2000;
+	b->o.seed_ns_per_pixel = o && o->seed_ns_per_pixel > 0 ? o->seed_ns_per_pixel : 0;
 	if (b->o.max_batch > BATCHER_MAX_BATCH)
 		b->o.max_batch = BATCHER_MAX_BATCH;
 	pthread_mutex_init(&b->lock, NULL);

@@ -72,6 +72,10 @@ struct batcher_opts {
 	/* A background request that has waited this long takes its turn in
 	 * arrival order like any other (default 2000). */
 	int background_wait_ms;
+	/* A pass's time per request and input pixel (ns), for sizes that have
+	 * not run yet (the caller timed one pass, say); 0: none, and until a
+	 * size has run its requests count for nothing in the expected wait. */
+	double seed_ns_per_pixel;
 };
 
 /* batcher_submit's flags */
