@@ -1,7 +1,7 @@
 /*
  * batcher.c - one worker thread per model, a bounded FIFO queue (background
- * requests behind the others), and dynamic batching of consecutive requests
- * of the same input size. See batcher.h.
+ * requests behind the others), and dynamic batching of requests of the same
+ * input size. See batcher.h.
  *
  * Locking: the batcher's mutex guards the queue and the counters; each job
  * has its own mutex and condition for its state, so a caller may wait on a
@@ -132,14 +132,14 @@ const char *batcher_job_error(const struct batcher_job *job)
 
 /* ===== The worker ===== */
 
-/* The recent time per request of a pass at this input size (ns); for a
- * size that has not run yet, the seed's guess by its pixels, or 0. */
+/* The recent time per request of a pass at this input size (ns; 0 if none
+ * has run yet). */
 static double cost_of(const struct batcher *b, int c, int h, int w)
 {
 	for (int i = 0; i < b->n_cost; i++)
 		if (b->cost[i].c == c && b->cost[i].h == h && b->cost[i].w == w)
 			return b->cost[i].ns;
-	return b->o.seed_ns_per_pixel * h * w;
+	return 0;
 }
 
 /* Folds a pass of n requests that took ns into its size's figure (a moving
@@ -181,26 +181,18 @@ static int64_t expected_wait_ns(const struct batcher *b, int background)
 	return (int64_t)ns;
 }
 
-/* Whether job j stays out of first's pass without ending its company (a
- * background job, when a client waits for first). */
-static bool passed_over(const struct batcher_job *j, const struct batcher_job *first)
+/* Whether job j may share first's forward pass: the same input size, and
+ * no background job in a pass that a client waits for. */
+static bool joins(const struct batcher_job *j, const struct batcher_job *first)
 {
-	return j->background && !first->background;
+	return j->c == first->c && j->h == first->h && j->w == first->w && (first->background || !j->background);
 }
 
-static bool same_size(const struct batcher_job *j, const struct batcher_job *first)
-{
-	return j->c == first->c && j->h == first->h && j->w == first->w;
-}
-
-/* The company first may have: the requests from it on, up to the first
- * one of another size (none overtakes an older request, so the wait a
- * request is told to expect holds). */
 static int count_same(const struct batcher *b, const struct batcher_job *first)
 {
 	int n = 0;
-	for (const struct batcher_job *j = first; j && (passed_over(j, first) || same_size(j, first)); j = j->next)
-		n += !passed_over(j, first);
+	for (const struct batcher_job *j = b->head; j; j = j->next)
+		n += joins(j, first);
 	return n;
 }
 
@@ -332,15 +324,13 @@ static void *worker_main(void *arg)
 		}
 		if (next_job(b) != first)
 			continue; /* it expired or left meanwhile, or another goes first: start over */
-		/* take first and its company (count_same), up to max_batch; drop expired */
+		/* take up to max_batch that may join first, oldest first; drop expired */
 		int64_t start = now_ns(), now_ms = start / 1000000;
 		int n = 0;
-		for (struct batcher_job *j = first, *next; j && n < b->o.max_batch; j = next) {
+		for (struct batcher_job *j = b->head, *next; j && n < b->o.max_batch; j = next) {
 			next = j->next;
-			if (passed_over(j, first))
+			if (!joins(j, first))
 				continue;
-			if (!same_size(j, first))
-				break;
 			queue_remove(b, j);
 			if (j->deadline_ms && now_ms > j->deadline_ms) {
 				b->stats.expired++;
@@ -408,7 +398,6 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	b->o.fail_pause_ms = o && o->fail_pause_ms > 0 ? o->fail_pause_ms : 2000;
 	b->o.threads = o && o->threads > 0 ? o->threads : 0;
 	b->o.background_wait_ms = o && o->background_wait_ms > 0 ? o->background_wait_ms : 2000;
-	b->o.seed_ns_per_pixel = o && o->seed_ns_per_pixel > 0 ? o->seed_ns_per_pixel : 0;
 	if (b->o.max_batch > BATCHER_MAX_BATCH)
 		b->o.max_batch = BATCHER_MAX_BATCH;
 	pthread_mutex_init(&b->lock, NULL);
@@ -477,10 +466,7 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 		batcher_release(j);
 		return BATCHER_EXPIRED;
 	}
-	/* with half the time to spare: the figures are recent means, and
-	 * passes slow down as a burst of requests takes the processor */
-	int64_t left = deadline_ms * 1000000 - now_ns();
-	int late = deadline_ms && !b->stopping && expected_wait_ns(b, j->background) > left / 2;
+	int late = deadline_ms && !b->stopping && now_ns() + expected_wait_ns(b, j->background) > deadline_ms * 1000000;
 	if (b->stopping || b->queued >= b->o.max_queue || late) {
 		batcher_status st = b->stopping ? BATCHER_STOPPED : late ? BATCHER_LATE : BATCHER_FULL;
 		if (st == BATCHER_FULL)

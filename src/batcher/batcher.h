@@ -4,14 +4,13 @@
  * Requests for a mask queue up; one worker thread owns the model and runs
  * them. When a request arrives the worker waits up to max_delay_ms for more
  * of the same input size, then runs up to max_batch of them as one forward
- * pass (those that follow it in the queue until one of another size: none
- * overtakes an older request) and hands each its own slice of the output. The queue is bounded:
+ * pass and hands each its own slice of the output. The queue is bounded:
  * a request that finds max_queue others waiting is refused at once
  * (BATCHER_FULL: the server answers 429), and each request may carry a
  * deadline past which it is dropped before it runs (BATCHER_EXPIRED: 504).
  * A request whose deadline would pass before the requests ahead of it are
- * done (the recent time per request of each input size, summed, with half
- * the time left to spare) is refused at once too (BATCHER_LATE: 429), rather than waiting to expire; one
+ * done (the recent time per request of each input size, summed) is refused
+ * at once too (BATCHER_LATE: 429), rather than waiting to expire; one
  * whose deadline has passed already, with BATCHER_EXPIRED.
  * Results are identical to running each request alone.
  *
@@ -72,10 +71,6 @@ struct batcher_opts {
 	/* A background request that has waited this long takes its turn in
 	 * arrival order like any other (default 2000). */
 	int background_wait_ms;
-	/* A pass's time per request and input pixel (ns), for sizes that have
-	 * not run yet (the caller timed one pass, say); 0: none, and until a
-	 * size has run its requests count for nothing in the expected wait. */
-	double seed_ns_per_pixel;
 };
 
 /* batcher_submit's flags */

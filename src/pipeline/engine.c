@@ -78,25 +78,6 @@ static int check_model(nn_model *m)
 		       : -1;
 }
 
-/* The time of one pass of a side x side input, per input pixel (ns; 0 if it
- * failed). */
-static double time_one_pass(nn_model *m, int side)
-{
-	size_t n = (size_t)3 * side * side;
-	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
-	struct nn_tensor out = {0};
-	double t0, ns = 0;
-
-	if (!(in.data = calloc(n, sizeof(float))))
-		return 0;
-	t0 = pipe_now_ms();
-	if (nn_run(m, &in, 1, &out, 1) == NN_OK)
-		ns = (pipe_now_ms() - t0) * 1e6 / ((double)side * side);
-	nn_tensor_free(&out);
-	free(in.data);
-	return ns;
-}
-
 int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out, char *note, size_t nl,
 		     char *why, size_t wl)
 {
@@ -174,11 +155,6 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		nn_model_prepare(e->model, &t, 1);
 	}
 	struct batcher_opts bo = {o->max_batch, o->max_delay_ms, o->max_queue, guard ? o->guard_above : 0, 0, o->threads};
-	/* one timed preview pass tells the worker what a pass costs here, so
-	 * that it can refuse at once what a first burst would queue past its
-	 * deadline (from a few tens of ms with AVX-512 to 0.7 s without) */
-	if (o->prepare)
-		bo.seed_ns_per_pixel = time_one_pass(e->model, PIPE_SIDE_PREVIEW);
 	if (batcher_create(e->model, &bo, &e->batcher) != BATCHER_OK) {
 		snprintf(why, wl, "cannot start the inference worker");
 		goto fail;
