@@ -320,6 +320,17 @@ function pageProbe() {
 		return open0.call(this, method, url, ...rest);
 	};
 	document.addEventListener('change', (e) => { if (b.pick === null && e.target?.type === 'file') b.pick = stamp(); }, true);
+	// the first removal request's resource timing (ms since the epoch): where
+	// the time to the preview goes (the page, the server, the answer)
+	b.firstRemove = null;
+	new PerformanceObserver((list) => {
+		for (const e of list.getEntries()) {
+			if (b.firstRemove || !isRemove(e.name)) continue;
+			const at = (t) => (t > 0 ? performance.timeOrigin + t : null);
+			b.firstRemove = { start: at(e.startTime), requestStart: at(e.requestStart),
+				responseStart: at(e.responseStart), responseEnd: at(e.responseEnd) };
+		}
+	}).observe({ type: 'resource', buffered: true });
 	const seen = {};
 	const waiting = new WeakSet();
 	function look() {
@@ -407,7 +418,7 @@ async function throttle(page, profile) {
 // resolves the run's record (ok, error, times in ms, bytes each way).
 async function measure(browser, phone, stack, profile, flow, photo) {
 	const run = { profile: profile.name, flow, photo: photo.name, ok: false, error: null, pickToPreviewMs: null,
-		pickToFullMs: null, pickToFileMs: null, upBytes: null, downBytes: null, upBytesToFull: null, downBytesToFull: null,
+		pickToFullMs: null, pickToFileMs: null, breakdownMs: null, upBytes: null, downBytes: null, upBytesToFull: null, downBytesToFull: null,
 		previewShown: null, previewInViewport: null, removeCalls: null, pageErrors: [] };
 	if (!stack.ok) { run.error = `no server: ${stack.error}`; return run; }
 	const last = flow === 'petcut' ? 'full' : 'preview';
@@ -443,6 +454,14 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 			run.pickToPreviewMs = preview - b.pick;
 			run.upBytes = bytesBetween(stack.proxy.up, b.pick, preview);
 			run.downBytes = bytesBetween(stack.proxy.down, b.pick, preview);
+		}
+		const fr = b.firstRemove;
+		if (fr && preview && fr.start && fr.requestStart && fr.responseStart && fr.responseEnd) {
+			// pick → the request sent (the page's decode and encode, and
+			// for b the upload), sent → first byte of the answer (the
+			// server, with the body's upload), answer → on screen
+			run.breakdownMs = { page: fr.start - b.pick, server: fr.responseStart - fr.requestStart,
+				answer: fr.responseEnd - fr.responseStart, show: preview - fr.responseEnd };
 		}
 		if (flow === 'petcut' && b.shown.full) {
 			run.pickToFullMs = b.shown.full - b.pick;
@@ -496,6 +515,9 @@ function summarise(runs) {
 		down50: percentile(bytes('downBytes'), 50),
 		upMax: percentile(bytes('upBytes'), 100),
 		downMax: percentile(bytes('downBytes'), 100),
+		// P50 of each part of the wait for the first removal's answer
+		parts: Object.fromEntries(['page', 'server', 'answer', 'show'].map((k) =>
+			[k, percentile(runs.filter((r) => r.breakdownMs).map((r) => r.breakdownMs[k]), 50)])),
 	};
 }
 
@@ -541,6 +563,16 @@ function report(meta, photoList, rows, servers) {
 			lines.push('', `${profile}: petcut's P95 pick → preview is ${(mine.preview95 / old.preview95).toFixed(2)} × flow b's (${seconds(mine.preview95)} against ${seconds(old.preview95)} s).`);
 	}
 	lines.push('', ...chart(rows), '');
+	// where the time to the preview goes (P50s of the first removal request)
+	const ms = (v) => (v === null ? '–' : Math.round(v));
+	lines.push('Where the wait for the preview goes, P50 ms of each part: from the pick to the first removal request (the page\'s',
+		'work: for `petcut` the proxy, for `a` and `b` the 2000 px JPEG, and for `b` its upload), from sending that request to',
+		'the first byte of its answer (its body\'s upload and the server), the rest of the answer, and from its end until',
+		'the cut-out is on screen (for `b`, loading the result from its URL too).', '',
+		'| network | flow | pick → request | request → first byte | answer | → on screen |', '|---|---|---|---|---|---|');
+	for (const { profile, flow, s } of rows)
+		lines.push(`| ${profile} | ${flow} | ${ms(s.parts.page)} | ${ms(s.parts.server)} | ${ms(s.parts.answer)} | ${ms(s.parts.show)} |`);
+	lines.push('');
 	lines.push('- Flows: `petcut` is the demo page (`/?auto=1`) as a person uses it; `a` shrinks the photo in the page',
 		'  (`prepareImage`: within 2000 px, JPEG 0.92) and sends it as base64 in `POST /v1/remove-background`',
 		'  (`size: preview`, `Accept: image/png`), the PNG being the answer; `b` shrinks it the same way, uploads it',
