@@ -232,6 +232,7 @@ int nn_graph_find_value(const struct nn_graph *g, const char *name);
 void nn_graph_free(struct nn_graph *g);
 int nn_graph_count_uses(const struct nn_graph *g, int value);
 bool nn_graph_is_output(const struct nn_graph *g, int value);
+bool nn_graph_is_input(const struct nn_graph *g, int value);
 
 /* Runs all load-time passes. */
 nn_status nn_graph_optimize(struct nn_graph *g);

@@ -164,7 +164,7 @@ bool nn_graph_is_output(const struct nn_graph *g, int value)
 	return false;
 }
 
-static bool is_input(const struct nn_graph *g, int value)
+bool nn_graph_is_input(const struct nn_graph *g, int value)
 {
 	for (int i = 0; i < g->n_inputs; i++)
 		if (g->inputs[i] == value)
@@ -253,7 +253,7 @@ static nn_status promote_fp16(struct nn_graph *g)
 	}
 	for (int v = 0; v < g->n_vals; v++) {
 		struct nn_value *val = &g->vals[v];
-		if (val->dtype != NN_DTYPE_F16 || is_input(g, v) || nn_graph_is_output(g, v))
+		if (val->dtype != NN_DTYPE_F16 || nn_graph_is_input(g, v) || nn_graph_is_output(g, v))
 			continue;
 		any = true;
 		if (val->data) {
@@ -289,7 +289,7 @@ static void remove_noops(struct nn_graph *g)
 				 (n->op == NN_OP_CAST && g->vals[in].dtype == n->a.to)))
 			continue;
 		/* a graph input passed straight to an output keeps its node */
-		if (is_input(g, in) && nn_graph_is_output(g, out))
+		if (nn_graph_is_input(g, in) && nn_graph_is_output(g, out))
 			continue;
 		if (nn_graph_is_output(g, in) && nn_graph_is_output(g, out))
 			continue;
