@@ -20,7 +20,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis
+PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis zlib
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
 ifeq ($(CI),true)

@@ -15,6 +15,8 @@
 #
 # Then two more parts, each written into BENCHMARKS.md between its own
 # markers:
+#  - fg: the subject's own colours at its soft edge on composites of real
+#    photos over strongly coloured backgrounds (bench/fg_quality.c);
 #  - refine: mask refinement quality (bench/refine_quality.c, built here from
 #    BUILD/libpetcut.a): the network's mask brought to the photo's size with
 #    IMG_REFINE_NONE and IMG_REFINE_GUIDED on the test photos, against the
@@ -54,7 +56,7 @@ ROUNDS=${PETCUT_BENCH_ROUNDS:-3}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer batch refine e2e load phone}
+PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg e2e load phone}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 
@@ -279,6 +281,24 @@ if part refine; then
 		} >"$OUT/refine.md" && cat "$OUT/refine.md" && update_section bench-refine "$OUT/refine.md"
 	else
 		echo "bench: refine_quality could not be built; skipped" >&2
+	fi
+fi
+
+# ===== The subject's own colours at its edge =====
+
+if part fg; then
+	echo "bench: foreground colours at the edge" >&2
+	photos=$(ls "$BUILD"/testdata/photos/*.png "$BUILD"/testdata/photos/*.jpg 2>/dev/null)
+	if tool=$(build_tool fg_quality); then
+		{
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "model medium; command: \`PETCUT_BENCH_PARTS=fg make bench\` (bench/fg_quality.c). Differences in 1/255 units."
+			echo
+			# shellcheck disable=SC2086
+			"$tool" "$medium" $photos samples/chelsea.jpg
+		} >"$OUT/fg.md" && cat "$OUT/fg.md" && update_section bench-fg "$OUT/fg.md"
+	else
+		echo "bench: fg_quality could not be built; skipped" >&2
 	fi
 fi
 

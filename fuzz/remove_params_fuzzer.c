@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/parse.h"
 
@@ -50,7 +51,8 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	CHECK(p->req.refine == IMG_REFINE_NONE || p->req.refine == IMG_REFINE_GUIDED);
 	CHECK(p->req.render.kind == IMG_CUT_RGBA || p->req.render.kind == IMG_CUT_MASK);
 	CHECK(p->req.render.bg >= IMG_BG_NONE && p->req.render.bg <= IMG_BG_IMAGE);
-	CHECK((p->req.render.bg == IMG_BG_IMAGE) == !!p->bg_image_id[0]);
+	CHECK((p->req.render.bg == IMG_BG_IMAGE) == (p->bg_image_id[0] || p->bg_url));
+	CHECK(!p->bg_url || (!p->bg_image_id[0] && (!strncasecmp(p->bg_url, "http://", 7) || !strncasecmp(p->bg_url, "https://", 8))));
 	CHECK(!p->bg_image_id[0] || store_key_valid(p->bg_image_id));
 	CHECK(!p->req.render.bg_image);
 	CHECK(p->req.render.effect >= IMG_EFFECT_NONE && p->req.render.effect <= IMG_EFFECT_POPART);
@@ -58,6 +60,8 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	CHECK(isfinite(p->req.render.margin) && p->req.render.margin >= 0 && p->req.render.margin <= PIPE_MAX_MARGIN);
 	CHECK(p->req.render.fit_w >= 0 && p->req.render.fit_w <= PIPE_MAX_FIT);
 	CHECK(p->req.render.fit_h >= 0 && p->req.render.fit_h <= PIPE_MAX_FIT);
+	CHECK(p->req.render.fit_pixels >= 0 && p->req.render.fit_pixels <= PIPE_MAX_FIT_MP * 1000000L);
+	CHECK(!p->req.render.fit_pixels || (!p->req.render.fit_w && !p->req.render.fit_h));
 	CHECK(p->req.save.format >= IMG_FORMAT_PNG && p->req.save.format <= IMG_FORMAT_AVIF);
 	CHECK(p->req.save.quality >= 0 && p->req.save.quality <= 100);
 	CHECK(p->req.save.color == IMG_COLOR_KEEP || p->req.save.color == IMG_COLOR_SRGB);

@@ -75,7 +75,7 @@ static void at_exit(void)
 
 static int is_file(const char *key)
 {
-	return !strcmp(key, "file") || !strcmp(key, "image_file");
+	return !strcmp(key, "file") || !strcmp(key, "image_file") || !strcmp(key, "bg_image_file");
 }
 
 /* Keeps what a text field was sent as, piece by piece; a piece at offset
@@ -157,14 +157,11 @@ static void finish(struct fuzz_req *f)
 	struct remove_params p;
 	const char *code = NULL;
 	char why[300];
-	json_t *body, *img;
+	json_t *body, *img = NULL, *file;
+	size_t k;
 
-	if (r->put) {
-		json_t *j = http_image_commit(r, NULL);
-		if (!j)
-			return;
-		json_array_append_new(r->uploaded, j);
-	}
+	if (http_upload_commit_part(r, NULL))
+		return;
 	for (size_t i = 0; i < json_array_size(r->uploaded); i++)
 		CHECK(store_key_valid(json_string_value(json_object_get(json_array_get(r->uploaded, i), "id"))));
 	/* every text field accepted is kept as it was sent */
@@ -172,8 +169,10 @@ static void finish(struct fuzz_req *f)
 		const char *v = http_form_value(r->form, f->sent[i].key);
 		CHECK(v && strlen(v) == f->sent[i].len && !memcmp(v, f->sent[i].value, f->sent[i].len));
 	}
-	img = json_array_get(r->uploaded, 0);
-	if (!(body = http_removebg_body(r->form, img, &code, why, sizeof why))) {
+	json_array_foreach(r->uploaded, k, file)
+		if (strcmp(json_string_value(json_object_get(file, "field")), "bg_image_file"))
+			img = file;
+	if (!(body = http_removebg_body(r->form, r->uploaded, &code, why, sizeof why))) {
 		CHECK(code && why[0]);
 		return;
 	}

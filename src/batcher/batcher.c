@@ -18,7 +18,7 @@
 
 #include "batcher/batcher.h"
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_EXPIRED, JOB_FAILED, JOB_STOPPED };
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_EXPIRED, JOB_LATE, JOB_FAILED, JOB_STOPPED };
 
 struct batcher_job {
 	atomic_int refs; /* the caller's and the batcher's */
@@ -179,6 +179,37 @@ static int64_t expected_wait_ns(const struct batcher *b, int background)
 		if (background || !j->background)
 			ns += cost_of(b, j->c, j->h, j->w);
 	return (int64_t)ns;
+}
+
+/* Whether a request of this kind, its pass starting wait_ns from now,
+ * would not be answered by its deadline (the recent time of its own pass
+ * added: a pass that runs a little long does not make it expire). */
+static bool too_late(const struct batcher *b, const struct batcher_job *j, int64_t now, double wait_ns)
+{
+	return j->deadline_ms && now + (int64_t)(wait_ns + cost_of(b, j->c, j->h, j->w)) > j->deadline_ms * 1000000;
+}
+
+/* As a pass starts, the figures being the freshest: refuses now
+ * (BATCHER_LATE) each queued request that would not be answered by its
+ * deadline, reckoned as batcher_submit does, instead of letting it wait to
+ * expire. */
+static void shed_late(struct batcher *b, int64_t now)
+{
+	double before_all = (double)b->running_ns, before_client = before_all;
+	for (struct batcher_job *j = b->head, *next; j; j = next) {
+		next = j->next;
+		if (too_late(b, j, now, j->background ? before_all : before_client)) {
+			queue_remove(b, j);
+			b->stats.rejected_late++;
+			job_finish(j, JOB_LATE);
+			batcher_release(j);
+			continue;
+		}
+		double ns = cost_of(b, j->c, j->h, j->w);
+		before_all += ns;
+		if (!j->background)
+			before_client += ns;
+	}
 }
 
 /* Whether job j may share first's forward pass: the same input size, and
@@ -348,6 +379,7 @@ static void *worker_main(void *arg)
 		b->stats.running = n;
 		b->running_ns = (int64_t)(cost_of(b, first->c, first->h, first->w) * n);
 		b->running_since = start;
+		shed_late(b, start);
 		pthread_mutex_unlock(&b->lock);
 
 		nn_status pass = run_batch(b, batch, n, start);
@@ -466,7 +498,7 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 		batcher_release(j);
 		return BATCHER_EXPIRED;
 	}
-	int late = deadline_ms && !b->stopping && now_ns() + expected_wait_ns(b, j->background) > deadline_ms * 1000000;
+	int late = !b->stopping && too_late(b, j, now_ns(), (double)expected_wait_ns(b, j->background));
 	if (b->stopping || b->queued >= b->o.max_queue || late) {
 		batcher_status st = b->stopping ? BATCHER_STOPPED : late ? BATCHER_LATE : BATCHER_FULL;
 		if (st == BATCHER_FULL)
@@ -537,6 +569,8 @@ batcher_status batcher_wait(struct batcher_job *j, const float **out, int *rank,
 		return BATCHER_OK;
 	case JOB_EXPIRED:
 		return BATCHER_EXPIRED;
+	case JOB_LATE:
+		return BATCHER_LATE;
 	case JOB_STOPPED:
 		return BATCHER_STOPPED;
 	default:

@@ -8,10 +8,12 @@
  * a request that finds max_queue others waiting is refused at once
  * (BATCHER_FULL: the server answers 429), and each request may carry a
  * deadline past which it is dropped before it runs (BATCHER_EXPIRED: 504).
- * A request whose deadline would pass before the requests ahead of it are
- * done (the recent time per request of each input size, summed) is refused
- * at once too (BATCHER_LATE: 429), rather than waiting to expire; one
- * whose deadline has passed already, with BATCHER_EXPIRED.
+ * A request that would not be answered by its deadline (the requests ahead
+ * of it and its own, each at the recent time per request of its input
+ * size) is refused at once too (BATCHER_LATE: 429), rather than waiting to
+ * expire; and as each pass starts, the queued requests are reckoned again
+ * and those that fell behind are refused the same way. One whose deadline
+ * has passed already gets BATCHER_EXPIRED.
  * Results are identical to running each request alone.
  *
  * A request nobody waits for (BATCHER_BACKGROUND: a mask made ahead of time)
@@ -51,7 +53,7 @@ typedef enum batcher_status {
 	BATCHER_ERR_ARG = -5, /* a bad argument */
 	BATCHER_ERR_NOMEM = -6,
 	BATCHER_UNAVAILABLE = -7, /* the last forward pass failed: refused for a pause */
-	BATCHER_LATE = -8,	  /* its deadline would pass before its turn: try again later */
+	BATCHER_LATE = -8,	  /* it would not be answered by its deadline: try again later */
 } batcher_status;
 
 struct batcher_opts {
@@ -128,7 +130,8 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 /* Waits until the job has run or expired. On BATCHER_OK *out points to its
  * output (its dims in *dims, rank in *rank, excluding the batch axis), owned
  * by the job. timing may be NULL. If the deadline passes while the job still
- * waits in the queue, it is removed and BATCHER_EXPIRED returned. */
+ * waits in the queue, it is removed and BATCHER_EXPIRED returned;
+ * BATCHER_LATE if it was refused in the queue (it fell behind, above). */
 batcher_status batcher_wait(struct batcher_job *job, const float **out, int *rank, int64_t *dims,
 			    struct batcher_timing *timing);
 

@@ -124,7 +124,7 @@ int cmd_convert(int argc, char **argv)
 		return 2;
 	}
 	if (fmt_name) {
-		if (img_format_parse(fmt_name, &so.format) || so.format == IMG_FORMAT_AVIF) {
+		if (img_format_parse(fmt_name, &so.format) || so.format == IMG_FORMAT_AVIF || so.format == IMG_FORMAT_ZIP) {
 			fprintf(stderr, "petcut convert: --format is webp, jpeg or png, not '%s'\n", fmt_name);
 			return 2;
 		}

@@ -1,5 +1,6 @@
 /*
- * fetch.c - image_url from hosts outside this deployment.
+ * fetch.c - image_url (and a background image's URL) from hosts outside
+ * this deployment.
  *
  * By default image_url names only this server's own images (/v1/images/ID).
  * With --allow-fetch-host HOST,... petcut fetches from those hosts, and from
@@ -125,8 +126,9 @@ static curl_socket_t on_socket(void *ctx, curlsocktype purpose, struct curl_sock
 	return socket(a->family, a->socktype, a->protocol);
 }
 
-/* Checks url's scheme and host against the list; 0 or 400 with why. */
-static int check_url(const char *list, const char *url, char *why, size_t wl)
+/* Checks url's scheme and host against the list; 0 or 400 with why
+ * (naming the URL as what). */
+static int check_url(const char *list, const char *url, const char *what, char *why, size_t wl)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
@@ -135,11 +137,11 @@ static int check_url(const char *list, const char *url, char *why, size_t wl)
 	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		snprintf(why, wl, "image_url is not a URL");
+		snprintf(why, wl, "%s is not a URL", what);
 	else if (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))
-		snprintf(why, wl, "image_url must be http or https");
+		snprintf(why, wl, "%s must be http or https", what);
 	else if (!host_listed(list, host))
-		snprintf(why, wl, "image_url's host is not one this server fetches from");
+		snprintf(why, wl, "%s's host is not one this server fetches from", what);
 	else
 		st = 0;
 	curl_free(scheme);
@@ -148,7 +150,8 @@ static int check_url(const char *list, const char *url, char *why, size_t wl)
 	return st;
 }
 
-int http_fetch(struct http_server *s, const char *url, unsigned char **out, size_t *out_len, char *why, size_t wl)
+int http_fetch(struct http_server *s, const char *url, const char *what, unsigned char **out, size_t *out_len,
+	       char *why, size_t wl)
 {
 	struct fetch f = {.max = s->cfg.max_upload_bytes, .private_ok = s->cfg.allow_fetch_private};
 	char *next = NULL;
@@ -157,7 +160,7 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 	*out = NULL;
 	*out_len = 0;
 	if (!s->cfg.allow_fetch_hosts) {
-		snprintf(why, wl, "image_url must be an image of this server (/v1/images/ID)");
+		snprintf(why, wl, "%s must be an image of this server (/v1/images/ID)", what);
 		return 400;
 	}
 	const char *at = url;
@@ -166,10 +169,10 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 		CURL *h;
 		CURLcode rc;
 
-		if ((st = check_url(s->cfg.allow_fetch_hosts, at, why, wl)))
+		if ((st = check_url(s->cfg.allow_fetch_hosts, at, what, why, wl)))
 			break;
 		if (hop > FETCH_REDIRECTS) {
-			snprintf(why, wl, "image_url redirects more than %d times", FETCH_REDIRECTS);
+			snprintf(why, wl, "%s redirects more than %d times", what, FETCH_REDIRECTS);
 			st = 400;
 			break;
 		}
@@ -199,19 +202,19 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 		rc = curl_easy_perform(h);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 		if (f.blocked) {
-			snprintf(why, wl, "image_url's host resolves to an address this server does not fetch from");
+			snprintf(why, wl, "%s's host resolves to an address this server does not fetch from", what);
 			st = 400;
 		} else if (f.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-			snprintf(why, wl, "the image at image_url is over %zu MB", s->cfg.max_upload_bytes >> 20);
+			snprintf(why, wl, "the image at %s is over %zu MB", what, s->cfg.max_upload_bytes >> 20);
 			st = 413;
 		} else if (rc != CURLE_OK) {
-			snprintf(why, wl, "image_url could not be fetched (%s)", curl_easy_strerror(rc));
+			snprintf(why, wl, "%s could not be fetched (%s)", what, curl_easy_strerror(rc));
 			st = 422;
 		} else if (code >= 300 && code < 400) {
 			char *loc = NULL;
 			curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc);
 			if (!loc) {
-				snprintf(why, wl, "image_url redirects nowhere");
+				snprintf(why, wl, "%s redirects nowhere", what);
 				st = 422;
 			} else {
 				free(next);
@@ -224,7 +227,7 @@ int http_fetch(struct http_server *s, const char *url, unsigned char **out, size
 			curl_easy_cleanup(h);
 			continue;
 		} else if (code != 200) {
-			snprintf(why, wl, "image_url answered %ld", code);
+			snprintf(why, wl, "%s answered %ld", what, code);
 			st = 422;
 		}
 		curl_easy_cleanup(h);

@@ -116,7 +116,8 @@ struct req {
 	size_t head_len;
 	int multipart;
 	struct MHD_PostProcessor *pp;
-	json_t *uploaded;    /* multipart: the stored files */
+	json_t *uploaded;    /* multipart: the stored files (remove.bg route: each with its "field") */
+	char part_field[16]; /* the form field of the file being received */
 	json_t *form;	     /* form fields that are not files (remove.bg route) */
 	int began;	     /* the body's calls have started */
 	char *body;	     /* a JSON request body, or the image of a removal (raw_image) */
@@ -136,6 +137,15 @@ struct req {
 
 #define UPLOAD_HEAD_BYTES (4u << 20)
 
+/* The store's namespaces (store.h): uploaded images, their thumbnails,
+ * masks, results and their figures (JSON), and results sized for a screen. */
+#define NS_IMAGES "img"
+#define NS_THUMBS "thumb"
+#define NS_MASKS "mask"
+#define NS_RESULTS "res"
+#define NS_RESULT_META "resmeta"
+#define NS_VIEWS "view"
+
 /* Queues a JSON response (takes ownership of body). */
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body);
 /* Queues {"error":{"code":..., "message":...}}. */
@@ -151,11 +161,15 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 enum MHD_Result http_get_image(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 void http_req_cleanup_upload(struct req *r);
 /* The post processor's callback of a multipart (or urlencoded) body: files
- * ("file", "image_file") are stored as uploads into r->uploaded, other
- * fields kept in r->form (http_form_add) when the route reads them. */
+ * ("file", "image_file", and on the remove.bg route "bg_image_file") are
+ * stored as uploads into r->uploaded, other fields kept in r->form
+ * (http_form_add) when the route reads them. */
 enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
 				  const char *content_type, const char *transfer_encoding, const char *data,
 				  uint64_t off, size_t size);
+/* Commits the file being received (if any) into r->uploaded, marked with its
+ * form field on the remove.bg route. 0, or -1 with r->error_* set. */
+int http_upload_commit_part(struct req *r, const char *expect);
 
 struct gate;
 
@@ -209,6 +223,9 @@ json_t *http_image_commit(struct req *r, const char *expect);
 int http_probe_status(img_status st, const char **code);
 
 /* view.c: results sized for a screen */
+/* Whether an Accept header (NULL: none) takes type: named in it with a q
+ * above 0. */
+int http_accepts(const char *accept, const char *type);
 /* The format of a view: name ("webp", "avif", "png") when given, else from
  * the request's Accept (AVIF where it names image/avif and this build
  * writes it, else WebP, or PNG for a client that takes only PNG), with
@@ -271,11 +288,13 @@ void http_add_retry_after(struct MHD_Response *resp, int status);
  * server drains; records the status and releases resp (server.c). */
 enum MHD_Result http_queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp);
 
-/* fetch.c: image_url from the hosts of --allow-fetch-host */
+/* fetch.c: image_url (and bg) from the hosts of --allow-fetch-host */
 /* 1 if petcut never connects to this address (loopback, private, ...). */
 int http_addr_blocked(const struct sockaddr *sa);
-/* Fetches url into *out (malloc'd); 0, or an HTTP status with why set. */
-int http_fetch(struct http_server *s, const char *url, unsigned char **out, size_t *out_len, char *why, size_t wl);
+/* Fetches url into *out (malloc'd); 0, or an HTTP status with why set,
+ * naming the URL as what (the field that gave it: "image_url", "bg"). */
+int http_fetch(struct http_server *s, const char *url, const char *what, unsigned char **out, size_t *out_len,
+	       char *why, size_t wl);
 
 /* auth.c: optional API keys (--api-key-file) */
 int http_auth_init(struct http_server *s, char *errbuf, size_t errlen);

@@ -21,8 +21,6 @@
 #include "http/parse.h"
 #include "util/util.h"
 
-#define NS_IMAGES "img"
-#define NS_THUMBS "thumb"
 
 /* ===== Checksums ===== */
 
@@ -200,7 +198,7 @@ enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char
 		snprintf(r->error_msg, sizeof r->error_msg, "a part of the form has no name");
 		return MHD_NO;
 	}
-	if (strcmp(key, "file") && strcmp(key, "image_file")) {
+	if (strcmp(key, "file") && strcmp(key, "image_file") && !(r->form && !strcmp(key, "bg_image_file"))) {
 		/* other fields: kept (bounded) where the route reads them */
 		if (!r->form)
 			return MHD_YES;
@@ -213,16 +211,26 @@ enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char
 		return MHD_YES;
 	}
 	if (off == 0) { /* a new file: finish the previous one */
-		if (r->put) {
-			json_t *j = file_commit(r, NULL);
-			if (!j)
-				return MHD_NO;
-			json_array_append_new(r->uploaded, j);
-		}
+		if (http_upload_commit_part(r, NULL))
+			return MHD_NO;
+		snprintf(r->part_field, sizeof r->part_field, "%s", key);
 		if (file_begin(r))
 			return MHD_NO;
 	}
 	return size && file_write(r, data, size) ? MHD_NO : MHD_YES;
+}
+
+int http_upload_commit_part(struct req *r, const char *expect)
+{
+	if (!r->put)
+		return 0;
+	json_t *j = file_commit(r, expect);
+	if (!j)
+		return -1;
+	if (r->form) /* the remove.bg route tells its files apart by field */
+		json_object_set_new(j, "field", json_string(r->part_field));
+	json_array_append_new(r->uploaded, j);
+	return 0;
 }
 
 /* ===== The upload route ===== */
@@ -300,12 +308,8 @@ enum MHD_Result http_upload(struct MHD_Connection *c, struct req *r, const char 
 	if (has_expect < 0)
 		return http_reply_error(c, r, 400, "bad_checksum", "malformed Content-Digest or Upload-Checksum");
 	if (r->multipart) {
-		if (r->put) {
-			json_t *j = file_commit(r, has_expect ? expect : NULL);
-			if (!j)
-				return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
-			json_array_append_new(r->uploaded, j);
-		}
+		if (http_upload_commit_part(r, has_expect ? expect : NULL))
+			return http_reply_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 		if (r->route == ROUTE_REMOVEBG)
 			return http_removebg(c, r);
 		size_t n = json_array_size(r->uploaded);

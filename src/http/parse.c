@@ -111,8 +111,11 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 	/* a background image is one of this store's, by id or URL */
 	const char *bg = p->req.bg_ref;
 	if (p->req.render.bg == IMG_BG_IMAGE && !store_key_valid(bg) && id_from_url(bg, p->bg_image_id)) {
-		snprintf(why, wl, "bg is a colour, 'blur', or the id of an uploaded image");
-		return 400;
+		if (strncasecmp(bg, "http://", 7) && strncasecmp(bg, "https://", 8)) {
+			snprintf(why, wl, "bg is a colour, 'blur', the id of an uploaded image, or an image's URL");
+			return 400;
+		}
+		p->bg_url = bg; /* another host's: fetched as image_url is */
 	}
 	if (p->req.render.bg == IMG_BG_IMAGE && store_key_valid(bg))
 		memcpy(p->bg_image_id, bg, STORE_KEY_LEN + 1);
@@ -176,11 +179,6 @@ int http_remove_query_field(json_t *body, const char *key, const char *value, ch
 static const char *field(json_t *form, const char *name)
 {
 	return http_form_value(form, name);
-}
-
-static int is_true(const char *v)
-{
-	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
 /* Whether text is UTF-8 (as JSON strings must be). */
@@ -261,67 +259,184 @@ const char *http_form_value(json_t *form, const char *key)
 	return json_string_value(v);
 }
 
-json_t *http_removebg_body(json_t *form, json_t *img, const char **code, char *why, size_t wl)
+/* remove.bg's documented fields, each with what petcut does with it:
+ * PASS, read below; KEEP, taken only at the value that asks for what petcut
+ * does anyway (any other is refused, naming the field); nothing else is
+ * taken (image_file and bg_image_file come as files, not text). */
+enum rb_use { RB_PASS, RB_KEEP };
+static const struct rb_field {
+	const char *name;
+	enum rb_use use;
+	const char *neutral; /* RB_KEEP: the values taken, '|' between them */
+	const char *why;     /* RB_KEEP: why another value is refused */
+} rb_fields[] = {
+	{"image_file_b64", RB_PASS, NULL, NULL},
+	{"image_url", RB_PASS, NULL, NULL},
+	{"size", RB_PASS, NULL, NULL},
+	{"format", RB_PASS, NULL, NULL},
+	{"bg_color", RB_PASS, NULL, NULL},
+	{"bg_image_url", RB_PASS, NULL, NULL},
+	{"crop", RB_PASS, NULL, NULL},
+	{"crop_margin", RB_PASS, NULL, NULL},
+	{"channels", RB_PASS, NULL, NULL},
+	{"add_shadow", RB_PASS, NULL, NULL},
+	{"type", RB_KEEP, "auto", "petcut does not choose by kind: its network cuts out a foreground of any kind"},
+	{"type_level", RB_KEEP, "none", "petcut does not classify the foreground"},
+	{"semitransparency", RB_KEEP, "true|1|yes", "petcut's edges are always partly transparent where the photo is"},
+	{"roi", RB_KEEP, "0% 0% 100% 100%", "petcut looks for the foreground in the whole photo"},
+	{"scale", RB_KEEP, "original", "petcut keeps the subject at its size in the photo"},
+	{"position", RB_KEEP, "original", "petcut keeps the subject where it is in the photo"},
+};
+
+/* Whether v is one of alternatives ('|' between them), case aside. */
+static int among(const char *v, const char *alternatives)
 {
+	size_t n = strlen(v);
+	for (const char *p = alternatives; *p;) {
+		size_t len = strcspn(p, "|");
+		if (len == n && !strncasecmp(p, v, n))
+			return 1;
+		p += len + (p[len] == '|');
+	}
+	return 0;
+}
+
+/* A remove.bg boolean: 1, 0, or -1 for another value. */
+static int boolean(const char *v)
+{
+	return among(v, "true|1|yes") ? 1 : among(v, "false|0|no") ? 0 : -1;
+}
+
+static json_t *refuse(const char **code, const char *c, char *why, size_t wl, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static json_t *refuse(const char **code, const char *c, char *why, size_t wl, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, wl, fmt, ap);
+	va_end(ap);
+	*code = c;
+	return NULL;
+}
+
+/* Checks every field of the form: UTF-8, one of remove.bg's, and for
+ * those petcut takes at one value only, that value. 0, or -1 with *code
+ * and why set. */
+static int removebg_fields(json_t *form, const char **code, char *why, size_t wl)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(form, key, v) {
+		const struct rb_field *f = NULL;
+		for (size_t i = 0; i < sizeof rb_fields / sizeof *rb_fields && !f; i++)
+			if (!strcmp(key, rb_fields[i].name))
+				f = &rb_fields[i];
+		if (!f) {
+			refuse(code, "unknown_parameter", why, wl, "unknown parameter '%.64s'", key);
+			return -1;
+		}
+		const char *text = field(form, key);
+		if (!text || !is_utf8(text, strlen(text))) {
+			refuse(code, "invalid_field", why, wl, "form field '%s' is not UTF-8 text", key);
+			return -1;
+		}
+		if (f->use == RB_KEEP && !among(text, f->neutral)) {
+			char first[32];
+			snprintf(first, sizeof first, "%.*s", (int)strcspn(f->neutral, "|"), f->neutral);
+			refuse(code, "unsupported_parameter", why, wl, "%s '%.40s' is not supported: %s (give %s or leave it out)",
+			       key, text, f->why, first);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char *why, size_t wl)
+{
+	json_t *body, *img = NULL, *bg_img = NULL, *file;
+	size_t i;
+
+	if (removebg_fields(form, code, why, wl))
+		return NULL;
+	json_array_foreach(files, i, file) {
+		const char *name = json_string_value(json_object_get(file, "field"));
+		json_t **slot = name && !strcmp(name, "bg_image_file") ? &bg_img : &img;
+		if (*slot)
+			return refuse(code, "invalid_field", why, wl, "give one %s", slot == &img ? "image_file" : "bg_image_file");
+		*slot = file;
+	}
 	const char *size = field(form, "size"), *format = field(form, "format"), *bg = field(form, "bg_color");
 	const char *b64 = field(form, "image_file_b64"), *url = field(form, "image_url");
 	const char *channels = field(form, "channels"), *margin = field(form, "crop_margin");
-	const char *texts[] = {"size", "format", "bg_color", "image_file_b64", "image_url", "crop_margin"};
-	json_t *body;
+	const char *bg_url = field(form, "bg_image_url"), *crop = field(form, "crop"), *shadow = field(form, "add_shadow");
 
-	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
-		const char *v = field(form, texts[i]);
-		if (v && !is_utf8(v, strlen(v))) {
-			*code = "invalid_field";
-			snprintf(why, wl, "form field '%s' is not UTF-8 text", texts[i]);
-			return NULL;
-		}
+	if (!!img + !!b64 + !!url != 1)
+		return refuse(code, "missing_source", why, wl, "give exactly one of image_file, image_file_b64, image_url");
+	if ((bg && *bg) + !!bg_url + !!bg_img > 1)
+		return refuse(code, "invalid_field", why, wl, "give at most one of bg_color, bg_image_url, bg_image_file");
+	/* remove.bg's sizes: the output's megapixels at most (the photo's
+	 * size is never enlarged), and the network's input for them */
+	static const struct {
+		const char *names, *fit, *side;
+	} sizes[] = {
+		{"preview|small|regular", "0.25MP", "preview"}, {"medium", "1.5MP", "full"}, {"hd", "4MP", "full"},
+		{"4k", "10MP", "full"}, {"full", "25MP", "full"}, {"50mp", "50MP", "full"}, {"auto", NULL, "full"},
+	};
+	size_t sz = 0; /* preview when not given, as remove.bg */
+	if (size) {
+		for (sz = 0; sz < sizeof sizes / sizeof *sizes && !among(size, sizes[sz].names); sz++)
+			;
+		if (sz == sizeof sizes / sizeof *sizes)
+			return refuse(code, "invalid_field", why, wl,
+				      "size is one of preview, small, regular, medium, hd, 4k, full, 50MP or auto");
 	}
-	if (!!img + !!b64 + !!url != 1) {
-		*code = "missing_source";
-		snprintf(why, wl, "give exactly one of image_file, image_file_b64, image_url");
-		return NULL;
-	}
-	if (!(body = json_object())) {
-		*code = "overloaded";
-		snprintf(why, wl, "out of memory");
-		return NULL;
-	}
+	if (channels && !among(channels, "rgba|alpha"))
+		return refuse(code, "invalid_field", why, wl, "channels is rgba or alpha");
+	int want_crop = crop ? boolean(crop) : 0, want_shadow = shadow ? boolean(shadow) : 0;
+	if (want_crop < 0 || want_shadow < 0)
+		return refuse(code, "invalid_field", why, wl, "%s is true or false", want_crop < 0 ? "crop" : "add_shadow");
+	int alpha = channels && !strcasecmp(channels, "alpha");
+	int background = (bg && *bg) || bg_url || bg_img;
+	if (alpha && (background || want_shadow))
+		return refuse(code, "invalid_field", why, wl, "channels alpha is the mask alone: it takes no %s",
+			      want_shadow ? "add_shadow" : "background");
+	const char *fmt = !format || among(format, "auto") ? (background ? "jpeg" : "png")
+			  : among(format, "jpg")	       ? "jpeg"
+							       : format;
+	if (!(body = json_object()))
+		return refuse(code, "overloaded", why, wl, "out of memory");
 	if (img)
 		json_object_set(body, "image_id", json_object_get(img, "id"));
 	else if (b64)
 		json_object_set_new(body, "image", json_string(b64));
 	else
 		json_object_set_new(body, "image_url", json_string(url));
-	/* remove.bg's sizes: the small ones are our preview, the rest full */
-	json_object_set_new(body, "size", json_string(size && (!strcmp(size, "preview") || !strcmp(size, "small") ||
-							       !strcmp(size, "regular"))
-							      ? "preview"
-							      : "full"));
-	int alpha = channels && !strcasecmp(channels, "alpha");
-	if (bg && *bg && !alpha) { /* the alpha channel alone has no background */
+	json_object_set_new(body, "size", json_string(sizes[sz].side));
+	if (sizes[sz].fit && !alpha) /* the mask alone keeps the photo's size */
+		json_object_set_new(body, "fit", json_string(sizes[sz].fit));
+	if (bg && *bg) {
 		/* remove.bg takes hex without '#', or a colour name */
 		int hex = strspn(bg, "0123456789abcdefABCDEF") == strlen(bg) && (strlen(bg) == 3 || strlen(bg) == 6 ||
 										   strlen(bg) == 8);
 		json_object_set_new(body, "bg", hex ? json_sprintf("#%s", bg) : json_string(bg));
-	}
-	const char *fmt = format && !strcasecmp(format, "jpg") ? "jpeg" : format && strcasecmp(format, "auto") ? format
-						      : bg && *bg ? "jpeg" : "png";
-	if (!strcasecmp(fmt, "zip")) {
-		json_decref(body);
-		*code = "unsupported_format";
-		snprintf(why, wl, "format zip is not supported: use png, jpg or webp");
-		return NULL;
+	} else if (bg_url) {
+		json_object_set_new(body, "bg", json_string(bg_url));
+	} else if (bg_img) {
+		json_object_set(body, "bg", json_object_get(bg_img, "id"));
 	}
 	json_object_set_new(body, "format", json_string(fmt));
-	if (is_true(field(form, "crop")))
+	if (want_crop)
 		json_object_set_new(body, "crop", json_true());
-	if (margin && *margin && is_true(field(form, "crop"))) { /* a margin around the crop */
+	if (margin && *margin && want_crop) { /* a margin around the crop */
 		size_t n = strlen(margin); /* "10px" -> "10", "10%" stays */
 		if (n > 2 && !strcasecmp(margin + n - 2, "px"))
 			n -= 2;
 		json_object_set_new(body, "margin", json_stringn(margin, n));
 	}
+	if (want_shadow)
+		json_object_set_new(body, "effect", json_string("shadow"));
 	if (alpha)
 		json_object_set_new(body, "mask", json_true());
 	return body;

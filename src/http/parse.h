@@ -40,7 +40,10 @@ struct remove_params {
 	char image_id[STORE_KEY_LEN + 1]; /* _ID: a valid key; the others: "" until stored */
 	struct pipe_request req;	  /* the removal (pipeline.h); render.bg_image stays
 					     NULL: the route loads bg_image_id */
-	char bg_image_id[STORE_KEY_LEN + 1]; /* req.render.bg == IMG_BG_IMAGE: a valid key */
+	char bg_image_id[STORE_KEY_LEN + 1]; /* req.render.bg == IMG_BG_IMAGE: a valid key, or
+						"" while bg_url is to be fetched */
+	const char *bg_url;		  /* a background image at another host's URL (http or
+					     https): fetched where allowed (NULL: none) */
 	char canonical[512];		  /* every parameter, in one order: the cache key's */
 	int view_max;			  /* max: an image answer is sized for a screen, this
 					     many pixels at most on its longer side; 0 = the
@@ -57,7 +60,8 @@ struct remove_params {
  * (pipe_set_json, then pipe_check and pipe_check_format), as the CLI's
  * options are. Returns 0 with p filled, or 400 with why set. A success has
  * exactly one source; req within the pipeline's bounds (side 512 by
- * default); a background that is an image has a valid bg_image_id;
+ * default); a background that is an image has a valid bg_image_id, or a
+ * bg_url of another host (its canonical text is made again once fetched);
  * canonical is whole (never cut short); view_max is 0 or VIEW_MIN_SIDE to
  * VIEW_MAX_SIDE.
  */
@@ -103,14 +107,17 @@ const char *http_form_value(json_t *form, const char *key);
 
 /*
  * The remove-background body (for http_remove_parse) that a remove.bg form
- * asks for: form holds its text fields, image the uploaded image_file's JSON
- * (its "id"), or NULL when there is none. Returns the body (the caller's),
- * or NULL with *code and why set (all 400; a value it reads that is not
- * UTF-8 is one). The body holds exactly one source and only strings and
+ * asks for: form holds its text fields, files the uploaded files' JSON
+ * (each with its "id" and the "field" it came in: image_file, or
+ * bg_image_file for the background). Every field is one of remove.bg's;
+ * those that ask for what petcut does not do (a type other than auto, a
+ * scale, a region of interest...) are refused naming the field, never
+ * ignored. Returns the body (the caller's), or NULL with *code and why set
+ * (all 400). The body holds exactly one source and only strings and
  * booleans of the fields remove-background reads, each value as the form
  * gave it (the colour with '#' before hex, the margin without "px").
  */
-json_t *http_removebg_body(json_t *form, json_t *image, const char **code, char *why, size_t wl);
+json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char *why, size_t wl);
 
 /* ===== tus.c: the headers of resumable uploads ===== */
 

@@ -38,10 +38,6 @@
 #include "http/parse.h"
 #include "model/model.h"
 
-#define NS_IMAGES "img"
-#define NS_MASKS "mask"
-#define NS_RESULTS "res"
-#define NS_RESULT_META "resmeta"
 #define MAX_BODY (64u << 20) /* a base64 image fits */
 
 /* ===== Set-up ===== */
@@ -157,6 +153,7 @@ static const char *mime_of(enum img_format f)
 	case IMG_FORMAT_WEBP: return "image/webp";
 	case IMG_FORMAT_JPEG: return "image/jpeg";
 	case IMG_FORMAT_AVIF: return "image/avif";
+	case IMG_FORMAT_ZIP: return "application/zip";
 	default: return "image/png";
 	}
 }
@@ -182,31 +179,55 @@ static int store_bytes(struct http_server *s, const unsigned char *raw, size_t l
 	return 0;
 }
 
-/* Stores the image of a body that brought its own (image_url of another
- * host, where allowed, or image in base64) as an upload would: its id in
- * p->image_id. 0, or an HTTP status with why set. */
-static int store_source(struct http_server *s, struct remove_params *p, char *why, size_t wl)
+/* The bytes of an image given by another host's URL (fetched where
+ * allowed: http_fetch) or in base64, stored as an upload of them would be:
+ * its id in id. field (the one that gave it) and what name it in messages.
+ * 0, or an HTTP status with why set. */
+static int store_given(struct http_server *s, const char *url, const char *b64, const char *field,
+		       const char *what, char id[STORE_KEY_LEN + 1], char *why, size_t wl)
 {
 	unsigned char *raw;
 	size_t len;
 	int st;
 
-	if (p->source == REMOVE_SOURCE_ID)
-		return 0;
-	if (p->source == REMOVE_SOURCE_URL) {
-		if ((st = http_fetch(s, p->source_text, &raw, &len, why, wl)))
+	if (url) {
+		if ((st = http_fetch(s, url, field, &raw, &len, why, wl)))
 			return st;
-	} else if (http_base64_decode(p->source_text, &raw, &len)) {
-		snprintf(why, wl, "image is not valid base64");
+	} else if (http_base64_decode(b64, &raw, &len)) {
+		snprintf(why, wl, "%s is not valid base64", field);
 		return 400;
 	}
 	if (len > s->cfg.max_upload_bytes) { /* as an upload of the same bytes would be */
 		free(raw);
-		snprintf(why, wl, "the image is over %zu MB", s->cfg.max_upload_bytes >> 20);
+		snprintf(why, wl, "the %s is over %zu MB", what, s->cfg.max_upload_bytes >> 20);
 		return 413;
 	}
-	st = store_bytes(s, raw, len, p->image_id, why, wl);
+	st = store_bytes(s, raw, len, id, why, wl);
 	free(raw);
+	return st;
+}
+
+/* Stores what a body brought of its own (image_url of another host, where
+ * allowed, or image in base64; a background image's URL of another host) as
+ * uploads would: their ids in p->image_id and p->bg_image_id, the
+ * canonical text then naming the background by its id. 0, or an HTTP
+ * status with why set. */
+static int store_source(struct http_server *s, struct remove_params *p, char *why, size_t wl)
+{
+	int st = 0;
+
+	if (p->source != REMOVE_SOURCE_ID)
+		st = store_given(s, p->source == REMOVE_SOURCE_URL ? p->source_text : NULL, p->source_text,
+				 p->source == REMOVE_SOURCE_URL ? "image_url" : "image", "image", p->image_id, why, wl);
+	if (!st && p->bg_url) {
+		if ((st = store_given(s, p->bg_url, NULL, "bg", "background image", p->bg_image_id, why, wl)))
+			return st;
+		p->bg_url = NULL;
+		if (pipe_canonical(&p->req, p->bg_image_id, p->canonical, sizeof p->canonical)) {
+			snprintf(why, wl, "the request is too long");
+			return 400;
+		}
+	}
 	return st;
 }
 

@@ -1,16 +1,21 @@
 /*
  * removebg.c - POST /v1.0/removebg, shaped like remove.bg's API so existing
  * clients work unchanged: a form (multipart or urlencoded) with image_file,
- * image_file_b64 or image_url, and size, format, bg_color, crop, crop_margin,
- * channels; the answer is the image itself with X-Width, X-Height and
- * X-Foreground-{Top,Left,Width,Height}; errors are
+ * image_file_b64 or image_url, and remove.bg's options (parse.c's
+ * http_removebg_body says which, and refuses the rest by name); the answer
+ * is the image itself with X-Width, X-Height and
+ * X-Foreground-{Top,Left,Width,Height}, or with Accept: application/json
+ * {"data":{"result_b64", "foreground_top", ...}}; errors are
  * {"errors":[{"title":..., "code":...}]}.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "http/http_int.h"
 #include "http/parse.h"
@@ -31,7 +36,7 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
 {
 	const char *code = "bad_request";
 	char why[200];
-	json_t *body = http_removebg_body(r->form, json_array_get(r->uploaded, 0), &code, why, sizeof why);
+	json_t *body = http_removebg_body(r->form, r->uploaded, &code, why, sizeof why);
 
 	if (!body)
 		return reply_errors(c, r, !strcmp(code, "overloaded") ? 503 : 400, code, why);
@@ -42,18 +47,50 @@ enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r)
 	return MHD_YES;
 }
 
+/* remove.bg's JSON answer: the image in base64 and the foreground's box. */
+static enum MHD_Result reply_b64(struct MHD_Connection *c, struct req *r, const struct outcome *o, json_t *bb)
+{
+	void *bytes;
+	size_t len;
+	char *b64;
+
+	if (store_get(r->srv->store, NS_RESULTS, o->key, &bytes, &len) != STORE_OK)
+		return reply_errors(c, r, 503, "storage_unavailable", "the store cannot be read");
+	if (len > (size_t)INT_MAX / 4 * 3 || !(b64 = malloc(len / 3 * 4 + 5))) {
+		free(bytes);
+		return reply_errors(c, r, 503, "overloaded", "out of memory");
+	}
+	EVP_EncodeBlock((unsigned char *)b64, bytes, (int)len);
+	free(bytes);
+	json_t *j = json_pack("{s:{s:s,s:O,s:O,s:O,s:O}}", "data", "result_b64", b64, "foreground_top",
+			      json_array_get(bb, 1), "foreground_left", json_array_get(bb, 0), "foreground_width",
+			      json_array_get(bb, 2), "foreground_height", json_array_get(bb, 3));
+	free(b64);
+	if (!j)
+		return reply_errors(c, r, 503, "overloaded", "out of memory");
+	return http_reply_json(c, r, 200, j);
+}
+
 enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r)
 {
 	struct outcome o = r->out;
-	char hdr[32];
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	enum MHD_Result ret;
 
 	r->out.result = NULL; /* ours now */
 	if (o.status != 200)
 		return reply_errors(c, r, o.status, o.code, o.msg);
+	json_t *bb = json_object_get(o.result, "bbox");
+	if (http_accepts(accept, "application/json")) {
+		ret = reply_b64(c, r, &o, bb);
+		json_decref(o.result);
+		return ret;
+	}
 
 	size_t len;
 	int fd;
-	if (store_get_fd(r->srv->store, "res", o.key, &fd, &len) != STORE_OK) {
+	char hdr[32];
+	if (store_get_fd(r->srv->store, NS_RESULTS, o.key, &fd, &len) != STORE_OK) {
 		json_decref(o.result);
 		return reply_errors(c, r, 503, "storage_unavailable", "the store cannot be read");
 	}
@@ -63,7 +100,6 @@ enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r)
 		json_decref(o.result);
 		return MHD_NO;
 	}
-	json_t *bb = json_object_get(o.result, "bbox");
 	const char *names[] = {"X-Foreground-Left", "X-Foreground-Top", "X-Foreground-Width", "X-Foreground-Height"};
 	for (int i = 0; i < 4; i++) {
 		snprintf(hdr, sizeof hdr, "%lld", (long long)json_integer_value(json_array_get(bb, (size_t)i)));

@@ -135,6 +135,8 @@ static const char *sniff_mime(int fd)
 		return "image/avif";
 	if (!memcmp(b + 4, "ftyp", 4))
 		return "image/heic";
+	if (!memcmp(b, "PK\x03\x04", 4))
+		return "application/zip";
 	return "application/octet-stream";
 }
 

@@ -15,13 +15,10 @@
 
 #include "http/http_int.h"
 
-#define NS_RESULTS "res"
-#define NS_VIEWS "view"
 #define VIEW_QUALITY 80 /* WebP: lossy colours; the alpha stays lossless (sharp edges) */
 #define VIEW_QUALITY_AVIF 50 /* a 683 x 512 cut-out of fur: 53 kB, against 73 kB at AVIF's default 60 */
 
-/* Whether an Accept header takes type: named in it with a q above 0. */
-static int accepts(const char *accept, const char *type)
+int http_accepts(const char *accept, const char *type)
 {
 	size_t tl = strlen(type);
 
@@ -46,15 +43,18 @@ int http_view_format(struct MHD_Connection *c, const char *name, enum img_format
 {
 	*negotiated = !name;
 	if (name)
-		return img_format_parse(name, fmt) || *fmt == IMG_FORMAT_JPEG || !img_format_writable(*fmt) ? -1 : 0;
+		return img_format_parse(name, fmt) || *fmt == IMG_FORMAT_JPEG || *fmt == IMG_FORMAT_ZIP ||
+				       !img_format_writable(*fmt)
+			       ? -1
+			       : 0;
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
 	*fmt = IMG_FORMAT_WEBP;
 	if (!accept)
 		return 0;
-	if (accepts(accept, "image/avif") && img_format_writable(IMG_FORMAT_AVIF))
+	if (http_accepts(accept, "image/avif") && img_format_writable(IMG_FORMAT_AVIF))
 		*fmt = IMG_FORMAT_AVIF;
-	else if (!accepts(accept, "image/webp") && !accepts(accept, "image/*") && !accepts(accept, "*/*") &&
-		 accepts(accept, "image/png"))
+	else if (!http_accepts(accept, "image/webp") && !http_accepts(accept, "image/*") && !http_accepts(accept, "*/*") &&
+		 http_accepts(accept, "image/png"))
 		*fmt = IMG_FORMAT_PNG;
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * encode.c - writing images: PNG, WebP, JPEG and AVIF, to a file
- * (atomically) or to memory.
+ * encode.c - writing images: PNG, WebP, JPEG, AVIF, and a zip of a colour
+ * JPEG and an alpha PNG, to a file (atomically) or to memory.
  *
  * Before encoding, an image is prepared for the format: converted to sRGB
  * when asked (IMG_COLOR_SRGB), the alpha of an opaque image dropped for
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <vips/vips.h>
+#include <zlib.h>
 
 #include "img/img_int.h"
 
@@ -62,6 +63,107 @@ static int save_avif(VipsImage *im, VipsTarget *t, const struct img_save_opts *o
 				    o->quality ? o->quality : 60, "effort", o->fast ? 0 : 2, NULL);
 }
 
+/* ===== A zip of two files (stored: they are compressed already) ===== */
+
+#define ZIP_COLOR "color.jpg"
+#define ZIP_ALPHA "alpha.png"
+#define ZIP_JPEG_QUALITY 95 /* the colours of a print: at 90 an edge shows its blocks */
+
+static void le16(unsigned char *p, unsigned v)
+{
+	p[0] = v & 0xff, p[1] = (v >> 8) & 0xff;
+}
+
+static void le32(unsigned char *p, unsigned long v)
+{
+	le16(p, v & 0xffff), le16(p + 2, (v >> 16) & 0xffff);
+}
+
+/* One entry's header, local (central 0: 30 bytes, then the name) or in the
+ * central directory (46 bytes, then the name; at: the local header's
+ * offset). The date is 1980-01-01: an output depends on its input only. */
+static size_t zip_header(unsigned char *h, int central, const char *name, unsigned long crc, size_t len,
+			 unsigned long at)
+{
+	unsigned char *p = h;
+	size_t nl = strlen(name);
+
+	le32(p, central ? 0x02014b50 : 0x04034b50), p += 4;
+	if (central)
+		le16(p, 20), p += 2; /* made by: zip 2.0 */
+	le16(p, 10), p += 2;	     /* needed: 1.0, stored */
+	le16(p, 0), p += 2;	     /* flags */
+	le16(p, 0), p += 2;	     /* method: stored */
+	le16(p, 0), le16(p + 2, (0 << 9) | (1 << 5) | 1), p += 4;
+	le32(p, crc), le32(p + 4, len), le32(p + 8, len), p += 12;
+	le16(p, (unsigned)nl), le16(p + 2, 0), p += 4; /* name, extra */
+	if (central) {
+		memset(p, 0, 10), p += 10; /* comment, disk, internal and external attributes */
+		le32(p, at), p += 4;
+	}
+	memcpy(p, name, nl);
+	return (size_t)(p - h) + nl;
+}
+
+/* Writes the zip of the files (names and bytes) to t, and ends it; 0 or -1. */
+static int zip_write(VipsTarget *t, const char *const *names, void *const *bytes, const size_t *lens, int n)
+{
+	unsigned char h[64 + 64], end[22];
+	unsigned long crc[4], at[4], pos = 0, dir_at, dir_len = 0;
+	size_t hl;
+
+	for (int i = 0; i < n; i++) {
+		crc[i] = crc32(crc32(0L, Z_NULL, 0), bytes[i], (uInt)lens[i]);
+		at[i] = pos;
+		hl = zip_header(h, 0, names[i], crc[i], lens[i], 0);
+		if (vips_target_write(t, h, hl) || vips_target_write(t, bytes[i], lens[i]))
+			return -1;
+		pos += hl + lens[i];
+	}
+	dir_at = pos;
+	for (int i = 0; i < n; i++) {
+		hl = zip_header(h, 1, names[i], crc[i], lens[i], at[i]);
+		if (vips_target_write(t, h, hl))
+			return -1;
+		dir_len += hl;
+	}
+	le32(end, 0x06054b50), le16(end + 4, 0), le16(end + 6, 0), le16(end + 8, (unsigned)n), le16(end + 10, (unsigned)n);
+	le32(end + 12, dir_len), le32(end + 16, dir_at), le16(end + 20, 0);
+	return vips_target_write(t, end, sizeof end) || vips_target_end(t) ? -1 : 0;
+}
+
+/* color.jpg and alpha.png (255 where the image has no alpha) in a zip. */
+static int save_zip(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
+{
+	VipsImage *rgb = NULL, *a = NULL, *black = NULL, *grey = NULL;
+	void *bytes[2] = {NULL, NULL};
+	size_t lens[2];
+	int ok, r = -1;
+
+	if (im->Bands != 3 && im->Bands != 4) {
+		vips_error("petcut", "a zip holds a colour image");
+		return -1;
+	}
+	ok = !vips_extract_band(im, &rgb, 0, "n", 3, NULL);
+	if (ok && im->Bands == 4)
+		ok = !vips_extract_band(im, &a, 3, NULL);
+	else if (ok)
+		ok = !vips_black(&black, im->Xsize, im->Ysize, NULL) &&
+		     !vips_linear1(black, &a, 0.0, 255.0, "uchar", TRUE, NULL);
+	ok = ok && !vips_copy(a, &grey, "interpretation", VIPS_INTERPRETATION_B_W, NULL) &&
+	     !vips_jpegsave_buffer(rgb, &bytes[0], &lens[0], "Q", o->quality ? o->quality : ZIP_JPEG_QUALITY,
+				   "optimize_coding", TRUE, NULL) &&
+	     !vips_pngsave_buffer(grey, &bytes[1], &lens[1], "compression", 6, NULL);
+	if (ok)
+		r = zip_write(t, (const char *const[]){ZIP_COLOR, ZIP_ALPHA}, bytes, lens, 2);
+	g_free(bytes[0]), g_free(bytes[1]);
+	VIPS_UNREF(rgb);
+	VIPS_UNREF(a);
+	VIPS_UNREF(black);
+	VIPS_UNREF(grey);
+	return r;
+}
+
 static const struct encoder {
 	const char *name;  /* as parsed, and the extension */
 	const char *title; /* in messages */
@@ -73,8 +175,9 @@ static const struct encoder {
 	[IMG_FORMAT_WEBP] = {.name = "webp", .title = "WebP", .max_side = 16383, .alpha = 1, .save = save_webp},
 	[IMG_FORMAT_JPEG] = {.name = "jpg", .title = "JPEG", .max_side = 65535, .alpha = 0, .save = save_jpeg},
 	[IMG_FORMAT_AVIF] = {.name = "avif", .title = "AVIF", .max_side = 16384, .alpha = 1, .save = save_avif},
+	[IMG_FORMAT_ZIP] = {.name = "zip", .title = "ZIP", .max_side = 65535, .alpha = 1, .save = save_zip},
 };
-static_assert(sizeof encoders / sizeof encoders[0] == IMG_FORMAT_AVIF + 1, "update the encoder table");
+static_assert(sizeof encoders / sizeof encoders[0] == IMG_FORMAT_ZIP + 1, "update the encoder table");
 
 int img_format_parse(const char *name, enum img_format *fmt)
 {

@@ -53,6 +53,9 @@ enum img_format {
 	IMG_FORMAT_WEBP, /* lossless unless img_save_opts.lossless is false */
 	IMG_FORMAT_JPEG, /* no alpha: the image must be opaque (a background) */
 	IMG_FORMAT_AVIF, /* where libvips can write it */
+	IMG_FORMAT_ZIP,	 /* two files in a zip (remove.bg's layout): color.jpg, the colours
+			    (opaque), and alpha.png, the alpha (grey); for large prints, far
+			    smaller than a PNG. Not for a one-band image (the mask) */
 };
 
 /* What img_cutout makes from a photo and its mask. */
@@ -245,6 +248,14 @@ enum img_effect {
 	IMG_EFFECT_POPART,  /* a 2x2 grid of posterised/duotone copies on bright backgrounds */
 };
 
+/* The colours of the subject's soft edge (fur, hair), where the photo's
+ * pixels mix the subject with the old background. */
+enum img_edges {
+	IMG_EDGES_AUTO,	 /* CLEAN where something is drawn under the subject, else PHOTO */
+	IMG_EDGES_CLEAN, /* the subject's own colour there, estimated (img_foreground) */
+	IMG_EDGES_PHOTO, /* the photo's pixels as they are */
+};
+
 /* One output to make from a photo and its alpha. Zeroed means: the RGBA
  * cut-out at full size. */
 struct img_render {
@@ -257,8 +268,10 @@ struct img_render {
 	double margin;		    /* pixels, or percent of the box's width and height when margin_percent */
 	int margin_percent;
 	int fit_w, fit_h;	    /* then scale down to within fit_w x fit_h, aspect kept (0: that side free) */
+	long fit_pixels;	    /* ... and to at most this many pixels in all (0: no limit) */
 	enum img_effect effect;
 	int outline_px;		    /* IMG_EFFECT_STICKER: 0 = 1.5% of the shorter side */
+	enum img_edges edges;
 };
 
 /* Renders one output from a photo and its alpha (one 8-bit band at the
@@ -267,7 +280,8 @@ struct img_render {
  *
  * Layers, bottom up: the background; the effect's layer (a black shadow of
  * the alpha blurred and offset, or the alpha dilated by outline_px in
- * white); the cut-out. Composited in the photo's own colour space: sRGB
+ * white); the cut-out, its soft edge in the subject's estimated colours
+ * (edges). Composited in the photo's own colour space: sRGB
  * colours and a background image are converted into it through the
  * profiles, and the result carries the photo's metadata (ICC profile
  * included; none on the one-band mask). The crop box is clamped to the
@@ -282,6 +296,19 @@ struct img_render {
  * photo or alpha of the wrong kind or sizes, or a missing bg_image. */
 img_status img_render(const struct img *photo, const struct img *alpha, const struct img_render *r,
 		      struct img **out, struct img_subject *subject);
+
+/*
+ * The subject's own colours: where alpha is between 0 and 1 the photo's
+ * pixel is alpha F + (1 - alpha) B, the subject's colour F mixed with the
+ * old background's B; this estimates F from the colours of the subject and
+ * of the background nearby (blur fusion: local means of each, weighted by
+ * alpha, then the pixel's residual given to F; twice, wide then narrow), so
+ * that a new background does not show the old one through the fur. Where
+ * alpha is 1 the photo is kept exactly; where it is 0, F is what the
+ * subject nearby suggests. *fg: RGB at the photo's size and in its colour
+ * space, 8-bit, with its metadata. alpha as img_render's.
+ */
+img_status img_foreground(const struct img *photo, const struct img *alpha, struct img **fg);
 
 /* The subject of a one-band alpha image (see struct img_subject). */
 img_status img_subject_of(const struct img *alpha, struct img_subject *out);

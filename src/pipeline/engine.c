@@ -237,6 +237,7 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 	if (bs != BATCHER_OK)
 		snprintf(why, wl, "%s",
 			 bs == BATCHER_EXPIRED	   ? "the request's deadline passed in the queue"
+			 : bs == BATCHER_LATE	   ? "the inference queue fell behind: this request would not be answered before its deadline"
 			 : bs == BATCHER_ERR_NOMEM ? "out of memory"
 			 : bs == BATCHER_ERR_NN && (size_t)got != n && !*batcher_job_error(job)
 				 ? "the model's output is not one side x side mask"
@@ -252,6 +253,8 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 		return PIPE_OK;
 	case BATCHER_EXPIRED:
 		return PIPE_TIMEOUT;
+	case BATCHER_LATE:
+		return PIPE_BUSY;
 	case BATCHER_STOPPED:
 	case BATCHER_UNAVAILABLE:
 		return PIPE_UNAVAILABLE;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pipeline/pipeline.h"
 
@@ -30,6 +31,7 @@ static const struct {
 	[PIPE_OPT_LOSSY] = {"lossy", "--lossy", PIPE_SWITCH},
 	[PIPE_OPT_MASK] = {"mask", "--mask", PIPE_SWITCH},
 	[PIPE_OPT_COLOR] = {"color", "--color", PIPE_TEXT},
+	[PIPE_OPT_EDGES] = {"edges", "--edges", PIPE_TEXT},
 };
 
 void pipe_request_init(struct pipe_request *r, int side)
@@ -146,7 +148,7 @@ int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *
 		return 0;
 	case PIPE_OPT_FORMAT:
 		if (img_format_parse(text, &r->save.format))
-			return fail(why, wl, "png, webp, jpg or avif");
+			return fail(why, wl, "png, webp, jpg, avif or zip (a colour JPEG and an alpha PNG)");
 		r->format_given = 1;
 		return 0;
 	case PIPE_OPT_BG:
@@ -177,6 +179,15 @@ int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *
 	case PIPE_OPT_CROP:
 		rr->crop = i;
 		return 0;
+	case PIPE_OPT_EDGES: {
+		static const enum img_edges edges[] = {IMG_EDGES_AUTO, IMG_EDGES_CLEAN, IMG_EDGES_PHOTO};
+		if (word(text, (const char *const[]){"auto", "clean", "photo", NULL}, &i))
+			return fail(why, wl,
+				    "auto (clean where something is drawn under the subject), clean (the subject's own "
+				    "colours at its soft edge) or photo (the photo's pixels)");
+		rr->edges = edges[i];
+		return 0;
+	}
 	case PIPE_OPT_MARGIN: {
 		char *end;
 		double m;
@@ -195,10 +206,24 @@ int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *
 		const char *s = text;
 		int w, h;
 
+		size_t n = strlen(text);
+		if (n > 2 && !strcasecmp(text + n - 2, "mp")) { /* megapixels: "0.25MP" */
+			char *end;
+			double mp = strtod(text, &end);
+			if (end != text + n - 2 || strspn(text, "0123456789.") != n - 2 || !(mp * 1e6 >= 1) ||
+			    !(mp <= PIPE_MAX_FIT_MP))
+				return fail(why, wl, "WIDTHxHEIGHT in pixels (800x600; 0 for a free side, each at most 20000), "
+						     "or megapixels (0.25MP, at most 1000MP)");
+			rr->fit_w = rr->fit_h = 0;
+			rr->fit_pixels = (long)floor(mp * 1e6 + 0.5);
+			return 0;
+		}
 		if (fit_side(&s, 'x', &w) || fit_side(&s, 0, &h) || (!w && !h))
-			return fail(why, wl, "WIDTHxHEIGHT in pixels (800x600; 0 for a free side), each at most 20000");
+			return fail(why, wl, "WIDTHxHEIGHT in pixels (800x600; 0 for a free side, each at most 20000), "
+					     "or megapixels (0.25MP, at most 1000MP)");
 		rr->fit_w = w;
 		rr->fit_h = h;
+		rr->fit_pixels = 0;
 		return 0;
 	}
 	case PIPE_OPT_OUTLINE:
@@ -260,8 +285,9 @@ int pipe_check(const struct pipe_request *r, char *why, size_t wl)
 	const struct img_render *rr = &r->render;
 
 	if (rr->kind == IMG_CUT_MASK &&
-	    (rr->bg != IMG_BG_NONE || rr->effect != IMG_EFFECT_NONE || rr->crop || rr->fit_w || rr->fit_h))
-		return fail(why, wl, "mask makes the mask alone: no bg, effect, crop or fit with it");
+	    (rr->bg != IMG_BG_NONE || rr->effect != IMG_EFFECT_NONE || rr->crop || rr->fit_w || rr->fit_h ||
+	     rr->fit_pixels || rr->edges != IMG_EDGES_AUTO))
+		return fail(why, wl, "mask makes the mask alone: no bg, effect, crop, fit or edges with it");
 	if (rr->effect == IMG_EFFECT_POPART && rr->bg != IMG_BG_NONE)
 		return fail(why, wl, "effect popart brings its own backgrounds: no bg with it");
 	if (r->margin_given && !rr->crop)
@@ -275,6 +301,8 @@ int pipe_check_format(const struct pipe_request *r, enum img_format fmt, char *w
 {
 	const struct img_render *rr = &r->render;
 
+	if (fmt == IMG_FORMAT_ZIP && rr->kind == IMG_CUT_MASK)
+		return fail(why, wl, "zip holds the colours and the alpha: not the mask alone (png, for one)");
 	if (fmt != IMG_FORMAT_JPEG || rr->kind == IMG_CUT_MASK || rr->effect == IMG_EFFECT_POPART)
 		return 0;
 	if (rr->bg == IMG_BG_NONE || (rr->bg == IMG_BG_COLOR && rr->color[3] < 255))
@@ -288,11 +316,13 @@ int pipe_canonical(const struct pipe_request *r, const char *bg_id, char *out, s
 	const struct img_render *rr = &r->render;
 	int len = snprintf(out, n,
 			   "side=%d;refine=%d;kind=%d;bg=%d;color=%02x%02x%02x%02x;bgimg=%s;crop=%d;margin=%g%s;"
-			   "fit=%dx%d;effect=%d;outline=%d;format=%d;quality=%d;lossy=%d;colorspace=%d",
+			   "fit=%dx%d;effect=%d;outline=%d;format=%d;quality=%d;lossy=%d;colorspace=%d;edges=%d",
 			   r->side, r->refine, rr->kind, rr->bg, rr->color[0], rr->color[1], rr->color[2],
 			   rr->color[3], bg_id ? bg_id : "", rr->crop, rr->margin, rr->margin_percent ? "%" : "",
 			   rr->fit_w, rr->fit_h, rr->effect, rr->outline_px, r->save.format, r->save.quality,
-			   r->save.lossy, r->save.color);
+			   r->save.lossy, r->save.color, rr->edges);
+	if (len >= 0 && (size_t)len < n && rr->fit_pixels) /* named only when set: other keys stay as they were */
+		len += snprintf(out + len, n - (size_t)len, ";fitpx=%ld", rr->fit_pixels);
 	return len < 0 || (size_t)len >= n ? -1 : 0;
 }
 

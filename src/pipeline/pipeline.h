@@ -43,6 +43,7 @@
 #define PIPE_MAX_OUTLINE 1000 /* outline, pixels */
 #define PIPE_MAX_MARGIN 10000 /* margin, pixels or percent */
 #define PIPE_MAX_FIT 20000    /* each side of fit, pixels */
+#define PIPE_MAX_FIT_MP 1000   /* fit in megapixels */
 
 /* ===== Requests ===== */
 
@@ -73,6 +74,7 @@ enum pipe_opt {
 	PIPE_OPT_LOSSY,
 	PIPE_OPT_MASK,
 	PIPE_OPT_COLOR,
+	PIPE_OPT_EDGES,
 	PIPE_OPT_COUNT
 };
 

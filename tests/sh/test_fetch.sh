@@ -1,5 +1,6 @@
 #!/bin/bash
-# test_fetch.sh - image_url from other hosts over real HTTP. petcut serve
+# test_fetch.sh - image_url (and a background image's URL: bg, remove.bg's
+# bg_image_url) from other hosts over real HTTP. petcut serve
 # --allow-fetch-host lists the host names image_url may name; any other
 # host, scheme or form is 400, and a listed name that resolves to a
 # loopback, private or IPv4-in-IPv6 address is refused when the connection
@@ -59,6 +60,23 @@ verdict $? "file: and ftp: URLs: 400 ($(msg))"
 verdict $? "a listed name that does not resolve: 422 ($(msg))"
 [ "$(rb "not a url")" = 400 ]
 verdict $? "not a URL: 400 ($(msg))"
+# a background image at another host's URL goes through the same fetch
+sha=$(sha256sum samples/chelsea.jpg | cut -d' ' -f1)
+curl -s -o /dev/null -H 'Content-Type: image/jpeg' --data-binary @samples/chelsea.jpg "$A/v1/images"
+bg() { curl -s -o "$tmp/body" -w '%{http_code}' -H 'Content-Type: application/json' -d "{\"image_id\":\"$sha\",\"bg\":\"$1\"}" "$A/v1/remove-background"; }
+: >"$tmp/www.log"
+{ [ "$(bg "http://localhost:$W/cat.jpg")" = 400 ] && msg | grep -q "address" && [ ! -s "$tmp/www.log" ]; }
+verdict $? "bg at a listed host on loopback: 400 at connect, no request made ($(msg))"
+{ [ "$(bg "http://example.org/cat.jpg")" = 400 ] && msg | grep -q "not one this server fetches from"; }
+verdict $? "bg at a host not listed: 400 ($(msg))"
+{ [ "$(bg "ftp://localhost:$W/cat.jpg")" = 400 ] && msg | grep -q "bg is a colour"; }
+verdict $? "bg that is neither a colour, an id nor an http(s) URL: 400 ($(msg))"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -F image_file=@samples/chelsea.jpg -F size=preview \
+	-F "bg_image_url=http://localhost:$W/cat.jpg" "$A/v1.0/removebg")
+{ [ "$code" = 400 ] && python3 -c "import json; t=json.load(open('$tmp/body'))['errors'][0]['title']; assert 'address' in t, t" &&
+	[ ! -s "$tmp/www.log" ]; }
+verdict $? "remove.bg's bg_image_url: the same fetch rules (400 at connect, no request made)"
+
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$A/healthz")" = 200 ]
 verdict $? "the server still answers"
 

@@ -255,11 +255,91 @@ PY
 	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' -F image_file=@$photo -F size=preview "$A/v1.0/removebg")
 	{ [ "$code" = 200 ] && [ "$(head -c 4 "$tmp/rb" | tail -c 3)" = PNG ] && grep -q '^X-Width: 451' "$tmp/rbh" &&
 		grep -q '^X-Height: 300' "$tmp/rbh" && grep -q '^X-Foreground-Width: ' "$tmp/rbh"; }; verdict $? "remove.bg form with image_file: 200, a PNG, X-Width/X-Height/X-Foreground-*"
+	cp "$tmp/rb" "$tmp/rb.png" && cp "$tmp/rbh" "$tmp/rbh.png"
 	code=$(curl -s -D "$tmp/rbh" -o "$tmp/rb" -w '%{http_code}' --data-urlencode "image_file_b64=$(base64 -w0 $photo)" \
 		-d size=preview -d bg_color=81d4fa -d crop=true "$A/v1.0/removebg")
 	{ [ "$code" = 200 ] && grep -q '^Content-Type: image/jpeg' "$tmp/rbh" && ! grep -q '^X-Width: 451' "$tmp/rbh"; }; verdict $? "urlencoded image_file_b64 with bg_color and crop: a cropped JPEG"
 	{ [ "$(req -F size=preview "$A/v1.0/removebg")" = 400 ] &&
 		python3 -c "import json; e=json.load(open('$tmp/body'))['errors']; assert e[0]['title']"; }; verdict $? "remove.bg-style errors"
+	# every remove.bg parameter: taken, or refused with a 400 naming it (README's table)
+	rbf() { curl -s -D "$tmp/rbh" -o "$tmp/body" -w '%{http_code}' -F image_file=@$photo "$@" "$A/v1.0/removebg"; }
+	title() { python3 -c "import json; print(json.load(open('$tmp/body'))['errors'][0]['title'])" 2>/dev/null; }
+	bad=""
+	while IFS='|' read -r name value; do
+		code=$(rbf -F size=preview -F "$name=$value")
+		{ [ "$code" = 400 ] && title | grep -q "^$name\b"; } || bad="$bad $name=$value ($code: $(title))"
+	done <<'EOF_RB'
+type|person
+type_level|1
+semitransparency|false
+roi|10% 10% 90% 90%
+scale|80%
+position|center
+format|gif
+size|huge
+channels|rgb
+add_shadow|maybe
+crop|perhaps
+EOF_RB
+	[ -z "$bad" ]; verdict $? "remove.bg values petcut does not do: 400 naming the parameter (wrong:$bad)"
+	{ [ "$(rbf -F size=preview -F flavour=sweet)" = 400 ] && title | grep -q "unknown parameter 'flavour'"; }; verdict $? "an unknown parameter: 400 naming it ($(title))"
+	[ "$(rbf -F size=regular -F type=auto -F type_level=none -F semitransparency=true -F 'roi=0% 0% 100% 100%' \
+		-F scale=original -F position=original -F channels=rgba -F format=auto -F add_shadow=false -F crop=false)" = 200 ] &&
+		cmp -s "$tmp/body" "$tmp/rb.png"
+	verdict $? "the values that ask for what petcut does: taken, the same PNG as without them"
+	rbf -F size=preview -H 'Accept: application/json' >/dev/null
+	python3 - "$tmp/body" "$tmp/rb.png" "$tmp/rbh.png" <<'PY'
+import base64, json, sys
+d = json.load(open(sys.argv[1]))['data']
+assert base64.b64decode(d['result_b64']) == open(sys.argv[2], 'rb').read(), 'result_b64 is not the image answer'
+h = {k.lower(): v.strip() for k, v in (l.split(':', 1) for l in open(sys.argv[3]) if ':' in l)}
+for k in ('top', 'left', 'width', 'height'):
+    assert d['foreground_' + k] == int(h['x-foreground-' + k]), k
+PY
+	verdict $? "Accept: application/json: result_b64 decodes to the image answer, the foreground box as X-Foreground-*"
+	alpha_avg() { vips extract_band "$1" "$tmp/alpha.v" 3 && vips avg "$tmp/alpha.v"; }
+	{ [ "$(rbf -F size=preview -F add_shadow=true)" = 200 ] && cp "$tmp/body" "$tmp/shadow.png" &&
+		python3 -c "import sys; assert float(sys.argv[1]) > float(sys.argv[2]) + 1" "$(alpha_avg "$tmp/shadow.png")" "$(alpha_avg "$tmp/rb.png")"; }
+	verdict $? "add_shadow=true: a shadow (more of the image opaque than without)"
+	sha2=$(sha256sum samples/chelsea-orient6.jpg | cut -d' ' -f1)
+	{ [ "$(rbf -F size=preview -F bg_image_file=@samples/chelsea-orient6.jpg)" = 200 ] && cp "$tmp/body" "$tmp/bgfile.jpg" &&
+		grep -q '^Content-Type: image/jpeg' "$tmp/rbh" &&
+		[ "$(rbf -F size=preview -F "bg_image_url=$A/v1/images/$sha2")" = 200 ] && cmp -s "$tmp/body" "$tmp/bgfile.jpg" &&
+		[ "$(rbf -F size=preview -F bg_color=81d4fa)" = 200 ] && ! cmp -s "$tmp/body" "$tmp/bgfile.jpg"; }
+	verdict $? "bg_image_file and bg_image_url (this server's): the same JPEG on that photo, not the colour's"
+	{ [ "$(rbf -F size=preview -F bg_color=fff -F bg_image_file=@samples/chelsea-orient6.jpg)" = 400 ] && title | grep -q 'at most one'; }
+	verdict $? "two backgrounds: 400 ($(title))"
+	# format zip: color.jpg and alpha.png, which make the PNG answer again
+	{ [ "$(rbf -F size=preview -F format=zip)" = 200 ] && grep -qi '^Content-Type: application/zip' "$tmp/rbh" &&
+		python3 - "$tmp/body" "$tmp/zip" <<'PY'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+assert z.namelist() == ['color.jpg', 'alpha.png'], z.namelist()
+assert z.testzip() is None
+z.extractall(sys.argv[2])
+PY
+	} && vips bandjoin "$tmp/zip/color.jpg $tmp/zip/alpha.png" "$tmp/zip/rgba.v" &&
+		vips extract_band "$tmp/rb.png" "$tmp/zip/a_png.v" 3 && vips extract_band "$tmp/zip/rgba.v" "$tmp/zip/a_zip.v" 3 &&
+		vips subtract "$tmp/zip/a_png.v" "$tmp/zip/a_zip.v" "$tmp/zip/da.v" && vips abs "$tmp/zip/da.v" "$tmp/zip/ada.v" &&
+		python3 -c "import sys; assert float(sys.argv[1]) == 0" "$(vips max "$tmp/zip/ada.v")" &&
+		vips multiply "$tmp/rb.png" "$tmp/zip/a_png.v" "$tmp/zip/p.v" && vips multiply "$tmp/zip/rgba.v" "$tmp/zip/a_png.v" "$tmp/zip/q.v" &&
+		vips subtract "$tmp/zip/p.v" "$tmp/zip/q.v" "$tmp/zip/d.v" && vips abs "$tmp/zip/d.v" "$tmp/zip/ad.v" &&
+		python3 -c "import sys; m = float(sys.argv[1]) / 255 / float(sys.argv[2]) * 255; print('# zip colour vs PNG: %.2f levels, alpha-weighted' % m); assert m <= 1" \
+			"$(vips avg "$tmp/zip/ad.v")" "$(vips avg "$tmp/zip/a_png.v")"
+	verdict $? "format zip: color.jpg and alpha.png; the alpha is the PNG's, the colours within 1 level of it (alpha-weighted mean)"
+	vips resize "$photo" "$tmp/big.jpg" 2 && # 902 x 600: 0.54 MP
+	for s in "" size=preview size=medium; do
+		curl -s -D "$tmp/rbh" -o /dev/null -F image_file=@"$tmp/big.jpg" ${s:+-F "$s"} "$A/v1.0/removebg"
+		tr -d '\r' <"$tmp/rbh" | awk -F': ' '/^X-Width/ {w=$2} /^X-Height/ {h=$2} END {printf "%s ", w "x" h}'
+	done >"$tmp/sizes"
+	python3 - "$(cat "$tmp/sizes")" <<'PY'
+import sys
+(dw, dh), (pw, ph), (mw, mh) = [map(int, s.split('x')) for s in sys.argv[1].split()]
+assert (dw, dh) == (pw, ph), 'the default size is preview'
+assert 0.95 * 250000 < pw * ph <= 250000 and abs(pw * 600 - ph * 902) <= 902 + 600, (pw, ph)
+assert (mw, mh) == (902, 600), 'medium (1.5 MP) keeps a 0.54 MP photo whole'
+PY
+	verdict $? "size: preview (the default) within 0.25 MP, aspect kept; medium keeps a smaller photo whole ($(cat "$tmp/sizes"))"
 fi
 
 # a HEIC upload (what iPhones send), displayed through a thumbnail

@@ -268,6 +268,44 @@ int main(void)
 	}
 	batcher_destroy(b);
 
+	/* 4c. a request let in that then falls behind (the pass ahead of it,
+	 * of a size never run before, was reckoned as nothing) is refused as
+	 * the next pass starts, before its deadline, instead of expiring */
+	enum { MID = 384 }; /* a pass about a quarter of BIG's */
+	struct batcher_job *first = NULL, *behind = NULL;
+	struct batcher_timing wt = {0};
+	batcher_create(m, &q, &b);
+	if (batcher_submit(b, big, 3, BIG, BIG, 0, 0, &warm) == BATCHER_OK) {
+		batcher_wait(warm, NULL, NULL, NULL, &wt); /* BIG's cost is known */
+		batcher_release(warm);
+	}
+	busy = occupy(b, big, MID);
+	int64_t t0 = batcher_now_ms();
+	batcher_submit(b, big, 3, BIG, BIG, 0, 0, &first);
+	/* let in: the MID pass counts for nothing, first and itself for a BIG
+	 * pass each; once MID's pass has run an eighth of a BIG one, not */
+	batcher_status s_behind =
+		batcher_submit(b, big, 3, BIG, BIG, t0 + (int64_t)(2.125 * wt.infer_ms), 0, &behind);
+	batcher_status s_let = s_behind;
+	if (s_behind == BATCHER_OK)
+		s_behind = batcher_wait(behind, NULL, NULL, NULL, NULL);
+	batcher_get_stats(b, &st);
+	CHECK(s_let == BATCHER_OK && s_behind == BATCHER_LATE && st.rejected_late == 1 && st.expired == 0,
+	      "a request that falls behind in the queue is refused before its deadline (let in %d, then %d; "
+	      "%llu refused, %llu expired)",
+	      (int)s_let, (int)s_behind, (unsigned long long)st.rejected_late, (unsigned long long)st.expired);
+	if (behind)
+		batcher_release(behind);
+	if (first) {
+		CHECK(batcher_wait(first, NULL, NULL, NULL, NULL) == BATCHER_OK, "... and the one ahead of it runs");
+		batcher_release(first);
+	}
+	if (busy) {
+		batcher_wait(busy, NULL, NULL, NULL, NULL);
+		batcher_release(busy);
+	}
+	batcher_destroy(b);
+
 	/* 5. a request a client waits for goes before background ones queued
 	 * earlier, and runs without them; they run together after it */
 	struct batcher_timing bt[3];

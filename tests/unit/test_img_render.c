@@ -323,6 +323,20 @@ static void test_crop_fit(const struct img *photo, const struct img *alpha, Vips
 	o = render(photo, alpha, &r, NULL);
 	check(o && img_width(o) == W && img_height(o) == H, "fit never enlarges");
 	img_free(o);
+
+	r = (struct img_render){.fit_pixels = W * H / 7};
+	o = render(photo, alpha, &r, NULL);
+	long area = o ? (long)img_width(o) * img_height(o) : 0;
+	check(o && area <= W * H / 7 && area > W * H / 7 * 0.95 &&
+		      abs(img_width(o) * H - img_height(o) * W) <= W + H,
+	      "fit to %d pixels: %dx%d (%ld pixels), aspect kept", W * H / 7, o ? img_width(o) : 0,
+	      o ? img_height(o) : 0, area);
+	img_free(o);
+
+	r = (struct img_render){.fit_w = 40, .fit_pixels = W * H};
+	o = render(photo, alpha, &r, NULL);
+	check(o && img_width(o) == 40, "fit by pixels and a side: the tighter wins (%d wide)", o ? img_width(o) : 0);
+	img_free(o);
 }
 
 static void test_shadow(const struct img *photo, const struct img *alpha)
@@ -581,6 +595,110 @@ static void test_colors(void)
 	      "not colours: #12, #ggg, bluish, empty, #1234567");
 }
 
+/* The largest difference between two images' pixels (-1 if either is
+ * missing or they differ in shape). */
+static double max_diff(VipsImage *x, VipsImage *y)
+{
+	VipsImage *d, *ad;
+	double m = -1;
+
+	if (!x || !y || vips_subtract(x, y, &d, NULL))
+		return -1;
+	if (!vips_abs(d, &ad, NULL)) {
+		if (vips_max(ad, &m, NULL))
+			m = -1;
+		g_object_unref(ad);
+	}
+	g_object_unref(d);
+	return m;
+}
+
+/* The subject's own colours at a soft edge: F (green, a little gradient)
+ * over a strongly coloured B (magenta) through an alpha ramp 12 px wide;
+ * the photo is alpha F + (1 - alpha) B. img_foreground recovers F in the
+ * ramp far better than the photo's pixels do, keeps the photo where alpha
+ * is 1, and img_render uses it under a background (edges auto or clean),
+ * not with edges photo. */
+static void test_edges(void)
+{
+	unsigned char *mix = malloc(W * H * 3), *al = malloc(W * H);
+	double f[W][3];
+	VipsImage *vm, *va;
+	struct img *photo = NULL, *alpha = NULL, *fg = NULL, *a = NULL, *b = NULL, *c = NULL;
+
+	for (int x = 0; x < W; x++) {
+		f[x][0] = 40 + x / 4.0, f[x][1] = 160, f[x][2] = 60;
+	}
+	for (int y = 0; y < H; y++)
+		for (int x = 0; x < W; x++) {
+			double t = VIPS_CLIP(0.0, (x - 94) / 12.0, 1.0), bk[3] = {255, 0, 255};
+			al[y * W + x] = (unsigned char)lround(255 * t);
+			t = al[y * W + x] / 255.0;
+			for (int k = 0; k < 3; k++)
+				mix[(y * W + x) * 3 + k] = (unsigned char)lround(t * f[x][k] + (1 - t) * bk[k]);
+		}
+	vm = vips_image_new_from_memory_copy(mix, W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
+	va = vips_image_new_from_memory_copy(al, W * H, W, H, 1, VIPS_FORMAT_UCHAR);
+	if (vm && va) {
+		VipsImage *t;
+		if (!vips_copy(vm, &t, "interpretation", VIPS_INTERPRETATION_sRGB, NULL)) {
+			photo = decode_vips(t);
+			g_object_unref(t);
+		}
+	}
+	float *m = malloc(sizeof *m * W * H); /* the alpha as the CLI makes it */
+	for (int i = 0; m && i < W * H; i++)
+		m[i] = al[i] / 255.0f;
+	if (photo && m)
+		img_cutout(photo, m, H, W, IMG_CUT_MASK, &alpha);
+	free(m);
+	check(photo && alpha && img_foreground(photo, alpha, &fg) == IMG_OK && img_bands(fg) == 3,
+	      "img_foreground runs (%s)", img_errmsg());
+	VipsImage *pf = pixels(fg);
+	double est = 0, raw = 0, kept = 0;
+	int n = 0;
+	for (int x = 0; pf && x < W; x++) {
+		int y = H / 2, i = y * W + x, alpha8 = al[i];
+		for (int k = 0; k < 3; k++) {
+			if (alpha8 > 25 && alpha8 < 255) { /* where the subject shows at all */
+				est += fabs(px(pf, x, y, k) - f[x][k]);
+				raw += fabs(mix[i * 3 + k] - f[x][k]);
+			}
+			if (alpha8 == 255)
+				kept = fmax(kept, fabs(px(pf, x, y, k) - mix[i * 3 + k]));
+		}
+		n += alpha8 > 25 && alpha8 < 255;
+	}
+	check(n >= 8 && est < 0.2 * raw, "in the soft edge the subject's colour is recovered: mean error %.1f against "
+					   "%.1f for the photo's pixels (%d pixels)",
+	      n ? est / n / 3 : 0, n ? raw / n / 3 : 0, n);
+	check(kept <= 1, "where alpha is 1 the photo is kept (largest change %.0f)", kept);
+	struct img_render auto_r = {.bg = IMG_BG_COLOR, .color = {255, 255, 255, 255}};
+	struct img_render clean_r = auto_r, photo_r = auto_r;
+	clean_r.edges = IMG_EDGES_CLEAN;
+	photo_r.edges = IMG_EDGES_PHOTO;
+	a = render(photo, alpha, &auto_r, NULL);
+	b = render(photo, alpha, &clean_r, NULL);
+	c = render(photo, alpha, &photo_r, NULL);
+	VipsImage *va2 = pixels(a), *vb = pixels(b), *vc = pixels(c);
+	double diff_ab = max_diff(va2, vb), diff_ac = max_diff(va2, vc);
+	/* in the middle of the ramp, on white: magenta would show as pink */
+	double green_clean = vb ? px(vb, 100, H / 2, 1) - px(vb, 100, H / 2, 0) : 0;
+	double green_photo = vc ? px(vc, 100, H / 2, 1) - px(vc, 100, H / 2, 0) : 0;
+	check(diff_ab == 0 && diff_ac > 20 && green_clean > green_photo + 40,
+	      "on a background, edges auto is clean (max diff %.0f) and photo differs (%.0f): mid-edge green-red %.0f "
+	      "clean, %.0f photo",
+	      diff_ab, diff_ac, green_clean, green_photo);
+	VIPS_UNREF(pf);
+	VIPS_UNREF(va2);
+	VIPS_UNREF(vb);
+	VIPS_UNREF(vc);
+	VIPS_UNREF(vm);
+	VIPS_UNREF(va);
+	img_free(fg), img_free(a), img_free(b), img_free(c), img_free(photo), img_free(alpha);
+	free(mix), free(al);
+}
+
 int main(void)
 {
 	struct img *photo, *alpha;
@@ -610,6 +728,7 @@ int main(void)
 	test_formats(photo, alpha);
 	test_profiles(alpha);
 	test_colors();
+	test_edges();
 	g_object_unref(ph);
 	img_free(alpha);
 	img_free(photo);
