@@ -71,10 +71,12 @@ verdict() {
 # serve_start [SERVE OPTIONS]: `petcut serve` on a free port of 127.0.0.1,
 # its stdout in $tmp/out and stderr in $tmp/log; its URL in $A, its pid in
 # $pid (and in pids). Exits the test if it does not start within
-# $start_seconds (default 10). A command in the array launcher (e.g. valgrind
-# and its options) runs petcut.
+# $start_seconds (default 60: serve prepares its plans before it listens,
+# seconds on a slow shared machine; only a server that never starts waits
+# that long). A command in the array launcher (e.g. valgrind and its
+# options) runs petcut.
 launcher=()
-start_seconds=10
+start_seconds=60
 serve_start() {
 	lib_launch "$tmp/out" "$tmp/log" serve "$@"
 	pid=$launched_pid

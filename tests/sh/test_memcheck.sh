@@ -57,7 +57,7 @@ vg_stop hostile
 photo=samples/chelsea.jpg
 sha=$(sha256sum "$photo" | cut -d' ' -f1)
 launcher=()
-start_seconds=10
+start_seconds=60
 serve_start --data "$tmp/r" --precision fp32
 req -H 'Content-Type: image/jpeg' --data-binary @"$photo" "$A/v1/images" >/dev/null
 check "native run: the preview is made" [ "$(req -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background")" = 200 ]

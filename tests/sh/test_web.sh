@@ -24,7 +24,7 @@ trap cleanup EXIT
 "$PETCUT" serve --listen 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 A=
-for _ in $(seq 100); do
+for _ in $(seq 600); do # a minute: serve prepares its plans before it listens
 	A=$(sed -n 's/^listening on //p' "$tmp/out")
 	[ -n "$A" ] && break
 	sleep 0.1
