@@ -526,41 +526,6 @@ static VipsImage *background(VipsObject *s, VipsImage *photo, VipsImage *rgb, co
 #define FG_SIGMA_PER_RADIUS 0.58
 #define FG_EPS 1e-4
 
-/* x * a (a: one band, joined to x's bands) */
-static VipsImage *times(VipsObject *s, VipsImage *x, VipsImage *a)
-{
-	VipsImage *out;
-	return x && a ? STEP(s, out, vips_multiply(x, a, &out, NULL)) : NULL;
-}
-
-/* The means of one pass (float images; a in 0..1, na = 1 - a): the
- * subject's from the estimate f, the background's from b. */
-static int fusion_means(VipsObject *s, VipsImage *f, VipsImage *b, VipsImage *a, VipsImage *na, double sigma,
-			VipsImage **mf, VipsImage **mb)
-{
-	VipsImage *ba, *ba_eps, *nba_eps, *sf, *sb;
-
-	return !(ba = blur(s, a, sigma, 1)) || !STEP(s, ba_eps, vips_linear1(ba, &ba_eps, 1.0, FG_EPS, NULL)) ||
-			       !STEP(s, nba_eps, vips_linear1(ba, &nba_eps, -1.0, 1.0 + FG_EPS, NULL)) ||
-			       !(sf = blur(s, times(s, f, a), sigma, 1)) || !STEP(s, *mf, vips_divide(sf, ba_eps, mf, NULL)) ||
-			       !(sb = blur(s, times(s, b, na), sigma, 1)) || !STEP(s, *mb, vips_divide(sb, nba_eps, mb, NULL))
-		       ? -1
-		       : 0;
-}
-
-/* The estimate of F from the means: mf + a (i - a mf - (1 - a) mb). */
-static VipsImage *fusion_estimate(VipsObject *s, VipsImage *i, VipsImage *a, VipsImage *na, VipsImage *mf,
-				  VipsImage *mb)
-{
-	VipsImage *d1, *rest, *est;
-
-	return STEP(s, d1, vips_subtract(i, times(s, mf, a), &d1, NULL)) &&
-			       STEP(s, rest, vips_subtract(d1, times(s, mb, na), &rest, NULL)) &&
-			       STEP(s, est, vips_add(mf, times(s, rest, a), &est, NULL))
-		       ? est
-		       : NULL;
-}
-
 /* Where full-size pixel x of n falls in a small image of sn pixels
  * (bilinear: the pixels i0, i1 and the weight of i1). */
 struct tap {
@@ -589,10 +554,119 @@ static void sample3(const float *m, int sw, const struct tap *tx, const struct t
 	}
 }
 
+/* A small float image of nb bands, in memory. */
+struct fimg {
+	float *p;
+	int w, h, nb;
+};
+
+static int fimg_new(struct fimg *f, int w, int h, int nb)
+{
+	f->w = w, f->h = h, f->nb = nb;
+	return (f->p = calloc((size_t)w * h * nb, sizeof *f->p)) ? 0 : -1;
+}
+
+/* A float image of libvips (in memory, float) as an fimg, copied. */
+static int fimg_of(struct fimg *f, VipsImage *im)
+{
+	if (im->BandFmt != VIPS_FORMAT_FLOAT || fimg_new(f, im->Xsize, im->Ysize, im->Bands))
+		return -1;
+	for (int y = 0; y < im->Ysize; y++)
+		memcpy(f->p + (size_t)y * f->w * f->nb, VIPS_IMAGE_ADDR(im, 0, y), sizeof *f->p * f->w * f->nb);
+	return 0;
+}
+
+/* f resampled (bilinear, as the full-size step samples) to w x h. */
+static int fimg_resized(struct fimg *out, const struct fimg *f, int w, int h)
+{
+	struct tap *tx = malloc(sizeof *tx * (size_t)w), *ty = malloc(sizeof *ty * (size_t)h);
+	int bad = !tx || !ty || f->nb != 3 || fimg_new(out, w, h, 3);
+
+	if (!bad) {
+		taps(tx, w, f->w);
+		taps(ty, h, f->h);
+		for (int y = 0; y < h; y++)
+			for (int x = 0; x < w; x++)
+				sample3(f->p, f->w, &tx[x], &ty[y], out->p + ((size_t)y * w + x) * 3);
+	}
+	free(tx), free(ty);
+	return bad ? -1 : 0;
+}
+
+/* Gaussian blur of f in place, separable, to 3 sigma; the edges repeat. */
+static int fimg_blur(struct fimg *f, double sigma)
+{
+	int r = VIPS_MAX(1, (int)ceil(3 * sigma)), w = f->w, h = f->h, nb = f->nb;
+	float *k = malloc(sizeof *k * (size_t)(2 * r + 1)), *t = malloc(sizeof *t * (size_t)w * h * nb);
+	double sum = 0;
+
+	if (!k || !t) {
+		free(k), free(t);
+		return -1;
+	}
+	for (int i = -r; i <= r; i++)
+		sum += k[i + r] = (float)exp(-0.5 * i * i / (sigma * sigma));
+	for (int i = 0; i <= 2 * r; i++)
+		k[i] /= (float)sum;
+	for (int y = 0; y < h; y++) /* across, into t */
+		for (int x = 0; x < w; x++)
+			for (int c = 0; c < nb; c++) {
+				float acc = 0;
+				for (int i = -r; i <= r; i++)
+					acc += k[i + r] * f->p[((size_t)y * w + VIPS_CLIP(0, x + i, w - 1)) * nb + c];
+				t[((size_t)y * w + x) * nb + c] = acc;
+			}
+	for (int y = 0; y < h; y++) /* down, back into f */
+		for (int x = 0; x < w; x++)
+			for (int c = 0; c < nb; c++) {
+				float acc = 0;
+				for (int i = -r; i <= r; i++)
+					acc += k[i + r] * t[((size_t)VIPS_CLIP(0, y + i, h - 1) * w + x) * nb + c];
+				f->p[((size_t)y * w + x) * nb + c] = acc;
+			}
+	free(k), free(t);
+	return 0;
+}
+
+/* One pass of blur fusion at one level: from the photo i and alpha a (0..1)
+ * of the level's size and the estimates f (the subject's colours) and b
+ * (the background's), the means mf = blur(f a) / blur(a) (into m) and mb =
+ * blur(b (1 - a)) / blur(1 - a); then f = mf + a (i - a mf - (1 - a) mb)
+ * and b = mb. */
+static int fusion_pass(const struct fimg *i, const struct fimg *a, struct fimg *f, struct fimg *b, struct fimg *m,
+		       double sigma)
+{
+	size_t n = (size_t)i->w * i->h;
+	struct fimg ba = {0}, sf = {0}, sb = {0};
+	int bad = fimg_new(&ba, i->w, i->h, 1) || fimg_new(&sf, i->w, i->h, 3) || fimg_new(&sb, i->w, i->h, 3);
+
+	for (size_t k = 0; !bad && k < n; k++) {
+		float t = a->p[k];
+		ba.p[k] = t;
+		for (int c = 0; c < 3; c++) {
+			sf.p[k * 3 + c] = f->p[k * 3 + c] * t;
+			sb.p[k * 3 + c] = b->p[k * 3 + c] * (1 - t);
+		}
+	}
+	bad = bad || fimg_blur(&ba, sigma) || fimg_blur(&sf, sigma) || fimg_blur(&sb, sigma);
+	for (size_t k = 0; !bad && k < n; k++) {
+		float t = a->p[k], wf = ba.p[k] + (float)FG_EPS, wb = 1 - ba.p[k] + (float)FG_EPS;
+		for (int c = 0; c < 3; c++) {
+			float mf = sf.p[k * 3 + c] / wf, mb = sb.p[k * 3 + c] / wb;
+			f->p[k * 3 + c] = mf + t * (i->p[k * 3 + c] - t * mf - (1 - t) * mb);
+			b->p[k * 3 + c] = mb;
+			m->p[k * 3 + c] = mf;
+		}
+	}
+	free(ba.p), free(sf.p), free(sb.p);
+	return bad ? -1 : 0;
+}
+
 /* The subject's estimated colours (img_foreground) from rgb (3 bands) and
- * alpha (8-bit): 8-bit RGB, or NULL. The passes run small; at full size
- * only the edge's pixels (0 < alpha < 255) change, each from the means
- * brought up to it. */
+ * alpha (8-bit): 8-bit RGB, or NULL. The passes run small, in plain C (a
+ * libvips pipeline per step would cost more than the work on images of a
+ * few hundred pixels); at full size only the edge's pixels (0 < alpha <
+ * 255) change, each from the means brought up to it. */
 static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 {
 	static const struct {
@@ -600,8 +674,9 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 		int passes;
 	} levels[] = FG_LEVELS;
 	double side = VIPS_MAX(rgb->Xsize, rgb->Ysize);
-	int W = rgb->Xsize, H = rgb->Ysize;
-	VipsImage *i, *a, *f = NULL, *b = NULL, *mf = NULL, *mb = NULL, *rgb8, *alpha8, *pix, *out;
+	int W = rgb->Xsize, H = rgb->Ysize, bad = 0;
+	VipsImage *i, *a, *rgb8, *alpha8, *pix, *out = NULL;
+	struct fimg f = {0}, b = {0}, m = {0};
 
 	/* the photo and alpha shrunk once for the finest level (the last);
 	 * the coarser ones are shrunk from that */
@@ -617,48 +692,50 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 		return NULL;
 	/* coarse to fine, each level on a copy shrunk until its sigma is 4 px
 	 * (the photo itself once the radius is that small), starting from the
-	 * level before; each pass's images made once, in memory */
-	for (size_t l = 0; l < nl; l++) {
+	 * level before */
+	for (size_t l = 0; !bad && l < nl; l++) {
 		double sigma = FG_SIGMA_PER_RADIUS * VIPS_MAX(2.0, levels[l].share * side), k = VIPS_MIN(1.0, 4.0 / sigma);
-		VipsImage *is = i_fine, *as = a_fine, *nas;
+		VipsImage *is = i_fine, *as = a_fine;
+		struct fimg li = {0}, la = {0}, nf, nb;
 		if (l < nl - 1 &&
 		    (!STEP(s, is, vips_resize(i_fine, &is, k / k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
 		     !(is = keep(s, vips_image_copy_memory(is))) ||
 		     !STEP(s, as, vips_resize(a_fine, &as, k / k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
-		     !(as = keep(s, vips_image_copy_memory(as)))))
-			return NULL;
-		if (!STEP(s, nas, vips_linear1(as, &nas, -1.0, 1.0, NULL)))
-			return NULL;
-		if (!f) {
-			f = b = is;
-		} else if (img_resize_exact(f, &f, is->Xsize, is->Ysize) || !keep(s, f) ||
-			   img_resize_exact(b, &b, is->Xsize, is->Ysize) || !keep(s, b)) {
-			return NULL;
+		     !(as = keep(s, vips_image_copy_memory(as))))) {
+			bad = 1;
+			break;
 		}
-		for (int n = 0; n < levels[l].passes; n++) {
-			VipsImage *est;
-			if (fusion_means(s, f, b, as, nas, sigma * k, &mf, &mb) ||
-			    !(mf = keep(s, vips_image_copy_memory(mf))) || !(b = mb = keep(s, vips_image_copy_memory(mb))) ||
-			    !(est = fusion_estimate(s, is, as, nas, mf, mb)) || !(f = keep(s, vips_image_copy_memory(est))))
-				return NULL;
+		bad = fimg_of(&li, is) || fimg_of(&la, as) || li.nb != 3 || la.nb != 1;
+		if (!bad && !f.p) { /* the photo itself, for both */
+			bad = fimg_of(&f, is) || fimg_of(&b, is);
+		} else if (!bad) {
+			bad = fimg_resized(&nf, &f, li.w, li.h) || (free(f.p), f = nf, 0) ||
+			      fimg_resized(&nb, &b, li.w, li.h) || (free(b.p), b = nb, 0);
 		}
+		free(m.p);
+		m.p = NULL;
+		bad = bad || fimg_new(&m, li.w, li.h, 3);
+		for (int n = 0; !bad && n < levels[l].passes; n++)
+			bad = fusion_pass(&li, &la, &f, &b, &m, sigma * k);
+		free(li.p), free(la.p);
+	}
+	if (bad) {
+		vips_error("petcut", "out of memory");
+		goto done;
 	}
 	if (!(rgb8 = keep(s, vips_image_copy_memory(rgb))) || !(alpha8 = keep(s, vips_image_copy_memory(alpha))) ||
-	    mf->BandFmt != VIPS_FORMAT_FLOAT || mf->Bands != 3 || mb->BandFmt != VIPS_FORMAT_FLOAT || mb->Bands != 3 ||
-	    rgb8->BandFmt != VIPS_FORMAT_UCHAR || alpha8->BandFmt != VIPS_FORMAT_UCHAR)
-		return NULL;
-	if (!(pix = keep(s, vips_image_new_from_memory_copy(VIPS_IMAGE_ADDR(rgb8, 0, 0), VIPS_IMAGE_SIZEOF_IMAGE(rgb8),
+	    rgb8->BandFmt != VIPS_FORMAT_UCHAR || alpha8->BandFmt != VIPS_FORMAT_UCHAR ||
+	    !(pix = keep(s, vips_image_new_from_memory_copy(VIPS_IMAGE_ADDR(rgb8, 0, 0), VIPS_IMAGE_SIZEOF_IMAGE(rgb8),
 							   W, H, 3, VIPS_FORMAT_UCHAR))))
-		return NULL;
-	const float *pf = (const float *)VIPS_IMAGE_ADDR(mf, 0, 0), *pb = (const float *)VIPS_IMAGE_ADDR(mb, 0, 0);
+		goto done;
 	struct tap *tx = malloc(sizeof *tx * (size_t)W), *ty = malloc(sizeof *ty * (size_t)H);
 	if (!tx || !ty) {
 		free(tx), free(ty);
 		vips_error("petcut", "out of memory");
-		return NULL;
+		goto done;
 	}
-	taps(tx, W, mf->Xsize);
-	taps(ty, H, mf->Ysize);
+	taps(tx, W, m.w);
+	taps(ty, H, m.h);
 	for (int y = 0; y < H; y++) {
 		const VipsPel *al = VIPS_IMAGE_ADDR(alpha8, 0, y), *src = VIPS_IMAGE_ADDR(rgb8, 0, y);
 		VipsPel *dst = VIPS_IMAGE_ADDR(pix, 0, y);
@@ -666,8 +743,8 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 			if (al[x] == 0 || al[x] == 255)
 				continue;
 			float t = al[x] / 255.0f, m_f[3], m_b[3];
-			sample3(pf, mf->Xsize, &tx[x], &ty[y], m_f);
-			sample3(pb, mb->Xsize, &tx[x], &ty[y], m_b);
+			sample3(m.p, m.w, &tx[x], &ty[y], m_f);
+			sample3(b.p, b.w, &tx[x], &ty[y], m_b);
 			for (int c = 0; c < 3; c++) {
 				float e = m_f[c] + t * (src[x * 3 + c] - t * m_f[c] - (1 - t) * m_b[c]);
 				dst[x * 3 + c] = (VipsPel)VIPS_CLIP(0.0f, e + 0.5f, 255.0f);
@@ -675,7 +752,10 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 		}
 	}
 	free(tx), free(ty);
-	return STEP(s, out, vips_copy(pix, &out, "interpretation", rgb->Type, NULL));
+	STEP(s, out, vips_copy(pix, &out, "interpretation", rgb->Type, NULL));
+done:
+	free(f.p), free(b.p), free(m.p);
+	return out;
 }
 
 img_status img_foreground(const struct img *photo_img, const struct img *alpha_img, struct img **fg)
