@@ -68,6 +68,17 @@ static void usage(FILE *f, const char *cmd)
 		"                       (at most 10000)\n"
 		"  --fit WxH|NMP        scale down to fit within W x H, each at most 20000 (0: free),\n"
 		"                       or within N megapixels (0.25MP; at most 1000); never enlarged\n"
+		"  --canvas WxH         lay the subject out on a canvas: pixels (2400x3000), inches\n"
+		"                       (8x10in) or centimetres (20x25cm) at --dpi, or photo (the\n"
+		"                       photo's size); the subject is scaled to it, enlarged if need be\n"
+		"  --dpi N              dots per inch written into the file (default 300 for a canvas\n"
+		"                       in inches or centimetres)\n"
+		"  --scale N%%           the share of the canvas's room the subject takes (default 100%%)\n"
+		"  --position P         center (default), top, bottom, left, right, or X%%,Y%% of the\n"
+		"                       room left (0%%,100%%: bottom left)\n"
+		"  --padding P          the canvas's padding: 1, 2 or 4 values (CSS order), pixels or %%\n"
+		"  --snap EDGE          auto (default: against the canvas's edge where the photo cuts\n"
+		"                       the subject off), none, top, right, bottom or left\n"
 		"  --effect NAME        none, shadow, sticker (a white outline) or popart (a 2x2 grid)\n"
 		"  --edges MODE         the soft edge's colours: auto (default: clean where something is\n"
 		"                       drawn under the subject), clean (the subject's own, estimated)\n"
@@ -271,8 +282,9 @@ int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 static void print_json(const char *path, const struct pipe_out_info *o)
 {
 	const struct img_subject *s = &o->subject;
-	json_t *j = json_pack("{s:s, s:i, s:i, s:[i,i,i,i], s:f}", "output", path, "width", o->width, "height",
-			      o->height, "bbox", s->x, s->y, s->w, s->h, "coverage", round(s->coverage * 1e6) / 1e6);
+	json_t *j = json_pack("{s:s, s:i, s:i, s:[i,i,i,i], s:f, s:f}", "output", path, "width", o->width, "height",
+			      o->height, "bbox", s->x, s->y, s->w, s->h, "coverage", round(s->coverage * 1e6) / 1e6,
+			      "scale", round(s->scale * 1e4) / 1e4);
 
 	if (j) {
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));

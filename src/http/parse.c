@@ -284,8 +284,8 @@ static const struct rb_field {
 	{"type_level", RB_KEEP, "none", "petcut does not classify the foreground"},
 	{"semitransparency", RB_KEEP, "true|1|yes", "petcut's edges are always partly transparent where the photo is"},
 	{"roi", RB_KEEP, "0% 0% 100% 100%", "petcut looks for the foreground in the whole photo"},
-	{"scale", RB_KEEP, "original", "petcut keeps the subject at its size in the photo"},
-	{"position", RB_KEEP, "original", "petcut keeps the subject where it is in the photo"},
+	{"scale", RB_PASS, NULL, NULL},
+	{"position", RB_PASS, NULL, NULL},
 };
 
 /* Whether v is one of alternatives ('|' between them), case aside. */
@@ -371,6 +371,7 @@ json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char 
 	const char *b64 = field(form, "image_file_b64"), *url = field(form, "image_url");
 	const char *channels = field(form, "channels"), *margin = field(form, "crop_margin");
 	const char *bg_url = field(form, "bg_image_url"), *crop = field(form, "crop"), *shadow = field(form, "add_shadow");
+	const char *scale = field(form, "scale"), *position = field(form, "position");
 
 	if (!!img + !!b64 + !!url != 1)
 		return refuse(code, "missing_source", why, wl, "give exactly one of image_file, image_file_b64, image_url");
@@ -402,6 +403,16 @@ json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char 
 	if (alpha && (background || want_shadow))
 		return refuse(code, "invalid_field", why, wl, "channels alpha is the mask alone: it takes no %s",
 			      want_shadow ? "add_shadow" : "background");
+	/* scale and position lay the subject out on a canvas of the photo's
+	 * size: scaled to a share of it, centred unless placed */
+	int laid_out = scale && !among(scale, "original");
+	if (position && !among(position, "original") && !laid_out)
+		return refuse(code, "unsupported_parameter", why, wl,
+			      "position '%.40s' is supported with scale (a percentage) only: petcut scales the subject "
+			      "to the canvas it places it on (give scale, or position original)", position);
+	if (laid_out && (alpha || want_crop))
+		return refuse(code, "invalid_field", why, wl, "scale lays the subject out on the whole photo: not with %s",
+			      alpha ? "channels alpha" : "crop");
 	const char *fmt = !format || among(format, "auto") ? (background ? "jpeg" : "png")
 			  : among(format, "jpg")	       ? "jpeg"
 							       : format;
@@ -439,6 +450,13 @@ json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char 
 		json_object_set_new(body, "effect", json_string("shadow"));
 	if (alpha)
 		json_object_set_new(body, "mask", json_true());
+	if (laid_out) {
+		json_object_set_new(body, "canvas", json_string("photo"));
+		json_object_set_new(body, "scale", json_string(scale));
+		json_object_set_new(body, "snap", json_string("none"));
+		if (position && !among(position, "original|center"))
+			json_object_set_new(body, "position", json_string(position));
+	}
 	return body;
 }
 

@@ -25,6 +25,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,9 +483,9 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	}
 	t_compose = http_now_ms() - encode_ms;
 	t_encode = t_compose + encode_ms;
-	json_t *meta = json_pack("{s:i,s:i,s:[i,i,i,i],s:f,s:s}", "width", img_width(out), "height", img_height(out),
-				 "bbox", subj.x, subj.y, subj.w, subj.h, "coverage", subj.coverage, "content_type",
-				 mime_of(p.req.save.format));
+	json_t *meta = json_pack("{s:i,s:i,s:[i,i,i,i],s:f,s:f,s:s}", "width", img_width(out), "height",
+				 img_height(out), "bbox", subj.x, subj.y, subj.w, subj.h, "coverage", subj.coverage,
+				 "scale", round(subj.scale * 1e4) / 1e4, "content_type", mime_of(p.req.save.format));
 	char *mtext = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
 	/* the result before its figures: a figures file always has its result */
 	if (!mtext || store_put_buffer(s->store, NS_RESULTS, key, enc, enclen, NULL, NULL) != STORE_OK ||

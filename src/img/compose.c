@@ -364,7 +364,7 @@ static int subject_of(VipsImage *alpha, struct img_subject *out, double *count)
 	size_t n;
 	int r = -1;
 
-	memset(out, 0, sizeof *out);
+	*out = (struct img_subject){.scale = 1};
 	*count = 0;
 	if (!STEP(s, on, vips_moreeq_const1(alpha, &on, 128.0, NULL)) ||
 	    !STEP(s, cols, vips_project(on, &cols, &rows, NULL)) || !keep(s, rows) ||
@@ -390,7 +390,7 @@ static int subject_of(VipsImage *alpha, struct img_subject *out, double *count)
 		}
 	if (x0 >= 0 && y0 >= 0)
 		*out = (struct img_subject){x0, y0, x1 - x0 + 1, y1 - y0 + 1,
-					    total / ((double)alpha->Xsize * alpha->Ysize)};
+					    total / ((double)alpha->Xsize * alpha->Ysize), 1};
 	*count = total;
 	r = 0;
 out:
@@ -470,13 +470,27 @@ static VipsImage *popart(VipsObject *s, VipsImage *photo, VipsImage *cut)
 	return STEP(s, grid, vips_arrayjoin(cells, &grid, 4, "across", 2, NULL));
 }
 
-/* The background under the cut-out, at the photo's size; NULL with *bad set
- * on failure, NULL alone for none. */
-static VipsImage *background(VipsObject *s, VipsImage *photo, VipsImage *rgb, const struct img_render *r,
-			     int *bad)
+/* im scaled to cover W x H, then its middle. */
+static VipsImage *cover(VipsObject *s, VipsImage *im, int W, int H)
 {
-	int W = photo->Xsize, H = photo->Ysize;
-	VipsImage *res = NULL;
+	double k = VIPS_MAX((double)W / im->Xsize, (double)H / im->Ysize);
+	int cw = VIPS_MAX(W, (int)ceil(im->Xsize * k - 1e-6)), ch = VIPS_MAX(H, (int)ceil(im->Ysize * k - 1e-6));
+	VipsImage *scaled, *cropped;
+
+	if (!(scaled = resize_to(s, im, cw, ch)))
+		return NULL;
+	if (cw == W && ch == H)
+		return scaled;
+	return STEP(s, cropped, vips_extract_area(scaled, &cropped, (cw - W) / 2, (ch - H) / 2, W, H, NULL));
+}
+
+/* The background under the cut-out, W x H (the photo's size, or the
+ * canvas's); NULL with *bad set on failure, NULL alone for none. */
+static VipsImage *background(VipsObject *s, VipsImage *photo, VipsImage *rgb, const struct img_render *r, int W,
+			     int H, int *bad)
+{
+	int PW = photo->Xsize, PH = photo->Ysize;
+	VipsImage *res = NULL, *like = photo;
 
 	*bad = 0;
 	switch (r->bg) {
@@ -486,29 +500,128 @@ static VipsImage *background(VipsObject *s, VipsImage *photo, VipsImage *rgb, co
 		double c[4];
 
 		color_to_photo(photo, r->color, c);
-		res = solid(s, photo, c, r->color[3] == 255 ? 3 : 4);
+		if ((W != PW || H != PH) && !STEP(s, like, vips_black(&like, W, H, NULL)))
+			break;
+		res = solid(s, like, c, r->color[3] == 255 ? 3 : 4);
 		break;
 	}
 	case IMG_BG_BLUR: {
-		double sigma = r->blur_sigma > 0 ? r->blur_sigma : VIPS_MAX(1.0, BLUR_SIGMA_SHARE * VIPS_MAX(W, H));
+		double sigma = r->blur_sigma > 0 ? r->blur_sigma : VIPS_MAX(1.0, BLUR_SIGMA_SHARE * VIPS_MAX(PW, PH));
 
-		res = blur(s, rgb, sigma, 0);
+		if ((res = blur(s, rgb, sigma, 0)) && (W != PW || H != PH))
+			res = cover(s, res, W, H);
 		break;
 	}
 	case IMG_BG_IMAGE: {
-		VipsImage *bg = r->bg_image->pix, *conv, *scaled, *cropped;
-		double k = VIPS_MAX((double)W / bg->Xsize, (double)H / bg->Ysize);
-		int cw = VIPS_MAX(W, (int)ceil(bg->Xsize * k - 1e-6)), ch = VIPS_MAX(H, (int)ceil(bg->Ysize * k - 1e-6));
+		VipsImage *conv = image_to_photo(s, photo, r->bg_image->pix);
 
-		/* Cover: scaled so that it fills the photo, then the middle. */
-		if ((conv = image_to_photo(s, photo, bg)) && (scaled = resize_to(s, conv, cw, ch)))
-			res = STEP(s, cropped,
-				   vips_extract_area(scaled, &cropped, (cw - W) / 2, (ch - H) / 2, W, H, NULL));
+		res = conv ? cover(s, conv, W, H) : NULL;
 		break;
 	}
 	}
 	*bad = !res;
 	return res;
+}
+
+/* The subject's box grown by what its effect brings: the shadow, moved and
+ * blurred, or the outline. */
+static struct box reach_of(const struct img_render *r, int W, int H, const struct img_subject *sub)
+{
+	struct box b = {sub->x, sub->y, sub->w, sub->h};
+
+	if (r->effect == IMG_EFFECT_SHADOW) {
+		int off = VIPS_MAX(1, (int)lround(SHADOW_OFFSET_SHARE * VIPS_MAX(W, H)));
+		int grow = (int)ceil(2 * VIPS_MAX(1.0, SHADOW_SIGMA_SHARE * VIPS_MAX(W, H)));
+		b.x = VIPS_MIN(sub->x, sub->x + off - grow);
+		b.y = VIPS_MIN(sub->y, sub->y + off - grow);
+		b.w = sub->x + sub->w + off + grow - b.x;
+		b.h = sub->y + sub->h + off + grow - b.y;
+	} else if (r->effect == IMG_EFFECT_STICKER) {
+		int px = r->outline_px > 0 ? r->outline_px : VIPS_MAX(1, (int)lround(OUTLINE_SHARE * VIPS_MIN(W, H)));
+		b.x -= px, b.y -= px, b.w += 2 * px, b.h += 2 * px;
+	}
+	return b;
+}
+
+/* ===== Canvas layout ===== */
+
+/* Where the subject goes on the canvas: the box of the photo it comes from
+ * (the subject and what it brings), the factor k it is scaled by, and its
+ * place (x, y) on the canvas, CW x CH. -1 when the padding leaves no
+ * room. */
+struct placement {
+	struct box from;
+	double k;
+	int x, y, w, h;
+};
+
+static int place(const struct img_render *r, int W, int H, const struct img_subject *sub, struct box reach, int CW,
+		 int CH, struct placement *pl)
+{
+	double pad[4];
+	for (int i = 0; i < 4; i++)
+		pad[i] = r->pad_percent[i] ? r->pad[i] * (i % 2 ? CW : CH) / 100 : r->pad[i];
+	double room_w = CW - pad[1] - pad[3], room_h = CH - pad[0] - pad[2];
+	double share = r->scale > 0 && r->scale <= 1 ? r->scale : 1;
+
+	if (room_w < 1 || room_h < 1)
+		return -1;
+	/* the subject and what it brings, within the photo; the whole photo
+	 * where there is no subject */
+	int x0 = VIPS_MAX(0, reach.x), y0 = VIPS_MAX(0, reach.y);
+	int x1 = VIPS_MIN(W, reach.x + reach.w), y1 = VIPS_MIN(H, reach.y + reach.h);
+	pl->from = sub->w > 0 && x1 > x0 && y1 > y0 ? (struct box){x0, y0, x1 - x0, y1 - y0} : (struct box){0, 0, W, H};
+	pl->k = share * VIPS_MIN(room_w / pl->from.w, room_h / pl->from.h);
+	pl->w = VIPS_CLIP(1, (int)lround(pl->from.w * pl->k), CW);
+	pl->h = VIPS_CLIP(1, (int)lround(pl->from.h * pl->k), CH);
+	pl->x = (int)lround(pad[3] + (room_w - pl->w) * VIPS_CLIP(0.0, r->align_x, 1.0));
+	pl->y = (int)lround(pad[0] + (room_h - pl->h) * VIPS_CLIP(0.0, r->align_y, 1.0));
+	/* a subject the photo cuts off stands on that edge of the canvas, so
+	 * the cut does not float in the air */
+	int cut_top = sub->w > 0 && sub->y <= 0, cut_bottom = sub->w > 0 && sub->y + sub->h >= H;
+	int cut_left = sub->w > 0 && sub->x <= 0, cut_right = sub->w > 0 && sub->x + sub->w >= W;
+	switch (r->snap) {
+	case IMG_SNAP_AUTO:
+		if (cut_bottom != cut_top)
+			pl->y = cut_bottom ? CH - pl->h : 0;
+		if (cut_left != cut_right)
+			pl->x = cut_right ? CW - pl->w : 0;
+		break;
+	case IMG_SNAP_NONE:
+		break;
+	case IMG_SNAP_TOP:
+		pl->y = 0;
+		break;
+	case IMG_SNAP_BOTTOM:
+		pl->y = CH - pl->h;
+		break;
+	case IMG_SNAP_LEFT:
+		pl->x = 0;
+		break;
+	case IMG_SNAP_RIGHT:
+		pl->x = CW - pl->w;
+		break;
+	}
+	return 0;
+}
+
+/* The cut-out (with the layer under it: a shadow or an outline) laid out
+ * on a CW x CH canvas as pl says, over the background. */
+static VipsImage *on_canvas(VipsObject *s, VipsImage *photo, VipsImage *rgb, VipsImage *cut, VipsImage *under,
+			    const struct img_render *r, int CW, int CH, const struct placement *pl, int *bad)
+{
+	VipsImage *layer = cut, *part, *sized, *placed, *base;
+
+	*bad = 1;
+	if ((under && !(layer = over(s, under, cut))) ||
+	    !STEP(s, part, vips_extract_area(layer, &part, pl->from.x, pl->from.y, pl->from.w, pl->from.h, NULL)) ||
+	    !(sized = resize_to(s, part, pl->w, pl->h)) ||
+	    !STEP(s, placed, vips_embed(sized, &placed, pl->x, pl->y, CW, CH, "extend", VIPS_EXTEND_BLACK, NULL)))
+		return NULL;
+	if (!(base = background(s, photo, rgb, r, CW, CH, bad)) && *bad)
+		return NULL;
+	*bad = 0;
+	return base ? over(s, base, placed) : placed;
 }
 
 /* ===== The subject's own colours at its edge ===== */
@@ -781,6 +894,35 @@ img_status img_foreground(const struct img *photo_img, const struct img *alpha_i
 	return st;
 }
 
+/* Below this share, a canvas layout is drawn from the photo scaled down. */
+#define PRESCALE_BELOW 0.9
+
+/* img_render of the photo and alpha scaled by k on a CW x CH canvas; the
+ * subject's scale then counts from the photo as given. */
+static img_status render_scaled(const struct img *photo, const struct img *alpha, const struct img_render *r, int CW,
+				int CH, double k, struct img **out, struct img_subject *subject)
+{
+	VipsObject *s = VIPS_OBJECT(vips_image_new());
+	struct img *sp = NULL, *sa = NULL;
+	struct img_render r2 = *r;
+	VipsImage *p, *a;
+	img_status st;
+
+	r2.canvas_w = CW, r2.canvas_h = CH; /* "the photo's size" is the photo as given */
+	r2.outline_px = r->outline_px > 0 ? VIPS_MAX(1, (int)lround(r->outline_px * k)) : 0;
+	r2.blur_sigma = r->blur_sigma * k;
+	if (!STEP(s, p, vips_resize(photo->pix, &p, k, NULL)) || !STEP(s, a, vips_resize(alpha->pix, &a, k, NULL)))
+		st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the photo to the canvas");
+	else if ((st = img_adopt(p, "cannot scale the photo to the canvas", &sp)) == IMG_OK &&
+		 (st = img_adopt(a, "cannot scale the photo to the canvas", &sa)) == IMG_OK &&
+		 (st = img_render(sp, sa, &r2, out, subject)) == IMG_OK)
+		subject->scale *= k;
+	img_free(sp);
+	img_free(sa);
+	g_object_unref(s);
+	return st;
+}
+
 img_status img_render(const struct img *photo_img, const struct img *alpha_img, const struct img_render *r,
 		      struct img **out, struct img_subject *subject)
 {
@@ -789,8 +931,9 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	VipsImage *photo, *alpha, *rgb, *cut, *res, *next, *under = NULL, *base = NULL;
 	struct img_subject sub, dummy;
 	struct box crop;
-	double count, scale = 1;
-	int W, H, bad, opaque;
+	struct placement pl = {0};
+	double count, scale = 1, fit_k = 1;
+	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0;
 	img_status st;
 
 	if (!out)
@@ -818,6 +961,18 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	if (r->fit_w < 0 || r->fit_h < 0 || r->fit_pixels < 0 || !(r->margin >= 0 && r->margin <= 1e6) || r->outline_px < 0 ||
 	    !(r->blur_sigma >= 0 && r->blur_sigma <= 1e4))
 		return img_fail(IMG_ERR_ARG, "negative or outlandish size in the render options");
+	int canvas = r->canvas_w != 0 && r->canvas_h != 0;
+	if (canvas) {
+		CW = r->canvas_w < 0 ? W : r->canvas_w;
+		CH = r->canvas_h < 0 ? H : r->canvas_h;
+		if (CW < 1 || CH < 1 || CW > 100000 || CH > 100000 || !(r->scale >= 0 && r->scale <= 1) ||
+		    (unsigned)r->snap > IMG_SNAP_LEFT || r->effect == IMG_EFFECT_POPART || r->crop)
+			return img_fail(IMG_ERR_ARG, "a canvas of %dx%d, scale %g, or with crop or pop art", CW, CH,
+					r->scale);
+		for (int i = 0; i < 4; i++)
+			if (!(r->pad[i] >= 0 && r->pad[i] <= 1e6))
+				return img_fail(IMG_ERR_ARG, "negative or outlandish padding");
+	}
 
 	s = VIPS_OBJECT(vips_image_new());
 	if (subject_of(alpha, &sub, &count)) {
@@ -836,6 +991,23 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		goto done;
 	}
 
+	struct box reach = reach_of(r, W, H, &sub);
+	/* A canvas that takes the subject smaller than the photo has it: the
+	 * photo and alpha are scaled down first, and everything is drawn at the
+	 * canvas's resolution (a print from a 12 MP photo: some 60 % of its
+	 * pixels). The effects' sizes are shares of the photo's, so they keep
+	 * their look; an outline in pixels is scaled with it. */
+	if (canvas) {
+		if (place(r, W, H, &sub, reach, CW, CH, &pl)) {
+			st = img_fail(IMG_ERR_ARG, "the padding leaves no room on the %dx%d canvas", CW, CH);
+			goto out;
+		}
+		if (pl.k < PRESCALE_BELOW && W * pl.k >= 16 && H * pl.k >= 16) {
+			st = render_scaled(photo_img, alpha_img, r, CW, CH, pl.k, out, subject);
+			goto out;
+		}
+	}
+
 	/* the soft edge in the subject's own colours where something is drawn
 	 * under it (a background, a shadow or an outline, pop art's colours) */
 	int clean = r->edges == IMG_EDGES_CLEAN ||
@@ -846,26 +1018,18 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	    !STEP(s, cut, vips_bandjoin2(colors, alpha, &cut, NULL)))
 		goto vips_failed;
 
-	/* What the subject brings with it: a shadow or an outline, and how far
-	 * it reaches past the subject's box (for the crop). */
-	struct box reach = {sub.x, sub.y, sub.w, sub.h};
-
+	/* What the subject brings with it: a shadow or an outline (reach_of:
+	 * how far it goes past the subject's box, for the crop). */
 	if (r->effect == IMG_EFFECT_SHADOW) {
 		int off = VIPS_MAX(1, (int)lround(SHADOW_OFFSET_SHARE * VIPS_MAX(W, H)));
 		double sigma = VIPS_MAX(1.0, SHADOW_SIGMA_SHARE * VIPS_MAX(W, H)), black[3] = {0, 0, 0};
 		VipsImage *soft, *dim, *moved;
-		int grow = (int)ceil(2 * sigma);
 
 		if (!(soft = blur(s, alpha, sigma, 0)) ||
 		    !STEP(s, dim, vips_linear1(soft, &dim, SHADOW_OPACITY, 0.0, NULL)) ||
 		    !STEP(s, moved, vips_embed(dim, &moved, off, off, W, H, "extend", VIPS_EXTEND_BLACK, NULL)) ||
 		    !(under = layer(s, moved, black)))
 			goto vips_failed;
-		/* The shadow's box: the subject's moved by off, grown by 2 sigma. */
-		reach.x = VIPS_MIN(sub.x, sub.x + off - grow);
-		reach.y = VIPS_MIN(sub.y, sub.y + off - grow);
-		reach.w = sub.x + sub.w + off + grow - reach.x;
-		reach.h = sub.y + sub.h + off + grow - reach.y;
 	} else if (r->effect == IMG_EFFECT_STICKER) {
 		int px = r->outline_px > 0 ? r->outline_px : VIPS_MAX(1, (int)lround(OUTLINE_SHARE * VIPS_MIN(W, H)));
 		double sigma = px / 2.0, white[3] = {255, 255, 255};
@@ -879,7 +1043,6 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		    !STEP(s, ring, vips_linear1(soft, &ring, slope, -thresh * slope, NULL)) ||
 		    !(under = layer(s, ring, white)))
 			goto vips_failed;
-		reach.x -= px, reach.y -= px, reach.w += 2 * px, reach.h += 2 * px;
 	}
 
 	/* The box to crop to: the subject and what it brings, plus the margin
@@ -895,7 +1058,15 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		crop = (struct box){x0, y0, x1 - x0, y1 - y0};
 	}
 
-	if (r->effect == IMG_EFFECT_POPART) {
+	if (canvas) {
+		if (!(res = on_canvas(s, photo, rgb, cut, under, r, CW, CH, &pl, &bad)) && bad)
+			goto vips_failed;
+		crop = pl.from;
+		scale = pl.k;
+		off_x = pl.x, off_y = pl.y;
+		opaque = (r->bg == IMG_BG_COLOR && r->color[3] == 255) || r->bg == IMG_BG_BLUR ||
+			 (r->bg == IMG_BG_IMAGE && r->bg_image->pix->Bands == 3);
+	} else if (r->effect == IMG_EFFECT_POPART) {
 		VipsImage *part = cut;
 
 		if ((crop.w != W || crop.h != H) &&
@@ -907,7 +1078,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		scale = (double)res->Xsize / 2 / crop.w;
 		opaque = 1;
 	} else {
-		if (!(base = background(s, photo, rgb, r, &bad)) && bad)
+		if (!(base = background(s, photo, rgb, r, W, H, &bad)) && bad)
 			goto vips_failed;
 		if (under && !(under = over(s, base, under)))
 			goto vips_failed;
@@ -941,7 +1112,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 				fw = VIPS_MIN(fw, r->fit_w);
 			if (r->fit_h > 0)
 				fh = VIPS_MIN(fh, r->fit_h);
-			scale *= (double)fw / res->Xsize;
+			fit_k = (double)fw / res->Xsize;
 			if (!(res = resize_to(s, res, fw, fh)))
 				goto vips_failed;
 		}
@@ -964,16 +1135,22 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	}
 	if (!(res = adopt_meta(s, res, photo)))
 		goto vips_failed;
+	/* the resolution a print shop reads: pixels per millimetre in libvips */
+	if (r->dpi > 0 && !(res = STEP(s, next, vips_copy(res, &next, "xres", r->dpi / 25.4, "yres", r->dpi / 25.4, NULL))))
+		goto vips_failed;
 
+	/* the subject's box: from the photo to the crop or the canvas, then
+	 * through the fit */
 	if (sub.w > 0) {
-		subject->x = (int)floor((sub.x - crop.x) * scale);
-		subject->y = (int)floor((sub.y - crop.y) * scale);
-		subject->w = VIPS_MAX(1, (int)ceil((sub.x - crop.x + sub.w) * scale) - subject->x);
-		subject->h = VIPS_MAX(1, (int)ceil((sub.y - crop.y + sub.h) * scale) - subject->y);
+		subject->x = (int)floor((off_x + (sub.x - crop.x) * scale) * fit_k);
+		subject->y = (int)floor((off_y + (sub.y - crop.y) * scale) * fit_k);
+		subject->w = VIPS_MAX(1, (int)ceil((off_x + (sub.x - crop.x + sub.w) * scale) * fit_k) - subject->x);
+		subject->h = VIPS_MAX(1, (int)ceil((off_y + (sub.y - crop.y + sub.h) * scale) * fit_k) - subject->y);
 	} else {
 		*subject = (struct img_subject){0};
 	}
-	subject->coverage = count / ((double)crop.w * crop.h);
+	subject->coverage = canvas ? count * scale * scale / ((double)CW * CH) : count / ((double)crop.w * crop.h);
+	subject->scale = scale * fit_k;
 
 done:
 	st = img_adopt(res, "cannot render the output", out);

@@ -232,6 +232,7 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 struct img_subject {
 	int x, y, w, h;
 	double coverage;
+	double scale; /* the subject's size in the output over its size in the photo (> 1: enlarged) */
 };
 
 enum img_bg {
@@ -256,6 +257,16 @@ enum img_edges {
 	IMG_EDGES_PHOTO, /* the photo's pixels as they are */
 };
 
+/* Which canvas edge a subject is put against (canvas layout). */
+enum img_snap {
+	IMG_SNAP_AUTO,	 /* the edges where the photo cuts the subject off (a dog's body at the bottom) */
+	IMG_SNAP_NONE,	 /* none: the alignment alone places it */
+	IMG_SNAP_TOP,
+	IMG_SNAP_RIGHT,
+	IMG_SNAP_BOTTOM,
+	IMG_SNAP_LEFT,
+};
+
 /* One output to make from a photo and its alpha. Zeroed means: the RGBA
  * cut-out at full size. */
 struct img_render {
@@ -272,6 +283,21 @@ struct img_render {
 	enum img_effect effect;
 	int outline_px;		    /* IMG_EFFECT_STICKER: 0 = 1.5% of the shorter side */
 	enum img_edges edges;
+	/* Canvas layout where canvas_w and canvas_h are not 0 (-1: the photo's
+	 * own side): the subject's box, with its shadow or outline, scaled to
+	 * `scale` (0 < scale <= 1; 0 = 1) of the room the padding leaves,
+	 * enlarged where need be, placed at align_x, align_y of the room left
+	 * (0: left or top, 1: right or bottom), or against a canvas edge
+	 * (snap); the background covers the whole canvas, and a fit then
+	 * applies to it. Not with crop or pop art. */
+	int canvas_w, canvas_h;
+	double scale;
+	double align_x, align_y;
+	double pad[4];	    /* top, right, bottom, left: pixels, or where pad_percent[i] percent of the
+			       canvas's height (top, bottom) or width (right, left) */
+	int pad_percent[4];
+	enum img_snap snap;
+	double dpi;	    /* written into the output (PNG pHYs, JPEG density) where > 0 */
 };
 
 /* Renders one output from a photo and its alpha (one 8-bit band at the
@@ -292,8 +318,9 @@ struct img_render {
  * The result has 4 bands (RGBA; fully transparent pixels have colour 0), or
  * 3 when the background is opaque, or 1 for the mask. On success *out owns
  * it; subject, if not NULL, receives the subject's box in the output's
- * coordinates and the share of the output it covers. IMG_ERR_ARG for a
- * photo or alpha of the wrong kind or sizes, or a missing bg_image. */
+ * coordinates, the share of the output it covers and its scale.
+ * IMG_ERR_ARG for a photo or alpha of the wrong kind or sizes, a missing
+ * bg_image, or a padding that leaves no room on the canvas. */
 img_status img_render(const struct img *photo, const struct img *alpha, const struct img_render *r,
 		      struct img **out, struct img_subject *subject);
 

@@ -32,6 +32,12 @@ static const struct {
 	[PIPE_OPT_MASK] = {"mask", "--mask", PIPE_SWITCH},
 	[PIPE_OPT_COLOR] = {"color", "--color", PIPE_TEXT},
 	[PIPE_OPT_EDGES] = {"edges", "--edges", PIPE_TEXT},
+	[PIPE_OPT_CANVAS] = {"canvas", "--canvas", PIPE_TEXT},
+	[PIPE_OPT_DPI] = {"dpi", "--dpi", PIPE_INTEGER},
+	[PIPE_OPT_SCALE] = {"scale", "--scale", PIPE_TEXT},
+	[PIPE_OPT_POSITION] = {"position", "--position", PIPE_TEXT},
+	[PIPE_OPT_PADDING] = {"padding", "--padding", PIPE_TEXT},
+	[PIPE_OPT_SNAP] = {"snap", "--snap", PIPE_TEXT},
 };
 
 void pipe_request_init(struct pipe_request *r, int side)
@@ -42,6 +48,7 @@ void pipe_request_init(struct pipe_request *r, int side)
 	r->render.kind = IMG_CUT_RGBA;
 	r->render.bg = IMG_BG_NONE;
 	r->render.effect = IMG_EFFECT_NONE;
+	r->render.align_x = r->render.align_y = 0.5;
 }
 
 int pipe_opt_by_field(const char *field)
@@ -126,6 +133,53 @@ static int fail(char *why, size_t wl, const char *msg)
 {
 	snprintf(why, wl, "%s", msg);
 	return -1;
+}
+
+/* A number at *s (digits, at most one point), then a unit among units
+ * (NULL-terminated, "" for none) whose index goes to *unit; *s moves past
+ * both. 0, or -1. */
+static int number_unit(const char **s, const char *const *units, double *v, int *unit)
+{
+	const char *p = *s;
+	size_t n = strspn(p, "0123456789."), best = 0;
+	char *end;
+
+	if (!n || n > 12 || *p == '.')
+		return -1;
+	errno = 0;
+	*v = strtod(p, &end);
+	if (errno || end != p + n || !isfinite(*v))
+		return -1;
+	*unit = -1;
+	for (int i = 0; units[i]; i++) /* the longest unit that matches */
+		if (!strncasecmp(p + n, units[i], strlen(units[i])) && (*unit < 0 || strlen(units[i]) > best)) {
+			*unit = i;
+			best = strlen(units[i]);
+		}
+	if (*unit < 0)
+		return -1;
+	*s = p + n + best;
+	return 0;
+}
+
+/* The canvas in pixels from its size in inches and the DPI. */
+static void canvas_pixels(struct pipe_request *r)
+{
+	if (r->canvas_in[0] <= 0)
+		return;
+	double dpi = r->render.dpi > 0 ? r->render.dpi : PIPE_DEFAULT_DPI;
+	/* clamped, not wrapped: pipe_check refuses what is too large */
+	r->render.canvas_w = (int)fmin(fmax(1, lround(r->canvas_in[0] * dpi)), INT_MAX / 2);
+	r->render.canvas_h = (int)fmin(fmax(1, lround(r->canvas_in[1] * dpi)), INT_MAX / 2);
+	r->render.dpi = dpi;
+}
+
+/* One value of position: a percentage (0% to 100%) into *v. */
+static int percent(const char **s, double *v)
+{
+	static const char *const pct[] = {"%", NULL};
+	int u;
+	return number_unit(s, pct, v, &u) || !(*v <= 100) ? -1 : (*v /= 100, 0);
 }
 
 int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *why, size_t wl)
@@ -246,6 +300,119 @@ int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *
 			return fail(why, wl, "keep (the photo's colour profile) or srgb");
 		r->save.color = i ? IMG_COLOR_SRGB : IMG_COLOR_KEEP;
 		return 0;
+	case PIPE_OPT_CANVAS: {
+		static const char *const units[] = {"", "px", "in", "cm", "mm", NULL};
+		static const double per_inch[] = {0, 0, 1, 2.54, 25.4};
+		const char *p = text;
+		double w, h;
+		int uw, uh;
+		if (!strcmp(text, "photo")) { /* the photo's own size */
+			rr->canvas_w = rr->canvas_h = -1;
+			r->canvas_in[0] = r->canvas_in[1] = 0;
+			return 0;
+		}
+		if (number_unit(&p, units, &w, &uw) || (*p != 'x' && *p != 'X') || (p++, number_unit(&p, units, &h, &uh)) ||
+		    *p || (uw != uh && uw > 1) || !(w > 0 && h > 0))
+			goto bad_canvas;
+		if (uh <= 1) { /* pixels */
+			if (w != floor(w) || h != floor(h) || w > PIPE_MAX_CANVAS || h > PIPE_MAX_CANVAS ||
+			    w * h > PIPE_MAX_CANVAS_MP * 1e6)
+				goto bad_canvas;
+			rr->canvas_w = (int)w;
+			rr->canvas_h = (int)h;
+			r->canvas_in[0] = r->canvas_in[1] = 0;
+			return 0;
+		}
+		r->canvas_in[0] = w / per_inch[uh];
+		r->canvas_in[1] = h / per_inch[uh];
+		canvas_pixels(r);
+		return 0;
+	bad_canvas:
+		return fail(why, wl, "WIDTHxHEIGHT in pixels (2400x3000), inches (8x10in), centimetres (20x25cm) or "
+				     "millimetres, at most 20000 pixels a side and 100 megapixels; or photo (the photo's size)");
+	}
+	case PIPE_OPT_DPI:
+		if (integer(text, 1, PIPE_MAX_DPI, &i))
+			return fail(why, wl, "dots per inch, 1 to 4800");
+		rr->dpi = i;
+		canvas_pixels(r);
+		return 0;
+	case PIPE_OPT_SCALE: {
+		const char *p = text;
+		double v;
+		if (percent(&p, &v) || *p || !(v >= 0.01))
+			return fail(why, wl, "the share of the canvas the subject takes, 1% to 100%");
+		rr->scale = v;
+		r->layout_given = 1;
+		return 0;
+	}
+	case PIPE_OPT_POSITION: {
+		static const char *const words[] = {"center", "centre", "top", "bottom", "left", "right", NULL};
+		static const double at[][2] = {{.5, .5}, {.5, .5}, {.5, 0}, {.5, 1}, {0, .5}, {1, .5}};
+		const char *p = text;
+		double x, y;
+		if (!word(text, words, &i)) {
+			rr->align_x = at[i][0];
+			rr->align_y = at[i][1];
+			r->layout_given = 1;
+			return 0;
+		}
+		if (percent(&p, &x))
+			goto bad_position;
+		y = x;
+		if ((*p == ',' || *p == ' ') && (p++, percent(&p, &y)))
+			goto bad_position;
+		if (*p)
+			goto bad_position;
+		rr->align_x = x;
+		rr->align_y = y;
+		r->layout_given = 1;
+		return 0;
+	bad_position:
+		return fail(why, wl, "center, top, bottom, left, right, or X% Y% of the room left (0% 100%: "
+				     "bottom left; one value for both)");
+	}
+	case PIPE_OPT_PADDING: {
+		static const char *const units[] = {"", "px", "%", NULL};
+		double v[4];
+		int pc[4], n = 0;
+		const char *p = text;
+		for (;;) { /* values, one separator (a comma or a space) between them */
+			if (number_unit(&p, units, &v[n], &pc[n]) || v[n] > PIPE_MAX_MARGIN)
+				goto bad_padding;
+			pc[n] = pc[n] == 2;
+			n++;
+			if (!*p)
+				break;
+			if (n == 4 || (*p != ',' && *p != ' '))
+				goto bad_padding;
+			p++;
+		}
+		if (n == 3)
+			goto bad_padding;
+		/* CSS's order: all; top and bottom, right and left; top right bottom left */
+		for (int k = 0; k < 4; k++) {
+			int from = n == 1 ? 0 : n == 2 ? k % 2 : k;
+			rr->pad[k] = v[from];
+			rr->pad_percent[k] = pc[from];
+		}
+		r->layout_given = 1;
+		return 0;
+	bad_padding:
+		return fail(why, wl, "1, 2 or 4 values (all; top and bottom, sides; top right bottom left), each "
+				     "pixels (40) or a percentage of the canvas's side (5%), at most 10000");
+	}
+	case PIPE_OPT_SNAP: {
+		static const enum img_snap snaps[] = {IMG_SNAP_AUTO, IMG_SNAP_NONE, IMG_SNAP_TOP, IMG_SNAP_RIGHT,
+						      IMG_SNAP_BOTTOM, IMG_SNAP_LEFT};
+		if (word(text, (const char *const[]){"auto", "none", "top", "right", "bottom", "left", NULL}, &i))
+			return fail(why, wl,
+				    "auto (against the canvas's edge where the photo cuts the subject off), none, top, "
+				    "right, bottom or left");
+		rr->snap = snaps[i];
+		r->layout_given = 1;
+		return 0;
+	}
 	case PIPE_OPT_COUNT:
 		break;
 	}
@@ -294,6 +461,14 @@ int pipe_check(const struct pipe_request *r, char *why, size_t wl)
 		return fail(why, wl, "margin applies to crop: add crop");
 	if (r->outline_given && rr->effect != IMG_EFFECT_STICKER)
 		return fail(why, wl, "outline applies to effect sticker");
+	if (rr->canvas_w && (rr->kind == IMG_CUT_MASK || rr->crop || rr->effect == IMG_EFFECT_POPART))
+		return fail(why, wl, "canvas lays the subject out itself: no mask, crop or popart with it");
+	if (rr->canvas_w > 0 && (rr->canvas_w > PIPE_MAX_CANVAS || rr->canvas_h > PIPE_MAX_CANVAS ||
+				 (double)rr->canvas_w * rr->canvas_h > PIPE_MAX_CANVAS_MP * 1e6 || rr->canvas_h < 1))
+		return fail(why, wl, "canvas at that dpi is over 20000 pixels a side or 100 megapixels");
+	if (r->layout_given && !rr->canvas_w)
+		return fail(why, wl, "scale, position, padding and snap lay the subject out on a canvas: add canvas "
+				     "(2400x3000, 8x10in, or photo for the photo's own size)");
 	return 0;
 }
 
@@ -323,6 +498,13 @@ int pipe_canonical(const struct pipe_request *r, const char *bg_id, char *out, s
 			   r->save.lossy, r->save.color, rr->edges);
 	if (len >= 0 && (size_t)len < n && rr->fit_pixels) /* named only when set: other keys stay as they were */
 		len += snprintf(out + len, n - (size_t)len, ";fitpx=%ld", rr->fit_pixels);
+	if (len >= 0 && (size_t)len < n && rr->canvas_w)
+		len += snprintf(out + len, n - (size_t)len, ";canvas=%dx%d;scale=%g;at=%g,%g;pad=%g%s,%g%s,%g%s,%g%s;snap=%d",
+				rr->canvas_w, rr->canvas_h, rr->scale, rr->align_x, rr->align_y, rr->pad[0],
+				rr->pad_percent[0] ? "%" : "", rr->pad[1], rr->pad_percent[1] ? "%" : "", rr->pad[2],
+				rr->pad_percent[2] ? "%" : "", rr->pad[3], rr->pad_percent[3] ? "%" : "", rr->snap);
+	if (len >= 0 && (size_t)len < n && rr->dpi > 0)
+		len += snprintf(out + len, n - (size_t)len, ";dpi=%g", rr->dpi);
 	return len < 0 || (size_t)len >= n ? -1 : 0;
 }
 

@@ -44,6 +44,10 @@
 #define PIPE_MAX_MARGIN 10000 /* margin, pixels or percent */
 #define PIPE_MAX_FIT 20000    /* each side of fit, pixels */
 #define PIPE_MAX_FIT_MP 1000   /* fit in megapixels */
+#define PIPE_MAX_CANVAS 20000 /* each side of a canvas, pixels */
+#define PIPE_MAX_CANVAS_MP 100 /* a canvas's pixels, millions */
+#define PIPE_MAX_DPI 4800
+#define PIPE_DEFAULT_DPI 300 /* a canvas given in inches or centimetres */
 
 /* ===== Requests ===== */
 
@@ -57,6 +61,8 @@ struct pipe_request {
 				      server), borrowed from the input */
 	int format_given;	   /* format came from the request, not a default */
 	int margin_given, outline_given;
+	double canvas_in[2];	   /* the canvas in inches (0: given in pixels, or none) */
+	int layout_given;	   /* scale, position, padding or snap: they need a canvas */
 };
 
 /* The options, each with its JSON field and CLI flag. */
@@ -75,6 +81,12 @@ enum pipe_opt {
 	PIPE_OPT_MASK,
 	PIPE_OPT_COLOR,
 	PIPE_OPT_EDGES,
+	PIPE_OPT_CANVAS,
+	PIPE_OPT_DPI,
+	PIPE_OPT_SCALE,
+	PIPE_OPT_POSITION,
+	PIPE_OPT_PADDING,
+	PIPE_OPT_SNAP,
 	PIPE_OPT_COUNT
 };
 

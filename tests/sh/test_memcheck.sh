@@ -77,7 +77,8 @@ expect() { # expect CODE CURL-ARGS...: one request, counted
 expect 200 -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background"
 for body in '"effect":"popart"' '"effect":"sticker"' '"effect":"shadow"' '"bg":"#203040"' '"format":"webp"' \
 	'"format":"jpeg","bg":"#ffffff"' '"crop":true,"margin":"10%"' '"mask":true' '"refine":"guided"' \
-	'"effect":"sticker","outline":4' '"fit":"300x300","crop":true'; do
+	'"effect":"sticker","outline":4' '"fit":"300x300","crop":true' \
+	'"canvas":"300x200","scale":"80%","bg":"#ffffff","effect":"shadow"' '"canvas":"2x1in","dpi":400,"position":"0% 100%"'; do
 	expect 200 -d "{\"image_id\":\"$sha\",$body}" "$A/v1/remove-background"
 done
 expect 200 -d "{\"items\":[{\"image_id\":\"$sha\"},{\"image_id\":\"$sha\",\"effect\":\"popart\"}]}" \

@@ -273,7 +273,7 @@ type|person
 type_level|1
 semitransparency|false
 roi|10% 10% 90% 90%
-scale|80%
+scale|150%
 position|center
 format|gif
 size|huge
@@ -327,6 +327,31 @@ PY
 		python3 -c "import sys; m = float(sys.argv[1]) / 255 / float(sys.argv[2]) * 255; print('# zip colour vs PNG: %.2f levels, alpha-weighted' % m); assert m <= 1" \
 			"$(vips avg "$tmp/zip/ad.v")" "$(vips avg "$tmp/zip/a_png.v")"
 	verdict $? "format zip: color.jpg and alpha.png; the alpha is the PNG's, the colours within 1 level of it (alpha-weighted mean)"
+	# scale and position: laid out on a canvas of the photo's size
+	{ [ "$(rbf -F size=preview -F scale=50% -F 'position=0% 100%')" = 200 ] && grep -q '^X-Width: 451' "$tmp/rbh" &&
+		python3 - "$tmp/rbh" <<'PY'
+import sys
+h = {k.lower(): v.strip() for k, v in (l.split(':', 1) for l in open(sys.argv[1]) if ':' in l)}
+w, t, l, hh = (int(h['x-foreground-' + k]) for k in ('width', 'top', 'left', 'height'))
+# chelsea's subject fills the photo's height: at 50 % it is half of it,
+# against the bottom left corner
+assert abs(hh - 150) <= 6 and l <= 3 and abs(t + hh - 300) <= 3, (w, t, l, hh)
+PY
+	}; verdict $? "scale=50% position='0% 100%': the subject half the photo's height, at its bottom left ($(grep -i '^X-Foreground' "$tmp/rbh" | tr -d '\r' | tr '\n' ' '))"
+	{ [ "$(rbf -F size=preview -F scale=50% -F crop=true)" = 400 ] && title | grep -q '^scale'; }; verdict $? "scale with crop: 400 naming scale ($(title))"
+	# a canvas in inches through the JSON API: its size, its DPI, and the
+	# CLI's pixels for the same options
+	canvas='"canvas":"6x4in","dpi":100,"scale":"50%","bg":"#ffffff","effect":"shadow"'
+	{ [ "$(req -d "{\"image_id\":\"$sha\",\"size\":\"full\",$canvas}" "$A/v1/remove-background")" = 200 ] &&
+		[ "$(field "['width']")" = 600 ] && [ "$(field "['height']")" = 400 ] &&
+		python3 -c "import sys; assert float(sys.argv[1]) > 0.6" "$(field "['scale']")" &&
+		curl -sf -o "$tmp/canvas_api.png" "$A$(field "['url']")" &&
+		"$PETCUT" remove "$photo" "$tmp/canvas_cli.png" --canvas 6x4in --dpi 100 --scale 50% --bg '#ffffff' --effect shadow &&
+		[ "$(vipsheader -f width "$tmp/canvas_cli.png")" = 600 ] &&
+		python3 -c "import sys; assert abs(float(sys.argv[1]) * 25.4 - 100) < 0.1" "$(vipsheader -f xres "$tmp/canvas_api.png")" &&
+		vips subtract "$tmp/canvas_api.png" "$tmp/canvas_cli.png" "$tmp/canvas_d.v" && vips abs "$tmp/canvas_d.v" "$tmp/canvas_ad.v" &&
+		python3 -c "import sys; assert float(sys.argv[1]) == 0" "$(vips max "$tmp/canvas_ad.v")"; }
+	verdict $? "canvas 6x4in at 100 dpi: 600x400, 100 dpi in the PNG, the same pixels from the API and the CLI"
 	vips resize "$photo" "$tmp/big.jpg" 2 && # 902 x 600: 0.54 MP
 	for s in "" size=preview size=medium; do
 		curl -s -D "$tmp/rbh" -o /dev/null -F image_file=@"$tmp/big.jpg" ${s:+-F "$s"} "$A/v1.0/removebg"

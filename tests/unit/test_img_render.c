@@ -699,6 +699,157 @@ static void test_edges(void)
 	free(mix), free(al);
 }
 
+/* ===== Canvas layout ===== */
+
+/* The subject's box in an output (8-bit, in memory), measured on its alpha
+ * (RGBA) or, for an opaque one, where it differs from the plain colour c. */
+static struct img_subject measured(VipsImage *v, const double *c)
+{
+	int x0 = v->Xsize, y0 = v->Ysize, x1 = -1, y1 = -1;
+
+	for (int y = 0; y < v->Ysize; y++)
+		for (int x = 0; x < v->Xsize; x++) {
+			const VipsPel *q = VIPS_IMAGE_ADDR(v, x, y);
+			int on = c ? fabs(q[0] - c[0]) + fabs(q[1] - c[1]) > 60 : v->Bands == 4 && q[3] >= 128;
+			if (on) {
+				x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
+				y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+			}
+		}
+	return x1 < 0 ? (struct img_subject){0} : (struct img_subject){x0, y0, x1 - x0 + 1, y1 - y0 + 1, 0, 0};
+}
+
+static int near(double got, double want, double tol)
+{
+	return fabs(got - want) <= tol;
+}
+
+static void test_canvas(const struct img *photo, const struct img *alpha)
+{
+	enum { CW_ = 1000, CH_ = 800 };
+	struct img_render r = {.canvas_w = CW_, .canvas_h = CH_, .scale = 0.5, .align_x = 0.5, .align_y = 0.5};
+	struct img_subject s;
+	struct img *o = render(photo, alpha, &r, &s);
+	VipsImage *v = pixels(o);
+	struct img_subject m = v ? measured(v, NULL) : (struct img_subject){0};
+	double side = 0.5 * CH_; /* the disc is square: the canvas's height binds */
+
+	check(o && img_width(o) == CW_ && img_height(o) == CH_ && img_bands(o) == 4, "canvas %dx%d, RGBA",
+	      o ? img_width(o) : 0, o ? img_height(o) : 0);
+	check(near(m.h, side, 0.02 * CH_) && near(m.w, side, 0.02 * CH_),
+	      "scale 50%%: the subject is %dx%d, half the canvas's height (%g) within 2 %%", m.w, m.h, side);
+	check(near(m.x + m.w / 2.0, CW_ / 2.0, 0.02 * CW_) && near(m.y + m.h / 2.0, CH_ / 2.0, 0.02 * CH_),
+	      "centred: its middle at %g,%g", m.x + m.w / 2.0, m.y + m.h / 2.0);
+	check(near(s.scale, side / (2 * R + 1), 0.01) && s.scale > 1,
+	      "the answer says it was enlarged %.3f times (box %d px to %g)", s.scale, 2 * R + 1, side);
+	check(near(s.x, m.x, 2) && near(s.y, m.y, 2) && near(s.w, m.w, 3) && near(s.h, m.h, 3),
+	      "the reported box %d,%d %dx%d is the one drawn %d,%d %dx%d", s.x, s.y, s.w, s.h, m.x, m.y, m.w, m.h);
+	img_free(o);
+	if (v)
+		g_object_unref(v);
+
+	/* bottom left, 80 %, with 10 % padding on every side, on a colour */
+	r = (struct img_render){.canvas_w = CW_, .canvas_h = CH_, .scale = 0.8, .align_x = 0, .align_y = 1,
+				.pad = {10, 10, 10, 10}, .pad_percent = {1, 1, 1, 1}, .bg = IMG_BG_COLOR,
+				.color = {20, 40, 200, 255}, .edges = IMG_EDGES_PHOTO};
+	o = render(photo, alpha, &r, &s);
+	v = pixels(o);
+	m = v ? measured(v, (const double[]){20, 40, 200}) : (struct img_subject){0};
+	side = 0.8 * 0.8 * CH_;
+	check(o && img_bands(o) == 3 && near(m.h, side, 0.02 * CH_),
+	      "80%% of the room the padding leaves: %d px high (want %g)", m.h, side);
+	check(near(m.x, 0.1 * CW_, 0.02 * CW_) && near(m.y + m.h, 0.9 * CH_, 0.02 * CH_),
+	      "at 0%% 100%%: against the padding's bottom left corner (%d, %d)", m.x, m.y + m.h);
+	img_free(o);
+	if (v)
+		g_object_unref(v);
+
+	/* a subject the photo cuts at the bottom stands on the canvas's bottom
+	 * edge (snap auto), whatever the alignment says */
+	{
+		float *mk = malloc(sizeof *mk * W * H);
+		struct img *cut_alpha = NULL;
+		for (int y = 0; y < H; y++)
+			for (int x = 0; x < W; x++)
+				mk[y * W + x] = x >= 60 && x < 140 && y >= 50 ? 1.0f : 0.0f;
+		img_cutout(photo, mk, H, W, IMG_CUT_MASK, &cut_alpha);
+		free(mk);
+		r = (struct img_render){.canvas_w = CW_, .canvas_h = CH_, .scale = 0.5, .align_x = 0.5, .align_y = 0.5};
+		o = render(photo, cut_alpha, &r, &s);
+		v = pixels(o);
+		m = v ? measured(v, NULL) : (struct img_subject){0};
+		check(o && m.h > 0 && m.y + m.h == CH_ && near(m.x + m.w / 2.0, CW_ / 2.0, 0.02 * CW_),
+		      "cut off at the bottom: it stands on the canvas's bottom edge (%d of %d), centred across",
+		      m.y + m.h, CH_);
+		img_free(o);
+		if (v)
+			g_object_unref(v);
+		r.snap = IMG_SNAP_NONE;
+		o = render(photo, cut_alpha, &r, &s);
+		v = pixels(o);
+		m = v ? measured(v, NULL) : (struct img_subject){0};
+		check(o && near(m.y + m.h / 2.0, CH_ / 2.0, 0.02 * CH_), "snap none: centred (middle at %g)",
+		      m.y + m.h / 2.0);
+		img_free(o);
+		if (v)
+			g_object_unref(v);
+		img_free(cut_alpha);
+	}
+
+	/* the shadow stays on the canvas: below and beside the subject */
+	r = (struct img_render){.canvas_w = 400, .canvas_h = 400, .scale = 1, .align_x = 0.5, .align_y = 0.5,
+				.effect = IMG_EFFECT_SHADOW, .bg = IMG_BG_COLOR, .color = {255, 255, 255, 255}};
+	o = render(photo, alpha, &r, &s);
+	v = pixels(o);
+	check(o && px(v, s.x + s.w / 2, s.y + s.h + 1, 0) < 200 && px(v, s.x + s.w / 2, s.y - 3, 0) >= 253,
+	      "with a shadow at scale 100%%: it shows below the subject (%g), not above (%g)",
+	      px(v, s.x + s.w / 2, s.y + s.h + 1, 0), px(v, s.x + s.w / 2, s.y - 3, 0));
+	check(o && s.y + s.h < 400 && s.x + s.w < 400, "and the subject and its shadow fit the canvas");
+	img_free(o);
+	if (v)
+		g_object_unref(v);
+
+	/* the DPI a print shop reads back, in PNG and JPEG */
+	r = (struct img_render){.canvas_w = 300, .canvas_h = 300, .dpi = 300, .bg = IMG_BG_COLOR,
+				.color = {255, 255, 255, 255}};
+	o = render(photo, alpha, &r, NULL);
+	for (int f = 0; o && f < 2; f++) {
+		struct img_save_opts so = {.format = f ? IMG_FORMAT_JPEG : IMG_FORMAT_PNG};
+		void *buf = NULL;
+		size_t len = 0;
+		VipsImage *back = NULL;
+		if (img_encode(o, &so, &buf, &len) == IMG_OK)
+			back = vips_image_new_from_buffer(buf, len, "", NULL);
+		check(back && near(back->Xres * 25.4, 300, 0.5) && near(back->Yres * 25.4, 300, 0.5),
+		      "%s: 300 dpi reads back (%g)", f ? "JPEG" : "PNG", back ? back->Xres * 25.4 : 0);
+		if (back)
+			g_object_unref(back);
+		free(buf);
+	}
+	img_free(o);
+
+	/* a canvas that takes the subject smaller: drawn from the photo scaled
+	 * down, the same layout */
+	r = (struct img_render){.canvas_w = 90, .canvas_h = 60, .scale = 1, .align_x = 0.5, .align_y = 0.5,
+				.effect = IMG_EFFECT_SHADOW};
+	o = render(photo, alpha, &r, &s);
+	v = pixels(o);
+	m = v ? measured(v, NULL) : (struct img_subject){0};
+	check(o && img_width(o) == 90 && img_height(o) == 60 && s.scale < 0.9 && near(s.h, m.h, 2) &&
+		      near(m.x + m.w / 2.0, 45, 3) && m.y >= 0 && m.y + m.h <= 60,
+	      "smaller than the photo (scale %.3f): %dx%d at %d,%d on 90x60, as reported (%dx%d)", s.scale, m.w, m.h,
+	      m.x, m.y, s.w, s.h);
+	img_free(o);
+	if (v)
+		g_object_unref(v);
+
+	r = (struct img_render){.canvas_w = 100, .canvas_h = 100, .pad = {60, 0, 60, 0}};
+	check(img_render(photo, alpha, &r, &o, NULL) == IMG_ERR_ARG, "padding that leaves no room: refused (%s)",
+	      img_errmsg());
+	r = (struct img_render){.canvas_w = 100, .canvas_h = 100, .effect = IMG_EFFECT_POPART};
+	check(img_render(photo, alpha, &r, &o, NULL) == IMG_ERR_ARG, "pop art on a canvas: refused");
+}
+
 int main(void)
 {
 	struct img *photo, *alpha;
@@ -729,6 +880,7 @@ int main(void)
 	test_profiles(alpha);
 	test_colors();
 	test_edges();
+	test_canvas(photo, alpha);
 	g_object_unref(ph);
 	img_free(alpha);
 	img_free(photo);
