@@ -48,8 +48,6 @@ export const DEFAULTS = Object.freeze({
 	proxySide: 512,			// the proxy's shorter side (the network's preview input)
 	proxyQuality: 0.6,		// its WebP (or JPEG) quality...
 	proxyBytes: 45000,		// ... and, for a photo of fine detail (fur), 0.4 if it is larger than this
-	proxyJpegOn4g: true,		// on a link the browser calls 4g the proxy is a JPEG: made in a tenth
-					// of a WebP's time, for about a fifth more bytes
 	prepareAfterMs: 300,		// while a preview is asked for, the photo is prepared once it is back or after this
 	autoPreview: false,		// start preview(slot, previewParams) as soon as a photo is added
 	previewParams: {},		// what autoPreview asks for (remove-background's options)
@@ -196,10 +194,7 @@ export async function prepareImage(file, opts = {}, size = undefined, screenSide
 /**
  * A small proxy of a photo for the preview: upright, its shorter side
  * proxySide pixels (never enlarged; the longer at most twice that), as WebP
- * where the browser writes it, else JPEG; on a link the browser calls 4g a
- * JPEG (proxyJpegOn4g), where a few more KB cost less than the time to make
- * them fewer: the browser makes it in a few milliseconds against 50 to 90
- * for a WebP of some 20 % fewer bytes. A JPEG is decoded at a reduced
+ * where the browser writes it, else JPEG. A JPEG is decoded at a reduced
  * scale by the decoder itself where the browser can (for a 12 MP photo, a
  * quarter of its sides in about 40 % of the time of decoding it to that
  * size), anything else straight to that size.
@@ -213,15 +208,13 @@ export async function makeProxy(file, opts = {}, size = undefined) {
 	const scale = Math.min(1, o.proxySide / Math.min(width, height), 2 * o.proxySide / Math.max(width, height));
 	const w = Math.max(1, Math.round(width * scale));
 	const h = Math.max(1, Math.round(height * scale));
-	const fast = o.proxyJpegOn4g && networkType() === '4g';
 	// a few tens of KB is the point (about 0.4 s up on 3G): fur and grass
 	// need a lower quality, encoded again from the same decode
 	const qualities = o.proxyQuality > 0.4 ? [o.proxyQuality, 0.4] : [o.proxyQuality];
 	const make = async (bitmap) => {
 		let proxy = null;
 		for (const q of qualities) {
-			const blob = fast ? await encode(bitmap, w, h, 'image/jpeg', q)
-				: await encodeAs(bitmap, w, h, 'image/webp', q, 'image/jpeg');
+			const blob = await encodeAs(bitmap, w, h, 'image/webp', q, 'image/jpeg');
 			if (blob && (!proxy || blob.size < proxy.size)) proxy = blob;
 			if (!proxy || proxy.size <= o.proxyBytes) break;
 		}
