@@ -633,10 +633,11 @@ static VipsImage *on_canvas(VipsObject *s, VipsImage *photo, VipsImage *rgb, Vip
  * tint. The radius, a share of the longer side (about 90 px on a 2000 px
  * photo), reaches past a thick edge of fur; a box of radius r is taken as a
  * Gaussian of sigma 0.58 r, the box's own spread. The passes run on a copy
- * shrunk until that sigma is 4 px: the means are smooth at that scale, and
- * the photo's model holds for means too. */
+ * shrunk until that sigma is FG_LEVEL_SIGMA px: the means are smooth at
+ * that scale, and the photo's model holds for means too. */
 #define FG_LEVELS {{0.18, 3}, {0.09, 3}, {0.045, 3}, {0.012, 3}}
 #define FG_SIGMA_PER_RADIUS 0.58
+#define FG_LEVEL_SIGMA 2.0
 #define FG_EPS 1e-4
 
 /* Where full-size pixel x of n falls in a small image of sn pixels
@@ -654,6 +655,15 @@ static void taps(struct tap *out, int n, int sn)
 		out[x].i1 = VIPS_MIN(out[x].i0 + 1, sn - 1);
 		out[x].t = f - out[x].i0;
 	}
+}
+
+/* Row ty of a small 3-band float image m (sw wide), between its two
+ * nearest rows, into out. */
+static void lerp_rows(float *restrict out, const float *restrict m, int sw, const struct tap *ty)
+{
+	const float *r0 = m + (size_t)ty->i0 * sw * 3, *r1 = m + (size_t)ty->i1 * sw * 3;
+	for (int j = 0; j < sw * 3; j++)
+		out[j] = r0[j] + (r1[j] - r0[j]) * ty->t;
 }
 
 /* The 3 bands of a small float image m (sw wide) at taps tx, ty. */
@@ -706,38 +716,95 @@ static int fimg_resized(struct fimg *out, const struct fimg *f, int w, int h)
 	return bad ? -1 : 0;
 }
 
-/* Gaussian blur of f in place, separable, to 3 sigma; the edges repeat. */
+/* The radii of three box filters whose sum approximates a Gaussian of
+ * sigma (widths 2r + 1, the two sizes nearest the ideal, so that the
+ * variances add up to sigma squared). */
+static void box_radii(double sigma, int rad[3])
+{
+	int lo = (int)floor(sqrt(4 * sigma * sigma + 1)), m;
+
+	if (lo % 2 == 0)
+		lo--;
+	m = (int)lround((12 * sigma * sigma - 3.0 * lo * lo - 12.0 * lo - 9) / (-4.0 * lo - 4));
+	for (int i = 0; i < 3; i++)
+		rad[i] = ((i < m ? lo : lo + 2) - 1) / 2;
+}
+
+/* One row of w pixels of nb bands, each the mean of the 2r + 1 around it
+ * in src (the edge pixels repeat): a running sum per band, without bounds
+ * checks where the window is inside the row. */
+static void box_across(float *restrict dst, const float *restrict src, int w, int nb, int r)
+{
+	float inv = 1.0f / (float)(2 * r + 1);
+	int mid_lo = VIPS_MIN(r, w), mid_hi = VIPS_MAX(mid_lo, w - r - 1);
+
+	for (int c = 0; c < nb; c++) {
+		const float *p = src + c;
+		float *d = dst + c, acc = (float)(r + 1) * p[0];
+		int x = 0;
+		for (int i = 1; i <= r; i++)
+			acc += p[(size_t)VIPS_MIN(i, w - 1) * nb];
+		for (; x < mid_lo; x++) {
+			d[(size_t)x * nb] = acc * inv;
+			acc += p[(size_t)VIPS_MIN(x + r + 1, w - 1) * nb] - p[0];
+		}
+		for (; x < mid_hi; x++) { /* x - r >= 0 and x + r + 1 < w */
+			d[(size_t)x * nb] = acc * inv;
+			acc += p[(size_t)(x + r + 1) * nb] - p[(size_t)(x - r) * nb];
+		}
+		for (; x < w; x++) {
+			d[(size_t)x * nb] = acc * inv;
+			acc += p[(size_t)VIPS_MIN(x + r + 1, w - 1) * nb] - p[(size_t)VIPS_MAX(x - r, 0) * nb];
+		}
+	}
+}
+
+/* The same down the h rows of row floats, from src into dst, with acc a
+ * row's room: a running sum of whole rows. */
+static void box_down(float *restrict dst, const float *restrict src, float *restrict acc, int h, size_t row, int r)
+{
+	float inv = 1.0f / (float)(2 * r + 1);
+
+	for (size_t j = 0; j < row; j++)
+		acc[j] = (float)(r + 1) * src[j];
+	for (int i = 1; i <= r; i++) {
+		const float *s = src + (size_t)VIPS_MIN(i, h - 1) * row;
+		for (size_t j = 0; j < row; j++)
+			acc[j] += s[j];
+	}
+	for (int y = 0; y < h; y++) {
+		const float *in = src + (size_t)VIPS_MIN(y + r + 1, h - 1) * row, *out = src + (size_t)VIPS_MAX(y - r, 0) * row;
+		float *d = dst + (size_t)y * row;
+		for (size_t j = 0; j < row; j++) {
+			d[j] = acc[j] * inv;
+			acc[j] += in[j] - out[j];
+		}
+	}
+}
+
+/* Gaussian blur of f in place (the edges repeat), as three box filters
+ * each way: a few additions per value whatever the radius. */
 static int fimg_blur(struct fimg *f, double sigma)
 {
-	int r = VIPS_MAX(1, (int)ceil(3 * sigma)), w = f->w, h = f->h, nb = f->nb;
-	float *k = malloc(sizeof *k * (size_t)(2 * r + 1)), *t = malloc(sizeof *t * (size_t)w * h * nb);
-	double sum = 0;
+	int rad[3], w = f->w, h = f->h, nb = f->nb;
+	size_t row = (size_t)w * nb;
+	float *t = malloc(sizeof *t * (size_t)h * row), *acc = malloc(sizeof *acc * row);
 
-	if (!k || !t) {
-		free(k), free(t);
+	if (!t || !acc) {
+		free(t), free(acc);
 		return -1;
 	}
-	for (int i = -r; i <= r; i++)
-		sum += k[i + r] = (float)exp(-0.5 * i * i / (sigma * sigma));
-	for (int i = 0; i <= 2 * r; i++)
-		k[i] /= (float)sum;
-	for (int y = 0; y < h; y++) /* across, into t */
-		for (int x = 0; x < w; x++)
-			for (int c = 0; c < nb; c++) {
-				float acc = 0;
-				for (int i = -r; i <= r; i++)
-					acc += k[i + r] * f->p[((size_t)y * w + VIPS_CLIP(0, x + i, w - 1)) * nb + c];
-				t[((size_t)y * w + x) * nb + c] = acc;
-			}
-	for (int y = 0; y < h; y++) /* down, back into f */
-		for (int x = 0; x < w; x++)
-			for (int c = 0; c < nb; c++) {
-				float acc = 0;
-				for (int i = -r; i <= r; i++)
-					acc += k[i + r] * t[((size_t)VIPS_CLIP(0, y + i, h - 1) * w + x) * nb + c];
-				f->p[((size_t)y * w + x) * nb + c] = acc;
-			}
-	free(k), free(t);
+	box_radii(sigma, rad);
+	for (int y = 0; y < h; y++) { /* across: f, t, f, into t */
+		float *a = f->p + (size_t)y * row, *b = t + (size_t)y * row;
+		box_across(b, a, w, nb, rad[0]);
+		box_across(a, b, w, nb, rad[1]);
+		box_across(b, a, w, nb, rad[2]);
+	}
+	box_down(f->p, t, acc, h, row, rad[0]); /* down: t, f, t, into f */
+	box_down(t, f->p, acc, h, row, rad[1]);
+	box_down(f->p, t, acc, h, row, rad[2]);
+	free(t), free(acc);
 	return 0;
 }
 
@@ -794,20 +861,20 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 	/* the photo and alpha shrunk once for the finest level (the last);
 	 * the coarser ones are shrunk from that */
 	size_t nl = sizeof levels / sizeof *levels;
-	double k_fine = VIPS_MIN(1.0, 4.0 / (FG_SIGMA_PER_RADIUS * VIPS_MAX(2.0, levels[nl - 1].share * side)));
+	double k_fine = VIPS_MIN(1.0, FG_LEVEL_SIGMA / (FG_SIGMA_PER_RADIUS * VIPS_MAX(2.0, levels[nl - 1].share * side)));
 	VipsImage *i_fine, *a_fine;
-	if (!STEP(s, i, vips_cast(rgb, &i, VIPS_FORMAT_FLOAT, NULL)) ||
-	    !STEP(s, a, vips_linear1(alpha, &a, 1.0 / 255, 0.0, NULL)) ||
-	    !STEP(s, i_fine, vips_resize(i, &i_fine, k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
+	if (!STEP(s, i, vips_resize(rgb, &i, k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
+	    !STEP(s, i_fine, vips_cast(i, &i_fine, VIPS_FORMAT_FLOAT, NULL)) ||
 	    !(i_fine = keep(s, vips_image_copy_memory(i_fine))) ||
-	    !STEP(s, a_fine, vips_resize(a, &a_fine, k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
+	    !STEP(s, a, vips_resize(alpha, &a, k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
+	    !STEP(s, a_fine, vips_linear1(a, &a_fine, 1.0 / 255, 0.0, NULL)) ||
 	    !(a_fine = keep(s, vips_image_copy_memory(a_fine))))
 		return NULL;
-	/* coarse to fine, each level on a copy shrunk until its sigma is 4 px
+	/* coarse to fine, each level on a copy shrunk until its sigma is FG_LEVEL_SIGMA px
 	 * (the photo itself once the radius is that small), starting from the
 	 * level before */
 	for (size_t l = 0; !bad && l < nl; l++) {
-		double sigma = FG_SIGMA_PER_RADIUS * VIPS_MAX(2.0, levels[l].share * side), k = VIPS_MIN(1.0, 4.0 / sigma);
+		double sigma = FG_SIGMA_PER_RADIUS * VIPS_MAX(2.0, levels[l].share * side), k = VIPS_MIN(1.0, FG_LEVEL_SIGMA / sigma);
 		VipsImage *is = i_fine, *as = a_fine;
 		struct fimg li = {0}, la = {0}, nf, nb;
 		if (l < nl - 1 &&
@@ -841,9 +908,11 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 	    !(pix = keep(s, vips_image_new_from_memory_copy(VIPS_IMAGE_ADDR(rgb8, 0, 0), VIPS_IMAGE_SIZEOF_IMAGE(rgb8),
 							   W, H, 3, VIPS_FORMAT_UCHAR))))
 		goto done;
+	/* each row's means, brought down to it from the small ones first */
 	struct tap *tx = malloc(sizeof *tx * (size_t)W), *ty = malloc(sizeof *ty * (size_t)H);
-	if (!tx || !ty) {
-		free(tx), free(ty);
+	float *row_f = malloc(sizeof *row_f * (size_t)m.w * 3), *row_b = malloc(sizeof *row_b * (size_t)m.w * 3);
+	if (!tx || !ty || !row_f || !row_b) {
+		free(tx), free(ty), free(row_f), free(row_b);
 		vips_error("petcut", "out of memory");
 		goto done;
 	}
@@ -852,19 +921,27 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 	for (int y = 0; y < H; y++) {
 		const VipsPel *al = VIPS_IMAGE_ADDR(alpha8, 0, y), *src = VIPS_IMAGE_ADDR(rgb8, 0, y);
 		VipsPel *dst = VIPS_IMAGE_ADDR(pix, 0, y);
-		for (int x = 0; x < W; x++) {
+		int x = 0;
+		while (x < W && (al[x] == 0 || al[x] == 255))
+			x++;
+		if (x == W)
+			continue;
+		lerp_rows(row_f, m.p, m.w, &ty[y]);
+		lerp_rows(row_b, b.p, b.w, &ty[y]);
+		for (; x < W; x++) {
 			if (al[x] == 0 || al[x] == 255)
 				continue;
-			float t = al[x] / 255.0f, m_f[3], m_b[3];
-			sample3(m.p, m.w, &tx[x], &ty[y], m_f);
-			sample3(b.p, b.w, &tx[x], &ty[y], m_b);
+			const struct tap *q = &tx[x];
+			float t = al[x] / 255.0f;
 			for (int c = 0; c < 3; c++) {
-				float e = m_f[c] + t * (src[x * 3 + c] - t * m_f[c] - (1 - t) * m_b[c]);
+				float mf = row_f[q->i0 * 3 + c] + (row_f[q->i1 * 3 + c] - row_f[q->i0 * 3 + c]) * q->t;
+				float mb = row_b[q->i0 * 3 + c] + (row_b[q->i1 * 3 + c] - row_b[q->i0 * 3 + c]) * q->t;
+				float e = mf + t * (src[x * 3 + c] - t * mf - (1 - t) * mb);
 				dst[x * 3 + c] = (VipsPel)VIPS_CLIP(0.0f, e + 0.5f, 255.0f);
 			}
 		}
 	}
-	free(tx), free(ty);
+	free(tx), free(ty), free(row_f), free(row_b);
 	STEP(s, out, vips_copy(pix, &out, "interpretation", rgb->Type, NULL));
 done:
 	free(f.p), free(b.p), free(m.p);
