@@ -28,6 +28,9 @@
 #    (bench/imgly_bench.js; installed into BUILD/imgly from bench/package.json
 #    with npm --ignore-scripts), warm, in the same run. Without node, npm or
 #    the package, petcut runs alone and the report says why.
+#  - print: the same photo laid out as a print (8 x 10 in at 300 dpi, a
+#    shadow and a white background) against the plain cut-out, interleaved,
+#    medians of PETCUT_BENCH_PRINT_RUNS (default 5) each;
 #  - phone: pick to preview in a real browser on an emulated phone
 #    (bench/phone.mjs: headless Chromium through playwright-core from
 #    BUILD/web-tests, 390x844 at 3x, Chrome DevTools' network profiles none,
@@ -53,10 +56,11 @@ cd "$ROOT"
 PETCUT=$BUILD/petcut
 RUNS=${PETCUT_BENCH_RUNS:-5}
 ROUNDS=${PETCUT_BENCH_ROUNDS:-3}
+PRINT_RUNS=${PETCUT_BENCH_PRINT_RUNS:-5}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg e2e load phone}
+PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg e2e print load phone}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 
@@ -477,6 +481,53 @@ if part e2e; then
 		} >"$OUT/e2e.md"
 		cat "$OUT/e2e.md"
 		update_section bench-e2e "$OUT/e2e.md"
+	fi
+fi
+
+# ===== A print: the 12 MP photo laid out on 8 x 10 in at 300 dpi =====
+
+# wall ms of one `petcut remove BIG OUT ARGS...` (empty when it failed)
+time_remove() {
+	local out=$1 t0 t1
+	shift
+	t0=$(date +%s%N)
+	"$PETCUT" remove "$BIG" "$out" "$@" >/dev/null 2>"$OUT/print.err" || { tail -3 "$OUT/print.err" >&2; return 0; }
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+}
+
+if part print; then
+	echo "bench: a print render against the plain cut-out, 12 MP" >&2
+	if ! big_photo; then
+		echo "bench: could not make the 12 MP photo; print part skipped" >&2
+	else
+		PRINT_ARGS="--canvas 8x10in --dpi 300 --scale 85% --effect shadow --bg white"
+		: >"$OUT/print.plain" && : >"$OUT/print.print"
+		load0=$(cut -d' ' -f1 /proc/loadavg)
+		for r in $(seq "$PRINT_RUNS"); do # interleaved: plain, print, plain, ...
+			time_remove "$OUT/print-plain.png" >>"$OUT/print.plain"
+			# shellcheck disable=SC2086
+			time_remove "$OUT/print-print.png" $PRINT_ARGS >>"$OUT/print.print"
+		done
+		p_ms=$(median "$OUT/print.plain")
+		q_ms=$(median "$OUT/print.print")
+		load1=$(cut -d' ' -f1 /proc/loadavg)
+		{
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown);"
+			echo "photo: 4032x3024 JPEG (bench/big_photo.c); $PRINT_RUNS runs each, interleaved; command: \`PETCUT_BENCH_PARTS=print make bench\`;"
+			echo "load average (1 min) $load0 before the runs, $load1 after."
+			echo
+			echo "| render | median wall ms | runs ms | output |"
+			echo "|---|---|---|---|"
+			echo "| \`petcut remove photo.jpg out.png\` (the plain cut-out) | $p_ms | $(paste -sd' ' "$OUT/print.plain") | $(vipsheader "$OUT/print-plain.png" 2>/dev/null | cut -d: -f2- | cut -d, -f1) |"
+			echo "| \`petcut remove photo.jpg out.png $PRINT_ARGS\` | $q_ms | $(paste -sd' ' "$OUT/print.print") | $(vipsheader "$OUT/print-print.png" 2>/dev/null | cut -d: -f2- | cut -d, -f1), $(vipsheader -f xres "$OUT/print-print.png" 2>/dev/null | awk '{ printf "%.0f dpi", $1 * 25.4 }') |"
+			echo
+			if [ -n "$p_ms" ] && [ -n "$q_ms" ]; then
+				echo "The print takes $(awk -v a="$q_ms" -v b="$p_ms" 'BEGIN { printf "%.2f", a / b }') x the plain cut-out's time (medians; the target is at most 1.5 x)."
+			fi
+		} >"$OUT/print.md"
+		cat "$OUT/print.md"
+		update_section bench-print "$OUT/print.md"
 	fi
 fi
 
