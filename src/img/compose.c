@@ -1106,7 +1106,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		VipsImage *soft, *dim, *moved;
 
 		if (!(soft = blur(s, alpha, sigma, 0)) ||
-		    !STEP(s, dim, vips_linear1(soft, &dim, SHADOW_OPACITY, 0.0, NULL)) ||
+		    !STEP(s, dim, vips_linear1(soft, &dim, SHADOW_OPACITY, 0.0, "uchar", TRUE, NULL)) ||
 		    !STEP(s, moved, vips_embed(dim, &moved, off, off, W, H, "extend", VIPS_EXTEND_BLACK, NULL)) ||
 		    !(under = layer(s, moved, black)))
 			goto vips_failed;
@@ -1120,7 +1120,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		VipsImage *soft, *ring;
 
 		if (!(soft = blur(s, alpha, sigma, 1)) ||
-		    !STEP(s, ring, vips_linear1(soft, &ring, slope, -thresh * slope, NULL)) ||
+		    !STEP(s, ring, vips_linear1(soft, &ring, slope, -thresh * slope, "uchar", TRUE, NULL)) ||
 		    !(under = layer(s, ring, white)))
 			goto vips_failed;
 	}
