@@ -669,13 +669,18 @@ static void lerp_rows(float *restrict out, const float *restrict m, int sw, cons
 		out[j] = r0[j] + (r1[j] - r0[j]) * ty->t;
 }
 
+/* Band c of a row of 3-band pixels at tap q, between its two pixels. */
+static inline float lerp_at(const float *row, const struct tap *q, int c)
+{
+	return row[q->i0 * 3 + c] + (row[q->i1 * 3 + c] - row[q->i0 * 3 + c]) * q->t;
+}
+
 /* The 3 bands of a small float image m (sw wide) at taps tx, ty. */
 static void sample3(const float *m, int sw, const struct tap *tx, const struct tap *ty, float out[3])
 {
 	const float *r0 = m + (size_t)ty->i0 * sw * 3, *r1 = m + (size_t)ty->i1 * sw * 3;
 	for (int c = 0; c < 3; c++) {
-		float top = r0[tx->i0 * 3 + c] + (r0[tx->i1 * 3 + c] - r0[tx->i0 * 3 + c]) * tx->t;
-		float bottom = r1[tx->i0 * 3 + c] + (r1[tx->i1 * 3 + c] - r1[tx->i0 * 3 + c]) * tx->t;
+		float top = lerp_at(r0, tx, c), bottom = lerp_at(r1, tx, c);
 		out[c] = top + (bottom - top) * ty->t;
 	}
 }
@@ -734,29 +739,18 @@ static void box_radii(double sigma, int rad[3])
 }
 
 /* One row of w pixels of nb bands, each the mean of the 2r + 1 around it
- * in src (the edge pixels repeat): a running sum per band, without bounds
- * checks where the window is inside the row. */
+ * in src (the edge pixels repeat): a running sum per band. */
 static void box_across(float *restrict dst, const float *restrict src, int w, int nb, int r)
 {
 	float inv = 1.0f / (float)(2 * r + 1);
-	int mid_lo = VIPS_MIN(r, w), mid_hi = VIPS_MAX(mid_lo, w - r - 1);
 
 	for (int c = 0; c < nb; c++) {
 		const float *p = src + c;
-		float *d = dst + c, acc = (float)(r + 1) * p[0];
-		int x = 0;
+		float acc = (float)(r + 1) * p[0];
 		for (int i = 1; i <= r; i++)
 			acc += p[(size_t)VIPS_MIN(i, w - 1) * nb];
-		for (; x < mid_lo; x++) {
-			d[(size_t)x * nb] = acc * inv;
-			acc += p[(size_t)VIPS_MIN(x + r + 1, w - 1) * nb] - p[0];
-		}
-		for (; x < mid_hi; x++) { /* x - r >= 0 and x + r + 1 < w */
-			d[(size_t)x * nb] = acc * inv;
-			acc += p[(size_t)(x + r + 1) * nb] - p[(size_t)(x - r) * nb];
-		}
-		for (; x < w; x++) {
-			d[(size_t)x * nb] = acc * inv;
+		for (int x = 0; x < w; x++) {
+			dst[(size_t)x * nb + c] = acc * inv;
 			acc += p[(size_t)VIPS_MIN(x + r + 1, w - 1) * nb] - p[(size_t)VIPS_MAX(x - r, 0) * nb];
 		}
 	}
@@ -934,11 +928,9 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 		for (; x < W; x++) {
 			if (al[x] == 0 || al[x] == 255)
 				continue;
-			const struct tap *q = &tx[x];
 			float t = al[x] / 255.0f;
 			for (int c = 0; c < 3; c++) {
-				float mf = row_f[q->i0 * 3 + c] + (row_f[q->i1 * 3 + c] - row_f[q->i0 * 3 + c]) * q->t;
-				float mb = row_b[q->i0 * 3 + c] + (row_b[q->i1 * 3 + c] - row_b[q->i0 * 3 + c]) * q->t;
+				float mf = lerp_at(row_f, &tx[x], c), mb = lerp_at(row_b, &tx[x], c);
 				float e = mf + t * (src[x * 3 + c] - t * mf - (1 - t) * mb);
 				dst[x * 3 + c] = (VipsPel)VIPS_CLIP(0.0f, e + 0.5f, 255.0f);
 			}
