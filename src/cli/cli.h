@@ -24,6 +24,7 @@ int cli_list_files(const char *dir, char ***names);
 
 int cmd_remove(int argc, char **argv);     /* cmd_remove.c */
 int cmd_remove_dir(int argc, char **argv); /* cmd_remove_dir.c */
+int cmd_group(int argc, char **argv);	   /* cmd_remove.c */
 int cmd_infer(int argc, char **argv);      /* cmd_infer.c */
 int cmd_convert(int argc, char **argv);    /* cmd_convert.c */
 int cmd_serve(int argc, char **argv);      /* cmd_serve.c */

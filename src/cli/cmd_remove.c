@@ -42,7 +42,18 @@ void say(const char *fmt, ...)
 
 static void usage(FILE *f, const char *cmd)
 {
-	if (!strcmp(cmd, "remove"))
+	if (!strcmp(cmd, "group"))
+		fprintf(f, "usage: petcut group IN IN [IN...] -o OUT [-o OUT...] [options]\n\n"
+			   "A group portrait: the pets of 2 to 8 photos cut out, scaled to one height, standing\n"
+			   "side by side in the order given (each over the one before where they overlap),\n"
+			   "then drawn as one subject: one background, shadow or outline, canvas. Their masks\n"
+			   "come from one forward pass of the network.\n\n"
+			   "group options:\n"
+			   "  --overlap N%%         the share of the narrower neighbour's width two pets\n"
+			   "                       overlap by, -100%% (a gap) to 90%% (default 0: side by side)\n"
+			   "  --heights H,H,...    each pet's height as a share of the tallest's, in order\n"
+			   "                       (100%%,80%%,60%%), or equal (default)\n");
+	else if (!strcmp(cmd, "remove"))
 		fprintf(f, "usage: petcut remove IN OUT [OUT...] [options]\n\n"
 			   "Cuts the background out of the photo IN and writes each OUT, in the format\n"
 			   "its extension names: .png, .webp, .jpg/.jpeg (needs an opaque --bg) or .avif.\n"
@@ -54,8 +65,8 @@ static void usage(FILE *f, const char *cmd)
 			   "Outputs that already exist are skipped; files that are not usable images are\n"
 			   "reported and skipped.\n");
 	fprintf(f, "\noptions:\n");
-	if (!strcmp(cmd, "remove"))
-		fprintf(f, "  -o, --out FILE       an output, like OUT (repeatable)\n");
+	if (strcmp(cmd, "remove-dir"))
+		fprintf(f, "  -o, --out FILE       an output%s (repeatable)\n", strcmp(cmd, "group") ? ", like OUT" : "");
 	fprintf(f,
 		"  --format FMT         png, webp, jpg or avif (default: %s)\n"
 		"  --mask               write the mask alone, as an 8-bit grey image\n"
@@ -79,7 +90,17 @@ static void usage(FILE *f, const char *cmd)
 		"  --padding P          the canvas's padding: 1, 2 or 4 values (CSS order), pixels or %%\n"
 		"  --snap EDGE          auto (default: against the canvas's edge where the photo cuts\n"
 		"                       the subject off), none, top, right, bottom or left\n"
+		"  --roi X0,Y0,X1,Y1    the region the subject lies in, pixels or %% of the photo's\n"
+		"                       sides; nothing outside it is kept\n"
 		"  --effect NAME        none, shadow, sticker (a white outline) or popart (a 2x2 grid)\n"
+		"  --shadow KIND        a shadow: drop (on a wall behind; --effect shadow's), soft (shade\n"
+		"                       around the base), hard (cast on the ground behind, leaning) or\n"
+		"                       floating (shade below the base: the subject hovers)\n"
+		"  --shadow-opacity N   its opacity in percent (drop 50, soft 60, hard 45, floating 40)\n"
+		"  --shadow-blur N|N%%   its blur, pixels or %% of the subject's longer side\n"
+		"  --shadow-offset N|N%% drop: how far it falls; floating: the gap below the base\n"
+		"  --shadow-angle DEG   drop, hard: degrees from straight down, -85 to 85 (default 45:\n"
+		"                       down and right; a hard shadow leans right)\n"
 		"  --edges MODE         the soft edge's colours: auto (default: clean where something is\n"
 		"                       drawn under the subject), clean (the subject's own, estimated)\n"
 		"                       or photo (the photo's pixels)\n"
@@ -203,7 +224,7 @@ bad:
 int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 {
 	const char *cmd = argv[0];
-	int remove = !strcmp(cmd, "remove");
+	int remove = !strcmp(cmd, "remove"), group = !strcmp(cmd, "group");
 	int opts_done = 0, rc;
 	char why[256], name[64];
 
@@ -216,7 +237,14 @@ int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 		int popt = -1, takes;
 
 		if (opts_done || arg[0] != '-' || !arg[1]) {
-			if (!o->in) {
+			if (group) { /* every one a photo: the outputs are -o's */
+				if (o->nins == IMG_GROUP_MAX) {
+					fprintf(stderr, "petcut group: at most %d photos\n", IMG_GROUP_MAX);
+					return 2;
+				}
+				o->in = o->nins ? o->in : arg;
+				o->ins[o->nins++] = arg;
+			} else if (!o->in) {
 				o->in = arg;
 			} else if ((!remove && o->nouts == 1) || o->nouts == MAX_OUTS) {
 				fprintf(stderr, "petcut %s: unexpected argument '%s'\n", cmd, arg);
@@ -241,7 +269,7 @@ int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 			piped.value = pipe_opt_kind((enum pipe_opt)popt) != PIPE_SWITCH;
 			def = &piped;
 		}
-		if (!def || (def->id == OPT_OUT && !remove) || (eq && !def->value)) {
+		if (!def || (def->id == OPT_OUT && !remove && !group) || (eq && !def->value)) {
 			fprintf(stderr, "petcut %s: unknown option '%s' (see petcut %s --help)\n", cmd, arg, cmd);
 			return 2;
 		}
@@ -264,10 +292,11 @@ int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 		if (rc)
 			return rc;
 	}
-	if (!o->in || !o->nouts) {
+	if (!o->in || !o->nouts || (group && o->nins < 2)) {
 		usage(stderr, cmd);
 		return 2;
 	}
+	o->req.group_n = group ? o->nins : 0;
 	if (pipe_check(&o->req, why, sizeof why) ||
 	    (o->req.format_given && pipe_check_format(&o->req, o->req.save.format, why, sizeof why))) {
 		fprintf(stderr, "petcut %s: %s\n", cmd, why);
@@ -390,6 +419,84 @@ static int output_format(const struct remove_opts *o, const char *path, enum img
 		return 2;
 	}
 	return 0;
+}
+
+/* Prints a group portrait's facts: remove's, and each pet's box. */
+static void print_group_json(const char *path, const struct pipe_group_info *g, int n)
+{
+	json_t *j = json_pack("{s:s, s:i, s:i, s:[i,i,i,i], s:f, s:[]}", "output", path, "width", g->width, "height",
+			      g->height, "bbox", g->group.x, g->group.y, g->group.w, g->group.h, "scale",
+			      round(g->group.scale * 1e4) / 1e4, "subjects");
+	for (int i = 0; j && i < n; i++) {
+		const struct img_subject *s = &g->subjects[i];
+		json_array_append_new(json_object_get(j, "subjects"), json_pack("[i,i,i,i]", s->x, s->y, s->w, s->h));
+	}
+	if (j) {
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		fputc('\n', stdout);
+		fflush(stdout);
+		json_decref(j);
+	}
+}
+
+int cmd_group(int argc, char **argv)
+{
+	struct remove_opts o;
+	struct pipe_engine *e = NULL;
+	enum img_format fmts[MAX_OUTS];
+	struct pipe_group_info info[MAX_OUTS];
+	struct pipe_timings t;
+	struct img *bg = NULL, *photos[IMG_GROUP_MAX] = {0};
+	struct img_load_opts lo = {0};
+	char note[1024], why[1024];
+	int rc = remove_parse_args(argc, argv, &o);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	lo.keep_gps = o.keep_gps;
+	for (int i = 0; i < o.nouts; i++)
+		if ((rc = output_format(&o, o.outs[i], &fmts[i])))
+			return rc;
+	if ((rc = remove_start(&o, &bg)))
+		goto out;
+	for (int i = 0; i < o.nins; i++) {
+		img_status st = img_load_file_opts(o.ins[i], &lo, &photos[i]);
+		if (st != IMG_OK) {
+			say("petcut: %s: %s", o.ins[i], img_errmsg());
+			rc = st == IMG_ERR_NOMEM || st == IMG_ERR_VIPS ? 1 : 2;
+			goto out;
+		}
+	}
+	/* every photo's input in one forward pass */
+	if (o.engine.max_batch < o.nins)
+		o.engine.max_batch = o.nins;
+	o.engine.max_delay_ms = 20; /* they come together through the gate: a little slack */
+	if (pipe_engine_open(&o.engine, &e, note, sizeof note, why, sizeof why)) {
+		say("petcut: %s", why);
+		rc = 1;
+		goto out;
+	}
+	if (*note)
+		say("petcut: %s", note);
+	enum pipe_status ps = pipe_group_photos(e, &o.req, (const struct img *const *)photos, o.nins, o.outs, fmts,
+						o.nouts, info, &t, why, sizeof why);
+	if (ps != PIPE_OK) {
+		say("petcut: %s", why);
+		rc = ps == PIPE_REFUSED || ps == PIPE_BAD_INPUT ? 2 : 1;
+		goto out;
+	}
+	for (int i = 0; o.json && i < o.nouts; i++)
+		print_group_json(o.outs[i], &info[i], o.nins);
+	if (o.timings)
+		say("timing: infer %.1f ms (batch of %d), refine %.1f ms, compose %.1f ms, encode %.1f ms",
+		    t.mask.infer_ms, t.mask.batch_size, t.refine_ms, t.compose_ms, t.encode_ms);
+	rc = 0;
+out:
+	for (int i = 0; i < o.nins; i++)
+		img_free(photos[i]);
+	pipe_engine_close(e);
+	img_free(bg);
+	return rc;
 }
 
 int cmd_remove(int argc, char **argv)

@@ -11,6 +11,7 @@
 static const struct cli_command commands[] = {
 	{"remove", cmd_remove, "cut the background out of one image"},
 	{"remove-dir", cmd_remove_dir, "cut out every image of a folder"},
+	{"group", cmd_group, "a group portrait of the pets of several photos"},
 	{"convert", cmd_convert, "make a web-displayable thumbnail of an image"},
 	{"serve", cmd_serve, "run the HTTP service"},
 	{"worker", cmd_worker, "do the jobs queued on the shared Redis"},

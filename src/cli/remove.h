@@ -10,7 +10,7 @@
 #include "pipeline/pipeline.h"
 
 /* Outputs one `remove` may write. */
-#define MAX_OUTS 16
+#define MAX_OUTS PIPE_MAX_OUTS
 
 struct remove_opts {
 	struct pipe_request req;	/* the removal, as the pipeline takes it */
@@ -18,7 +18,9 @@ struct remove_opts {
 	int keep_gps;			/* keep EXIF GPS tags in outputs */
 	int timings;			/* print per-stage times on stderr */
 	int json;			/* print each output's subject on stdout */
-	const char *in;			/* IN or IN_DIR */
+	const char *in;			/* IN or IN_DIR (group: the first photo) */
+	const char *ins[IMG_GROUP_MAX];	/* group: the photos */
+	int nins;
 	const char *outs[MAX_OUTS];	/* OUT files, or OUT_DIR */
 	int nouts;
 };

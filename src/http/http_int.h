@@ -171,14 +171,37 @@ enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char
  * form field on the remove.bg route. 0, or -1 with r->error_* set. */
 int http_upload_commit_part(struct req *r, const char *expect);
 
-struct gate;
 
 /* remove.c */
 /* Sets up the shared kv (cfg.redis) and its metrics; 0, or -1 with errbuf. */
 int http_kv_init(struct http_server *s, char *errbuf, size_t errlen);
 /* Makes (or finds) the result a remove-background body asks for; gate and
  * passed are for batch requests (NULL otherwise). Returns o->status. */
-int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o);
+int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate, int *passed, struct outcome *o);
+struct remove_params;
+
+/* The network's mask of photo (p's image_id, at p's side): stored, or made
+ * (p->gate and p->passed as for batch requests) and then stored. 0 with
+ * *mask (malloc'd) and *hit, or an HTTP status with why. */
+int http_get_mask(struct http_server *s, struct remove_params *p, const struct img *photo, float **mask,
+		  struct pipe_mask_info *t, int *hit, char *why, size_t wl);
+
+/* group.c: a group portrait (a removal with images) */
+struct http_group_times {
+	double decode_ms, mask_ms, compose_ms, encode_ms;
+	struct pipe_mask_info mask; /* the first photo's (its batch's size) */
+	int masks_stored;	    /* masks found stored */
+};
+
+/* Makes the group portrait p asks for: its photos from the store, their
+ * masks (those not stored in one forward pass), rendered and encoded as
+ * p says. 0 with *enc (*enclen bytes), *out (the rendered image), *subj
+ * (the whole group's box), *subjects (a JSON list of each pet's box) and
+ * *t; or an HTTP status with *code and why. */
+int http_group_make(struct http_server *s, struct remove_params *p, const struct img_load_opts *lo, void **enc,
+		    size_t *enclen, struct img **out, struct img_subject *subj, json_t **subjects,
+		    struct http_group_times *t, const char **code, char *why, size_t wl);
+
 /* removebg.c: the remove.bg-compatible route, once its form is read */
 enum MHD_Result http_removebg(struct MHD_Connection *c, struct req *r);
 enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r);

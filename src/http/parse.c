@@ -74,6 +74,22 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 				return 400;
 			}
 			*src = json_string_value(v);
+		} else if (!strcmp(key, "images")) { /* a group portrait */
+			size_t i, n = json_array_size(v);
+			json_t *one;
+			if (!json_is_array(v) || n < 2 || n > IMG_GROUP_MAX) {
+				snprintf(why, wl, "images is a list of 2 to %d ids of uploaded images", IMG_GROUP_MAX);
+				return 400;
+			}
+			json_array_foreach(v, i, one) {
+				if (!json_is_string(one) || !store_key_valid(json_string_value(one))) {
+					snprintf(why, wl, "images[%zu] is not an uploaded image's id (64 lowercase hex characters)", i);
+					return 400;
+				}
+				memcpy(p->group_ids[i], json_string_value(one), STORE_KEY_LEN + 1);
+			}
+			p->req.group_n = (int)n;
+			id = p->group_ids[0];
 		} else if (!strcmp(key, "max")) {
 			if (!json_is_integer(v) || json_integer_value(v) < VIEW_MIN_SIDE ||
 			    json_integer_value(v) > VIEW_MAX_SIDE) {
@@ -89,8 +105,8 @@ int http_remove_parse(json_t *j, struct remove_params *p, char *why, size_t wl)
 			return 400;
 		}
 	}
-	if (!!id + !!url + !!b64 != 1) {
-		snprintf(why, wl, "give exactly one of image_id, image_url, image");
+	if (!!id + !!url + !!b64 != 1 || (p->req.group_n && json_object_get(j, "image_id"))) {
+		snprintf(why, wl, "give exactly one of image_id, image_url, image, images");
 		return 400;
 	}
 	if (id) {
@@ -283,7 +299,7 @@ static const struct rb_field {
 	{"type", RB_KEEP, "auto", "petcut does not choose by kind: its network cuts out a foreground of any kind"},
 	{"type_level", RB_KEEP, "none", "petcut does not classify the foreground"},
 	{"semitransparency", RB_KEEP, "true|1|yes", "petcut's edges are always partly transparent where the photo is"},
-	{"roi", RB_KEEP, "0% 0% 100% 100%", "petcut looks for the foreground in the whole photo"},
+	{"roi", RB_PASS, NULL, NULL},
 	{"scale", RB_PASS, NULL, NULL},
 	{"position", RB_PASS, NULL, NULL},
 };
@@ -371,7 +387,7 @@ json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char 
 	const char *b64 = field(form, "image_file_b64"), *url = field(form, "image_url");
 	const char *channels = field(form, "channels"), *margin = field(form, "crop_margin");
 	const char *bg_url = field(form, "bg_image_url"), *crop = field(form, "crop"), *shadow = field(form, "add_shadow");
-	const char *scale = field(form, "scale"), *position = field(form, "position");
+	const char *scale = field(form, "scale"), *position = field(form, "position"), *roi = field(form, "roi");
 
 	if (!!img + !!b64 + !!url != 1)
 		return refuse(code, "missing_source", why, wl, "give exactly one of image_file, image_file_b64, image_url");
@@ -450,6 +466,8 @@ json_t *http_removebg_body(json_t *form, json_t *files, const char **code, char 
 		json_object_set_new(body, "effect", json_string("shadow"));
 	if (alpha)
 		json_object_set_new(body, "mask", json_true());
+	if (roi && *roi)
+		json_object_set_new(body, "roi", json_string(roi));
 	if (laid_out) {
 		json_object_set_new(body, "canvas", json_string("photo"));
 		json_object_set_new(body, "scale", json_string(scale));

@@ -32,7 +32,6 @@ enum remove_source {
 	REMOVE_SOURCE_BASE64, /* image: the bytes in base64, or a data: URL */
 };
 
-struct gate;
 
 struct remove_params {
 	enum remove_source source;
@@ -44,12 +43,15 @@ struct remove_params {
 						"" while bg_url is to be fetched */
 	const char *bg_url;		  /* a background image at another host's URL (http or
 					     https): fetched where allowed (NULL: none) */
-	char canonical[512];		  /* every parameter, in one order: the cache key's */
+	char canonical[768];		  /* every parameter, in one order: the cache key's */
+	/* images: a group portrait of these stored images (req.group_n of them;
+	   image_id is the first's) */
+	char group_ids[IMG_GROUP_MAX][STORE_KEY_LEN + 1];
 	int view_max;			  /* max: an image answer is sized for a screen, this
 					     many pixels at most on its longer side; 0 = the
 					     result itself (not part of the result's key) */
 	/* the route's own, for batch requests (not set by parsing) */
-	struct gate *gate;
+	struct pipe_gate *gate;
 	int *passed;
 	int background; /* nobody waits for it (a precompute): its pass goes after the others */
 };

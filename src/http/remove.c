@@ -232,34 +232,6 @@ static int store_source(struct http_server *s, struct remove_params *p, char *wh
 	return st;
 }
 
-/* ===== Gates ===== */
-
-/* The items of one batch request meet here before queueing their tensors,
- * so the batcher gets them together whatever their decoding took. Each
- * item passes once: before queueing, or when it ends without queueing. */
-struct gate {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int n, arrived;
-};
-
-static void gate_pass(struct gate *g, int *passed)
-{
-	if (!g || *passed)
-		return;
-	*passed = 1;
-	pthread_mutex_lock(&g->lock);
-	g->arrived++;
-	pthread_cond_broadcast(&g->cond);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5; /* never stuck: a late item just misses the batch */
-	while (g->arrived < g->n)
-		if (pthread_cond_timedwait(&g->cond, &g->lock, &ts))
-			break;
-	pthread_mutex_unlock(&g->lock);
-}
-
 /* ===== The shared index of results ===== */
 
 /* The figures of result key from the shared index, or NULL. */
@@ -284,8 +256,8 @@ static int make_mask(struct http_server *s, struct remove_params *p, const struc
 
 /* The network's mask for the image at side x side: from the store, or from
  * a forward pass (then stored). Returns 0 or an HTTP status. */
-static int get_mask(struct http_server *s, struct remove_params *p, const struct img *photo, float **mask,
-		    struct pipe_mask_info *t, int *hit, char *why, size_t wl)
+int http_get_mask(struct http_server *s, struct remove_params *p, const struct img *photo, float **mask,
+		  struct pipe_mask_info *t, int *hit, char *why, size_t wl)
 {
 	char name[256], key[STORE_KEY_LEN + 1];
 	size_t n = (size_t)p->req.side * p->req.side, len;
@@ -320,7 +292,7 @@ static int get_mask(struct http_server *s, struct remove_params *p, const struct
 static void submitting(void *arg)
 {
 	struct remove_params *p = arg;
-	gate_pass(p->gate, p->passed);
+	pipe_gate_pass(p->gate, p->passed);
 }
 
 /* Runs the network for the mask and stores it under key. */
@@ -373,16 +345,17 @@ static int finish(struct outcome *o, const char *key, json_t *meta, int cached, 
 }
 
 /* Makes (or finds) the result a request body asks for. */
-int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int *passed, struct outcome *o)
+int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate, int *passed, struct outcome *o)
 {
 	struct remove_params p;
-	char why[300] = "", name[800], key[STORE_KEY_LEN + 1];
+	char why[300] = "", name[1600], key[STORE_KEY_LEN + 1];
 	void *orig = NULL, *meta_buf = NULL, *enc = NULL;
 	size_t olen, mlen, enclen = 0;
 	struct img *photo = NULL, *alpha = NULL, *out = NULL, *bgimg = NULL;
 	float *mask = NULL;
 	struct pipe_mask_info bt = {0};
 	struct img_subject subj = {0};
+	json_t *subjects = NULL;
 	int ret;
 	int status, mask_hit = 0, leading = 0;
 	double t0 = http_now_ms(), t_decode, t_mask, t_compose, t_encode;
@@ -405,8 +378,11 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		return fail_out(o, 503, "model_unavailable", "no model is loaded");
 	memcpy(o->image_id, p.image_id, sizeof o->image_id);
 	o->view_max = p.view_max;
-	snprintf(name, sizeof name, "result|v1|%s|%s|%s|%s", p.image_id, s->engine->model_id,
-		 s->engine->precision_key, p.canonical);
+	char ids[IMG_GROUP_MAX * (STORE_KEY_LEN + 1) + 1] = "";
+	for (int i = 0; i < p.req.group_n; i++) /* a group's: every photo's, in order */
+		snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%s", i ? "," : "", p.group_ids[i]);
+	snprintf(name, sizeof name, "result|v1|r%d|%s|%s|%s|%s", IMG_RENDER_REVISION, p.req.group_n ? ids : p.image_id,
+		 s->engine->model_id, s->engine->precision_key, p.canonical);
 	store_key_of(name, strlen(name), key);
 
 	/* a result made before (here or by another instance), or being made by
@@ -437,16 +413,6 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 	metrics_add(s->cache_miss, 1);
 
 	struct img_load_opts lo = {.max_pixels = s->cfg.max_pixels};
-	store_status st = store_get(s->store, NS_IMAGES, p.image_id, &orig, &olen);
-	if (st != STORE_OK) {
-		ret = st == STORE_NOT_FOUND ? fail_out(o, 404, "not_found", "no image %s", p.image_id)
-					    : fail_out(o, 503, "storage_unavailable", "the store cannot be read");
-		goto out;
-	}
-	if (img_load_buffer_opts(orig, olen, &lo, &photo) != IMG_OK) {
-		ret = fail_out(o, 422, "undecodable", "%s", img_errmsg());
-		goto out;
-	}
 	if (p.req.render.bg == IMG_BG_IMAGE) {
 		void *bb;
 		size_t bl;
@@ -462,8 +428,35 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		}
 		p.req.render.bg_image = bgimg;
 	}
+	double compose_ms = 0, encode_ms = -1; /* encode_ms stays -1 unless it is tried */
+	if (p.req.group_n) {
+		struct http_group_times gt = {0};
+		const char *code = "internal";
+		if ((status = http_group_make(s, &p, &lo, &enc, &enclen, &out, &subj, &subjects, &gt, &code, why,
+					      sizeof why))) {
+			ret = fail_out(o, status, code, "%s", why);
+			goto out;
+		}
+		bt = gt.mask;
+		mask_hit = gt.masks_stored == p.req.group_n;
+		t_decode = t0 + gt.decode_ms;
+		t_mask = t_decode + gt.mask_ms;
+		compose_ms = gt.compose_ms;
+		encode_ms = gt.encode_ms;
+		goto made;
+	}
+	store_status st = store_get(s->store, NS_IMAGES, p.image_id, &orig, &olen);
+	if (st != STORE_OK) {
+		ret = st == STORE_NOT_FOUND ? fail_out(o, 404, "not_found", "no image %s", p.image_id)
+					    : fail_out(o, 503, "storage_unavailable", "the store cannot be read");
+		goto out;
+	}
+	if (img_load_buffer_opts(orig, olen, &lo, &photo) != IMG_OK) {
+		ret = fail_out(o, 422, "undecodable", "%s", img_errmsg());
+		goto out;
+	}
 	t_decode = http_now_ms();
-	if ((status = get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
+	if ((status = http_get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
 		ret = fail_out(o, status,
 				       status == 429 ? "overloaded" : status == 504 ? "timeout" : status == 422 ? "undecodable"
 							       : status == 503 ? "model_unavailable" : "internal",
@@ -471,7 +464,6 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 		goto out;
 	}
 	t_mask = http_now_ms();
-	double compose_ms = 0, encode_ms = -1; /* encode_ms stays -1 unless it is tried */
 	img_status ist = pipe_alpha(photo, mask, p.req.side, &p.req, &alpha);
 	if (ist == IMG_OK)
 		ist = pipe_output(photo, alpha, &p.req, p.req.save.format, &enc, &enclen, &subj, &out, &compose_ms,
@@ -481,11 +473,14 @@ int http_remove_run(struct http_server *s, json_t *body, struct gate *gate, int 
 				    : fail_out(o, 422, "unencodable", "%s", img_errmsg());
 		goto out;
 	}
-	t_compose = http_now_ms() - encode_ms;
+made:
+	t_compose = t_mask + compose_ms;
 	t_encode = t_compose + encode_ms;
 	json_t *meta = json_pack("{s:i,s:i,s:[i,i,i,i],s:f,s:f,s:s}", "width", img_width(out), "height",
 				 img_height(out), "bbox", subj.x, subj.y, subj.w, subj.h, "coverage", subj.coverage,
 				 "scale", round(subj.scale * 1e4) / 1e4, "content_type", mime_of(p.req.save.format));
+	if (meta && subjects) /* a group's: each pet's box */
+		json_object_set(meta, "subjects", subjects);
 	char *mtext = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
 	/* the result before its figures: a figures file always has its result */
 	if (!mtext || store_put_buffer(s->store, NS_RESULTS, key, enc, enclen, NULL, NULL) != STORE_OK ||
@@ -523,6 +518,7 @@ out:
 	img_free(alpha);
 	img_free(out);
 	img_free(bgimg);
+	json_decref(subjects);
 	return ret;
 }
 
@@ -593,7 +589,7 @@ static void remove_work(struct req *r)
 struct item {
 	struct http_server *s;
 	json_t *body;
-	struct gate *gate;
+	struct pipe_gate *gate;
 	int passed;
 	struct outcome o;
 	pthread_t thread;
@@ -603,7 +599,7 @@ static void *item_main(void *arg)
 {
 	struct item *it = arg;
 	http_remove_run(it->s, it->body, it->gate, &it->passed, &it->o);
-	gate_pass(it->gate, &it->passed); /* if it never queued */
+	pipe_gate_pass(it->gate, &it->passed); /* if it never queued */
 	return NULL;
 }
 
@@ -620,7 +616,8 @@ static void batch_run(struct http_server *srv, json_t *body, struct outcome *o)
 		fail_out(o, 400, "bad_request", "the body is {\"items\": [1 to %d removals]}", MAX_BATCH_ITEMS);
 		return;
 	}
-	struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, (int)n, 0};
+	struct pipe_gate gate;
+	pipe_gate_init(&gate, (int)n);
 	memset(it, 0, sizeof it);
 	for (size_t i = 0; i < n; i++) {
 		it[i].s = srv;
@@ -630,11 +627,7 @@ static void batch_run(struct http_server *srv, json_t *body, struct outcome *o)
 			fail_out(&it[i].o, json_is_object(it[i].body) ? 503 : 400,
 				 json_is_object(it[i].body) ? "overloaded" : "bad_request", "an item must be an object");
 			it[i].body = NULL;
-			gate_pass(NULL, &it[i].passed);
-			pthread_mutex_lock(&gate.lock); /* it will not come: do not wait for it */
-			gate.n--;
-			pthread_cond_broadcast(&gate.cond);
-			pthread_mutex_unlock(&gate.lock);
+			pipe_gate_drop(&gate); /* it will not come: do not wait for it */
 		}
 	}
 	results = json_array();
@@ -647,8 +640,7 @@ static void batch_run(struct http_server *srv, json_t *body, struct outcome *o)
 			json_array_append_new(results, json_pack("{s:{s:s,s:s},s:i}", "error", "code", it[i].o.code,
 								 "message", it[i].o.msg, "status", it[i].o.status));
 	}
-	pthread_mutex_destroy(&gate.lock);
-	pthread_cond_destroy(&gate.cond);
+	pipe_gate_destroy(&gate);
 	o->status = 200;
 	o->result = json_pack("{s:o}", "results", results);
 }

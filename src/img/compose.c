@@ -234,6 +234,17 @@ static VipsImage *image_to_photo(VipsObject *s, VipsImage *photo, VipsImage *in)
 	return STEP(s, out, vips_icc_export(tagged, &out, "depth", 8, NULL));
 }
 
+VipsImage *img_to_space_of(VipsImage *photo, VipsImage *in)
+{
+	VipsObject *s = VIPS_OBJECT(vips_image_new());
+	VipsImage *out = image_to_photo(s, photo, in);
+
+	if (out)
+		g_object_ref(out);
+	g_object_unref(s);
+	return out;
+}
+
 /* A Gaussian blur at a bounded cost: past sigma 4, a copy shrunk so that
  * sigma becomes 4 is blurred, kept in memory (scaled up lazily, each tile
  * would blur and shrink its part again, a tenth of the photo per tile on a
@@ -425,9 +436,6 @@ static const unsigned char popart_ink[4] = {0x1d, 0x1b, 0x4b, 255};
  * alike. */
 #define BLUR_SIGMA_SHARE 0.02	  /* of the longer side */
 #define OUTLINE_SHARE 0.015	  /* of the shorter side */
-#define SHADOW_OFFSET_SHARE 0.012 /* of the longer side, down and right */
-#define SHADOW_SIGMA_SHARE 0.01	  /* of the longer side */
-#define SHADOW_OPACITY 0.55
 
 struct box {
 	int x, y, w, h;
@@ -526,24 +534,194 @@ static VipsImage *background(VipsObject *s, VipsImage *photo, VipsImage *rgb, co
 	return res;
 }
 
-/* The subject's box grown by what its effect brings: the shadow, moved and
- * blurred, or the outline. */
+/* ===== Shadows ===== */
+
+/* A shadow's shape: the silhouette's rows y0 to base (the subject's bottom)
+ * mapped by x' = x + a (base - y) + tx, y' = base - q (base - y) + ty (a
+ * lean, a squash towards the base, a move), blurred by sigma, dimmed to
+ * opacity, and faded out above row top (the subject's top) over fade
+ * rows. */
+struct shadow_geo {
+	double a, q, tx, ty;
+	int y0, base, top;
+	double sigma, opacity, fade;
+};
+
+/* Each kind's defaults: opacity, and blur and offset in percent of the
+ * subject's longer side; the angle in degrees. */
+static const struct {
+	double opacity, blur, offset, angle;
+} shadow_defaults[] = {
+	[IMG_SHADOW_DROP] = {0.5, 1.0, 2.0, 45},
+	[IMG_SHADOW_SOFT] = {0.6, 2.0, 0, 0},
+	[IMG_SHADOW_HARD] = {0.45, 0.5, 0, 45},
+	[IMG_SHADOW_FLOATING] = {0.4, 3.0, 6.0, 0},
+};
+#define SHADOW_FOOT 0.2	 /* soft, floating: the share of the subject's height that makes the pool */
+#define SHADOW_POOL 0.06 /* ... squashed to this share of its longer side */
+#define SHADOW_CAST 0.5	 /* hard: the cast shadow's height over the subject's */
+
+static void shadow_geo(const struct img_render *r, int W, int H, const struct img_subject *sub,
+		       struct shadow_geo *g)
+{
+	const struct img_shadow *sh = &r->shadow;
+	enum img_shadow_kind kind = (unsigned)sh->kind <= IMG_SHADOW_FLOATING ? sh->kind : IMG_SHADOW_DROP;
+	int y0 = sub->w > 0 ? sub->y : 0;
+	int w = sub->w > 0 ? sub->w : W, h = sub->w > 0 ? sub->h : H;
+	double L = VIPS_MAX(w, h), pct = L / 100;
+	double blur = sh->given & IMG_SHADOW_BLUR ? sh->blur * (sh->blur_percent ? pct : 1)
+						   : shadow_defaults[kind].blur * pct;
+	double off = sh->given & IMG_SHADOW_OFFSET ? sh->offset * (sh->offset_percent ? pct : 1)
+						    : shadow_defaults[kind].offset * pct;
+	double angle = (sh->given & IMG_SHADOW_ANGLE ? sh->angle : shadow_defaults[kind].angle) * M_PI / 180;
+
+	*g = (struct shadow_geo){.q = 1, .y0 = y0, .base = y0 + h, .top = y0};
+	g->sigma = VIPS_MAX(0.5, blur);
+	g->opacity = sh->given & IMG_SHADOW_OPACITY ? sh->opacity : shadow_defaults[kind].opacity;
+	g->fade = VIPS_MAX(1.0, 2 * g->sigma);
+	switch (kind) {
+	case IMG_SHADOW_DROP:
+		g->tx = off * sin(angle);
+		g->ty = off * cos(angle);
+		break;
+	case IMG_SHADOW_HARD:
+		g->q = SHADOW_CAST;
+		g->a = SHADOW_CAST * tan(angle);
+		break;
+	case IMG_SHADOW_SOFT:
+	case IMG_SHADOW_FLOATING: {
+		int band = VIPS_MAX(1, (int)lround(SHADOW_FOOT * h));
+		g->y0 = g->base - band;
+		g->q = VIPS_MIN(1.0, SHADOW_POOL * L / band);
+		/* the pool's middle on the base, or offset below it */
+		g->ty = band * g->q / 2 + (kind == IMG_SHADOW_FLOATING ? off : 0);
+		break;
+	}
+	}
+}
+
+/* The box a shadow covers: its source rows' box mapped, grown by the blur,
+ * cut at its top. */
+static struct box shadow_box(const struct shadow_geo *g, const struct img_subject *sub, int W)
+{
+	double xs[2] = {sub->w > 0 ? sub->x : 0, sub->w > 0 ? sub->x + sub->w : W}, ys[2] = {g->y0, g->base};
+	double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY, grow = 3 * g->sigma;
+
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2; j++) {
+			double x = xs[i] + g->a * (g->base - ys[j]) + g->tx, y = g->base - g->q * (g->base - ys[j]) + g->ty;
+			x0 = fmin(x0, x), x1 = fmax(x1, x), y0 = fmin(y0, y), y1 = fmax(y1, y);
+		}
+	x0 = floor(x0 - grow), x1 = ceil(x1 + grow), y0 = fmax(g->top, floor(y0 - grow)), y1 = ceil(y1 + grow);
+	return (struct box){(int)x0, (int)y0, (int)(x1 - x0), (int)fmax(0, y1 - y0)};
+}
+
+/* The shadow's alpha over frame (a box in the photo's pixels, which may
+ * reach past the photo). Past sigma 4 it is made on a copy shrunk so that
+ * sigma becomes 4 (as blur), then scaled back up. */
+static VipsImage *shadow_alpha(VipsObject *s, VipsImage *alpha, const struct shadow_geo *g, struct box frame)
+{
+	int W = alpha->Xsize, H = alpha->Ysize;
+	double k = g->sigma > 4 ? 4 / g->sigma : 1;
+	VipsImage *src = alpha, *part, *small, *warped, *soft, *out, *up;
+	unsigned char *px;
+	size_t size;
+
+	/* the rows the shadow comes from */
+	if (g->y0 > 0 && g->y0 < H &&
+	    (!STEP(s, part, vips_extract_area(alpha, &part, 0, g->y0, W, H - g->y0, NULL)) ||
+	     !STEP(s, src, vips_embed(part, &src, 0, g->y0, W, H, NULL))))
+		return NULL;
+	small = src;
+	if (k < 1 && !STEP(s, small, vips_resize(src, &small, k, "kernel", VIPS_KERNEL_LINEAR, NULL)))
+		return NULL;
+	/* the map in the small copy's pixels (kx and ky its scale each way),
+	 * drawn over the frame at that scale */
+	double kx = (double)small->Xsize / W, ky = (double)small->Ysize / H;
+	int fx = (int)floor(frame.x * kx), fy = (int)floor(frame.y * ky);
+	int fw = VIPS_MAX(1, (int)ceil((frame.x + frame.w) * kx) - fx), fh = VIPS_MAX(1, (int)ceil((frame.y + frame.h) * ky) - fy);
+	VipsArrayInt *area = vips_array_int_newv(4, fx, fy, fw, fh);
+	warped = NULL;
+	int bad = vips_affine(small, &warped, 1.0, -g->a * kx / ky, 0.0, g->q, "odx", kx * (g->a * g->base + g->tx),
+			      "ody", ky * (g->base * (1 - g->q) + g->ty), "oarea", area, NULL);
+	vips_area_unref(VIPS_AREA(area));
+	if (bad || !keep(s, warped) ||
+	    !STEP(s, soft, vips_gaussblur(warped, &soft, VIPS_MAX(0.3, g->sigma * k), "precision",
+					  VIPS_PRECISION_INTEGER, NULL)) ||
+	    !(px = vips_image_write_to_memory(soft, &size)))
+		return NULL;
+	/* dimmed, and nothing above the subject's top: a shadow falls below
+	 * and beside what casts it */
+	for (int y = 0; y < soft->Ysize; y++) {
+		double f = g->opacity * VIPS_CLIP(0.0, ((fy + y + 0.5) / ky - g->top) / g->fade, 1.0);
+		unsigned char *row = px + (size_t)y * soft->Xsize;
+		for (int x = 0; x < soft->Xsize; x++)
+			row[x] = (unsigned char)(row[x] * f + 0.5);
+	}
+	out = vips_image_new_from_memory_copy(px, size, soft->Xsize, soft->Ysize, 1, VIPS_FORMAT_UCHAR);
+	g_free(px);
+	if (!keep(s, out))
+		return NULL;
+	if (out->Xsize == frame.w && out->Ysize == frame.h)
+		return out;
+	/* back up to the frame's pixels: the small frame's box, scaled, then
+	 * the frame within it */
+	int bw = (int)lround(fw / kx), bh = (int)lround(fh / ky), ox = frame.x - (int)lround(fx / kx),
+	    oy = frame.y - (int)lround(fy / ky);
+	if (img_resize_exact(out, &up, VIPS_MAX(bw, ox + frame.w), VIPS_MAX(bh, oy + frame.h)) || !keep(s, up))
+		return NULL;
+	return STEP(s, out, vips_extract_area(up, &out, VIPS_MAX(0, ox), VIPS_MAX(0, oy), frame.w, frame.h, NULL));
+}
+
+/* im (the photo's size) within frame: the same pixels, transparent past the
+ * photo. */
+static VipsImage *to_frame(VipsObject *s, VipsImage *im, struct box frame)
+{
+	VipsImage *out;
+
+	if (frame.x == 0 && frame.y == 0 && frame.w == im->Xsize && frame.h == im->Ysize)
+		return im;
+	return STEP(s, out, vips_embed(im, &out, -frame.x, -frame.y, frame.w, frame.h, "extend", VIPS_EXTEND_BLACK, NULL));
+}
+
+/* The subject's box grown by what its effect brings: the shadow, or the
+ * outline. */
 static struct box reach_of(const struct img_render *r, int W, int H, const struct img_subject *sub)
 {
 	struct box b = {sub->x, sub->y, sub->w, sub->h};
 
-	if (r->effect == IMG_EFFECT_SHADOW) {
-		int off = VIPS_MAX(1, (int)lround(SHADOW_OFFSET_SHARE * VIPS_MAX(W, H)));
-		int grow = (int)ceil(2 * VIPS_MAX(1.0, SHADOW_SIGMA_SHARE * VIPS_MAX(W, H)));
-		b.x = VIPS_MIN(sub->x, sub->x + off - grow);
-		b.y = VIPS_MIN(sub->y, sub->y + off - grow);
-		b.w = sub->x + sub->w + off + grow - b.x;
-		b.h = sub->y + sub->h + off + grow - b.y;
+	if (r->effect == IMG_EFFECT_SHADOW && sub->w > 0) {
+		struct shadow_geo g;
+		shadow_geo(r, W, H, sub, &g);
+		struct box sb = shadow_box(&g, sub, W);
+		int x1 = VIPS_MAX(b.x + b.w, sb.x + sb.w), y1 = VIPS_MAX(b.y + b.h, sb.y + sb.h);
+		b.x = VIPS_MIN(b.x, sb.x), b.y = VIPS_MIN(b.y, sb.y);
+		b.w = x1 - b.x, b.h = y1 - b.y;
 	} else if (r->effect == IMG_EFFECT_STICKER) {
 		int px = r->outline_px > 0 ? r->outline_px : VIPS_MAX(1, (int)lround(OUTLINE_SHARE * VIPS_MIN(W, H)));
 		b.x -= px, b.y -= px, b.w += 2 * px, b.h += 2 * px;
 	}
 	return b;
+}
+
+/* alpha with 0 outside the region of interest (struct img_render's roi). */
+static VipsImage *within_roi(VipsObject *s, VipsImage *alpha, const struct img_render *r)
+{
+	int W = alpha->Xsize, H = alpha->Ysize, b[4];
+	VipsImage *part, *out;
+
+	for (int i = 0; i < 4; i++) {
+		int side = i % 2 ? H : W;
+		double v = r->roi_percent[i] ? r->roi[i] * side / 100 : r->roi[i];
+		b[i] = (int)lround(VIPS_CLIP(0, v, side));
+	}
+	if (b[0] == 0 && b[1] == 0 && b[2] == W && b[3] == H)
+		return alpha;
+	if (b[2] <= b[0] || b[3] <= b[1]) /* nothing left to find */
+		return STEP(s, out, vips_black(&out, W, H, NULL));
+	return STEP(s, part, vips_extract_area(alpha, &part, b[0], b[1], b[2] - b[0], b[3] - b[1], NULL))
+		       ? STEP(s, out, vips_embed(part, &out, b[0], b[1], W, H, NULL))
+		       : NULL;
 }
 
 /* ===== Canvas layout ===== */
@@ -558,8 +736,8 @@ struct placement {
 	int x, y, w, h;
 };
 
-static int place(const struct img_render *r, int W, int H, const struct img_subject *sub, struct box reach, int CW,
-		 int CH, struct placement *pl)
+static int place(const struct img_render *r, int W, int H, const struct img_subject *sub, struct box reach,
+		 struct box frame, int CW, int CH, struct placement *pl)
 {
 	double pad[4];
 	for (int i = 0; i < 4; i++)
@@ -569,10 +747,10 @@ static int place(const struct img_render *r, int W, int H, const struct img_subj
 
 	if (room_w < 1 || room_h < 1)
 		return -1;
-	/* the subject and what it brings, within the photo; the whole photo
+	/* the subject and what it brings, within the frame; the whole photo
 	 * where there is no subject */
-	int x0 = VIPS_MAX(0, reach.x), y0 = VIPS_MAX(0, reach.y);
-	int x1 = VIPS_MIN(W, reach.x + reach.w), y1 = VIPS_MIN(H, reach.y + reach.h);
+	int x0 = VIPS_MAX(frame.x, reach.x), y0 = VIPS_MAX(frame.y, reach.y);
+	int x1 = VIPS_MIN(frame.x + frame.w, reach.x + reach.w), y1 = VIPS_MIN(frame.y + frame.h, reach.y + reach.h);
 	pl->from = sub->w > 0 && x1 > x0 && y1 > y0 ? (struct box){x0, y0, x1 - x0, y1 - y0} : (struct box){0, 0, W, H};
 	pl->k = share * VIPS_MIN(room_w / pl->from.w, room_h / pl->from.h);
 	pl->w = VIPS_CLIP(1, (int)lround(pl->from.w * pl->k), CW);
@@ -608,16 +786,18 @@ static int place(const struct img_render *r, int W, int H, const struct img_subj
 	return 0;
 }
 
-/* The cut-out (with the layer under it: a shadow or an outline) laid out
- * on a CW x CH canvas as pl says, over the background. */
+/* The cut-out (with the layer under it: a shadow or an outline), both over
+ * frame, laid out on a CW x CH canvas as pl says, over the background. */
 static VipsImage *on_canvas(VipsObject *s, VipsImage *photo, VipsImage *rgb, VipsImage *cut, VipsImage *under,
-			    const struct img_render *r, int CW, int CH, const struct placement *pl, int *bad)
+			    struct box frame, const struct img_render *r, int CW, int CH, const struct placement *pl,
+			    int *bad)
 {
 	VipsImage *layer = cut, *part, *sized, *placed, *base;
 
 	*bad = 1;
 	if ((under && !(layer = over(s, under, cut))) ||
-	    !STEP(s, part, vips_extract_area(layer, &part, pl->from.x, pl->from.y, pl->from.w, pl->from.h, NULL)) ||
+	    !STEP(s, part, vips_extract_area(layer, &part, pl->from.x - frame.x, pl->from.y - frame.y, pl->from.w,
+					     pl->from.h, NULL)) ||
 	    !(sized = resize_to(s, part, pl->w, pl->h)) ||
 	    !STEP(s, placed, vips_embed(sized, &placed, pl->x, pl->y, CW, CH, "extend", VIPS_EXTEND_BLACK, NULL)))
 		return NULL;
@@ -983,6 +1163,12 @@ static img_status render_scaled(const struct img *photo, const struct img *alpha
 	r2.canvas_w = CW, r2.canvas_h = CH; /* "the photo's size" is the photo as given */
 	r2.outline_px = r->outline_px > 0 ? VIPS_MAX(1, (int)lround(r->outline_px * k)) : 0;
 	r2.blur_sigma = r->blur_sigma * k;
+	if (!r->shadow.blur_percent)
+		r2.shadow.blur = r->shadow.blur * k;
+	if (!r->shadow.offset_percent)
+		r2.shadow.offset = r->shadow.offset * k;
+	for (int i = 0; i < 4; i++)
+		r2.roi[i] = r->roi_percent[i] ? r->roi[i] : r->roi[i] * k;
 	if (!STEP(s, p, vips_resize(photo->pix, &p, k, NULL)) || !STEP(s, a, vips_resize(alpha->pix, &a, k, NULL)))
 		st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the photo to the canvas");
 	else if ((st = img_adopt(p, "cannot scale the photo to the canvas", &sp)) == IMG_OK &&
@@ -1033,6 +1219,14 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	if (r->fit_w < 0 || r->fit_h < 0 || r->fit_pixels < 0 || !(r->margin >= 0 && r->margin <= 1e6) || r->outline_px < 0 ||
 	    !(r->blur_sigma >= 0 && r->blur_sigma <= 1e4))
 		return img_fail(IMG_ERR_ARG, "negative or outlandish size in the render options");
+	const struct img_shadow *sh = &r->shadow;
+	if ((unsigned)sh->kind > IMG_SHADOW_FLOATING || !(sh->opacity >= 0 && sh->opacity <= 1) ||
+	    !(sh->blur >= 0 && sh->blur <= 1e4) || !(sh->offset >= 0 && sh->offset <= 1e5) ||
+	    !(sh->angle >= -85 && sh->angle <= 85))
+		return img_fail(IMG_ERR_ARG, "unknown shadow, or its opacity, blur, offset or angle out of range");
+	for (int i = 0; i < 4; i++)
+		if (!(r->roi[i] >= 0 && r->roi[i] <= 1e6))
+			return img_fail(IMG_ERR_ARG, "negative or outlandish region of interest");
 	int canvas = r->canvas_w != 0 && r->canvas_h != 0;
 	if (canvas) {
 		CW = r->canvas_w < 0 ? W : r->canvas_w;
@@ -1047,6 +1241,8 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	}
 
 	s = VIPS_OBJECT(vips_image_new());
+	if ((r->roi[2] > 0 || r->roi[3] > 0) && !(alpha = within_roi(s, alpha, r)))
+		goto vips_failed;
 	if (subject_of(alpha, &sub, &count)) {
 		st = img_fail_vips(IMG_ERR_VIPS, "cannot measure the subject");
 		goto out;
@@ -1064,13 +1260,24 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	}
 
 	struct box reach = reach_of(r, W, H, &sub);
+	/* The frame the layers are drawn over: the photo, and on a canvas past
+	 * its edges where the shadow or outline falls beyond them, but not
+	 * where the photo cuts the subject off (that edge stays the
+	 * subject's, to stand on the canvas's). */
+	struct box frame = {0, 0, W, H};
+	if (canvas && sub.w > 0) {
+		int x0 = sub.x > 0 ? VIPS_MIN(0, reach.x) : 0, y0 = sub.y > 0 ? VIPS_MIN(0, reach.y) : 0;
+		int x1 = sub.x + sub.w < W ? VIPS_MAX(W, reach.x + reach.w) : W;
+		int y1 = sub.y + sub.h < H ? VIPS_MAX(H, reach.y + reach.h) : H;
+		frame = (struct box){x0, y0, x1 - x0, y1 - y0};
+	}
 	/* A canvas that takes the subject smaller than the photo has it: the
 	 * photo and alpha are scaled down first, and everything is drawn at the
 	 * canvas's resolution (a print from a 12 MP photo: some 60 % of its
 	 * pixels). The effects' sizes are shares of the photo's, so they keep
 	 * their look; an outline in pixels is scaled with it. */
 	if (canvas) {
-		if (place(r, W, H, &sub, reach, CW, CH, &pl)) {
+		if (place(r, W, H, &sub, reach, frame, CW, CH, &pl)) {
 			st = img_fail(IMG_ERR_ARG, "the padding leaves no room on the %dx%d canvas", CW, CH);
 			goto out;
 		}
@@ -1092,15 +1299,13 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 
 	/* What the subject brings with it: a shadow or an outline (reach_of:
 	 * how far it goes past the subject's box, for the crop). */
-	if (r->effect == IMG_EFFECT_SHADOW) {
-		int off = VIPS_MAX(1, (int)lround(SHADOW_OFFSET_SHARE * VIPS_MAX(W, H)));
-		double sigma = VIPS_MAX(1.0, SHADOW_SIGMA_SHARE * VIPS_MAX(W, H)), black[3] = {0, 0, 0};
-		VipsImage *soft, *dim, *moved;
+	if (r->effect == IMG_EFFECT_SHADOW && sub.w > 0) {
+		double black[3] = {0, 0, 0};
+		struct shadow_geo g;
+		VipsImage *shade;
 
-		if (!(soft = blur(s, alpha, sigma, 0)) ||
-		    !STEP(s, dim, vips_linear1(soft, &dim, SHADOW_OPACITY, 0.0, "uchar", TRUE, NULL)) ||
-		    !STEP(s, moved, vips_embed(dim, &moved, off, off, W, H, "extend", VIPS_EXTEND_BLACK, NULL)) ||
-		    !(under = layer(s, moved, black)))
+		shadow_geo(r, W, H, &sub, &g);
+		if (!(shade = shadow_alpha(s, alpha, &g, frame)) || !(under = layer(s, shade, black)))
 			goto vips_failed;
 	} else if (r->effect == IMG_EFFECT_STICKER) {
 		int px = r->outline_px > 0 ? r->outline_px : VIPS_MAX(1, (int)lround(OUTLINE_SHARE * VIPS_MIN(W, H)));
@@ -1131,7 +1336,10 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	}
 
 	if (canvas) {
-		if (!(res = on_canvas(s, photo, rgb, cut, under, r, CW, CH, &pl, &bad)) && bad)
+		VipsImage *cutf = to_frame(s, cut, frame), *underf = under && under->Xsize == W && under->Ysize == H
+										? to_frame(s, under, frame) : under;
+		if (!cutf || (under && !underf) ||
+		    (!(res = on_canvas(s, photo, rgb, cutf, underf, frame, r, CW, CH, &pl, &bad)) && bad))
 			goto vips_failed;
 		crop = pl.from;
 		scale = pl.k;

@@ -244,9 +244,40 @@ enum img_bg {
 
 enum img_effect {
 	IMG_EFFECT_NONE,
-	IMG_EFFECT_SHADOW,  /* a soft drop shadow under the subject, down and right */
+	IMG_EFFECT_SHADOW,  /* a shadow of the subject (struct img_shadow) */
 	IMG_EFFECT_STICKER, /* a white outline of outline_px around the subject */
 	IMG_EFFECT_POPART,  /* a 2x2 grid of posterised/duotone copies on bright backgrounds */
+};
+
+/* The kinds of shadow. Each is the subject's silhouette (soft and floating:
+ * its lowest fifth) moved, squashed or leaned, then blurred and dimmed; none
+ * rises above the subject's top. Sizes in percent are of the subject's
+ * longer side, so a shadow keeps its look at any size. */
+enum img_shadow_kind {
+	IMG_SHADOW_DROP,     /* on a wall behind: the silhouette moved by offset at angle (2% at 45 degrees) */
+	IMG_SHADOW_SOFT,     /* ambient: a soft pool of shade around the subject's base */
+	IMG_SHADOW_HARD,     /* cast on the ground behind: half as tall, leaning by angle (45 degrees) */
+	IMG_SHADOW_FLOATING, /* the pool offset below the base (6%): the subject hovers */
+};
+
+/* Which of struct img_shadow's values are given (the others: the kind's
+ * defaults). */
+enum {
+	IMG_SHADOW_OPACITY = 1,
+	IMG_SHADOW_BLUR = 2,
+	IMG_SHADOW_OFFSET = 4,
+	IMG_SHADOW_ANGLE = 8,
+};
+
+struct img_shadow {
+	enum img_shadow_kind kind;
+	unsigned given;	    /* IMG_SHADOW_* bits */
+	double opacity;	    /* 0..1 */
+	double blur;	    /* the Gaussian's sigma: pixels, or percent of the subject's longer side */
+	double offset;	    /* drop: how far it moves; floating: the gap under the base; pixels or percent */
+	int blur_percent, offset_percent;
+	double angle;	    /* degrees from straight down, positive to the right (-85..85): where a
+			       drop shadow falls, how a hard one leans */
 };
 
 /* The colours of the subject's soft edge (fur, hair), where the photo's
@@ -282,6 +313,7 @@ struct img_render {
 	long fit_pixels;	    /* ... and to at most this many pixels in all (0: no limit) */
 	enum img_effect effect;
 	int outline_px;		    /* IMG_EFFECT_STICKER: 0 = 1.5% of the shorter side */
+	struct img_shadow shadow;   /* IMG_EFFECT_SHADOW */
 	enum img_edges edges;
 	/* Canvas layout where canvas_w and canvas_h are not 0 (-1: the photo's
 	 * own side): the subject's box, with its shadow or outline, scaled to
@@ -298,15 +330,25 @@ struct img_render {
 	int pad_percent[4];
 	enum img_snap snap;
 	double dpi;	    /* written into the output (PNG pHYs, JPEG density) where > 0 */
+	/* The region of interest: the subject lies within x0, y0 - x1, y1 (pixels,
+	 * or where roi_percent[i] percent of the photo's width or height), and
+	 * alpha is 0 outside it. roi[2] and roi[3] both 0: the whole photo. */
+	double roi[4];
+	int roi_percent[4];
 };
+
+/* Goes up by one whenever img_render draws different pixels for the same
+ * options, so that results cached by an earlier petcut are not served as
+ * this one's (part of the server's result keys). 2: shadow kinds, shadows
+ * sized by the subject. */
+#define IMG_RENDER_REVISION 2
 
 /* Renders one output from a photo and its alpha (one 8-bit band at the
  * photo's size, as img_mask_to_alpha makes). Many outputs can be rendered
  * from one alpha (one inference).
  *
- * Layers, bottom up: the background; the effect's layer (a black shadow of
- * the alpha blurred and offset, or the alpha dilated by outline_px in
- * white); the cut-out, its soft edge in the subject's estimated colours
+ * Layers, bottom up: the background; the effect's layer (a black shadow,
+ * or the alpha dilated by outline_px in white); the cut-out, its soft edge in the subject's estimated colours
  * (edges). Composited in the photo's own colour space: sRGB
  * colours and a background image are converted into it through the
  * profiles, and the result carries the photo's metadata (ICC profile
@@ -323,6 +365,35 @@ struct img_render {
  * bg_image, or a padding that leaves no room on the canvas. */
 img_status img_render(const struct img *photo, const struct img *alpha, const struct img_render *r,
 		      struct img **out, struct img_subject *subject);
+
+/* ===== Group portraits (group.c) ===== */
+
+#define IMG_GROUP_MAX 8
+
+/* How the subjects of a group portrait stand together. Zeroed: side by
+ * side, touching, at equal heights. */
+struct img_group {
+	double overlap;		       /* the share of the narrower of two neighbours' boxes they overlap
+					  by, -1 to 0.9 (negative: a gap) */
+	double heights[IMG_GROUP_MAX]; /* each subject's height as a share of the tallest's (0 < h <= 1; 0: 1) */
+};
+
+/*
+ * A group portrait: n (1 to IMG_GROUP_MAX) subjects, each cut out of its
+ * photo by its alpha (alphas as img_render's), scaled to one height (or
+ * heights[i] of it; the tallest keeps its size), standing side by side on
+ * one line in the order given, each drawn over the one before where they
+ * overlap; then drawn as one subject by img_render with r: the background,
+ * one shadow or outline of the whole group, the canvas layout, the fit.
+ * Not with the mask alone, crop, pop art, the blurred photo or a roi. The
+ * result is in the first photo's colour space. *out as img_render's; group,
+ * if not NULL, receives the whole group's box and scale, subjects[i] (n of
+ * them, if not NULL) each subject's box in the output, within a pixel.
+ * IMG_ERR_ARG also when a photo shows no subject.
+ */
+img_status img_render_group(const struct img *const *photos, const struct img *const *alphas, int n,
+			    const struct img_render *r, const struct img_group *g, struct img **out,
+			    struct img_subject *subjects, struct img_subject *group);
 
 /*
  * The subject's own colours: where alpha is between 0 and 1 the photo's

@@ -27,6 +27,10 @@ img_status img_fail_vips(img_status st, const char *what);
  * caller keeps its reference to v. A failure's message starts with what. */
 img_status img_adopt(VipsImage *v, const char *what, struct img **out);
 
+/* in (3 or 4 bands, 8-bit) brought into photo's colour space through both
+ * profiles (none: sRGB); a new reference, or NULL. */
+VipsImage *img_to_space_of(VipsImage *photo, VipsImage *in);
+
 /* Resizes in to exactly w x h with a linear filter; 0 or -1 (libvips error). */
 int img_resize_exact(VipsImage *in, VipsImage **out, int w, int h);
 

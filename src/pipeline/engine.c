@@ -269,29 +269,17 @@ img_status pipe_alpha(const struct img *photo, const float *mask, int side, cons
 	return img_mask_to_alpha(photo, mask, side, side, r->refine, alpha);
 }
 
-img_status pipe_output(const struct img *photo, const struct img *alpha, const struct pipe_request *r,
-		       enum img_format fmt, void **enc, size_t *enc_len, struct img_subject *subject,
-		       struct img **rendered, double *compose_ms, double *encode_ms)
+img_status pipe_encode(struct img *out, const struct pipe_request *r, enum img_format fmt, void **enc,
+		       size_t *enc_len, struct img **rendered, double *encode_ms)
 {
 	struct img_save_opts so = r->save;
-	struct img *out = NULL;
-	double t0 = pipe_now_ms(), t1;
+	double t0 = pipe_now_ms();
 	img_status st;
 
-	*enc = NULL;
-	*enc_len = 0;
-	if (rendered)
-		*rendered = NULL;
-	st = img_render(photo, alpha, &r->render, &out, subject);
-	t1 = pipe_now_ms();
-	if (compose_ms)
-		*compose_ms = t1 - t0;
-	if (st != IMG_OK)
-		return st;
 	so.format = fmt;
 	st = img_encode(out, &so, enc, enc_len);
 	if (encode_ms)
-		*encode_ms = pipe_now_ms() - t1;
+		*encode_ms = pipe_now_ms() - t0;
 	if (st == IMG_OK && rendered)
 		*rendered = out;
 	else
@@ -299,11 +287,42 @@ img_status pipe_output(const struct img *photo, const struct img *alpha, const s
 	return st;
 }
 
-/* An img failure as a status: the machine's trouble fails the work, any
- * other is about what was asked. */
-static enum pipe_status img_failure(img_status st)
+img_status pipe_output(const struct img *photo, const struct img *alpha, const struct pipe_request *r,
+		       enum img_format fmt, void **enc, size_t *enc_len, struct img_subject *subject,
+		       struct img **rendered, double *compose_ms, double *encode_ms)
+{
+	struct img *out = NULL;
+	double t0 = pipe_now_ms();
+	img_status st;
+
+	*enc = NULL;
+	*enc_len = 0;
+	if (rendered)
+		*rendered = NULL;
+	st = img_render(photo, alpha, &r->render, &out, subject);
+	if (compose_ms)
+		*compose_ms = pipe_now_ms() - t0;
+	return st == IMG_OK ? pipe_encode(out, r, fmt, enc, enc_len, rendered, encode_ms) : st;
+}
+
+enum pipe_status pipe_img_failure(img_status st)
 {
 	return st == IMG_ERR_IO || st == IMG_ERR_NOMEM || st == IMG_ERR_VIPS ? PIPE_FAILED : PIPE_REFUSED;
+}
+
+enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, const size_t *enc_len, int n,
+				    double *ms, char *why, size_t wl)
+{
+	double t0 = pipe_now_ms();
+	img_status st;
+
+	for (int i = 0; i < n; i++)
+		if ((st = img_write_file(outs[i], enc[i], enc_len[i])) != IMG_OK) {
+			snprintf(why, wl, "%s: %s", outs[i], img_errmsg());
+			return pipe_img_failure(st);
+		}
+	*ms += pipe_now_ms() - t0;
+	return PIPE_OK;
 }
 
 enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
@@ -328,7 +347,7 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 	t0 = pipe_now_ms();
 	if ((st = pipe_alpha(photo, mask, r->side, r, &alpha)) != IMG_OK) {
 		snprintf(why, wl, "%s", img_errmsg());
-		ps = img_failure(st);
+		ps = pipe_img_failure(st);
 		goto out;
 	}
 	t->refine_ms = pipe_now_ms() - t0;
@@ -338,22 +357,14 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 		t->encode_ms += en;
 		if (st != IMG_OK) {
 			snprintf(why, wl, "%s: %s", outs[i], img_errmsg());
-			ps = img_failure(st);
+			ps = pipe_img_failure(st);
 			goto out;
 		}
 		info[i].width = img_width(res);
 		info[i].height = img_height(res);
 		img_free(res);
 	}
-	t0 = pipe_now_ms();
-	for (int i = 0; i < n; i++)
-		if ((st = img_write_file(outs[i], enc[i], enc_len[i])) != IMG_OK) {
-			snprintf(why, wl, "%s: %s", outs[i], img_errmsg());
-			ps = img_failure(st);
-			goto out;
-		}
-	t->encode_ms += pipe_now_ms() - t0;
-	ps = PIPE_OK;
+	ps = pipe_write_outputs(outs, enc, enc_len, n, &t->encode_ms, why, wl);
 out:
 	for (int i = 0; enc && i < n; i++)
 		free(enc[i]);

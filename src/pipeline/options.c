@@ -38,6 +38,14 @@ static const struct {
 	[PIPE_OPT_POSITION] = {"position", "--position", PIPE_TEXT},
 	[PIPE_OPT_PADDING] = {"padding", "--padding", PIPE_TEXT},
 	[PIPE_OPT_SNAP] = {"snap", "--snap", PIPE_TEXT},
+	[PIPE_OPT_ROI] = {"roi", "--roi", PIPE_TEXT},
+	[PIPE_OPT_SHADOW] = {"shadow", "--shadow", PIPE_TEXT},
+	[PIPE_OPT_SHADOW_OPACITY] = {"shadow_opacity", "--shadow-opacity", PIPE_NUMBER},
+	[PIPE_OPT_SHADOW_BLUR] = {"shadow_blur", "--shadow-blur", PIPE_NUMBER},
+	[PIPE_OPT_SHADOW_OFFSET] = {"shadow_offset", "--shadow-offset", PIPE_NUMBER},
+	[PIPE_OPT_SHADOW_ANGLE] = {"shadow_angle", "--shadow-angle", PIPE_NUMBER},
+	[PIPE_OPT_OVERLAP] = {"overlap", "--overlap", PIPE_TEXT},
+	[PIPE_OPT_HEIGHTS] = {"heights", "--heights", PIPE_TEXT},
 };
 
 void pipe_request_init(struct pipe_request *r, int side)
@@ -413,6 +421,122 @@ int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *
 		r->layout_given = 1;
 		return 0;
 	}
+	case PIPE_OPT_ROI: {
+		static const char *const units[] = {"", "px", "%", NULL};
+		double v[4];
+		int pc[4], whole = 1;
+		const char *p = text;
+		for (int n = 0; n < 4; n++) { /* x0 y0 x1 y1, one separator (a space or a comma) between them */
+			if (n && *p != ' ' && *p != ',')
+				goto bad_roi;
+			p += n > 0;
+			if (number_unit(&p, units, &v[n], &pc[n]))
+				goto bad_roi;
+			pc[n] = pc[n] == 2;
+			if (v[n] > (pc[n] ? 100 : PIPE_MAX_CANVAS * 10))
+				goto bad_roi;
+			whole &= pc[n] && v[n] == (n < 2 ? 0 : 100);
+		}
+		if (*p || (pc[0] == pc[2] && v[2] <= v[0]) || (pc[1] == pc[3] && v[3] <= v[1]))
+			goto bad_roi;
+		for (int k = 0; k < 4; k++) { /* the whole photo is no region: the key stays as without */
+			rr->roi[k] = whole ? 0 : v[k];
+			rr->roi_percent[k] = whole ? 0 : pc[k];
+		}
+		return 0;
+	bad_roi:
+		return fail(why, wl, "the region the subject lies in, x0 y0 x1 y1 (x1 > x0, y1 > y0), each pixels "
+				     "(120px) or a percentage of the photo's side (10%)");
+	}
+	case PIPE_OPT_SHADOW: {
+		static const enum img_shadow_kind kinds[] = {IMG_SHADOW_DROP, IMG_SHADOW_SOFT, IMG_SHADOW_HARD,
+							     IMG_SHADOW_FLOATING};
+		if (word(text, (const char *const[]){"drop", "soft", "hard", "floating", NULL}, &i))
+			return fail(why, wl, "drop (on a wall behind), soft (shade around the base), hard (cast on the "
+					     "ground behind) or floating (shade under a hovering subject)");
+		rr->effect = IMG_EFFECT_SHADOW;
+		rr->shadow.kind = kinds[i];
+		r->shadow_given = 1;
+		return 0;
+	}
+	case PIPE_OPT_SHADOW_OPACITY: {
+		static const char *const units[] = {"", "%", NULL};
+		const char *p = text;
+		double v;
+		int u;
+		if (number_unit(&p, units, &v, &u) || *p || !(v <= 100))
+			return fail(why, wl, "a percentage, 0 to 100");
+		rr->shadow.opacity = v / 100;
+		rr->shadow.given |= IMG_SHADOW_OPACITY;
+		return 0;
+	}
+	case PIPE_OPT_SHADOW_BLUR:
+	case PIPE_OPT_SHADOW_OFFSET: {
+		static const char *const units[] = {"", "px", "%", NULL};
+		const char *p = text;
+		double v;
+		int u;
+		if (number_unit(&p, units, &v, &u) || *p || !(v <= (u == 2 ? 100 : PIPE_MAX_MARGIN)))
+			return fail(why, wl, "pixels (12) or a percentage of the subject's longer side (2%), at most "
+					     "10000 pixels or 100%");
+		if (opt == PIPE_OPT_SHADOW_BLUR) {
+			rr->shadow.blur = v, rr->shadow.blur_percent = u == 2;
+			rr->shadow.given |= IMG_SHADOW_BLUR;
+		} else {
+			rr->shadow.offset = v, rr->shadow.offset_percent = u == 2;
+			rr->shadow.given |= IMG_SHADOW_OFFSET;
+		}
+		return 0;
+	}
+	case PIPE_OPT_SHADOW_ANGLE: {
+		static const char *const units[] = {"", "deg", NULL};
+		const char *p = text + (*text == '-' || *text == '+');
+		double v;
+		int u;
+		if (number_unit(&p, units, &v, &u) || *p || !(v <= 85))
+			return fail(why, wl, "degrees from straight down, -85 to 85 (positive: to the right)");
+		rr->shadow.angle = *text == '-' ? -v : v;
+		rr->shadow.given |= IMG_SHADOW_ANGLE;
+		return 0;
+	}
+	case PIPE_OPT_OVERLAP: {
+		const char *p = text + (*text == '-');
+		double v;
+		if (percent(&p, &v) || *p || !(*text == '-' ? v <= 1 : v <= 0.9))
+			return fail(why, wl, "a percentage of the narrower neighbour's width, -100% (a gap) to 90%");
+		r->group.overlap = *text == '-' ? -v : v;
+		r->group_given = 1;
+		return 0;
+	}
+	case PIPE_OPT_HEIGHTS: {
+		const char *p = text;
+		int n = 0;
+		if (!strcmp(text, "equal")) {
+			memset(r->group.heights, 0, sizeof r->group.heights);
+			r->heights_n = 0;
+			r->group_given = 1;
+			return 0;
+		}
+		double h[IMG_GROUP_MAX];
+		for (;;) {
+			if (n == IMG_GROUP_MAX || percent(&p, &h[n]) || !(h[n] >= 0.01))
+				goto bad_heights;
+			n++;
+			if (!*p)
+				break;
+			if (*p != ',' && *p != ' ')
+				goto bad_heights;
+			p++;
+		}
+		memset(r->group.heights, 0, sizeof r->group.heights);
+		memcpy(r->group.heights, h, sizeof *h * (size_t)n);
+		r->heights_n = n;
+		r->group_given = 1;
+		return 0;
+	bad_heights:
+		return fail(why, wl, "equal, or each pet's height as a share of the tallest's, in order (100%,80%,60%; "
+				     "1% to 100%, at most 8)");
+	}
 	case PIPE_OPT_COUNT:
 		break;
 	}
@@ -436,9 +560,15 @@ int pipe_set_json(struct pipe_request *r, enum pipe_opt opt, json_t *v, char *wh
 		/* a negative number fails the digits' check, as its text would */
 		snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
 		return pipe_set(r, opt, num, why, wl);
+	case PIPE_NUMBER:
+		if (json_is_number(v)) {
+			snprintf(num, sizeof num, "%.15g", json_number_value(v));
+			return pipe_set(r, opt, num, why, wl);
+		}
+		__attribute__((fallthrough)); /* text, with its unit */
 	case PIPE_TEXT:
 		if (!json_is_string(v))
-			return fail(why, wl, "text");
+			return fail(why, wl, opts[opt].kind == PIPE_NUMBER ? "a number, or text with its unit" : "text");
 		/* a NUL inside would cut the text short: refused, not read otherwise */
 		if (strlen(json_string_value(v)) != json_string_length(v))
 			return fail(why, wl, "text without NUL characters");
@@ -466,6 +596,24 @@ int pipe_check(const struct pipe_request *r, char *why, size_t wl)
 	if (rr->canvas_w > 0 && (rr->canvas_w > PIPE_MAX_CANVAS || rr->canvas_h > PIPE_MAX_CANVAS ||
 				 (double)rr->canvas_w * rr->canvas_h > PIPE_MAX_CANVAS_MP * 1e6 || rr->canvas_h < 1))
 		return fail(why, wl, "canvas at that dpi is over 20000 pixels a side or 100 megapixels");
+	if (r->shadow_given && rr->effect != IMG_EFFECT_SHADOW)
+		return fail(why, wl, "a shadow kind goes with effect shadow, not another effect");
+	if (rr->shadow.given && rr->effect != IMG_EFFECT_SHADOW)
+		return fail(why, wl, "shadow_opacity, shadow_blur, shadow_offset and shadow_angle shape a shadow: add "
+				     "shadow (drop, soft, hard or floating) or effect shadow");
+	if ((rr->shadow.given & IMG_SHADOW_ANGLE) &&
+	    (rr->shadow.kind == IMG_SHADOW_SOFT || rr->shadow.kind == IMG_SHADOW_FLOATING))
+		return fail(why, wl, "shadow_angle applies to drop and hard shadows");
+	if ((rr->shadow.given & IMG_SHADOW_OFFSET) &&
+	    (rr->shadow.kind == IMG_SHADOW_SOFT || rr->shadow.kind == IMG_SHADOW_HARD))
+		return fail(why, wl, "shadow_offset applies to drop and floating shadows");
+	if (r->group_given && !r->group_n)
+		return fail(why, wl, "overlap and heights arrange a group portrait: give images (2 to 8 ids)");
+	if (r->group_n && (rr->kind == IMG_CUT_MASK || rr->crop || rr->effect == IMG_EFFECT_POPART ||
+			   rr->bg == IMG_BG_BLUR || rr->roi[2] > 0 || rr->roi[3] > 0))
+		return fail(why, wl, "a group portrait takes no mask, crop, popart, bg blur or roi");
+	if (r->heights_n > r->group_n && r->group_n)
+		return fail(why, wl, "heights gives more values than there are photos");
 	if (r->layout_given && !rr->canvas_w)
 		return fail(why, wl, "scale, position, padding and snap lay the subject out on a canvas: add canvas "
 				     "(2400x3000, 8x10in, or photo for the photo's own size)");
@@ -505,6 +653,20 @@ int pipe_canonical(const struct pipe_request *r, const char *bg_id, char *out, s
 				rr->pad_percent[2] ? "%" : "", rr->pad[3], rr->pad_percent[3] ? "%" : "", rr->snap);
 	if (len >= 0 && (size_t)len < n && rr->dpi > 0)
 		len += snprintf(out + len, n - (size_t)len, ";dpi=%g", rr->dpi);
+	const struct img_shadow *sh = &rr->shadow;
+	if (len >= 0 && (size_t)len < n && rr->effect == IMG_EFFECT_SHADOW)
+		len += snprintf(out + len, n - (size_t)len, ";shadow=%d,%u,%g,%g%s,%g%s,%g", sh->kind, sh->given,
+				sh->opacity, sh->blur, sh->blur_percent ? "%" : "", sh->offset,
+				sh->offset_percent ? "%" : "", sh->angle);
+	if (len >= 0 && (size_t)len < n && r->group_n) {
+		len += snprintf(out + len, n - (size_t)len, ";group=%d,%g", r->group_n, r->group.overlap);
+		for (int i = 0; i < r->heights_n && len >= 0 && (size_t)len < n; i++)
+			len += snprintf(out + len, n - (size_t)len, ",%g", r->group.heights[i]);
+	}
+	if (len >= 0 && (size_t)len < n && (rr->roi[2] > 0 || rr->roi[3] > 0))
+		len += snprintf(out + len, n - (size_t)len, ";roi=%g%s,%g%s,%g%s,%g%s", rr->roi[0],
+				rr->roi_percent[0] ? "%" : "", rr->roi[1], rr->roi_percent[1] ? "%" : "", rr->roi[2],
+				rr->roi_percent[2] ? "%" : "", rr->roi[3], rr->roi_percent[3] ? "%" : "");
 	return len < 0 || (size_t)len >= n ? -1 : 0;
 }
 

@@ -23,6 +23,7 @@
 #define PETCUT_PIPELINE_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,12 @@ struct pipe_request {
 	int margin_given, outline_given;
 	double canvas_in[2];	   /* the canvas in inches (0: given in pixels, or none) */
 	int layout_given;	   /* scale, position, padding or snap: they need a canvas */
+	int shadow_given;	   /* shadow named a kind: it needs effect shadow */
+	int group_n;		   /* a group portrait of this many photos (set by the caller
+				      before pipe_check; 0: one photo) */
+	struct img_group group;	   /* its overlap and heights */
+	int heights_n;		   /* heights given (at most group_n) */
+	int group_given;	   /* overlap or heights: they need a group */
 };
 
 /* The options, each with its JSON field and CLI flag. */
@@ -87,6 +94,14 @@ enum pipe_opt {
 	PIPE_OPT_POSITION,
 	PIPE_OPT_PADDING,
 	PIPE_OPT_SNAP,
+	PIPE_OPT_ROI,
+	PIPE_OPT_SHADOW,
+	PIPE_OPT_SHADOW_OPACITY,
+	PIPE_OPT_SHADOW_BLUR,
+	PIPE_OPT_SHADOW_OFFSET,
+	PIPE_OPT_SHADOW_ANGLE,
+	PIPE_OPT_OVERLAP,
+	PIPE_OPT_HEIGHTS,
 	PIPE_OPT_COUNT
 };
 
@@ -95,6 +110,7 @@ enum pipe_kind {
 	PIPE_TEXT,    /* a word or text */
 	PIPE_INTEGER, /* decimal digits (a JSON integer) */
 	PIPE_SWITCH,  /* true or false (a JSON boolean; a CLI flag without value) */
+	PIPE_NUMBER,  /* a number, with a unit where it takes one (a JSON number, or text) */
 };
 
 /* The request's defaults: side (PIPE_SIDE_FULL for the CLI, PREVIEW for the
@@ -233,6 +249,26 @@ img_status pipe_output(const struct img *photo, const struct img *alpha, const s
 		       enum img_format fmt, void **enc, size_t *enc_len, struct img_subject *subject,
 		       struct img **rendered, double *compose_ms, double *encode_ms);
 
+/* Encodes a rendered output in fmt with r's options (pipe_output's second
+ * step). Takes out: on success *rendered keeps it if not NULL, else it is
+ * freed. */
+img_status pipe_encode(struct img *out, const struct pipe_request *r, enum img_format fmt, void **enc,
+		       size_t *enc_len, struct img **rendered, double *encode_ms);
+
+/* An img failure as a status: the machine's trouble (memory, libvips,
+ * writing) fails the work (PIPE_FAILED); any other is about what was asked
+ * (PIPE_REFUSED). */
+enum pipe_status pipe_img_failure(img_status st);
+
+/* Writes the n encoded outputs enc[i] (enc_len[i] bytes) to the files
+ * outs[i], each atomically, adding the time it took to *ms. PIPE_OK, or
+ * pipe_img_failure's status with why naming the output. */
+enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, const size_t *enc_len, int n,
+				    double *ms, char *why, size_t wl);
+
+/* Outputs one removal may write. */
+#define PIPE_MAX_OUTS 16
+
 /* What pipe_remove_photo made of each output, and what its steps took. */
 struct pipe_out_info {
 	int width, height;
@@ -256,6 +292,57 @@ struct pipe_timings {
 enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
 				   const char *const *outs, const enum img_format *fmts, int n,
 				   struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl);
+
+/* ===== Several photos in one forward pass ===== */
+
+/* Where n threads meet just before each queues its input for the network,
+ * so that the worker finds them together and runs them as one forward pass
+ * (batcher.h) whatever each did before. Each passes once (*passed keeps
+ * count): as its input is queued, or as it ends without one. Nobody waits
+ * more than 5 s for a late one: it misses the pass. */
+struct pipe_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int n, arrived;
+};
+
+void pipe_gate_init(struct pipe_gate *g, int n);
+void pipe_gate_pass(struct pipe_gate *g, int *passed); /* g may be NULL: nothing */
+void pipe_gate_drop(struct pipe_gate *g);		/* one of the n will not come */
+void pipe_gate_destroy(struct pipe_gate *g);
+
+/*
+ * The masks of n photos (at most IMG_GROUP_MAX) at side x side, queued
+ * together (one forward pass where the worker's max_batch allows), as
+ * pipe_mask each. Returns PIPE_OK with masks[i] (malloc'd) and info[i]
+ * set, or the first failure's status with why naming the photo (none
+ * kept).
+ */
+enum pipe_status pipe_masks(struct pipe_engine *e, const struct img *const *photos, int n, int side, float **masks,
+			    struct pipe_mask_info *info, char *why, size_t wl);
+
+/* pipe_output for a group portrait (img_render_group) of n photos and
+ * their alphas: subjects[i] and *group receive the subjects' boxes and the
+ * group's. */
+img_status pipe_group_output(const struct img *const *photos, const struct img *const *alphas, int n,
+			     const struct pipe_request *r, enum img_format fmt, void **enc, size_t *enc_len,
+			     struct img_subject *subjects, struct img_subject *group, struct img **rendered,
+			     double *compose_ms, double *encode_ms);
+
+/* What pipe_group_photos made of each output. */
+struct pipe_group_info {
+	int width, height;
+	struct img_subject group;
+	struct img_subject subjects[IMG_GROUP_MAX];
+};
+
+/* pipe_remove_photo for a group portrait of the n photos (r->group_n):
+ * their masks in one forward pass, then each output. t->mask is the first
+ * photo's. */
+enum pipe_status pipe_group_photos(struct pipe_engine *e, const struct pipe_request *r,
+				   const struct img *const *photos, int n, const char *const *outs,
+				   const enum img_format *fmts, int nout, struct pipe_group_info *info,
+				   struct pipe_timings *t, char *why, size_t wl);
 
 /* Milliseconds of a monotonic clock. */
 double pipe_now_ms(void);

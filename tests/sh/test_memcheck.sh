@@ -78,11 +78,15 @@ expect 200 -d "{\"image_id\":\"$sha\"}" "$A/v1/remove-background"
 for body in '"effect":"popart"' '"effect":"sticker"' '"effect":"shadow"' '"bg":"#203040"' '"format":"webp"' \
 	'"format":"jpeg","bg":"#ffffff"' '"crop":true,"margin":"10%"' '"mask":true' '"refine":"guided"' \
 	'"effect":"sticker","outline":4' '"fit":"300x300","crop":true' \
-	'"canvas":"300x200","scale":"80%","bg":"#ffffff","effect":"shadow"' '"canvas":"2x1in","dpi":400,"position":"0% 100%"'; do
+	'"canvas":"300x200","scale":"80%","bg":"#ffffff","effect":"shadow"' '"canvas":"2x1in","dpi":400,"position":"0% 100%"' \
+	'"shadow":"hard","shadow_angle":-30,"bg":"#ffffff","canvas":"300x300"' '"shadow":"floating","shadow_opacity":30' \
+	'"roi":"10% 0% 90% 80%"'; do
 	expect 200 -d "{\"image_id\":\"$sha\",$body}" "$A/v1/remove-background"
 done
 expect 200 -d "{\"items\":[{\"image_id\":\"$sha\"},{\"image_id\":\"$sha\",\"effect\":\"popart\"}]}" \
 	"$A/v1/remove-background/batch"
+expect 200 -d "{\"images\":[\"$sha\",\"$sha\",\"$sha\"],\"overlap\":\"20%\",\"heights\":\"100%,70%\",\"bg\":\"#ffffff\",\"shadow\":\"soft\"}" \
+	"$A/v1/remove-background"
 expect 200 -F "image_url=$A/v1/images/$sha" -F size=preview "$A/v1.0/removebg"
 expect 200 "$A/v1/images/$sha?max=128"
 expect 200 "$A/v1/images/$sha?max=64&format=png"

@@ -286,6 +286,16 @@ check "with --bg white: cat.jpg and turned.jpg, JPEG" \
 	[ "$(ls -A "$tmp/jdir" | tr '\n' ' ')" = "cat.jpg turned.jpg " -a \
 	"$(head -c 3 "$tmp/jdir/cat.jpg" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = ffd8ff ]
 
+echo "# remove-dir with a print layout and a shadow: every output on the canvas, as remove makes it"
+"$PETCUT" remove-dir --size preview --canvas 4x6in --dpi 100 --scale 80% --bg white --shadow soft --format jpg \
+	"$tmp/in" "$tmp/pdir" >"$tmp/stdout" 2>"$tmp/err"
+"$PETCUT" remove --size preview --canvas 4x6in --dpi 100 --scale 80% --bg white --shadow soft "$UPRIGHT" \
+	"$tmp/print.jpg" 2>>"$tmp/err"
+{ [ "$(ls -A "$tmp/pdir" | tr '\n' ' ')" = "cat.jpg turned.jpg " ] &&
+	[ "$(vipsheader -f width "$tmp/pdir/cat.jpg")x$(vipsheader -f height "$tmp/pdir/turned.jpg")" = 400x600 ] &&
+	[ "$(vipsheader -f xres "$tmp/pdir/turned.jpg" | cut -c1-5)" = 3.937 ] && cmp -s "$tmp/pdir/cat.jpg" "$tmp/print.jpg"; }
+verdict $? "cat.jpg and turned.jpg, each 400x600 at 100 dpi, cat.jpg the same bytes as remove's"
+
 echo "# precision: the default (bf16 where the CPU has it) against fp32"
 "$PETCUT" remove --precision fp32 "$UPRIGHT" "$tmp/fp32.png" >"$tmp/stdout" 2>"$tmp/err"
 rc=$?

@@ -272,7 +272,7 @@ PY
 type|person
 type_level|1
 semitransparency|false
-roi|10% 10% 90% 90%
+roi|10% 10% 120% 90%
 scale|150%
 position|center
 format|gif
@@ -338,6 +338,20 @@ w, t, l, hh = (int(h['x-foreground-' + k]) for k in ('width', 'top', 'left', 'he
 assert abs(hh - 150) <= 6 and l <= 3 and abs(t + hh - 300) <= 3, (w, t, l, hh)
 PY
 	}; verdict $? "scale=50% position='0% 100%': the subject half the photo's height, at its bottom left ($(grep -i '^X-Foreground' "$tmp/rbh" | tr -d '\r' | tr '\n' ' '))"
+	# roi: the subject only within the region (chelsea fills the photo's width)
+	{ [ "$(rbf -F size=preview -F 'roi=0% 0% 50% 100%')" = 200 ] && python3 - "$tmp/rbh" <<'PY'
+import sys
+h = {k.lower(): v.strip() for k, v in (l.split(':', 1) for l in open(sys.argv[1]) if ':' in l)}
+l, w = int(h['x-foreground-left']), int(h['x-foreground-width'])
+assert l + w <= 226 and w > 150, (l, w)
+PY
+	} && [ "$(rbf -F size=preview -F 'roi=226px 0px 451px 300px')" = 200 ] && python3 - "$tmp/rbh" <<'PY'
+import sys
+h = {k.lower(): v.strip() for k, v in (l.split(':', 1) for l in open(sys.argv[1]) if ':' in l)}
+assert int(h['x-foreground-left']) >= 225, h['x-foreground-left']
+PY
+	verdict $? "roi in % and px: the foreground within the region only"
+
 	{ [ "$(rbf -F size=preview -F scale=50% -F crop=true)" = 400 ] && title | grep -q '^scale'; }; verdict $? "scale with crop: 400 naming scale ($(title))"
 	# a canvas in inches through the JSON API: its size, its DPI, and the
 	# CLI's pixels for the same options
@@ -352,6 +366,54 @@ PY
 		vips subtract "$tmp/canvas_api.png" "$tmp/canvas_cli.png" "$tmp/canvas_d.v" && vips abs "$tmp/canvas_d.v" "$tmp/canvas_ad.v" &&
 		python3 -c "import sys; assert float(sys.argv[1]) == 0" "$(vips max "$tmp/canvas_ad.v")"; }
 	verdict $? "canvas 6x4in at 100 dpi: 600x400, 100 dpi in the PNG, the same pixels from the API and the CLI"
+	# a group portrait of 3 pets from uploaded photos: their masks in one
+	# forward pass of 3, three subjects apart (overlap 0), each box holding
+	# its pet and nothing outside them, and the CLI's pixels
+	vips flip samples/chelsea.jpg "$tmp/g3.jpg" horizontal
+	{ cat samples/chelsea.jpg; printf 'group photo'; } >"$tmp/g1.jpg"
+	{ cat samples/chelsea-orient6.jpg; printf 'group photo'; } >"$tmp/g2.jpg"
+	gids=""
+	for i in 1 2 3; do
+		req -H 'Content-Type: image/jpeg' --data-binary @"$tmp/g$i.jpg" "$A/v1/images" >/dev/null
+		gids="$gids${gids:+,}\"$(field "['id']")\""
+	done
+	threes() { req "$A/metrics" >/dev/null; sed -n 's/^petcut_inference_batches_by_size{size="3"} //p' "$tmp/body"; }
+	before=$(threes)
+	{ [ "$(req -d "{\"images\":[$gids],\"size\":\"preview\",\"canvas\":\"900x400\",\"scale\":\"90%\"}" \
+		"$A/v1/remove-background")" = 200 ] && cp "$tmp/body" "$tmp/group.json" &&
+		curl -sf -o "$tmp/group_api.png" "$A$(field "['url']")" &&
+		[ "$(threes)" = "$((${before:-0} + 1))" ] &&
+		vips extract_band "$tmp/group_api.png" "$tmp/ga.v" 3 && vips rawsave "$tmp/ga.v" "$tmp/ga.raw" &&
+		python3 - "$tmp/group.json" "$tmp/ga.raw" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))
+W, H, boxes = g['width'], g['height'], g['subjects']
+a = open(sys.argv[2], 'rb').read()
+assert (W, H) == (900, 400) and len(a) == W * H and len(boxes) == 3, (W, H, len(a), boxes)
+for i in range(3):
+    for j in range(i + 1, 3):
+        (x0, y0, w0, h0), (x1, y1, w1, h1) = boxes[i], boxes[j]
+        ow = min(x0 + w0, x1 + w1) - max(x0, x1)
+        oh = min(y0 + h0, y1 + h1) - max(y0, y1)
+        assert ow <= 0 or oh <= 0, ('boxes overlap', boxes[i], boxes[j])
+def inside(x, y, b, m=1):
+    return b[0] - m <= x < b[0] + b[2] + m and b[1] - m <= y < b[1] + b[3] + m
+opaque = [(x, y) for y in range(H) for x in range(W) if a[y * W + x] >= 128]
+assert all(any(inside(x, y, b) for b in boxes) for x, y in opaque), 'a subject pixel outside every box'
+for b in boxes:  # each box is its pet's: opaque pixels reach its four edges
+    mine = [(x, y) for x, y in opaque if inside(x, y, b, 0)]
+    assert mine and min(x for x, _ in mine) <= b[0] + 2 and max(x for x, _ in mine) >= b[0] + b[2] - 3, b
+    assert min(y for _, y in mine) <= b[1] + 2 and max(y for _, y in mine) >= b[1] + b[3] - 3, b
+PY
+	} && "$PETCUT" group "$tmp/g1.jpg" "$tmp/g2.jpg" "$tmp/g3.jpg" -o "$tmp/group_cli.png" --size preview \
+		--canvas 900x400 --scale 90% &&
+		vips subtract "$tmp/group_api.png" "$tmp/group_cli.png" "$tmp/group_d.v" && vips abs "$tmp/group_d.v" "$tmp/group_ad.v" &&
+		python3 -c "import sys; assert float(sys.argv[1]) == 0" "$(vips max "$tmp/group_ad.v")"
+	verdict $? "a group of 3 (images): one forward pass of 3 ($before before), three subjects apart, each box its pet's, the CLI's pixels"
+	{ [ "$(req -d "{\"images\":[$gids],\"mask\":true}" "$A/v1/remove-background")" = 400 ] &&
+		[ "$(req -d "{\"image_id\":\"$sha\",\"overlap\":\"10%\"}" "$A/v1/remove-background")" = 400 ] &&
+		field "['error']['message']" | grep -q 'group portrait'; }
+	verdict $? "a group with the mask alone, and overlap without images: 400"
 	vips resize "$photo" "$tmp/big.jpg" 2 && # 902 x 600: 0.54 MP
 	for s in "" size=preview size=medium; do
 		curl -s -D "$tmp/rbh" -o /dev/null -F image_file=@"$tmp/big.jpg" ${s:+-F "$s"} "$A/v1.0/removebg"

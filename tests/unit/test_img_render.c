@@ -365,6 +365,166 @@ static void test_shadow(const struct img *photo, const struct img *alpha)
 	g_object_unref(v);
 }
 
+/* Where a shadow falls: the pixels of out darker than bg (the background
+ * alone) by more than 4 levels a band on average, outside the subject (the
+ * disc in the box s, with a pixel to spare). */
+struct shade {
+	int n, x0, y0, x1, y1;
+	double cx, cy;	/* the centroid, weighted by the darkening */
+	int border;	/* the most a pixel on the canvas's border is darkened (sum of bands) */
+	int row_peak;	/* the row darkened most in all */
+};
+
+static struct shade shade_of(VipsImage *out, VipsImage *bg, struct img_subject s)
+{
+	struct shade sh = {0, out->Xsize, out->Ysize, -1, -1, 0, 0, 0, -1};
+	double ccx = s.x + s.w / 2.0, ccy = s.y + s.h / 2.0, rad = s.w / 2.0 + 1.5, sum = 0, best = 0;
+
+	for (int y = 0; y < out->Ysize; y++) {
+		double row = 0;
+		for (int x = 0; x < out->Xsize; x++) {
+			const VipsPel *a = VIPS_IMAGE_ADDR(out, x, y), *b = VIPS_IMAGE_ADDR(bg, x, y);
+			int d = (b[0] - a[0]) + (b[1] - a[1]) + (b[2] - a[2]);
+			if ((x - ccx) * (x - ccx) + (y - ccy) * (y - ccy) <= rad * rad)
+				continue;
+			if ((x == 0 || y == 0 || x == out->Xsize - 1 || y == out->Ysize - 1) && d > sh.border)
+				sh.border = d;
+			if (d <= 12)
+				continue;
+			sh.n++;
+			sh.x0 = x < sh.x0 ? x : sh.x0, sh.x1 = x > sh.x1 ? x : sh.x1;
+			sh.y0 = y < sh.y0 ? y : sh.y0, sh.y1 = y > sh.y1 ? y : sh.y1;
+			sh.cx += d * x, sh.cy += d * y, sum += d, row += d;
+		}
+		if (row > best)
+			best = row, sh.row_peak = y;
+	}
+	if (sum > 0)
+		sh.cx /= sum, sh.cy /= sum;
+	return sh;
+}
+
+static struct img *make_empty_alpha(const struct img *photo)
+{
+	float *m = calloc((size_t)W * H, sizeof *m);
+	struct img *a = NULL;
+
+	img_cutout(photo, m, H, W, IMG_CUT_MASK, &a);
+	free(m);
+	return a;
+}
+
+/* Each kind of shadow on each kind of background: it is there, none of it
+ * above the subject's top, below and beside the subject where its kind puts
+ * it, and within the canvas. */
+static void test_shadow_kinds(const struct img *photo, const struct img *alpha)
+{
+	static const char *const kinds[] = {"drop", "soft", "hard", "floating"};
+	static const char *const bgs[] = {"white", "blurred photo", "image"};
+	struct img *empty = make_empty_alpha(photo);
+
+	for (int b = 0; b < 3; b++)
+		for (int k = 0; k <= IMG_SHADOW_FLOATING; k++)
+			for (int full = 0; full < 2; full++) {
+				struct img_render r = {.canvas_w = 400, .canvas_h = 300, .scale = full ? 1 : 0.6,
+						       .align_x = 0.5, .align_y = 0.5, .snap = IMG_SNAP_NONE,
+						       .bg = b == 0 ? IMG_BG_COLOR : b == 1 ? IMG_BG_BLUR : IMG_BG_IMAGE,
+						       .color = {255, 255, 255, 255}, .bg_image = photo, .edges = IMG_EDGES_PHOTO};
+				struct img_subject s, dummy;
+				struct img *bg = render(photo, empty, &r, &dummy);
+				r.effect = IMG_EFFECT_SHADOW;
+				r.shadow.kind = k;
+				struct img *o = render(photo, alpha, &r, &s);
+				VipsImage *vo = pixels(o), *vb = pixels(bg);
+				if (!check(vo && vb, "%s shadow on %s: rendered", kinds[k], bgs[b]))
+					goto next;
+				struct shade sh = shade_of(vo, vb, s);
+				double mx = s.x + s.w / 2.0, base = s.y + s.h;
+				if (full) {
+					/* the subject and its shadow scaled to fill the canvas:
+					 * the shadow's tail ends on it, not cut by its edge */
+					check(sh.border <= 6, "%s shadow on %s at scale 100%%: within the canvas (border darkened by %d)",
+					      kinds[k], bgs[b], sh.border);
+					goto next;
+				}
+				check(sh.n > 30 && sh.y0 >= s.y,
+				      "%s shadow on %s: %d pixels, none above the subject (top row %d, subject's %d)", kinds[k],
+				      bgs[b], sh.n, sh.y0, s.y);
+				switch (k) {
+				case IMG_SHADOW_DROP:
+					check(sh.cx > mx + 2 && sh.cy > s.y + s.h / 2.0 + 2 && sh.x1 > s.x + s.w && sh.y1 > base,
+					      "drop on %s: down and right of the subject (centre %.0f,%.0f; subject's %.0f,%.0f)",
+					      bgs[b], sh.cx, sh.cy, mx, s.y + s.h / 2.0);
+					break;
+				case IMG_SHADOW_SOFT:
+					check(sh.y0 > s.y + 0.7 * s.h && fabs(sh.cx - mx) < 0.1 * s.w && sh.y1 > base &&
+						      sh.y1 < base + 0.15 * s.h,
+					      "soft on %s: around the base (rows %d to %d, base %.0f; centre x %.0f, subject's %.0f)",
+					      bgs[b], sh.y0, sh.y1, base, sh.cx, mx);
+					break;
+				case IMG_SHADOW_HARD:
+					check(sh.cx > mx + 0.15 * s.w && sh.cy > s.y + 0.5 * s.h && sh.cy < base &&
+						      sh.x1 > s.x + s.w + 0.1 * s.w,
+					      "hard on %s: behind, leaning right, beside the subject (centre %.0f,%.0f; subject "
+					      "%d,%d %dx%d)", bgs[b], sh.cx, sh.cy, s.x, s.y, s.w, s.h);
+					break;
+				case IMG_SHADOW_FLOATING:
+					check(sh.cy > base && sh.row_peak > base + 0.03 * s.w && fabs(sh.cx - mx) < 0.1 * s.w,
+					      "floating on %s: under the subject with a gap (darkest row %d, base %.0f)", bgs[b],
+					      sh.row_peak, base);
+					break;
+				}
+				if (k == IMG_SHADOW_HARD && b == 0) { /* leaning the other way */
+					struct img_render l = r;
+					l.shadow.angle = -45;
+					l.shadow.given = IMG_SHADOW_ANGLE;
+					struct img *lo = render(photo, alpha, &l, &s);
+					VipsImage *vl = pixels(lo);
+					struct shade ls = vl ? shade_of(vl, vb, s) : (struct shade){0};
+					check(vl && ls.n > 30 && ls.cx < s.x + s.w / 2.0 - 0.15 * s.w && ls.y0 >= s.y,
+					      "hard at -45 degrees: leaning left (centre x %.0f, subject's %.0f)", ls.cx,
+					      s.x + s.w / 2.0);
+					img_free(lo);
+					if (vl)
+						g_object_unref(vl);
+				}
+			next:
+				img_free(o);
+				img_free(bg);
+				if (vo)
+					g_object_unref(vo);
+				if (vb)
+					g_object_unref(vb);
+			}
+	img_free(empty);
+}
+
+/* The region of interest: nothing of the subject outside it, in the
+ * cut-out and in the mask. */
+static void test_roi(const struct img *photo, const struct img *alpha)
+{
+	struct img_render r = {.roi = {0, 0, 50, 100}, .roi_percent = {1, 1, 1, 1}};
+	struct img_subject s;
+	struct img *o = render(photo, alpha, &r, &s);
+	VipsImage *v = pixels(o);
+
+	check(o && s.x == CX - R && s.x + s.w == CX && s.h >= 2 * R - 2 && px(v, CX + R / 2, CY, 3) == 0 &&
+		      px(v, CX - R / 2, CY, 3) == 255,
+	      "roi 0%% 0%% 50%% 100%%: the left half of the subject alone (box %d,%d %dx%d)", s.x, s.y, s.w, s.h);
+	img_free(o);
+	if (v)
+		g_object_unref(v);
+	r = (struct img_render){.kind = IMG_CUT_MASK, .roi = {CX, 0, W, CY}};
+	o = render(photo, alpha, &r, &s);
+	v = pixels(o);
+	check(o && px(v, CX + R / 2, CY - R / 2, 0) == 255 && px(v, CX - R / 2, CY - R / 2, 0) == 0 &&
+		      px(v, CX + R / 2, CY + R / 2, 0) == 0,
+	      "roi in pixels on the mask: the top right quarter alone");
+	img_free(o);
+	if (v)
+		g_object_unref(v);
+}
+
 static void test_sticker(const struct img *photo, const struct img *alpha, VipsImage *ph)
 {
 	struct img_render r = {.effect = IMG_EFFECT_STICKER, .outline_px = 6};
@@ -850,6 +1010,87 @@ static void test_canvas(const struct img *photo, const struct img *alpha)
 	check(img_render(photo, alpha, &r, &o, NULL) == IMG_ERR_ARG, "pop art on a canvas: refused");
 }
 
+/* Group portraits: three subjects side by side at one height, bottoms on
+ * one line, boxes apart at overlap 0 and overlapping as asked; one shadow
+ * for the group; what a group cannot take, refused. */
+static void test_group(const struct img *photo, const struct img *alpha)
+{
+	struct img *small = NULL, *small_a = NULL, *o = NULL;
+	struct img_subject sub[3], whole;
+
+	/* the second pet smaller in its photo: a photo half the size */
+	img_thumbnail(photo, W / 2, &small);
+	img_thumbnail(alpha, W / 2, &small_a);
+	const struct img *photos[3] = {photo, small, photo}, *alphas[3] = {alpha, small_a, alpha};
+	struct img_render r = {.bg = IMG_BG_COLOR, .color = {255, 255, 255, 255}};
+	struct img_group g = {0};
+
+	if (!check(small && small_a, "a smaller photo for the group"))
+		goto out;
+	if (!check(img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole) == IMG_OK, "a group of 3 (%s)",
+		   img_errmsg()))
+		goto out;
+	int apart = sub[0].x + sub[0].w <= sub[1].x && sub[1].x + sub[1].w <= sub[2].x;
+	int one_height = abs(sub[0].h - sub[1].h) <= 2 && abs(sub[2].h - sub[1].h) <= 2;
+	int one_line = abs(sub[0].y + sub[0].h - sub[1].y - sub[1].h) <= 2 && abs(sub[2].y + sub[2].h - sub[1].y - sub[1].h) <= 2;
+	check(apart && one_height && one_line,
+	      "overlap 0: three boxes side by side, apart (x %d+%d, %d+%d, %d+%d), one height (%d %d %d), one line",
+	      sub[0].x, sub[0].w, sub[1].x, sub[1].w, sub[2].x, sub[2].w, sub[0].h, sub[1].h, sub[2].h);
+	/* each box holds its disc: its middle is the subject's colour, not the
+	 * white background; between the boxes it is white */
+	VipsImage *v = pixels(o);
+	int inside = 1;
+	for (int i = 0; i < 3; i++)
+		inside &= px(v, sub[i].x + sub[i].w / 2, sub[i].y + sub[i].h / 2, 0) < 250 ||
+			  px(v, sub[i].x + sub[i].w / 2, sub[i].y + sub[i].h / 2, 1) < 250;
+	check(v && inside && px(v, sub[0].x + sub[0].w, sub[0].y + 2, 0) == 255,
+	      "the boxes hold the subjects; above where they meet, the background");
+	if (v)
+		g_object_unref(v);
+	img_free(o);
+	o = NULL;
+
+	g.overlap = 0.25;
+	if (check(img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole) == IMG_OK, "overlap 25%% (%s)", img_errmsg()))
+		check(near(sub[0].x + sub[0].w - sub[1].x, 0.25 * sub[1].w, 2.5),
+		      "overlap 25%%: the second's box starts a quarter of its width inside the first's (%d of %d)",
+		      sub[0].x + sub[0].w - sub[1].x, sub[1].w);
+	img_free(o);
+	o = NULL;
+
+	/* heights as shares, on a canvas, with one hard shadow for the group */
+	g = (struct img_group){.heights = {1, 0.5, 1}};
+	r = (struct img_render){.canvas_w = 600, .canvas_h = 300, .scale = 0.8, .align_x = 0.5, .align_y = 0.5,
+				.snap = IMG_SNAP_NONE, .bg = IMG_BG_COLOR, .color = {255, 255, 255, 255},
+				.effect = IMG_EFFECT_SHADOW, .shadow = {.kind = IMG_SHADOW_SOFT}};
+	if (check(img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole) == IMG_OK, "a group on a canvas (%s)",
+		  img_errmsg())) {
+		check(img_width(o) == 600 && img_height(o) == 300 && near(sub[1].h, 0.5 * sub[0].h, 2) &&
+			      abs(sub[0].y + sub[0].h - sub[1].y - sub[1].h) <= 2,
+		      "heights 100%%, 50%%, 100%% on a 600x300 canvas (%d, %d, %d), on one line", sub[0].h, sub[1].h,
+		      sub[2].h);
+		v = pixels(o);
+		check(v && px(v, sub[1].x + sub[1].w / 2, sub[1].y + sub[1].h + 2, 0) < 250 &&
+			      px(v, sub[1].x + sub[1].w / 2, whole.y - 3, 0) == 255,
+		      "the soft shadow under the group's base (%g), none above it",
+		      px(v, sub[1].x + sub[1].w / 2, sub[1].y + sub[1].h + 2, 0));
+		if (v)
+			g_object_unref(v);
+	}
+	img_free(o);
+	o = NULL;
+
+	r = (struct img_render){.bg = IMG_BG_BLUR};
+	check(img_render_group(photos, alphas, 3, &r, NULL, &o, NULL, NULL) == IMG_ERR_ARG && !o,
+	      "a group on the blurred photo: refused (%s)", img_errmsg());
+	r = (struct img_render){.effect = IMG_EFFECT_POPART};
+	check(img_render_group(photos, alphas, 3, &r, NULL, &o, NULL, NULL) == IMG_ERR_ARG, "a group in pop art: refused");
+out:
+	img_free(o);
+	img_free(small);
+	img_free(small_a);
+}
+
 int main(void)
 {
 	struct img *photo, *alpha;
@@ -874,6 +1115,9 @@ int main(void)
 	test_image_bg(photo, alpha);
 	test_crop_fit(photo, alpha, ph);
 	test_shadow(photo, alpha);
+	test_shadow_kinds(photo, alpha);
+	test_roi(photo, alpha);
+	test_group(photo, alpha);
 	test_sticker(photo, alpha, ph);
 	test_popart(photo, alpha);
 	test_formats(photo, alpha);

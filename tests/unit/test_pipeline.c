@@ -130,14 +130,63 @@ static const struct row rows[] = {
 	{"--dpi 0", "\"dpi\":0", 0},
 	{"--dpi 4801", "\"dpi\":4801", 0},
 	{"--dpi 300", "\"dpi\":300", 1},
+	{"--roi 10%,10%,90%,80%", "\"roi\":\"10%,10%,90%,80%\"", 1},
+	{"--roi 0px,0px,300px,200px --mask", "\"roi\":\"0px,0px,300px,200px\",\"mask\":true", 1},
+	{"--roi 0%,0%,100%,100%", "\"roi\":\"0%,0%,100%,100%\"", 1},
+	{"--roi 10,10,5,20", "\"roi\":\"10,10,5,20\"", 0},
+	{"--roi 10%,10%,120%,80%", "\"roi\":\"10%,10%,120%,80%\"", 0},
+	{"--roi 10,10,20", "\"roi\":\"10,10,20\"", 0},
+	{"--shadow soft", "\"shadow\":\"soft\"", 1},
+	{"--shadow hard --shadow-angle -30 --shadow-opacity 40 --shadow-blur 1.5%",
+	 "\"shadow\":\"hard\",\"shadow_angle\":-30,\"shadow_opacity\":40,\"shadow_blur\":\"1.5%\"", 1},
+	{"--shadow floating --shadow-offset 8% --bg white", "\"shadow\":\"floating\",\"shadow_offset\":\"8%\",\"bg\":\"white\"", 1},
+	{"--effect shadow --shadow-offset 12 --shadow-angle 90", "\"effect\":\"shadow\",\"shadow_offset\":12,\"shadow_angle\":90", 0},
+	{"--effect shadow --shadow-offset 12 --shadow-angle 80", "\"effect\":\"shadow\",\"shadow_offset\":12,\"shadow_angle\":80", 1},
+	{"--shadow soft --shadow-angle 10", "\"shadow\":\"soft\",\"shadow_angle\":10", 0},
+	{"--shadow hard --shadow-offset 10", "\"shadow\":\"hard\",\"shadow_offset\":10", 0},
+	{"--shadow soft --effect sticker", "\"shadow\":\"soft\",\"effect\":\"sticker\"", 0},
+	{"--shadow-opacity 50", "\"shadow_opacity\":50", 0},
+	{"--shadow drop --shadow-opacity 101", "\"shadow\":\"drop\",\"shadow_opacity\":101", 0},
+	{"--shadow spooky", "\"shadow\":\"spooky\"", 0},
+	{"--overlap 10%", "\"overlap\":\"10%\"", 0},
+	{"--heights 100%,50%", "\"heights\":\"100%,50%\"", 0},
 };
+
+/* A group portrait: `petcut group a.jpg b.jpg c.jpg -o out.png` against
+ * {"images": [3 ids]}. */
+static const struct row group_rows[] = {
+	{"", "", 1},
+	{"--overlap 10%", "\"overlap\":\"10%\"", 1},
+	{"--overlap -20%", "\"overlap\":\"-20%\"", 1},
+	{"--overlap 95%", "\"overlap\":\"95%\"", 0},
+	{"--overlap 10", "\"overlap\":\"10\"", 0},
+	{"--heights 100%,80%,60%", "\"heights\":\"100%,80%,60%\"", 1},
+	{"--heights equal", "\"heights\":\"equal\"", 1},
+	{"--heights 100%,80%,60%,50%", "\"heights\":\"100%,80%,60%,50%\"", 0},
+	{"--heights 0%", "\"heights\":\"0%\"", 0},
+	{"--canvas 8x10in --bg white --shadow soft", "\"canvas\":\"8x10in\",\"bg\":\"white\",\"shadow\":\"soft\"", 1},
+	{"--effect sticker --fit 800x600", "\"effect\":\"sticker\",\"fit\":\"800x600\"", 1},
+	{"--mask", "\"mask\":true", 0},
+	{"--crop", "\"crop\":true", 0},
+	{"--bg blur", "\"bg\":\"blur\"", 0},
+	{"--effect popart", "\"effect\":\"popart\"", 0},
+	{"--roi 0,0,50%,50%", "\"roi\":\"0,0,50%,50%\"", 0},
+};
+
+/* Whether the rows are a group's. */
+static int group_mode;
 
 /* The CLI's verdict on options: 0 with its canonical text, or 2 with its
  * message (stderr, captured). */
 static int via_cli(const char *opts, char *canon, size_t cl, char *msg, size_t ml)
 {
 	char buf[512], *argv[40] = {"remove", "in.jpg", "out.png"};
+	char *group[] = {"group", "a.jpg", "b.jpg", "c.jpg", "-o", "out.png"};
 	int argc = 3, rc, saved = dup(STDERR_FILENO);
+
+	if (group_mode)
+		for (argc = 0; argc < 6; argc++)
+			argv[argc] = group[argc];
 	struct remove_opts o;
 	FILE *err = tmpfile();
 
@@ -172,8 +221,12 @@ static int via_json(const char *fields, char *canon, size_t cl, char *why, size_
 	json_t *body;
 	int rc;
 
-	snprintf(text, sizeof text, "{\"image_id\":\"%s\"%s%s%s}", IMAGE_ID,
-		 strstr(fields, "\"size\"") ? "" : ",\"size\":\"full\"", *fields ? "," : "", fields);
+	if (group_mode)
+		snprintf(text, sizeof text, "{\"images\":[\"%s\",\"%s\",\"%s\"]%s%s%s}", IMAGE_ID, IMAGE_ID, IMAGE_ID,
+			 strstr(fields, "\"size\"") ? "" : ",\"size\":\"full\"", *fields ? "," : "", fields);
+	else
+		snprintf(text, sizeof text, "{\"image_id\":\"%s\"%s%s%s}", IMAGE_ID,
+			 strstr(fields, "\"size\"") ? "" : ",\"size\":\"full\"", *fields ? "," : "", fields);
 	if (!(body = json_loads(text, 0, NULL)))
 		return -1;
 	rc = http_remove_parse(body, &p, why, wl);
@@ -183,16 +236,16 @@ static int via_json(const char *fields, char *canon, size_t cl, char *why, size_
 	return rc;
 }
 
-int main(void)
+static void run_rows(const struct row *table, size_t count)
 {
-	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		const struct row *r = &rows[i];
-		char c1[512] = "", c2[512] = "", msg[1024], why[512], named[600];
+	for (size_t i = 0; i < count; i++) {
+		const struct row *r = &table[i];
+		char c1[800] = "", c2[800] = "", msg[1024], why[512], named[600];
 		int cli = via_cli(r->cli, c1, sizeof c1, msg, sizeof msg);
 		int api = via_json(r->json, c2, sizeof c2, why, sizeof why);
 
 		if (r->ok) {
-			CHECK(!cli && !api && !strcmp(c1, c2), "'%s' and {%s} are accepted alike (%s | %s)", r->cli,
+			CHECK(!cli && !api && !strcmp(c1, c2), "%s'%s' and {%s} are accepted alike (%s | %s)", group_mode ? "group " : "", r->cli,
 			      r->json, cli ? msg : c1, api ? why : c2);
 			continue;
 		}
@@ -205,8 +258,15 @@ int main(void)
 			snprintf(named, sizeof named, "%s%s", pipe_opt_flag((enum pipe_opt)opt), sp);
 		else
 			snprintf(named, sizeof named, "%s", why);
-		CHECK(cli == 2 && api == 400 && strstr(msg, named), "'%s' and {%s} are refused alike (%s| %s)", r->cli,
-		      r->json, cli == 2 ? msg : "accepted ", api ? why : "accepted");
+		CHECK(cli == 2 && api == 400 && strstr(msg, named), "%s'%s' and {%s} are refused alike (%s| %s)",
+		      group_mode ? "group " : "", r->cli, r->json, cli == 2 ? msg : "accepted ", api ? why : "accepted");
 	}
+}
+
+int main(void)
+{
+	run_rows(rows, sizeof rows / sizeof rows[0]);
+	group_mode = 1;
+	run_rows(group_rows, sizeof group_rows / sizeof group_rows[0]);
 	return failures ? 1 : 0;
 }

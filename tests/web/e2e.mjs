@@ -506,6 +506,36 @@ await step('preview', async () => {
 		y.size === 'full' && y.opaque === 1 && y.colour > 0.05, `${(100 * y.colour).toFixed(1)} % #ffcc00, ${(100 * y.opaque).toFixed(1)} % opaque`);
 	await page.screenshot({ path: path.join(SHOTS, 'desktop-sticker.png') });
 
+	// a print with a hard shadow: the canvas's shape, and the shadow's grey
+	// on the white beside the pet, which the same print without it lacks
+	const greys = () => page.evaluate(() => {
+		const img = document.getElementById('result');
+		const c = document.createElement('canvas');
+		c.width = img.naturalWidth; c.height = img.naturalHeight;
+		const ctx = c.getContext('2d');
+		ctx.drawImage(img, 0, 0);
+		const d = ctx.getImageData(0, 0, c.width, c.height).data;
+		let grey = 0;
+		for (let i = 0; i < d.length; i += 4) {
+			const v = (d[i] + d[i + 1] + d[i + 2]) / 3;
+			if (v > 110 && v < 235 && Math.abs(d[i] - v) < 5 && Math.abs(d[i + 1] - v) < 5 && Math.abs(d[i + 2] - v) < 5) grey++;
+		}
+		return { grey: grey / (d.length / 4), w: c.width, h: c.height, size: img.dataset.size };
+	});
+	await page.selectOption('#bg', 'white');
+	await page.selectOption('#print', '8x10in');
+	const printed = {};
+	for (const effect of ['', 'shadow:hard']) {
+		await page.selectOption('#effect', effect);
+		await page.click('#preview');
+		await page.waitForFunction(() => /Done/.test(document.getElementById('message').textContent), null, { timeout: 90000 });
+		printed[effect || 'none'] = await greys();
+	}
+	const hs = printed['shadow:hard'], ns = printed.none;
+	check('a print with the hard shadow chosen: 8 x 10 in, and grey shade on the white that the plain print lacks',
+		hs.size === 'full' && Math.abs(hs.w / hs.h - 0.8) < 0.01 && hs.grey > ns.grey + 0.01, JSON.stringify(printed));
+	await page.selectOption('#print', '');
+
 	// the preview's answer is slow: the full size still ends up on the stage
 	await page.selectOption('#effect', 'popart');
 	proxy.holdRemoveMs = 1500;
