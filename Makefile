@@ -7,6 +7,8 @@
 #   make bench   side-by-side benchmark against ONNX Runtime; writes BENCHMARKS.md figures
 #   make fuzz    libFuzzer on every fuzz target (FUZZ_SECONDS each, default 120)
 #   make soak    mixed load on 200 connections for SOAK_MINUTES (default 30); RSS growth bounded
+#   make install / make uninstall   PREFIX (default /usr/local) and DESTDIR: the binary, man pages,
+#                the systemd units and the bash completion
 
 CC      ?= cc
 SAN     ?= 0
@@ -36,7 +38,8 @@ GEN_H   = $(BUILD)/gen/onnx.pb-c.h
 
 LIB_SRC = $(sort $(wildcard src/nn/*.c src/img/*.c src/model/*.c src/batcher/*.c src/metrics/*.c src/store/*.c src/http/*.c src/cache/*.c src/kv/*.c src/util/*.c src/pipeline/*.c))
 CLI_SRC = $(sort $(wildcard src/cli/*.c))
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/onnx.pb-c.o $(BUILD)/gen/openapi.o $(BUILD)/gen/web.o \
+	  $(BUILD)/gen/version.o
 # the browser side (upload module and demo page), built into petcut and served at /
 WEB_FILES = $(sort $(wildcard web/*.html web/*.js web/*.css))
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -46,7 +49,7 @@ TEST_BIN = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC = $(sort $(wildcard fuzz/*_fuzzer.c))
 FUZZ_REPLAY = $(FUZZ_SRC:fuzz/%_fuzzer.c=$(BUILD)/tests/test_fuzz_%)
 
-.PHONY: all deps models run test check bench fuzz soak clean
+.PHONY: all deps models run test check bench fuzz soak clean FORCE man install uninstall
 all: $(BUILD)/petcut $(TEST_BIN) $(FUZZ_REPLAY)
 
 $(GEN_C) $(GEN_H): $(ONNX_PROTO)
@@ -63,6 +66,14 @@ $(BUILD)/gen/openapi.c: src/http/openapi.json
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+# the version (VERSION) and the commit built, looked at on every build and
+# rewritten only when they change
+$(BUILD)/gen/version.c: FORCE
+	@scripts/version.sh $@
+
+$(BUILD)/gen/version.o: $(BUILD)/gen/version.c
 	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
 
 $(BUILD)/gen/web.c: $(WEB_FILES) scripts/embed-web.sh
@@ -130,6 +141,32 @@ test: models
 bench: models
 	@scripts/test-setup.sh build
 	@bench/run.sh build
+
+# Man pages, from the --help texts (scripts/man.sh).
+man: $(BUILD)/petcut
+	@scripts/man.sh $(BUILD)/petcut $(BUILD)/man
+
+PREFIX ?= /usr/local
+BINDIR = $(PREFIX)/bin
+MAN1DIR = $(PREFIX)/share/man/man1
+UNITDIR = $(PREFIX)/lib/systemd/system
+COMPLETIONDIR = $(PREFIX)/share/bash-completion/completions
+UNITS = petcut.service petcut-worker.service
+
+# The web assets (demo page, upload module) are built into the binary.
+install: $(BUILD)/petcut man
+	install -D -m 0755 $(BUILD)/petcut $(DESTDIR)$(BINDIR)/petcut
+	install -d $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(UNITDIR)
+	install -m 0644 $(BUILD)/man/*.1 $(DESTDIR)$(MAN1DIR)/
+	for u in $(UNITS); do \
+		sed 's|/usr/bin/petcut|$(BINDIR)/petcut|' dist/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -D -m 0644 dist/bash-completion/petcut $(DESTDIR)$(COMPLETIONDIR)/petcut
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/petcut $(DESTDIR)$(MAN1DIR)/petcut.1 $(DESTDIR)$(MAN1DIR)/petcut-*.1 \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(COMPLETIONDIR)/petcut
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -16,11 +16,13 @@ struct cli_command {
  * (args.c). */
 int cli_parse_int(const char *s, long lo, long hi, int *n);
 
-/* The regular files of dir (symlinks followed), sorted by name, hidden ones
- * left out (they are not photos people put there, and they include other
- * runs' temporary outputs): their count, with *names (each and the array
- * malloc'd); -1 with errno set when the folder cannot be read (args.c). */
-int cli_list_files(const char *dir, char ***names);
+/* The regular files of dir (symlinks followed), and with recursive those
+ * of its folders (not through symlinks to folders), as paths relative to
+ * dir, sorted, hidden ones left out (they are not photos people put there,
+ * and they include other runs' temporary outputs): their count, with
+ * *names (each and the array malloc'd); -1 with errno set when a folder
+ * cannot be read (args.c). */
+int cli_list_files(const char *dir, int recursive, char ***names);
 
 int cmd_remove(int argc, char **argv);     /* cmd_remove.c */
 int cmd_remove_dir(int argc, char **argv); /* cmd_remove_dir.c */
@@ -30,5 +32,6 @@ int cmd_convert(int argc, char **argv);    /* cmd_convert.c */
 int cmd_serve(int argc, char **argv);      /* cmd_serve.c */
 int cmd_worker(int argc, char **argv);     /* cmd_serve.c: serve with job consumers */
 int cmd_model(int argc, char **argv);      /* cmd_model.c */
+int cmd_version(int argc, char **argv);    /* cmd_version.c */
 
 #endif

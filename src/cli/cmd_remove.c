@@ -57,13 +57,19 @@ static void usage(FILE *f, const char *cmd)
 		fprintf(f, "usage: petcut remove IN OUT [OUT...] [options]\n\n"
 			   "Cuts the background out of the photo IN and writes each OUT, in the format\n"
 			   "its extension names: .png, .webp, .jpg/.jpeg (needs an opaque --bg) or .avif.\n"
-			   "All outputs come from one run of the network; the options apply to each.\n");
+			   "All outputs come from one run of the network; the options apply to each.\n"
+			   "IN - reads the photo from standard input; one OUT - writes to standard output\n"
+			   "(PNG unless --format says).\n");
 	else
 		fprintf(f, "usage: petcut remove-dir IN_DIR OUT_DIR [options]\n\n"
 			   "Cuts out every file in IN_DIR, in name order, into OUT_DIR/NAME.png (or the\n"
 			   "--format's extension), NAME being the file's name without its extension.\n"
 			   "Outputs that already exist are skipped; files that are not usable images are\n"
-			   "reported and skipped.\n");
+			   "reported and skipped. With -r, --recursive, the folders in IN_DIR too, each\n"
+			   "one's outputs in the same folder under OUT_DIR. With --watch, then every file\n"
+			   "that comes into IN_DIR, once it has stayed the same for a second (one still\n"
+			   "being written is waited for), each output's name printed, until SIGINT or\n"
+			   "SIGTERM.\n");
 	fprintf(f, "\noptions:\n");
 	if (strcmp(cmd, "remove-dir"))
 		fprintf(f, "  -o, --out FILE       an output%s (repeatable)\n", strcmp(cmd, "group") ? ", like OUT" : "");
@@ -135,7 +141,7 @@ static void usage(FILE *f, const char *cmd)
 /* The command's own options; the removal's are the pipeline's (--size,
  * --bg, --crop...: pipe_opt_by_flag). */
 enum opt_id { OPT_OUT, OPT_BG_COLOR, OPT_BG_IMAGE, OPT_KEEP_GPS, OPT_MODEL, OPT_THREADS, OPT_PRECISION,
-	      OPT_FALLBACK, OPT_JSON, OPT_TIMINGS, OPT_HELP, OPT_PIPE };
+	      OPT_FALLBACK, OPT_JSON, OPT_TIMINGS, OPT_HELP, OPT_RECURSIVE, OPT_WATCH, OPT_PIPE };
 
 static const struct option_def {
 	const char *name;
@@ -146,7 +152,8 @@ static const struct option_def {
 	{"--bg-image", OPT_BG_IMAGE, 1}, {"--keep-gps", OPT_KEEP_GPS, 0}, {"--model", OPT_MODEL, 1},
 	{"--threads", OPT_THREADS, 1}, {"--json", OPT_JSON, 0},		{"--timings", OPT_TIMINGS, 0},
 	{"-h", OPT_HELP, 0},	       {"--help", OPT_HELP, 0},		{"--precision", OPT_PRECISION, 1},
-	{"--fallback", OPT_FALLBACK, 1},
+	{"--fallback", OPT_FALLBACK, 1},	       {"--recursive", OPT_RECURSIVE, 0}, {"-r", OPT_RECURSIVE, 0},
+	{"--watch", OPT_WATCH, 0},
 };
 
 /* Applies option id (or the pipeline's option popt) with its value.
@@ -210,6 +217,12 @@ static int apply_opt(const char *cmd, const char *name, enum opt_id id, int popt
 	case OPT_TIMINGS:
 		o->timings = 1;
 		return 0;
+	case OPT_RECURSIVE:
+		o->recursive = 1;
+		return 0;
+	case OPT_WATCH:
+		o->watch = 1;
+		return 0;
 	case OPT_HELP:
 		return 0;
 	}
@@ -269,7 +282,8 @@ int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 			piped.value = pipe_opt_kind((enum pipe_opt)popt) != PIPE_SWITCH;
 			def = &piped;
 		}
-		if (!def || (def->id == OPT_OUT && !remove && !group) || (eq && !def->value)) {
+		if (!def || (def->id == OPT_OUT && !remove && !group) || ((def->id == OPT_RECURSIVE || def->id == OPT_WATCH) && (remove || group)) ||
+		    (eq && !def->value)) {
 			fprintf(stderr, "petcut %s: unknown option '%s' (see petcut %s --help)\n", cmd, arg, cmd);
 			return 2;
 		}
@@ -297,6 +311,21 @@ int remove_parse_args(int argc, char **argv, struct remove_opts *o)
 		return 2;
 	}
 	o->req.group_n = group ? o->nins : 0;
+	if (o->watch && o->recursive) {
+		fprintf(stderr, "petcut %s: --watch takes the files that come into IN_DIR itself: not with --recursive\n",
+			cmd);
+		return 2;
+	}
+	int to_stdout = 0;
+	for (int i = 0; i < o->nouts; i++)
+		to_stdout += !strcmp(o->outs[i], "-");
+	if (to_stdout > 1 || (to_stdout && o->json) || (!remove && !group && !strcmp(o->outs[0], "-"))) {
+		fprintf(stderr, "petcut %s: %s\n", cmd,
+			to_stdout > 1 ? "one output at most goes to standard output (-)"
+			: o->json    ? "--json prints on standard output, where the image goes (-): not both"
+				     : "OUT_DIR is a folder, not standard output");
+		return 2;
+	}
 	if (pipe_check(&o->req, why, sizeof why) ||
 	    (o->req.format_given && pipe_check_format(&o->req, o->req.save.format, why, sizeof why))) {
 		fprintf(stderr, "petcut %s: %s\n", cmd, why);
@@ -323,6 +352,40 @@ static void print_json(const char *path, const struct pipe_out_info *o)
 	}
 }
 
+/* The most petcut reads from standard input. */
+#define STDIN_MAX ((size_t)1 << 30)
+
+/* A photo from the file path, or from standard input for "-". Returns 0,
+ * or the exit status (1 or 2) after saying why not. */
+static int load_photo(const char *path, const struct img_load_opts *lo, struct img **im)
+{
+	size_t len = 0, cap = 0, got;
+	char *buf = NULL, *more = NULL;
+	img_status st;
+
+	*im = NULL;
+	if (strcmp(path, "-")) {
+		st = img_load_file_opts(path, lo, im);
+	} else {
+		do {
+			if (len == cap && (cap == STDIN_MAX || !(more = realloc(buf, cap = cap ? 2 * cap : 1 << 20)))) {
+				free(buf);
+				say("petcut: standard input: %s", cap == STDIN_MAX ? "over 1 GiB" : "out of memory");
+				return cap == STDIN_MAX ? 2 : 1;
+			}
+			buf = more;
+			len += got = fread(buf + len, 1, cap - len, stdin);
+		} while (got);
+		st = ferror(stdin) ? IMG_ERR_IO : img_load_buffer_opts(buf, len, lo, im);
+		free(buf);
+	}
+	if (st == IMG_OK)
+		return 0;
+	say("petcut: %s: %s", strcmp(path, "-") ? path : "standard input",
+	    st == IMG_ERR_IO && !strcmp(path, "-") ? "cannot be read" : img_errmsg());
+	return st == IMG_ERR_NOMEM || st == IMG_ERR_VIPS ? 1 : 2;
+}
+
 int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char *in, const char *const *outs,
 		 const enum img_format *fmts, int n)
 {
@@ -332,13 +395,11 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	struct img *im = NULL;
 	char note[1024], why[1024];
 	double t0 = pipe_now_ms(), decode_ms;
-	img_status ist;
 	int rc = 1;
 
-	if ((ist = img_load_file_opts(in, &lo, &im)) != IMG_OK) {
-		say("petcut: %s: %s", in, img_errmsg());
-		return ist == IMG_ERR_NOMEM || ist == IMG_ERR_VIPS ? 1 : 2;
-	}
+	int bad = load_photo(in, &lo, &im);
+	if (bad)
+		return bad;
 	decode_ms = pipe_now_ms() - t0;
 	/* the model is loaded on first use: refused input, or a remove-dir
 	 * with nothing left to do, never pays for it */
@@ -409,6 +470,8 @@ static int output_format(const struct remove_opts *o, const char *path, enum img
 
 	if (o->req.format_given) {
 		*fmt = o->req.save.format;
+	} else if (!strcmp(path, "-")) { /* standard output: PNG unless --format says */
+		*fmt = IMG_FORMAT_PNG;
 	} else if (!dot || strchr(dot, '/') || img_format_parse(dot + 1, fmt)) {
 		say("petcut remove: cannot tell the format from '%s'; name it .png, .webp, .jpg or .avif, or give "
 		    "--format", path);
@@ -459,14 +522,9 @@ int cmd_group(int argc, char **argv)
 			return rc;
 	if ((rc = remove_start(&o, &bg)))
 		goto out;
-	for (int i = 0; i < o.nins; i++) {
-		img_status st = img_load_file_opts(o.ins[i], &lo, &photos[i]);
-		if (st != IMG_OK) {
-			say("petcut: %s: %s", o.ins[i], img_errmsg());
-			rc = st == IMG_ERR_NOMEM || st == IMG_ERR_VIPS ? 1 : 2;
+	for (int i = 0; i < o.nins; i++)
+		if ((rc = load_photo(o.ins[i], &lo, &photos[i])))
 			goto out;
-		}
-	}
 	/* every photo's input in one forward pass */
 	if (o.engine.max_batch < o.nins)
 		o.engine.max_batch = o.nins;

@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	{"worker", cmd_worker, "do the jobs queued on the shared Redis"},
 	{"infer", cmd_infer, "run a model on raw float32 tensors"},
 	{"model", cmd_model, "fetch or locate the segmentation models"},
+	{"version", cmd_version, "print petcut's version and commit (--json: and its libraries')"},
 };
 
 static void usage(FILE *f)
@@ -32,6 +33,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "--version") && argc == 2)
+		return cmd_version(1, argv + 1);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;

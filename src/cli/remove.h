@@ -18,6 +18,8 @@ struct remove_opts {
 	int keep_gps;			/* keep EXIF GPS tags in outputs */
 	int timings;			/* print per-stage times on stderr */
 	int json;			/* print each output's subject on stdout */
+	int recursive;			/* remove-dir: the folders in IN_DIR too, their tree kept */
+	int watch;			/* remove-dir: then each file that comes, until stopped */
 	const char *in;			/* IN or IN_DIR (group: the first photo) */
 	const char *ins[IMG_GROUP_MAX];	/* group: the photos */
 	int nins;

@@ -119,10 +119,15 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 				      .max_delay_ms = s->cfg.max_delay_ms, .max_queue = s->cfg.max_queue,
 				      .prepare = 1, .identify = 1};
 	char path[PATH_MAX], note[1024];
-	if (!s->cfg.model && (pipe_model_path(NULL, path, sizeof path, note, sizeof note) || access(path, F_OK))) {
-		/* the service still stores and serves images; /readyz says why not ready */
-		fprintf(stderr, "petcut serve: no model (run: petcut model fetch); background removal is off\n");
+	if (s->cfg.model && !strcmp(s->cfg.model, "none")) {
+		/* asked for: the service stores and serves images; /readyz says why not ready */
+		fprintf(stderr, "petcut serve: --model none: background removal is off\n");
 		return 0;
+	}
+	if (!s->cfg.model && (pipe_model_path(NULL, path, sizeof path, note, sizeof note) || access(path, F_OK))) {
+		snprintf(errbuf, errlen, "no model: run `petcut model fetch` (into $PETCUT_MODELS, else ~/.cache/petcut/models), "
+					 "or give --model PATH, or --model none to serve images without removal");
+		return -1;
 	}
 	if (pipe_engine_open(&eo, &s->engine, note, sizeof note, errbuf, errlen)) {
 		char why[1024];

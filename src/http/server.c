@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "http/http_int.h"
+#include "util/util.h"
 
 /* ===== Configuration ===== */
 
@@ -118,6 +119,14 @@ static int metrics_init(struct http_server *s)
 						     "Connections closed because the request body came in slower "
 						     "than --min-body-rate.", NULL, NULL, 0);
 	s->slow_cut = slow ? metrics_series(slow, NULL) : NULL;
+	struct metrics_family *build = metrics_family(s->metrics, METRICS_GAUGE, "petcut_build_info",
+						      "The version and commit of the running petcut (always 1).",
+						      "version,commit", NULL, 0);
+	struct metrics_series *built = build ? metrics_series(build, (const char *const[]){petcut_version, petcut_commit})
+					     : NULL;
+	if (!built)
+		return -1;
+	metrics_set(built, 1);
 	if (!s->requests || !s->latency || !s->upload_bytes_total || !s->rss_bytes || !s->slow_cut)
 		return -1;
 	metrics_on_scrape(s->metrics, scrape_rss, s);
@@ -182,7 +191,8 @@ int http_kv_init(struct http_server *s, char *errbuf, size_t errlen)
 static enum MHD_Result on_healthz(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
 				  size_t *size)
 {
-	return http_reply_json(c, r, 200, json_pack("{s:s}", "status", "ok"));
+	return http_reply_json(c, r, 200,
+			       json_pack("{s:s, s:s, s:s}", "status", "ok", "version", petcut_version, "commit", petcut_commit));
 }
 
 static enum MHD_Result on_readyz(struct MHD_Connection *c, struct req *r, const char *id, const char *data,

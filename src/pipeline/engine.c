@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model/model.h"
 #include "pipeline/pipeline.h"
@@ -316,11 +317,26 @@ enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, c
 	double t0 = pipe_now_ms();
 	img_status st;
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(outs[i], "-")) { /* standard output */
+			const char *p = enc[i];
+			for (size_t left = enc_len[i]; left > 0;) {
+				ssize_t k = write(STDOUT_FILENO, p, left);
+				if (k < 0 && errno == EINTR)
+					continue;
+				if (k < 0) {
+					snprintf(why, wl, "standard output: %s", strerror(errno));
+					return PIPE_FAILED;
+				}
+				p += k, left -= (size_t)k;
+			}
+			continue;
+		}
 		if ((st = img_write_file(outs[i], enc[i], enc_len[i])) != IMG_OK) {
 			snprintf(why, wl, "%s: %s", outs[i], img_errmsg());
 			return pipe_img_failure(st);
 		}
+	}
 	*ms += pipe_now_ms() - t0;
 	return PIPE_OK;
 }

@@ -261,7 +261,8 @@ img_status pipe_encode(struct img *out, const struct pipe_request *r, enum img_f
 enum pipe_status pipe_img_failure(img_status st);
 
 /* Writes the n encoded outputs enc[i] (enc_len[i] bytes) to the files
- * outs[i], each atomically, adding the time it took to *ms. PIPE_OK, or
+ * outs[i], each atomically ("-": standard output), adding the time it took
+ * to *ms. PIPE_OK, or
  * pipe_img_failure's status with why naming the output. */
 enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, const size_t *enc_len, int n,
 				    double *ms, char *why, size_t wl);

@@ -37,4 +37,9 @@ void util_hex(const unsigned char *d, size_t n, char *out);
  * when it does not exist) or read, or ENOMEM. */
 int util_file_sha256(const char *path, unsigned char out[32], long long *size);
 
+/* petcut's version (the VERSION file's) and the commit it was built from
+ * (git describe; "unknown" outside a checkout): build/gen/version.c. */
+extern const char petcut_version[];
+extern const char petcut_commit[];
+
 #endif

@@ -149,6 +149,24 @@ wait $reader
 { [ $rc -eq 0 ] && [ -p "$tmp/pipe.png" ] && cmp -s "$tmp/piped.png" "$tmp/up.png"; }
 verdict $? "it is written through the pipe, the same bytes as into a file, and the pipe stays a pipe (exit $rc)"
 
+echo "# petcut remove - - (standard input to standard output)"
+"$PETCUT" remove - - <"$UPRIGHT" >"$tmp/stdout.png" 2>"$tmp/err"
+rc=$?
+{ [ $rc -eq 0 ] && [ ! -s "$tmp/err" ] && cmp -s "$tmp/stdout.png" "$tmp/up.png"; }
+verdict $? "remove - -: the same PNG as into a file, on standard output (exit $rc)"
+"$PETCUT" remove - - --format webp --size preview <"$UPRIGHT" | head -c 12 | tail -c 4 >"$tmp/magic"
+check "remove - - --format webp: WebP on standard output" [ "$(cat "$tmp/magic")" = WEBP ]
+echo "not a photo" | "$PETCUT" remove - "$tmp/never.png" 2>"$tmp/err"
+rc=$?
+{ [ $rc -eq 2 ] && [ "$(lines "$tmp/err")" = 1 ] && grep -q "standard input" "$tmp/err" && [ ! -e "$tmp/never.png" ]; }
+verdict $? "text on standard input: exit 2, one line naming standard input, nothing written"
+"$PETCUT" remove "$UPRIGHT" - - 2>"$tmp/err" >/dev/null
+rc1=$?
+"$PETCUT" remove "$UPRIGHT" - --json 2>>"$tmp/err" >/dev/null
+rc2=$?
+check "two outputs on standard output, or - with --json: exit 2 with one line each ($rc1 $rc2)" \
+	[ $rc1 -eq 2 -a $rc2 -eq 2 -a "$(lines "$tmp/err")" = 2 ]
+
 echo "# petcut remove $TURNED (stored on its side, EXIF orientation 6)"
 "$PETCUT" remove "$TURNED" "$tmp/turned.png" 2>"$tmp/err"
 check "remove exits 0" [ $? -eq 0 ]
@@ -295,6 +313,55 @@ echo "# remove-dir with a print layout and a shadow: every output on the canvas,
 	[ "$(vipsheader -f width "$tmp/pdir/cat.jpg")x$(vipsheader -f height "$tmp/pdir/turned.jpg")" = 400x600 ] &&
 	[ "$(vipsheader -f xres "$tmp/pdir/turned.jpg" | cut -c1-5)" = 3.937 ] && cmp -s "$tmp/pdir/cat.jpg" "$tmp/print.jpg"; }
 verdict $? "cat.jpg and turned.jpg, each 400x600 at 100 dpi, cat.jpg the same bytes as remove's"
+
+echo "# remove-dir --recursive: the folder tree kept"
+mkdir -p "$tmp/tree/a/b" "$tmp/tree/.hidden" "$tmp/tree/c.d"
+cp "$UPRIGHT" "$tmp/tree/top.jpg"
+cp "$UPRIGHT" "$tmp/tree/a/b/deep.jpg"
+cp "$UPRIGHT" "$tmp/tree/c.d/no-extension"
+cp "$UPRIGHT" "$tmp/tree/.hidden/skipped.jpg"
+"$PETCUT" remove-dir --size preview "$tmp/tree" "$tmp/flat" >"$tmp/stdout" 2>"$tmp/err"
+"$PETCUT" remove-dir --recursive --size preview "$tmp/tree" "$tmp/treeout" >>"$tmp/stdout" 2>>"$tmp/err"
+rc=$?
+{ [ $rc -eq 0 ] && [ "$(cd "$tmp/flat" && find . -type f | sort | tr '\n' ' ')" = "./top.png " ] &&
+	[ "$(cd "$tmp/treeout" && find . -type f | sort | tr '\n' ' ')" = "./a/b/deep.png ./c.d/no-extension.png ./top.png " ] &&
+	cmp -s "$tmp/treeout/a/b/deep.png" "$tmp/treeout/top.png"; }
+verdict $? "without it the top folder alone; with it every folder but hidden ones, the tree kept ($(cat "$tmp/stdout" | tr '\n' ' '))"
+
+echo "# remove-dir --watch: a hot folder; 20 photos and a text file dropped in, each written slowly in pieces"
+mkdir -p "$tmp/hot" "$tmp/hotout"
+"$PETCUT" remove-dir --watch --size preview "$tmp/hot" "$tmp/hotout" >"$tmp/watch.out" 2>"$tmp/watch.err" &
+wpid=$!
+for _ in $(seq 300); do grep -q watching "$tmp/watch.err" && break; sleep 0.1; done
+slowly() { # slowly SRC DST: four appends (four opens and closes), 0.4 s apart
+	local q=$((($(stat -c %s "$1") + 3) / 4))
+	for k in 0 1 2 3; do
+		dd if="$1" bs=$q skip=$k count=1 status=none >>"$2"
+		sleep 0.4
+	done
+}
+writers=()
+for i in $(seq -w 1 20); do
+	slowly "$UPRIGHT" "$tmp/hot/p$i.jpg" &
+	writers+=($!)
+	if [ $((10#$i % 5)) = 0 ]; then wait "${writers[@]}"; writers=(); fi
+done
+slowly "$tmp/list.jpg" "$tmp/hot/notes.jpg"
+for _ in $(seq 900); do
+	[ "$(find "$tmp/hotout" -name '*.png' | wc -l)" -ge 20 ] && grep -q notes.jpg "$tmp/watch.err" && break
+	sleep 0.2
+done
+sleep 2 # anything taken twice would show by now
+kill -TERM $wpid
+wait $wpid
+rc=$?
+echo "# $(tail -1 "$tmp/watch.out"); stderr: $(grep -v watching "$tmp/watch.err" | tr '\n' ' ')"
+{ [ $rc -eq 2 ] && [ "$(find "$tmp/hotout" -name '*.png' | wc -l)" = 20 ] && [ ! -e "$tmp/hotout/notes.png" ] &&
+	[ "$(grep -c '\.png$' "$tmp/watch.out")" = 20 ] && [ "$(grep '\.png$' "$tmp/watch.out" | sort -u | wc -l)" = 20 ] &&
+	[ "$(grep -vc watching "$tmp/watch.err")" = 1 ] && grep -q 'notes.jpg' "$tmp/watch.err" &&
+	grep -q '^20 written, 0 skipped (already there), 1 refused$' "$tmp/watch.out" &&
+	cmp -s "$tmp/hotout/p07.png" "$tmp/hotout/p13.png"; }
+verdict $? "each photo taken once, whole (20 outputs, the same), the text file reported once and skipped; SIGTERM: exit $rc (2: one refused)"
 
 echo "# precision: the default (bf16 where the CPU has it) against fp32"
 "$PETCUT" remove --precision fp32 "$UPRIGHT" "$tmp/fp32.png" >"$tmp/stdout" 2>"$tmp/err"

@@ -25,6 +25,11 @@ req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 field() { python3 -c "import json,sys; print(json.load(open('$tmp/body'))$1)"; }
 
 check "healthz 200" [ "$(req "$A/healthz")" = 200 ]
+version=$("$PETCUT" version --json)
+{ [ "$(field "['version']")" = "$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['version'])" "$version")" ] &&
+	[ "$(field "['commit']")" = "$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['commit'])" "$version")" ] &&
+	req "$A/metrics" >/dev/null && grep -q "^petcut_build_info{version=\"$(tr -d ' \n' <VERSION)\",commit=\"[^\"]*\"} 1\$" "$tmp/body"; }
+verdict $? "healthz and petcut_build_info name the version and commit that petcut version --json prints ($version)"
 check "readyz 200" [ "$(req "$A/readyz")" = 200 ]
 
 photo=samples/chelsea.jpg
