@@ -30,7 +30,7 @@ WARN    += -Werror
 endif
 CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lgomp -lm -lpthread
-ALLFLAGS = $(CPPFLAGS_ALL) $(CFLAGS) $(WARN) $(SANFLAGS) -fopenmp -MMD -MP
+ALLFLAGS = $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) -fopenmp -MMD -MP
 
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 GEN_C   = $(BUILD)/gen/onnx.pb-c.c
@@ -95,7 +95,7 @@ $(BUILD)/libpetcut.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/petcut: $(CLI_OBJ) $(BUILD)/libpetcut.a
-	$(CC) $(CFLAGS) $(SANFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libpetcut.a $(LDLIBS_ALL)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libpetcut.a $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpetcut.a
 	@mkdir -p $(dir $@)

@@ -20,7 +20,7 @@ pkgs=(
 	redis-server
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 	chromium gnuplot-nox valgrind
-	help2man systemd
+	help2man systemd debhelper lintian
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	pkgs+=(nodejs npm)

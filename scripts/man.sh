@@ -17,8 +17,10 @@ mkdir -p "$out"
 page() { # page NAME DESCRIPTION COMMAND...
 	name=$1 desc=$2
 	shift 2
+	# the page's own name in its title and NAME line (petcut-remove, not "petcut remove")
 	help2man --no-info --no-discard-stderr --section=1 --version-string="$version" --name="$desc" "$*" |
-		sed "s/^\.TH PETCUT \"1\"/.TH $(echo "$name" | tr a-z A-Z) \"1\"/" >"$out/$name.1.tmp"
+		sed -e "s/^\.TH [^\"]*\"1\"/.TH $(echo "$name" | tr a-z A-Z) \"1\"/" \
+			-e "/^\.SH NAME/{n;s/^petcut \([a-z][a-z-]*\) \\\\-/petcut\\\\-\1 \\\\-/;}" >"$out/$name.1.tmp"
 	mv "$out/$name.1.tmp" "$out/$name.1"
 }
 page petcut "background removal for pet portraits: CLI and HTTP service" "$petcut"
