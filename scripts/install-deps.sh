@@ -21,6 +21,7 @@ pkgs=(
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 	chromium gnuplot-nox valgrind
 	help2man systemd debhelper lintian
+	podman runc mmdebstrap uidmap
 )
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	pkgs+=(nodejs npm)
