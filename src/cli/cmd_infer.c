@@ -21,7 +21,8 @@ static const char usage[] =
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
 	"runs once to warm up, then N times, and prints infer_ms MEDIAN, peak_rss_kb and the plan's\n"
-	"figures (ref_convs: convolutions on oneDNN's reference kernel).\n";
+	"figures (ref_convs: convolutions on oneDNN's reference kernel).\n"
+	"\nexit status: 0 done; 1 the model or a tensor could not be read or run; 2 bad usage\n";
 
 static double now_ms(void)
 {

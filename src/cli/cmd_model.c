@@ -35,7 +35,9 @@ static void usage(FILE *f)
 		"       exits 1 if it has not been fetched\n"
 		"calibrate  measures the range of each convolution's input on the photos\n"
 		"       in DIR (any format petcut reads; at N x N, default 1024) and saves\n"
-		"       them beside the model, keyed by its SHA-256, for --precision int8\n",
+		"       them beside the model, keyed by its SHA-256, for --precision int8\n"
+		"\nexit status: 0 done; 1 failure while working (download, checksum, writing); 2 bad\n"
+		"usage, or no usable photo to calibrate on\n",
 		MODEL_DEFAULT_VARIANT);
 }
 

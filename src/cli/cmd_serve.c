@@ -62,7 +62,9 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --fallback fp32|none  rerun a bf16/int8 mask at fp32 when it is unsure (PETCUT_FALLBACK; default fp32)\n"
 		"  --fallback-above F    how unsure: the share of pixels between 0.1 and 0.9 among those above 0.1\n"
 		"                        (default 0.9)\n"
-		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n",
+		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n"
+		"\nexit status: 0 stopped by SIGTERM or SIGINT after draining; 1 it could not start (no\n"
+		"model, the address taken, the store unusable); 2 bad usage\n",
 		d->listen, d->data_dir, d->threads, d->timeout_s, d->per_ip_connections, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms, d->drain_s);
 }

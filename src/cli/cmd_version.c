@@ -20,7 +20,8 @@ int cmd_version(int argc, char **argv)
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		printf("usage: petcut version [--json]\n\n"
 		       "Prints petcut's version and the commit it was built from; with --json, as one\n"
-		       "JSON object with the versions of libvips and oneDNN too.\n");
+		       "JSON object with the versions of libvips and oneDNN too.\n"
+		       "\nexit status: 0 done; 2 bad usage\n");
 		return 0;
 	}
 	if (argc > 2 || (argc == 2 && !json)) {

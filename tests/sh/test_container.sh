@@ -30,13 +30,16 @@ model=$("$BUILD/petcut" model path medium 2>/dev/null) || { echo "skip: no model
 
 pm() { podman --root "$tmp/pm/root" --runroot "$tmp/pm/run" --storage-driver vfs --runtime runc \
 	--cgroup-manager cgroupfs "$@"; }
-limits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+# (no systemd here to run podman's health checks: HEALTHCHECK is checked in
+# the image's configuration)
+limits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --no-healthcheck)
 cleanup() {
+	local rc=$?
 	pm rm -af >/dev/null 2>&1
 	pm volume rm -af >/dev/null 2>&1
 	pm rmi -af >/dev/null 2>&1
 	rm -rf "$tmp/pm"
-	lib_cleanup
+	lib_cleanup "$rc"
 }
 trap cleanup EXIT
 
@@ -50,7 +53,7 @@ rm -f "$tmp/base.tar"
 # the build context: a clean clone, with the models
 git clone -q "$ROOT" "$tmp/ctx" && cp "$model" "$tmp/ctx/models/"
 start=$(date +%s)
-pm build --format docker --network host "${limits[@]}" --build-arg BASE=localhost/petcut-base:12 -t localhost/petcut:test \
+pm build --format docker --network host --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --build-arg BASE=localhost/petcut-base:12 -t localhost/petcut:test \
 	"$tmp/ctx" >"$tmp/build.log" 2>&1
 rc=$?
 check "podman build: exit 0 ($(($(date +%s) - start)) s; $(tail -1 "$tmp/build.log"))" [ $rc -eq 0 ]
@@ -60,7 +63,7 @@ echo "# image size: $size bytes ($((size / 1000000)) MB)"
 check "the image has a HEALTHCHECK on /readyz" \
 	grep -q readyz <<<"$(pm image inspect --format '{{json .Config.Healthcheck}}' localhost/petcut:test)"
 inside=$(pm run --rm --network host "${limits[@]}" localhost/petcut:test \
-	sh -c 'id -u; for c in cc gcc c++ g++ clang; do command -v $c; done; petcut --version' 2>&1)
+	sh -c 'id -u; for c in cc gcc c++ g++ clang; do command -v $c; done; petcut --version' 2>"$tmp/inside.err")
 echo "# inside: $(tr '\n' ' ' <<<"$inside")"
 { [ "$(head -1 <<<"$inside")" != 0 ] && [ "$(sed -n 2p <<<"$inside")" = "petcut $(tr -d ' \n' <VERSION) (commit $(git -C "$tmp/ctx" describe --always --dirty --abbrev=12 --exclude '*'))" ]; }
 verdict $? "it runs as a user that is not root, with no compiler, petcut naming its commit"

@@ -47,7 +47,7 @@ grep '^[EW]:' "$tmp/lintian" | sed 's/^/#   /'
 check "lintian: no errors" [ $rc -eq 0 -a "$(grep -c '^E:' "$tmp/lintian")" = 0 ]
 
 purge() { dpkg --purge petcut >/dev/null 2>&1; }
-trap 'purge; lib_cleanup' EXIT
+trap 'rc=$?; purge; lib_cleanup $rc' EXIT
 dpkg -i "$deb" >"$tmp/dpkg.log" 2>&1
 check "dpkg -i: exit 0 ($(tail -1 "$tmp/dpkg.log"))" [ $? -eq 0 ]
 check "the package made the service's user" id petcut
