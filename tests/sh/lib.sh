@@ -155,6 +155,31 @@ free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# readme_run NAME DIR: runs the README's copy-paste block NAME (the ```sh
+# block after the line "<!-- block: NAME ... -->") in DIR with bash -e, as a
+# user pastes it; its output in $tmp/block-NAME.log. As root, sudo runs its
+# command as it is; systemctl is not run (these machines have no systemd as
+# their init) and says so; a test may define podman (or other commands) as
+# functions first, to add what this machine needs. Returns the block's
+# status.
+readme_run() {
+	local name=$1 dir=$2 text
+	text=$(awk -v n="$name" '$0 ~ "^<!-- block: " n " " {on = 1; next} on && /^```sh$/ {body = 1; next}
+		body && /^```$/ {exit} body {print}' "$ROOT/README.md")
+	[ -n "$text" ] || { echo "# the README has no block $name"; return 1; }
+	echo "# README block $name:"
+	sed 's/^/#   /' <<<"$text"
+	sudo() { # as root: VAR=VALUE... COMMAND as it is (a function too)
+		[ "$(id -u)" = 0 ] || { command sudo "$@"; return; }
+		local vars=()
+		while [[ $1 == [A-Za-z_]*=* ]]; do vars+=("$1"); shift; done
+		( [ ${#vars[@]} = 0 ] || export "${vars[@]}"; "$@" )
+	}
+	systemctl() { echo "# systemctl $*: not run here (no systemd as init on this machine)"; }
+	(cd "$dir" && bash -e -c "$(declare -f sudo systemctl podman 2>/dev/null)
+$text") >"$tmp/block-$name.log" 2>&1
+}
+
 # lib_forget PID: PID is gone (waited for), so that the cleanup at exit
 # never signals a process that reused its number.
 lib_forget() {

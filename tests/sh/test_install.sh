@@ -6,8 +6,10 @@
 # each man page names every option its command's --help does (they are made
 # from it); `systemd-analyze verify` takes both units and `systemd-analyze
 # security --offline=yes` rates each 2.5 or lower; the completion completes
-# commands and options; and `petcut serve` without a model refuses to start
-# with one line saying how to fetch it.
+# commands and options; `petcut serve` without a model refuses to start
+# with one line saying how to fetch it; and the README's install block runs
+# as pasted (as root: it writes /usr/local and /var/lib/petcut, which the
+# test removes again).
 #
 #   tests/sh/test_install.sh BUILD
 #
@@ -93,5 +95,28 @@ verdict $? "serve without a model: exit $rc before listening, one line saying ho
 make --no-print-directory BUILD="$BUILD" PREFIX="$P" uninstall >>"$tmp/make.log" 2>&1
 check "make uninstall: exit 0, and no file left ($(cd "$P" && find . -type f | tr '\n' ' '))" \
 	[ $? -eq 0 -a -z "$(find "$P" -type f)" ]
+
+# the README's block as pasted: make install (to /usr/local), the models
+# into /var/lib/petcut/models; then all of it taken away again
+if [ "$(id -u)" != 0 ]; then
+	echo "skip: the README's install block writes /usr/local and /var/lib: it needs root"
+	exit 77
+fi
+if [ -e /usr/local/bin/petcut ] || [ -e /var/lib/petcut ]; then
+	echo "skip: /usr/local/bin/petcut or /var/lib/petcut is there already (not this test's to replace)"
+	exit 77
+fi
+undo() {
+	make --no-print-directory uninstall >/dev/null 2>&1
+	rm -rf /var/lib/petcut
+}
+trap 'rc=$?; undo; lib_cleanup $rc' EXIT
+readme_run install "$ROOT"
+rc=$?
+{ [ $rc -eq 0 ] && [ "$(/usr/local/bin/petcut --version)" = "$out" ] && [ -f /usr/local/lib/systemd/system/petcut.service ] &&
+	[ -s /var/lib/petcut/models/isnet-medium.onnx ] && grep -q 'systemctl enable --now petcut: not run' "$tmp/block-install.log"; }
+verdict $? "the README's install block: exit $rc, petcut in /usr/local, its unit, the models in /var/lib/petcut/models ($(tail -1 "$tmp/block-install.log"))"
+undo
+check "make uninstall: /usr/local/bin/petcut gone" [ ! -e /usr/local/bin/petcut -a ! -e /usr/local/lib/systemd/system/petcut.service ]
 
 [ "$fails" = 0 ]
