@@ -113,14 +113,17 @@ img_status img_render_group(const struct img *const *photos, const struct img *c
 		if (!(g->heights[i] >= 0 && g->heights[i] <= 1))
 			return img_fail(IMG_ERR_ARG, "a group's heights are shares of the tallest, 0 to 100%%");
 
-	/* the subjects' heights: the tallest keeps its own, the others are
-	 * scaled to it (or to their share of it) */
+	/* the subjects' heights: tall for a share of 1, so that none is made
+	 * smaller than it is; but no taller than a canvas, which the row is
+	 * scaled to anyway */
 	for (int i = 0; i < n; i++)
 		if ((st = img_subject_of(alphas[i], &sub[i])) != IMG_OK)
 			return st;
 	double tall = 0;
 	for (int i = 0; i < n; i++)
 		tall = fmax(tall, sub[i].h / (g->heights[i] > 0 ? g->heights[i] : 1));
+	if (r->canvas_h > 0)
+		tall = fmin(tall, r->canvas_h);
 	int clean = r->edges == IMG_EDGES_CLEAN ||
 		    (r->edges == IMG_EDGES_AUTO && (r->bg != IMG_BG_NONE || r->effect != IMG_EFFECT_NONE));
 	for (int i = 0; i < n && st == IMG_OK; i++) {

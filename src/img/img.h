@@ -381,7 +381,8 @@ struct img_group {
 /*
  * A group portrait: n (1 to IMG_GROUP_MAX) subjects, each cut out of its
  * photo by its alpha (alphas as img_render's), scaled to one height (or
- * heights[i] of it; the tallest keeps its size), standing side by side on
+ * heights[i] of it; none made smaller, unless that height is over a
+ * canvas's), standing side by side on
  * one line in the order given, each drawn over the one before where they
  * overlap; then drawn as one subject by img_render with r: the background,
  * one shadow or outline of the whole group, the canvas layout, the fit.
