@@ -225,10 +225,12 @@ static enum MHD_Result jobs_post(struct MHD_Connection *c, struct req *r, json_t
 	kv_status st;
 
 	if (json_object_get(body, "image") || (!json_is_string(json_object_get(body, "image_id")) &&
-					       !json_is_string(json_object_get(body, "image_url")))) {
+					       !json_is_string(json_object_get(body, "image_url")) &&
+					       !json_is_array(json_object_get(body, "images")))) {
 		json_decref(body);
 		return http_reply_error(c, r, 400, "bad_request",
-					"a job names a stored image: image_id or image_url (upload it first)");
+					"a job names stored images: image_id, image_url, or images for a group portrait "
+					"(upload them first)");
 	}
 	/* the callback is the job's, not the removal's */
 	json_t *callback = json_incref(json_object_get(body, "callback_url"));

@@ -151,6 +151,18 @@ for _ in $(seq 100); do
 done
 check "... with the reason" [ "$(field "['status']") $(field "['error']['code']")" = "failed not_found" ]
 
+# a group portrait as a job: the same body as the route's
+check "a group portrait as a job (images): 202" \
+	[ "$(job -d "{\"images\":[\"${ids[0]}\",\"${ids[1]}\"],\"size\":\"preview\",\"canvas\":\"600x300\"}")" = 202 ]
+gj=$(field "['job_id']")
+for _ in $(seq 300); do
+	[ "$(req "$A/v1/jobs/$gj")" = 200 ] && [ "$(field "['status']")" = done -o "$(field "['status']")" = failed ] && break
+	sleep 0.1
+done
+check "... done: a 600x300 result with each pet's box" python3 -c "
+import json; j = json.load(open('$tmp/body')); r = j['result']
+assert j['status'] == 'done' and (r['width'], r['height']) == (600, 300) and len(r['subjects']) == 2, j"
+
 check "worker 2 dropped no entry" [ "$(metric "$W2" 'petcut_jobs_total{outcome="dropped"}')" = 0 ]
 kill -TERM "$pid_W2"
 wait "$pid_W2"; rw=$?

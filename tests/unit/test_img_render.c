@@ -1027,8 +1027,8 @@ static void test_group(const struct img *photo, const struct img *alpha)
 
 	if (!check(small && small_a, "a smaller photo for the group"))
 		goto out;
-	if (!check(img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole) == IMG_OK, "a group of 3 (%s)",
-		   img_errmsg()))
+	img_status st = img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole);
+	if (!check(st == IMG_OK, "a group of 3%s%s", st ? ": " : "", st ? img_errmsg() : ""))
 		goto out;
 	int apart = sub[0].x + sub[0].w <= sub[1].x && sub[1].x + sub[1].w <= sub[2].x;
 	int one_height = abs(sub[0].h - sub[1].h) <= 2 && abs(sub[2].h - sub[1].h) <= 2;
@@ -1051,7 +1051,8 @@ static void test_group(const struct img *photo, const struct img *alpha)
 	o = NULL;
 
 	g.overlap = 0.25;
-	if (check(img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole) == IMG_OK, "overlap 25%% (%s)", img_errmsg()))
+	st = img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole);
+	if (check(st == IMG_OK, "overlap 25%%%s%s", st ? ": " : "", st ? img_errmsg() : ""))
 		check(near(sub[0].x + sub[0].w - sub[1].x, 0.25 * sub[1].w, 2.5),
 		      "overlap 25%%: the second's box starts a quarter of its width inside the first's (%d of %d)",
 		      sub[0].x + sub[0].w - sub[1].x, sub[1].w);
@@ -1063,8 +1064,8 @@ static void test_group(const struct img *photo, const struct img *alpha)
 	r = (struct img_render){.canvas_w = 600, .canvas_h = 300, .scale = 0.8, .align_x = 0.5, .align_y = 0.5,
 				.snap = IMG_SNAP_NONE, .bg = IMG_BG_COLOR, .color = {255, 255, 255, 255},
 				.effect = IMG_EFFECT_SHADOW, .shadow = {.kind = IMG_SHADOW_SOFT}};
-	if (check(img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole) == IMG_OK, "a group on a canvas (%s)",
-		  img_errmsg())) {
+	st = img_render_group(photos, alphas, 3, &r, &g, &o, sub, &whole);
+	if (check(st == IMG_OK, "a group on a canvas%s%s", st ? ": " : "", st ? img_errmsg() : "")) {
 		check(img_width(o) == 600 && img_height(o) == 300 && near(sub[1].h, 0.5 * sub[0].h, 2) &&
 			      abs(sub[0].y + sub[0].h - sub[1].y - sub[1].h) <= 2,
 		      "heights 100%%, 50%%, 100%% on a 600x300 canvas (%d, %d, %d), on one line", sub[0].h, sub[1].h,
