@@ -42,6 +42,9 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --redis URL           redis://[:PASSWORD@]HOST[:PORT][/DB] shared by the instances of one store\n"
 		"                        (PETCUT_REDIS): result index and identical work done once among them;\n"
 		"                        while it is down each instance works alone and /readyz says degraded\n"
+		"  --memory-cache-mb N   hot masks and results kept in memory in front of the store, in MB\n"
+		"                        (PETCUT_MEMORY_CACHE_MB; default 128 with an s3:// store, 0 with a\n"
+		"                        folder, whose hot files the kernel keeps; 0 off)\n"
 		"  --threads N           connection threads (PETCUT_THREADS; default %d)\n"
 		"  --idle-timeout-s N    a connection (kept alive or new) idle this long is closed (default %d)\n"
 		"  --per-ip-connections N  connections one client address may hold at once (default %d)\n"
@@ -154,6 +157,8 @@ static int run(const char *name, int argc, char **argv)
 			/* the S3 backend reads its endpoint from the environment; the
 			 * flag wins over both of the variables it looks at */
 			setenv("AWS_ENDPOINT_URL_S3", v, 1);
+		else if (!strcmp(a, "--memory-cache-mb") && !*end && n >= 0 && n <= 1048576)
+			cfg.memory_cache_mb = (int)n;
 		else if (!strcmp(a, "--threads") && !*end && n > 0 && n <= 1024)
 			cfg.threads = (int)n;
 		else if (!strcmp(a, "--idle-timeout-s") && !*end && n > 0 && n <= 3600)

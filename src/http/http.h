@@ -24,6 +24,8 @@ struct http_config {
 				  * "s3://BUCKET/PREFIX"; NULL: the data_dir folder */
 	const char *redis;	 /* redis://HOST:PORT/DB shared by several instances (result index,
 				  * single-flight across them); NULL: this instance works alone */
+	int memory_cache_mb;	 /* the store's memory tier of hot objects, in MB (0 off; default -1:
+				  * 128 in front of a bucket, none in front of a folder) */
 	int redis_lock_ms;	 /* a lock on work in flight expires after this if its holder dies
 				  * (default: request_timeout_ms + 10 s) */
 	int job_consumers;	 /* threads doing queued jobs (petcut worker; needs redis; default 0) */
@@ -60,7 +62,7 @@ struct http_server;
 /* Fills cfg with the defaults, then the PETCUT_* environment overrides
  * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_STORE, PETCUT_REDIS, PETCUT_THREADS,
  * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S, PETCUT_REDIS_LOCK_MS,
- * PETCUT_CALLBACK_ALLOW). */
+ * PETCUT_CALLBACK_ALLOW, PETCUT_MEMORY_CACHE_MB). */
 void http_config_defaults(struct http_config *cfg);
 
 /* Starts the server. On failure returns -1 with a message in errbuf. */

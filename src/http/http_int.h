@@ -66,6 +66,7 @@ struct http_server {
 	char kv_token[40];		/* this instance's name on the locks it takes */
 	struct metrics_family *redis;	/* petcut_redis{what}: up, errors, reconnects */
 	struct metrics_series *remote_waits, *index_hit;
+	struct metrics_family *mem_reads, *mem_evictions, *mem_size; /* the store's memory tier (server.c) */
 	struct jobs *jobs;		/* asynchronous jobs (jobs.c); NULL without kv */
 	struct metrics_family *client_uploads, *client_duration, *client_bytes, *client_tries, *client_rejected;
 	struct metrics_family *client_wait_preview, *client_wait_full; /* pick to result on screen */
@@ -146,6 +147,10 @@ struct req {
 #define NS_RESULT_META "resmeta"
 #define NS_VIEWS "view"
 
+/* The store's memory tier in front of a bucket unless --memory-cache-mb says
+ * otherwise, in MB. */
+#define MEMORY_CACHE_DEFAULT_MB 128
+
 /* Queues a JSON response (takes ownership of body). */
 enum MHD_Result http_reply_json(struct MHD_Connection *c, struct req *r, int status, json_t *body);
 /* Queues {"error":{"code":..., "message":...}}. */
@@ -215,13 +220,17 @@ void http_precompute(struct http_server *s, const char *image_id, const char *si
 /* The same when the request asks for it: ?precompute=preview|full, or the
  * header Petcut-Precompute (an upload's, or a tus PATCH's that ends one). */
 void http_precompute_if_asked(struct MHD_Connection *c, struct req *r, const char *image_id);
-/* Answers 200 with the bytes of fd (its type sniffed), the ETag and
- * Cache-Control immutable, plus headers: name and value pairs ending with
- * NULL (NULL for none). */
-enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag,
-			      const char *const *headers);
+/* A response of a stored object's bytes (from memory or its descriptor),
+ * and its type sniffed from them into *mime; b is handed over either way
+ * (NULL: no memory). */
+struct MHD_Response *http_body_response(struct store_body *b, const char **mime);
+/* Answers 200 with a stored object's bytes (b is handed over), its type,
+ * the ETag and Cache-Control immutable, plus headers: name and value pairs
+ * ending with NULL (NULL for none). */
+enum MHD_Result http_reply_body(struct MHD_Connection *c, struct req *r, struct store_body *b, const char *etag,
+				const char *const *headers);
 /* Serves a stored object by name (ETag, 304 on If-None-Match, 404, 503),
- * with headers as http_reply_fd. */
+ * with headers as http_reply_body. */
 enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const char *ns, const char *id,
 				  const char *what, const char *const *headers);
 

@@ -354,14 +354,13 @@ static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, co
 {
 	struct http_server *s = r->srv;
 	char name[128], key[STORE_KEY_LEN + 1], etag[80];
-	size_t len;
-	int fd;
+	struct store_body b;
 
 	snprintf(name, sizeof name, "thumb:%s:%d:%s", id, max, img_format_ext(fmt));
 	store_key_of(name, strlen(name), key);
 	snprintf(etag, sizeof etag, "\"%s\"", key);
-	if (store_get_fd(s->store, NS_THUMBS, key, &fd, &len) == STORE_OK)
-		return http_reply_fd(c, r, fd, len, etag, NULL);
+	if (store_get_body(s->store, NS_THUMBS, key, &b) == STORE_OK)
+		return http_reply_body(c, r, &b, etag, NULL);
 
 	void *orig = NULL, *out = NULL;
 	size_t olen = 0, outlen = 0;
@@ -381,11 +380,11 @@ static enum MHD_Result get_thumbnail(struct MHD_Connection *c, struct req *r, co
 		goto out;
 	}
 	if (store_put_buffer(s->store, NS_THUMBS, key, out, outlen, NULL, NULL) != STORE_OK ||
-	    store_get_fd(s->store, NS_THUMBS, key, &fd, &len) != STORE_OK) {
+	    store_get_body(s->store, NS_THUMBS, key, &b) != STORE_OK) {
 		ret = http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be written");
 		goto out;
 	}
-	ret = http_reply_fd(c, r, fd, len, etag, NULL);
+	ret = http_reply_body(c, r, &b, etag, NULL);
 out:
 	free(orig);
 	free(out);

@@ -534,8 +534,7 @@ static enum MHD_Result reply_outcome(struct MHD_Connection *c, struct req *r, st
 {
 	const char *headers[] = {"Petcut-Result-Id", o->key, "Petcut-Image-Id", o->image_id, NULL};
 	char etag[80];
-	size_t len;
-	int fd;
+	struct store_body b;
 
 	if (o->status != 200)
 		return http_reply_error(c, r, o->status, o->code, "%s", o->msg);
@@ -545,9 +544,9 @@ static enum MHD_Result reply_outcome(struct MHD_Connection *c, struct req *r, st
 	if (o->view_max) /* its format came from Accept: negotiated */
 		return http_reply_view(c, r, o->key, o->view_max, o->view_fmt, 1, o->image_id);
 	snprintf(etag, sizeof etag, "\"%s\"", o->key);
-	if (store_get_fd(r->srv->store, NS_RESULTS, o->key, &fd, &len) != STORE_OK)
+	if (store_get_body(r->srv->store, NS_RESULTS, o->key, &b) != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	return http_reply_fd(c, r, fd, len, etag, headers);
+	return http_reply_body(c, r, &b, etag, headers);
 }
 
 /* A removal whose body is the image itself: its parameters are checked,

@@ -87,16 +87,15 @@ enum MHD_Result http_removebg_reply(struct MHD_Connection *c, struct req *r)
 		return ret;
 	}
 
-	size_t len;
-	int fd;
+	struct store_body b;
+	const char *mime;
 	char hdr[32];
-	if (store_get_fd(r->srv->store, NS_RESULTS, o.key, &fd, &len) != STORE_OK) {
+	if (store_get_body(r->srv->store, NS_RESULTS, o.key, &b) != STORE_OK) {
 		json_decref(o.result);
 		return reply_errors(c, r, 503, "storage_unavailable", "the store cannot be read");
 	}
-	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
+	struct MHD_Response *resp = http_body_response(&b, &mime);
 	if (!resp) {
-		close(fd);
 		json_decref(o.result);
 		return MHD_NO;
 	}

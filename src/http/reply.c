@@ -116,10 +116,9 @@ enum MHD_Result http_reply_error(struct MHD_Connection *c, struct req *r, int st
 
 /* ===== Stored objects ===== */
 
-static const char *sniff_mime(int fd)
+static const char *sniff_mime(const unsigned char *b, size_t n)
 {
-	unsigned char b[16] = {0};
-	if (pread(fd, b, sizeof b, 0) < 12)
+	if (n < 12)
 		return "application/octet-stream";
 	if (b[0] == 0xff && b[1] == 0xd8)
 		return "image/jpeg";
@@ -140,15 +139,44 @@ static const char *sniff_mime(int fd)
 	return "application/octet-stream";
 }
 
-enum MHD_Result http_reply_fd(struct MHD_Connection *c, struct req *r, int fd, size_t len, const char *etag,
-			      const char *const *headers)
+static void release_ref(void *ref)
 {
-	struct MHD_Response *resp = MHD_create_response_from_fd(len, fd);
-	if (!resp) {
-		close(fd);
-		return MHD_NO;
+	store_ref_release(ref);
+}
+
+struct MHD_Response *http_body_response(struct store_body *b, const char **mime)
+{
+	struct MHD_Response *resp;
+	unsigned char head[16] = {0};
+	size_t n = 0;
+
+	if (b->ref) {
+		const unsigned char *bytes = store_ref_bytes(b->ref, &n);
+		*mime = sniff_mime(bytes, n);
+		/* sent straight from the memory tier; the reference goes when
+		 * the response is destroyed */
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(n, (void *)bytes, release_ref, b->ref);
+		if (!resp)
+			store_ref_release(b->ref);
+	} else {
+		ssize_t got = pread(b->fd, head, sizeof head, 0);
+		*mime = sniff_mime(head, got > 0 ? (size_t)got : 0);
+		if (!(resp = MHD_create_response_from_fd(b->len, b->fd)))
+			close(b->fd);
 	}
-	MHD_add_response_header(resp, "Content-Type", sniff_mime(fd));
+	b->ref = NULL;
+	b->fd = -1;
+	return resp;
+}
+
+enum MHD_Result http_reply_body(struct MHD_Connection *c, struct req *r, struct store_body *b, const char *etag,
+				const char *const *headers)
+{
+	const char *mime;
+	struct MHD_Response *resp = http_body_response(b, &mime);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", mime);
 	MHD_add_response_header(resp, "ETag", etag);
 	MHD_add_response_header(resp, "Cache-Control", "public, max-age=31536000, immutable");
 	add_headers(resp, headers);
@@ -160,8 +188,7 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 {
 	const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
 	char etag[80];
-	size_t len;
-	int fd;
+	struct store_body b;
 
 	/* objects never change under their names: the name is the ETag */
 	snprintf(etag, sizeof etag, "\"%s\"", id);
@@ -173,12 +200,12 @@ enum MHD_Result http_serve_object(struct MHD_Connection *c, struct req *r, const
 		}
 		return http_queue(c, r, 304, resp);
 	}
-	store_status st = store_get_fd(r->srv->store, ns, id, &fd, &len);
+	store_status st = store_get_body(r->srv->store, ns, id, &b);
 	if (st == STORE_NOT_FOUND)
 		return http_reply_error(c, r, 404, "not_found", "no %s %s", what, id);
 	if (st != STORE_OK)
 		return http_reply_error(c, r, 503, "storage_unavailable", "the store cannot be read");
-	return http_reply_fd(c, r, fd, len, etag, headers);
+	return http_reply_body(c, r, &b, etag, headers);
 }
 
 /* The HTTP status and error code of an image that failed its probe. */

@@ -41,6 +41,7 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->store = (v = getenv("PETCUT_STORE")) && *v ? v : NULL;
 	cfg->redis = (v = getenv("PETCUT_REDIS")) && *v ? v : NULL;
 	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
+	cfg->memory_cache_mb = (int)env_long("PETCUT_MEMORY_CACHE_MB", -1);
 	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
 	cfg->api_key_file = (v = getenv("PETCUT_API_KEY_FILE")) && *v ? v : NULL;
 	cfg->cors_origins = (v = getenv("PETCUT_CORS_ORIGINS")) && *v ? v : "*";
@@ -130,6 +131,53 @@ static int metrics_init(struct http_server *s)
 	if (!s->requests || !s->latency || !s->upload_bytes_total || !s->rss_bytes || !s->slow_cut)
 		return -1;
 	metrics_on_scrape(s->metrics, scrape_rss, s);
+	return 0;
+}
+
+/* ===== The store's memory tier ===== */
+
+/* Counters that the store keeps are brought up to its figures. */
+static void scrape_counter(struct metrics_series *c, unsigned long long now)
+{
+	double was = metrics_value(c);
+	if ((double)now > was)
+		metrics_add(c, (double)now - was);
+}
+
+static void scrape_memory(void *ctx)
+{
+	struct http_server *s = ctx;
+	struct store_memory_stats st;
+
+	if (store_memory_stats(s->store, &st))
+		return;
+	scrape_counter(metrics_series(s->mem_reads, (const char *const[]){"hit"}), st.hits);
+	scrape_counter(metrics_series(s->mem_reads, (const char *const[]){"miss"}), st.misses);
+	scrape_counter(metrics_series(s->mem_evictions, NULL), st.evictions);
+	metrics_set(metrics_series(s->mem_size, (const char *const[]){"bytes"}), (double)st.bytes);
+	metrics_set(metrics_series(s->mem_size, (const char *const[]){"max_bytes"}), (double)st.max_bytes);
+	metrics_set(metrics_series(s->mem_size, (const char *const[]){"objects"}), (double)st.objects);
+}
+
+static int memory_metrics_init(struct http_server *s)
+{
+	struct store_memory_stats st;
+
+	if (store_memory_stats(s->store, &st))
+		return 0; /* no tier: no figures */
+	s->mem_reads = metrics_family(s->metrics, METRICS_COUNTER, "petcut_memory_cache_reads_total",
+				      "Reads of stored objects by whether the memory tier had them (hit) or the "
+				      "store was asked (miss).",
+				      "outcome", NULL, 0);
+	s->mem_evictions = metrics_family(s->metrics, METRICS_COUNTER, "petcut_memory_cache_evictions_total",
+					  "Objects dropped from the memory tier to make room.", NULL, NULL, 0);
+	s->mem_size = metrics_family(s->metrics, METRICS_GAUGE, "petcut_memory_cache",
+				     "The memory tier now: bytes held (objects plus a fixed cost each), its "
+				     "max_bytes, and objects held.",
+				     "what", NULL, 0);
+	if (!s->mem_reads || !s->mem_evictions || !s->mem_size)
+		return -1;
+	metrics_on_scrape(s->metrics, scrape_memory, s);
 	return 0;
 }
 
@@ -483,6 +531,14 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", store_errmsg());
 		goto fail;
 	}
+	/* a folder's hot files are in the kernel's page cache already; a
+	 * bucket's are a network round trip away */
+	int mem_mb = cfg->memory_cache_mb >= 0 ? cfg->memory_cache_mb
+		     : strcmp(store_backend_name(s->store), "fs") ? MEMORY_CACHE_DEFAULT_MB : 0;
+	if ((st = store_set_memory(s->store, (size_t)mem_mb << 20)) != STORE_OK) {
+		snprintf(errbuf, errlen, "%s", store_errmsg());
+		goto fail;
+	}
 	if (http_cors_init(s, errbuf, errlen) || http_auth_init(s, errbuf, errlen))
 		goto fail;
 	/* before any connection thread can fetch an image_url */
@@ -490,7 +546,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "cannot start libcurl");
 		goto fail;
 	}
-	if (metrics_init(s) || http_client_metrics_init(s)) {
+	if (metrics_init(s) || http_client_metrics_init(s) || memory_metrics_init(s)) {
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
 	}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -15,6 +16,7 @@
 struct store {
 	const struct store_backend *be;
 	void *state;
+	struct store_mem *mem; /* the memory tier, or NULL */
 };
 
 struct store_put {
@@ -24,6 +26,12 @@ struct store_put {
 	size_t size, max;
 	unsigned char digest[32];
 	int final;
+	char ns[17];
+	/* with a memory tier: the bytes so far, while they are few enough
+	 * for it (copy NULL once they are not) */
+	unsigned char *copy;
+	size_t copy_cap;
+	int copying;
 };
 
 static const struct store_backend *const backends[] = {&store_fs, &store_s3};
@@ -121,7 +129,27 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	s->be->close(s->state);
+	store_mem_free(s->mem);
 	free(s);
+}
+
+store_status store_set_memory(struct store *s, size_t max_bytes)
+{
+	struct store_mem *m = NULL;
+
+	if (max_bytes && !(m = store_mem_new(max_bytes)))
+		return store_fail(STORE_NOMEM, "out of memory");
+	store_mem_free(s->mem);
+	s->mem = m;
+	return STORE_OK;
+}
+
+int store_memory_stats(struct store *s, struct store_memory_stats *out)
+{
+	if (!s->mem)
+		return -1;
+	store_mem_stats(s->mem, out);
+	return 0;
 }
 
 const char *store_backend_name(const struct store *s)
@@ -147,6 +175,8 @@ store_status store_put_begin(struct store *s, const char *ns, size_t max_bytes, 
 	}
 	p->s = s;
 	p->max = max_bytes;
+	snprintf(p->ns, sizeof p->ns, "%s", ns);
+	p->copying = s->mem != NULL;
 	if ((st = s->be->put_begin(s->state, ns, &p->handle)) != STORE_OK) {
 		EVP_MD_CTX_free(p->md);
 		free(p);
@@ -154,6 +184,34 @@ store_status store_put_begin(struct store *s, const char *ns, size_t max_bytes, 
 	}
 	*out = p;
 	return STORE_OK;
+}
+
+/* Adds the bytes to the put's copy for the memory tier, or gives the copy
+ * up once the object is too large for it (or memory is short). */
+static void keep_copy(struct store_put *p, const void *buf, size_t len)
+{
+	size_t cap = p->copy_cap;
+
+	if (p->size > store_mem_max_object(p->s->mem)) {
+		free(p->copy);
+		p->copy = NULL;
+		p->copying = 0;
+		return;
+	}
+	while (cap < p->size)
+		cap = cap ? 2 * cap : 65536;
+	if (cap != p->copy_cap) {
+		unsigned char *c = realloc(p->copy, cap);
+		if (!c) {
+			free(p->copy);
+			p->copy = NULL;
+			p->copying = 0;
+			return;
+		}
+		p->copy = c;
+		p->copy_cap = cap;
+	}
+	memcpy(p->copy + p->size - len, buf, len);
 }
 
 store_status store_put_write(struct store_put *p, const void *buf, size_t len)
@@ -165,6 +223,8 @@ store_status store_put_write(struct store_put *p, const void *buf, size_t len)
 	if (len && !EVP_DigestUpdate(p->md, buf, len))
 		return store_fail(STORE_IO, "cannot hash");
 	p->size += len;
+	if (p->copying)
+		keep_copy(p, buf, len);
 	return len ? p->s->be->put_write(p->handle, buf, len) : STORE_OK;
 }
 
@@ -192,6 +252,7 @@ size_t store_put_size(const struct store_put *p)
 
 static void put_free(struct store_put *p)
 {
+	free(p->copy);
 	EVP_MD_CTX_free(p->md);
 	free(p);
 }
@@ -229,6 +290,8 @@ store_status store_put_commit(struct store_put *p, const char *key, const char *
 			memcpy(out_key, key, STORE_KEY_LEN + 1);
 		if (existed)
 			*existed = ex;
+		if (p->copying)
+			store_mem_put(p->s->mem, p->ns, key, p->copy ? p->copy : (const unsigned char *)"", p->size);
 	}
 	put_free(p); /* the backend freed its handle in commit either way */
 	return st;
@@ -240,21 +303,69 @@ store_status store_put_buffer(struct store *s, const char *ns, const char *key, 
 	struct store_put *p;
 	store_status st;
 
+	char k[STORE_KEY_LEN + 1];
+
 	if ((st = store_put_begin(s, ns, 0, &p)) != STORE_OK)
 		return st;
+	p->copying = 0; /* the whole buffer is at hand: the tier copies it once */
 	if ((st = store_put_write(p, buf, len)) != STORE_OK) {
 		store_put_abort(p);
 		return st;
 	}
-	return store_put_commit(p, key, NULL, out_key, existed);
+	if ((st = store_put_commit(p, key, NULL, k, existed)) != STORE_OK)
+		return st;
+	if (out_key)
+		memcpy(out_key, k, sizeof k);
+	if (s->mem)
+		store_mem_put(s->mem, ns, k, buf, len);
+	return STORE_OK;
 }
 
 /* ===== Reads ===== */
 
 store_status store_get(struct store *s, const char *ns, const char *key, void **buf, size_t *len)
 {
+	struct store_ref *ref;
 	store_status st = check(ns, key);
-	return st ? st : s->be->get(s->state, ns, key, buf, len);
+
+	if (st)
+		return st;
+	if (s->mem && (ref = store_mem_get(s->mem, ns, key, 1))) {
+		size_t n;
+		const void *b = store_ref_bytes(ref, &n);
+		if ((*buf = malloc(n ? n : 1)))
+			memcpy(*buf, b, n);
+		store_ref_release(ref);
+		if (!*buf)
+			return store_fail(STORE_NOMEM, "out of memory");
+		*len = n;
+		return STORE_OK;
+	}
+	st = s->be->get(s->state, ns, key, buf, len);
+	if (st == STORE_OK && s->mem)
+		store_mem_put(s->mem, ns, key, *buf, *len);
+	return st;
+}
+
+store_status store_get_body(struct store *s, const char *ns, const char *key, struct store_body *out)
+{
+	store_status st;
+
+	out->ref = NULL;
+	out->fd = -1;
+	out->len = 0;
+	if (s->mem && !check(ns, key) && (out->ref = store_mem_get(s->mem, ns, key, 1))) {
+		store_ref_bytes(out->ref, &out->len);
+		return STORE_OK;
+	}
+	if ((st = store_get_fd(s, ns, key, &out->fd, &out->len)) != STORE_OK)
+		return st;
+	/* read whole into the tier, so that the next one comes from memory */
+	if (s->mem && (out->ref = store_mem_fill_fd(s->mem, ns, key, out->fd, out->len))) {
+		close(out->fd);
+		out->fd = -1;
+	}
+	return STORE_OK;
 }
 
 store_status store_get_fd(struct store *s, const char *ns, const char *key, int *fd, size_t *len)
@@ -269,12 +380,25 @@ store_status store_get_fd(struct store *s, const char *ns, const char *key, int 
 
 store_status store_head(struct store *s, const char *ns, const char *key, size_t *len)
 {
+	struct store_ref *ref;
 	store_status st = check(ns, key);
-	return st ? st : s->be->head(s->state, ns, key, len);
+
+	if (st)
+		return st;
+	if (s->mem && (ref = store_mem_get(s->mem, ns, key, 1))) {
+		store_ref_bytes(ref, len);
+		store_ref_release(ref);
+		return STORE_OK;
+	}
+	return s->be->head(s->state, ns, key, len);
 }
 
 store_status store_delete(struct store *s, const char *ns, const char *key)
 {
 	store_status st = check(ns, key);
-	return st ? st : s->be->del(s->state, ns, key);
+	if (st)
+		return st;
+	if (s->mem)
+		store_mem_drop(s->mem, ns, key);
+	return s->be->del(s->state, ns, key);
 }

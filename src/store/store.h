@@ -116,6 +116,47 @@ store_status store_get(struct store *s, const char *ns, const char *key, void **
  * STORE_UNSUPPORTED where the backend has none. */
 store_status store_get_fd(struct store *s, const char *ns, const char *key, int *fd, size_t *len);
 
+/* ===== The memory tier =====
+ *
+ * An optional bounded LRU of whole objects in this process, in front of the
+ * backend: filled when a put commits and when an object is read, emptied
+ * from the least recently used end. Objects never change under their names,
+ * so what it holds is never stale; only whole objects enter it, and an
+ * object over a sixteenth of the limit never does. With it, store_get,
+ * store_head and store_get_body answer from memory when they can. */
+
+struct store_memory_stats {
+	size_t max_bytes;	     /* the limit */
+	size_t bytes;		     /* held now: objects' bytes plus a fixed cost each */
+	size_t objects;		     /* objects held now */
+	unsigned long long hits;     /* reads answered from memory */
+	unsigned long long misses;   /* reads that went to the backend */
+	unsigned long long evictions; /* objects dropped to make room */
+};
+
+/* Puts a memory tier of max_bytes in front of the backend (0: none, the
+ * default). Call before the store is shared between threads. */
+store_status store_set_memory(struct store *s, size_t max_bytes);
+
+/* The tier's figures; 0 when there is a tier, -1 when not. */
+int store_memory_stats(struct store *s, struct store_memory_stats *out);
+
+/* An object held in memory, shared: its bytes stay valid until
+ * store_ref_release (from any thread). */
+struct store_ref;
+const void *store_ref_bytes(const struct store_ref *ref, size_t *len);
+void store_ref_release(struct store_ref *ref);
+
+/* An object opened to be sent: either its bytes in memory (ref set: read
+ * them with store_ref_bytes, then release ref) or a file descriptor (ref
+ * NULL, fd >= 0: the caller closes it); len is its size either way. */
+struct store_body {
+	struct store_ref *ref;
+	int fd;
+	size_t len;
+};
+store_status store_get_body(struct store *s, const char *ns, const char *key, struct store_body *out);
+
 /* Size of an object, or STORE_NOT_FOUND. */
 store_status store_head(struct store *s, const char *ns, const char *key, size_t *len);
 

@@ -42,6 +42,27 @@ struct store_backend {
 extern const struct store_backend store_fs;
 extern const struct store_backend store_s3;
 
+/* ===== The memory tier (mem.c) ===== */
+
+struct store_mem;
+
+/* A tier holding at most max_bytes (objects' bytes plus a fixed cost each). */
+struct store_mem *store_mem_new(size_t max_bytes);
+void store_mem_free(struct store_mem *m);
+/* The largest object the tier takes. */
+size_t store_mem_max_object(const struct store_mem *m);
+/* The object under ns/key with a reference for the caller, or NULL; count
+ * says whether the look-up counts as a hit or miss. */
+struct store_ref *store_mem_get(struct store_mem *m, const char *ns, const char *key, int count);
+/* Keeps a copy of a whole object (nothing when it is too large). */
+void store_mem_put(struct store_mem *m, const char *ns, const char *key, const void *data, size_t len);
+/* Reads the len bytes of fd (the whole object) into the tier: the entry
+ * with a reference for the caller, or NULL (too large, a read failed). */
+struct store_ref *store_mem_fill_fd(struct store_mem *m, const char *ns, const char *key, int fd, size_t len);
+/* Forgets ns/key (a deletion). */
+void store_mem_drop(struct store_mem *m, const char *ns, const char *key);
+void store_mem_stats(struct store_mem *m, struct store_memory_stats *out);
+
 /* Records a message for store_errmsg() and returns st. */
 extern _Thread_local struct util_err store_err;
 #define store_fail(st, ...) ((store_status)util_fail(&store_err, (st), __VA_ARGS__))

@@ -24,7 +24,10 @@ S3_BUCKET=$BUCKET
 s3_start
 # short limits keep the down case quick
 export PETCUT_S3_RETRIES=1 PETCUT_S3_CONNECT_TIMEOUT_MS=500 PETCUT_S3_TIMEOUT_MS=10000
-serve_start --data "$tmp/data" --store "s3://$BUCKET/$PREFIX" --s3-endpoint "http://127.0.0.1:$S3PORT"
+# no memory tier: here every read must reach the bucket, so that its failures
+# show (test_memory_tier.sh checks what the tier serves while it is down)
+serve_start --data "$tmp/data" --store "s3://$BUCKET/$PREFIX" --s3-endpoint "http://127.0.0.1:$S3PORT" \
+	--memory-cache-mb 0
 
 # status CODE of a curl call; the body goes to $tmp/body, the headers to $tmp/headers
 req() { curl -s -D "$tmp/headers" -o "$tmp/body" -w '%{http_code}' "$@"; }
