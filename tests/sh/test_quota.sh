@@ -60,9 +60,21 @@ printf '%s rate=5/h\n%s rate=6/h\n' "$RATED" "$RATED" >"$tmp/twice"
 [ $? = 1 ] && grep -q "$tmp/twice:2: " "$tmp/err"
 verdict $? "one key on two lines with other limits: refused at line 2"
 
+"$PETCUT" serve --help | grep -q 'KEY rate=N/s|N/min|N/h concurrency=N'
+verdict $? "petcut serve --help gives the key file's settings"
+
 # ===== One instance: counted in the process =====
 
 serve_start --data "$tmp/data" --model none --api-key-file "$tmp/keys"
+
+curl -s "$A/openapi.json" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+h = d["components"]["responses"]["TooManyRequests"]["headers"]
+assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(h), h
+for path in ("/v1/images", "/v1/remove-background", "/v1/jobs"):
+    assert d["paths"][path]["post"]["responses"]["429"]["$ref"].endswith("/TooManyRequests"), path'
+verdict $? "/openapi.json documents the 429 of the keyed routes with Retry-After, RateLimit and RateLimit-Policy"
 
 # status of one upload as KEY to URL (default $A); headers in $tmp/h, body in $tmp/body
 up() { curl -s -D "$tmp/h" -o "$tmp/body" -w '%{http_code}' -H "X-Api-Key: $1" -H 'Content-Type: image/jpeg' \
