@@ -352,6 +352,12 @@ int http_auth_key(const struct http_server *s, struct MHD_Connection *c);
 /* Parses the settings after a key in the key file ("rate=120/min
  * concurrency=4", or nothing: no limits). 0, or -1 with why. */
 int http_limits_parse(const char *text, struct http_limits *out, char *why, size_t wl);
+/* One decision in this process, the same as the shared kv's script: a
+ * request at now (microseconds) under l, with the key's theoretical arrival
+ * time *tat_us (0 at first) and its requests in progress *in_progress, both
+ * moved on when it is allowed; the verdict and what is left in *st. */
+void http_limit_decide(const struct kv_limit *l, long long *tat_us, int *in_progress, long long now,
+		       struct kv_limit_state *st);
 /* Sets up the counters (after the kv and the metrics). 0, or -1 with errbuf. */
 int http_quota_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_quota_fini(struct http_server *s);

@@ -255,11 +255,9 @@ static long long now_us(void)
 	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The decision in this process: the same as redis.c's script, on k's
- * counters (q->lock held). */
-static void take_here(struct quota_key *k, long long now, struct kv_limit_state *st)
+void http_limit_decide(const struct kv_limit *l, long long *tat_us, int *in_progress, long long now,
+		       struct kv_limit_state *st)
 {
-	const struct kv_limit *l = &k->lim;
 	long long tat = now, span = l->interval_us * l->burst;
 
 	st->verdict = KV_LIMIT_ALLOWED;
@@ -267,7 +265,7 @@ static void take_here(struct quota_key *k, long long now, struct kv_limit_state 
 	st->rate_wait_us = 0;
 	st->concurrency_left = -1;
 	if (l->interval_us > 0) {
-		tat = k->tat_us > now ? k->tat_us : now;
+		tat = *tat_us > now ? *tat_us : now;
 		if (tat + l->interval_us - now > span) {
 			st->verdict = KV_LIMIT_RATE;
 			st->rate_left = 0;
@@ -275,15 +273,15 @@ static void take_here(struct quota_key *k, long long now, struct kv_limit_state 
 		}
 	}
 	if (l->concurrency > 0) {
-		if (st->verdict == KV_LIMIT_ALLOWED && k->in_progress >= l->concurrency)
+		if (st->verdict == KV_LIMIT_ALLOWED && *in_progress >= l->concurrency)
 			st->verdict = KV_LIMIT_CONCURRENCY;
-		st->concurrency_left = k->in_progress < l->concurrency ? l->concurrency - k->in_progress : 0;
+		st->concurrency_left = *in_progress < l->concurrency ? l->concurrency - *in_progress : 0;
 	}
 	if (st->verdict == KV_LIMIT_ALLOWED) {
 		if (l->interval_us > 0)
-			k->tat_us = tat += l->interval_us;
+			*tat_us = tat += l->interval_us;
 		if (l->concurrency > 0) {
-			k->in_progress++;
+			++*in_progress;
 			st->concurrency_left--;
 		}
 	}
@@ -323,7 +321,7 @@ int http_quota_take(struct http_server *s, struct req *r, int key)
 			g->held = 2;
 	} else {
 		pthread_mutex_lock(&q->lock);
-		take_here(k, now_us(), &g->st);
+		http_limit_decide(&k->lim, &k->tat_us, &k->in_progress, now_us(), &g->st);
 		pthread_mutex_unlock(&q->lock);
 		g->known = 1;
 		if (g->st.verdict == KV_LIMIT_ALLOWED && k->lim.concurrency)
