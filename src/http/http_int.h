@@ -328,8 +328,9 @@ double http_now_ms(void);
 /* Retry-After on a 429 or 503 answer (server.c). */
 void http_add_retry_after(struct MHD_Response *resp, int status);
 /* Sends resp (NULL: MHD_NO) with what every answer carries: X-Request-Id,
- * nosniff, CORS, Retry-After on 429 and 503, RateLimit fields (quota.c), Connection: close while the
- * server drains; records the status and releases resp (server.c). */
+ * nosniff, CORS, Retry-After on 429 and 503 (unless resp has one), the
+ * RateLimit fields of a key with limits (quota.c), Connection: close while
+ * the server drains; records the status and releases resp (reply.c). */
 enum MHD_Result http_queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp);
 
 /* fetch.c: image_url (and bg) from the hosts of --allow-fetch-host */

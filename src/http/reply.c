@@ -1,9 +1,10 @@
 /*
  * reply.c - what every route answers with: the common headers of each
  * response (request id, nosniff, CORS, Retry-After on 429 and 503, the
- * RateLimit fields of a key with limits, close while draining), JSON bodies and errors, stored objects served from
- * their files with ETag and If-None-Match, and work run off the
- * connection's thread. The routes call down to it; it calls no route.
+ * RateLimit fields of a key with limits, close while draining), JSON
+ * bodies and errors, stored objects served from their files with ETag and
+ * If-None-Match, and work run off the connection's thread. The routes call
+ * down to it; it calls no route.
  */
 #include <pthread.h>
 #include <stdarg.h>
