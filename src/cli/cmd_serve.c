@@ -36,7 +36,10 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --cors-origins LIST   ORIGIN,... (https://shop.example) whose pages may call the API from a\n"
 		"                        browser (PETCUT_CORS_ORIGINS; default *: any, never with credentials)\n"
 		"  --api-key-file FILE   the API keys the /v1 routes ask for, one a line, in X-Api-Key or\n"
-		"                        Authorization: Bearer (PETCUT_API_KEY_FILE; default none: open)\n"
+		"                        Authorization: Bearer (PETCUT_API_KEY_FILE; default none: open); a key\n"
+		"                        may be followed by its limits: KEY rate=N/s|N/min|N/h concurrency=N\n"
+		"                        (over one: 429 with Retry-After; answers carry RateLimit-Policy and\n"
+		"                        RateLimit; counted in --redis when given, shared by the instances)\n"
 		"  --callback-allow LIST HOST[:PORT],... that a job's callback_url may name (PETCUT_CALLBACK_ALLOW;\n"
 		"                        default none: jobs with a callback_url are refused)\n"
 		"  --redis URL           redis://[:PASSWORD@]HOST[:PORT][/DB] shared by the instances of one store\n"
@@ -67,7 +70,8 @@ static void usage(FILE *f, const struct http_config *d)
 		"                        (default 0.9)\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n"
 		"\nexit status: 0 stopped by SIGTERM or SIGINT after draining; 1 it could not start (no\n"
-		"model, the address taken, the store unusable); 2 bad usage\n",
+		"model, the address taken, the store unusable, a key file line it cannot read: its\n"
+		"file and line on stderr); 2 bad usage\n",
 		d->listen, d->data_dir, d->threads, d->timeout_s, d->per_ip_connections, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms, d->drain_s);
 }

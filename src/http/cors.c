@@ -30,7 +30,8 @@
 	"Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Tus-Resumable, "    \
 	"Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Petcut-Image-Id, "         \
 	"Petcut-Image-Url, Petcut-Result-Id, Retry-After, X-Request-Id, X-Width, X-Height, "          \
-	"X-Foreground-Top, X-Foreground-Left, X-Foreground-Width, X-Foreground-Height, X-Type, ETag"
+	"X-Foreground-Top, X-Foreground-Left, X-Foreground-Width, X-Foreground-Height, X-Type, ETag, " \
+	"RateLimit, RateLimit-Policy"
 
 /* Whether one origin of the list (len bytes at o) is well formed:
  * http(s)://host[:port], no path, no wildcard. */

@@ -37,7 +37,8 @@ struct http_config {
 	int min_body_rate;	 /* bytes/s a request body must average after its first 10 s (default 8192; 0 off) */
 	const char *cors_origins;   /* "ORIGIN,..." pages that may call the API from a browser
 				     * (default "*": any; no credentials either way) */
-	const char *api_key_file;   /* keys the /v1 routes ask for, one a line (default none: open) */
+	const char *api_key_file;   /* keys the /v1 routes ask for, one a line, each with optional limits
+				     * ("KEY rate=120/min concurrency=4"; default none: open) */
 	const char *callback_allow; /* "HOST[:PORT],..." a job's callback_url may name (default none:
 				     * no callbacks), so a job cannot make petcut call anywhere */
 	int threads;		 /* connection threads (default 4) */

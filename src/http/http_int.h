@@ -39,11 +39,20 @@ enum route {
 	ROUTE_COUNT
 };
 
+/* A key's limits, from its line of the key file (quota.c). */
+struct http_limits {
+	long long rate;	 /* requests per window (0: no rate limit) */
+	int window_s;	 /* the rate's window: 1, 60 or 3600 */
+	int concurrency; /* requests in progress at once (0: no limit) */
+};
+
 struct http_server {
 	struct MHD_Daemon *d;
 	struct http_config cfg;
 	unsigned char (*api_keys)[32]; /* SHA-256 of each accepted key (auth.c) */
+	struct http_limits *api_limits; /* each key's limits, in the order of api_keys */
 	int n_api_keys;
+	struct quota_table *quota;	/* the limits' counters (quota.c) */
 	struct store *store;
 	struct metrics *metrics;
 	struct metrics_family *requests, *latency, *upload_bytes, *rss;
@@ -98,11 +107,23 @@ struct req;
 typedef enum MHD_Result (*http_route_fn)(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
 					 size_t *size);
 
+/* What an API key's limits decided for one request (quota.c). */
+struct http_quota {
+	int limited; /* its key has limits: the answer carries the RateLimit fields */
+	int key;     /* limited: the key's index in api_keys */
+	int known;   /* st holds the counts (not when the shared kv could not decide) */
+	int refused; /* 0, or the kv_limit_verdict that refused the request */
+	int held;    /* a slot of the key's concurrency is held: 1 here, 2 in the kv */
+	struct kv_limit_state st;
+	char holder[64]; /* held in the kv: the slot's name there */
+};
+
 /* One request's state, from its headers to its completion. */
 struct req {
 	struct http_server *srv;
 	enum route route;
 	int unauthorized;    /* no valid API key: its body is dropped, then 401 */
+	struct http_quota quota; /* its key's limits: over one, its body is dropped, then 429 */
 	const char *origin;  /* the Origin header, or NULL (cors.c) */
 	uint64_t rx_bytes;   /* body bytes received so far, for the trickle check */
 	double start_ms;
@@ -316,8 +337,9 @@ double http_now_ms(void);
 /* Retry-After on a 429 or 503 answer (server.c). */
 void http_add_retry_after(struct MHD_Response *resp, int status);
 /* Sends resp (NULL: MHD_NO) with what every answer carries: X-Request-Id,
- * nosniff, CORS, Retry-After on 429 and 503, Connection: close while the
- * server drains; records the status and releases resp (server.c). */
+ * nosniff, CORS, Retry-After on 429 and 503 (unless resp has one), the
+ * RateLimit fields of a key with limits (quota.c), Connection: close while
+ * the server drains; records the status and releases resp (reply.c). */
 enum MHD_Result http_queue(struct MHD_Connection *c, struct req *r, int status, struct MHD_Response *resp);
 
 /* fetch.c: image_url (and bg) from the hosts of --allow-fetch-host */
@@ -331,8 +353,34 @@ int http_fetch(struct http_server *s, const char *url, const char *what, unsigne
 /* auth.c: optional API keys (--api-key-file) */
 int http_auth_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_auth_fini(struct http_server *s);
-/* Whether a request on rt with method needs a key (never when none are set). */
 /* Whether the request carries one of the keys. */
 int http_auth_ok(const struct http_server *s, struct MHD_Connection *c);
+/* The index in api_keys of the key the request carries, or -1. */
+int http_auth_key(const struct http_server *s, struct MHD_Connection *c);
+
+/* quota.c: each key's limits (a rate, requests in progress) */
+/* Parses the settings after a key in the key file ("rate=120/min
+ * concurrency=4", or nothing: no limits). 0, or -1 with why. */
+int http_limits_parse(const char *text, struct http_limits *out, char *why, size_t wl);
+/* One decision in this process, the same as the shared kv's script: a
+ * request at now (microseconds) under l, with the key's theoretical arrival
+ * time *tat_us (0 at first) and its requests in progress *in_progress, both
+ * moved on when it is allowed; the verdict and what is left in *st. */
+void http_limit_decide(const struct kv_limit *l, long long *tat_us, int *in_progress, long long now,
+		       struct kv_limit_state *st);
+/* Sets up the counters (after the kv and the metrics). 0, or -1 with errbuf. */
+int http_quota_init(struct http_server *s, char *errbuf, size_t errlen);
+void http_quota_fini(struct http_server *s);
+/* Counts a request carrying key (its index in api_keys) against the key's
+ * limits, into r->quota: 0 allowed (a slot may be held: see
+ * http_quota_release), -1 refused (answer with http_quota_refuse). */
+int http_quota_take(struct http_server *s, struct req *r, int key);
+/* Gives back the slot the request holds, if any; at its completion. */
+void http_quota_release(struct req *r);
+/* RateLimit-Policy and RateLimit on the answer of a request whose key has
+ * limits (http_queue). */
+void http_quota_headers(struct MHD_Response *resp, const struct req *r);
+/* The 429 of a refused request, with Retry-After. */
+enum MHD_Result http_quota_refuse(struct MHD_Connection *c, struct req *r);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * reply.c - what every route answers with: the common headers of each
- * response (request id, nosniff, CORS, Retry-After on 429 and 503, close
- * while draining), JSON bodies and errors, stored objects served from
- * their files with ETag and If-None-Match, and work run off the
- * connection's thread. The routes call down to it; it calls no route.
+ * response (request id, nosniff, CORS, Retry-After on 429 and 503, the
+ * RateLimit fields of a key with limits, close while draining), JSON
+ * bodies and errors, stored objects served from their files with ETag and
+ * If-None-Match, and work run off the connection's thread. The routes call
+ * down to it; it calls no route.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -27,7 +28,10 @@ double http_now_ms(void)
 void http_add_retry_after(struct MHD_Response *resp, int status)
 {
 	/* overloaded or a backend down: every such refusal says when to come
-	 * back, so clients wait instead of hammering a store that is down */
+	 * back, so clients wait instead of hammering a store that is down
+	 * (unless the answer already says: a key's rate limit knows when) */
+	if (MHD_get_response_header(resp, "Retry-After"))
+		return;
 	if (status == 429)
 		MHD_add_response_header(resp, "Retry-After", "1");
 	else if (status == 503)
@@ -46,6 +50,7 @@ enum MHD_Result http_queue(struct MHD_Connection *c, struct req *r, int status, 
 	MHD_add_response_header(resp, "X-Request-Id", r->id);
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	http_add_retry_after(resp, status);
+	http_quota_headers(resp, r);
 	http_cors_headers(resp, r);
 	r->status = status;
 	ret = MHD_queue_response(c, (unsigned)status, resp);

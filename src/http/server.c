@@ -376,9 +376,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*con_cls = r;
 		if (http_cors_is_preflight(c, method))
 			return MHD_YES;
-		if (auth_needed(s, r->route, method) && !http_auth_ok(s, c)) {
-			r->unauthorized = 1;
-			return MHD_YES; /* any body is read and dropped */
+		if (auth_needed(s, r->route, method)) {
+			int key = http_auth_key(s, c);
+			if (key < 0) {
+				r->unauthorized = 1;
+				return MHD_YES; /* any body is read and dropped */
+			}
+			/* counted against the key's limits now, released in
+			 * completed() however the request ends */
+			if (http_quota_take(s, r, key))
+				return MHD_YES; /* any body is read and dropped, then 429 */
 		}
 		if (!routes[r->route].body || !method_allowed(r->route, method))
 			return MHD_YES; /* any body is read and dropped */
@@ -410,6 +417,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		}
 		return http_reply_error(c, r, 401, "unauthorized",
 					"a valid API key is needed (X-Api-Key or Authorization: Bearer)");
+	}
+	if (r->quota.refused) {
+		if (*upload_data_size) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		return http_quota_refuse(c, r);
 	}
 	if (routes[r->route].body && method_allowed(r->route, method))
 		return routes[r->route].fn(c, r, r->path_id, upload_data, upload_data_size);
@@ -447,6 +461,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		free(line);
 		json_decref(log);
 	}
+	http_quota_release(r);
 	http_tus_cleanup(r);
 	http_req_cleanup_upload(r);
 	free(r);
@@ -550,7 +565,8 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "cannot set up metrics");
 		goto fail;
 	}
-	if (http_kv_init(s, errbuf, errlen) || http_tus_init(s, errbuf, errlen) || http_remove_init(s, errbuf, errlen))
+	if (http_kv_init(s, errbuf, errlen) || http_quota_init(s, errbuf, errlen) || http_tus_init(s, errbuf, errlen) ||
+	    http_remove_init(s, errbuf, errlen))
 		goto fail;
 	if (s->cfg.job_consumers > 0 && !s->kv) {
 		snprintf(errbuf, errlen, "a job worker needs --redis");
@@ -583,6 +599,7 @@ fail:
 	http_jobs_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
+	http_quota_fini(s);
 	kv_close(s->kv);
 	store_close(s->store);
 	metrics_free(s->metrics);
@@ -629,6 +646,7 @@ int http_server_stop(struct http_server *s)
 	http_jobs_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
+	http_quota_fini(s);
 	kv_close(s->kv);
 	store_close(s->store);
 	metrics_free(s->metrics);

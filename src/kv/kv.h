@@ -109,6 +109,54 @@ void kv_get_stats(struct kv *kv, struct kv_stats *st);
 /* "redis://HOST:PORT/DB" of kv, without the password, for logs. */
 const char *kv_address(const struct kv *kv);
 
+/* ===== Rate limits =====
+ *
+ * The counters of per-client limits, shared by the instances so that a
+ * limit holds across them: a rate (GCRA, see the http module's quota.c) and
+ * the requests in progress. A client's counters live under NAME:rate (the
+ * theoretical arrival time, in microseconds of the server's clock) and
+ * NAME:conc (a sorted set of the requests in progress, each scored by the
+ * time its entry expires), every key with an expiry: a rate left alone is
+ * gone once it is whole again, and an entry of a request whose instance died
+ * without releasing it stops counting after lease_ms. NAME should carry a
+ * hash tag ("prefix:{id}") so both keys share a cluster slot. The decision is
+ * one script (EVAL) on the server's clock, so instances whose clocks differ
+ * still count the same. */
+
+/* What kv_limit_take decided. */
+enum kv_limit_verdict {
+	KV_LIMIT_ALLOWED = 0,	  /* counted: the rate spent, a slot held (release it) */
+	KV_LIMIT_RATE = 1,	  /* over the rate: nothing taken */
+	KV_LIMIT_CONCURRENCY = 2, /* every slot in use: nothing taken */
+};
+
+/* One client's limits. */
+struct kv_limit {
+	long long interval_us; /* one request per interval on average (0: no rate) */
+	long long burst;       /* and at most this many at once (the rate's N per N intervals) */
+	int concurrency;       /* requests in progress at once (0: no limit) */
+	long lease_ms;	       /* an entry in progress that is never released expires after this */
+};
+
+/* The state of a client's limits after a decision. */
+struct kv_limit_state {
+	enum kv_limit_verdict verdict;
+	long long rate_left;	/* requests that may follow at once (-1: no rate) */
+	long long rate_wait_us; /* KV_LIMIT_RATE: until one is allowed; else until rate_left
+				 * grows by one (0: the rate is whole) */
+	int concurrency_left;	/* slots free now, this request's taken (-1: no limit) */
+};
+
+/* Decides one request of the client NAME under lim, and counts it when
+ * allowed: its slot is held as holder (unique among requests in progress,
+ * instances included) until kv_limit_release or lease_ms. KV_OK with *st;
+ * KV_DOWN when the server cannot decide (the caller chooses to allow). */
+kv_status kv_limit_take(struct kv *kv, const char *name, const char *holder, const struct kv_limit *lim,
+			struct kv_limit_state *st);
+
+/* Releases the slot holder took (nothing when it expired meanwhile). */
+kv_status kv_limit_release(struct kv *kv, const char *name, const char *holder);
+
 #ifdef __cplusplus
 }
 #endif

@@ -477,3 +477,99 @@ void kv_get_stats(struct kv *kv, struct kv_stats *st)
 	*st = kv->stats;
 	pthread_mutex_unlock(&kv->lock);
 }
+
+/* ===== Rate limits ===== */
+
+/*
+ * One decision of kv_limit_take, atomic on the server and on its clock.
+ * KEYS: NAME:rate, NAME:conc. ARGV: interval_us, burst, concurrency,
+ * holder, lease_ms. Returns {verdict, rate_left, rate_wait_us,
+ * concurrency_left} as kv.h's struct kv_limit_state.
+ *
+ * The rate is GCRA: the client's theoretical arrival time (tat) moves on by
+ * one interval per request allowed, and a request is allowed while that
+ * leaves tat at most burst intervals ahead of now. Nothing is counted
+ * unless the request passes both checks.
+ */
+static const char limit_take_script[] =
+	"if redis.replicate_commands then redis.replicate_commands() end "
+	"local t = redis.call('time') "
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
+	"local iv, burst, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
+	"local lease = tonumber(ARGV[5]) "
+	"local verdict, left, wait, free = 0, -1, 0, -1 "
+	"local tat, span = now, iv * burst "
+	"if iv > 0 then "
+	"  tat = math.max(tonumber(redis.call('get', KEYS[1]) or 0) or 0, now) "
+	"  if tat + iv - now > span then verdict = 1; left = 0; wait = tat + iv - span - now end "
+	"end "
+	"if conc > 0 then "
+	"  redis.call('zremrangebyscore', KEYS[2], '-inf', now) "
+	"  local used = redis.call('zcard', KEYS[2]) "
+	"  if verdict == 0 and used >= conc then verdict = 2 end "
+	"  free = math.max(conc - used, 0) "
+	"end "
+	"if verdict == 0 then "
+	"  if iv > 0 then "
+	"    tat = tat + iv "
+	"    redis.call('set', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1000) "
+	"  end "
+	"  if conc > 0 then "
+	"    redis.call('zadd', KEYS[2], string.format('%d', now + lease * 1000), ARGV[4]) "
+	"    redis.call('pexpire', KEYS[2], lease + 1000) "
+	"    free = free - 1 "
+	"  end "
+	"end "
+	"if iv > 0 and verdict ~= 1 then "
+	"  left = math.floor((now + span - tat) / iv) "
+	"  if left >= burst then left = burst; wait = 0 else wait = tat - span + (left + 1) * iv - now end "
+	"end "
+	"return {verdict, left, wait, free}";
+
+kv_status kv_limit_take(struct kv *kv, const char *name, const char *holder, const struct kv_limit *lim,
+			struct kv_limit_state *st)
+{
+	char rate_key[256], conc_key[256], iv[24], burst[24], conc[16], lease[24];
+	const char *argv[] = {"EVAL", limit_take_script, "2", rate_key, conc_key, iv, burst, conc, holder, lease};
+	size_t lens[sizeof argv / sizeof argv[0]];
+	int argc = (int)(sizeof argv / sizeof argv[0]);
+	redisReply *rep;
+	kv_status ks;
+
+	if (snprintf(rate_key, sizeof rate_key, "%s:rate", name) >= (int)sizeof rate_key ||
+	    snprintf(conc_key, sizeof conc_key, "%s:conc", name) >= (int)sizeof conc_key)
+		return KV_NOMEM;
+	snprintf(iv, sizeof iv, "%lld", lim->interval_us > 0 ? lim->interval_us : 0);
+	snprintf(burst, sizeof burst, "%lld", lim->burst > 0 ? lim->burst : 1);
+	snprintf(conc, sizeof conc, "%d", lim->concurrency > 0 ? lim->concurrency : 0);
+	snprintf(lease, sizeof lease, "%ld", lim->lease_ms > 0 ? lim->lease_ms : 1000);
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if ((ks = run_argv(kv, &rep, argc, argv, lens)) != KV_OK)
+		return ks;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
+		freeReplyObject(rep);
+		return KV_DOWN;
+	}
+	for (size_t i = 0; i < 4; i++)
+		if (rep->element[i]->type != REDIS_REPLY_INTEGER) {
+			freeReplyObject(rep);
+			return KV_DOWN;
+		}
+	long long v = rep->element[0]->integer;
+	st->verdict = v == 1 ? KV_LIMIT_RATE : v == 2 ? KV_LIMIT_CONCURRENCY : KV_LIMIT_ALLOWED;
+	st->rate_left = rep->element[1]->integer;
+	st->rate_wait_us = rep->element[2]->integer;
+	st->concurrency_left = (int)rep->element[3]->integer;
+	freeReplyObject(rep);
+	return KV_OK;
+}
+
+kv_status kv_limit_release(struct kv *kv, const char *name, const char *holder)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "ZREM %s:conc %s", name, holder);
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
