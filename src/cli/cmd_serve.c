@@ -42,6 +42,13 @@ static void usage(FILE *f, const struct http_config *d)
 		"                        RateLimit; counted in --redis when given, shared by the instances)\n"
 		"  --callback-allow LIST HOST[:PORT],... that a job's callback_url may name (PETCUT_CALLBACK_ALLOW;\n"
 		"                        default none: jobs with a callback_url are refused)\n"
+		"  --webhook-secret-file FILE  secrets that sign callbacks as Standard Webhooks do (webhook-id,\n"
+		"                        webhook-timestamp, webhook-signature: v1,BASE64 of the HMAC-SHA256 of\n"
+		"                        ID.TIMESTAMP.BODY, one per secret), one a line: whsec_ and the base64 of\n"
+		"                        24 to 64 random bytes (PETCUT_WEBHOOK_SECRET_FILE; default none: unsigned)\n"
+		"  --webhook-retry-seconds N  a callback not answered 2xx is tried again after pauses of 1 s to\n"
+		"                        2^tries s (full jitter; at most 10 min) for this long, then given up\n"
+		"                        (PETCUT_WEBHOOK_RETRY_SECONDS; default %d)\n"
 		"  --redis URL           redis://[:PASSWORD@]HOST[:PORT][/DB] shared by the instances of one store\n"
 		"                        (PETCUT_REDIS): result index and identical work done once among them;\n"
 		"                        while it is down each instance works alone and /readyz says degraded\n"
@@ -72,7 +79,7 @@ static void usage(FILE *f, const struct http_config *d)
 		"\nexit status: 0 stopped by SIGTERM or SIGINT after draining; 1 it could not start (no\n"
 		"model, the address taken, the store unusable, a key file line it cannot read: its\n"
 		"file and line on stderr); 2 bad usage\n",
-		d->listen, d->data_dir, d->threads, d->timeout_s, d->per_ip_connections, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
+		d->listen, d->data_dir, d->webhook_retry_s, d->threads, d->timeout_s, d->per_ip_connections, d->max_upload_bytes >> 20, d->max_pixels / 1000000, d->max_batch,
 		d->max_delay_ms, d->max_queue, d->request_timeout_ms, d->drain_s);
 }
 
@@ -143,6 +150,10 @@ static int run(const char *name, int argc, char **argv)
 			cfg.redis = v;
 		else if (!strcmp(a, "--callback-allow"))
 			cfg.callback_allow = v;
+		else if (!strcmp(a, "--webhook-secret-file"))
+			cfg.webhook_secret_file = v;
+		else if (!strcmp(a, "--webhook-retry-seconds") && !*end && n >= 0 && n <= 30 * 86400)
+			cfg.webhook_retry_s = (int)n;
 		else if (!strcmp(a, "--cors-origins"))
 			cfg.cors_origins = v;
 		else if (!strcmp(a, "--api-key-file"))

@@ -41,6 +41,10 @@ struct http_config {
 				     * ("KEY rate=120/min concurrency=4"; default none: open) */
 	const char *callback_allow; /* "HOST[:PORT],..." a job's callback_url may name (default none:
 				     * no callbacks), so a job cannot make petcut call anywhere */
+	const char *webhook_secret_file; /* secrets that sign callbacks, one a line: whsec_ + base64 of
+					  * 24 to 64 bytes (default none: unsigned) */
+	int webhook_retry_s;	 /* a callback without a 2xx answer is tried again for this long,
+				  * then given up (default 86400) */
 	int threads;		 /* connection threads (default 4) */
 	int max_connections;	 /* default 256 */
 	int per_ip_connections;	 /* default 32 */
@@ -63,7 +67,8 @@ struct http_server;
 /* Fills cfg with the defaults, then the PETCUT_* environment overrides
  * (PETCUT_LISTEN, PETCUT_DATA, PETCUT_STORE, PETCUT_REDIS, PETCUT_THREADS,
  * PETCUT_MAX_UPLOAD_MB, PETCUT_UPLOAD_EXPIRE_S, PETCUT_REDIS_LOCK_MS,
- * PETCUT_CALLBACK_ALLOW, PETCUT_MEMORY_CACHE_MB). */
+ * PETCUT_CALLBACK_ALLOW, PETCUT_MEMORY_CACHE_MB, PETCUT_WEBHOOK_SECRET_FILE,
+ * PETCUT_WEBHOOK_RETRY_SECONDS). */
 void http_config_defaults(struct http_config *cfg);
 
 /* Starts the server. On failure returns -1 with a message in errbuf. */

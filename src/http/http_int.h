@@ -77,6 +77,7 @@ struct http_server {
 	struct metrics_series *remote_waits, *index_hit;
 	struct metrics_family *mem_reads, *mem_evictions, *mem_size; /* the store's memory tier (server.c) */
 	struct jobs *jobs;		/* asynchronous jobs (jobs.c); NULL without kv */
+	struct webhook *webhook;	/* job callbacks: secrets, delivery (webhook.c) */
 	struct metrics_family *client_uploads, *client_duration, *client_bytes, *client_tries, *client_rejected;
 	struct metrics_family *client_wait_preview, *client_wait_full; /* pick to result on screen */
 };
@@ -312,6 +313,30 @@ int http_jobs_init(struct http_server *s, char *errbuf, size_t errlen);
 void http_jobs_fini(struct http_server *s);
 enum MHD_Result http_jobs(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
 enum MHD_Result http_get_job(struct MHD_Connection *c, struct req *r, const char *id, const char *data, size_t *size);
+
+/* webhook.c: job callbacks signed per Standard Webhooks and delivered, with
+ * retries, from a queue on the shared Redis */
+/* Reads cfg.webhook_secret_file, when given (a bad secret is an error, so
+ * that it is told at start-up). 0, or -1 with errbuf. */
+int http_webhook_init(struct http_server *s, char *errbuf, size_t errlen);
+/* Sets up the callbacks' metrics and starts the delivery thread (in a
+ * process with job consumers); jobs is petcut_jobs_total, where deliveries
+ * count callback_sent and callback_failed. 0, or -1 with errbuf. */
+int http_webhook_start(struct http_server *s, struct metrics_family *jobs, char *errbuf, size_t errlen);
+/* Stops the delivery thread (a try in flight is cut short and left due) and
+ * frees the secrets. */
+void http_webhook_fini(struct http_server *s);
+/* Queues the callback of job_id: body to be POSTed to url, due now. KV_OK
+ * (also when it is queued already), or the kv's error. */
+kv_status http_webhook_queue(struct http_server *s, struct kv *kv, const char *job_id, const char *url,
+			     const char *body);
+/* Decodes a secret "whsec_" + base64 of 24 to 64 bytes (padded or not) into
+ * key (64 bytes at most), its length in *len: 0, or -1 for anything else. */
+int http_webhook_secret_parse(const char *text, unsigned char *key, size_t *len);
+/* "v1," + base64(HMAC-SHA256(key, "ID.TS.BODY")) into out: 0, or -1. */
+#define HTTP_WEBHOOK_SIG_LEN 48 /* "v1," + 44 + NUL */
+int http_webhook_sign(const unsigned char *key, size_t keylen, const char *id, long long ts, const char *body,
+		      size_t len, char out[HTTP_WEBHOOK_SIG_LEN]);
 
 /* web.c: the embedded web files; url is the request's path */
 int http_web_has(const char *url);

@@ -15,7 +15,9 @@
  *
  * A job may name a callback_url, called (POST of the job's JSON) once it is
  * done or failed; only hosts of --callback-allow may be named, so that a
- * request cannot make petcut call into the network behind it.
+ * request cannot make petcut call into the network behind it. The consumer
+ * that decides the outcome queues the callback on Redis; webhook.c signs,
+ * delivers and retries it, apart from the consumers.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,7 +42,7 @@
 #define JOB_MAX_TRIES 5		 /* transient failures (503, 429, 504) before a job fails */
 #define JOB_MAX_BODY (64u << 10) /* a job names its image: no image bytes in it */
 #define JOB_BLOCK_MS 1000	 /* a consumer's wait for new entries, so that it stops soon */
-#define JOB_CALLBACK_MS 5000	 /* one callback's time limit (two tries) */
+#define JOB_QUEUE_TRIES 20	 /* a callback is queued on Redis after its job's record: tries */
 
 struct jobs {
 	pthread_t *threads;
@@ -167,42 +169,6 @@ out:
 	curl_free(port);
 	curl_url_cleanup(u);
 	return ok;
-}
-
-static size_t discard(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
-/* POSTs the job's view to its callback_url: 0 on a 2xx answer. */
-static int callback_send(const char *url, json_t *view)
-{
-	char *text = json_dumps(view, JSON_COMPACT);
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-	long status = 0;
-	int ok = 0;
-
-	for (int attempt = 0; text && hdrs && !ok && attempt < 2; attempt++) {
-		CURL *h = curl_easy_init();
-		if (!h)
-			break;
-		curl_easy_setopt(h, CURLOPT_URL, url);
-		curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* a redirect could leave the allow list */
-		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)JOB_CALLBACK_MS / 2);
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-		if (curl_easy_perform(h) == CURLE_OK && !curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status))
-			ok = status >= 200 && status <= 299;
-		curl_easy_cleanup(h);
-	}
-	curl_slist_free_all(hdrs);
-	free(text);
-	return ok ? 0 : -1;
 }
 
 /* ===== Routes ===== */
@@ -345,6 +311,30 @@ static void count(struct http_server *s, const char *outcome)
 	metrics_add(metrics_series(s->jobs->counts, (const char *const[]){outcome}), 1);
 }
 
+/* Queues the callback of job id, whose final record was just stored: only
+ * the consumer that stored it gets here, so a job is called back once. The
+ * record is final already, so a Redis that fails now is waited for (a
+ * while) rather than the entry left for another try, which would find the
+ * job done and only acknowledge it. */
+static void callback_queue(struct http_server *s, struct kv *kv, const char *id, const char *url, json_t *job)
+{
+	json_t *v = job_view(job);
+	char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	kv_status st = KV_NOMEM;
+
+	for (int i = 0; text && i < JOB_QUEUE_TRIES; i++) {
+		if ((st = http_webhook_queue(s, kv, id, url, text)) != KV_DOWN)
+			break;
+		usleep(500000);
+	}
+	if (st != KV_OK) {
+		fprintf(stderr, "petcut worker: the callback of job %s cannot be queued: not sent\n", id);
+		count(s, "callback_failed");
+	}
+	free(text);
+	json_decref(v);
+}
+
 /* Does one job; returns 1 when its entry may be acknowledged (done, failed
  * for good, or gone), 0 to leave it for another try. Every acknowledgement
  * follows a final record, so no job is left queued or running without an
@@ -405,11 +395,8 @@ static int job_run(struct http_server *s, struct kv *kv, const char *id)
 	if ((st = job_put(kv, id, job)) == KV_OK) {
 		count(s, outcome);
 		const char *cb = json_string_value(json_object_get(job, "callback_url"));
-		if (cb) {
-			json_t *v = job_view(job);
-			count(s, v && !callback_send(cb, v) ? "callback_sent" : "callback_failed");
-			json_decref(v);
-		}
+		if (cb)
+			callback_queue(s, kv, id, cb, job);
 	}
 	json_decref(job);
 	/* unsaved: do it again rather than lose it; already final: another
@@ -463,8 +450,9 @@ int http_jobs_init(struct http_server *s, char *errbuf, size_t errlen)
 	    !(s->jobs->counts = metrics_family(s->metrics, METRICS_COUNTER, "petcut_jobs_total",
 					       "Asynchronous jobs: queued here; done, failed, retried (taken again "
 					       "after a consumer died or gave up), deferred (a transient failure), "
-					       "dropped (no record left), callback_sent and callback_failed by this "
-					       "instance's consumers.",
+					       "dropped (no record left) by this instance's consumers; callback_sent "
+					       "(a 2xx answer) and callback_failed (given up, or never queued) by its "
+					       "deliveries.",
 					       "outcome", NULL, 0))) {
 		snprintf(errbuf, errlen, "out of memory");
 		return -1;
@@ -493,7 +481,8 @@ int http_jobs_init(struct http_server *s, char *errbuf, size_t errlen)
 		}
 		s->jobs->n++;
 	}
-	return 0;
+	/* callbacks are delivered where jobs are done */
+	return http_webhook_start(s, s->jobs->counts, errbuf, errlen);
 }
 
 void http_jobs_fini(struct http_server *s)

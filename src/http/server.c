@@ -43,6 +43,8 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->redis_lock_ms = (int)env_long("PETCUT_REDIS_LOCK_MS", 0);
 	cfg->memory_cache_mb = (int)env_long("PETCUT_MEMORY_CACHE_MB", -1);
 	cfg->callback_allow = (v = getenv("PETCUT_CALLBACK_ALLOW")) && *v ? v : NULL;
+	cfg->webhook_secret_file = (v = getenv("PETCUT_WEBHOOK_SECRET_FILE")) && *v ? v : NULL;
+	cfg->webhook_retry_s = (int)env_long("PETCUT_WEBHOOK_RETRY_SECONDS", 86400);
 	cfg->api_key_file = (v = getenv("PETCUT_API_KEY_FILE")) && *v ? v : NULL;
 	cfg->cors_origins = (v = getenv("PETCUT_CORS_ORIGINS")) && *v ? v : "*";
 	cfg->allow_fetch_hosts = (v = getenv("PETCUT_ALLOW_FETCH_HOST")) && *v ? v : NULL;
@@ -554,7 +556,8 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", store_errmsg());
 		goto fail;
 	}
-	if (http_cors_init(s, errbuf, errlen) || http_auth_init(s, errbuf, errlen))
+	if (http_cors_init(s, errbuf, errlen) || http_auth_init(s, errbuf, errlen) ||
+	    http_webhook_init(s, errbuf, errlen))
 		goto fail;
 	/* before any connection thread can fetch an image_url */
 	if (cfg->allow_fetch_hosts && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -597,6 +600,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 	return 0;
 fail:
 	http_jobs_fini(s);
+	http_webhook_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
 	http_quota_fini(s);
@@ -644,6 +648,7 @@ int http_server_stop(struct http_server *s)
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
 	http_jobs_fini(s);
+	http_webhook_fini(s);
 	http_remove_fini(s);
 	http_tus_fini(s);
 	http_quota_fini(s);

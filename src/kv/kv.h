@@ -157,6 +157,44 @@ kv_status kv_limit_take(struct kv *kv, const char *name, const char *holder, con
 /* Releases the slot holder took (nothing when it expired meanwhile). */
 kv_status kv_limit_release(struct kv *kv, const char *name, const char *holder);
 
+/* ===== Delivery queue =====
+ *
+ * Items (an id and an opaque payload) due at a time, each handed to one
+ * claimer at a time: a sorted set QUEUE scored by the due time (Redis' clock,
+ * unix ms), the payloads in the hash QUEUE:items and the current claims in
+ * QUEUE:claims. A claim moves the item's due time lease_ms ahead, so an item
+ * whose claimer dies before it reports back is due again once the lease is
+ * over; every call is one script, so two claimers never take the same item
+ * at once, and a claimer whose lease ran out (the item taken since by
+ * another) changes nothing when it reports back. Items live until done: they
+ * survive the restart of every claimer. */
+
+/* Adds item id (at most KV_QUEUE_ID_MAX - 1 bytes) holding payload to queue,
+ * due delay_ms from now: KV_OK, or KV_MISS when an item id is there already
+ * (left as it is). */
+#define KV_QUEUE_ID_MAX 128
+kv_status kv_queue_add(struct kv *kv, const char *queue, const char *id, const void *payload, size_t len,
+		       long delay_ms);
+
+/* Claims the item of queue due first, if one is due now, for token (a name
+ * unique to this claim): KV_OK with its id and its payload (malloc'd and
+ * NUL-terminated: free it; *len its length), KV_MISS when none is due. */
+kv_status kv_queue_claim(struct kv *kv, const char *queue, long lease_ms, const char *token,
+			 char id[KV_QUEUE_ID_MAX], char **payload, size_t *len);
+
+/* Ends token's claim of id: the item is stored with payload and due
+ * delay_ms from now (another try). KV_MISS when token no longer holds the
+ * claim (nothing is changed). */
+kv_status kv_queue_retry(struct kv *kv, const char *queue, const char *id, const char *token, const void *payload,
+			 size_t len, long delay_ms);
+
+/* Ends token's claim of id and removes the item (done, or given up).
+ * KV_MISS when token no longer holds the claim (nothing is changed). */
+kv_status kv_queue_done(struct kv *kv, const char *queue, const char *id, const char *token);
+
+/* The number of items in queue, due or not, claimed or not. */
+kv_status kv_queue_size(struct kv *kv, const char *queue, long long *n);
+
 #ifdef __cplusplus
 }
 #endif

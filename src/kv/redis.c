@@ -573,3 +573,156 @@ kv_status kv_limit_release(struct kv *kv, const char *name, const char *holder)
 		freeReplyObject(rep);
 	return st;
 }
+
+/* ===== Delivery queue =====
+ *
+ * KEYS: QUEUE (sorted set: id -> due, unix ms by Redis' clock), QUEUE:items
+ * (hash: id -> payload), QUEUE:claims (hash: id -> the token of its claim).
+ * Redis 5 and later replicate a script's effects, so a script may read TIME
+ * before it writes.
+ */
+
+/* Lua's tostring would write a 13-digit millisecond count in exponent form */
+#define QUEUE_NOW                                                                                                     \
+	"local t = redis.call('time') "                                                                               \
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "                                     \
+	"local function at(ms) return string.format('%.0f', now + tonumber(ms)) end "
+
+/* ARGV: id, payload, delay ms */
+static const char queue_add_script[] = QUEUE_NOW
+	"if redis.call('hexists', KEYS[2], ARGV[1]) == 1 then return 0 end "
+	"redis.call('hset', KEYS[2], ARGV[1], ARGV[2]) "
+	"redis.call('zadd', KEYS[1], at(ARGV[3]), ARGV[1]) "
+	"return 1";
+
+/* ARGV: lease ms, token. An id whose payload is gone is dropped. */
+static const char queue_claim_script[] = QUEUE_NOW
+	"local ids = redis.call('zrangebyscore', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, 1) "
+	"if #ids == 0 then return false end "
+	"local id = ids[1] "
+	"local p = redis.call('hget', KEYS[2], id) "
+	"if not p then redis.call('zrem', KEYS[1], id) redis.call('hdel', KEYS[3], id) return false end "
+	"redis.call('zadd', KEYS[1], at(ARGV[1]), id) "
+	"redis.call('hset', KEYS[3], id, ARGV[2]) "
+	"return {id, p}";
+
+/* ARGV: id, token, "retry" or "done", payload, delay ms */
+static const char queue_end_script[] = QUEUE_NOW
+	"if redis.call('hget', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end "
+	"redis.call('hdel', KEYS[3], ARGV[1]) "
+	"if ARGV[3] == 'done' then "
+	"  redis.call('zrem', KEYS[1], ARGV[1]) redis.call('hdel', KEYS[2], ARGV[1]) "
+	"else "
+	"  redis.call('hset', KEYS[2], ARGV[1], ARGV[4]) redis.call('zadd', KEYS[1], at(ARGV[5]), ARGV[1]) "
+	"end "
+	"return 1";
+
+/* Runs script on queue's three keys with args (lens[i] bytes each); *rep
+ * receives the reply on KV_OK. */
+static kv_status queue_eval(struct kv *kv, const char *script, const char *queue, int nargs, const char **args,
+			    const size_t *lens, redisReply **rep)
+{
+	char items[300], claims[300];
+	const char *argv[12] = {"EVAL", script, "3", queue, items, claims};
+	size_t alen[12];
+
+	if ((size_t)snprintf(items, sizeof items, "%s:items", queue) >= sizeof items ||
+	    (size_t)snprintf(claims, sizeof claims, "%s:claims", queue) >= sizeof claims || nargs > 6)
+		return KV_NOMEM;
+	for (int i = 0; i < 6; i++)
+		alen[i] = strlen(argv[i]);
+	for (int i = 0; i < nargs; i++) {
+		argv[6 + i] = args[i];
+		alen[6 + i] = lens[i];
+	}
+	return run_argv(kv, rep, 6 + nargs, argv, alen);
+}
+
+/* An integer reply of 1: KV_OK, else KV_MISS; frees rep. */
+static kv_status one_or_miss(redisReply *rep)
+{
+	kv_status st = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_queue_add(struct kv *kv, const char *queue, const char *id, const void *payload, size_t len,
+		       long delay_ms)
+{
+	char delay[24];
+	redisReply *rep;
+
+	if (strlen(id) >= KV_QUEUE_ID_MAX)
+		return KV_NOMEM;
+	snprintf(delay, sizeof delay, "%ld", delay_ms > 0 ? delay_ms : 0);
+	const char *args[] = {id, payload, delay};
+	size_t lens[] = {strlen(id), len, strlen(delay)};
+	kv_status st = queue_eval(kv, queue_add_script, queue, 3, args, lens, &rep);
+	return st == KV_OK ? one_or_miss(rep) : st;
+}
+
+kv_status kv_queue_claim(struct kv *kv, const char *queue, long lease_ms, const char *token,
+			 char id[KV_QUEUE_ID_MAX], char **payload, size_t *len)
+{
+	char lease[24];
+	redisReply *rep;
+
+	snprintf(lease, sizeof lease, "%ld", lease_ms > 0 ? lease_ms : 0);
+	const char *args[] = {lease, token};
+	size_t lens[] = {strlen(lease), strlen(token)};
+	kv_status st = queue_eval(kv, queue_claim_script, queue, 2, args, lens, &rep);
+	if (st != KV_OK)
+		return st;
+	/* {id, payload}, or nil when none is due */
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING || rep->element[0]->len >= KV_QUEUE_ID_MAX) {
+		freeReplyObject(rep);
+		return KV_MISS;
+	}
+	const redisReply *p = rep->element[1];
+	if (!(*payload = malloc(p->len + 1))) {
+		freeReplyObject(rep);
+		return KV_NOMEM;
+	}
+	memcpy(id, rep->element[0]->str, rep->element[0]->len + 1);
+	memcpy(*payload, p->str, p->len);
+	(*payload)[p->len] = 0;
+	if (len)
+		*len = p->len;
+	freeReplyObject(rep);
+	return KV_OK;
+}
+
+kv_status kv_queue_retry(struct kv *kv, const char *queue, const char *id, const char *token, const void *payload,
+			 size_t len, long delay_ms)
+{
+	char delay[24];
+	redisReply *rep;
+
+	snprintf(delay, sizeof delay, "%ld", delay_ms > 0 ? delay_ms : 0);
+	const char *args[] = {id, token, "retry", payload, delay};
+	size_t lens[] = {strlen(id), strlen(token), 5, len, strlen(delay)};
+	kv_status st = queue_eval(kv, queue_end_script, queue, 5, args, lens, &rep);
+	return st == KV_OK ? one_or_miss(rep) : st;
+}
+
+kv_status kv_queue_done(struct kv *kv, const char *queue, const char *id, const char *token)
+{
+	redisReply *rep;
+	const char *args[] = {id, token, "done", "", "0"};
+	size_t lens[] = {strlen(id), strlen(token), 4, 0, 1};
+	kv_status st = queue_eval(kv, queue_end_script, queue, 5, args, lens, &rep);
+	return st == KV_OK ? one_or_miss(rep) : st;
+}
+
+kv_status kv_queue_size(struct kv *kv, const char *queue, long long *n)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "ZCARD %s", queue);
+
+	if (st != KV_OK)
+		return st;
+	*n = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+	freeReplyObject(rep);
+	return KV_OK;
+}

@@ -4,7 +4,9 @@
  * holder only, expiry when the holder never releases), several threads on
  * one connection, records with final states that a late writer cannot
  * undo, the job stream (group, new entries, taking over an entry whose
- * consumer went quiet, acknowledgement), and the server going away: calls
+ * consumer went quiet, acknowledgement), the delivery queue (items due at a
+ * time, claimed by one at a time, due again when their claimer goes quiet),
+ * and the server going away: calls
  * answer KV_DOWN at once and are counted, and the connection comes back by
  * itself when the server does.
  *
@@ -381,6 +383,65 @@ static void outage(struct kv *kv)
 	CHECK(kv_set(kv, "t:x", "1", 1, 0) == KV_OK, "and commands work again");
 }
 
+/* the delivery queue: an item due later is not handed out, one due is
+ * handed to one claimer only, a retry makes it due again later, a claim
+ * whose lease ran out goes to another and the late claimer's report changes
+ * nothing, done removes it */
+static void queue(struct kv *kv)
+{
+	struct kv *other = open_kv(url);
+	char id[KV_QUEUE_ID_MAX];
+	char *p = NULL;
+	size_t len = 0;
+	long long n = -1;
+	kv_status st;
+
+	if (!other)
+		return;
+	CHECK(kv_queue_claim(kv, "t:q", 1000, "a1", id, &p, &len) == KV_MISS, "an empty queue: nothing to claim");
+	CHECK(kv_queue_add(kv, "t:q", "d1", "one\0x", 5, 0) == KV_OK &&
+		      kv_queue_add(kv, "t:q", "d2", "two", 3, 300) == KV_OK,
+	      "two items added, one due now and one in 300 ms");
+	CHECK(kv_queue_add(kv, "t:q", "d1", "again", 5, 0) == KV_MISS, "an id already queued: KV_MISS");
+	st = kv_queue_size(kv, "t:q", &n);
+	CHECK(st == KV_OK && n == 2, "two items queued (%lld)", n);
+	CHECK(kv_queue_claim(kv, "t:q", 450, "a1", id, &p, &len) == KV_OK && !strcmp(id, "d1") && len == 5 &&
+		      !memcmp(p, "one\0x", 5),
+	      "the due item is claimed, its payload whole (binary too)");
+	free(p);
+	p = NULL;
+	CHECK(kv_queue_claim(other, "t:q", 200, "b1", id, &p, &len) == KV_MISS,
+	      "while it is claimed and the other not due: nothing for another claimer");
+	sleep_ms(320);
+	CHECK(kv_queue_claim(other, "t:q", 5000, "b2", id, &p, &len) == KV_OK && !strcmp(id, "d2") &&
+		      !strcmp(p, "two"),
+	      "the second, once due, goes to another claimer");
+	free(p);
+	p = NULL;
+	sleep_ms(200);
+	CHECK(kv_queue_claim(other, "t:q", 5000, "b3", id, &p, &len) == KV_OK && !strcmp(id, "d1"),
+	      "the first claimer silent past its lease: its item is claimed again");
+	free(p);
+	p = NULL;
+	CHECK(kv_queue_done(kv, "t:q", "d1", "a1") == KV_MISS && kv_queue_retry(kv, "t:q", "d1", "a1", "x", 1, 0) == KV_MISS,
+	      "the late claimer's done and retry change nothing (KV_MISS)");
+	CHECK(kv_queue_retry(other, "t:q", "d1", "b3", "one-2", 5, 250) == KV_OK, "the holder retries it in 250 ms");
+	CHECK(kv_queue_claim(kv, "t:q", 5000, "a2", id, &p, &len) == KV_MISS, "not due before then");
+	sleep_ms(300);
+	CHECK(kv_queue_claim(kv, "t:q", 5000, "a3", id, &p, &len) == KV_OK && !strcmp(id, "d1") &&
+		      !strcmp(p, "one-2"),
+	      "then due again, with the payload of the retry");
+	free(p);
+	p = NULL;
+	CHECK(kv_queue_done(kv, "t:q", "d1", "a3") == KV_OK && kv_queue_done(other, "t:q", "d2", "b2") == KV_OK,
+	      "both done by their holders");
+	st = kv_queue_size(kv, "t:q", &n);
+	CHECK(st == KV_OK && n == 0 && kv_exists(kv, "t:q:items") == KV_MISS &&
+		      kv_exists(kv, "t:q:claims") == KV_MISS,
+	      "nothing is left (%lld queued)", n);
+	kv_close(other);
+}
+
 int main(void)
 {
 	if (find_redis()) {
@@ -407,6 +468,7 @@ int main(void)
 		locks(kv);
 		final_records(kv);
 		streams(kv);
+		queue(kv);
 		threads(kv);
 		outage(kv);
 		kv_close(kv);
