@@ -325,4 +325,4 @@ static store_status fs_del(void *state, const char *ns, const char *key)
 	return STORE_OK;
 }
 
-const struct store_backend store_fs = STORE_BACKEND_TABLE(fs);
+const struct store_backend store_fs = STORE_BACKEND_TABLE(fs, NULL);

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,8 +72,9 @@ struct s3_req {
 	CURL *h;
 	const char *method;
 	char name[512];		/* the object's name in the bucket, for messages */
-	char url[1024];
+	char url[4096];
 	int body_fd;		/* PUT: where the body is read from (pread) */
+	const char *body_mem;	/* or (body_fd < 0) from memory: a part, or POST's XML */
 	curl_off_t body_len, body_off;
 	const char *md5_b64;	/* PUT: Content-MD5 */
 	const char *payload_sha; /* hex SHA-256 of the body */
@@ -84,6 +86,7 @@ struct s3_req {
 	curl_off_t clen;	/* the answer's Content-Length, -1 if none */
 	char err[S3_ERR_BODY];	/* the start of a non-2xx answer's body */
 	size_t err_len;
+	char etag[STORE_MP_ETAG_MAX]; /* the answer's ETag header, quotes included ("" if none) */
 };
 
 /* ===== Settings ===== */
@@ -368,6 +371,11 @@ static size_t on_read(char *out, size_t size, size_t nmemb, void *arg)
 		want = (size_t)left;
 	if (!want)
 		return 0;
+	if (r->body_fd < 0) {
+		memcpy(out, r->body_mem + r->body_off, want);
+		r->body_off += (curl_off_t)want;
+		return want;
+	}
 	ssize_t n;
 	do
 		n = pread(r->body_fd, out, want, (off_t)r->body_off);
@@ -388,6 +396,25 @@ static int on_seek(void *arg, curl_off_t offset, int origin)
 	return CURL_SEEKFUNC_OK;
 }
 
+/* Keeps the ETag header (a part's name in a multipart upload). */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct s3_req *r = arg;
+	size_t n = size * nmemb;
+
+	if (n > 5 && !strncasecmp(data, "ETag:", 5)) {
+		const char *v = data + 5;
+		size_t len = n - 5;
+		while (len && (*v == ' ' || *v == '\t'))
+			v++, len--;
+		while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+			len--;
+		if (len < sizeof r->etag)
+			snprintf(r->etag, sizeof r->etag, "%.*s", (int)len, v);
+	}
+	return n;
+}
+
 /* Clears what a previous try of the request received. */
 static int req_rewind(struct s3_req *r)
 {
@@ -397,6 +424,7 @@ static int req_rewind(struct s3_req *r)
 	r->body_off = 0;
 	r->sink_failed = 0;
 	r->status = 0;
+	r->etag[0] = 0;
 	if (r->sink_fd >= 0 && (ftruncate(r->sink_fd, 0) || lseek(r->sink_fd, 0, SEEK_SET) < 0))
 		return -1;
 	return 0;
@@ -478,7 +506,16 @@ static int req_setup(struct s3 *s3, struct s3_req *r, struct curl_slist **hdrs)
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 10L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	if (!strcmp(r->method, "PUT")) {
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+	if (!strcmp(r->method, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, r->body_len);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, r);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
+	} else if (!strcmp(r->method, "PUT")) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, r->body_len);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
@@ -754,4 +791,261 @@ static store_status s3_del(void *state, const char *ns, const char *key)
 	return s3_do(state, &r);
 }
 
-const struct store_backend store_s3 = STORE_BACKEND_TABLE(s3);
+/* ===== Multipart uploads =====
+ *
+ * An object assembled from parts sent at different times, possibly by
+ * different instances: CreateMultipartUpload names the upload, UploadPart
+ * sends each part whole (with Content-MD5 and its SHA-256 signed, as a PUT),
+ * CompleteMultipartUpload makes the object from the parts at once, and
+ * AbortMultipartUpload drops them. ListMultipartUploads finds the uploads
+ * begun under NS/ (abandoned ones, for their owner to abort).
+ *
+ * The query strings are written in SigV4's canonical form (parameters in
+ * order, each with "=", values percent-encoded), so the signature libcurl
+ * computes over them is the one the server computes.
+ */
+
+/* The text between <tag> and </tag> at or after *from, or NULL; *from moves
+ * past it. S3's documents carry the names petcut made and ids of the
+ * server's, neither of which needs XML escapes. */
+static const char *xml_tag(const char **from, const char *tag, size_t *len)
+{
+	char open[64], close[64];
+	snprintf(open, sizeof open, "<%s>", tag);
+	snprintf(close, sizeof close, "</%s>", tag);
+	const char *a = strstr(*from, open), *b = a ? strstr(a, close) : NULL;
+	if (!b)
+		return NULL;
+	a += strlen(open);
+	*len = (size_t)(b - a);
+	*from = b + strlen(close);
+	return a;
+}
+
+/* Percent-encodes v for a query value (RFC 3986 unreserved kept). */
+static void query_escape(const char *v, char *out, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *v && o + 4 < n; v++) {
+		unsigned char c = (unsigned char)*v;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+		    c == '_' || c == '.' || c == '~') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = 0;
+}
+
+/* An upload id as servers make them: letters, digits and a few marks. */
+static int upload_id_valid(const char *id, size_t len)
+{
+	return len > 0 && len < STORE_MP_ID_MAX &&
+	       strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~+/=") >= len;
+}
+
+/* req_init's request with ?query after the object's name. */
+static void req_init_query(struct s3 *s3, struct s3_req *r, const char *method, const char *ns, const char *key,
+			   const char *query)
+{
+	req_init(s3, r, method, ns, key);
+	snprintf(r->url, sizeof r->url, "%s%s?%s", s3->base, r->name, query);
+}
+
+/* A body from memory, with the checksums a PUT or POST carries. */
+static void req_body(struct s3_req *r, const void *buf, size_t len, char md5_b64[32], char sha_hex[65])
+{
+	unsigned char d[32];
+	unsigned int n = 0;
+
+	r->body_mem = buf;
+	r->body_len = (curl_off_t)len;
+	EVP_Digest(buf, len, d, &n, EVP_md5(), NULL);
+	EVP_EncodeBlock((unsigned char *)md5_b64, d, 16);
+	EVP_Digest(buf, len, d, &n, EVP_sha256(), NULL);
+	util_hex(d, 32, sha_hex);
+	r->md5_b64 = md5_b64;
+	r->payload_sha = sha_hex;
+}
+
+static store_status s3_mp_begin(void *state, const char *ns, const char *key, char id[STORE_MP_ID_MAX])
+{
+	char md5[32], sha[65];
+	struct s3_req r;
+	store_status st;
+	size_t len;
+
+	req_init_query(state, &r, "POST", ns, key, "uploads=");
+	req_body(&r, "", 0, md5, sha);
+	r.md5_b64 = NULL; /* no body: nothing to check */
+	if ((st = s3_do(state, &r)) != STORE_OK) {
+		free(r.buf);
+		return st == STORE_NOT_FOUND ? store_fail(STORE_IO, "s3 POST %s?uploads: HTTP 404", r.name) : st;
+	}
+	char *doc = realloc(r.buf, r.len + 1);
+	if (!doc) {
+		free(r.buf);
+		return store_fail(STORE_NOMEM, "out of memory");
+	}
+	doc[r.len] = 0;
+	const char *from = doc, *v = xml_tag(&from, "UploadId", &len);
+	if (!v || !upload_id_valid(v, len)) {
+		free(doc);
+		return store_fail(STORE_IO, "s3 POST %s?uploads: no UploadId in the answer", r.name);
+	}
+	snprintf(id, STORE_MP_ID_MAX, "%.*s", (int)len, v);
+	free(doc);
+	return STORE_OK;
+}
+
+static store_status s3_mp_part(void *state, const char *ns, const char *key, const char *id, int n, const void *buf,
+			       size_t len, char etag[STORE_MP_ETAG_MAX])
+{
+	char q[STORE_MP_ID_MAX * 3 + 64], eid[STORE_MP_ID_MAX * 3], md5[32], sha[65];
+	struct s3_req r;
+	store_status st;
+
+	query_escape(id, eid, sizeof eid);
+	snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", n, eid);
+	req_init_query(state, &r, "PUT", ns, key, q);
+	req_body(&r, buf, len, md5, sha);
+	if ((st = s3_do(state, &r)) != STORE_OK)
+		return st == STORE_NOT_FOUND ? store_fail(STORE_NOT_FOUND, "no such upload") : st;
+	if (!r.etag[0])
+		return store_fail(STORE_IO, "s3 PUT %s part %d: no ETag in the answer", r.name, n);
+	snprintf(etag, STORE_MP_ETAG_MAX, "%s", r.etag);
+	return STORE_OK;
+}
+
+static store_status s3_mp_complete(void *state, const char *ns, const char *key, const char *id, int n,
+				   const char (*etags)[STORE_MP_ETAG_MAX])
+{
+	char q[STORE_MP_ID_MAX * 3 + 16], eid[STORE_MP_ID_MAX * 3], md5[32], sha[65];
+	size_t cap = 128 + (size_t)n * (STORE_MP_ETAG_MAX + 64), o = 0;
+	char *xml = malloc(cap);
+	struct s3_req r;
+	store_status st;
+
+	if (!xml)
+		return store_fail(STORE_NOMEM, "out of memory");
+	o += (size_t)snprintf(xml + o, cap - o, "<CompleteMultipartUpload>");
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(xml + o, cap - o, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i + 1,
+				      etags[i]);
+	o += (size_t)snprintf(xml + o, cap - o, "</CompleteMultipartUpload>");
+	query_escape(id, eid, sizeof eid);
+	snprintf(q, sizeof q, "uploadId=%s", eid);
+	req_init_query(state, &r, "POST", ns, key, q);
+	req_body(&r, xml, o, md5, sha);
+	st = s3_do(state, &r);
+	/* a 200 may still carry an error document (the server failed while
+	 * assembling): only one that names the result is success */
+	if (st == STORE_OK && (!r.buf || r.len < 8 || !memmem(r.buf, r.len, "CompleteMultipartUploadResult", 29)))
+		st = store_fail(STORE_IO, "s3 POST %s?uploadId: the upload was not completed", r.name);
+	else if (st == STORE_NOT_FOUND)
+		st = store_fail(STORE_NOT_FOUND, "no such upload");
+	free(r.buf);
+	free(xml);
+	return st;
+}
+
+static store_status s3_mp_abort(void *state, const char *ns, const char *key, const char *id)
+{
+	char q[STORE_MP_ID_MAX * 3 + 16], eid[STORE_MP_ID_MAX * 3];
+	struct s3_req r;
+	store_status st;
+
+	query_escape(id, eid, sizeof eid);
+	snprintf(q, sizeof q, "uploadId=%s", eid);
+	req_init_query(state, &r, "DELETE", ns, key, q);
+	st = s3_do(state, &r);
+	if (st == STORE_NOT_FOUND)
+		return store_fail(STORE_NOT_FOUND, "no such upload");
+	if (st == STORE_IO && (r.status == 405 || r.status == 501))
+		return store_fail(STORE_UNSUPPORTED, "the S3 server cannot abort multipart uploads (HTTP %ld)", r.status);
+	return st;
+}
+
+static store_status s3_mp_list(void *state, const char *ns, void (*fn)(void *arg, const char *key, const char *id),
+			       void *arg)
+{
+	struct s3 *s3 = state;
+	char prefix[300], eprefix[900], key_marker[600] = "", id_marker[STORE_MP_ID_MAX * 3] = "";
+	store_status st = STORE_OK;
+
+	snprintf(prefix, sizeof prefix, "%s%s/", s3->prefix, ns);
+	query_escape(prefix, eprefix, sizeof eprefix);
+	for (int page = 0; page < 10000; page++) {
+		struct s3_req r;
+		size_t len;
+		req_init(s3, &r, "GET", ns, "uploads");
+		if (*key_marker)
+			snprintf(r.url, sizeof r.url, "%s?key-marker=%s&prefix=%s&upload-id-marker=%s&uploads=", s3->base,
+				 key_marker, eprefix, id_marker);
+		else
+			snprintf(r.url, sizeof r.url, "%s?prefix=%s&uploads=", s3->base, eprefix);
+		if ((st = s3_do(s3, &r)) != STORE_OK) {
+			free(r.buf);
+			if (r.status == 405 || r.status == 501 || (r.status == 400 && strstr(r.err, "NotImplemented")))
+				return store_fail(STORE_UNSUPPORTED, "the S3 server cannot list multipart uploads (HTTP %ld)",
+						  r.status);
+			return st;
+		}
+		char *doc = realloc(r.buf, r.len + 1);
+		if (!doc) {
+			free(r.buf);
+			return store_fail(STORE_NOMEM, "out of memory");
+		}
+		doc[r.len] = 0;
+		const char *from = doc, *up;
+		while ((up = xml_tag(&from, "Upload", &len))) {
+			char one[2048], k[600], id[STORE_MP_ID_MAX];
+			const char *in = one, *kv, *iv;
+			size_t kl, il;
+			snprintf(one, sizeof one, "%.*s", (int)len, up);
+			if (!(kv = xml_tag(&in, "Key", &kl)) || !(iv = xml_tag(&in, "UploadId", &il)) ||
+			    !upload_id_valid(iv, il) || kl >= sizeof k)
+				continue;
+			snprintf(k, sizeof k, "%.*s", (int)kl, kv);
+			snprintf(id, sizeof id, "%.*s", (int)il, iv);
+			if (!strncmp(k, prefix, strlen(prefix)) && store_key_valid(k + strlen(prefix)))
+				fn(arg, k + strlen(prefix), id);
+		}
+		from = doc;
+		const char *trunc = xml_tag(&from, "IsTruncated", &len);
+		int more = trunc && len == 4 && !strncmp(trunc, "true", 4);
+		const char *nk, *ni;
+		size_t nkl = 0, nil = 0;
+		from = doc;
+		nk = xml_tag(&from, "NextKeyMarker", &nkl);
+		from = doc;
+		ni = xml_tag(&from, "NextUploadIdMarker", &nil);
+		if (more && nk && nkl < 300 && ni && upload_id_valid(ni, nil)) {
+			char t[STORE_MP_ID_MAX];
+			snprintf(t, sizeof t, "%.*s", (int)nkl, nk);
+			query_escape(t, key_marker, sizeof key_marker);
+			snprintf(t, sizeof t, "%.*s", (int)nil, ni);
+			query_escape(t, id_marker, sizeof id_marker);
+		} else {
+			more = 0;
+		}
+		free(doc);
+		if (!more)
+			break;
+	}
+	return st;
+}
+
+static const struct store_multipart s3_multipart = {
+	.begin = s3_mp_begin,
+	.part = s3_mp_part,
+	.complete = s3_mp_complete,
+	.abort = s3_mp_abort,
+	.list = s3_mp_list,
+};
+
+const struct store_backend store_s3 = STORE_BACKEND_TABLE(s3, &s3_multipart);

@@ -402,3 +402,60 @@ store_status store_delete(struct store *s, const char *ns, const char *key)
 		store_mem_drop(s->mem, ns, key);
 	return s->be->del(s->state, ns, key);
 }
+
+/* ===== Multipart uploads ===== */
+
+/* The backend's multipart table after the name checks, or NULL with the
+ * status in *st. */
+static const struct store_multipart *mp_of(struct store *s, const char *ns, const char *key, store_status *st)
+{
+	if ((*st = check(ns, key)) != STORE_OK)
+		return NULL;
+	if (!s->be->mp) {
+		*st = store_fail(STORE_UNSUPPORTED, "%s storage has no multipart uploads", s->be->name);
+		return NULL;
+	}
+	return s->be->mp;
+}
+
+store_status store_mp_begin(struct store *s, const char *ns, const char *key, char id[STORE_MP_ID_MAX])
+{
+	store_status st;
+	const struct store_multipart *mp = mp_of(s, ns, key, &st);
+	return mp ? mp->begin(s->state, ns, key, id) : st;
+}
+
+store_status store_mp_part(struct store *s, const char *ns, const char *key, const char *id, int n, const void *buf,
+			   size_t len, char etag[STORE_MP_ETAG_MAX])
+{
+	store_status st;
+	const struct store_multipart *mp = mp_of(s, ns, key, &st);
+	if (mp && (n < 1 || n > 10000))
+		return store_fail(STORE_BAD_KEY, "part %d: parts are 1 to 10000", n);
+	return mp ? mp->part(s->state, ns, key, id, n, buf, len, etag) : st;
+}
+
+store_status store_mp_complete(struct store *s, const char *ns, const char *key, const char *id, int n,
+			       const char (*etags)[STORE_MP_ETAG_MAX])
+{
+	store_status st;
+	const struct store_multipart *mp = mp_of(s, ns, key, &st);
+	if (mp && (n < 1 || n > 10000))
+		return store_fail(STORE_BAD_KEY, "%d parts: 1 to 10000", n);
+	return mp ? mp->complete(s->state, ns, key, id, n, etags) : st;
+}
+
+store_status store_mp_abort(struct store *s, const char *ns, const char *key, const char *id)
+{
+	store_status st;
+	const struct store_multipart *mp = mp_of(s, ns, key, &st);
+	return mp ? mp->abort(s->state, ns, key, id) : st;
+}
+
+store_status store_mp_list(struct store *s, const char *ns, void (*fn)(void *arg, const char *key, const char *id),
+			   void *arg)
+{
+	store_status st;
+	const struct store_multipart *mp = mp_of(s, ns, NULL, &st);
+	return mp ? mp->list(s->state, ns, fn, arg) : st;
+}

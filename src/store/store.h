@@ -116,6 +116,34 @@ store_status store_get(struct store *s, const char *ns, const char *key, void **
  * STORE_UNSUPPORTED where the backend has none. */
 store_status store_get_fd(struct store *s, const char *ns, const char *key, int *fd, size_t *len);
 
+/* ===== Multipart uploads =====
+ *
+ * An object ns/key assembled from numbered parts sent at different times,
+ * possibly by different processes, for a backend that has them (s3; the
+ * others answer STORE_UNSUPPORTED). store_mp_begin names an upload (an id of
+ * the backend's, at most STORE_MP_ID_MAX - 1 characters); each part 1 to
+ * 10000 is sent whole, all but the last at least 5 MiB, and named by the
+ * ETag its store_mp_part returns; store_mp_complete makes the object from
+ * parts 1..n at once (an object already under the name is replaced: give
+ * an upload a name of its own, then move what it made); store_mp_abort drops
+ * the parts. store_mp_list calls fn for each upload begun in ns and not yet
+ * completed or aborted (to find abandoned ones); STORE_UNSUPPORTED where the
+ * server cannot list (or abort) them. Neither the memory tier nor the
+ * content hashing of puts sees these objects. */
+
+#define STORE_MP_ID_MAX 256
+#define STORE_MP_ETAG_MAX 80
+#define STORE_MP_MIN_PART (5u << 20)
+
+store_status store_mp_begin(struct store *s, const char *ns, const char *key, char id[STORE_MP_ID_MAX]);
+store_status store_mp_part(struct store *s, const char *ns, const char *key, const char *id, int n, const void *buf,
+			   size_t len, char etag[STORE_MP_ETAG_MAX]);
+store_status store_mp_complete(struct store *s, const char *ns, const char *key, const char *id, int n,
+			       const char (*etags)[STORE_MP_ETAG_MAX]);
+store_status store_mp_abort(struct store *s, const char *ns, const char *key, const char *id);
+store_status store_mp_list(struct store *s, const char *ns, void (*fn)(void *arg, const char *key, const char *id),
+			   void *arg);
+
 /* ===== The memory tier =====
  *
  * An optional bounded LRU of whole objects in this process, in front of the

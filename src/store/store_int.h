@@ -11,6 +11,18 @@
 #include "store/store.h"
 #include "util/util.h"
 
+/* Multipart uploads (store.h's store_mp_*), for a backend that has them. */
+struct store_multipart {
+	store_status (*begin)(void *state, const char *ns, const char *key, char id[STORE_MP_ID_MAX]);
+	store_status (*part)(void *state, const char *ns, const char *key, const char *id, int n, const void *buf,
+			     size_t len, char etag[STORE_MP_ETAG_MAX]);
+	store_status (*complete)(void *state, const char *ns, const char *key, const char *id, int n,
+				 const char (*etags)[STORE_MP_ETAG_MAX]);
+	store_status (*abort)(void *state, const char *ns, const char *key, const char *id);
+	store_status (*list)(void *state, const char *ns, void (*fn)(void *arg, const char *key, const char *id),
+			     void *arg);
+};
+
 struct store_backend {
 	const char *name;
 	/* spec without the "NAME:" prefix; returns the backend's state */
@@ -28,15 +40,17 @@ struct store_backend {
 	store_status (*get_fd)(void *state, const char *ns, const char *key, int *fd, size_t *len); /* may be NULL */
 	store_status (*head)(void *state, const char *ns, const char *key, size_t *len);
 	store_status (*del)(void *state, const char *ns, const char *key);
+	const struct store_multipart *mp; /* NULL: none */
 };
 
 /* The table of the backend whose functions are N_open, N_close, N_put_begin,
- * ... N_del (every one of them, so that none is forgotten). */
-#define STORE_BACKEND_TABLE(N)                                                                          \
+ * ... N_del (every one of them, so that none is forgotten), with its
+ * multipart uploads MP (or NULL). */
+#define STORE_BACKEND_TABLE(N, MP)                                                                      \
 	{                                                                                               \
 		.name = #N, .open = N##_open, .close = N##_close, .put_begin = N##_put_begin,            \
 		.put_write = N##_put_write, .put_commit = N##_put_commit, .put_abort = N##_put_abort,    \
-		.get = N##_get, .get_fd = N##_get_fd, .head = N##_head, .del = N##_del,                  \
+		.get = N##_get, .get_fd = N##_get_fd, .head = N##_head, .del = N##_del, .mp = (MP),      \
 	}
 
 extern const struct store_backend store_fs;

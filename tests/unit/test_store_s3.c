@@ -541,6 +541,73 @@ static void no_spool_left(void)
 	CHECK(d && n == 0, "no spooled file is left in TMPDIR (%d)", n);
 }
 
+/* ===== Multipart uploads ===== */
+
+struct listed {
+	int n;
+	char key[STORE_KEY_LEN + 1];
+};
+
+static void on_upload(void *arg, const char *key, const char *id)
+{
+	struct listed *l = arg;
+	if (l->n++ == 0)
+		snprintf(l->key, sizeof l->key, "%s", key);
+	(void)id;
+}
+
+static void multipart(struct store *s)
+{
+	size_t part = STORE_MP_MIN_PART, total = 2 * part + 1000, len;
+	unsigned char *data = malloc(total);
+	char key[STORE_KEY_LEN + 1], id[STORE_MP_ID_MAX], etags[3][STORE_MP_ETAG_MAX];
+	void *buf = NULL;
+	store_status st;
+
+	for (size_t i = 0; i < total; i++)
+		data[i] = (unsigned char)((i * 2654435761u) >> 13);
+	store_key_of("multipart test", 14, key);
+	CHECK(store_mp_begin(s, "tus", key, id) == STORE_OK && *id, "a multipart upload begins: id %s", id);
+	/* the parts go out of order, from what could be three instances */
+	CHECK(store_mp_part(s, "tus", key, id, 3, data + 2 * part, 1000, etags[2]) == STORE_OK &&
+		      store_mp_part(s, "tus", key, id, 1, data, part, etags[0]) == STORE_OK &&
+		      store_mp_part(s, "tus", key, id, 2, data + part, part, etags[1]) == STORE_OK,
+	      "three parts are sent (5 MiB, 5 MiB, 1000 bytes; out of order)");
+	CHECK(etags[0][0] == '"' && strcmp(etags[0], etags[1]), "each part is named by its ETag (%s, %s)", etags[0],
+	      etags[1]);
+	CHECK(store_head(s, "tus", key, &len) == STORE_NOT_FOUND, "before completion there is no object");
+	CHECK(store_mp_complete(s, "tus", key, id, 3, (const char(*)[STORE_MP_ETAG_MAX])etags) == STORE_OK,
+	      "completed: %s", store_errmsg());
+	CHECK(store_get(s, "tus", key, &buf, &len) == STORE_OK && len == total && !memcmp(buf, data, total),
+	      "the object is the parts in order, whole (%zu bytes)", total);
+	free(buf);
+	CHECK(store_mp_part(s, "tus", key, id, 0, data, 10, etags[0]) == STORE_BAD_KEY, "part 0 is refused");
+
+	/* listing and aborting: the S3 API has them; a server without them is
+	 * told apart from a failure */
+	struct listed l = {0};
+	CHECK(store_mp_begin(s, "tus", key, id) == STORE_OK, "another upload begins");
+	st = store_mp_list(s, "tus", on_upload, &l);
+	if (st == STORE_UNSUPPORTED) {
+		CHECK(strstr(store_errmsg(), "cannot list"), "this server cannot list multipart uploads, and says so: %s",
+		      store_errmsg());
+	} else {
+		CHECK(st == STORE_OK && l.n == 1 && !strcmp(l.key, key), "the unfinished upload is listed (%d)", l.n);
+	}
+	st = store_mp_abort(s, "tus", key, id);
+	CHECK(st == STORE_OK || (st == STORE_UNSUPPORTED && strstr(store_errmsg(), "cannot abort")),
+	      "an abort is done, or refused as something this server cannot do: %s", store_errmsg());
+
+	struct store *fs;
+	char dir[] = "/tmp/petcut-mp-XXXXXX";
+	CHECK(mkdtemp(dir) && store_open(dir, &fs) == STORE_OK &&
+		      store_mp_begin(fs, "tus", key, id) == STORE_UNSUPPORTED,
+	      "a folder store has no multipart uploads (STORE_UNSUPPORTED)");
+	store_close(fs);
+	rmdir(dir);
+	free(data);
+}
+
 int main(void)
 {
 	struct store *s;
@@ -571,6 +638,7 @@ int main(void)
 		goto out;
 	}
 	round_trips(s);
+	multipart(s);
 	store_close(s);
 	other_buckets();
 	server_errors();
