@@ -42,39 +42,11 @@
 
 #include "http/http_int.h"
 #include "http/parse.h"
+#include "http/tus_int.h"
 #include "util/util.h"
 
 #define TUS_EXTENSIONS "creation,checksum,termination,expiration"
-#define TUS_MAX_BUSY 1024	 /* PATCHes in flight at once */
 #define TUS_SWEEP_EVERY_MS 60000 /* creations look for expired uploads this often */
-#define TUS_STATUS_CHECKSUM 460	 /* the checksum extension's "Checksum Mismatch" */
-
-struct tus {
-	char dir[PATH_MAX - 64];
-	pthread_mutex_t lock;
-	char busy[TUS_MAX_BUSY][TUS_ID_LEN + 1]; /* uploads with a PATCH in flight ("" = free) */
-	double last_sweep_ms; /* under lock */
-};
-
-/* One PATCH being received. */
-struct tus_patch {
-	char id[TUS_ID_LEN + 1];
-	int slot;	    /* its place in tus->busy */
-	int fd;		    /* ID.data, open for writing */
-	uint64_t start;	    /* the offset the PATCH began at */
-	uint64_t offset;    /* where the next byte goes */
-	uint64_t length;    /* Upload-Length */
-	EVP_MD_CTX *md;	    /* with Upload-Checksum: the SHA-256 of the body so far */
-	unsigned char want[32];
-};
-
-/* What ID.info holds. */
-struct tus_info {
-	uint64_t length;
-	char metadata[TUS_MAX_METADATA + 1];
-	char image[STORE_KEY_LEN + 1]; /* "" until finished */
-	time_t touched;		       /* the later of the two files' mtimes */
-};
 
 /* ===== Files ===== */
 
@@ -351,7 +323,7 @@ static void add_tus_headers(struct MHD_Response *resp)
 }
 
 /* An empty answer with the tus headers; the caller may add more first. */
-static struct MHD_Response *empty(const struct req *r)
+struct MHD_Response *tus_empty(const struct req *r)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (resp)
@@ -361,9 +333,7 @@ static struct MHD_Response *empty(const struct req *r)
 
 /* An error as http_reply_error's, with the tus headers (and on 412 the
  * versions spoken). */
-static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
-				 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
+enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int status, const char *code,
 				 const char *fmt, ...)
 {
 	const char *const headers[] = {"Tus-Resumable", TUS_VERSION, "Cache-Control", "no-store",
@@ -377,21 +347,21 @@ static enum MHD_Result tus_error(struct MHD_Connection *c, struct req *r, int st
 	return http_reply_error_with(c, r, status, headers, code, "%s", msg);
 }
 
-static void add_u64(struct MHD_Response *resp, const char *name, uint64_t v)
+void tus_add_u64(struct MHD_Response *resp, const char *name, uint64_t v)
 {
 	char buf[24];
 	snprintf(buf, sizeof buf, "%" PRIu64, v);
 	MHD_add_response_header(resp, name, buf);
 }
 
-static void add_expires(struct MHD_Response *resp, const struct http_server *s, time_t touched)
+void tus_add_expires(struct MHD_Response *resp, const struct http_server *s, time_t touched)
 {
 	char date[64];
 	http_date(touched + s->cfg.upload_expire_s, date, sizeof date);
 	MHD_add_response_header(resp, "Upload-Expires", date);
 }
 
-static void add_image(struct MHD_Response *resp, const char *image)
+void tus_add_image(struct MHD_Response *resp, const char *image)
 {
 	char url[96];
 	snprintf(url, sizeof url, "/v1/images/%s", image);
@@ -401,35 +371,35 @@ static void add_image(struct MHD_Response *resp, const char *image)
 
 /* ===== Header parsing ===== */
 
-static const char *header(struct MHD_Connection *c, const char *name)
+const char *tus_header(struct MHD_Connection *c, const char *name)
 {
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
 /* The header values the checks below read. */
-static void get_headers(struct MHD_Connection *c, struct tus_headers *h)
+void tus_get_headers(struct MHD_Connection *c, struct tus_headers *h)
 {
-	h->resumable = header(c, "Tus-Resumable");
-	h->length = header(c, "Upload-Length");
-	h->defer_length = header(c, "Upload-Defer-Length");
-	h->offset = header(c, "Upload-Offset");
-	h->metadata = header(c, "Upload-Metadata");
-	h->checksum = header(c, "Upload-Checksum");
-	h->content_type = header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
-	h->content_length = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	h->resumable = tus_header(c, "Tus-Resumable");
+	h->length = tus_header(c, "Upload-Length");
+	h->defer_length = tus_header(c, "Upload-Defer-Length");
+	h->offset = tus_header(c, "Upload-Offset");
+	h->metadata = tus_header(c, "Upload-Metadata");
+	h->checksum = tus_header(c, "Upload-Checksum");
+	h->content_type = tus_header(c, MHD_HTTP_HEADER_CONTENT_TYPE);
+	h->content_length = tus_header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
 }
 
 /* ===== OPTIONS, POST, HEAD, DELETE ===== */
 
 static enum MHD_Result tus_options(struct MHD_Connection *c, struct req *r)
 {
-	struct MHD_Response *resp = empty(r);
+	struct MHD_Response *resp = tus_empty(r);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Tus-Version", TUS_VERSION);
 	MHD_add_response_header(resp, "Tus-Extension", TUS_EXTENSIONS);
 	MHD_add_response_header(resp, "Tus-Checksum-Algorithm", "sha256");
-	add_u64(resp, "Tus-Max-Size", r->srv->cfg.max_upload_bytes);
+	tus_add_u64(resp, "Tus-Max-Size", r->srv->cfg.max_upload_bytes);
 	return http_queue(c, r, 204, resp);
 }
 
@@ -445,7 +415,7 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 	const char *code;
 	int st;
 
-	get_headers(c, &h);
+	tus_get_headers(c, &h);
 	if ((st = http_tus_check_creation(&h, s->cfg.max_upload_bytes, &hp, &code, why, sizeof why)))
 		return tus_error(c, r, st, code, "%s", why);
 	in.length = hp.length;
@@ -468,12 +438,12 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 		return full ? tus_error(c, r, 507, "insufficient_storage", "the upload folder is out of space")
 			    : tus_error(c, r, 503, "storage_unavailable", "the upload folder cannot be written");
 	}
-	struct MHD_Response *resp = empty(r);
+	struct MHD_Response *resp = tus_empty(r);
 	if (!resp)
 		return MHD_NO;
 	snprintf(loc, sizeof loc, "/v1/uploads/%s", id);
 	MHD_add_response_header(resp, "Location", loc);
-	add_expires(resp, s, time(NULL));
+	tus_add_expires(resp, s, time(NULL));
 	return http_queue(c, r, 201, resp);
 }
 
@@ -503,16 +473,16 @@ static enum MHD_Result tus_head(struct MHD_Connection *c, struct req *r, const c
 		return ret;
 	if (data_size(r->srv->tus, id, &in, &offset))
 		return tus_error(c, r, 404, "not_found", "no upload %s", id);
-	struct MHD_Response *resp = empty(r);
+	struct MHD_Response *resp = tus_empty(r);
 	if (!resp)
 		return MHD_NO;
-	add_u64(resp, "Upload-Offset", offset);
-	add_u64(resp, "Upload-Length", in.length);
+	tus_add_u64(resp, "Upload-Offset", offset);
+	tus_add_u64(resp, "Upload-Length", in.length);
 	if (*in.metadata)
 		MHD_add_response_header(resp, "Upload-Metadata", in.metadata);
-	add_expires(resp, r->srv, in.touched);
+	tus_add_expires(resp, r->srv, in.touched);
 	if (*in.image)
-		add_image(resp, in.image);
+		tus_add_image(resp, in.image);
 	return http_queue(c, r, 200, resp);
 }
 
@@ -526,7 +496,7 @@ static enum MHD_Result tus_delete(struct MHD_Connection *c, struct req *r, const
 	if (busy_has(r->srv->tus, id))
 		return tus_error(c, r, 423, "locked", "upload %s is receiving a PATCH", id);
 	upload_remove(r->srv->tus, id);
-	return http_queue(c, r, 204, empty(r));
+	return http_queue(c, r, 204, tus_empty(r));
 }
 
 /* ===== PATCH ===== */
@@ -554,7 +524,7 @@ static void patch_undo(const struct tus *t, struct tus_patch *p)
 		verify_end(t, p->id);
 }
 
-static void set_error(struct req *r, int status, const char *code, const char *msg)
+void tus_set_error(struct req *r, int status, const char *code, const char *msg)
 {
 	r->error_status = status;
 	r->error_code = code;
@@ -565,9 +535,9 @@ static void set_error(struct req *r, int status, const char *code, const char *m
 static void write_error(struct req *r)
 {
 	if (errno == ENOSPC || errno == EDQUOT)
-		set_error(r, 507, "insufficient_storage", "the upload folder is out of space");
+		tus_set_error(r, 507, "insufficient_storage", "the upload folder is out of space");
 	else
-		set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
+		tus_set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
 }
 
 /* The headers of a PATCH: checks them and opens the upload, or sets the
@@ -584,20 +554,20 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 	const char *code;
 	int st;
 
-	get_headers(c, &h);
+	tus_get_headers(c, &h);
 	if ((st = http_tus_check_patch(&h, &hp, &code, why, sizeof why)))
-		return set_error(r, st, code, why);
+		return tus_set_error(r, st, code, why);
 	offset = hp.offset;
 	if (info_read(t, id, &in) || data_size(t, id, &in, &have))
-		return set_error(r, 404, "not_found", "no such upload");
+		return tus_set_error(r, 404, "not_found", "no such upload");
 	if (expired(r->srv, &in))
-		return set_error(r, 410, "expired", "the upload has expired");
+		return tus_set_error(r, 410, "expired", "the upload has expired");
 	if (!(p = calloc(1, sizeof *p)))
-		return set_error(r, 503, "overloaded", "out of memory");
+		return tus_set_error(r, 503, "overloaded", "out of memory");
 	p->fd = -1;
 	if ((p->slot = busy_take(t, id)) < 0) {
 		free(p);
-		return set_error(r, 423, "locked", "another PATCH of this upload is in flight");
+		return tus_set_error(r, 423, "locked", "another PATCH of this upload is in flight");
 	}
 	/* checked under the lock: no other PATCH can move the offset now */
 	if (data_size(t, id, &in, &have) || offset != have) {
@@ -612,7 +582,7 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 	if (hp.has_content_length && hp.content_length > in.length - offset) {
 		busy_give(t, p->slot);
 		free(p);
-		return set_error(r, 413, "too_large", "the body goes past Upload-Length");
+		return tus_set_error(r, 413, "too_large", "the body goes past Upload-Length");
 	}
 	r->tus = p;
 	memcpy(p->id, id, sizeof p->id);
@@ -621,13 +591,13 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 	tus_path(t, id, "data", path, sizeof path);
 	if ((p->fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
 		patch_free(r);
-		return set_error(r, 404, "not_found", "no such upload");
+		return tus_set_error(r, 404, "not_found", "no such upload");
 	}
 	if (hp.has_checksum) {
 		memcpy(p->want, hp.want, sizeof p->want);
 		if (!(p->md = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(p->md, EVP_sha256(), NULL)) {
 			patch_free(r);
-			return set_error(r, 503, "overloaded", "out of memory");
+			return tus_set_error(r, 503, "overloaded", "out of memory");
 		}
 		if (verify_begin(t, id, offset)) {
 			write_error(r);
@@ -644,7 +614,7 @@ static void patch_write(struct req *r, const char *data, size_t len)
 
 	if (len > p->length - p->offset) {
 		patch_undo(r->srv->tus, p);
-		return set_error(r, 413, "too_large", "the body goes past Upload-Length");
+		return tus_set_error(r, 413, "too_large", "the body goes past Upload-Length");
 	}
 	if (p->md)
 		EVP_DigestUpdate(p->md, data, len);
@@ -678,7 +648,7 @@ static json_t *patch_finish(struct req *r)
 
 	tus_path(t, p->id, "data", path, sizeof path);
 	if (info_read(t, p->id, &in) || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || !(buf = malloc(1 << 18))) {
-		set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
+		tus_set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
 		goto out;
 	}
 	if (http_image_begin(r))
@@ -688,7 +658,7 @@ static json_t *patch_finish(struct req *r)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
+			tus_set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
 			goto out;
 		}
 		if (n == 0 || http_image_write(r, buf, (size_t)n))
@@ -702,7 +672,7 @@ static json_t *patch_finish(struct req *r)
 	if (info_write(t, p->id, &in)) {
 		json_decref(image);
 		image = NULL;
-		set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
+		tus_set_error(r, 503, "storage_unavailable", "the upload folder cannot be written");
 		goto out;
 	}
 	unlink(path); /* the bytes live in the store now */
@@ -747,16 +717,16 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 		patch_free(r);
 		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 	}
-	struct MHD_Response *resp = empty(r);
+	struct MHD_Response *resp = tus_empty(r);
 	if (!resp) {
 		json_decref(image);
 		patch_free(r);
 		return MHD_NO;
 	}
-	add_u64(resp, "Upload-Offset", offset);
-	add_expires(resp, r->srv, time(NULL));
+	tus_add_u64(resp, "Upload-Offset", offset);
+	tus_add_expires(resp, r->srv, time(NULL));
 	if (image) {
-		add_image(resp, json_string_value(json_object_get(image, "id")));
+		tus_add_image(resp, json_string_value(json_object_get(image, "id")));
 		http_precompute_if_asked(c, r, json_string_value(json_object_get(image, "id")));
 	}
 	json_decref(image);
@@ -796,8 +766,9 @@ enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id
 	const char *m = r->method;
 	int item = r->route == ROUTE_TUS_UPLOAD;
 
+	struct tus_shared *shared = r->srv->tus->shared;
 	if (item && !strcmp(m, "PATCH") && r->began)
-		return tus_patch(c, r, id, data, size);
+		return shared ? tus_shared_patch(c, r, id, data, size) : tus_patch(c, r, id, data, size);
 	if (*size) { /* a body only PATCH reads */
 		*size = 0;
 		return MHD_YES;
@@ -813,16 +784,16 @@ enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id
 		return tus_options(c, r);
 	if (strcmp(m, item ? "HEAD" : "POST") && (!item || (strcmp(m, "PATCH") && strcmp(m, "DELETE"))))
 		return tus_error(c, r, 405, "method_not_allowed", "%s is not allowed on %s", m, r->url);
-	if (!http_tus_version_ok(header(c, "Tus-Resumable")))
+	if (!http_tus_version_ok(tus_header(c, "Tus-Resumable")))
 		return tus_error(c, r, 412, "unsupported_version", "send Tus-Resumable: " TUS_VERSION);
 	if (!item)
-		return tus_create(c, r);
+		return shared ? tus_shared_create(c, r) : tus_create(c, r);
 	if (!strcmp(m, "HEAD"))
-		return tus_head(c, r, id);
+		return shared ? tus_shared_head(c, r, id) : tus_head(c, r, id);
 	if (!strcmp(m, "DELETE"))
-		return tus_delete(c, r, id);
+		return shared ? tus_shared_delete(c, r, id) : tus_delete(c, r, id);
 	r->began = 0; /* PATCH: its headers are checked by tus_patch */
-	return tus_patch(c, r, id, data, size);
+	return shared ? tus_shared_patch(c, r, id, data, size) : tus_patch(c, r, id, data, size);
 }
 
 void http_tus_cleanup(struct req *r)
@@ -830,6 +801,8 @@ void http_tus_cleanup(struct req *r)
 	struct tus_patch *p = r->tus;
 	if (!p)
 		return;
+	if (p->sh)
+		return tus_shared_cleanup(r);
 	/* cut off: unverifiable bytes go, the others stay for a resume */
 	if (p->md)
 		patch_undo(r->srv->tus, p);
@@ -856,13 +829,14 @@ int http_tus_init(struct http_server *s, char *errbuf, size_t errlen)
 	s->tus = t;
 	t->last_sweep_ms = http_now_ms();
 	sweep(s, 1);
-	return 0;
+	return tus_shared_init(s, errbuf, errlen);
 }
 
 void http_tus_fini(struct http_server *s)
 {
 	if (!s || !s->tus)
 		return;
+	tus_shared_fini(s);
 	pthread_mutex_destroy(&s->tus->lock);
 	free(s->tus);
 	s->tus = NULL;

@@ -195,6 +195,32 @@ kv_status kv_queue_done(struct kv *kv, const char *queue, const char *id, const 
 /* The number of items in queue, due or not, claimed or not. */
 kv_status kv_queue_size(struct kv *kv, const char *queue, long long *n);
 
+/* ===== Resumable uploads shared by instances =====
+ *
+ * A record per upload (kv_set/kv_get), a lock on it while a PATCH appends
+ * (kv_lock, renewed while bytes flow), and an index: a sorted set of the
+ * uploads scored by when they expire, so that any instance finds abandoned
+ * ones and removes what they left. */
+
+/* Deletes key (KV_MISS when there was none). */
+kv_status kv_del(struct kv *kv, const char *key);
+
+/* Extends lock key to ttl_ms from now if token still holds it: KV_OK, or
+ * KV_MISS when it does not (it expired, and maybe another took it). */
+kv_status kv_lock_renew(struct kv *kv, const char *key, const char *token, long ttl_ms);
+
+/* Sets member's score in the sorted set key (adding it). */
+kv_status kv_zset(struct kv *kv, const char *key, const char *member, double score);
+
+/* Removes member from the sorted set key (KV_MISS when it was not there). */
+kv_status kv_zrem(struct kv *kv, const char *key, const char *member);
+
+/* Up to max members of the sorted set key whose score is at most below,
+ * lowest first, into out (each at most KV_MEMBER_MAX - 1 bytes; longer ones
+ * are skipped); *n receives how many. */
+#define KV_MEMBER_MAX 128
+kv_status kv_zbelow(struct kv *kv, const char *key, double below, char (*out)[KV_MEMBER_MAX], int max, int *n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -726,3 +726,73 @@ kv_status kv_queue_size(struct kv *kv, const char *queue, long long *n)
 	freeReplyObject(rep);
 	return KV_OK;
 }
+
+/* ===== Resumable uploads shared by instances ===== */
+
+/* Compare-and-extend: only the token that holds a lock may extend it. */
+static const char renew_script[] =
+	"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+kv_status kv_del(struct kv *kv, const char *key)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "DEL %s", key);
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_lock_renew(struct kv *kv, const char *key, const char *token, long ttl_ms)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "EVAL %s 1 %s %s %ld", renew_script, key, token, ttl_ms);
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_zset(struct kv *kv, const char *key, const char *member, double score)
+{
+	redisReply *rep;
+	char sc[32];
+	snprintf(sc, sizeof sc, "%.0f", score);
+	kv_status st = run(kv, &rep, "ZADD %s %s %s", key, sc, member);
+	if (st == KV_OK)
+		freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_zrem(struct kv *kv, const char *key, const char *member)
+{
+	redisReply *rep;
+	kv_status st = run(kv, &rep, "ZREM %s %s", key, member);
+	if (st != KV_OK)
+		return st;
+	st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
+kv_status kv_zbelow(struct kv *kv, const char *key, double below, char (*out)[KV_MEMBER_MAX], int max, int *n)
+{
+	redisReply *rep;
+	char sc[32], lim[16];
+	snprintf(sc, sizeof sc, "%.0f", below);
+	snprintf(lim, sizeof lim, "%d", max);
+	*n = 0;
+	kv_status st = run(kv, &rep, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", key, sc, lim);
+	if (st != KV_OK)
+		return st;
+	if (rep->type == REDIS_REPLY_ARRAY)
+		for (size_t i = 0; i < rep->elements && *n < max; i++) {
+			redisReply *e = rep->element[i];
+			if (e->type == REDIS_REPLY_STRING && e->len < KV_MEMBER_MAX)
+				snprintf(out[(*n)++], KV_MEMBER_MAX, "%s", e->str);
+		}
+	freeReplyObject(rep);
+	return KV_OK;
+}
