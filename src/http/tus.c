@@ -635,36 +635,46 @@ static void patch_write(struct req *r, const char *data, size_t len)
 	}
 }
 
-/* The last byte is in: the upload becomes an image. Returns its JSON, or
- * NULL with the request's error set (the upload is then dropped). */
-static json_t *patch_finish(struct req *r)
+int tus_image_write_fd(struct req *r, int fd)
 {
-	struct tus *t = r->srv->tus;
-	struct tus_patch *p = r->tus;
-	char path[PATH_MAX], *buf = NULL;
-	struct tus_info in;
-	json_t *image = NULL;
-	int fd = -1;
+	char *buf = malloc(1 << 18);
 
-	tus_path(t, p->id, "data", path, sizeof path);
-	if (info_read(t, p->id, &in) || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || !(buf = malloc(1 << 18))) {
-		tus_set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
-		goto out;
+	if (!buf) {
+		tus_set_error(r, 503, "overloaded", "out of memory");
+		return -1;
 	}
-	if (http_image_begin(r))
-		goto out;
 	for (;;) {
 		ssize_t n = read(fd, buf, 1 << 18);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			tus_set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
-			goto out;
+			break;
 		}
 		if (n == 0 || http_image_write(r, buf, (size_t)n))
 			break;
 	}
-	if (r->error_status)
+	free(buf);
+	return r->error_status ? -1 : 0;
+}
+
+/* The last byte is in: the upload becomes an image. Returns its JSON, or
+ * NULL with the request's error set (the upload is then dropped). */
+static json_t *patch_finish(struct req *r)
+{
+	struct tus *t = r->srv->tus;
+	struct tus_patch *p = r->tus;
+	char path[PATH_MAX];
+	struct tus_info in;
+	json_t *image = NULL;
+	int fd = -1;
+
+	tus_path(t, p->id, "data", path, sizeof path);
+	if (info_read(t, p->id, &in) || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		tus_set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
+		goto out;
+	}
+	if (http_image_begin(r) || tus_image_write_fd(r, fd))
 		goto out;
 	if (!(image = http_image_commit(r, NULL)))
 		goto out;
@@ -679,7 +689,6 @@ static json_t *patch_finish(struct req *r)
 out:
 	if (fd >= 0)
 		close(fd);
-	free(buf);
 	if (r->put) {
 		store_put_abort(r->put);
 		r->put = NULL;
@@ -695,7 +704,6 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 	struct tus_patch *p = r->tus;
 	unsigned char got[32];
 	json_t *image = NULL;
-	enum MHD_Result ret;
 
 	if (p->md) {
 		EVP_DigestFinal_ex(p->md, got, NULL);
@@ -717,10 +725,49 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 		patch_free(r);
 		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 	}
+	return tus_reply_patched(c, r, offset, image, patch_free);
+}
+
+/* A PATCH that failed while its body came: what it wrote goes. */
+static void patch_fail(struct req *r)
+{
+	patch_undo(r->srv->tus, r->tus);
+	patch_free(r);
+}
+
+static const struct tus_patch_ops local_patch = {
+	.begin = patch_begin, .write = patch_write, .fail = patch_fail, .end = patch_end,
+};
+
+enum MHD_Result tus_patch_drive(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				size_t *size, const struct tus_patch_ops *ops)
+{
+	if (!r->began) { /* the headers */
+		r->began = 1;
+		ops->begin(c, r, id);
+		return MHD_YES;
+	}
+	if (*size) {
+		if (!r->error_status)
+			ops->write(r, data, *size);
+		*size = 0;
+		return MHD_YES;
+	}
+	if (r->error_status) {
+		if (r->tus)
+			ops->fail(r);
+		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
+	}
+	return ops->end(c, r);
+}
+
+enum MHD_Result tus_reply_patched(struct MHD_Connection *c, struct req *r, uint64_t offset, json_t *image,
+				  void (*release)(struct req *r))
+{
 	struct MHD_Response *resp = tus_empty(r);
 	if (!resp) {
 		json_decref(image);
-		patch_free(r);
+		release(r);
 		return MHD_NO;
 	}
 	tus_add_u64(resp, "Upload-Offset", offset);
@@ -730,33 +777,8 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 		http_precompute_if_asked(c, r, json_string_value(json_object_get(image, "id")));
 	}
 	json_decref(image);
-	patch_free(r);
-	ret = http_queue(c, r, 204, resp);
-	return ret;
-}
-
-static enum MHD_Result tus_patch(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
-				 size_t *size)
-{
-	if (!r->began) { /* the headers */
-		r->began = 1;
-		patch_begin(c, r, id);
-		return MHD_YES;
-	}
-	if (*size) {
-		if (!r->error_status)
-			patch_write(r, data, *size);
-		*size = 0;
-		return MHD_YES;
-	}
-	if (r->error_status) {
-		if (r->tus) {
-			patch_undo(r->srv->tus, r->tus);
-			patch_free(r);
-		}
-		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
-	}
-	return patch_end(c, r);
+	release(r);
+	return http_queue(c, r, 204, resp);
 }
 
 /* ===== Entry points ===== */
@@ -768,7 +790,7 @@ enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id
 
 	struct tus_shared *shared = r->srv->tus->shared;
 	if (item && !strcmp(m, "PATCH") && r->began)
-		return shared ? tus_shared_patch(c, r, id, data, size) : tus_patch(c, r, id, data, size);
+		return tus_patch_drive(c, r, id, data, size, shared ? &tus_shared_patch : &local_patch);
 	if (*size) { /* a body only PATCH reads */
 		*size = 0;
 		return MHD_YES;
@@ -793,7 +815,7 @@ enum MHD_Result http_tus(struct MHD_Connection *c, struct req *r, const char *id
 	if (!strcmp(m, "DELETE"))
 		return shared ? tus_shared_delete(c, r, id) : tus_delete(c, r, id);
 	r->began = 0; /* PATCH: its headers are checked by tus_patch */
-	return shared ? tus_shared_patch(c, r, id, data, size) : tus_patch(c, r, id, data, size);
+	return tus_patch_drive(c, r, id, data, size, shared ? &tus_shared_patch : &local_patch);
 }
 
 void http_tus_cleanup(struct req *r)

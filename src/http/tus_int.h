@@ -67,6 +67,31 @@ void tus_get_headers(struct MHD_Connection *c, struct tus_headers *h);
 /* Records an error met while the body is read (answered at its end). */
 void tus_set_error(struct req *r, int status, const char *code, const char *msg);
 
+/* Feeds the bytes of fd, from where it stands to its end, to the image
+ * upload begun on r (http_image_begin): 0, or -1 with the request's error
+ * set. */
+int tus_image_write_fd(struct req *r, int fd);
+
+/* A PATCH's steps, as each home of uploads does them: begin (the headers:
+ * checks, and r->tus set, or the request's error), write (a piece of the
+ * body), fail (an error was met: drop what must go, free r->tus), end (the
+ * body is in: store, maybe finish, answer). */
+struct tus_patch_ops {
+	void (*begin)(struct MHD_Connection *c, struct req *r, const char *id);
+	void (*write)(struct req *r, const char *data, size_t len);
+	void (*fail)(struct req *r);
+	enum MHD_Result (*end)(struct MHD_Connection *c, struct req *r);
+};
+/* Runs a PATCH through ops, called for its headers, each piece of its body
+ * and its end. */
+enum MHD_Result tus_patch_drive(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
+				size_t *size, const struct tus_patch_ops *ops);
+/* Answers a PATCH whose bytes are stored: 204 with Upload-Offset and
+ * Upload-Expires, and once finished the image (handed over) and its
+ * precomputation if asked; release(r) frees the PATCH's state first. */
+enum MHD_Result tus_reply_patched(struct MHD_Connection *c, struct req *r, uint64_t offset, json_t *image,
+				  void (*release)(struct req *r));
+
 /* ===== Uploads any instance continues (tus_shared.c) =====
  *
  * With an S3 store and Redis (and PETCUT_TUS_SHARED not 0), the routes below
@@ -79,9 +104,8 @@ void tus_shared_fini(struct http_server *s);
 enum MHD_Result tus_shared_create(struct MHD_Connection *c, struct req *r);
 enum MHD_Result tus_shared_head(struct MHD_Connection *c, struct req *r, const char *id);
 enum MHD_Result tus_shared_delete(struct MHD_Connection *c, struct req *r, const char *id);
-/* A PATCH, called as tus.c's tus_patch is: headers, body pieces, end. */
-enum MHD_Result tus_shared_patch(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
-				 size_t *size);
+/* A PATCH's steps. */
+extern const struct tus_patch_ops tus_shared_patch;
 /* A PATCH cut off (its connection ended): keeps what can be kept. */
 void tus_shared_cleanup(struct req *r);
 

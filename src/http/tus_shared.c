@@ -614,7 +614,6 @@ static json_t *patch_finish(struct req *r)
 	char key[STORE_KEY_LEN + 1], tkey[STORE_KEY_LEN + 1];
 	json_t *image = NULL;
 	int fd = -1, assembled = 0;
-	char *buf = NULL;
 
 	parts_key(p->id, key);
 	if (http_image_begin(r))
@@ -628,23 +627,13 @@ static json_t *patch_finish(struct req *r)
 			goto out;
 		if (store_mp_complete(s->store, SH_NS_PARTS, key, rec->mp, rec->n_parts,
 				      (const char(*)[STORE_MP_ETAG_MAX])rec->etags) != STORE_OK ||
-		    store_get_fd(s->store, SH_NS_PARTS, key, &fd, &len) != STORE_OK || len != rec->length ||
-		    !(buf = malloc(1 << 18))) {
+		    store_get_fd(s->store, SH_NS_PARTS, key, &fd, &len) != STORE_OK || len != rec->length) {
 			tus_set_error(r, 503, "storage_unavailable", "the upload cannot be assembled");
 			goto out;
 		}
 		assembled = 1;
-		for (;;) {
-			ssize_t n = read(fd, buf, 1 << 18);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				tus_set_error(r, 503, "storage_unavailable", "the upload cannot be read back");
-				goto out;
-			}
-			if (n == 0 || http_image_write(r, buf, (size_t)n))
-				break;
-		}
+		if (tus_image_write_fd(r, fd))
+			goto out;
 	}
 	if (r->error_status || !(image = http_image_commit(r, NULL)))
 		goto out;
@@ -672,7 +661,6 @@ out:
 		store_delete(s->store, SH_NS_PARTS, key); /* the image is stored under its own name */
 	if (fd >= 0)
 		close(fd);
-	free(buf);
 	if (r->put) {
 		store_put_abort(r->put);
 		r->put = NULL;
@@ -711,44 +699,12 @@ static enum MHD_Result patch_end(struct MHD_Connection *c, struct req *r)
 		patch_free(r);
 		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
 	}
-	uint64_t offset = sp->received;
-	struct MHD_Response *resp = tus_empty(r);
-	if (!resp) {
-		json_decref(image);
-		patch_free(r);
-		return MHD_NO;
-	}
-	tus_add_u64(resp, "Upload-Offset", offset);
-	tus_add_expires(resp, r->srv, time(NULL));
-	if (image) {
-		tus_add_image(resp, json_string_value(json_object_get(image, "id")));
-		http_precompute_if_asked(c, r, json_string_value(json_object_get(image, "id")));
-	}
-	json_decref(image);
-	patch_free(r);
-	return http_queue(c, r, 204, resp);
+	return tus_reply_patched(c, r, sp->received, image, patch_free);
 }
 
-enum MHD_Result tus_shared_patch(struct MHD_Connection *c, struct req *r, const char *id, const char *data,
-				 size_t *size)
-{
-	if (!r->began) {
-		r->began = 1;
-		patch_begin(c, r, id);
-		return MHD_YES;
-	}
-	if (*size) {
-		if (!r->error_status)
-			patch_write(r, data, *size);
-		*size = 0;
-		return MHD_YES;
-	}
-	if (r->error_status) {
-		patch_free(r);
-		return tus_error(c, r, r->error_status, r->error_code, "%s", r->error_msg);
-	}
-	return patch_end(c, r);
-}
+const struct tus_patch_ops tus_shared_patch = {
+	.begin = patch_begin, .write = patch_write, .fail = patch_free, .end = patch_end,
+};
 
 void tus_shared_cleanup(struct req *r)
 {

@@ -238,6 +238,15 @@ static kv_status run_argv(struct kv *kv, redisReply **out, int argc, const char 
 	return st;
 }
 
+/* KV_OK when an integer reply is above 0 (keys removed, members added...),
+ * else KV_MISS; frees the reply. */
+static kv_status positive_or_miss(redisReply *rep)
+{
+	kv_status st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
+	freeReplyObject(rep);
+	return st;
+}
+
 /* ===== The contract ===== */
 
 kv_status kv_open(const char *url, int connect_ms, int cmd_ms, struct kv **out, char *errbuf, size_t errlen)
@@ -348,12 +357,7 @@ kv_status kv_exists(struct kv *kv, const char *key)
 {
 	redisReply *rep;
 	kv_status st = run(kv, &rep, "EXISTS %s", key);
-
-	if (st != KV_OK)
-		return st;
-	st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
-	freeReplyObject(rep);
-	return st;
+	return st == KV_OK ? positive_or_miss(rep) : st;
 }
 
 kv_status kv_lock(struct kv *kv, const char *key, const char *token, long ttl_ms)
@@ -737,22 +741,14 @@ kv_status kv_del(struct kv *kv, const char *key)
 {
 	redisReply *rep;
 	kv_status st = run(kv, &rep, "DEL %s", key);
-	if (st != KV_OK)
-		return st;
-	st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
-	freeReplyObject(rep);
-	return st;
+	return st == KV_OK ? positive_or_miss(rep) : st;
 }
 
 kv_status kv_lock_renew(struct kv *kv, const char *key, const char *token, long ttl_ms)
 {
 	redisReply *rep;
 	kv_status st = run(kv, &rep, "EVAL %s 1 %s %s %ld", renew_script, key, token, ttl_ms);
-	if (st != KV_OK)
-		return st;
-	st = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1 ? KV_OK : KV_MISS;
-	freeReplyObject(rep);
-	return st;
+	return st == KV_OK ? positive_or_miss(rep) : st;
 }
 
 kv_status kv_zset(struct kv *kv, const char *key, const char *member, double score)
@@ -770,11 +766,7 @@ kv_status kv_zrem(struct kv *kv, const char *key, const char *member)
 {
 	redisReply *rep;
 	kv_status st = run(kv, &rep, "ZREM %s %s", key, member);
-	if (st != KV_OK)
-		return st;
-	st = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0 ? KV_OK : KV_MISS;
-	freeReplyObject(rep);
-	return st;
+	return st == KV_OK ? positive_or_miss(rep) : st;
 }
 
 kv_status kv_zbelow(struct kv *kv, const char *key, double below, char (*out)[KV_MEMBER_MAX], int max, int *n)

@@ -508,16 +508,16 @@ static int req_setup(struct s3 *s3, struct s3_req *r, struct curl_slist **hdrs)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-	if (!strcmp(r->method, "POST")) {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, r->body_len);
-		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(h, CURLOPT_READDATA, r);
-		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
-		curl_easy_setopt(h, CURLOPT_SEEKDATA, r);
-	} else if (!strcmp(r->method, "PUT")) {
-		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, r->body_len);
+	int post = !strcmp(r->method, "POST");
+	if (post || !strcmp(r->method, "PUT")) {
+		/* the body, read by offset (so that a retry starts over) */
+		if (post) {
+			curl_easy_setopt(h, CURLOPT_POST, 1L);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, r->body_len);
+		} else {
+			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, r->body_len);
+		}
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, r);
 		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
