@@ -6,8 +6,10 @@
  * row, one column, images small and large (above 1 MiB of rows the filter runs
  * on all cores; noisy ones take several IDAT chunks); the chunks around the
  * pixels are those libvips writes (pHYs, iCCP, eXIf with the image's own
- * dimensions, once); failures report an error and leak nothing (run under
- * valgrind to see).
+ * dimensions, once); failures report an error and leak nothing. Under
+ * valgrind, count definite leaks only (--errors-for-leak-kinds=definite):
+ * libgomp's pool threads, alive at exit, hold a block valgrind calls
+ * "possibly lost".
  *
  * White-box: it includes img_int.h to call img_png_save and to make images
  * with img_adopt. Prints one "ok - ..." / "not ok - ..." line per check;
