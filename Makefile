@@ -22,7 +22,7 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis zlib
+PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis zlib libdeflate
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
 ifeq ($(CI),true)

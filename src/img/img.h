@@ -434,7 +434,8 @@ struct img_save_opts {
 };
 
 /* Encodes to a file (atomically, as img_save) or to memory (*buf from
- * malloc, free with free()). PNG is level 3 with the Sub filter. JPEG holds
+ * malloc, free with free()). PNG has the Sub filter, compressed by libdeflate
+ * (level 1), with the metadata libvips writes (pHYs, iCCP, eXIf). JPEG holds
  * no alpha: an opaque 4-band image is flattened, a transparent one refused
  * with IMG_ERR_ARG ("JPEG has no transparency: choose a background").
  * IMG_ERR_UNSUPPORTED for a size over the format's limit, or AVIF where

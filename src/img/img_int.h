@@ -34,4 +34,12 @@ VipsImage *img_to_space_of(VipsImage *photo, VipsImage *in);
 /* Resizes in to exactly w x h with a linear filter; 0 or -1 (libvips error). */
 int img_resize_exact(VipsImage *in, VipsImage **out, int w, int h);
 
+/* ===== PNG (png.c) ===== */
+
+/* Writes im (8-bit, 1 to 4 bands; its pixels are read through one region, so
+ * best in memory) to t as PNG and ends t: the same pixels and ancillary
+ * chunks as libvips' writer, compressed faster. 0, or -1 with a libvips
+ * error. */
+int img_png_save(VipsImage *im, VipsTarget *t);
+
 #endif

@@ -1,0 +1,262 @@
+/*
+ * png.c - petcut's PNG writer, several times faster than libvips' (libpng
+ * with zlib at level 3): the rows Sub-filtered (on all cores when there are
+ * more than 1 MiB of them), then compressed in one pass by libdeflate at
+ * level 1, which on a 12 MP cut-out takes about a third of zlib level 3's
+ * time for a slightly smaller file. (zlib can compress bands of rows in
+ * parallel, but on two busy cores it stays slower than libdeflate on one.)
+ *
+ * The file holds what libvips would write around the pixels: the ancillary
+ * chunks (pHYs, iCCP, eXIf, text) come from libvips' own PNG of the image's
+ * first pixel, which carries all of the image's metadata, with EXIF's pixel
+ * dimensions then set to the whole image's (libvips sets them from the size
+ * it saves). libpng writes eXIf a second time after the pixels; it is
+ * written once here, as the PNG specification asks.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libdeflate.h>
+
+#include "img/img_int.h"
+
+/* The most compressed bytes one IDAT chunk holds. */
+#define PNG_IDAT_MAX (1u << 20)
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = v >> 24, p[1] = (v >> 16) & 0xff, p[2] = (v >> 8) & 0xff, p[3] = v & 0xff;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The CRC of a chunk: over its type and data. */
+static uint32_t chunk_crc(const unsigned char *type, const unsigned char *data, size_t len)
+{
+	uint32_t crc = libdeflate_crc32(0, type, 4);
+
+	return len ? libdeflate_crc32(crc, data, len) : crc;
+}
+
+/* Writes one chunk to t; 0 or -1. */
+static int put_chunk(VipsTarget *t, const char *type, const unsigned char *data, size_t len)
+{
+	unsigned char head[8], tail[4];
+
+	put_be32(head, (uint32_t)len);
+	memcpy(head + 4, type, 4);
+	put_be32(tail, chunk_crc(head + 4, data, len));
+	return vips_target_write(t, head, 8) || (len && vips_target_write(t, data, len)) ||
+			       vips_target_write(t, tail, 4)
+		       ? -1
+		       : 0;
+}
+
+/* ===== EXIF's pixel dimensions ===== */
+
+/* An EXIF block as a PNG eXIf chunk holds it: TIFF, in either byte order. */
+struct tiff {
+	unsigned char *p;
+	size_t n;
+	int be; /* big-endian ("MM") */
+};
+
+static uint32_t tiff_get(const struct tiff *t, size_t at, int size)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < size; i++)
+		v |= (uint32_t)t->p[at + i] << 8 * (t->be ? size - 1 - i : i);
+	return v;
+}
+
+static void tiff_put(struct tiff *t, size_t at, int size, uint32_t v)
+{
+	for (int i = 0; i < size; i++)
+		t->p[at + i] = (v >> 8 * (t->be ? size - 1 - i : i)) & 0xff;
+}
+
+/* The offset of tag's 12-byte entry in the directory at ifd, or 0. */
+static size_t tiff_entry(const struct tiff *t, size_t ifd, unsigned tag)
+{
+	size_t count;
+
+	if (ifd < 8 || ifd > t->n || t->n - ifd < 2)
+		return 0;
+	count = tiff_get(t, ifd, 2);
+	for (size_t i = 0; i < count; i++) {
+		size_t e = ifd + 2 + 12 * i;
+
+		if (e + 12 > t->n)
+			return 0;
+		if (tiff_get(t, e, 2) == tag)
+			return e;
+	}
+	return 0;
+}
+
+/* Sets PixelXDimension and PixelYDimension, where the block has them, to
+ * w x h, as libvips does on saving (a SHORT keeps the low 16 bits, as
+ * there). A block that cannot be followed is left as it is. */
+static void exif_set_size(unsigned char *p, size_t n, uint32_t w, uint32_t h)
+{
+	struct tiff t = {p, n, n >= 2 && p[0] == 'M'};
+	static const unsigned tags[2] = {0xa002, 0xa003};
+	size_t ptr, exif;
+
+	if (n < 8 || (memcmp(p, "II", 2) && memcmp(p, "MM", 2)))
+		return;
+	ptr = tiff_entry(&t, tiff_get(&t, 4, 4), 0x8769); /* the Exif directory */
+	if (!ptr)
+		return;
+	exif = tiff_get(&t, ptr + 8, 4);
+	for (int i = 0; i < 2; i++) {
+		size_t e = tiff_entry(&t, exif, tags[i]);
+		unsigned type = e ? tiff_get(&t, e + 2, 2) : 0;
+
+		/* one value, which the entry holds itself */
+		if ((type == 3 || type == 4) && tiff_get(&t, e + 4, 4) == 1)
+			tiff_put(&t, e + 8, type == 3 ? 2 : 4, i ? h : w);
+	}
+}
+
+/* ===== Metadata ===== */
+
+/* The ancillary chunks libvips writes for im, whole (length, type, data,
+ * CRC) and in its order, into *out (malloc; NULL and *len 0 when none).
+ * 0, or -1 with a libvips error. */
+static int meta_chunks(VipsImage *im, unsigned char **out, size_t *len)
+{
+	VipsImage *dot = NULL;
+	unsigned char *png = NULL, *o = NULL;
+	size_t n = 0, at = 8, olen = 0;
+	int r = -1, exif_seen = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (vips_crop(im, &dot, 0, 0, 1, 1, NULL) ||
+	    vips_pngsave_buffer(dot, (void **)&png, &n, "compression", 0, NULL))
+		goto out;
+	if (!(o = malloc(n))) {
+		vips_error("petcut", "out of memory");
+		goto out;
+	}
+	while (n - at >= 12) {
+		uint32_t dl = get_be32(png + at);
+		unsigned char *c = png + at, *type = c + 4;
+		size_t whole = 12 + (size_t)dl;
+
+		if (whole > n - at || !memcmp(type, "IEND", 4))
+			break;
+		at += whole;
+		if (!memcmp(type, "IHDR", 4) || !memcmp(type, "IDAT", 4))
+			continue;
+		if (!memcmp(type, "eXIf", 4)) {
+			if (exif_seen++)
+				continue;
+			exif_set_size(c + 8, dl, (uint32_t)im->Xsize, (uint32_t)im->Ysize);
+			put_be32(c + 8 + dl, chunk_crc(type, c + 8, dl));
+		}
+		memcpy(o + olen, c, whole);
+		olen += whole;
+	}
+	if (olen) {
+		*out = o;
+		*len = olen;
+		o = NULL;
+	}
+	r = 0;
+out:
+	free(o);
+	g_free(png);
+	VIPS_UNREF(dot);
+	return r;
+}
+
+/* ===== The pixels ===== */
+
+/* One row with the Sub filter: each byte less the same band of the pixel
+ * to its left. */
+static void filter_sub(unsigned char *dst, const unsigned char *row, size_t len, int bands)
+{
+	dst[0] = 1; /* the filter type */
+	memcpy(dst + 1, row, (size_t)bands < len ? (size_t)bands : len);
+	for (size_t i = (size_t)bands; i < len; i++)
+		dst[1 + i] = (unsigned char)(row[i] - row[i - bands]);
+}
+
+int img_png_save(VipsImage *im, VipsTarget *t)
+{
+	static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+	static const unsigned char color_type[4] = {0, 4, 2, 6}; /* grey, grey + alpha, RGB, RGBA */
+	int w = im->Xsize, h = im->Ysize, bands = im->Bands;
+	size_t row = (size_t)w * bands, flen = (row + 1) * (size_t)h, zcap, zlen = 0, metalen = 0;
+	struct libdeflate_compressor *c = NULL;
+	unsigned char *meta = NULL, *f = NULL, *z = NULL, ihdr[13];
+	VipsRect all = {0, 0, w, h};
+	VipsRegion *reg = NULL;
+	int r = -1;
+
+	if (im->BandFmt != VIPS_FORMAT_UCHAR || im->Coding != VIPS_CODING_NONE || bands < 1 || bands > 4) {
+		vips_error("petcut", "PNG takes 8-bit images of 1 to 4 bands");
+		return -1;
+	}
+	if (meta_chunks(im, &meta, &metalen))
+		goto out;
+	/* A region over the whole image: the pixels where they are. */
+	reg = vips_region_new(im);
+	if (!reg || vips_region_prepare(reg, &all))
+		goto out;
+	if (!(f = malloc(flen))) {
+		vips_error("petcut", "out of memory");
+		goto out;
+	}
+#pragma omp parallel for schedule(static) if (flen > (1u << 20))
+	for (int y = 0; y < h; y++)
+		filter_sub(f + (row + 1) * (size_t)y, VIPS_REGION_ADDR(reg, 0, y), row, bands);
+	VIPS_UNREF(reg);
+
+	if (!(c = libdeflate_alloc_compressor(1))) {
+		vips_error("petcut", "out of memory");
+		goto out;
+	}
+	zcap = libdeflate_zlib_compress_bound(c, flen);
+	if (!(z = malloc(zcap))) {
+		vips_error("petcut", "out of memory");
+		goto out;
+	}
+	zlen = libdeflate_zlib_compress(c, f, flen, z, zcap);
+	free(f);
+	f = NULL;
+	if (!zlen) {
+		vips_error("petcut", "cannot compress the PNG's pixels");
+		goto out;
+	}
+
+	put_be32(ihdr, (uint32_t)w);
+	put_be32(ihdr + 4, (uint32_t)h);
+	ihdr[8] = 8; /* bits a sample */
+	ihdr[9] = color_type[bands - 1];
+	ihdr[10] = ihdr[11] = ihdr[12] = 0; /* deflate, adaptive filters, not interlaced */
+	if (vips_target_write(t, sig, sizeof sig) || put_chunk(t, "IHDR", ihdr, sizeof ihdr) ||
+	    (metalen && vips_target_write(t, meta, metalen)))
+		goto out;
+	for (size_t at = 0; at < zlen; at += PNG_IDAT_MAX)
+		if (put_chunk(t, "IDAT", z + at, zlen - at < PNG_IDAT_MAX ? zlen - at : PNG_IDAT_MAX))
+			goto out;
+	if (put_chunk(t, "IEND", NULL, 0) || vips_target_end(t))
+		goto out;
+	r = 0;
+out:
+	if (c)
+		libdeflate_free_compressor(c);
+	VIPS_UNREF(reg);
+	free(z);
+	free(f);
+	free(meta);
+	return r;
+}
