@@ -254,7 +254,7 @@ build_tool() {
 	pkgs=$(sed -n 's/^PKGS *= *//p' Makefile)
 	if [ ! -x "$bin" ] || [ "bench/$1.c" -nt "$bin" ] || [ "$BUILD/libpetcut.a" -nt "$bin" ]; then
 		# shellcheck disable=SC2046,SC2086
-		${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc -fopenmp \
+		${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc -I"$BUILD/gen" -fopenmp \
 			$(pkg-config --cflags $pkgs) -o "$bin" "bench/$1.c" "$BUILD/libpetcut.a" \
 			$(pkg-config --libs $pkgs) -ldnnl -lgomp -lm -lpthread >&2 || return 1
 	fi
