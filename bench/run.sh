@@ -35,10 +35,13 @@
 #  - e2e: `petcut remove` on a 4032x3024 JPEG to a PNG cut-out (made once from
 #    a test photo by bench/big_photo.c, cached in BUILD/bench), wall time and
 #    peak RSS from /usr/bin/time, per-stage times where `petcut remove
-#    --timings` exists; side by side with @imgly/background-removal-node
+#    --timings` exists; interleaved with @imgly/background-removal-node
 #    (bench/imgly_bench.js; installed into BUILD/imgly from bench/package.json
-#    with npm --ignore-scripts), warm, in the same run. Without node, npm or
-#    the package, petcut runs alone and the report says why.
+#    with npm --ignore-scripts): one Node process makes its cold call first,
+#    then each round runs petcut (default options), one warm call of the
+#    peer, and petcut's variants (fp32, int8, guided); medians of the rounds.
+#    Without node, npm or the package, petcut runs alone and the report says
+#    why.
 #  - print: the same photo laid out as a print (8 x 10 in at 300 dpi, a
 #    shadow and a white background) against the plain cut-out, interleaved,
 #    medians of PETCUT_BENCH_PRINT_RUNS (default 5) each;
@@ -491,46 +494,47 @@ stage() {
 		sub(/[^0-9.].*$/, "", v); if (v != "") { print v; exit } } }' "$2"
 }
 
-# run_petcut TAG [ARGS...]: E2E_RUNS rounds of `petcut remove BIG OUT.png
-# ARGS`; leaves in OUT/e2e.TAG the lines "ms N" (median wall), "runs LIST",
-# "rss_kb N" (the largest), "bytes N" (the PNG) and "stages TEXT".
-run_petcut() {
-	local tag=$1 r s v f timer stages="" timings=""
-	shift
+# remove_once TAG ROUND [ARGS...]: one `petcut remove BIG OUT.png ARGS` for
+# round ROUND; appends its wall ms, peak RSS and stage times to OUT/e2e.TAG.*.
+remove_once() {
+	local tag=$1 r=$2 s f timer timings=""
+	shift 2
 	"$PETCUT" remove --help 2>&1 | grep -q -- '--timings' && timings=--timings
-	: >"$OUT/e2e.$tag.ms"
-	: >"$OUT/e2e.$tag.rss"
-	rm -f "$OUT/e2e.$tag.stage".*
-	for r in $(seq "$E2E_RUNS"); do
-		f=$OUT/e2e.$tag.$r
-		rm -f "$OUT/e2e-$tag.png"
-		if [ -x /usr/bin/time ]; then
-			timer="/usr/bin/time -v -o $f.time"
-		else
-			# no GNU time (Debian package "time"): wall time only
-			timer=""
-			date +%s.%N >"$f.start"
-		fi
-		if ! $timer "$PETCUT" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
-			echo "bench: petcut remove $* failed:" >&2
-			tail -3 "$f.err" | sed 's/^/    /' >&2
-			continue
-		fi
-		if [ -n "$timer" ]; then
-			awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0
-				for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.0f\n", s * 1000 }' "$f.time" >>"$OUT/e2e.$tag.ms"
-			awk -F': ' '/Maximum resident set size/ { print $2 }' "$f.time" >>"$OUT/e2e.$tag.rss"
-		else
-			awk -v now="$(date +%s.%N)" '{ printf "%.0f\n", (now - $1) * 1000 }' "$f.start" >>"$OUT/e2e.$tag.ms"
-		fi
-		if [ -n "$timings" ]; then
-			for s in decode resize infer refine compose encode total; do
-				stage "$s" "$f.err" >>"$OUT/e2e.$tag.stage.$s"
-			done
-		fi
-		echo "  e2e round $r: petcut $* $(tail -1 "$OUT/e2e.$tag.ms") ms" >&2
-	done
+	f=$OUT/e2e.$tag.$r
+	rm -f "$OUT/e2e-$tag.png"
+	if [ -x /usr/bin/time ]; then
+		timer="/usr/bin/time -v -o $f.time"
+	else
+		# no GNU time (Debian package "time"): wall time only
+		timer=""
+		date +%s.%N >"$f.start"
+	fi
+	if ! $timer "$PETCUT" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
+		echo "bench: petcut remove $* failed:" >&2
+		tail -3 "$f.err" | sed 's/^/    /' >&2
+		return 0
+	fi
+	if [ -n "$timer" ]; then
+		awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0
+			for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.0f\n", s * 1000 }' "$f.time" >>"$OUT/e2e.$tag.ms"
+		awk -F': ' '/Maximum resident set size/ { print $2 }' "$f.time" >>"$OUT/e2e.$tag.rss"
+	else
+		awk -v now="$(date +%s.%N)" '{ printf "%.0f\n", (now - $1) * 1000 }' "$f.start" >>"$OUT/e2e.$tag.ms"
+	fi
 	if [ -n "$timings" ]; then
+		for s in decode resize infer refine compose encode total; do
+			stage "$s" "$f.err" >>"$OUT/e2e.$tag.stage.$s"
+		done
+	fi
+	echo "  e2e round $r: petcut $* $(tail -1 "$OUT/e2e.$tag.ms") ms" >&2
+}
+
+# remove_summary TAG: leaves in OUT/e2e.TAG the lines "ms N" (median wall),
+# "runs LIST", "rss_kb N" (the largest), "bytes N" (the PNG) and "stages TEXT"
+# (median of each stage).
+remove_summary() {
+	local tag=$1 s v stages=""
+	if [ -s "$OUT/e2e.$tag.stage.total" ]; then
 		for s in decode resize infer refine compose encode total; do
 			v=$(median "$OUT/e2e.$tag.stage.$s")
 			stages="$stages${stages:+, }$s ${v:-?}"
@@ -547,57 +551,102 @@ run_petcut() {
 	} >"$OUT/e2e.$tag"
 }
 
+# The peer runs in one Node process for the whole part (bench/imgly_bench.js
+# driven through two FIFOs): its cold call first, then one warm run per
+# round, between petcut's runs of that round.
+imgly_pid=
+imgly_start() {
+	local k v
+	rm -f "$OUT/e2e-imgly.png" "$OUT/e2e.imgly" "$OUT/imgly.in" "$OUT/imgly.out"
+	mkfifo "$OUT/imgly.in" "$OUT/imgly.out" || return 1
+	node bench/imgly_bench.js "$IMGLY" "$BIG" "$OUT/e2e-imgly.png" - <"$OUT/imgly.in" >"$OUT/imgly.out" \
+		2>"$OUT/e2e.imgly.err" &
+	imgly_pid=$!
+	exec {imgly_w}>"$OUT/imgly.in" {imgly_r}<"$OUT/imgly.out"
+	# the cold call: the model's load and the session's making
+	if read -r -t 600 k v <&"$imgly_r" && [ "$k" = first_ms ]; then
+		echo "  e2e: @imgly/background-removal-node cold call $v ms" >&2
+		return 0
+	fi
+	imgly_failed
+	return 1
+}
+imgly_failed() {
+	echo "bench: @imgly/background-removal-node failed:" >&2
+	tail -5 "$OUT/e2e.imgly.err" | sed 's/^/    /' >&2
+	have_imgly=0
+}
+# imgly_once ROUND: one warm run
+imgly_once() {
+	local k v
+	[ $have_imgly = 1 ] || return 0
+	echo run >&"$imgly_w" || { imgly_failed; return 0; }
+	if read -r -t 600 k v <&"$imgly_r" && [ "$k" = run_ms ]; then
+		echo "  e2e round $1: @imgly/background-removal-node $v ms" >&2
+	else
+		imgly_failed
+	fi
+}
+# imgly_finish: ends its stdin and collects its summary in OUT/e2e.imgly
+imgly_finish() {
+	[ -n "$imgly_pid" ] || return 0
+	[ $have_imgly = 1 ] || kill "$imgly_pid" 2>/dev/null || true
+	exec {imgly_w}>&-
+	cat <&"$imgly_r" >"$OUT/e2e.imgly"
+	exec {imgly_r}<&-
+	if ! wait "$imgly_pid" && [ $have_imgly = 1 ]; then
+		imgly_failed
+	fi
+	rm -f "$OUT/imgly.in" "$OUT/imgly.out"
+}
+
 if part e2e; then
 	echo "bench: end to end, 4032x3024 JPEG to PNG cut-out" >&2
 	if ! big_photo; then
 		echo "bench: could not make the 12 MP photo; end-to-end part skipped" >&2
 	else
 		load0=$(cut -d' ' -f1 /proc/loadavg)
-		tags="petcut"
-		run_petcut petcut
-		run_petcut fp32 --precision fp32
-		tags="$tags fp32"
-		if int8_ok; then
-			run_petcut int8 --precision int8
-			tags="$tags int8"
-		fi
-		run_petcut guided --refine guided
+		tags="petcut fp32"
+		int8_ok && tags="$tags int8"
 		tags="$tags guided"
-
+		for t in $tags; do
+			: >"$OUT/e2e.$t.ms"
+			: >"$OUT/e2e.$t.rss"
+			rm -f "$OUT/e2e.$t.stage".*
+		done
 		have_imgly=0
-		if install_imgly; then
-			rm -f "$OUT/e2e-imgly.png"
-			if node bench/imgly_bench.js "$IMGLY" "$BIG" "$OUT/e2e-imgly.png" "$E2E_RUNS" \
-				>"$OUT/e2e.imgly" 2>"$OUT/e2e.imgly.err"; then
-				have_imgly=1
-			else
-				echo "bench: @imgly/background-removal-node failed:" >&2
-				tail -5 "$OUT/e2e.imgly.err" | sed 's/^/    /' >&2
-			fi
-		fi
+		install_imgly && have_imgly=1 && { imgly_start || true; }
+		# each round: petcut (default options), the peer, then petcut's variants
+		for r in $(seq "$E2E_RUNS"); do
+			remove_once petcut "$r"
+			imgly_once "$r"
+			remove_once fp32 "$r" --precision fp32
+			case " $tags " in *" int8 "*) remove_once int8 "$r" --precision int8 ;; esac
+			remove_once guided "$r" --refine guided
+		done
+		imgly_finish
+		for t in $tags; do remove_summary "$t"; done
 		load1=$(cut -d' ' -f1 /proc/loadavg)
 		i_ms=$(field "$OUT/e2e.imgly" median_ms 2>/dev/null || true)
 		i_rss=$(field "$OUT/e2e.imgly" peak_rss_kb 2>/dev/null || true)
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
-			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS runs each; command: \`make bench\`;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
+			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS rounds, in each: petcut remove (default options), the peer (warm, in one Node process whose cold first call came before the rounds), petcut's variants; medians of the rounds; command: \`PETCUT_BENCH_PARTS=e2e make bench\`;"
 			echo "load average (1 min) $load0 before the runs, $load1 after (other work on the machine slows both tools)."
 			echo
-			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer's warm median / best warm / cold first call | RSS / peer |"
+			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer's warm median | RSS / peer |"
 			echo "|---|---|---|---|---|---|---|"
 			for t in $tags; do
 				case $t in
-				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none)" ;;
-				fp32 | int8) label="petcut remove --precision $t" ;;
-				*) label="petcut remove --refine $t" ;;
+				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none), a fresh process" ;;
+				fp32 | int8) label="petcut remove --precision $t, a fresh process" ;;
+				*) label="petcut remove --refine $t, a fresh process" ;;
 				esac
 				ms=$(field "$OUT/e2e.$t" ms)
 				rss=$(field "$OUT/e2e.$t" rss_kb)
 				rss=${rss:-0}
-				if [ $have_imgly = 1 ] && [ -n "$ms" ]; then
-					rt=$(awk -v a="$ms" -v b="$i_ms" -v c="$(field "$OUT/e2e.imgly" min_ms)" \
-						-v d="$(field "$OUT/e2e.imgly" first_ms)" \
-						'BEGIN { printf "%.2f / %.2f / %.2f", a / b, a / c, a / d }')
+				if [ $have_imgly = 1 ] && [ -n "$ms" ] && [ -n "$i_ms" ]; then
+					rt=$(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }')
 					rr=$(awk -v a="$rss" -v b="$i_rss" 'BEGIN { printf "%.2f", a / b }')
 				else
 					rt=n/a
@@ -605,8 +654,8 @@ if part e2e; then
 				fi
 				echo "| $label | ${ms:-failed} | $(sed -n 's/^runs //p' "$OUT/e2e.$t") | $((rss / 1024)) | $(field "$OUT/e2e.$t" bytes) | $rt | $rr |"
 			done
-			if [ $have_imgly = 1 ]; then
-				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (cold first call, model load included: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(sed -n 's/^imgly_bench: run [0-9]*: \([0-9]*\) ms$/\1/p' "$OUT/e2e.imgly.err" | paste -sd' ') | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
+			if [ $have_imgly = 1 ] && [ -n "$i_ms" ]; then
+				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (its cold first call, model load included: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(sed -n 's/^imgly_bench: run [0-9]*: \([0-9]*\) ms$/\1/p' "$OUT/e2e.imgly.err" | paste -sd' ') | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
 			else
 				echo "| @imgly/background-removal-node | not run (see the bench's messages) | | | | | |"
 			fi
@@ -622,6 +671,11 @@ if part e2e; then
 					echo "- \`$label\`, stages (median ms, from \`--timings\`): $st."
 				fi
 			done
+			ms=$(field "$OUT/e2e.petcut" ms)
+			if [ $have_imgly = 1 ] && [ -n "$ms" ] && [ -n "$i_ms" ]; then
+				echo
+				echo "A 12 MP cut-out with the default options takes petcut $ms ms from a fresh process (model load and first pass included) against $i_ms ms for the peer's warm call ($(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }') x), at $(($(field "$OUT/e2e.petcut" rss_kb) / 1024)) MB against $((i_rss / 1024)) MB."
+			fi
 		} >"$OUT/e2e.md"
 		cat "$OUT/e2e.md"
 		update_section bench-e2e "$OUT/e2e.md"
