@@ -377,7 +377,7 @@ if part batch; then
 		done
 	done
 	{
-		echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $THREADS threads;"
+		echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $THREADS threads; commit $COMMIT;"
 		echo "ISNet medium; \`petcut infer --shape N,3,S,S --runs $RUNS\` (median after one warm-up); command: \`make bench\`."
 		echo
 		echo "| precision | input | batch | ms per pass (min-max) | ms per image | images/s | peak RSS MB |"
@@ -424,7 +424,7 @@ if part refine; then
 	photos=$(ls "$BUILD"/testdata/photos/*.png "$BUILD"/testdata/photos/*.jpg 2>/dev/null)
 	if tool=$(build_tool refine_quality) && big_photo; then
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "model medium; command: \`make bench\` (bench/refine_quality.c). Differences in 1/255 units."
 			echo
 			# shellcheck disable=SC2086
@@ -442,7 +442,7 @@ if part fg; then
 	photos=$(ls "$BUILD"/testdata/photos/*.png "$BUILD"/testdata/photos/*.jpg 2>/dev/null)
 	if tool=$(build_tool fg_quality); then
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "model medium; command: \`PETCUT_BENCH_PARTS=fg make bench\` (bench/fg_quality.c). Differences in 1/255 units."
 			echo
 			# shellcheck disable=SC2086
@@ -711,7 +711,7 @@ if part print; then
 		q_ms=$(median "$OUT/print.print")
 		load1=$(cut -d' ' -f1 /proc/loadavg)
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown);"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "photo: 4032x3024 JPEG (bench/big_photo.c); $PRINT_RUNS runs each, interleaved; command: \`PETCUT_BENCH_PARTS=print make bench\`;"
 			echo "load average (1 min) $load0 before the runs, $load1 after."
 			echo
@@ -744,7 +744,7 @@ if part load; then
 			rm -f "$OUT"/n*.v
 		fi
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "command: \`make bench\` (bench/load.py: wrk for hits and uploads, Python clients for misses); all on 127.0.0.1."
 			echo
 			python3 bench/load.py "$PETCUT" "$up" "$OUT/load.table"
