@@ -142,7 +142,8 @@ ort_version=$(node -p "require('./$ORT_DIR/node_modules/onnxruntime-node/package
 # in it (bench/onnx_fp32.c), and prints its path; prints nothing when the
 # model has no fp16 to convert or the copy cannot be made.
 fp32_copy() {
-	local tool copy=$OUT/$(basename "$1" .onnx)-fp32.onnx
+	local tool copy
+	copy=$OUT/$(basename "$1" .onnx)-fp32.onnx
 	if [ ! -e "$copy" ] || [ ! -s "$copy.counts" ] || [ "$1" -nt "$copy" ] || [ bench/onnx_fp32.c -nt "$copy" ]; then
 		tool=$(build_tool onnx_fp32) && "$tool" "$1" "$copy.part" >"$copy.counts" && mv "$copy.part" "$copy" ||
 			{ rm -f "$copy" "$copy.part"; echo "bench: no fp32 copy of $1" >&2; return 0; }
@@ -291,10 +292,10 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 		fm=${fa#* }
 		for p in fp32 bf16 int8; do
 			case $c/$p in
-			medium-1024/fp32) k=medium-1024; label="petcut fp32 (the fp16 weights promoted)" ;;
-			medium-1024/bf16) k=medium-1024-bf16; label="petcut bf16" ;;
-			medium-1024/int8) k=medium-1024-int8; label="petcut int8 (static, calibrated; ONNX Runtime has no int8 of this model: against its fp32)" ;;
-			small-1024/fp32) k=small-1024; label="petcut (the shipped dynamic int8 graph: like for like)" ;;
+			medium-1024/fp32) k="medium-1024"; label="petcut fp32 (the fp16 weights promoted)" ;;
+			medium-1024/bf16) k="medium-1024-bf16"; label="petcut bf16" ;;
+			medium-1024/int8) k="medium-1024-int8"; label="petcut int8 (static, calibrated; ONNX Runtime has no int8 of this model: against its fp32)" ;;
+			small-1024/fp32) k="small-1024"; label="petcut (the shipped dynamic int8 graph: like for like)" ;;
 			*) continue ;;
 			esac
 			s=$(summary petcut "$k")
@@ -333,7 +334,7 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 		line="ISNet medium at 1024x1024 against the faster ONNX Runtime graph ($([ "${fa%% *}" = ort32 ] && echo 'the true fp32 copy' || echo 'the exported graph'), $fm ms):"
 		for p in fp32 bf16 int8; do
 			k=medium-1024-$p
-			[ $p = fp32 ] && k=medium-1024
+			[ $p = fp32 ] && k="medium-1024"
 			s=$(summary petcut $k | cut -d' ' -f1)
 			[ -n "$s" ] && line="$line petcut $p $s ms, $(ratio "$s" "$fm") x;"
 		done
