@@ -3,6 +3,7 @@
 // @imgly/background-removal-node cutting out one photo.
 //
 //   node imgly_bench.js DIR IN OUT.png RUNS
+//   node imgly_bench.js DIR IN OUT.png -
 //
 // DIR holds node_modules/@imgly/background-removal-node (bench/run.sh installs
 // it from bench/package.json). Runs removeBackground(IN) once cold (its model
@@ -10,6 +11,11 @@
 // times warm, writes the last result to OUT.png, and prints one "key value"
 // line each: first_ms, median_ms, min_ms, max_ms (warm runs), out_bytes and
 // peak_rss_kb (the whole process, from process.resourceUsage()).
+//
+// With "-" for RUNS the warm runs are driven from stdin, so that a caller can
+// interleave them with other work: after the cold call it prints
+// "first_ms N"; for each line read it runs once and prints "run_ms N"; at the
+// end of stdin it writes OUT.png and prints the lines above (first_ms again).
 'use strict';
 
 const fs = require('fs');
@@ -21,10 +27,11 @@ function die(msg) {
 }
 
 async function main(argv) {
-  if (argv.length < 4) die('usage: node imgly_bench.js DIR IN OUT.png RUNS');
+  if (argv.length < 4) die('usage: node imgly_bench.js DIR IN OUT.png RUNS|-');
   const dir = path.resolve(argv[0]);
   const [, input, output, runsArg] = argv;
-  const runs = parseInt(runsArg, 10);
+  const driven = runsArg === '-';
+  const runs = driven ? 0 : parseInt(runsArg, 10);
   const pkg = path.join(dir, 'node_modules', '@imgly', 'background-removal-node');
   const { removeBackground } = require(pkg);
   const config = { publicPath: `file://${pkg}/dist/`, model: 'medium' };
@@ -39,12 +46,21 @@ async function main(argv) {
   const [first] = await once();
   const times = [];
   let last = null;
-  for (let i = 0; i < runs; i++) {
+  const warm = async () => {
     const [ms, buf] = await once();
     times.push(ms);
     last = buf;
-    process.stderr.write(`imgly_bench: run ${i + 1}: ${ms.toFixed(0)} ms\n`);
+    process.stderr.write(`imgly_bench: run ${times.length}: ${ms.toFixed(0)} ms\n`);
+    return ms;
+  };
+  if (driven) {
+    console.log(`first_ms ${first.toFixed(0)}`);
+    const lines = require('readline').createInterface({ input: process.stdin });
+    for await (const line of lines) { // eslint-disable-line no-unused-vars
+      console.log(`run_ms ${(await warm()).toFixed(0)}`);
+    }
   }
+  for (let i = 0; i < runs; i++) await warm();
   if (!last) [, last] = await once();
   fs.writeFileSync(output, last);
   times.sort((a, b) => a - b);

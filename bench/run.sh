@@ -3,17 +3,28 @@
 #
 #   bench/run.sh [BUILD]      (make bench runs it after the set-up)
 #
-# For each case (ISNet medium and small at 1024x1024, petcut's preview size
-# 512x512), runs `petcut infer --runs N` and ONNX Runtime (bench/ort_bench.js,
-# onnxruntime-node installed under BUILD/ort by scripts/test-setup.sh) on the
-# same model file, the same input and the same thread count, alternating the
-# two for several rounds. Each invocation warms up once and reports the median
-# of N runs; the report gives the median over rounds with the min-max of all
-# runs, load time (cold start: parse + passes), first run (plan + weight
-# reorders + run), peak RSS, and the ratio petcut / ONNX Runtime. The report
-# goes to stdout and into BENCHMARKS.md between its bench markers.
+# infer: ISNet medium at 1024x1024 (petcut fp32, bf16, int8), small at
+# 1024x1024, and medium at petcut's preview size 512x512, with `petcut infer
+# --runs N` against ONNX Runtime (bench/ort_bench.js, onnxruntime-node
+# installed under BUILD/ort by scripts/test-setup.sh: the mask output only,
+# the same thread count, sequential, graph optimisation all) on the same
+# model file and input. ONNX Runtime runs two graphs of a model that holds
+# fp16: the exported one (which it computes in fp16 between the Casts) and a
+# true fp32 copy made here by bench/onnx_fp32.c (cached in BUILD/bench, never
+# committed; its mask is checked against the exported graph's on a test
+# photo); the ratio is against the faster of the two. Runtimes alternate
+# within each round (petcut fp32, ORT exported, petcut bf16, ORT fp32 copy,
+# petcut int8); each invocation warms up once and reports the median of N
+# runs; the report gives the median over rounds with the min-max of all runs,
+# load time (cold start: parse + passes), first run (plan + weight reorders +
+# run), peak RSS, and the ratio petcut / ONNX Runtime, then the sentences
+# that quote them. petcut int8 (static) has no ONNX Runtime counterpart on
+# the same model: it is compared with the same model's fp32 and says so;
+# small (dynamic int8) is compared like for like. The report goes to stdout
+# and into BENCHMARKS.md between its bench markers. Every section records the
+# commit measured (+dirty when tracked files differ from it).
 #
-# Then two more parts, each written into BENCHMARKS.md between its own
+# Then the other parts, each written into BENCHMARKS.md between its own
 # markers:
 #  - fg: the subject's own colours at its soft edge on composites of real
 #    photos over strongly coloured backgrounds (bench/fg_quality.c);
@@ -24,10 +35,13 @@
 #  - e2e: `petcut remove` on a 4032x3024 JPEG to a PNG cut-out (made once from
 #    a test photo by bench/big_photo.c, cached in BUILD/bench), wall time and
 #    peak RSS from /usr/bin/time, per-stage times where `petcut remove
-#    --timings` exists; side by side with @imgly/background-removal-node
+#    --timings` exists; interleaved with @imgly/background-removal-node
 #    (bench/imgly_bench.js; installed into BUILD/imgly from bench/package.json
-#    with npm --ignore-scripts), warm, in the same run. Without node, npm or
-#    the package, petcut runs alone and the report says why.
+#    with npm --ignore-scripts): one Node process makes its cold call first,
+#    then each round runs petcut (default options), one warm call of the
+#    peer, and petcut's variants (fp32, int8, guided); medians of the rounds.
+#    Without node, npm or the package, petcut runs alone and the report says
+#    why.
 #  - print: the same photo laid out as a print (8 x 10 in at 300 dpi, a
 #    shadow and a white background) against the plain cut-out, interleaved,
 #    medians of PETCUT_BENCH_PRINT_RUNS (default 5) each;
@@ -63,6 +77,11 @@ OUT=$BUILD/bench
 PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg e2e print load phone}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
+# the commit measured, recorded in each section; "+dirty" when tracked files
+# other than what the bench itself writes differ from it
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -n "$(git status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' ':!bench/inference.png' 2>/dev/null)" ] &&
+	COMMIT="$COMMIT+dirty"
 
 # part NAME: whether NAME is among the parts to run.
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -97,58 +116,146 @@ int8_ok() {
 	[ "$int8_state" = yes ]
 }
 
+# build_tool NAME: compiles bench/NAME.c against BUILD/libpetcut.a with the
+# Makefile's packages; prints the binary's path.
+build_tool() {
+	local pkgs bin=$OUT/$1
+	pkgs=$(sed -n 's/^PKGS *= *//p' Makefile)
+	if [ ! -x "$bin" ] || [ "bench/$1.c" -nt "$bin" ] || [ "$BUILD/libpetcut.a" -nt "$bin" ]; then
+		# shellcheck disable=SC2046,SC2086
+		${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc -I"$BUILD/gen" -fopenmp \
+			$(pkg-config --cflags $pkgs) -o "$bin" "bench/$1.c" "$BUILD/libpetcut.a" \
+			$(pkg-config --libs $pkgs) -ldnnl -lgomp -lm -lpthread >&2 || return 1
+	fi
+	echo "$bin"
+}
+
 if part infer; then
 have_ort=1
 if ! [ -d "$ORT_DIR/node_modules/onnxruntime-node" ] || ! command -v node >/dev/null; then
 	echo "bench: ONNX Runtime is not installed under $ORT_DIR (scripts/test-setup.sh does it); petcut alone" >&2
 	have_ort=0
 fi
+ort_version=$(node -p "require('./$ORT_DIR/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || echo n/a)
 
-# run_case NAME MODEL SHAPE [petcut-only|both [PETCUT-ARGS...]]: appends
-# "tool case load first median min max rss" lines.
-run_case() {
-	local name=$1 model=$2 shape=$3 r f only=${4:-both}
-	shift 3
-	[ $# -gt 0 ] && shift
-	for r in $(seq "$ROUNDS"); do
-		f=$OUT/$name.petcut.$r
-		"$PETCUT" infer "$model" --shape "$shape" --runs "$RUNS" --threads "$THREADS" "$@" >"$f"
-		echo "petcut $name $(field "$f" load_ms) $(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/raw"
-		echo "  $name round $r: petcut $(field "$f" infer_ms) ms" >&2
-		if [ $have_ort = 1 ] && [ "$only" != petcut-only ]; then
-			f=$OUT/$name.ort.$r
-			PETCUT_ORT_DIR=$ORT_DIR PETCUT_ORT_THREADS=$THREADS node bench/ort_bench.js "$model" "$shape" "$RUNS" >"$f"
-			echo "ort $name $(field "$f" load_ms) $(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/raw"
-			echo "  $name round $r: onnxruntime $(field "$f" infer_ms) ms" >&2
-		fi
-	done
+# fp32_copy MODEL: makes (once) OUT/NAME-fp32.onnx, the model with no fp16
+# in it (bench/onnx_fp32.c), and prints its path; prints nothing when the
+# model has no fp16 to convert or the copy cannot be made.
+fp32_copy() {
+	local tool copy
+	copy=$OUT/$(basename "$1" .onnx)-fp32.onnx
+	if [ ! -e "$copy" ] || [ ! -s "$copy.counts" ] || [ "$1" -nt "$copy" ] || [ bench/onnx_fp32.c -nt "$copy" ]; then
+		tool=$(build_tool onnx_fp32) && "$tool" "$1" "$copy.part" >"$copy.counts" && mv "$copy.part" "$copy" ||
+			{ rm -f "$copy" "$copy.part"; echo "bench: no fp32 copy of $1" >&2; return 0; }
+	fi
+	if grep -q '^initializers 0 constants 0 casts 0 types 0$' "$copy.counts"; then
+		: >"$copy" # nothing to convert: no copy, but remember that
+	else
+		echo "$copy"
+	fi
+}
+
+# photo_tensor: ISNet's input for chelsea (1 x 3 x 1024 x 1024, v / 255 - 0.5,
+# planar RGB, resized without keeping the aspect) in OUT/chelsea.f32, made
+# once with vips; prints its path, or nothing without vips.
+photo_tensor() {
+	local t=$OUT/chelsea.f32 src=$BUILD/testdata/photos/chelsea.png b
+	[ -s "$t" ] && { echo "$t"; return 0; }
+	[ -s "$src" ] || src=samples/chelsea.jpg
+	command -v vips >/dev/null || return 0
+	vips thumbnail "$src" "$OUT/pt.v" 1024 --height 1024 --size force &&
+		vips linear "$OUT/pt.v" "$OUT/ptl.v" 0.00392156862745098 " -0.5" &&
+		for b in 0 1 2; do
+			vips extract_band "$OUT/ptl.v" "$OUT/pt$b.v" "$b" && vips rawsave "$OUT/pt$b.v" "$OUT/pt$b.raw" || break
+		done && cat "$OUT/pt0.raw" "$OUT/pt1.raw" "$OUT/pt2.raw" >"$t.part" && mv "$t.part" "$t" && echo "$t"
+	rm -f "$OUT"/pt*.v "$OUT"/pt?.raw "$t.part"
+}
+
+# mask_diff A B: the largest and mean |difference| of two float32 masks, and
+# the IoU of the two at 0.5.
+mask_diff() {
+	node -e '
+	const fs = require("fs");
+	const rd = (f) => { const b = fs.readFileSync(f); return new Float32Array(b.buffer, b.byteOffset, b.length / 4); };
+	const a = rd(process.argv[1]), b = rd(process.argv[2]);
+	let mx = 0, s = 0, i2 = 0, u = 0;
+	for (let i = 0; i < a.length; i++) {
+		const d = Math.abs(a[i] - b[i]); if (d > mx) mx = d; s += d;
+		const x = a[i] >= 0.5, y = b[i] >= 0.5; i2 += x && y; u += x || y;
+	}
+	console.log(`largest |difference| ${mx.toExponential(1)}, mean ${(s / a.length).toExponential(1)}, IoU at 0.5 ${(i2 / u).toFixed(4)}`);' "$1" "$2"
+}
+
+# pc NAME MODEL SHAPE ROUND [PETCUT-ARGS...]: one round of `petcut infer`;
+# appends "petcut NAME load first median min max rss" to OUT/raw.
+pc() {
+	local name=$1 model=$2 shape=$3 r=$4 f
+	shift 4
+	f=$OUT/$name.petcut.$r
+	"$PETCUT" infer "$model" --shape "$shape" --runs "$RUNS" --threads "$THREADS" "$@" >"$f"
+	echo "petcut $name $(field "$f" load_ms) $(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/raw"
+	echo "  $name round $r: petcut $(field "$f" infer_ms) ms" >&2
+}
+
+# ort TOOL NAME MODEL SHAPE ROUND: one round of ONNX Runtime (bench/ort_bench.js:
+# the mask output only, THREADS intra-op threads, sequential, all graph
+# optimisations); TOOL is "ort" for the exported graph, "ort32" for its fp32 copy.
+ort() {
+	local tool=$1 name=$2 model=$3 shape=$4 r=$5 f
+	[ $have_ort = 1 ] && [ -n "$model" ] || return 0
+	f=$OUT/$name.$tool.$r
+	PETCUT_ORT_DIR=$ORT_DIR PETCUT_ORT_THREADS=$THREADS node bench/ort_bench.js "$model" "$shape" "$RUNS" >"$f"
+	echo "$tool $name $(field "$f" load_ms) $(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" min_ms) $(field "$f" max_ms) $(field "$f" peak_rss_kb)" >>"$OUT/raw"
+	echo "  $name round $r: onnxruntime ($tool) $(field "$f" infer_ms) ms" >&2
 }
 
 : >"$OUT/raw"
 echo "bench: $ROUNDS rounds x $RUNS runs, $THREADS threads" >&2
-run_case medium-1024 "$medium" 1,3,1024,1024
-# petcut's default precision where the CPU has it, against ONNX Runtime's fp32 above
 bf16=0
-if ! bf16_ok; then
-	echo "bench: bf16 does not run here; its cases are skipped" >&2
-else
-	bf16=1
-	run_case medium-1024-bf16 "$medium" 1,3,1024,1024 petcut-only --precision bf16
-fi
+if bf16_ok; then bf16=1; else echo "bench: bf16 does not run here; its cases are skipped" >&2; fi
 int8=0
-if ! int8_ok; then
+if int8_ok; then int8=1; else
 	echo "bench: int8 does not run here (no AVX512_VNNI or no photos to calibrate on); its cases are skipped" >&2
-else
-	int8=1
-	run_case medium-1024-int8 "$medium" 1,3,1024,1024 petcut-only --precision int8
 fi
-run_case small-1024 "$small" 1,3,1024,1024
+medium32=
+small32=
+check=
+if [ $have_ort = 1 ]; then
+	medium32=$(fp32_copy "$medium")
+	small32=$(fp32_copy "$small")
+	# the copy must compute the same mask as the exported graph
+	x=$(photo_tensor)
+	if [ -n "$medium32" ] && [ -n "$x" ] &&
+		PETCUT_ORT_DIR=$ORT_DIR node tests/ref/ort_run.js "$medium" "$x" 1,3,1024,1024 "$OUT/mask.ort" >/dev/null &&
+		PETCUT_ORT_DIR=$ORT_DIR node tests/ref/ort_run.js "$medium32" "$x" 1,3,1024,1024 "$OUT/mask.ort32" >/dev/null; then
+		check=$(mask_diff "$OUT/mask.ort" "$OUT/mask.ort32")
+		echo "bench: fp32 copy against the exported graph on chelsea: $check" >&2
+	fi
+fi
+# Each round alternates the runtimes: petcut fp32, ONNX Runtime (exported),
+# petcut bf16, ONNX Runtime (fp32 copy), petcut int8.
+for r in $(seq "$ROUNDS"); do
+	pc medium-1024 "$medium" 1,3,1024,1024 "$r" --precision fp32
+	ort ort medium-1024 "$medium" 1,3,1024,1024 "$r"
+	[ $bf16 = 1 ] && pc medium-1024-bf16 "$medium" 1,3,1024,1024 "$r" --precision bf16
+	ort ort32 medium-1024 "$medium32" 1,3,1024,1024 "$r"
+	[ $int8 = 1 ] && pc medium-1024-int8 "$medium" 1,3,1024,1024 "$r" --precision int8
+done
+for r in $(seq "$ROUNDS"); do
+	pc small-1024 "$small" 1,3,1024,1024 "$r"
+	ort ort small-1024 "$small" 1,3,1024,1024 "$r"
+	ort ort32 small-1024 "$small32" 1,3,1024,1024 "$r"
+done
 # ONNX Runtime cannot run the exported graph at 512 (its upsampling sizes are frozen at 1024)
-run_case medium-512 "$medium" 1,3,512,512 petcut-only
-[ $bf16 = 1 ] && run_case medium-512-bf16 "$medium" 1,3,512,512 petcut-only --precision bf16
-[ $int8 = 1 ] && run_case medium-512-int8 "$medium" 1,3,512,512 petcut-only --precision int8
+for r in $(seq "$ROUNDS"); do
+	pc medium-512 "$medium" 1,3,512,512 "$r" --precision fp32
+	[ $bf16 = 1 ] && pc medium-512-bf16 "$medium" 1,3,512,512 "$r" --precision bf16
+	[ $int8 = 1 ] && pc medium-512-int8 "$medium" 1,3,512,512 "$r" --precision int8
+done
 
-# summary: median of the per-round medians; min/max over all runs
+# summary TOOL CASE: "median min max load first rss": the median of the
+# per-round medians; min/max over all runs; medians of load and first run;
+# the largest RSS
 summary() {
 	awk -v tool="$1" -v c="$2" '
 	$1 == tool && $2 == c { n++; load[n] = $3; first[n] = $4; med[n] = $5; if (n == 1 || $6 < mn) mn = $6; if ($7 > mx) mx = $7; if ($8 > rss) rss = $8 }
@@ -157,39 +264,94 @@ summary() {
 	END { if (n) printf "%.0f %.0f %.0f %.0f %.0f %.0f\n", median(med, n), mn, mx, median(load, n), median(first, n), rss / 1024 }' "$OUT/raw"
 }
 
+# faster CASE: "TOOL median" of the faster ONNX Runtime graph for CASE
+faster() {
+	local o o32
+	o=$(summary ort "$1" | cut -d' ' -f1)
+	o32=$(summary ort32 "$1" | cut -d' ' -f1)
+	if [ -n "$o32" ] && { [ -z "$o" ] || [ "$o32" -lt "$o" ]; }; then echo "ort32 $o32"; elif [ -n "$o" ]; then echo "ort $o"; fi
+}
+
+# ratio A B: A / B to two decimals
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 dnnl=$(dpkg-query -W -f '${Version}' libdnnl2 2>/dev/null || echo '?')
+ortl="ONNX Runtime $ort_version"
+ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 {
-	echo "Measured $(date -u +%Y-%m-%d) on $cpu, $(nproc) cores, $THREADS threads; oneDNN $dnnl; ONNX Runtime $(node -p "require('./$ORT_DIR/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || echo n/a) (onnxruntime-node)."
-	echo "Command: \`make bench\` ($ROUNDS rounds x $RUNS runs after one warm-up, the two runtimes alternating)."
+	echo "Measured $(date -u +%Y-%m-%d) on $cpu, $(nproc) cores, $THREADS threads; commit $COMMIT; oneDNN $dnnl; $ortl (onnxruntime-node)."
+	echo "Command: \`PETCUT_BENCH_PARTS=infer make bench\` ($ROUNDS rounds x $RUNS runs after one warm-up; in each round petcut and ONNX Runtime alternate: petcut fp32, ONNX Runtime on the exported graph, petcut bf16, ONNX Runtime on the fp32 copy, petcut int8)."
+	echo "Every figure is a median (of the per-round medians); min-max over all runs. The ratio's denominator is the faster of the two ONNX Runtime graphs of the same model and size (**bold**)."
 	echo
-	echo "| case | runtime | median ms | min-max ms | load ms | first run ms | peak RSS MB | petcut / ORT |"
+	echo "| case | runtime | median ms | min-max ms | load ms | first run ms | peak RSS MB | petcut / ONNX Runtime |"
 	echo "|---|---|---|---|---|---|---|---|"
-	for c in medium-1024 medium-1024-bf16 medium-1024-int8 small-1024 medium-512 medium-512-bf16 medium-512-int8; do
-		p=$(summary petcut $c)
-		base=${c%-bf16}
-		base=${base%-int8}
-		o=$(summary ort "$base") # bf16 and int8 against ONNX Runtime's fp32
-		[ -n "$p" ] || continue
-		set -- $p
-		pm=$1
-		if [ -n "$o" ]; then
-			ratio=$(echo "$o" | awk -v p="$pm" '{ printf "%.2f", p / $1 }')
-		else
-			ratio="n/a"
-		fi
-		echo "| $c | petcut | $1 | $2-$3 | $4 | $5 | $6 | $ratio |"
-		if [ -n "$o" ] && [ "$c" = "$base" ]; then
-			set -- $o
-			echo "| $c | ONNX Runtime | $1 | $2-$3 | $4 | $5 | $6 | |"
-		fi
+	for c in medium-1024 small-1024; do
+		model=${c%-1024}
+		fa=$(faster "$c")
+		fm=${fa#* }
+		for p in fp32 bf16 int8; do
+			case $c/$p in
+			medium-1024/fp32) k="medium-1024"; label="petcut fp32 (the fp16 weights promoted)" ;;
+			medium-1024/bf16) k="medium-1024-bf16"; label="petcut bf16" ;;
+			medium-1024/int8) k="medium-1024-int8"; label="petcut int8 (static, calibrated; ONNX Runtime has no int8 of this model: against its fp32)" ;;
+			small-1024/fp32) k="small-1024"; label="petcut (the shipped dynamic int8 graph: like for like)" ;;
+			*) continue ;;
+			esac
+			s=$(summary petcut "$k")
+			[ -n "$s" ] || continue
+			set -- $s
+			echo "| $model 1024x1024 | $label | $1 | $2-$3 | $4 | $5 | $6 | $([ -n "$fa" ] && ratio "$1" "$fm" || echo n/a) |"
+		done
+		for t in ort ort32; do
+			s=$(summary $t "$c")
+			[ -n "$s" ] || continue
+			set -- $s
+			if [ $t = ort ] && [ $model = medium ]; then
+				label="$ortl, exported graph (fp16 weights, computes in fp16 between Casts), $ortw"
+			elif [ $t = ort ]; then
+				label="$ortl, exported graph, $ortw"
+			else
+				label="$ortl, true fp32 copy (bench/onnx_fp32.c), $ortw"
+			fi
+			m=$1
+			[ "${fa%% *}" = $t ] && m="**$1**"
+			echo "| $model 1024x1024 | $label | $m | $2-$3 | $4 | $5 | $6 | |"
+		done
 	done
-	p=$(summary petcut medium-1024-int8)
-	o=$(summary ort small-1024)
-	if [ -n "$p" ] && [ -n "$o" ]; then
-		echo
-		echo "$p $o" | awk '{ printf "petcut int8 (medium, static) against ONNX Runtime running the shipped small model (dynamic int8): %.0f ms / %.0f ms = %.2f (%.1f x faster).\n", $1, $7, $1 / $7, $7 / $1 }'
+	for c in medium-512 medium-512-bf16 medium-512-int8; do
+		s=$(summary petcut $c)
+		[ -n "$s" ] || continue
+		set -- $s
+		p=${c#medium-512}
+		p=${p#-}
+		echo "| medium 512x512 | petcut ${p:-fp32} | $1 | $2-$3 | $4 | $5 | $6 | n/a |"
+	done
+	echo
+	fa=$(faster medium-1024)
+	if [ -n "$fa" ]; then
+		fm=${fa#* }
+		line="ISNet medium at 1024x1024 against the faster ONNX Runtime graph ($([ "${fa%% *}" = ort32 ] && echo 'the true fp32 copy' || echo 'the exported graph'), $fm ms):"
+		for p in fp32 bf16 int8; do
+			k=medium-1024-$p
+			[ $p = fp32 ] && k="medium-1024"
+			s=$(summary petcut $k | cut -d' ' -f1)
+			[ -n "$s" ] && line="$line petcut $p $s ms, $(ratio "$s" "$fm") x;"
+		done
+		echo "${line%;}."
+		o=$(summary ort medium-1024 | cut -d' ' -f1)
+		o32=$(summary ort32 medium-1024 | cut -d' ' -f1)
+		[ -n "$o" ] && [ -n "$o32" ] &&
+			echo "ONNX Runtime on the true fp32 copy takes $(ratio "$o32" "$o") x its time on the exported graph ($o32 against $o ms)."
 	fi
+	echo "ONNX Runtime cannot run the exported graph at 512x512 (its upsampling sizes are frozen at 1024): the preview rows have no ratio."
+	[ -n "$check" ] && echo "The fp32 copy computes the same mask as the exported graph (ONNX Runtime, chelsea at 1024x1024): $check."
+	fa=$(faster small-1024)
+	s=$(summary petcut small-1024 | cut -d' ' -f1)
+	[ -n "$fa" ] && [ -n "$s" ] &&
+		echo "Like for like on the shipped dynamic-int8 \`small\` model: petcut $s ms against ONNX Runtime ${fa#* } ms, $(ratio "$s" "${fa#* }") x."
+	s=$(summary petcut medium-512-bf16 | cut -d' ' -f1)
+	[ -n "$s" ] && echo "The preview (512x512) at bf16 takes $s ms$(s8=$(summary petcut medium-512-int8 | cut -d' ' -f1); [ -n "$s8" ] && echo ", $s8 ms at int8")."
 } >"$OUT/report.md"
 cat "$OUT/report.md"
 
@@ -216,7 +378,7 @@ if part batch; then
 		done
 	done
 	{
-		echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $THREADS threads;"
+		echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores, $THREADS threads; commit $COMMIT;"
 		echo "ISNet medium; \`petcut infer --shape N,3,S,S --runs $RUNS\` (median after one warm-up); command: \`make bench\`."
 		echo
 		echo "| precision | input | batch | ms per pass (min-max) | ms per image | images/s | peak RSS MB |"
@@ -245,21 +407,7 @@ if part batch; then
 	update_section bench-batch "$OUT/batch.md"
 fi
 
-# ===== Built here: the refinement bench and the photo maker =====
-
-# build_tool NAME: compiles bench/NAME.c against BUILD/libpetcut.a with the
-# Makefile's packages; prints the binary's path.
-build_tool() {
-	local pkgs bin=$OUT/$1
-	pkgs=$(sed -n 's/^PKGS *= *//p' Makefile)
-	if [ ! -x "$bin" ] || [ "bench/$1.c" -nt "$bin" ] || [ "$BUILD/libpetcut.a" -nt "$bin" ]; then
-		# shellcheck disable=SC2046,SC2086
-		${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -Isrc -fopenmp \
-			$(pkg-config --cflags $pkgs) -o "$bin" "bench/$1.c" "$BUILD/libpetcut.a" \
-			$(pkg-config --libs $pkgs) -ldnnl -lgomp -lm -lpthread >&2 || return 1
-	fi
-	echo "$bin"
-}
+# ===== The phone-sized photo (built here: bench/big_photo.c) =====
 
 # The phone-sized photo: a cat, 4032 x 3024, JPEG.
 BIG=$OUT/photo-4032x3024.jpg
@@ -277,7 +425,7 @@ if part refine; then
 	photos=$(ls "$BUILD"/testdata/photos/*.png "$BUILD"/testdata/photos/*.jpg 2>/dev/null)
 	if tool=$(build_tool refine_quality) && big_photo; then
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "model medium; command: \`make bench\` (bench/refine_quality.c). Differences in 1/255 units."
 			echo
 			# shellcheck disable=SC2086
@@ -295,7 +443,7 @@ if part fg; then
 	photos=$(ls "$BUILD"/testdata/photos/*.png "$BUILD"/testdata/photos/*.jpg 2>/dev/null)
 	if tool=$(build_tool fg_quality); then
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "model medium; command: \`PETCUT_BENCH_PARTS=fg make bench\` (bench/fg_quality.c). Differences in 1/255 units."
 			echo
 			# shellcheck disable=SC2086
@@ -347,46 +495,47 @@ stage() {
 		sub(/[^0-9.].*$/, "", v); if (v != "") { print v; exit } } }' "$2"
 }
 
-# run_petcut TAG [ARGS...]: E2E_RUNS rounds of `petcut remove BIG OUT.png
-# ARGS`; leaves in OUT/e2e.TAG the lines "ms N" (median wall), "runs LIST",
-# "rss_kb N" (the largest), "bytes N" (the PNG) and "stages TEXT".
-run_petcut() {
-	local tag=$1 r s v f timer stages="" timings=""
-	shift
+# remove_once TAG ROUND [ARGS...]: one `petcut remove BIG OUT.png ARGS` for
+# round ROUND; appends its wall ms, peak RSS and stage times to OUT/e2e.TAG.*.
+remove_once() {
+	local tag=$1 r=$2 s f timer timings=""
+	shift 2
 	"$PETCUT" remove --help 2>&1 | grep -q -- '--timings' && timings=--timings
-	: >"$OUT/e2e.$tag.ms"
-	: >"$OUT/e2e.$tag.rss"
-	rm -f "$OUT/e2e.$tag.stage".*
-	for r in $(seq "$E2E_RUNS"); do
-		f=$OUT/e2e.$tag.$r
-		rm -f "$OUT/e2e-$tag.png"
-		if [ -x /usr/bin/time ]; then
-			timer="/usr/bin/time -v -o $f.time"
-		else
-			# no GNU time (Debian package "time"): wall time only
-			timer=""
-			date +%s.%N >"$f.start"
-		fi
-		if ! $timer "$PETCUT" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
-			echo "bench: petcut remove $* failed:" >&2
-			tail -3 "$f.err" | sed 's/^/    /' >&2
-			continue
-		fi
-		if [ -n "$timer" ]; then
-			awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0
-				for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.0f\n", s * 1000 }' "$f.time" >>"$OUT/e2e.$tag.ms"
-			awk -F': ' '/Maximum resident set size/ { print $2 }' "$f.time" >>"$OUT/e2e.$tag.rss"
-		else
-			awk -v now="$(date +%s.%N)" '{ printf "%.0f\n", (now - $1) * 1000 }' "$f.start" >>"$OUT/e2e.$tag.ms"
-		fi
-		if [ -n "$timings" ]; then
-			for s in decode resize infer refine compose encode total; do
-				stage "$s" "$f.err" >>"$OUT/e2e.$tag.stage.$s"
-			done
-		fi
-		echo "  e2e round $r: petcut $* $(tail -1 "$OUT/e2e.$tag.ms") ms" >&2
-	done
+	f=$OUT/e2e.$tag.$r
+	rm -f "$OUT/e2e-$tag.png"
+	if [ -x /usr/bin/time ]; then
+		timer="/usr/bin/time -v -o $f.time"
+	else
+		# no GNU time (Debian package "time"): wall time only
+		timer=""
+		date +%s.%N >"$f.start"
+	fi
+	if ! $timer "$PETCUT" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
+		echo "bench: petcut remove $* failed:" >&2
+		tail -3 "$f.err" | sed 's/^/    /' >&2
+		return 0
+	fi
+	if [ -n "$timer" ]; then
+		awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0
+			for (i = 1; i <= n; i++) s = s * 60 + t[i]; printf "%.0f\n", s * 1000 }' "$f.time" >>"$OUT/e2e.$tag.ms"
+		awk -F': ' '/Maximum resident set size/ { print $2 }' "$f.time" >>"$OUT/e2e.$tag.rss"
+	else
+		awk -v now="$(date +%s.%N)" '{ printf "%.0f\n", (now - $1) * 1000 }' "$f.start" >>"$OUT/e2e.$tag.ms"
+	fi
 	if [ -n "$timings" ]; then
+		for s in decode resize infer refine compose encode total; do
+			stage "$s" "$f.err" >>"$OUT/e2e.$tag.stage.$s"
+		done
+	fi
+	echo "  e2e round $r: petcut $* $(tail -1 "$OUT/e2e.$tag.ms") ms" >&2
+}
+
+# remove_summary TAG: leaves in OUT/e2e.TAG the lines "ms N" (median wall),
+# "runs LIST", "rss_kb N" (the largest), "bytes N" (the PNG) and "stages TEXT"
+# (median of each stage).
+remove_summary() {
+	local tag=$1 s v stages=""
+	if [ -s "$OUT/e2e.$tag.stage.total" ]; then
 		for s in decode resize infer refine compose encode total; do
 			v=$(median "$OUT/e2e.$tag.stage.$s")
 			stages="$stages${stages:+, }$s ${v:-?}"
@@ -403,57 +552,102 @@ run_petcut() {
 	} >"$OUT/e2e.$tag"
 }
 
+# The peer runs in one Node process for the whole part (bench/imgly_bench.js
+# driven through two FIFOs): its cold call first, then one warm run per
+# round, between petcut's runs of that round.
+imgly_pid=
+imgly_start() {
+	local k v
+	rm -f "$OUT/e2e-imgly.png" "$OUT/e2e.imgly" "$OUT/imgly.in" "$OUT/imgly.out"
+	mkfifo "$OUT/imgly.in" "$OUT/imgly.out" || return 1
+	node bench/imgly_bench.js "$IMGLY" "$BIG" "$OUT/e2e-imgly.png" - <"$OUT/imgly.in" >"$OUT/imgly.out" \
+		2>"$OUT/e2e.imgly.err" &
+	imgly_pid=$!
+	exec {imgly_w}>"$OUT/imgly.in" {imgly_r}<"$OUT/imgly.out"
+	# the cold call: the model's load and the session's making
+	if read -r -t 600 k v <&"$imgly_r" && [ "$k" = first_ms ]; then
+		echo "  e2e: @imgly/background-removal-node cold call $v ms" >&2
+		return 0
+	fi
+	imgly_failed
+	return 1
+}
+imgly_failed() {
+	echo "bench: @imgly/background-removal-node failed:" >&2
+	tail -5 "$OUT/e2e.imgly.err" | sed 's/^/    /' >&2
+	have_imgly=0
+}
+# imgly_once ROUND: one warm run
+imgly_once() {
+	local k v
+	[ $have_imgly = 1 ] || return 0
+	echo run >&"$imgly_w" || { imgly_failed; return 0; }
+	if read -r -t 600 k v <&"$imgly_r" && [ "$k" = run_ms ]; then
+		echo "  e2e round $1: @imgly/background-removal-node $v ms" >&2
+	else
+		imgly_failed
+	fi
+}
+# imgly_finish: ends its stdin and collects its summary in OUT/e2e.imgly
+imgly_finish() {
+	[ -n "$imgly_pid" ] || return 0
+	[ $have_imgly = 1 ] || kill "$imgly_pid" 2>/dev/null || true
+	exec {imgly_w}>&-
+	cat <&"$imgly_r" >"$OUT/e2e.imgly"
+	exec {imgly_r}<&-
+	if ! wait "$imgly_pid" && [ $have_imgly = 1 ]; then
+		imgly_failed
+	fi
+	rm -f "$OUT/imgly.in" "$OUT/imgly.out"
+}
+
 if part e2e; then
 	echo "bench: end to end, 4032x3024 JPEG to PNG cut-out" >&2
 	if ! big_photo; then
 		echo "bench: could not make the 12 MP photo; end-to-end part skipped" >&2
 	else
 		load0=$(cut -d' ' -f1 /proc/loadavg)
-		tags="petcut"
-		run_petcut petcut
-		run_petcut fp32 --precision fp32
-		tags="$tags fp32"
-		if int8_ok; then
-			run_petcut int8 --precision int8
-			tags="$tags int8"
-		fi
-		run_petcut guided --refine guided
+		tags="petcut fp32"
+		int8_ok && tags="$tags int8"
 		tags="$tags guided"
-
+		for t in $tags; do
+			: >"$OUT/e2e.$t.ms"
+			: >"$OUT/e2e.$t.rss"
+			rm -f "$OUT/e2e.$t.stage".*
+		done
 		have_imgly=0
-		if install_imgly; then
-			rm -f "$OUT/e2e-imgly.png"
-			if node bench/imgly_bench.js "$IMGLY" "$BIG" "$OUT/e2e-imgly.png" "$E2E_RUNS" \
-				>"$OUT/e2e.imgly" 2>"$OUT/e2e.imgly.err"; then
-				have_imgly=1
-			else
-				echo "bench: @imgly/background-removal-node failed:" >&2
-				tail -5 "$OUT/e2e.imgly.err" | sed 's/^/    /' >&2
-			fi
-		fi
+		install_imgly && have_imgly=1 && { imgly_start || true; }
+		# each round: petcut (default options), the peer, then petcut's variants
+		for r in $(seq "$E2E_RUNS"); do
+			remove_once petcut "$r"
+			imgly_once "$r"
+			remove_once fp32 "$r" --precision fp32
+			case " $tags " in *" int8 "*) remove_once int8 "$r" --precision int8 ;; esac
+			remove_once guided "$r" --refine guided
+		done
+		imgly_finish
+		for t in $tags; do remove_summary "$t"; done
 		load1=$(cut -d' ' -f1 /proc/loadavg)
 		i_ms=$(field "$OUT/e2e.imgly" median_ms 2>/dev/null || true)
 		i_rss=$(field "$OUT/e2e.imgly" peak_rss_kb 2>/dev/null || true)
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
-			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS runs each; command: \`make bench\`;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
+			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS rounds, in each: petcut remove (default options), the peer (warm, in one Node process whose cold first call came before the rounds), petcut's variants; medians of the rounds; command: \`PETCUT_BENCH_PARTS=e2e make bench\`;"
 			echo "load average (1 min) $load0 before the runs, $load1 after (other work on the machine slows both tools)."
 			echo
-			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer's warm median / best warm / cold first call | RSS / peer |"
+			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer's warm median | RSS / peer |"
 			echo "|---|---|---|---|---|---|---|"
 			for t in $tags; do
 				case $t in
-				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none)" ;;
-				fp32 | int8) label="petcut remove --precision $t" ;;
-				*) label="petcut remove --refine $t" ;;
+				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none), a fresh process" ;;
+				fp32 | int8) label="petcut remove --precision $t, a fresh process" ;;
+				*) label="petcut remove --refine $t, a fresh process" ;;
 				esac
 				ms=$(field "$OUT/e2e.$t" ms)
 				rss=$(field "$OUT/e2e.$t" rss_kb)
 				rss=${rss:-0}
-				if [ $have_imgly = 1 ] && [ -n "$ms" ]; then
-					rt=$(awk -v a="$ms" -v b="$i_ms" -v c="$(field "$OUT/e2e.imgly" min_ms)" \
-						-v d="$(field "$OUT/e2e.imgly" first_ms)" \
-						'BEGIN { printf "%.2f / %.2f / %.2f", a / b, a / c, a / d }')
+				if [ $have_imgly = 1 ] && [ -n "$ms" ] && [ -n "$i_ms" ]; then
+					rt=$(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }')
 					rr=$(awk -v a="$rss" -v b="$i_rss" 'BEGIN { printf "%.2f", a / b }')
 				else
 					rt=n/a
@@ -461,8 +655,8 @@ if part e2e; then
 				fi
 				echo "| $label | ${ms:-failed} | $(sed -n 's/^runs //p' "$OUT/e2e.$t") | $((rss / 1024)) | $(field "$OUT/e2e.$t" bytes) | $rt | $rr |"
 			done
-			if [ $have_imgly = 1 ]; then
-				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (cold first call, model load included: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(sed -n 's/^imgly_bench: run [0-9]*: \([0-9]*\) ms$/\1/p' "$OUT/e2e.imgly.err" | paste -sd' ') | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
+			if [ $have_imgly = 1 ] && [ -n "$i_ms" ]; then
+				echo "| @imgly/background-removal-node $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$IMGLY/node_modules/@imgly/background-removal-node/package.json" | head -1), warm (its cold first call, model load included: $(field "$OUT/e2e.imgly" first_ms) ms) | $i_ms | $(sed -n 's/^imgly_bench: run [0-9]*: \([0-9]*\) ms$/\1/p' "$OUT/e2e.imgly.err" | paste -sd' ') | $((i_rss / 1024)) | $(field "$OUT/e2e.imgly" out_bytes) | | |"
 			else
 				echo "| @imgly/background-removal-node | not run (see the bench's messages) | | | | | |"
 			fi
@@ -478,6 +672,11 @@ if part e2e; then
 					echo "- \`$label\`, stages (median ms, from \`--timings\`): $st."
 				fi
 			done
+			ms=$(field "$OUT/e2e.petcut" ms)
+			if [ $have_imgly = 1 ] && [ -n "$ms" ] && [ -n "$i_ms" ]; then
+				echo
+				echo "A 12 MP cut-out with the default options takes petcut $ms ms from a fresh process (model load and first pass included) against $i_ms ms for the peer's warm call ($(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }') x), at $(($(field "$OUT/e2e.petcut" rss_kb) / 1024)) MB against $((i_rss / 1024)) MB."
+			fi
 		} >"$OUT/e2e.md"
 		cat "$OUT/e2e.md"
 		update_section bench-e2e "$OUT/e2e.md"
@@ -513,7 +712,7 @@ if part print; then
 		q_ms=$(median "$OUT/print.print")
 		load1=$(cut -d' ' -f1 /proc/loadavg)
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown);"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "photo: 4032x3024 JPEG (bench/big_photo.c); $PRINT_RUNS runs each, interleaved; command: \`PETCUT_BENCH_PARTS=print make bench\`;"
 			echo "load average (1 min) $load0 before the runs, $load1 after."
 			echo
@@ -546,7 +745,7 @@ if part load; then
 			rm -f "$OUT"/n*.v
 		fi
 		{
-			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores;"
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
 			echo "command: \`make bench\` (bench/load.py: wrk for hits and uploads, Python clients for misses); all on 127.0.0.1."
 			echo
 			python3 bench/load.py "$PETCUT" "$up" "$OUT/load.table"
