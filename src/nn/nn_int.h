@@ -270,6 +270,8 @@ nn_status nn_op_ref(const struct nn_node *n, const struct nn_tview *const *in, s
 int64_t nn_numel(int rank, const int64_t *dims);
 size_t nn_tview_bytes(const struct nn_tview *t);
 float nn_f16_to_f32(uint16_t h);
+/* n of them at once (vectorised where the CPU can: a model's weights). */
+void nn_f16_to_f32_n(const uint16_t *in, float *out, size_t n);
 uint16_t nn_f32_to_f16(float f);
 /* Output size and padding of a conv/pool axis, from ONNX rules. */
 nn_status nn_conv_out_dims(const struct nn_node *n, int nsp, const int64_t *in_dims, const int64_t *kernel,

@@ -2,6 +2,7 @@
  * ops.c - the operator table: load-time checks and shape inference (the
  * reference kernels are in ops_ref.c).
  */
+#include <immintrin.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -53,6 +54,30 @@ float nn_f16_to_f32(uint16_t h)
 	}
 	memcpy(&f, &bits, sizeof f);
 	return f;
+}
+
+/* Eight at a time with the F16C instructions (every x86-64 CPU since
+ * 2012): the same values as nn_f16_to_f32, signalling NaNs quieted. */
+__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *in, float *out, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(in + i))));
+	for (; i < n; i++)
+		out[i] = nn_f16_to_f32(in[i]);
+}
+
+void nn_f16_to_f32_n(const uint16_t *in, float *out, size_t n)
+{
+	static int f16c = -1;
+	if (f16c < 0)
+		f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+	if (f16c) {
+		f16_to_f32_f16c(in, out, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = nn_f16_to_f32(in[i]);
 }
 
 uint16_t nn_f32_to_f16(float f)

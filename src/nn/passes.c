@@ -261,8 +261,7 @@ static nn_status promote_fp16(struct nn_graph *g)
 			float *f = malloc(sizeof *f * (size_t)(cnt ? cnt : 1));
 			if (!f)
 				return nn_fail(NN_ERR_NOMEM, "out of memory");
-			for (int64_t k = 0; k < cnt; k++)
-				f[k] = nn_f16_to_f32(((uint16_t *)val->data)[k]);
+			nn_f16_to_f32_n(val->data, f, (size_t)cnt);
 			free(val->data);
 			val->data = f;
 		}
