@@ -280,9 +280,10 @@ static nn_status run_batch(struct batcher *b, struct batcher_job **batch, int n,
 	const char *msg = "out of memory";
 	bool reduced = nn_model_precision(b->model) != NN_PRECISION_FP32;
 
-	in.data = malloc(sizeof(float) * per * (size_t)n);
+	/* one input runs from where it is; several are laid side by side */
+	in.data = n == 1 ? batch[0]->input : malloc(sizeof(float) * per * (size_t)n);
 	if (in.data) {
-		for (int i = 0; i < n; i++)
+		for (int i = 0; n > 1 && i < n; i++)
 			memcpy((float *)in.data + per * (size_t)i, batch[i]->input, sizeof(float) * per);
 		st = nn_run(b->model, &in, 1, &out, 1);
 		msg = nn_errmsg();
@@ -310,7 +311,8 @@ static nn_status run_batch(struct batcher *b, struct batcher_job **batch, int n,
 		}
 	}
 	nn_tensor_free(&out);
-	free(in.data);
+	if (n > 1)
+		free(in.data);
 	return st;
 }
 

@@ -529,6 +529,7 @@ int cmd_group(int argc, char **argv)
 	if (o.engine.max_batch < o.nins)
 		o.engine.max_batch = o.nins;
 	o.engine.max_delay_ms = 20; /* they come together through the gate: a little slack */
+	o.engine.oneshot = 1;
 	if (pipe_engine_open(&o.engine, &e, note, sizeof note, why, sizeof why)) {
 		say("petcut: %s", why);
 		rc = 1;
@@ -570,6 +571,7 @@ int cmd_remove(int argc, char **argv)
 	for (int i = 0; i < o.nouts; i++)
 		if ((rc = output_format(&o, o.outs[i], &fmts[i])))
 			return rc;
+	o.engine.oneshot = 1; /* one photo: its outputs get the model's memory */
 	if (!(rc = remove_start(&o, &bg)))
 		rc = remove_photo(&e, &o, o.in, o.outs, fmts, o.nouts);
 	pipe_engine_close(e);

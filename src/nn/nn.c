@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -253,6 +254,29 @@ static void wcache_free(struct nn_wcache *w)
 		free(w);
 		w = next;
 	}
+}
+
+void nn_model_rest(nn_model *m)
+{
+	pthread_mutex_lock(&m->lock);
+	nn_plans_free(m);
+	wcache_free(m->wcache);
+	m->wcache = NULL;
+	free(m->arena);
+	m->arena = NULL;
+	m->arena_size = 0;
+	free(m->scratch);
+	m->scratch = NULL;
+	m->scratch_size = 0;
+	pthread_mutex_unlock(&m->lock);
+	/* oneDNN's cache of primitives (process-wide) keeps those the plans
+	 * made, some 90 MB for ISNet at 1024: emptied by setting its size */
+	int cap;
+	if (dnnl_get_primitive_cache_capacity(&cap) == dnnl_success && cap > 0) {
+		dnnl_set_primitive_cache_capacity(0);
+		dnnl_set_primitive_cache_capacity(cap);
+	}
+	malloc_trim(0); /* the weights were freed in blocks malloc would keep */
 }
 
 void nn_model_free(nn_model *m)

@@ -176,6 +176,15 @@ nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_in
  * nn_run_at). */
 nn_status nn_model_prepare_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs);
 
+/* Frees what running holds: the plans, the weights in the primitives'
+ * layouts and the activation memory, for a process that has nothing more
+ * to run for now (it needs the memory for other work). The model stays
+ * usable: the next run builds its plan again, rereading the weights from
+ * the model's file where they were released from the graph (a model
+ * loaded from memory keeps its graph's copy). oneDNN's cache of primitives,
+ * which the whole process shares, is emptied too. */
+void nn_model_rest(nn_model *m);
+
 /* Frees a tensor's data allocated by the runtime and clears it. */
 void nn_tensor_free(struct nn_tensor *t);
 

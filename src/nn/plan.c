@@ -15,6 +15,7 @@
  * This file builds a plan, keeps the model's recent plans and runs them;
  * the lowering, tensors and arena are in plan_*.c (plan_int.h).
  */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,11 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision 
 		st = nn_fail(NN_ERR_BACKEND, "weights missing after rereading the model");
 	if (st != NN_OK)
 		return st;
+	/* building freed the graph's copies of the weights it reordered (most
+	 * of the model, in blocks of a few MB that malloc keeps for reuse once
+	 * its mmap threshold has risen): hand those pages back now, or a
+	 * one-photo process carries them through the rest of its work */
+	malloc_trim(0);
 	p->next = m->plans;
 	m->plans = p;
 	for (pp = &m->plans; *pp; count++) {

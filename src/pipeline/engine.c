@@ -129,6 +129,7 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		snprintf(note + strlen(note), nl - strlen(note), ": running at %s",
 			 got == NN_PRECISION_BF16 ? "bf16" : "fp32");
 	e->precision = got;
+	e->oneshot = o->oneshot;
 	bool guard = got != NN_PRECISION_FP32 && o->guard_above > 0;
 	/* the guard's threshold names its reruns; an int8 calibration is named
 	 * by its file's identity */
@@ -360,6 +361,8 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 	}
 	if ((ps = pipe_mask(e, photo, r->side, 0, 0, NULL, NULL, &mask, &t->mask, why, wl)) != PIPE_OK)
 		goto out;
+	if (e->oneshot) /* a 12 MP photo's outputs take about what the model held */
+		nn_model_rest(e->model);
 	t0 = pipe_now_ms();
 	if ((st = pipe_alpha(photo, mask, r->side, r, &alpha)) != IMG_OK) {
 		snprintf(why, wl, "%s", img_errmsg());

@@ -167,6 +167,8 @@ enum pipe_status pipe_group_photos(struct pipe_engine *e, const struct pipe_requ
 	}
 	if ((ps = pipe_masks(e, photos, n, r->side, masks, mi, why, wl)) != PIPE_OK)
 		return ps;
+	if (e->oneshot)
+		nn_model_rest(e->model);
 	t->mask = mi[0];
 	t0 = pipe_now_ms();
 	for (int i = 0; i < n; i++)

@@ -165,6 +165,8 @@ struct pipe_engine_opts {
 	int threads;	     /* compute threads of the worker (0: all CPUs) */
 	int prepare;	     /* plan both sides now (and the guard's fp32 plans) */
 	int identify;	     /* compute the model file's SHA-256 into model_id */
+	int oneshot;	     /* one mask (or group of masks) is all: the model's working memory
+				is freed once it is made, for the outputs' (pipe_remove_photo) */
 };
 
 struct pipe_engine {
@@ -172,6 +174,7 @@ struct pipe_engine {
 	char model_id[65];	/* its SHA-256 in hex (identify), else "" */
 	char precision_key[96]; /* how masks are made (precision, guard, calibration): part of cache keys */
 	int precision;		/* what runs (nn_precision) */
+	int oneshot;		/* from the options */
 	nn_model *model;
 	struct batcher *batcher;
 };

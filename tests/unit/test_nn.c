@@ -273,6 +273,14 @@ static void test_isnet_file(const char *path)
 	CHECK(st == NN_OK && max_diff(f32.data, r32.data, (size_t)H * W) == 0,
 	      "fp32 after bf16 rereads the weights and equals fp32 from memory (%s)", st ? nn_errmsg() : "");
 	CHECK(count_released(m) >= 100, "and releases them again (%d)", count_released(m));
+	/* at rest: no plan, no reordered weights, no activations; the next run
+	 * builds them again from the file and computes the same */
+	nn_model_rest(m);
+	CHECK(!m->plans && !m->wcache && !m->arena && !m->scratch, "a model at rest holds no plan, weights or arena");
+	nn_tensor_free(&f32);
+	st = nn_run(m, &in, 1, &f32, 1);
+	CHECK(st == NN_OK && max_diff(f32.data, r32.data, (size_t)H * W) == 0,
+	      "the run after a rest rereads the weights and equals fp32 from memory (%s)", st ? nn_errmsg() : "");
 	/* the file replaced (a new mtime stands for it): rereading is refused */
 	struct timeval tv[2] = {{1000000000, 0}, {1000000000, 0}};
 	CHECK(utimes(copy, tv) == 0, "touch the copy");
