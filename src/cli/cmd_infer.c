@@ -21,7 +21,8 @@ static const char usage[] =
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
 	"runs once to warm up, then N times, and prints infer_ms MEDIAN, peak_rss_kb and the plan's\n"
-	"figures (ref_convs: convolutions on oneDNN's reference kernel).\n"
+	"figures (ref_convs: convolutions on oneDNN's reference kernel; weights_from_file: weight\n"
+	"tensors read from the models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again).\n"
 	"\nexit status: 0 done; 1 the model or a tensor could not be read or run; 2 bad usage\n";
 
 static double now_ms(void)
@@ -155,6 +156,7 @@ int cmd_infer(int argc, char **argv)
 		rc = st == NN_ERR_IO ? 1 : 2;
 		goto out;
 	}
+	pipe_model_weight_cache(m);
 	if (!out_name && nn_model_output(m, 0, &info) == NN_OK)
 		out_name = info.name;
 	if (out_name && (st = nn_model_select_outputs(m, &out_name, 1)) != NN_OK) {
@@ -205,8 +207,9 @@ int cmd_infer(int argc, char **argv)
 		       times[0], med, times[1], times[runs], ru.ru_maxrss);
 		struct nn_plan_stats ps;
 		if (nn_model_stats(m, &ps) == NN_OK)
-			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nref_convs %d\n", ps.arena_bytes >> 10,
-			       ps.scratch_bytes >> 10, ps.weight_bytes >> 10, ps.ref_convs);
+			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nweights_from_file %d\nref_convs %d\n",
+			       ps.arena_bytes >> 10, ps.scratch_bytes >> 10, ps.weight_bytes >> 10, ps.weights_from_file,
+			       ps.ref_convs);
 	}
 	rc = 0;
 out:

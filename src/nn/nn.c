@@ -250,7 +250,8 @@ static void wcache_free(struct nn_wcache *w)
 		struct nn_wcache *next = w->next;
 		if (w->mem)
 			dnnl_memory_destroy(w->mem);
-		free(w->buf);
+		if (!w->mapped)
+			free(w->buf);
 		free(w);
 		w = next;
 	}
@@ -268,6 +269,7 @@ void nn_model_rest(nn_model *m)
 	free(m->scratch);
 	m->scratch = NULL;
 	m->scratch_size = 0;
+	nn_wfile_forget(m);
 	pthread_mutex_unlock(&m->lock);
 	/* oneDNN's cache of primitives (process-wide) keeps those the plans
 	 * made, some 90 MB for ISNet at 1024: emptied by setting its size */
@@ -285,6 +287,8 @@ void nn_model_free(nn_model *m)
 		return;
 	nn_plans_free(m);
 	wcache_free(m->wcache);
+	nn_wfile_forget(m);
+	free(m->wdir);
 	free(m->arena);
 	free(m->scratch);
 	nn_quant_free(m);

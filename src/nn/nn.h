@@ -161,6 +161,7 @@ struct nn_plan_stats {
 	size_t scratch_bytes;	/* oneDNN scratchpad, shared by all primitives */
 	size_t weight_bytes;	/* weights in the layouts the primitives want */
 	int ref_convs;		/* convolutions oneDNN could only give its reference kernel */
+	int weights_from_file;	/* weight tensors taken from the weights file, not reordered */
 };
 
 /* Fills *out for the plan nn_run used last; NN_ERR_ARG before any run. */
@@ -175,6 +176,16 @@ nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_in
 /* nn_model_prepare at precision prec, whatever the model's setting (for
  * nn_run_at). */
 nn_status nn_model_prepare_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs);
+
+/* Keeps the weights that plans reorder for this machine (all but int8's)
+ * in a file under dir (made if missing; NULL: none, the default), and takes
+ * them from there when a plan of a later process needs them: its first run
+ * then skips reordering. The file is named by a checksum of the model's
+ * weights, the oneDNN version, the CPU's instruction set and the thread
+ * count; one that does not match or is damaged is ignored and written
+ * anew. Failing to read or write it only costs the reordering. Set it
+ * before the first run. */
+nn_status nn_model_set_weight_cache(nn_model *m, const char *dir);
 
 /* Frees what running holds: the plans, the weights in the primitives'
  * layouts and the activation memory, for a process that has nothing more

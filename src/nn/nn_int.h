@@ -162,6 +162,8 @@ struct nn_wcache {
 	dnnl_memory_desc_t md;
 	dnnl_memory_t mem;
 	void *buf;
+	bool mapped; /* buf is in the weights file's mapping (wfile.c), read-only */
+	bool saved;  /* written to the weights file */
 	struct nn_wcache *next;
 };
 
@@ -192,6 +194,14 @@ struct nn_model {
 	struct nn_calib *calib; /* per value (NULL: none) */
 	float **wscales;	/* per node: int8 weight scales per output channel, once made */
 	bool observing;		/* nn_model_observe's run: activations are measured */
+	/* the file of reordered weights (wfile.c): its folder (NULL: none), the
+	 * key of these weights on this machine, whether it was looked for since
+	 * the last rest, and its mapping */
+	char *wdir;
+	char wkey[192];
+	bool wtried;
+	void *wmap;
+	size_t wmap_len;
 };
 
 /* ===== int8 (quant.c) ===== */
@@ -211,6 +221,16 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 /* Drops the weight scales and the int8 weights made from the old ranges. */
 void nn_quant_forget_weights(nn_model *m);
 void nn_quant_free(nn_model *m);
+
+/* ===== Reordered weights kept in a file (wfile.c) ===== */
+
+/* Maps the file of this model's weights, if there is a valid one, and adds
+ * its entries to the weight cache; once after each rest. */
+void nn_wfile_load(nn_model *m);
+/* Writes the weight cache to the file when it holds entries the file lacks. */
+void nn_wfile_save(nn_model *m);
+/* Unmaps the file (the weight cache's mapped entries already freed). */
+void nn_wfile_forget(nn_model *m);
 
 /* Internal status: a plan needs weights that were released (see src_path). */
 #define NN_RELOAD ((nn_status)-100)

@@ -231,6 +231,7 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision 
 			return NN_OK;
 		}
 	}
+	nn_wfile_load(m);
 	st = plan_build(m, inputs, prec, &p);
 	if (st == NN_RELOAD && (st = nn_model_reload_weights(m)) == NN_OK)
 		st = plan_build(m, inputs, prec, &p);
@@ -243,6 +244,7 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision 
 	 * its mmap threshold has risen): hand those pages back now, or a
 	 * one-photo process carries them through the rest of its work */
 	malloc_trim(0);
+	nn_wfile_save(m);
 	p->next = m->plans;
 	m->plans = p;
 	for (pp = &m->plans; *pp; count++) {
@@ -466,8 +468,10 @@ nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out)
 		for (int i = 0; i < p->n_tv; i++)
 			if (p->tv[i].kind == TV_RUN && p->tv[i].first >= 0)
 				out->tensor_bytes += p->tv[i].bytes;
-		for (const struct nn_wcache *w = m->wcache; w; w = w->next)
+		for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
 			out->weight_bytes += dnnl_memory_desc_get_size(&w->md);
+			out->weights_from_file += w->mapped;
+		}
 	}
 	pthread_mutex_unlock(&m->lock);
 	return p ? NN_OK : nn_fail(NN_ERR_ARG, "the model has not run yet");

@@ -79,6 +79,20 @@ static int check_model(nn_model *m)
 		       : -1;
 }
 
+void pipe_model_weight_cache(nn_model *m)
+{
+	const char *env = getenv("PETCUT_WEIGHT_CACHE"), *models;
+	char dir[PATH_MAX];
+
+	if (env && *env) {
+		if (strcmp(env, "off"))
+			nn_model_set_weight_cache(m, env);
+		return;
+	}
+	if ((models = model_dir()) && snprintf(dir, sizeof dir, "%s/cache", models) < (int)sizeof dir)
+		nn_model_set_weight_cache(m, dir);
+}
+
 int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out, char *note, size_t nl,
 		     char *why, size_t wl)
 {
@@ -110,6 +124,7 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		rc = 1;
 		goto fail;
 	}
+	pipe_model_weight_cache(e->model);
 	if (check_model(e->model)) {
 		snprintf(why, wl, "%s: not a segmentation model (want one float input [N,3,H,W] and one output)",
 			 e->path);

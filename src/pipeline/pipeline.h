@@ -203,6 +203,11 @@ int pipe_model_path(const char *spec, char *path, size_t n, char *why, size_t wl
 int pipe_model_set_precision(nn_model *m, const char *path, int p, char *calib_id, size_t cl, char *why,
 			     size_t wl);
 
+/* Gives model m the folder of its reordered weights (nn_model_set_weight_cache):
+ * $PETCUT_WEIGHT_CACHE if set (off: none), else the models folder's
+ * cache/. */
+void pipe_model_weight_cache(nn_model *m);
+
 enum pipe_status {
 	PIPE_OK,
 	PIPE_BAD_INPUT,	  /* the photo cannot be made a network input */

@@ -299,6 +299,93 @@ out:
 	free(x);
 }
 
+/* One run of the ISNet file at path with the weights file kept in dir:
+ * its mask in *out and how many weight tensors came from the file; -1 if
+ * it does not run. */
+static int run_with_weight_file(const char *path, const char *dir, const float *x, int h, int w, bool rest,
+				struct nn_tensor *out)
+{
+	const char *out_name = "output";
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, h, w}, .data = (void *)x};
+	struct nn_plan_stats ps;
+	nn_model *m = NULL;
+	int got = -1;
+
+	if (nn_model_load_file(path, &m) != NN_OK || nn_model_select_outputs(m, &out_name, 1) != NN_OK ||
+	    nn_model_set_weight_cache(m, dir) != NN_OK || nn_run(m, &in, 1, out, 1) != NN_OK)
+		goto out;
+	if (rest) { /* at rest and back: the weights come from the file again */
+		nn_model_rest(m);
+		nn_tensor_free(out);
+		if (nn_run(m, &in, 1, out, 1) != NN_OK)
+			goto out;
+	}
+	if (nn_model_stats(m, &ps) == NN_OK)
+		got = ps.weights_from_file;
+out:
+	if (got < 0)
+		printf("# %s\n", nn_errmsg());
+	nn_model_free(m);
+	return got;
+}
+
+/* The file of reordered weights: written by a first process, used by the
+ * next with the same mask, ignored and rewritten when damaged. */
+static void test_weight_file(const char *path)
+{
+	enum { H = 160, W = 160 };
+	char dir[] = "/tmp/petcut-test-wfile-XXXXXX", file[4096] = "";
+	struct nn_tensor a = {0}, b = {0}, c = {0}, d = {0};
+	float *x = malloc(sizeof *x * 3 * H * W);
+	int n;
+
+	if (!x || !mkdtemp(dir)) {
+		CHECK(0, "a temporary folder");
+		free(x);
+		return;
+	}
+	fill_noise(x, (size_t)3 * H * W, 11);
+	n = run_with_weight_file(path, dir, x, H, W, false, &a);
+	CHECK(n == 0, "a first process reorders every weight (%d from the file)", n);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "ls -d %s/*.weights 2>/dev/null | head -1", dir);
+	FILE *ls = popen(cmd, "r");
+	if (ls && fgets(file, sizeof file, ls))
+		file[strcspn(file, "\n")] = '\0';
+	if (ls)
+		pclose(ls);
+	struct stat sb;
+	CHECK(*file && !stat(file, &sb) && sb.st_size > 1000000, "and writes them to %s", *file ? file : "a file");
+	n = run_with_weight_file(path, dir, x, H, W, false, &b);
+	CHECK(n >= 100 && b.data && max_diff(a.data, b.data, (size_t)H * W) == 0,
+	      "the next takes %d weight tensors from the file and makes the same mask", n);
+	n = run_with_weight_file(path, dir, x, H, W, true, &c);
+	CHECK(n >= 100 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
+	      "and after a rest takes them from the file again (%d)", n);
+	/* one byte of a tensor changed: the file is not used, and is rewritten */
+	FILE *f = fopen(file, "r+b");
+	int byte = f && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) ? fgetc(f) : EOF;
+	CHECK(byte != EOF && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) && fputc(byte ^ 0x40, f) != EOF,
+	      "damage the file");
+	if (f)
+		fclose(f);
+	nn_tensor_free(&c);
+	n = run_with_weight_file(path, dir, x, H, W, false, &c);
+	CHECK(n == 0 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
+	      "a damaged file is not used (%d from it) and the mask is the same", n);
+	n = run_with_weight_file(path, dir, x, H, W, false, &d);
+	CHECK(n >= 100 && d.data && max_diff(a.data, d.data, (size_t)H * W) == 0,
+	      "it was written anew: the next process takes %d from it", n);
+	nn_tensor_free(&a);
+	nn_tensor_free(&b);
+	nn_tensor_free(&c);
+	nn_tensor_free(&d);
+	if (*file)
+		unlink(file);
+	rmdir(dir);
+	free(x);
+}
+
 /* Every half-precision value converted many at a time (the vector path
  * where the CPU has one) equals the one-at-a-time conversion: the same
  * bits, or NaN for NaN. */
@@ -335,6 +422,7 @@ int main(void)
 		fclose(f);
 		test_isnet(path);
 		test_isnet_file(path);
+		test_weight_file(path);
 	} else {
 		printf("# skipped the ISNet checks: %s is not there (petcut model fetch)\n", path);
 		if (!failures)

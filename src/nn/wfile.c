@@ -1,0 +1,334 @@
+/*
+ * wfile.c - the weights a model's plans reordered, kept in a file so that a
+ * later process plans without reordering them again.
+ *
+ * A plan's convolutions want their weights in the layouts oneDNN picks for
+ * this CPU (blocked, bf16, Winograd-transformed); making them is most of a
+ * first pass's planning besides compiling the kernels. Once a plan is built,
+ * every such tensor the model holds is written to one file of the cache
+ * folder; a later process running the same weights on the same machine
+ * maps it and finds them there (nn_wcache entries whose buffers are the
+ * file's pages, read-only).
+ *
+ * The file is named by, and begins with, a key: a CRC-32 of every
+ * convolution's weights as the graph passes leave them (their node names,
+ * shapes and values: the model file and the passes both), the oneDNN
+ * version and CPU ISA it ran on, the thread count and the size of a memory
+ * descriptor. A file whose key, size or CRC-32 of its contents does not
+ * match, or that names a node the graph lacks, is ignored and written
+ * anew. int8 weights depend on a calibration and are not kept. Each process
+ * that uses a file sets its time; a save removes the files of the folder
+ * unused for 30 days (another oneDNN, CPU, thread count or model).
+ *
+ * Layout (native byte order; the key says the machine):
+ *   "PETCUTW1", u32 key length, the key, u32 entries, u64 file size,
+ *   u32 CRC-32 of everything after it; then per entry: u16 name length, the
+ *   node's name, the memory descriptor's bytes, u64 offset, u64 size; the
+ *   tensors at 4096-aligned offsets.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libdeflate.h>
+
+#include "nn/nn_int.h"
+
+#define MAGIC "PETCUTW1"
+#define ALIGN 4096
+
+/* Whether entry w belongs in the file: what was reordered for this CPU in
+ * float formats (int8 weights follow the calibration). */
+static bool keepable(const struct nn_wcache *w)
+{
+	return w->md.data_type != dnnl_s8;
+}
+
+static uint32_t crc_add(uint32_t crc, const void *p, size_t n)
+{
+	return libdeflate_crc32(crc, p, n);
+}
+
+/* The key of model m's weights (m->wkey), made once while the graph holds
+ * them all. false if a convolution's weights are already released. */
+static bool make_key(nn_model *m)
+{
+	const dnnl_version_t *v = dnnl_version();
+	uint32_t crc = 0;
+
+	for (int i = 0; i < m->g.n_nodes; i++) {
+		const struct nn_node *n = &m->g.nodes[i];
+		if (n->dead || n->op != NN_OP_CONV || n->n_in < 2 || n->in[1] < 0)
+			continue;
+		const struct nn_value *w = &m->g.vals[n->in[1]];
+		if (!w->data)
+			return false;
+		crc = crc_add(crc, n->name, strlen(n->name) + 1);
+		crc = crc_add(crc, w->dims, sizeof w->dims[0] * (size_t)w->rank);
+		crc = crc_add(crc, w->data, (size_t)nn_numel(w->rank, w->dims) * nn_dtype_size(w->dtype));
+	}
+	snprintf(m->wkey, sizeof m->wkey, "weights %08" PRIx32 ";onednn %d.%d.%d %s;isa %#x;threads %d;md %zu", crc,
+		 v->major, v->minor, v->patch, v->hash, (unsigned)dnnl_get_effective_cpu_isa(), omp_get_max_threads(),
+		 sizeof(dnnl_memory_desc_t));
+	return true;
+}
+
+/* The file of key m->wkey in m->wdir. */
+static void file_name(const nn_model *m, char *buf, size_t n)
+{
+	uint32_t h = crc_add(0, m->wkey, strlen(m->wkey));
+	snprintf(buf, n, "%s/%08" PRIx32 "-%08" PRIx32 ".weights", m->wdir, h, crc_add(h, m->wkey, strlen(m->wkey)));
+}
+
+/* A cursor over the mapped file. */
+struct rd {
+	const unsigned char *p, *end;
+};
+
+static bool take(struct rd *r, void *out, size_t n)
+{
+	if ((size_t)(r->end - r->p) < n)
+		return false;
+	memcpy(out, r->p, n);
+	r->p += n;
+	return true;
+}
+
+static int node_by_name(const nn_model *m, const char *name)
+{
+	for (int i = 0; i < m->g.n_nodes; i++)
+		if (!m->g.nodes[i].dead && m->g.nodes[i].name && !strcmp(m->g.nodes[i].name, name))
+			return i;
+	return -1;
+}
+
+/* Reads the entries of a mapped file into wcache entries (prepended to
+ * *list); false if the file is not one of this key or is damaged. */
+static bool parse(nn_model *m, const unsigned char *base, size_t len, struct nn_wcache **list)
+{
+	struct rd r = {base, base + len};
+	char magic[8], name[1024];
+	uint32_t klen, count, crc;
+	uint64_t size;
+
+	if (!take(&r, magic, 8) || memcmp(magic, MAGIC, 8) || !take(&r, &klen, 4) || klen != strlen(m->wkey) ||
+	    (size_t)(r.end - r.p) < klen || memcmp(r.p, m->wkey, klen))
+		return false;
+	r.p += klen;
+	if (!take(&r, &count, 4) || !take(&r, &size, 8) || size != len || !take(&r, &crc, 4) ||
+	    crc != crc_add(0, r.p, (size_t)(r.end - r.p)))
+		return false;
+	for (uint32_t i = 0; i < count; i++) {
+		uint16_t nl;
+		uint64_t off, bytes;
+		struct nn_wcache *w = calloc(1, sizeof *w);
+		if (!w)
+			return false;
+		w->next = *list;
+		*list = w;
+		w->mapped = true;
+		if (!take(&r, &nl, 2) || nl >= sizeof name || !take(&r, name, nl) || !take(&r, &w->md, sizeof w->md) ||
+		    !take(&r, &off, 8) || !take(&r, &bytes, 8))
+			return false;
+		name[nl] = '\0';
+		if (off % ALIGN || off > len || bytes > len - off || bytes != dnnl_memory_desc_get_size(&w->md) ||
+		    (w->node = node_by_name(m, name)) < 0)
+			return false;
+		w->buf = (void *)(base + off);
+		if (dnnl_memory_create(&w->mem, &w->md, m->engine, w->buf) != dnnl_success)
+			return false;
+	}
+	return true;
+}
+
+static void list_free(struct nn_wcache *w)
+{
+	while (w) {
+		struct nn_wcache *next = w->next;
+		if (w->mem)
+			dnnl_memory_destroy(w->mem);
+		free(w);
+		w = next;
+	}
+}
+
+void nn_wfile_load(nn_model *m)
+{
+	char path[PATH_MAX];
+	struct nn_wcache *list = NULL;
+	struct stat sb;
+	void *map = MAP_FAILED;
+	int fd;
+
+	if (m->wtried || !m->wdir)
+		return;
+	m->wtried = true;
+	if (!m->wkey[0] && !make_key(m))
+		return;
+	file_name(m, path, sizeof path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (!fstat(fd, &sb) && sb.st_size > 0)
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (map == MAP_FAILED) {
+		close(fd);
+		return;
+	}
+	if (!parse(m, map, (size_t)sb.st_size, &list)) {
+		list_free(list);
+		munmap(map, (size_t)sb.st_size);
+		close(fd);
+		return;
+	}
+	futimens(fd, NULL); /* in use: pruning spares it (where it may be written) */
+	close(fd);
+	/* the file's entries go behind the model's own (none, usually) */
+	struct nn_wcache **tail = &m->wcache;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = list;
+	m->wmap = map;
+	m->wmap_len = (size_t)sb.st_size;
+}
+
+static bool put(FILE *f, const void *p, size_t n, uint32_t *crc)
+{
+	if (crc)
+		*crc = crc_add(*crc, p, n);
+	return fwrite(p, 1, n, f) == n;
+}
+
+/* Writes the table (crc != NULL: only adds it to *crc) and returns the
+ * size of the file. */
+static uint64_t table(const nn_model *m, FILE *f, uint64_t start, uint32_t *crc, bool *ok)
+{
+	uint64_t off = start;
+	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
+		if (!keepable(w))
+			continue;
+		const char *name = m->g.nodes[w->node].name ? m->g.nodes[w->node].name : "";
+		uint16_t nl = (uint16_t)strlen(name);
+		uint64_t bytes = dnnl_memory_desc_get_size(&w->md);
+		off = (off + ALIGN - 1) / ALIGN * ALIGN;
+		if (f)
+			*ok = *ok && put(f, &nl, 2, crc) && put(f, name, nl, crc) && put(f, &w->md, sizeof w->md, crc) &&
+			      put(f, &off, 8, crc) && put(f, &bytes, 8, crc);
+		off += bytes;
+	}
+	return off;
+}
+
+/* Removes from dir the weights files nobody used for PRUNE_DAYS (another
+ * oneDNN, CPU or model: each process that uses one marks it) and temporary
+ * files left by a process that died while writing. */
+#define PRUNE_DAYS 30
+static void prune(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	time_t now = time(NULL);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		struct stat sb;
+		bool weights = n > 8 && !strcmp(e->d_name + n - 8, ".weights"), tmp = n > 4 && !strcmp(e->d_name + n - 4, ".tmp");
+		if ((weights || tmp) && !fstatat(dirfd(d), e->d_name, &sb, 0) &&
+		    now - sb.st_mtime > (weights ? PRUNE_DAYS * 86400 : 86400))
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
+void nn_wfile_save(nn_model *m)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32];
+	uint32_t count = 0, klen, crc = 0, crc_at;
+	uint64_t head, size;
+	bool ok = true, fresh = false;
+	FILE *f;
+
+	if (!m->wdir || !m->wkey[0])
+		return;
+	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
+		count += keepable(w);
+		fresh = fresh || (keepable(w) && !w->mapped && !w->saved);
+	}
+	if (!fresh || count == 0)
+		return;
+	for (const struct nn_wcache *w = m->wcache; w; w = w->next)
+		if (keepable(w) && (!m->g.nodes[w->node].name || strlen(m->g.nodes[w->node].name) >= 1024))
+			return; /* a node the file could not name */
+	file_name(m, path, sizeof path);
+	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+	if (mkdir(m->wdir, 0755) && errno != EEXIST)
+		return;
+	if (!(f = fopen(tmp, "wb")))
+		return;
+	/* the header up to the CRC, the table's size, then the CRC over the
+	 * rest: computed in a first pass over what will be written */
+	klen = (uint32_t)strlen(m->wkey);
+	crc_at = 8 + 4 + klen + 4 + 8;
+	head = crc_at + 4;
+	uint64_t table_end = head;
+	for (const struct nn_wcache *w = m->wcache; w; w = w->next)
+		if (keepable(w))
+			table_end += 2 + strlen(m->g.nodes[w->node].name) + sizeof w->md + 16;
+	size = table(m, NULL, table_end, NULL, &ok);
+	ok = put(f, MAGIC, 8, NULL) && put(f, &klen, 4, NULL) && put(f, m->wkey, klen, NULL) &&
+	     put(f, &count, 4, NULL) && put(f, &size, 8, NULL) && put(f, &crc, 4, NULL);
+	/* table, then each tensor after zeros up to its offset */
+	table(m, f, table_end, &crc, &ok);
+	uint64_t at = table_end;
+	static const unsigned char zeros[ALIGN];
+	for (const struct nn_wcache *w = m->wcache; ok && w; w = w->next) {
+		if (!keepable(w))
+			continue;
+		uint64_t off = (at + ALIGN - 1) / ALIGN * ALIGN, bytes = dnnl_memory_desc_get_size(&w->md);
+		ok = put(f, zeros, (size_t)(off - at), &crc) && put(f, w->buf, (size_t)bytes, &crc);
+		at = off + bytes;
+	}
+	ok = ok && at == size && !fseek(f, (long)crc_at, SEEK_SET) && put(f, &crc, 4, NULL);
+	ok = !fclose(f) && ok;
+	if (ok && !rename(tmp, path)) {
+		prune(m->wdir);
+		for (struct nn_wcache *w = m->wcache; w; w = w->next)
+			w->saved = true;
+		return;
+	}
+	unlink(tmp);
+}
+
+void nn_wfile_forget(nn_model *m)
+{
+	if (m->wmap)
+		munmap(m->wmap, m->wmap_len);
+	m->wmap = NULL;
+	m->wmap_len = 0;
+	m->wtried = false;
+}
+
+nn_status nn_model_set_weight_cache(nn_model *m, const char *dir)
+{
+	char *d = dir ? strdup(dir) : NULL;
+
+	if (dir && !d)
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	pthread_mutex_lock(&m->lock);
+	free(m->wdir);
+	m->wdir = d;
+	m->wtried = false;
+	pthread_mutex_unlock(&m->lock);
+	return NN_OK;
+}
