@@ -103,6 +103,9 @@ small=$("$PETCUT" model path small)
 # field FILE KEY: the value printed on the line "KEY value".
 field() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
+# median FILE: the median of the numbers in FILE, one a line.
+median() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
 # prec_ok P: whether petcut runs precision P on this CPU (it says so on
 # stderr if not). int8 is calibrated first, on the test photos.
 prec_ok() { ! "$PETCUT" infer "$medium" --shape 1,3,64,64 --precision "$1" 2>&1 >/dev/null | grep -q .; }
@@ -232,6 +235,10 @@ if [ $have_ort = 1 ]; then
 		echo "bench: fp32 copy against the exported graph on chelsea: $check" >&2
 	fi
 fi
+# The reordered weights' file (README: PETCUT_WEIGHT_CACHE) starts empty:
+# round 1's first runs make it, the later rounds' start from it.
+export PETCUT_WEIGHT_CACHE=$OUT/weights
+rm -rf "$PETCUT_WEIGHT_CACHE"
 # Each round alternates the runtimes: petcut fp32, ONNX Runtime (exported),
 # petcut bf16, ONNX Runtime (fp32 copy), petcut int8.
 for r in $(seq "$ROUNDS"); do
@@ -252,6 +259,19 @@ for r in $(seq "$ROUNDS"); do
 	[ $bf16 = 1 ] && pc medium-512-bf16 "$medium" 1,3,512,512 "$r" --precision bf16
 	[ $int8 = 1 ] && pc medium-512-int8 "$medium" 1,3,512,512 "$r" --precision int8
 done
+
+# A fresh process: the first run with and without the weights file, and
+# `petcut serve` (default options) from start to /readyz, with and without
+# it, interleaved.
+fresh=medium-1024
+[ $bf16 = 1 ] && fresh=medium-1024-bf16
+cold_first=$(field "$OUT/$fresh.petcut.1" first_ms)
+: >"$OUT/fresh.first"
+for r in $(seq 2 "$ROUNDS"); do field "$OUT/$fresh.petcut.$r" first_ms >>"$OUT/fresh.first"; done
+warm_first=$(median "$OUT/fresh.first")
+echo "bench: serve start to /readyz, with and without the weights file" >&2
+python3 bench/readyz.py "$PETCUT" "$OUT/readyz-data" "file=-" "none=PETCUT_WEIGHT_CACHE:off" --rounds "$RUNS" \
+	>"$OUT/readyz" || : >"$OUT/readyz"
 
 # summary TOOL CASE: "median min max load first rss": the median of the
 # per-round medians; min/max over all runs; medians of load and first run;
@@ -352,6 +372,12 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 		echo "Like for like on the shipped dynamic-int8 \`small\` model: petcut $s ms against ONNX Runtime ${fa#* } ms, $(ratio "$s" "${fa#* }") x."
 	s=$(summary petcut medium-512-bf16 | cut -d' ' -f1)
 	[ -n "$s" ] && echo "The preview (512x512) at bf16 takes $s ms$(s8=$(summary petcut medium-512-int8 | cut -d' ' -f1); [ -n "$s8" ] && echo ", $s8 ms at int8")."
+	s=$(summary petcut "$fresh" | cut -d' ' -f1)
+	[ -n "$s" ] && [ -n "$warm_first" ] &&
+		echo "A fresh process's first run (\`petcut infer\`, ${fresh#medium-}, the plan built in it): $warm_first ms with the reordered weights' file an earlier process wrote (rounds 2 on; $(ratio "$warm_first" "$s") x the warm $s ms), $cold_first ms without it (round 1, which writes it)."
+	set -- $(awk '$1 == "file" { print $2 }' "$OUT/readyz") $(awk '$1 == "none" { print $2 }' "$OUT/readyz")
+	[ $# = 2 ] &&
+		echo "\`petcut serve\` (default options: both input sizes and the quality guard's fp32 plans made before it is ready) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
 } >"$OUT/report.md"
 cat "$OUT/report.md"
 
@@ -483,9 +509,6 @@ install_imgly() {
 	head -6 "$OUT/imgly-npm.log" | sed 's/^/    /' >&2
 	return 1
 }
-
-# median FILE: the median of the numbers in FILE, one a line.
-median() { sort -n "$1" | awk '{ a[NR] = $1 } END { if (NR) print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # stage NAME FILE: the number that follows the stage's name in petcut's
 # --timings output (e.g. "decode 123 ms", "decode=123", "decode: 123ms").

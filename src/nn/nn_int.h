@@ -156,12 +156,15 @@ struct nn_graph {
 
 struct nn_plan; /* plan.c */
 
+#define NN_PRECISIONS 3 /* nn_precision's values */
+
 /* A weight tensor reordered into the layout a primitive asked for. */
 struct nn_wcache {
 	int node;
 	dnnl_memory_desc_t md;
 	dnnl_memory_t mem;
 	void *buf;
+	nn_precision prec; /* of the plan that made it (each has its weights file) */
 	bool mapped; /* buf is in the weights file's mapping (wfile.c), read-only */
 	bool saved;  /* written to the weights file */
 	struct nn_wcache *next;
@@ -199,9 +202,10 @@ struct nn_model {
 	 * the last rest, and its mapping */
 	char *wdir;
 	char wkey[192];
-	bool wtried;
-	void *wmap;
-	size_t wmap_len;
+	bool wtried[NN_PRECISIONS];
+	void *wmap[NN_PRECISIONS];
+	size_t wmap_len[NN_PRECISIONS];
+	nn_precision building; /* the precision of the plan being built */
 };
 
 /* ===== int8 (quant.c) ===== */
@@ -224,11 +228,13 @@ void nn_quant_free(nn_model *m);
 
 /* ===== Reordered weights kept in a file (wfile.c) ===== */
 
-/* Maps the file of this model's weights, if there is a valid one, and adds
- * its entries to the weight cache; once after each rest. */
-void nn_wfile_load(nn_model *m);
-/* Writes the weight cache to the file when it holds entries the file lacks. */
-void nn_wfile_save(nn_model *m);
+/* Maps the file of this model's weights for plans at precision prec, if
+ * there is a valid one, and adds its entries to the weight cache; once
+ * after each rest. */
+void nn_wfile_load(nn_model *m, nn_precision prec);
+/* Writes the weights plans at precision prec made to their file, when it
+ * lacks some. */
+void nn_wfile_save(nn_model *m, nn_precision prec);
 /* Unmaps the file (the weight cache's mapped entries already freed). */
 void nn_wfile_forget(nn_model *m);
 

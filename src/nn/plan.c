@@ -231,7 +231,8 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision 
 			return NN_OK;
 		}
 	}
-	nn_wfile_load(m);
+	nn_wfile_load(m, prec);
+	m->building = prec;
 	st = plan_build(m, inputs, prec, &p);
 	if (st == NN_RELOAD && (st = nn_model_reload_weights(m)) == NN_OK)
 		st = plan_build(m, inputs, prec, &p);
@@ -244,7 +245,7 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision 
 	 * its mmap threshold has risen): hand those pages back now, or a
 	 * one-photo process carries them through the rest of its work */
 	malloc_trim(0);
-	nn_wfile_save(m);
+	nn_wfile_save(m, prec);
 	p->next = m->plans;
 	m->plans = p;
 	for (pp = &m->plans; *pp; count++) {

@@ -84,6 +84,7 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 	if (!w)
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	w->node = node;
+	w->prec = m->building;
 	w->md = *md;
 	if (posix_memalign(&w->buf, 64, dnnl_memory_desc_get_size(md) + 64)) {
 		free(w);
@@ -150,6 +151,7 @@ static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *
 			return nn_fail(NN_ERR_NOMEM, "out of memory");
 		}
 		w->node = node;
+		w->prec = m->building;
 		w->md = md;
 		wino_weights(data, cin, cout, w->buf);
 		if (dnnl_memory_create(&w->mem, &md, m->engine, w->buf) != dnnl_success) {

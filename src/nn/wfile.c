@@ -5,10 +5,11 @@
  * A plan's convolutions want their weights in the layouts oneDNN picks for
  * this CPU (blocked, bf16, Winograd-transformed); making them is most of a
  * first pass's planning besides compiling the kernels. Once a plan is built,
- * every such tensor the model holds is written to one file of the cache
- * folder; a later process running the same weights on the same machine
- * maps it and finds them there (nn_wcache entries whose buffers are the
- * file's pages, read-only).
+ * the tensors the plans of its precision made are written to that
+ * precision's file in the cache folder; a later process running the same
+ * weights on the same machine maps it when it plans at that precision and
+ * finds them there (nn_wcache entries whose buffers are the file's pages,
+ * read-only). One file per precision: a process maps only what it runs.
  *
  * The file is named by, and begins with, a key: a CRC-32 of every
  * convolution's weights as the graph passes leave them (their node names,
@@ -83,11 +84,20 @@ static bool make_key(nn_model *m)
 	return true;
 }
 
-/* The file of key m->wkey in m->wdir. */
-static void file_name(const nn_model *m, char *buf, size_t n)
+static const char *const prec_names[NN_PRECISIONS] = {"fp32", "bf16", "int8"};
+
+/* The key of the weights of plans at precision prec: m->wkey and prec. */
+static void full_key(const nn_model *m, nn_precision prec, char *buf, size_t n)
 {
-	uint32_t h = crc_add(0, m->wkey, strlen(m->wkey));
-	snprintf(buf, n, "%s/%08" PRIx32 "-%08" PRIx32 ".weights", m->wdir, h, crc_add(h, m->wkey, strlen(m->wkey)));
+	snprintf(buf, n, "%s;plans %s", m->wkey, prec_names[prec]);
+}
+
+/* The file of a full key in m->wdir. */
+static void file_name(const nn_model *m, const char *key, nn_precision prec, char *buf, size_t n)
+{
+	uint32_t h = crc_add(0, key, strlen(key));
+	snprintf(buf, n, "%s/%08" PRIx32 "-%08" PRIx32 ".%s.weights", m->wdir, h, crc_add(h, key, strlen(key)),
+		 prec_names[prec]);
 }
 
 /* A cursor over the mapped file. */
@@ -114,15 +124,16 @@ static int node_by_name(const nn_model *m, const char *name)
 
 /* Reads the entries of a mapped file into wcache entries (prepended to
  * *list); false if the file is not one of this key or is damaged. */
-static bool parse(nn_model *m, const unsigned char *base, size_t len, struct nn_wcache **list)
+static bool parse(nn_model *m, const char *key, nn_precision prec, const unsigned char *base, size_t len,
+		  struct nn_wcache **list)
 {
 	struct rd r = {base, base + len};
 	char magic[8], name[1024];
 	uint32_t klen, count, crc;
 	uint64_t size;
 
-	if (!take(&r, magic, 8) || memcmp(magic, MAGIC, 8) || !take(&r, &klen, 4) || klen != strlen(m->wkey) ||
-	    (size_t)(r.end - r.p) < klen || memcmp(r.p, m->wkey, klen))
+	if (!take(&r, magic, 8) || memcmp(magic, MAGIC, 8) || !take(&r, &klen, 4) || klen != strlen(key) ||
+	    (size_t)(r.end - r.p) < klen || memcmp(r.p, key, klen))
 		return false;
 	r.p += klen;
 	if (!take(&r, &count, 4) || !take(&r, &size, 8) || size != len || !take(&r, &crc, 4) ||
@@ -137,6 +148,7 @@ static bool parse(nn_model *m, const unsigned char *base, size_t len, struct nn_
 		w->next = *list;
 		*list = w;
 		w->mapped = true;
+		w->prec = prec;
 		if (!take(&r, &nl, 2) || nl >= sizeof name || !take(&r, name, nl) || !take(&r, &w->md, sizeof w->md) ||
 		    !take(&r, &off, 8) || !take(&r, &bytes, 8))
 			return false;
@@ -162,20 +174,21 @@ static void list_free(struct nn_wcache *w)
 	}
 }
 
-void nn_wfile_load(nn_model *m)
+void nn_wfile_load(nn_model *m, nn_precision prec)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], key[sizeof m->wkey + 32];
 	struct nn_wcache *list = NULL;
 	struct stat sb;
 	void *map = MAP_FAILED;
 	int fd;
 
-	if (m->wtried || !m->wdir)
+	if ((unsigned)prec >= NN_PRECISIONS || m->wtried[prec] || !m->wdir)
 		return;
-	m->wtried = true;
+	m->wtried[prec] = true;
 	if (!m->wkey[0] && !make_key(m))
 		return;
-	file_name(m, path, sizeof path);
+	full_key(m, prec, key, sizeof key);
+	file_name(m, key, prec, path, sizeof path);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return;
 	if (!fstat(fd, &sb) && sb.st_size > 0)
@@ -184,7 +197,7 @@ void nn_wfile_load(nn_model *m)
 		close(fd);
 		return;
 	}
-	if (!parse(m, map, (size_t)sb.st_size, &list)) {
+	if (!parse(m, key, prec, map, (size_t)sb.st_size, &list)) {
 		list_free(list);
 		munmap(map, (size_t)sb.st_size);
 		close(fd);
@@ -197,8 +210,8 @@ void nn_wfile_load(nn_model *m)
 	while (*tail)
 		tail = &(*tail)->next;
 	*tail = list;
-	m->wmap = map;
-	m->wmap_len = (size_t)sb.st_size;
+	m->wmap[prec] = map;
+	m->wmap_len[prec] = (size_t)sb.st_size;
 }
 
 static bool put(FILE *f, const void *p, size_t n, uint32_t *crc)
@@ -210,11 +223,11 @@ static bool put(FILE *f, const void *p, size_t n, uint32_t *crc)
 
 /* Writes the table (crc != NULL: only adds it to *crc) and returns the
  * size of the file. */
-static uint64_t table(const nn_model *m, FILE *f, uint64_t start, uint32_t *crc, bool *ok)
+static uint64_t table(const nn_model *m, nn_precision prec, FILE *f, uint64_t start, uint32_t *crc, bool *ok)
 {
 	uint64_t off = start;
 	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
-		if (!keepable(w))
+		if (!keepable(w) || w->prec != prec)
 			continue;
 		const char *name = m->g.nodes[w->node].name ? m->g.nodes[w->node].name : "";
 		uint16_t nl = (uint16_t)strlen(name);
@@ -251,26 +264,28 @@ static void prune(const char *dir)
 	closedir(d);
 }
 
-void nn_wfile_save(nn_model *m)
+void nn_wfile_save(nn_model *m, nn_precision prec)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 32];
+	char path[PATH_MAX], tmp[PATH_MAX + 32], key[sizeof m->wkey + 32];
 	uint32_t count = 0, klen, crc = 0, crc_at;
 	uint64_t head, size;
 	bool ok = true, fresh = false;
 	FILE *f;
 
-	if (!m->wdir || !m->wkey[0])
+	if (!m->wdir || !m->wkey[0] || (unsigned)prec >= NN_PRECISIONS)
 		return;
 	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
-		count += keepable(w);
-		fresh = fresh || (keepable(w) && !w->mapped && !w->saved);
+		if (!keepable(w) || w->prec != prec)
+			continue;
+		count++;
+		fresh = fresh || (!w->mapped && !w->saved);
+		if (!m->g.nodes[w->node].name || strlen(m->g.nodes[w->node].name) >= 1024)
+			return; /* a node the file could not name */
 	}
 	if (!fresh || count == 0)
 		return;
-	for (const struct nn_wcache *w = m->wcache; w; w = w->next)
-		if (keepable(w) && (!m->g.nodes[w->node].name || strlen(m->g.nodes[w->node].name) >= 1024))
-			return; /* a node the file could not name */
-	file_name(m, path, sizeof path);
+	full_key(m, prec, key, sizeof key);
+	file_name(m, key, prec, path, sizeof path);
 	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
 	if (mkdir(m->wdir, 0755) && errno != EEXIST)
 		return;
@@ -278,22 +293,22 @@ void nn_wfile_save(nn_model *m)
 		return;
 	/* the header up to the CRC, the table's size, then the CRC over the
 	 * rest: computed in a first pass over what will be written */
-	klen = (uint32_t)strlen(m->wkey);
+	klen = (uint32_t)strlen(key);
 	crc_at = 8 + 4 + klen + 4 + 8;
 	head = crc_at + 4;
 	uint64_t table_end = head;
 	for (const struct nn_wcache *w = m->wcache; w; w = w->next)
-		if (keepable(w))
+		if (keepable(w) && w->prec == prec)
 			table_end += 2 + strlen(m->g.nodes[w->node].name) + sizeof w->md + 16;
-	size = table(m, NULL, table_end, NULL, &ok);
-	ok = put(f, MAGIC, 8, NULL) && put(f, &klen, 4, NULL) && put(f, m->wkey, klen, NULL) &&
+	size = table(m, prec, NULL, table_end, NULL, &ok);
+	ok = put(f, MAGIC, 8, NULL) && put(f, &klen, 4, NULL) && put(f, key, klen, NULL) &&
 	     put(f, &count, 4, NULL) && put(f, &size, 8, NULL) && put(f, &crc, 4, NULL);
 	/* table, then each tensor after zeros up to its offset */
-	table(m, f, table_end, &crc, &ok);
+	table(m, prec, f, table_end, &crc, &ok);
 	uint64_t at = table_end;
 	static const unsigned char zeros[ALIGN];
 	for (const struct nn_wcache *w = m->wcache; ok && w; w = w->next) {
-		if (!keepable(w))
+		if (!keepable(w) || w->prec != prec)
 			continue;
 		uint64_t off = (at + ALIGN - 1) / ALIGN * ALIGN, bytes = dnnl_memory_desc_get_size(&w->md);
 		ok = put(f, zeros, (size_t)(off - at), &crc) && put(f, w->buf, (size_t)bytes, &crc);
@@ -304,7 +319,7 @@ void nn_wfile_save(nn_model *m)
 	if (ok && !rename(tmp, path)) {
 		prune(m->wdir);
 		for (struct nn_wcache *w = m->wcache; w; w = w->next)
-			w->saved = true;
+			w->saved = w->saved || w->prec == prec;
 		return;
 	}
 	unlink(tmp);
@@ -312,11 +327,13 @@ void nn_wfile_save(nn_model *m)
 
 void nn_wfile_forget(nn_model *m)
 {
-	if (m->wmap)
-		munmap(m->wmap, m->wmap_len);
-	m->wmap = NULL;
-	m->wmap_len = 0;
-	m->wtried = false;
+	for (int p = 0; p < NN_PRECISIONS; p++) {
+		if (m->wmap[p])
+			munmap(m->wmap[p], m->wmap_len[p]);
+		m->wmap[p] = NULL;
+		m->wmap_len[p] = 0;
+		m->wtried[p] = false;
+	}
 }
 
 nn_status nn_model_set_weight_cache(nn_model *m, const char *dir)
@@ -328,7 +345,8 @@ nn_status nn_model_set_weight_cache(nn_model *m, const char *dir)
 	pthread_mutex_lock(&m->lock);
 	free(m->wdir);
 	m->wdir = d;
-	m->wtried = false;
+	for (int p = 0; p < NN_PRECISIONS; p++)
+		m->wtried[p] = false;
 	pthread_mutex_unlock(&m->lock);
 	return NN_OK;
 }
