@@ -238,6 +238,10 @@ void nn_wfile_save(nn_model *m, nn_precision prec);
 /* Unmaps the file (the weight cache's mapped entries already freed). */
 void nn_wfile_forget(nn_model *m);
 
+/* Once weights graph value wval is kept in a layout: releases the graph's
+ * copy when the model can reread its file (plan_conv.c). */
+void nn_weights_release(nn_model *m, int wval);
+
 /* Internal status: a plan needs weights that were released (see src_path). */
 #define NN_RELOAD ((nn_status)-100)
 

@@ -48,9 +48,7 @@ static struct nn_wcache *wcache_find(nn_model *m, int node, const dnnl_memory_de
 	return NULL;
 }
 
-/* Once weights graph value wval is kept in a layout: releases the graph's
- * copy when the model can reread its file. */
-static void weights_release(nn_model *m, int wval)
+void nn_weights_release(nn_model *m, int wval)
 {
 	if (wval >= 0 && m->src_path && releasable(&m->g, wval)) {
 		free(m->g.vals[wval].data);
@@ -75,7 +73,7 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 
 	if ((w = wcache_find(m, node, md))) {
 		*out = w->mem;
-		weights_release(m, wval);
+		nn_weights_release(m, wval);
 		return NN_OK;
 	}
 	if (!data)
@@ -128,7 +126,7 @@ out:
 	w->next = m->wcache;
 	m->wcache = w;
 	*out = w->mem;
-	weights_release(m, wval);
+	nn_weights_release(m, wval);
 	return NN_OK;
 }
 
@@ -163,7 +161,7 @@ static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *
 		m->wcache = w;
 	}
 	*u = w->buf;
-	weights_release(m, wval);
+	nn_weights_release(m, wval);
 	return NN_OK;
 }
 

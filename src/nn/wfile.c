@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,15 @@ void nn_wfile_load(nn_model *m, nn_precision prec)
 	*tail = list;
 	m->wmap[prec] = map;
 	m->wmap_len[prec] = (size_t)sb.st_size;
+	/* the graph's copies of these weights are not needed to plan: gone now
+	 * rather than once each is asked for, so that the plan's memory does
+	 * not come on top of them */
+	for (const struct nn_wcache *w = list; w; w = w->next) {
+		const struct nn_node *n = &m->g.nodes[w->node];
+		if (n->op == NN_OP_CONV && n->n_in > 1)
+			nn_weights_release(m, n->in[1]);
+	}
+	malloc_trim(0);
 }
 
 static bool put(FILE *f, const void *p, size_t n, uint32_t *crc)
