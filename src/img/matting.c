@@ -203,6 +203,7 @@ static void mat_free(struct mat *t)
  * dilate_cols: within a square of 2 r + 1). */
 static void dilate_rows(const unsigned char *src, unsigned char *dst, int w, int h, int r)
 {
+#pragma omp parallel for schedule(static)
 	for (int y = 0; y < h; y++) {
 		const unsigned char *s = src + (size_t)y * w;
 		unsigned char *d = dst + (size_t)y * w;
@@ -220,22 +221,27 @@ static void dilate_rows(const unsigned char *src, unsigned char *dst, int w, int
 	}
 }
 
-/* The same along columns; col holds w ints. */
-static void dilate_cols(const unsigned char *src, unsigned char *dst, int w, int h, int r, int *col)
+/* The same along columns, in strips of STRIP columns. */
+#define STRIP 64
+static void dilate_cols(const unsigned char *src, unsigned char *dst, int w, int h, int r)
 {
-	memset(col, 0, sizeof *col * w);
-	for (int y = 0; y < r && y < h; y++)
-		for (int x = 0; x < w; x++)
-			col[x] += src[(size_t)y * w + x] != 0;
-	for (int y = 0; y < h; y++) {
-		if (y + r < h)
-			for (int x = 0; x < w; x++)
-				col[x] += src[(size_t)(y + r) * w + x] != 0;
-		for (int x = 0; x < w; x++)
-			dst[(size_t)y * w + x] = col[x] > 0;
-		if (y - r >= 0)
-			for (int x = 0; x < w; x++)
-				col[x] -= src[(size_t)(y - r) * w + x] != 0;
+#pragma omp parallel for schedule(static)
+	for (int x0 = 0; x0 < w; x0 += STRIP) {
+		int n = w - x0 < STRIP ? w - x0 : STRIP, col[STRIP] = {0};
+
+		for (int y = 0; y < r && y < h; y++)
+			for (int x = 0; x < n; x++)
+				col[x] += src[(size_t)y * w + x0 + x] != 0;
+		for (int y = 0; y < h; y++) {
+			if (y + r < h)
+				for (int x = 0; x < n; x++)
+					col[x] += src[(size_t)(y + r) * w + x0 + x] != 0;
+			for (int x = 0; x < n; x++)
+				dst[(size_t)y * w + x0 + x] = col[x] > 0;
+			if (y - r >= 0)
+				for (int x = 0; x < n; x++)
+					col[x] -= src[(size_t)(y - r) * w + x0 + x] != 0;
+		}
 	}
 }
 
@@ -248,14 +254,14 @@ static int plan_grid(struct mat *t, const float *p, int lw, int lh)
 	double scale;
 	unsigned char *uns = NULL, *tmp = NULL;
 	struct img_axis ax = {0}, ay = {0};
-	int *col = NULL, ok = -1;
+	long unknown;
+	int ok = -1;
 
 	t->m = malloc(sizeof *t->m * n);
 	t->tri = malloc(n);
 	uns = calloc(n, 1);
-	tmp = malloc(n);
-	col = malloc(sizeof *col * ww);
-	if (!t->m || !t->tri || !uns || !tmp || !col || img_axis_init(&ax, ww, lw) || img_axis_init(&ay, wh, lh))
+	tmp = calloc(n, 1);
+	if (!t->m || !t->tri || !uns || !tmp || img_axis_init(&ax, ww, lw) || img_axis_init(&ay, wh, lh))
 		goto out;
 	/* the mask's pixels in the grid's */
 	scale = (double)ww / lw > (double)wh / lh ? (double)ww / lw : (double)wh / lh;
@@ -263,6 +269,7 @@ static int plan_grid(struct mat *t, const float *p, int lw, int lh)
 	t->data = MAT_DATA / (t->scale * t->scale);
 	/* the mask bilinearly on the grid, as IMG_REFINE_NONE samples it for
 	 * the photo (the same surface at the grid's pixel centres) */
+#pragma omp parallel for schedule(static)
 	for (int y = 0; y < wh; y++) {
 		const float *s0 = p + (size_t)ay.i0[y] * lw, *s1 = p + (size_t)ay.i1[y] * lw;
 		float wy = ay.wt[y], *d = t->m + (size_t)y * ww;
@@ -275,36 +282,37 @@ static int plan_grid(struct mat *t, const float *p, int lw, int lh)
 			d[x] = q < 0 ? 0 : q > 1 ? 1 : q;
 		}
 	}
-	/* unsure: between MAT_LO and MAT_HI, or either side of a step across
-	 * 0.5 between neighbours (a mask as sharp as the grid) */
-	for (size_t i = 0; i < n; i++)
-		uns[i] = t->m[i] > MAT_LO && t->m[i] < MAT_HI;
+	/* unsure: between MAT_LO and MAT_HI, or across 0.5 from a neighbour
+	 * (a mask as sharp as the grid) */
+#pragma omp parallel for schedule(static)
 	for (int y = 0; y < wh; y++)
 		for (int x = 0; x < ww; x++) {
 			size_t i = (size_t)y * ww + x;
-			int in = t->m[i] >= 0.5f;
+			float v = t->m[i];
+			int in = v >= 0.5f;
 
-			if (x + 1 < ww && (t->m[i + 1] >= 0.5f) != in)
-				uns[i] = uns[i + 1] = 1;
-			if (y + 1 < wh && (t->m[i + ww] >= 0.5f) != in)
-				uns[i] = uns[i + ww] = 1;
+			tmp[i] = (v > MAT_LO && v < MAT_HI) || (x > 0 && (t->m[i - 1] >= 0.5f) != in) ||
+				 (x + 1 < ww && (t->m[i + 1] >= 0.5f) != in) || (y > 0 && (t->m[i - ww] >= 0.5f) != in) ||
+				 (y + 1 < wh && (t->m[i + ww] >= 0.5f) != in);
 		}
 	r = (int)ceil(MAT_BAND * (ww > wh ? ww : wh));
 	if (r < 1)
 		r = 1;
 	t->band_r = r;
-	dilate_rows(uns, tmp, ww, wh, r);
-	dilate_cols(tmp, uns, ww, wh, r, col);
+	dilate_rows(tmp, uns, ww, wh, r);
+	dilate_cols(uns, tmp, ww, wh, r);
 	/* (a grid without a window inside it has nothing to solve) */
-	t->unknown = 0;
+	unknown = 0;
+#pragma omp parallel for schedule(static) reduction(+ : unknown)
 	for (size_t i = 0; i < n; i++) {
-		uns[i] = uns[i] && ww >= 3 && wh >= 3;
+		uns[i] = tmp[i] && ww >= 3 && wh >= 3;
 		t->tri[i] = uns[i] ? IMG_TRIMAP_UNKNOWN : t->m[i] >= 0.5f ? IMG_TRIMAP_FG : IMG_TRIMAP_BG;
-		t->unknown += uns[i];
+		unknown += uns[i];
 	}
+	t->unknown = unknown;
 
 	/* the tiles within a pixel of the band: the band's pixels and every
-	 * pixel the upscale reads around them */
+	 * pixel the upscale reads around them; numbered in order */
 	t->tw = (ww + TILE - 1) / TILE;
 	t->th = (wh + TILE - 1) / TILE;
 	t->tmap = malloc(sizeof *t->tmap * t->tw * t->th);
@@ -312,7 +320,7 @@ static int plan_grid(struct mat *t, const float *p, int lw, int lh)
 	t->has_u = malloc((size_t)t->tw * t->th);
 	if (!t->tmap || !t->tile || !t->has_u)
 		goto out;
-	t->n = 0;
+#pragma omp parallel for schedule(dynamic, 1)
 	for (int ty = 0; ty < t->th; ty++)
 		for (int tx = 0; tx < t->tw; tx++) {
 			int x0 = tx * TILE - 1, y0 = ty * TILE - 1, x1 = tx * TILE + TILE, y1 = ty * TILE + TILE;
@@ -329,19 +337,25 @@ static int plan_grid(struct mat *t, const float *p, int lw, int lh)
 						inside |= x >= tx * TILE && x < tx * TILE + TILE && y >= ty * TILE &&
 							  y < ty * TILE + TILE;
 					}
-			t->tmap[ty * t->tw + tx] = near ? t->n : -1;
-			if (near) {
-				t->has_u[t->n] = (unsigned char)inside;
-				t->tile[t->n++] = ty * t->tw + tx;
-			}
+			/* 0 far, 1 near, 2 holding band pixels */
+			t->tmap[ty * t->tw + tx] = near + inside;
 		}
+	t->n = 0;
+	for (int i = 0; i < t->tw * t->th; i++) {
+		int kind = t->tmap[i];
+
+		t->tmap[i] = kind ? t->n : -1;
+		if (kind) {
+			t->has_u[t->n] = kind == 2;
+			t->tile[t->n++] = i;
+		}
+	}
 	ok = 0;
 out:
 	img_axis_free(&ax);
 	img_axis_free(&ay);
 	free(uns);
 	free(tmp);
-	free(col);
 	return ok;
 }
 
@@ -483,50 +497,77 @@ static void tile_stats(const struct mat *t, int k)
 		}
 }
 
+/* Per window centre, what L's diagonal sums over a pixel's windows: the
+ * inverse (six values), it times the mean (three), the mean's quadratic
+ * form (one), and 1 for a window inside the photo. */
+enum { D_RR, D_RG, D_RB, D_GG, D_GB, D_BB, D_AR, D_AG, D_AB, D_MAM, D_OK, D_COUNT };
+
 /* Tile k's vectors' starting values: the mask, the band, the window
- * counts, gamma, the preconditioner, x = the mask. */
-static void tile_setup(const struct mat *t, int k)
+ * counts, gamma, the preconditioner, x = the mask. sc holds 2 * D_COUNT *
+ * Q * Q doubles. */
+static void tile_setup(const struct mat *t, int k, double *sc)
 {
 	int tx = t->tile[k] % t->tw, ty = t->tile[k] / t->tw;
 	const float *I = tile_I(t, k), *st = tile_st(t, k);
 	float *m = tile_v(t, k, V_M), *u = tile_v(t, k, V_U), *nw = tile_v(t, k, V_N);
 	float *g = tile_v(t, k, V_G), *d = tile_v(t, k, V_D), *x = tile_v(t, k, V_X);
+	double *c = sc, *hs = sc + D_COUNT * Q * Q;
 
+	/* L_ii = sum over the windows w holding pixel i of 1 - (1 + (I - mu_w)^T
+	 * inv_w (I - mu_w)) / 9, and the quadratic form is I^T inv_w I - 2 I^T
+	 * inv_w mu_w + mu_w^T inv_w mu_w: sums over 3 x 3 window centres of
+	 * inv_w, inv_w mu_w and mu_w^T inv_w mu_w (in double: the terms are as
+	 * large as 1 / eps and cancel) */
+	for (int i = 0; i < Q * Q; i++) {
+		double mu[3] = {st[S_MR * Q * Q + i], st[S_MG * Q * Q + i], st[S_MB * Q * Q + i]};
+		double a[6];
+
+		for (int j = 0; j < 6; j++)
+			a[j] = st[(S_RR + j) * Q * Q + i];
+		for (int j = 0; j < 6; j++)
+			c[(D_RR + j) * Q * Q + i] = a[j];
+		c[D_AR * Q * Q + i] = a[0] * mu[0] + a[1] * mu[1] + a[2] * mu[2];
+		c[D_AG * Q * Q + i] = a[1] * mu[0] + a[3] * mu[1] + a[4] * mu[2];
+		c[D_AB * Q * Q + i] = a[2] * mu[0] + a[4] * mu[1] + a[5] * mu[2];
+		c[D_MAM * Q * Q + i] = mu[0] * c[D_AR * Q * Q + i] + mu[1] * c[D_AG * Q * Q + i] +
+				       mu[2] * c[D_AB * Q * Q + i];
+		c[D_OK * Q * Q + i] = st[S_OK * Q * Q + i];
+	}
+	/* down the centres' columns, then along: hs ends as the sums per tile
+	 * pixel (TILE x TILE, rows Q apart) */
+	for (int j = 0; j < D_COUNT; j++) {
+		const double *cj = c + j * Q * Q;
+		double *hj = hs + j * Q * Q;
+
+		for (int y = 0; y < TILE; y++)
+			for (int cx = 0; cx < Q; cx++)
+				hj[y * Q + cx] = cj[y * Q + cx] + cj[(y + 1) * Q + cx] + cj[(y + 2) * Q + cx];
+		for (int y = 0; y < TILE; y++)
+			for (int bx = 0; bx < TILE; bx++)
+				hj[y * Q + bx] += hj[y * Q + bx + 1] + hj[y * Q + bx + 2];
+	}
 	memset(tile_v(t, k, V_R), 0, sizeof(float) * TT * (V_COUNT - V_R));
 	for (int by = 0; by < TILE; by++)
 		for (int bx = 0; bx < TILE; bx++) {
-			int gx = tx * TILE + bx, gy = ty * TILE + by, b = by * TILE + bx;
-			int lx = bx + AP, ly = by + AP, o = ly * P + lx;
-			double diag = 0, mv;
-			int windows = 0;
+			int gx = tx * TILE + bx, gy = ty * TILE + by, b = by * TILE + bx, q = by * Q + bx;
+			int o = (by + AP) * P + bx + AP;
+			double e[3] = {I[o], I[P * P + o], I[2 * P * P + o]}, quad, diag, mv;
 
 			if (gx >= t->ww || gy >= t->wh) {
 				m[b] = u[b] = nw[b] = g[b] = d[b] = x[b] = 0;
 				continue;
 			}
+			quad = hs[D_RR * Q * Q + q] * e[0] * e[0] + hs[D_GG * Q * Q + q] * e[1] * e[1] +
+			       hs[D_BB * Q * Q + q] * e[2] * e[2] +
+			       2 * (hs[D_RG * Q * Q + q] * e[0] * e[1] + hs[D_RB * Q * Q + q] * e[0] * e[2] +
+				    hs[D_GB * Q * Q + q] * e[1] * e[2]) -
+			       2 * (hs[D_AR * Q * Q + q] * e[0] + hs[D_AG * Q * Q + q] * e[1] + hs[D_AB * Q * Q + q] * e[2]) +
+			       hs[D_MAM * Q * Q + q];
+			diag = hs[D_OK * Q * Q + q] * 8 / 9 - quad / 9;
 			mv = t->m[(size_t)gy * t->ww + gx];
-			/* L's diagonal: over the windows w holding the pixel,
-			 * 1 - (1 + (I - mu_w)^T inv_w (I - mu_w)) / 9 */
-			for (int dy = -1; dy <= 1; dy++)
-				for (int dx = -1; dx <= 1; dx++) {
-					int c = (ly + dy - 1) * Q + (lx + dx - 1);
-					double e[3];
-
-					if (st[S_OK * Q * Q + c] == 0)
-						continue;
-					windows++;
-					for (int j = 0; j < 3; j++)
-						e[j] = I[j * P * P + o] - st[(S_MR + j) * Q * Q + c];
-					diag += 1 - (1 + st[S_RR * Q * Q + c] * e[0] * e[0] +
-						     st[S_GG * Q * Q + c] * e[1] * e[1] + st[S_BB * Q * Q + c] * e[2] * e[2] +
-						     2 * (st[S_RG * Q * Q + c] * e[0] * e[1] +
-							  st[S_RB * Q * Q + c] * e[0] * e[2] +
-							  st[S_GB * Q * Q + c] * e[1] * e[2])) /
-							     9;
-				}
 			m[b] = (float)mv;
 			x[b] = (float)mv;
-			nw[b] = (float)windows;
+			nw[b] = (float)hs[D_OK * Q * Q + q];
 			u[b] = t->tri[(size_t)gy * t->ww + gx] == IMG_TRIMAP_UNKNOWN;
 			g[b] = u[b] * (float)(t->data * (MAT_DATA_MIN + (2 * mv - 1) * (2 * mv - 1)));
 			d[b] = u[b] ? (float)(1 / (diag + g[b])) : 0;
@@ -906,7 +947,8 @@ static int tiles_setup(struct mat *t, VipsImage *pix)
 	int *x0 = malloc(sizeof *x0 * t->ww), *x1 = malloc(sizeof *x1 * t->ww);
 	int *y0 = malloc(sizeof *y0 * t->wh), *y1 = malloc(sizeof *y1 * t->wh);
 	unsigned char *tmp = NULL;
-	int *col = NULL, ok = -1, r;
+	long unknown;
+	int ok = -1, r, failed = 0;
 
 	t->I = malloc(sizeof *t->I * 3 * P * P * t->n);
 	t->st = malloc(sizeof *t->st * S_COUNT * Q * Q * t->n);
@@ -927,8 +969,7 @@ static int tiles_setup(struct mat *t, VipsImage *pix)
 	}
 	t->ev = calloc((size_t)t->ww * t->wh, 1);
 	tmp = malloc((size_t)t->ww * t->wh);
-	col = malloc(sizeof *col * t->ww);
-	if (!t->ev || !tmp || !col)
+	if (!t->ev || !tmp)
 		goto out;
 #pragma omp parallel for schedule(dynamic, 1)
 	for (int k = 0; k < t->n; k++) {
@@ -943,31 +984,44 @@ static int tiles_setup(struct mat *t, VipsImage *pix)
 	if (r < t->band_r + (int)ceil(3 * t->scale))
 		r = t->band_r + (int)ceil(3 * t->scale);
 	dilate_rows(t->ev, tmp, t->ww, t->wh, r);
-	dilate_cols(tmp, t->ev, t->ww, t->wh, r, col);
-	t->unknown = 0;
+	dilate_cols(tmp, t->ev, t->ww, t->wh, r);
+	unknown = 0;
+#pragma omp parallel for schedule(static) reduction(+ : unknown)
 	for (size_t i = 0; i < (size_t)t->ww * t->wh; i++) {
 		if (t->tri[i] == IMG_TRIMAP_UNKNOWN && !t->ev[i])
 			t->tri[i] = t->m[i] >= 0.5f ? IMG_TRIMAP_FG : IMG_TRIMAP_BG;
-		t->unknown += t->tri[i] == IMG_TRIMAP_UNKNOWN;
+		unknown += t->tri[i] == IMG_TRIMAP_UNKNOWN;
 	}
-#pragma omp parallel for schedule(dynamic, 1)
-	for (int k = 0; k < t->n; k++) {
-		const float *u;
+	t->unknown = unknown;
+#pragma omp parallel
+	{
+		double *sc = malloc(sizeof *sc * 2 * D_COUNT * Q * Q);
 
-		tile_setup(t, k);
-		u = tile_v(t, k, V_U);
-		t->has_u[k] = 0;
-		for (int i = 0; i < TT; i++)
-			t->has_u[k] |= u[i] != 0;
+		if (!sc) {
+#pragma omp atomic write
+			failed = 1;
+		}
+#pragma omp for schedule(dynamic, 1)
+		for (int k = 0; k < t->n; k++) {
+			const float *u;
+
+			if (!sc)
+				continue;
+			tile_setup(t, k, sc);
+			u = tile_v(t, k, V_U);
+			t->has_u[k] = 0;
+			for (int i = 0; i < TT; i++)
+				t->has_u[k] |= u[i] != 0;
+		}
+		free(sc);
 	}
-	ok = 0;
+	ok = failed ? -1 : 0;
 out:
 	free(x0);
 	free(x1);
 	free(y0);
 	free(y1);
 	free(tmp);
-	free(col);
 	return ok;
 }
 
