@@ -48,7 +48,8 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	CHECK(p->source != REMOVE_SOURCE_ID || store_key_valid(p->image_id));
 	CHECK((p->source == REMOVE_SOURCE_ID) == !p->source_text);
 	CHECK(p->req.side == 512 || p->req.side == 1024);
-	CHECK(p->req.refine == IMG_REFINE_NONE || p->req.refine == IMG_REFINE_GUIDED);
+	CHECK(p->req.refine == IMG_REFINE_NONE || p->req.refine == IMG_REFINE_GUIDED ||
+	      p->req.refine == IMG_REFINE_MATTING);
 	CHECK(p->req.render.kind == IMG_CUT_RGBA || p->req.render.kind == IMG_CUT_MASK);
 	CHECK(p->req.render.bg >= IMG_BG_NONE && p->req.render.bg <= IMG_BG_IMAGE);
 	CHECK((p->req.render.bg == IMG_BG_IMAGE) == (p->bg_image_id[0] || p->bg_url));

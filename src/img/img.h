@@ -194,8 +194,18 @@ img_status img_flatten(const struct img *im, const unsigned char rgb[3], struct 
 /* ===== Mask to full resolution (refine.c) ===== */
 
 enum img_refine {
-	IMG_REFINE_NONE,   /* bilinear upscale */
-	IMG_REFINE_GUIDED, /* edge-aware: guided by the photo */
+	IMG_REFINE_NONE,    /* bilinear upscale */
+	IMG_REFINE_GUIDED,  /* edge-aware: guided by the photo */
+	IMG_REFINE_MATTING, /* fine edges: the edge's alpha solved from the photo (matting) */
+};
+
+/* What an IMG_REFINE_MATTING run did (struct img_refine_opts.matting). */
+struct img_matting_info {
+	int width, height; /* the grid the alpha was solved on (the photo, or it scaled down) */
+	long unknown;	   /* pixels of that grid in the unknown band */
+	int tiles;	   /* tiles of the grid held in memory for the solve */
+	int iterations;	   /* conjugate gradient steps */
+	double residual;   /* the residual at the end over the one at the start */
 };
 
 /* Tuning of IMG_REFINE_GUIDED; a zero field takes the default, measured on
@@ -206,6 +216,8 @@ struct img_refine_opts {
 	int clamp;  /* the alpha stays within the mask's range over this radius,
 		       in pixels of the mask (default 1); -1: no clamp */
 	int guide;  /* bands of the guide: 1 luminance, 3 colour (default 3) */
+	struct img_matting_info *matting; /* IMG_REFINE_MATTING: where not NULL, receives what
+					     the solve did (zeroed when there was nothing to solve) */
 };
 
 /* Scales the network's mask (mh x mw floats in 0..1, covering the whole
@@ -214,7 +226,11 @@ struct img_refine_opts {
  * if it has one. IMG_REFINE_NONE interpolates bilinearly (pixel centres
  * aligned); IMG_REFINE_GUIDED runs a fast guided filter at the mask's
  * resolution with the photo's colours as guide and applies it at full
- * resolution, so the alpha's edges follow the photo's. The mask is only read
+ * resolution, so the alpha's edges follow the photo's. IMG_REFINE_MATTING
+ * is IMG_REFINE_NONE's alpha except in a band around the mask's edge
+ * (img_matting_trimap), where the alpha is solved from the photo's colours
+ * (closed-form matting at up to 2 MP, brought to full resolution by a
+ * guided filter): hairs and the gaps between them. The mask is only read
  * during the call. On success *alpha owns the result (free with img_free);
  * IMG_ERR_ARG for a missing photo, mask or out-parameter, a size <= 0 or an
  * unknown refine. */
@@ -224,6 +240,18 @@ img_status img_mask_to_alpha(const struct img *photo, const float *mask, int mh,
 /* The same with tuning (o may be NULL: the defaults); for benchmarks. */
 img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, int mh, int mw,
 				  enum img_refine refine, const struct img_refine_opts *o, struct img **alpha);
+
+/* The trimap of IMG_REFINE_MATTING for this photo and mask, at the photo's
+ * size, one 8-bit band: IMG_TRIMAP_UNKNOWN where the alpha is solved (the
+ * mask unsure, strictly between 0.05 and 0.95, or on its 0.5 contour,
+ * widened by at least 0.4 % of the photo's longer side), elsewhere
+ * IMG_TRIMAP_FG where the mask is >= 0.5, else IMG_TRIMAP_BG; there
+ * IMG_REFINE_MATTING's alpha is IMG_REFINE_NONE's. Arguments and *trimap as
+ * img_mask_to_alpha's. */
+#define IMG_TRIMAP_BG 0
+#define IMG_TRIMAP_UNKNOWN 128
+#define IMG_TRIMAP_FG 255
+img_status img_matting_trimap(const struct img *photo, const float *mask, int mh, int mw, struct img **trimap);
 
 /* ===== Rendering outputs (compose.c) ===== */
 

@@ -34,6 +34,33 @@ VipsImage *img_to_space_of(VipsImage *photo, VipsImage *in);
 /* Resizes in to exactly w x h with a linear filter; 0 or -1 (libvips error). */
 int img_resize_exact(VipsImage *in, VipsImage **out, int w, int h);
 
+/* ===== Mask to full resolution (refine.c, matting.c) ===== */
+
+/* Bilinear sampling along one axis from m source pixels to n: output i reads
+ * source position (i + 0.5) * m / n - 0.5 (pixel centres aligned), clamped
+ * to the edge pixels, as i0[i] + wt[i] towards i1[i]. */
+struct img_axis {
+	int *i0, *i1;
+	float *wt;
+};
+
+/* Fills a for n outputs from m sources: 0, or -1 when memory ran out (then
+ * img_axis_free it all the same). */
+int img_axis_init(struct img_axis *a, int n, int m);
+void img_axis_free(struct img_axis *a);
+
+/* IMG_REFINE_MATTING over out, the alpha IMG_REFINE_NONE made from the mask
+ * p (lw x lh floats, lw <= the photo's width, lh <= its height) for the
+ * photo pix (decoded, 3 or 4 bands): the pixels of the unknown band are
+ * solved again, the others stay as they are. info, if not NULL, receives
+ * what the solve did. 0, or -1 when memory ran out. */
+int img_matting_refine(VipsImage *pix, const float *p, int lw, int lh, VipsImage *out, struct img_matting_info *info);
+
+/* The trimap img_matting_refine works with, at the photo's size, into out (a
+ * prepared one-band 8-bit image of the photo's size). 0, or -1 when memory
+ * ran out. */
+int img_matting_trimap_of(VipsImage *pix, const float *p, int lw, int lh, VipsImage *out);
+
 /* ===== PNG (png.c) ===== */
 
 /* Writes im (8-bit, 1 to 4 bands; its pixels are read through one region, so

@@ -25,10 +25,15 @@
  *    similar colour. All the filtering happens at the low resolution, so a
  *    12 MP photo costs one pass over its pixels.
  *
- * Both work on float planes in C: the low-resolution grid is the mask's own
- * (never more than the photo's size; libvips resamples the mask and the photo
- * to it), box means are running sums, and the full-resolution pass runs over
- * rows in parallel with OpenMP, writing the 8-bit alpha directly.
+ *  - IMG_REFINE_MATTING ("fine edges"): NONE's alpha, except in a band
+ *    around the mask's edge where the alpha is solved from the photo's
+ *    colours by closed-form matting (matting.c).
+ *
+ * NONE and GUIDED work on float planes in C: the low-resolution grid is the
+ * mask's own (never more than the photo's size; libvips resamples the mask
+ * and the photo to it), box means are running sums, and the full-resolution
+ * pass runs over rows in parallel with OpenMP, writing the 8-bit alpha
+ * directly.
  */
 #include <math.h>
 #include <stdint.h>
@@ -147,15 +152,7 @@ static void box_range(const float *src, float *lo, float *hi, int w, int h, int 
 	}
 }
 
-/* Bilinear sampling along one axis from m source pixels to n: output i
- * reads source position (i + 0.5) * m / n - 0.5, clamped to the edge pixels,
- * as i0[i] + wt[i] towards i1[i]. */
-struct axis {
-	int *i0, *i1;
-	float *wt;
-};
-
-static int axis_init(struct axis *a, int n, int m)
+int img_axis_init(struct img_axis *a, int n, int m)
 {
 	double scale = (double)m / n;
 
@@ -180,7 +177,7 @@ static int axis_init(struct axis *a, int n, int m)
 	return 0;
 }
 
-static void axis_free(struct axis *a)
+void img_axis_free(struct img_axis *a)
 {
 	free(a->i0);
 	free(a->i1);
@@ -208,12 +205,12 @@ static int apply_full(VipsImage *pix, const struct planes *pl, int lw, int lh, V
 {
 	const float *src[PL_COUNT] = {pl->a[0], pl->a[1], pl->a[2], pl->b, pl->lo, pl->hi};
 	int W = pix->Xsize, H = pix->Ysize, bands = pix->Bands;
-	struct axis ax = {0}, ay = {0};
+	struct img_axis ax = {0}, ay = {0};
 	int failed = 0;
 
-	if (axis_init(&ax, W, lw) || axis_init(&ay, H, lh)) {
-		axis_free(&ax);
-		axis_free(&ay);
+	if (img_axis_init(&ax, W, lw) || img_axis_init(&ay, H, lh)) {
+		img_axis_free(&ax);
+		img_axis_free(&ay);
 		return -1;
 	}
 #pragma omp parallel
@@ -273,8 +270,8 @@ static int apply_full(VipsImage *pix, const struct planes *pl, int lw, int lh, V
 		}
 		free(rows);
 	}
-	axis_free(&ax);
-	axis_free(&ay);
+	img_axis_free(&ax);
+	img_axis_free(&ay);
 	return failed ? -1 : 0;
 }
 
@@ -404,10 +401,69 @@ img_status img_mask_to_alpha(const struct img *photo, const float *mask, int mh,
 	return img_mask_to_alpha_opts(photo, mask, mh, mw, refine, NULL, alpha);
 }
 
+/* The checks every entry point makes of the photo and the mask. */
+static img_status check_args(const struct img *photo, const float *mask, int mh, int mw)
+{
+	VipsImage *pix;
+
+	if (!photo || !photo->pix)
+		return img_fail(IMG_ERR_ARG, "no photo");
+	if (!mask || mh <= 0 || mw <= 0 || (long long)mh * mw > IMG_MAX_PIXELS)
+		return img_fail(IMG_ERR_ARG, "bad mask size %dx%d", mw, mh);
+	pix = photo->pix;
+	if ((pix->Bands != 3 && pix->Bands != 4) || pix->BandFmt != VIPS_FORMAT_UCHAR || !pix->data)
+		return img_fail(IMG_ERR_ARG, "not a decoded colour image");
+	return IMG_OK;
+}
+
+/* The low-resolution grid: the mask's own, but never finer than the photo
+ * (a mask larger than the photo is brought down to it first). *p is the
+ * mask, or *own, a copy scaled to *lw x *lh (g_free it). */
+static img_status mask_grid(VipsImage *pix, const float *mask, int mh, int mw, const float **p, float **own, int *lw,
+			    int *lh)
+{
+	VipsImage *m, *ms = NULL;
+	size_t len;
+
+	*lw = mw < pix->Xsize ? mw : pix->Xsize;
+	*lh = mh < pix->Ysize ? mh : pix->Ysize;
+	*p = mask;
+	*own = NULL;
+	if (*lw == mw && *lh == mh)
+		return IMG_OK;
+	/* Wraps the caller's floats without copying; the resized copy is
+	 * written to memory at once. */
+	m = vips_image_new_from_memory(mask, (size_t)mh * mw * sizeof(float), mw, mh, 1, VIPS_FORMAT_FLOAT);
+	if (m && !img_resize_exact(m, &ms, *lw, *lh))
+		*own = vips_image_write_to_memory(ms, &len);
+	VIPS_UNREF(ms);
+	VIPS_UNREF(m);
+	if (!*own)
+		return img_fail_vips(IMG_ERR_VIPS, "cannot scale the mask");
+	*p = *own;
+	return IMG_OK;
+}
+
+/* A new one-band 8-bit image of pix's size in memory, or NULL. */
+static VipsImage *new_band(VipsImage *pix)
+{
+	VipsImage *out = vips_image_new_memory();
+
+	if (!out)
+		return NULL;
+	vips_image_init_fields(out, pix->Xsize, pix->Ysize, 1, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
+			       VIPS_INTERPRETATION_B_W, pix->Xres, pix->Yres);
+	if (vips_image_write_prepare(out)) {
+		g_object_unref(out);
+		return NULL;
+	}
+	return out;
+}
+
 img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, int mh, int mw,
 				  enum img_refine refine, const struct img_refine_opts *o, struct img **alpha)
 {
-	VipsImage *pix, *m = NULL, *ms = NULL, *rgb = NULL, *small = NULL, *out = NULL;
+	VipsImage *pix, *rgb = NULL, *small = NULL, *out = NULL;
 	float *p_own = NULL, *buf = NULL;
 	struct planes pl = {0};
 	const float *p;
@@ -420,11 +476,11 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 	if (!alpha)
 		return img_fail(IMG_ERR_ARG, "no place for the alpha");
 	*alpha = NULL;
-	if (!photo || !photo->pix)
-		return img_fail(IMG_ERR_ARG, "no photo");
-	if (!mask || mh <= 0 || mw <= 0 || (long long)mh * mw > IMG_MAX_PIXELS)
-		return img_fail(IMG_ERR_ARG, "bad mask size %dx%d", mw, mh);
-	if (refine != IMG_REFINE_NONE && refine != IMG_REFINE_GUIDED)
+	if (o && o->matting)
+		memset(o->matting, 0, sizeof *o->matting);
+	if ((st = check_args(photo, mask, mh, mw)) != IMG_OK)
+		return st;
+	if (refine != IMG_REFINE_NONE && refine != IMG_REFINE_GUIDED && refine != IMG_REFINE_MATTING)
 		return img_fail(IMG_ERR_ARG, "unknown refinement %d", (int)refine);
 	radius = o && o->radius > 0 ? o->radius : REFINE_RADIUS;
 	eps = o && o->eps > 0 ? o->eps : REFINE_EPS;
@@ -435,26 +491,10 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 	if (radius > 1000 || clamp > 1000)
 		return img_fail(IMG_ERR_ARG, "refinement radius %d is too large", radius);
 	pix = photo->pix;
-	if ((pix->Bands != 3 && pix->Bands != 4) || pix->BandFmt != VIPS_FORMAT_UCHAR || !pix->data)
-		return img_fail(IMG_ERR_ARG, "not a decoded colour image");
 	W = pix->Xsize;
 	H = pix->Ysize;
-
-	/* The low-resolution grid: the mask's own, but never finer than the
-	 * photo (a mask larger than the photo is brought down to it first). */
-	lw = mw < W ? mw : W;
-	lh = mh < H ? mh : H;
-	p = mask;
-	if (lw != mw || lh != mh) {
-		/* Wraps the caller's floats without copying; the resized copy
-		 * is written to memory at once. */
-		m = vips_image_new_from_memory(mask, (size_t)mh * mw * sizeof(float), mw, mh, 1, VIPS_FORMAT_FLOAT);
-		if (!m || img_resize_exact(m, &ms, lw, lh) || !(p_own = vips_image_write_to_memory(ms, &len))) {
-			st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the mask");
-			goto out;
-		}
-		p = p_own;
-	}
+	if ((st = mask_grid(pix, mask, mh, mw, &p, &p_own, &lw, &lh)) != IMG_OK)
+		return st;
 
 	if (refine == IMG_REFINE_GUIDED) {
 		size_t n = (size_t)lw * lh;
@@ -514,21 +554,16 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 			pl.hi = hi;
 		}
 	} else {
+		/* NONE, and MATTING outside its band */
 		pl.b = p;
 	}
 
-	out = vips_image_new_memory();
-	if (!out) {
+	if (!(out = new_band(pix))) {
 		st = img_fail_vips(IMG_ERR_NOMEM, "cannot make the alpha");
 		goto out;
 	}
-	vips_image_init_fields(out, W, H, 1, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE, VIPS_INTERPRETATION_B_W,
-			       pix->Xres, pix->Yres);
-	if (vips_image_write_prepare(out)) {
-		st = img_fail_vips(IMG_ERR_NOMEM, "cannot make the alpha");
-		goto out;
-	}
-	if (apply_full(pix, &pl, lw, lh, out)) {
+	if (apply_full(pix, &pl, lw, lh, out) ||
+	    (refine == IMG_REFINE_MATTING && img_matting_refine(pix, p, lw, lh, out, o ? o->matting : NULL))) {
 		st = img_fail(IMG_ERR_NOMEM, "out of memory");
 		goto out;
 	}
@@ -540,7 +575,30 @@ out:
 	g_free(p_own);
 	VIPS_UNREF(small);
 	VIPS_UNREF(rgb);
-	VIPS_UNREF(ms);
-	VIPS_UNREF(m);
+	return st;
+}
+
+img_status img_matting_trimap(const struct img *photo, const float *mask, int mh, int mw, struct img **trimap)
+{
+	VipsImage *out = NULL;
+	float *p_own = NULL;
+	const float *p;
+	int lw, lh;
+	img_status st;
+
+	if (!trimap)
+		return img_fail(IMG_ERR_ARG, "no place for the trimap");
+	*trimap = NULL;
+	if ((st = check_args(photo, mask, mh, mw)) != IMG_OK ||
+	    (st = mask_grid(photo->pix, mask, mh, mw, &p, &p_own, &lw, &lh)) != IMG_OK)
+		return st;
+	if (!(out = new_band(photo->pix)))
+		st = img_fail_vips(IMG_ERR_NOMEM, "cannot make the trimap");
+	else if (img_matting_trimap_of(photo->pix, p, lw, lh, out))
+		st = img_fail(IMG_ERR_NOMEM, "out of memory");
+	else
+		st = img_adopt(out, "cannot make the trimap", trimap);
+	VIPS_UNREF(out);
+	g_free(p_own);
 	return st;
 }

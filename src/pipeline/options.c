@@ -233,11 +233,13 @@ int pipe_set(struct pipe_request *r, enum pipe_opt opt, const char *text, char *
 		rr->effect = effects[i];
 		return 0;
 	}
-	case PIPE_OPT_REFINE:
-		if (word(text, (const char *const[]){"none", "guided", NULL}, &i))
-			return fail(why, wl, "none or guided");
-		r->refine = i ? IMG_REFINE_GUIDED : IMG_REFINE_NONE;
+	case PIPE_OPT_REFINE: {
+		static const enum img_refine refines[] = {IMG_REFINE_NONE, IMG_REFINE_GUIDED, IMG_REFINE_MATTING};
+		if (word(text, (const char *const[]){"none", "guided", "matting", NULL}, &i))
+			return fail(why, wl, "none, guided or matting (fine edges)");
+		r->refine = refines[i];
 		return 0;
+	}
 	case PIPE_OPT_CROP:
 		rr->crop = i;
 		return 0;

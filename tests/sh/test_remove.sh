@@ -3,8 +3,8 @@
 # on the sample photos: the cut-out's size and alpha, EXIF orientation,
 # refusal of files that are not usable images (exit 2, one line, no output
 # left behind), an output into a named pipe, several outputs from one run
-# (PNG, WebP, JPEG on a background), --crop, --effect sticker, --json, --timings, and remove-dir's
-# skipping of outputs already there.
+# (PNG, WebP, JPEG on a background), --crop, --effect sticker, --json, --timings, --refine matting
+# (and a misspelt --refine), and remove-dir's skipping of outputs already there.
 #
 #   tests/sh/test_remove.sh BUILD
 #
@@ -254,6 +254,22 @@ for s in decode resize infer refine compose encode; do
 done
 check "it prints the six stages in ms on stderr (found $stages)" [ $stages = 6 ]
 
+echo "# --refine matting (fine edges), and a misspelt --refine"
+"$PETCUT" remove --size preview --refine matting "$UPRIGHT" "$tmp/matting.png" 2>"$tmp/err"
+rc=$?
+"$PETCUT" remove --size preview "$UPRIGHT" "$tmp/plain.png" 2>/dev/null
+read -r mw mh mbands _ _ < <(pic alpha "$tmp/matting.png" 2>/dev/null)
+mdiff=$(pic diff "$tmp/matting.png" "$tmp/plain.png" 2>/dev/null)
+{ [ $rc -eq 0 ] && [ ! -s "$tmp/err" ] && [ "${mw:-} ${mh:-} ${mbands:-}" = "451 300 4" ] &&
+	at_least "${mdiff:-0}" 0.01; }
+verdict $? "--refine matting: exit 0, quiet, a 451x300 RGBA cut-out whose alpha is not --refine none's (mean |diff| ${mdiff:-?})"
+"$PETCUT" remove --size preview --refine mating "$UPRIGHT" "$tmp/mating.png" 2>"$tmp/err"
+rc=$?
+echo "# stderr: $(head -1 "$tmp/err")"
+{ [ $rc -eq 2 ] && [ "$(lines "$tmp/err")" = 1 ] && grep -q "none, guided or matting" "$tmp/err" &&
+	grep -q "'mating'" "$tmp/err" && [ ! -e "$tmp/mating.png" ]; }
+verdict $? "--refine mating: exit 2, one line naming the three choices, nothing written"
+
 echo "# refused input"
 mkdir "$tmp/out"
 printf 'a shopping list, not a photo\n' >"$tmp/list.jpg"
@@ -293,6 +309,10 @@ before=$(stat -c '%i %Y' "$tmp/dir/cat.png" "$tmp/dir/turned.png")
 echo "# rerun stdout: $(cat "$tmp/stdout")"
 check "rerun skips both outputs" grep -q "^0 written, 2 skipped" "$tmp/stdout"
 check "and leaves them untouched" [ "$(stat -c '%i %Y' "$tmp/dir/cat.png" "$tmp/dir/turned.png")" = "$before" ]
+"$PETCUT" remove-dir --size preview --refine matting "$tmp/in" "$tmp/mdir" >"$tmp/stdout" 2>"$tmp/err"
+rc=$?
+check "remove-dir --refine matting: exit 2 (the text file), cat.png the same alpha as remove --refine matting's" \
+	[ $rc -eq 2 -a "$(pic diff "$tmp/mdir/cat.png" "$tmp/matting.png" 2>/dev/null)" = 0.00 ]
 
 echo "# remove-dir --format jpg needs a background"
 "$PETCUT" remove-dir --size preview --format jpg "$tmp/in" "$tmp/jdir" >"$tmp/stdout" 2>"$tmp/err"

@@ -112,6 +112,15 @@ PY
 	check "an outside URL: 400" [ "$(rb '{"image_url":"http://example.com/cat.jpg"}')" = 400 ]
 	{ [ "$(rb '{"image_id":')" = 400 ] && [ "$(field "['error']['code']")" = bad_json ]; }; verdict $? "bad JSON: 400"
 	check "an unknown field: 400" [ "$(rb "{\"image_id\":\"$sha\",\"colour\":\"red\"}")" = 400 ]
+	# fine edges: refine matting taken (from the preview's mask, no new forward pass), a misspelt one
+	# refused with the same words as the CLI's
+	{ [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\",\"refine\":\"matting\"}")" = 200 ] &&
+		[ "$(field "['timings']['mask_cached']")" = True ] && [ "$(field "['width']")x$(field "['height']")" = 451x300 ]; }
+	verdict $? "refine matting: 200, a 451x300 cut-out from the cached mask"
+	{ [ "$(rb "{\"image_id\":\"$sha\",\"size\":\"preview\",\"refine\":\"mating\"}")" = 400 ] &&
+		[ "$(field "['error']['code']")" = bad_request ] &&
+		field "['error']['message']" | grep -q "refine is none, guided or matting (fine edges)"; }
+	verdict $? "refine mating: 400 JSON naming the three choices ($(field "['error']['message']" 2>/dev/null))"
 	{ [ "$(req -H 'Content-Type: image/jpeg' --data-binary @<(head -c 20000 samples/chelsea.jpg) "$A/v1/images")" = 201 ] &&
 		trunc=$(field "['id']") && [ "$(rb "{\"image_id\":\"$trunc\"}")" = 422 ]; }; verdict $? "an undecodable stored image: 422"
 	# single-flight: 10 identical requests at once, for a photo never seen

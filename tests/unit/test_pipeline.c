@@ -60,6 +60,8 @@ static const struct row rows[] = {
 	{"--effect sticker --outline -3", "\"effect\":\"sticker\",\"outline\":-3", 0},
 	{"--outline 5", "\"outline\":5", 0},
 	{"--refine guided", "\"refine\":\"guided\"", 1},
+	{"--refine matting", "\"refine\":\"matting\"", 1},
+	{"--refine mating", "\"refine\":\"mating\"", 0},
 	{"--refine sharp", "\"refine\":\"sharp\"", 0},
 	{"--crop", "\"crop\":true", 1},
 	{"--crop --margin 10", "\"crop\":true,\"margin\":\"10\"", 1},

@@ -2,8 +2,9 @@
  * test_refine.c - checks of img_mask_to_alpha (src/img/refine.c) on a
  * synthetic photo with one sharp vertical edge and a coarse, blurry mask of
  * it, as the network gives for a photo many times its input size: sizes and
- * ranges, the plain upscale against libvips' own, the guided upscale's sharper
- * edge in the right place, the photo's alpha multiplied in, bad arguments.
+ * ranges, the plain upscale against libvips' own, the guided upscale's and
+ * matting's sharper edge in the right place, the photo's alpha multiplied in,
+ * bad arguments.
  * Prints one "ok - ..." / "not ok - ..." line per check; exits 1 if any check
  * failed, 77 if libvips cannot start.
  */
@@ -30,6 +31,9 @@
 #define RAMP 3.0
 
 static char tmpdir[] = "/tmp/petcut-test-refine-XXXXXX";
+
+static const enum img_refine modes[3] = {IMG_REFINE_NONE, IMG_REFINE_GUIDED, IMG_REFINE_MATTING};
+static const char *const names[3] = {"NONE", "GUIDED", "MATTING"};
 
 
 /* ===== Test pictures ===== */
@@ -208,15 +212,43 @@ out:
 	img_free(a_guided);
 }
 
+/* MATTING solves the edge from the photo's colours: as sharp as the
+ * photo's, in its place (tests/unit/test_matting.c checks it further). */
+static void check_edges_matting(const struct img *photo, const float *mask)
+{
+	struct img *a_none = NULL, *a_mat = NULL;
+	unsigned char *none = NULL, *mat = NULL;
+	int wn, wm, cn, cm;
+
+	if (img_mask_to_alpha(photo, mask, MH, MW, IMG_REFINE_NONE, &a_none) == IMG_OK &&
+	    img_mask_to_alpha(photo, mask, MH, MW, IMG_REFINE_MATTING, &a_mat) == IMG_OK) {
+		none = pixels(a_none);
+		mat = pixels(a_mat);
+	}
+	if (check(none && mat, "MATTING succeeds (%s)", img_errmsg())) {
+		wn = edge_width(none, H / 2, &cn);
+		wm = edge_width(mat, H / 2, &cm);
+		check(wm * 3 <= wn && abs(cm - EDGE_X) <= 1,
+		      "MATTING's edge is sharper: %d px from 10%% to 90%% (NONE: %d), at x = %d (the photo's: %d)", wm,
+		      wn, cm, EDGE_X);
+		check(mat[(H / 2) * W + 20] == none[(H / 2) * W + 20] &&
+			      mat[(H / 2) * W + W - 20] == none[(H / 2) * W + W - 20],
+		      "MATTING is NONE away from the edge (%d, %d)", mat[(H / 2) * W + 20], mat[(H / 2) * W + W - 20]);
+	}
+	free(none);
+	free(mat);
+	img_free(a_none);
+	img_free(a_mat);
+}
+
 /* A photo with alpha 128 halves the result. */
 static void check_photo_alpha(const float *mask)
 {
 	struct img *p3 = make_photo(3, 255), *p4 = make_photo(4, 128);
-	enum img_refine modes[2] = {IMG_REFINE_NONE, IMG_REFINE_GUIDED};
 
 	if (!check(p3 && p4 && img_bands(p4) == 4, "photos with and without alpha decode"))
 		goto out;
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		struct img *a3 = NULL, *a4 = NULL;
 		unsigned char *x3 = NULL, *x4 = NULL;
 		int worst = 0;
@@ -226,14 +258,13 @@ static void check_photo_alpha(const float *mask)
 			x3 = pixels(a3);
 			x4 = pixels(a4);
 		}
-		if (check(x3 && x4, "%s on a photo with alpha succeeds", k ? "GUIDED" : "NONE")) {
+		if (check(x3 && x4, "%s on a photo with alpha succeeds", names[k])) {
 			for (int i = 0; i < W * H; i++) {
 				int d = abs((int)x4[i] - (int)lrint(x3[i] * 128.0 / 255.0));
 
 				worst = d > worst ? d : worst;
 			}
-			check(worst <= 1, "%s multiplies in the photo's alpha of 128 (max |diff| %d)",
-			      k ? "GUIDED" : "NONE", worst);
+			check(worst <= 1, "%s multiplies in the photo's alpha of 128 (max |diff| %d)", names[k], worst);
 		}
 		free(x3);
 		free(x4);
@@ -254,14 +285,12 @@ static void check_large_mask(const struct img *photo)
 	unsigned char *px = NULL;
 	int w, cross;
 
-	for (int k = 0; k < 2; k++) {
-		enum img_refine r = k ? IMG_REFINE_GUIDED : IMG_REFINE_NONE;
-
+	for (int k = 0; k < 3; k++) {
 		a = NULL;
 		px = NULL;
-		if (img_mask_to_alpha(photo, big, 1024, 1024, r, &a) == IMG_OK)
+		if (img_mask_to_alpha(photo, big, 1024, 1024, modes[k], &a) == IMG_OK)
 			px = pixels(a);
-		if (check(px != NULL, "%s takes a mask larger than the photo", k ? "GUIDED" : "NONE")) {
+		if (check(px != NULL, "%s takes a mask larger than the photo", names[k])) {
 			w = edge_width(px, H / 2, &cross);
 			check(abs(cross - EDGE_X) <= 2 && w <= 4, "... and its edge is at x = %d, %d px wide", cross,
 			      w);
@@ -333,6 +362,7 @@ int main(void)
 	mask = make_mask(MW, MH);
 	if (check(photo != NULL, "the synthetic photo decodes (%s)", img_errmsg())) {
 		check_edges(photo, mask);
+		check_edges_matting(photo, mask);
 		check_photo_alpha(mask);
 		check_large_mask(photo);
 		check_tuning(photo, mask);

@@ -73,7 +73,7 @@ const have = (name) => fs.existsSync(fixtures[name]);
 
 const target = new URL(SERVER);
 const proxy = {
-	log: [],		// {method, path, t, end, bytes, status, headers}
+	log: [],		// {method, path, t, end, bytes, status, headers, body (of JSON, the first 10 kB)}
 	fail: [],		// {method, path, status, left}: answer instead of forwarding
 	holdMs: 0,		// wait this long before forwarding an upload
 	holdRemoveMs: 0,	// wait this long before forwarding the next POST /v1/remove-background
@@ -137,6 +137,7 @@ const server = http.createServer(async (req, res) => {
 			return;
 		}
 		if (d && req.method === 'PATCH') d.sent += chunk.length;
+		if (/json/.test(req.headers['content-type'] || '') && entry.bytes < 10000) entry.body = (entry.body || '') + chunk.toString();
 		entry.bytes += chunk.length;
 		up.write(chunk);
 	});
@@ -535,6 +536,19 @@ await step('preview', async () => {
 	check('a print with the hard shadow chosen: 8 x 10 in, and grey shade on the white that the plain print lacks',
 		hs.size === 'full' && Math.abs(hs.w / hs.h - 0.8) < 0.01 && hs.grey > ns.grey + 0.01, JSON.stringify(printed));
 	await page.selectOption('#print', '');
+
+	// Fine edges: every removal asks for refine=matting, in the query of an
+	// image body or in the JSON of a stored image's
+	const fineFrom = proxy.log.length;
+	await page.selectOption('#refine', 'matting');
+	await page.click('#preview');
+	await page.waitForFunction(() => /Done/.test(document.getElementById('message').textContent), null, { timeout: 90000 });
+	const fine = proxy.log.slice(fineFrom).filter((e) => e.method === 'POST' && e.path === '/v1/remove-background');
+	const shownFine = await page.evaluate(() => document.getElementById('result')?.dataset.size);
+	check('Fine edges: each removal asks for refine=matting, and the full size is shown',
+		fine.length > 0 && fine.every((e) => /[?&]refine=matting(&|$)/.test(e.query) || /"refine":"matting"/.test(e.body || '')) &&
+		shownFine === 'full', fine.map((e) => `${e.query || ''} ${e.body || ''}`).join('; '));
+	await page.selectOption('#refine', '');
 
 	// the preview's answer is slow: the full size still ends up on the stage
 	await page.selectOption('#effect', 'popart');
