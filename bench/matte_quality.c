@@ -102,27 +102,33 @@ static VipsImage *plain(VipsImage *in, int bands, const char *what)
 	return in;
 }
 
-/* path's pixels, w x h x bands bytes (malloc'd), as plain() makes them. */
-static unsigned char *pixels(const char *path, int bands, int *w, int *h)
+/* in's pixels as malloc'd bytes (in unreferenced); path names it in errors. */
+static unsigned char *to_bytes(VipsImage *in, const char *path)
 {
-	VipsImage *in = vips_image_new_from_file(path, NULL);
 	unsigned char *mem, *px;
 	size_t len;
 
-	if (!in)
-		die(path, vips_error_buffer());
-	in = plain(in, bands, path);
 	if (!(mem = vips_image_write_to_memory(in, &len)))
 		die(path, vips_error_buffer());
-	*w = in->Xsize;
-	*h = in->Ysize;
-	px = malloc(len);
-	if (!px)
+	if (!(px = malloc(len)))
 		die(path, "out of memory");
 	memcpy(px, mem, len);
 	g_free(mem);
 	g_object_unref(in);
 	return px;
+}
+
+/* path's pixels, w x h x bands bytes (malloc'd), as plain() makes them. */
+static unsigned char *pixels(const char *path, int bands, int *w, int *h)
+{
+	VipsImage *in = vips_image_new_from_file(path, NULL);
+
+	if (!in)
+		die(path, vips_error_buffer());
+	in = plain(in, bands, path);
+	*w = in->Xsize;
+	*h = in->Ysize;
+	return to_bytes(in, path);
 }
 
 /* Writes w x h x bands bytes as a PNG (a palette one when palette). */
@@ -147,8 +153,6 @@ static void save_png(const unsigned char *px, int w, int h, int bands, const cha
 static unsigned char *cover(const char *path, int w, int h)
 {
 	VipsImage *in = vips_image_new_from_file(path, NULL), *t;
-	unsigned char *mem, *px;
-	size_t len;
 
 	if (!in)
 		die(path, vips_error_buffer());
@@ -159,15 +163,7 @@ static unsigned char *cover(const char *path, int w, int h)
 	g_object_unref(in);
 	if (t->Xsize != w || t->Ysize != h || t->Bands != 3)
 		die(path, "did not scale to the composite's size");
-	if (!(mem = vips_image_write_to_memory(t, &len)))
-		die(path, vips_error_buffer());
-	px = malloc(len);
-	if (!px)
-		die(path, "out of memory");
-	memcpy(px, mem, len);
-	g_free(mem);
-	g_object_unref(t);
-	return px;
+	return to_bytes(t, path);
 }
 
 /* DIR/NAME */
