@@ -23,6 +23,7 @@
 
 #include "img/img.h"
 
+#include "alpha_bytes.h"
 #include "check.h"
 
 static char tmpdir[] = "/tmp/petcut-test-matting-XXXXXX";
@@ -134,29 +135,7 @@ static void scene_free(struct scene *s)
  * back through a PNG file; NULL if it is not that. */
 static unsigned char *pixels(const struct scene *s, const struct img *im)
 {
-	char path[256];
-	unsigned char *px = NULL;
-	VipsImage *v;
-	size_t len;
-
-	if (!im || img_width(im) != s->W || img_height(im) != s->H || img_bands(im) != 1)
-		return NULL;
-	snprintf(path, sizeof path, "%s/alpha.png", tmpdir);
-	if (img_save(im, path, IMG_FORMAT_PNG) != IMG_OK)
-		return NULL;
-	v = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
-	if (v && v->Bands == 1 && v->BandFmt == VIPS_FORMAT_UCHAR) {
-		void *mem = vips_image_write_to_memory(v, &len);
-
-		if (mem && len == (size_t)s->W * s->H) {
-			px = malloc(len);
-			memcpy(px, mem, len);
-		}
-		g_free(mem);
-	}
-	VIPS_UNREF(v);
-	unlink(path);
-	return px;
+	return alpha_bytes(im, s->W, s->H, tmpdir);
 }
 
 /* The alpha refine makes for the scene, as bytes; info as the solve's. */

@@ -19,6 +19,7 @@
 
 #include "img/img.h"
 
+#include "alpha_bytes.h"
 #include "check.h"
 
 /* The photo: W x H, dark left of EDGE_X, bright from it on. */
@@ -97,29 +98,7 @@ static float *make_mask(int mw, int mh)
  * PNG file; NULL if it is not one band of the photo's size. */
 static unsigned char *pixels(const struct img *alpha)
 {
-	char path[256];
-	unsigned char *px = NULL;
-	VipsImage *v;
-	size_t len;
-
-	if (!alpha || img_width(alpha) != W || img_height(alpha) != H || img_bands(alpha) != 1)
-		return NULL;
-	snprintf(path, sizeof path, "%s/alpha.png", tmpdir);
-	if (img_save(alpha, path, IMG_FORMAT_PNG) != IMG_OK)
-		return NULL;
-	v = vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
-	if (v && v->Bands == 1 && v->BandFmt == VIPS_FORMAT_UCHAR) {
-		void *mem = vips_image_write_to_memory(v, &len);
-
-		if (mem && len == (size_t)W * H) {
-			px = malloc(len);
-			memcpy(px, mem, len);
-		}
-		g_free(mem);
-	}
-	VIPS_UNREF(v);
-	unlink(path);
-	return px;
+	return alpha_bytes(alpha, W, H, tmpdir);
 }
 
 /* The edge's width along row y: pixels with alpha strictly between 10% and
