@@ -10,6 +10,7 @@ struct cli_command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *help;
+	int beside_image_work; /* runs the network beside other work: OpenMP's threads sleep when idle */
 };
 
 /* Parses a whole number from lo to hi into *n; -1 if it is not one

@@ -29,9 +29,10 @@ fi
 
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
 # vg_start NAME [SERVE OPTIONS]: petcut serve under valgrind; URL in $A,
-# valgrind's report in $tmp/vg.NAME
+# valgrind's report in $tmp/vg.NAME (OpenMP's wait policy given, so that
+# serve does not start itself again, which would leave valgrind)
 vg_start() {
-	launcher=(env VIPS_NOVECTOR=1 valgrind --leak-check=full --show-leak-kinds=definite
+	launcher=(env VIPS_NOVECTOR=1 OMP_WAIT_POLICY=passive valgrind --leak-check=full --show-leak-kinds=definite
 		--errors-for-leak-kinds=definite --num-callers=40 --log-file="$tmp/vg.$1")
 	start_seconds=120
 	shift

@@ -19,6 +19,11 @@ start() {
 }
 start "$tmp/data"
 check "prints 'listening on http://ADDR:PORT'" grep -Eq '^listening on http://127\.0\.0\.1:[0-9]+$' "$tmp/out"
+# OpenMP's threads sleep when idle (serve started itself again with the
+# policy in its environment), unless the caller chose a policy
+if [ -z "${OMP_WAIT_POLICY-}${GOMP_SPINCOUNT-}" ]; then
+	check "OpenMP's threads wait passively: OMP_WAIT_POLICY=passive in the server's environment" grep -qxz 'OMP_WAIT_POLICY=passive' "/proc/$pid/environ"
+fi
 
 # status CODE of a curl call; the body goes to $tmp/body
 req() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }

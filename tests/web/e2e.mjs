@@ -615,6 +615,11 @@ await step('instant preview', async () => {
 		`slot ${atPreview.status} at the preview; preview at ${Math.round(r.shown[0]?.t)} ms, upload done at ${Math.round(r.doneT)} ms`);
 	check(`... from a small proxy (${proxyPost?.bytes} bytes, ${sentBefore} bytes sent in all before it showed)`,
 		proxyPost && proxyPost.bytes <= 60000 && sentBefore <= 62000 && /^\?(.*&)?size=preview/.test(proxyPost.query) && r.proxyId && r.proxyId !== r.id);
+	// its format is the one that reaches the server first: JPEG on a fast
+	// network (NetInfo's 4g), else WebP
+	const net = await page.evaluate(() => navigator.connection?.effectiveType);
+	const proxyType = proxyPost?.headers['content-type'];
+	check(`... as ${proxyType} on a network NetInfo calls ${net}`, proxyType === (net === '4g' ? 'image/jpeg' : 'image/webp'));
 	// the proxy (decoded at a reduced scale where the browser can) is the
 	// upright photo at the network's preview size
 	const proxyFile = path.join(TMP, 'proxy-o6');
