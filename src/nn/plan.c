@@ -33,6 +33,8 @@ static void plan_free(struct nn_plan *p)
 	for (int i = 0; i < p->n_steps; i++) {
 		if (p->steps[i].prim)
 			dnnl_primitive_destroy(p->steps[i].prim);
+		if (p->steps[i].pd)
+			dnnl_primitive_desc_destroy(p->steps[i].pd);
 		free(p->steps[i].ins);
 	}
 	for (int i = 0; i < p->n_tv; i++)
@@ -63,6 +65,34 @@ void nn_plans_free(nn_model *m)
 		m->plans = next;
 	}
 	m->n_plans = 0;
+}
+
+/* Makes every step's primitive from its descriptor. Most of a fresh
+ * process's planning is here, oneDNN compiling one kernel per primitive,
+ * each on its own: they are spread over the threads. */
+static nn_status plan_prims_create(const nn_model *m, struct nn_plan *p)
+{
+	int failed = -1;
+
+	#pragma omp parallel for schedule(dynamic, 1)
+	for (int i = 0; i < p->n_steps; i++) {
+		struct step *s = &p->steps[i];
+		if (!s->pd)
+			continue;
+		if (dnnl_primitive_create(&s->prim, s->pd) != dnnl_success) {
+			s->prim = NULL;
+			#pragma omp critical(plan_prims)
+			if (failed < 0 || i < failed)
+				failed = i;
+		}
+		dnnl_primitive_desc_destroy(s->pd);
+		s->pd = NULL;
+	}
+	if (failed >= 0) {
+		int node = p->steps[failed].node;
+		return nn_fail(NN_ERR_BACKEND, "%s: cannot create the primitive", node >= 0 ? m->g.nodes[node].name : "reorder");
+	}
+	return NN_OK;
 }
 
 static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, nn_precision prec, struct nn_plan **out)
@@ -173,7 +203,7 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, nn_prec
 		s->n_outs = 1;
 	}
 	plan_liveness(p);
-	if ((st = plan_arena(p)) != NN_OK)
+	if ((st = plan_arena(p)) != NN_OK || (st = plan_prims_create(m, p)) != NN_OK)
 		goto fail;
 	for (int i = 0; i < p->n_tv; i++) {
 		struct ptv *t = &p->tv[i];

@@ -714,7 +714,8 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	}
 	if ((st = conv_bind(m, p, &c, s, xs, wt, wmem)))
 		goto fail;
-	return plan_prim_finish(p, s, pd, n->name);
+	plan_prim_finish(p, s, pd);
+	return NN_OK;
 fail:
 	dnnl_primitive_desc_destroy(pd);
 	return st;

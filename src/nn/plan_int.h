@@ -49,6 +49,7 @@ struct step {
 	int kind;
 	int node;
 	dnnl_primitive_t prim;
+	dnnl_primitive_desc_t pd; /* while the plan is built: prim is made from it at the end */
 	int nargs;
 	dnnl_exec_arg_t args[MAX_ARGS];
 	int arg_tv[MAX_ARGS]; /* the tv behind args[i], or -1 */
@@ -124,7 +125,7 @@ nn_status plan_prim_create(nn_model *m, struct nn_plan *p, const_dnnl_op_desc_t 
 			   dnnl_primitive_desc_t *pd, const char *what);
 /* True if oneDNN gave pd its reference (unoptimised) implementation. */
 bool plan_prim_is_ref(const_dnnl_primitive_desc_t pd);
-nn_status plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd, const char *what);
+void plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd);
 int plan_reorder_scaled(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
 			float scale);
 int plan_reorder_into(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md);

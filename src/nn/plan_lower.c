@@ -74,7 +74,8 @@ static nn_status add_unary(nn_model *m, struct nn_plan *p, int node, const_dnnl_
 		return st;
 	plan_arg_tv(s, DNNL_ARG_SRC, x);
 	plan_arg_tv(s, DNNL_ARG_DST, out);
-	return plan_prim_finish(p, s, pd, m->g.nodes[node].name);
+	plan_prim_finish(p, s, pd);
+	return NN_OK;
 }
 
 static nn_status lower_maxpool(nn_model *m, struct nn_plan *p, int node)
@@ -319,7 +320,6 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 	int ins[MAX_ARGS];
 	struct step *s;
 	dnnl_status_t ds;
-	nn_status st;
 
 	*declined = true;
 	if (p->tv[out].t.dtype != NN_DTYPE_F32 || r < 1 || r > 6 || n->n_in > MAX_ARGS - 2)
@@ -368,8 +368,8 @@ static nn_status lower_concat(nn_model *m, struct nn_plan *p, int node, bool *de
 	for (int i = 0; i < n->n_in; i++)
 		plan_arg_tv(s, DNNL_ARG_MULTIPLE_SRC + i, ins[i]);
 	plan_arg_tv(s, DNNL_ARG_DST, out);
-	st = plan_prim_finish(p, s, pd, n->name);
-	return st;
+	plan_prim_finish(p, s, pd);
+	return NN_OK;
 }
 
 static nn_status lower_eltwise(nn_model *m, struct nn_plan *p, int node, bool *declined)
@@ -438,7 +438,8 @@ static nn_status lower_binary(nn_model *m, struct nn_plan *p, int node, bool *de
 		return st;
 	}
 	plan_arg_tv(s, DNNL_ARG_DST, out);
-	return plan_prim_finish(p, s, pd, n->name);
+	plan_prim_finish(p, s, pd);
+	return NN_OK;
 }
 
 static nn_status lower_ref(nn_model *m, struct nn_plan *p, int node);

@@ -219,8 +219,10 @@ bool plan_prim_is_ref(const_dnnl_primitive_desc_t pd)
 	       !strncmp(impl, "ref", 3);
 }
 
-/* Finishes a step from its primitive descriptor: primitive and scratchpad. */
-nn_status plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd, const char *what)
+/* Finishes a step from its primitive descriptor: its scratchpad now, its
+ * primitive (compiling its kernel) with the others' once the plan is laid
+ * out (plan_prims_create). The step owns pd. */
+void plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd)
 {
 	const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
 	size_t size = sp ? dnnl_memory_desc_get_size(sp) : 0;
@@ -233,11 +235,7 @@ nn_status plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_des
 		p->ref_convs++;
 	if (size)
 		plan_arg_mem(s, DNNL_ARG_SCRATCHPAD, p->scratch_mem);
-	dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);
-	dnnl_primitive_desc_destroy(pd);
-	if (st != dnnl_success)
-		return nn_fail(NN_ERR_BACKEND, "%s: cannot create the primitive (status %d)", what, (int)st);
-	return NN_OK;
+	s->pd = pd;
 }
 
 /* Adds a step copying tv `src` (seen through src_md, or its own layout when
@@ -290,8 +288,7 @@ static int reorder_view(nn_model *m, struct nn_plan *p, int src, int dst, const 
 	} else {
 		plan_arg_tv(s, DNNL_ARG_DST, dst);
 	}
-	if (plan_prim_finish(p, s, pd, "reorder") != NN_OK)
-		return -1;
+	plan_prim_finish(p, s, pd);
 	return dst;
 }
 

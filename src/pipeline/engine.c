@@ -155,13 +155,6 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		snprintf(e->precision_key, sizeof e->precision_key, "bf16/guard%.3g", guard ? o->guard_above : 0);
 	else
 		snprintf(e->precision_key, sizeof e->precision_key, "fp32");
-	/* This runs on the caller's thread, whose OpenMP team stays beside the
-	 * worker's: libgomp, seeing more of its threads than CPUs, then lets a
-	 * team spin only briefly at barriers and sleep instead. A pass alone is
-	 * slower so (a served 512 preview miss on 2 cores: 155 ms against 136
-	 * with the set-up on a thread of its own that ends), but the processor
-	 * is left to what runs beside the passes: decoding and encoding, and in
-	 * the phone bench the browser (pick to preview 0.45 s against 0.6 s). */
 	/* plans for both sides now, so no request pays for them; with the
 	 * guard on, its fp32 plans too (an unsure mask is rerun at once, not
 	 * after seconds of planning and rereading the weights) */
