@@ -194,9 +194,9 @@ export async function prepareImage(file, opts = {}, size = undefined, screenSide
 
 /**
  * A small proxy of a photo for the preview: upright, its shorter side
- * proxySide pixels (never enlarged; the longer at most twice that), as
- * proxyType (proxyFormat) where the browser writes it, else JPEG. A JPEG is decoded at a reduced
- * scale by the decoder itself where the browser can (for a 12 MP photo, a
+ * proxySide pixels (never enlarged; the longer at most twice that), in
+ * the format proxyFormat picks where the browser writes it, else JPEG. A
+ * JPEG is decoded at a reduced scale by the decoder itself where the browser can (for a 12 MP photo, a
  * quarter of its sides in about 40 % of the time of decoding it to that
  * size), anything else straight to that size.
  * Returns a Blob, or null where the browser cannot decode the photo.
@@ -212,10 +212,11 @@ export async function makeProxy(file, opts = {}, size = undefined) {
 	// a few tens of KB is the point (about 0.4 s up on 3G): fur and grass
 	// need a lower quality, encoded again from the same decode
 	const qualities = o.proxyQuality > 0.4 ? [o.proxyQuality, 0.4] : [o.proxyQuality];
+	const type = proxyFormat(o);
 	const make = async (bitmap) => {
 		let proxy = null;
 		for (const q of qualities) {
-			const blob = await encodeAs(bitmap, w, h, proxyFormat(o), q, 'image/jpeg');
+			const blob = await encodeAs(bitmap, w, h, type, q, 'image/jpeg');
 			if (blob && (!proxy || blob.size < proxy.size)) proxy = blob;
 			if (!proxy || proxy.size <= o.proxyBytes) break;
 		}
