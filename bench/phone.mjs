@@ -22,7 +22,9 @@
 // successful run or a server did not exit 0 on SIGTERM; 2 when it could not
 // set up. Environment: PETCUT_BENCH_PHONE_PHOTOS (default 10),
 // PETCUT_BENCH_PHONE_PROFILES (default "none,Fast 3G,Slow 3G"), PETCUT_CHROMIUM
-// (default /usr/bin/chromium).
+// (default /usr/bin/chromium), PETCUT_BENCH_PHONE_TRACE (a folder: each run's
+// Chrome trace from the pick on, as PROFILE-FLOW-PHOTO.json, for
+// chrome://tracing or bench/trace_busy.mjs).
 import { createRequire } from 'node:module';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -42,6 +44,7 @@ const N_PHOTOS = Number(process.env.PETCUT_BENCH_PHONE_PHOTOS || 10);
 const TIMEOUT_MS = 120000;
 // for a closer look: only some flows, or only some of the photos (1-based)
 const ONLY_FLOWS = (process.env.PETCUT_BENCH_PHONE_FLOWS || '').split(',').map((s) => s.trim()).filter(Boolean);
+const TRACE_DIR = process.env.PETCUT_BENCH_PHONE_TRACE || '';
 const ONLY_PHOTOS = (process.env.PETCUT_BENCH_PHONE_ONLY || '').split(',').map(Number).filter((n) => n >= 1);
 const COMMAND = [
 	N_PHOTOS === 10 ? '' : `PETCUT_BENCH_PHONE_PHOTOS=${N_PHOTOS} `,
@@ -434,6 +437,11 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 		await throttle(page, profile);		// the page has loaded: from here on, a phone's network
 		stack.proxy.up.length = 0;
 		stack.proxy.down.length = 0;
+		if (TRACE_DIR) {
+			fs.mkdirSync(TRACE_DIR, { recursive: true });
+			await browser.startTracing(page, { path: path.join(TRACE_DIR, `${profile.name.replace(/\W/g, '')}-${flow}-${photo.name}.json`),
+				categories: ['toplevel', 'devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'v8', 'loading', 'netlog', 'cc', 'gpu', 'viz', 'media', 'benchmark'] });
+		}
 		await page.setInputFiles(flow === 'petcut' ? '#file' : '#bench-file', photo.file);
 		let timedOut = false;
 		// for petcut, until the full-resolution file is ready too: the run's
@@ -448,6 +456,7 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 			timedOut = true;
 		});
 		const b = await page.evaluate(() => window.__bench);
+		if (TRACE_DIR) await browser.stopTracing();
 		if (b.pick === null) throw new Error('the pick was not seen (no change event)');
 		const preview = b.shown.preview ?? b.shown.full;	// the first cut-out on screen
 		if (preview) {
@@ -542,7 +551,7 @@ function report(meta, photoList, rows, servers) {
 	const sizes = photoList.map((p) => p.bytes / 1e6);
 	const lines = [
 		`Measured ${meta.date} on ${meta.cpu} (${meta.vector}), ${meta.nproc} cores (browser and server on the same machine); commit ${meta.commit};`,
-		`Chromium ${meta.chromium} headless (playwright-core ${meta.playwright}), viewport 390x844 at 3x, touch, Android Chrome user agent, no CPU throttling; one unmeasured warm-up run of the browser first (its own server, samples/chelsea-orient6.jpg), then a fresh context and page for each run;`,
+		`Chromium ${meta.chromium} headless (playwright-core ${meta.playwright}; the desktop address bar's WebUI pop-up pages switched off), viewport 390x844 at 3x, touch, Android Chrome user agent, no CPU throttling; one unmeasured warm-up run of the browser first (its own server, samples/chelsea-orient6.jpg), then a fresh context and page for each run;`,
 		`${photoList.length} photos: 12 MP JPEGs, Q 90, ${Math.min(...sizes).toFixed(1)}-${Math.max(...sizes).toFixed(1)} MB (${photoList.filter((p) => p.height > p.width).length} portrait), each seen once by each server;`,
 		`command: \`${meta.command}\`.`,
 		'',
@@ -620,7 +629,12 @@ async function main() {
 		executablePath: process.env.PETCUT_CHROMIUM || '/usr/bin/chromium',
 		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
 			'--disable-component-update', '--disable-sync', '--disable-default-apps', '--disable-domain-reliability',
-			'--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'],
+			'--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+			// desktop Chromium loads its address bar's pop-up (two WebUI
+			// pages) in a renderer of its own for each new window: about
+			// half a second of a core at each run's start, beside the
+			// server's pass; a phone's browser has no such pages
+			'--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup'],
 	});
 	const chromiumVersion = browser.version();
 	const phone = {
