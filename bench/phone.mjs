@@ -24,7 +24,7 @@
 // PETCUT_BENCH_PHONE_PROFILES (default "none,Fast 3G,Slow 3G"), PETCUT_CHROMIUM
 // (default /usr/bin/chromium), PETCUT_BENCH_PHONE_TRACE (a folder: each run's
 // Chrome trace from the pick on, as PROFILE-FLOW-PHOTO.json, for
-// chrome://tracing or bench/trace_busy.mjs).
+// chrome://tracing or Perfetto).
 import { createRequire } from 'node:module';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
