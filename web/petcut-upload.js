@@ -235,7 +235,7 @@ function proxyFormat(o) {
 	return networkType() === '4g' ? 'image/jpeg' : 'image/webp';
 }
 
-// A JPEG decoded by WebCodecs' ImageDecoder at the largest of libjpeg's
+// A JPEG decoded by WebCodecs' ImageDecoder at the smallest of libjpeg's
 // scales (n/8) that still gives at least w x h: a VideoFrame (drawn, it is
 // upright and scaled to what it is drawn at), or null where this cannot be
 // done here (not a JPEG, no ImageDecoder, a browser that would not turn the
@@ -245,11 +245,14 @@ async function scaledJpeg(file, w, h, size) {
 	let decoder, frame;
 	try {
 		if (!(await ImageDecoder.isTypeSupported('image/jpeg'))) return null;
-		// the decoder picks the largest scale within the desired box; a
-		// square twice the proxy's longer side keeps each side of the
-		// result at least the proxy's, whichever way the photo is stored
-		const side = 2 * Math.max(w, h);
-		decoder = new ImageDecoder({ data: file.stream(), type: 'image/jpeg', desiredWidth: side, desiredHeight: side });
+		// the smallest of libjpeg's scales that gives at least w x h, asked
+		// for as the size it decodes to (the decoder picks the largest
+		// scale within that many pixels, whichever way the photo is
+		// stored): for a 12 MP photo a quarter, 0.76 MP, where a box twice
+		// the proxy's side let it pick 3/8, 1.7 MP and 20 % more time
+		const n = Math.min(8, Math.max(Math.ceil((8 * w) / size.width), Math.ceil((8 * h) / size.height)));
+		const desiredWidth = Math.ceil((size.width * n) / 8), desiredHeight = Math.ceil((size.height * n) / 8);
+		decoder = new ImageDecoder({ data: file.stream(), type: 'image/jpeg', desiredWidth, desiredHeight });
 		frame = (await decoder.decode()).image;
 		const upright = frame.displayWidth >= w && frame.displayHeight >= h &&
 			(frame.displayWidth >= frame.displayHeight) === (size.width >= size.height) &&
