@@ -58,6 +58,13 @@ struct batcher {
 	int n_cost;
 	int64_t running_ns; /* the running pass's expected length (0: none) */
 	int64_t running_since;
+	/* plans to make while idle (batcher_prepare), oldest first */
+	struct prep {
+		nn_precision prec;
+		int c, h, w;
+	} prep[BATCHER_MAX_PREPARE];
+	int n_prep;
+	int making; /* 1: the worker is making one of them */
 };
 
 /* ===== Time ===== */
@@ -299,6 +306,7 @@ static nn_status run_batch(struct batcher *b, struct batcher_job **batch, int n,
 		j->timing.infer_ms = infer_ms;
 		j->timing.batch_size = n;
 		j->timing.queue_ms = (double)(start_ns - j->submit_ns) / 1e6;
+		j->timing.start_ms = (double)start_ns / 1e6;
 		if (st == NN_OK && (j->output = malloc(sizeof(float) * (out_per ? out_per : 1)))) {
 			memcpy(j->output, (float *)out.data + out_per * (size_t)i, sizeof(float) * out_per);
 			j->rank = out.rank - 1;
@@ -344,8 +352,22 @@ static void *worker_main(void *arg)
 		nn_set_threads(b->o.threads);
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
-		while (!b->head && !b->stopping)
+		while (!b->head && !b->stopping && !b->n_prep)
 			pthread_cond_wait(&b->cond, &b->lock);
+		if (!b->head && b->n_prep && !b->stopping) {
+			/* idle: the next plan asked for, made in this thread
+			 * (the passes' thread count) with the queue open */
+			struct prep p = b->prep[0];
+			memmove(b->prep, b->prep + 1, sizeof *b->prep * (size_t)--b->n_prep);
+			b->making = 1;
+			pthread_mutex_unlock(&b->lock);
+			struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, p.c, p.h, p.w}};
+			nn_model_prepare_at(b->model, p.prec, &t, 1); /* failing, the pass plans it or says why */
+			pthread_mutex_lock(&b->lock);
+			b->making = 0;
+			b->stats.prepared++;
+			continue;
+		}
 		if (!b->head)
 			break; /* stopping and drained */
 		/* wait a little for company of the same size */
@@ -444,6 +466,23 @@ batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct 
 	}
 	*out = b;
 	return BATCHER_OK;
+}
+
+batcher_status batcher_prepare(struct batcher *b, nn_precision prec, int c, int h, int w)
+{
+	batcher_status st = BATCHER_OK;
+
+	if (!b || c <= 0 || h <= 0 || w <= 0)
+		return BATCHER_ERR_ARG;
+	pthread_mutex_lock(&b->lock);
+	if (b->n_prep == BATCHER_MAX_PREPARE) {
+		st = BATCHER_ERR_NOMEM;
+	} else {
+		b->prep[b->n_prep++] = (struct prep){prec, c, h, w};
+		pthread_cond_signal(&b->cond);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return st;
 }
 
 void batcher_destroy(struct batcher *b)
@@ -585,6 +624,7 @@ void batcher_get_stats(struct batcher *b, struct batcher_stats *out)
 	pthread_mutex_lock(&b->lock);
 	*out = b->stats;
 	out->queued = b->queued;
+	out->preparing = b->n_prep + b->making;
 	out->failing = b->fail_until_ns && now_ns() < b->fail_until_ns;
 	pthread_mutex_unlock(&b->lock);
 }

@@ -89,6 +89,8 @@ struct batcher_stats {
 	uint64_t fallbacks; /* masks rerun at fp32 by the quality guard */
 	uint64_t batch_sizes[BATCHER_MAX_BATCH + 1]; /* batches of each size */
 	uint64_t busy_ns;			     /* time spent in forward passes */
+	uint64_t prepared;			     /* plans made while idle (batcher_prepare) */
+	int preparing;				     /* plans asked for and not made yet */
 	int queued;				     /* waiting now */
 	int running;				     /* in the forward pass now */
 	int failing;				     /* 1: in the pause after a failed pass */
@@ -97,6 +99,7 @@ struct batcher_stats {
 /* What one request went through. */
 struct batcher_timing {
 	double queue_ms; /* from submission to the start of its forward pass */
+	double start_ms; /* that start, on batcher_now_ms's clock */
 	double infer_ms; /* the forward pass it was part of */
 	int batch_size;	 /* how many requests shared it */
 	int fallback;	 /* 1: rerun at fp32 by the quality guard (infer_ms includes it) */
@@ -115,6 +118,14 @@ struct batcher_job;
 /* Starts the worker. The model stays the caller's; it must outlive the
  * batcher. o may be NULL (defaults). */
 batcher_status batcher_create(nn_model *m, const struct batcher_opts *o, struct batcher **out);
+
+/* Has the worker make the plan of a c x h x w input at precision prec
+ * (nn_model_prepare_at) when no request waits, so that a later request
+ * of that size does not pay for it; plans are made in the order asked.
+ * A request that arrives meanwhile waits for the plan being made, not for
+ * the others. BATCHER_ERR_NOMEM when BATCHER_MAX_PREPARE are pending. */
+#define BATCHER_MAX_PREPARE 8
+batcher_status batcher_prepare(struct batcher *b, nn_precision prec, int c, int h, int w);
 
 /* Stops taking requests, finishes those queued, then stops the worker and
  * frees the batcher (jobs not yet released stay valid until released). */

@@ -155,19 +155,23 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		snprintf(e->precision_key, sizeof e->precision_key, "bf16/guard%.3g", guard ? o->guard_above : 0);
 	else
 		snprintf(e->precision_key, sizeof e->precision_key, "fp32");
-	/* plans for both sides now, so no request pays for them; with the
-	 * guard on, its fp32 plans too (an unsure mask is rerun at once, not
-	 * after seconds of planning and rereading the weights) */
-	for (int side = PIPE_SIDE_PREVIEW; o->prepare && side <= PIPE_SIDE_FULL; side *= 2) {
-		struct nn_tensor t = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, side, side}};
-		if (guard)
-			nn_model_prepare_at(e->model, NN_PRECISION_FP32, &t, 1);
-		nn_model_prepare(e->model, &t, 1);
-	}
+	/* the preview's plan now, before the engine takes requests: the first
+	 * a page asks for */
+	struct nn_tensor preview = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, PIPE_SIDE_PREVIEW, PIPE_SIDE_PREVIEW}};
+	if (o->prepare)
+		nn_model_prepare(e->model, &preview, 1);
 	struct batcher_opts bo = {o->max_batch, o->max_delay_ms, o->max_queue, guard ? o->guard_above : 0, 0, o->threads};
 	if (batcher_create(e->model, &bo, &e->batcher) != BATCHER_OK) {
 		snprintf(why, wl, "cannot start the inference worker");
 		goto fail;
+	}
+	/* the full size's, and with the guard on its fp32 plans (an unsure
+	 * mask is rerun at once, not after planning and rereading the
+	 * weights), made by the worker while it has nothing else to do */
+	if (o->prepare) {
+		batcher_prepare(e->batcher, nn_model_precision(e->model), 3, PIPE_SIDE_FULL, PIPE_SIDE_FULL);
+		for (int side = PIPE_SIDE_PREVIEW; guard && side <= PIPE_SIDE_FULL; side *= 2)
+			batcher_prepare(e->batcher, NN_PRECISION_FP32, 3, side, side);
 	}
 	*out = e;
 	return 0;

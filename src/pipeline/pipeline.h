@@ -163,7 +163,7 @@ struct pipe_engine_opts {
 	int max_delay_ms;
 	int max_queue;
 	int threads;	     /* compute threads of the worker (0: all CPUs) */
-	int prepare;	     /* plan both sides now (and the guard's fp32 plans) */
+	int prepare;	     /* plan the preview size now, the full size (and the guard's fp32 plans) in the worker while idle */
 	int identify;	     /* compute the model file's SHA-256 into model_id */
 	int oneshot;	     /* one mask (or group of masks) is all: the model's working memory
 				is freed once it is made, for the outputs' (pipe_remove_photo) */

@@ -3,7 +3,8 @@
  * arriving together share one forward pass and get the same masks as alone;
  * a full queue refuses exactly the excess; a deadline drops a waiting
  * request; shutting down finishes what was queued; a request a client waits
- * for passes background ones, which wait no longer than they are allowed.
+ * for passes background ones, which wait no longer than they are allowed;
+ * plans asked for are made while the worker is idle.
  */
 #include <math.h>
 #include <pthread.h>
@@ -84,20 +85,18 @@ static int background_run(nn_model *m, int background_wait_ms, const float *big,
 				 .background_wait_ms = background_wait_ms};
 	struct batcher *b;
 	struct batcher_job *busy, *jobs[3] = {0};
-	double submitted[3], t0 = (double)batcher_now_ms();
+	double t0 = (double)batcher_now_ms();
 	int ok = 0;
 
 	if (batcher_create(m, &o, &b) != BATCHER_OK)
 		return 0;
 	busy = occupy(b, big, side);
-	for (int i = 0; i < 3; i++) {
-		submitted[i] = (double)batcher_now_ms() - t0;
+	for (int i = 0; i < 3; i++)
 		batcher_submit(b, inputs[i], 3, S, S, 0, i < 2 ? BATCHER_BACKGROUND : 0, &jobs[i]);
-	}
 	for (int i = 0; i < 3; i++)
 		if (jobs[i]) {
 			ok += batcher_wait(jobs[i], NULL, NULL, NULL, &t[i]) == BATCHER_OK;
-			began[i] = submitted[i] + t[i].queue_ms;
+			began[i] = t[i].start_ms - t0;
 			batcher_release(jobs[i]);
 		}
 	if (busy) {
@@ -322,6 +321,40 @@ int main(void)
 	CHECK(ok && bt[0].batch_size == 3 && bt[2].batch_size == 3,
 	      "after background_wait_ms the background requests take their turn: one pass of %d",
 	      bt[2].batch_size);
+
+	/* 7. plans asked for are made by the worker while it has nothing
+	 * to do, and a request that arrives meanwhile gets its mask; with
+	 * the worker busy, the list takes BATCHER_MAX_PREPARE and no more */
+	struct batcher_opts po = {.max_batch = 1, .max_delay_ms = 0, .max_queue = 8};
+	batcher_create(m, &po, &b);
+	int asked = (batcher_prepare(b, nn_model_precision(m), 3, 96, 96) == BATCHER_OK) +
+		    (batcher_prepare(b, nn_model_precision(m), 3, 128, 96) == BATCHER_OK);
+	struct client pc = {.i = 1};
+	shared = b;
+	client_main(&pc);
+	for (int i = 0; i < 120000; i++) {
+		batcher_get_stats(b, &st);
+		if (!st.preparing)
+			break;
+		usleep(1000);
+	}
+	CHECK(asked == 2 && st.prepared == 2 && st.preparing == 0, "the worker made the 2 plans asked for (%llu made)",
+	      (unsigned long long)st.prepared);
+	CHECK(pc.st == BATCHER_OK && pc.diff < 1e-4f, "a request among them got its mask (status %d, max diff %.2g)",
+	      (int)pc.st, pc.diff);
+	busy = occupy(b, big, BIG);
+	int taken = 0;
+	for (int i = 0; i <= BATCHER_MAX_PREPARE; i++)
+		taken += batcher_prepare(b, nn_model_precision(m), 3, 32 + 8 * i, 32) == BATCHER_OK;
+	batcher_get_stats(b, &st);
+	CHECK(busy && taken == BATCHER_MAX_PREPARE && st.preparing == BATCHER_MAX_PREPARE && st.prepared == 2,
+	      "with the worker busy, %d of %d plans are taken and wait (%d waiting)", taken, BATCHER_MAX_PREPARE + 1,
+	      st.preparing);
+	if (busy) {
+		batcher_wait(busy, NULL, NULL, NULL, NULL);
+		batcher_release(busy);
+	}
+	batcher_destroy(b);
 
 	nn_model_free(m);
 	free(big);
