@@ -20,9 +20,10 @@ static const char usage[] =
 	"                          [--runs N] [--threads T] [--precision fp32|bf16|int8]\n"
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
-	"runs once to warm up, then N times, and prints infer_ms MEDIAN, peak_rss_kb and the plan's\n"
-	"figures (ref_convs: convolutions on oneDNN's reference kernel; weights_from_file: weight\n"
-	"tensors read from the models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again).\n"
+	"runs once to warm up, then N times, and prints infer_ms MEDIAN, first_ms (the first run, its\n"
+	"plan included), plan_ms (that plan alone), peak_rss_kb and the plan's figures (ref_convs:\n"
+	"convolutions on oneDNN's reference kernel; weights_from_file: weight tensors read from the\n"
+	"models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again).\n"
 	"\nexit status: 0 done; 1 the model or a tensor could not be read or run; 2 bad usage\n";
 
 static double now_ms(void)
@@ -77,7 +78,7 @@ int cmd_infer(int argc, char **argv)
 	const char *precision = "fp32";
 	struct nn_tensor in = {.dtype = NN_DTYPE_F32}, out = {0};
 	struct nn_tensor_info info;
-	double *times = NULL, t0, load_ms;
+	double *times = NULL, t0, load_ms, plan_ms;
 	int runs = 0, threads = 0, rc = 1;
 	nn_model *m = NULL;
 	nn_status st;
@@ -184,6 +185,15 @@ int cmd_infer(int argc, char **argv)
 		fprintf(stderr, "petcut infer: out of memory\n");
 		goto out;
 	}
+	/* the plan apart, so that first_ms (which includes it) can be told
+	 * from a slow first pass */
+	t0 = now_ms();
+	if ((st = nn_model_prepare(m, &in, 1)) != NN_OK) {
+		fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
+		rc = st == NN_ERR_SHAPE || st == NN_ERR_ARG || st == NN_ERR_UNSUPPORTED ? 2 : 1;
+		goto out;
+	}
+	plan_ms = now_ms() - t0;
 	for (int r = 0; r <= runs; r++) {
 		nn_tensor_free(&out);
 		t0 = now_ms();
@@ -192,7 +202,7 @@ int cmd_infer(int argc, char **argv)
 			rc = st == NN_ERR_SHAPE || st == NN_ERR_ARG || st == NN_ERR_UNSUPPORTED ? 2 : 1;
 			goto out;
 		}
-		times[r] = now_ms() - t0;
+		times[r] = now_ms() - t0 + (r ? 0 : plan_ms);
 	}
 	if (out_path && img_write_file(out_path, out.data, (size_t)nn_tensor_numel(&out) * nn_dtype_size(out.dtype)) != IMG_OK) {
 		fprintf(stderr, "petcut infer: %s: %s\n", out_path, img_errmsg());
@@ -203,8 +213,8 @@ int cmd_infer(int argc, char **argv)
 		qsort(times + 1, (size_t)runs, sizeof *times, cmp_double);
 		double med = runs % 2 ? times[1 + runs / 2] : (times[runs / 2] + times[runs / 2 + 1]) / 2;
 		getrusage(RUSAGE_SELF, &ru);
-		printf("load_ms %.1f\nfirst_ms %.1f\ninfer_ms %.1f\nmin_ms %.1f\nmax_ms %.1f\npeak_rss_kb %ld\n", load_ms,
-		       times[0], med, times[1], times[runs], ru.ru_maxrss);
+		printf("load_ms %.1f\nplan_ms %.1f\nfirst_ms %.1f\ninfer_ms %.1f\nmin_ms %.1f\nmax_ms %.1f\npeak_rss_kb %ld\n",
+		       load_ms, plan_ms, times[0], med, times[1], times[runs], ru.ru_maxrss);
 		struct nn_plan_stats ps;
 		if (nn_model_stats(m, &ps) == NN_OK)
 			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nweights_from_file %d\nref_convs %d\n",
