@@ -270,7 +270,7 @@ int main(void)
 	/* 4c. a request let in that then falls behind (the pass ahead of it,
 	 * of a size never run before, was reckoned as nothing) is refused as
 	 * the next pass starts, before its deadline, instead of expiring */
-	enum { MID = 384 }; /* a pass about a quarter of BIG's */
+	enum { MID = 512 }; /* a pass some 0.44 of BIG's: well over the eighth that decides */
 	struct batcher_job *first = NULL, *behind = NULL;
 	struct batcher_timing wt = {0};
 	batcher_create(m, &q, &b);
@@ -289,10 +289,16 @@ int main(void)
 	if (s_behind == BATCHER_OK)
 		s_behind = batcher_wait(behind, NULL, NULL, NULL, NULL);
 	batcher_get_stats(b, &st);
+	struct batcher_timing mt = {0}, ft = {0};
+	if (busy)
+		batcher_wait(busy, NULL, NULL, NULL, &mt);
+	if (first)
+		batcher_wait(first, NULL, NULL, NULL, &ft);
 	CHECK(s_let == BATCHER_OK && s_behind == BATCHER_LATE && st.rejected_late == 1 && st.expired == 0,
 	      "a request that falls behind in the queue is refused before its deadline (let in %d, then %d; "
-	      "%llu refused, %llu expired)",
-	      (int)s_let, (int)s_behind, (unsigned long long)st.rejected_late, (unsigned long long)st.expired);
+	      "%llu refused, %llu expired; BIG %.0f ms, MID from %.0f ms for %.0f ms, first from %.0f ms)",
+	      (int)s_let, (int)s_behind, (unsigned long long)st.rejected_late, (unsigned long long)st.expired,
+	      wt.infer_ms, mt.start_ms - (double)t0, mt.infer_ms, ft.start_ms - (double)t0);
 	if (behind)
 		batcher_release(behind);
 	if (first) {
