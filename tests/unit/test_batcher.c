@@ -268,11 +268,16 @@ int main(void)
 	batcher_destroy(b);
 
 	/* 4c. a request let in that then falls behind (the pass ahead of it,
-	 * of a size never run before, was reckoned as nothing) is refused as
-	 * the next pass starts, before its deadline, instead of expiring */
-	enum { MID = 512 }; /* a pass some 0.44 of BIG's: well over the eighth that decides */
+	 * of a size this batcher never ran, was reckoned as nothing) is
+	 * refused as the next pass starts, before its deadline, instead of
+	 * expiring */
+	enum { MID = 672 }; /* a pass some 0.75 of BIG's: between the quarter and the 2.25 that decide */
 	struct batcher_job *first = NULL, *behind = NULL;
 	struct batcher_timing wt = {0};
+	/* MID's plan made beforehand (its pass, not planning, is what runs
+	 * ahead), its cost still unknown to the new batcher */
+	struct nn_tensor mid = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, MID, MID}};
+	nn_model_prepare(m, &mid, 1);
 	batcher_create(m, &q, &b);
 	if (batcher_submit(b, big, 3, BIG, BIG, 0, 0, &warm) == BATCHER_OK) {
 		batcher_wait(warm, NULL, NULL, NULL, &wt); /* BIG's cost is known */
@@ -282,9 +287,10 @@ int main(void)
 	int64_t t0 = batcher_now_ms();
 	batcher_submit(b, big, 3, BIG, BIG, 0, 0, &first);
 	/* let in: the MID pass counts for nothing, first and itself for a BIG
-	 * pass each; once MID's pass has run an eighth of a BIG one, not */
+	 * pass each (a pass's cost, all of it, is a little over its infer_ms);
+	 * once MID's pass has run a quarter of a BIG one, not */
 	batcher_status s_behind =
-		batcher_submit(b, big, 3, BIG, BIG, t0 + (int64_t)(2.125 * wt.infer_ms), 0, &behind);
+		batcher_submit(b, big, 3, BIG, BIG, t0 + (int64_t)(2.25 * wt.infer_ms), 0, &behind);
 	batcher_status s_let = s_behind;
 	if (s_behind == BATCHER_OK)
 		s_behind = batcher_wait(behind, NULL, NULL, NULL, NULL);
