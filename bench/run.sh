@@ -394,7 +394,7 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 		echo "A fresh process's first run (\`petcut infer\`, ${fresh#medium-}, the plan built in it): $warm_first ms with the reordered weights' file an earlier process wrote (rounds 2 on; $(ratio "$warm_first" "$s") x the warm $s ms), $cold_first ms without it (round 1, which writes it)."
 	set -- $(awk '$1 == "file" { print $2 }' "$OUT/readyz") $(awk '$1 == "none" { print $2 }' "$OUT/readyz")
 	[ $# = 2 ] &&
-		echo "\`petcut serve\` (default options: both input sizes and the quality guard's fp32 plans made before it is ready) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
+		echo "\`petcut serve\` (default options: the preview size's plan made before it is ready, the full size's and the quality guard's fp32 plans by its worker after) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
 } >"$OUT/report.md"
 cat "$OUT/report.md"
 
