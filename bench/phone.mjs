@@ -44,8 +44,8 @@ const N_PHOTOS = Number(process.env.PETCUT_BENCH_PHONE_PHOTOS || 10);
 const TIMEOUT_MS = 120000;
 // for a closer look: only some flows, or only some of the photos (1-based)
 const ONLY_FLOWS = (process.env.PETCUT_BENCH_PHONE_FLOWS || '').split(',').map((s) => s.trim()).filter(Boolean);
-const TRACE_DIR = process.env.PETCUT_BENCH_PHONE_TRACE || '';
 const ONLY_PHOTOS = (process.env.PETCUT_BENCH_PHONE_ONLY || '').split(',').map(Number).filter((n) => n >= 1);
+const TRACE_DIR = process.env.PETCUT_BENCH_PHONE_TRACE || '';
 const COMMAND = [
 	N_PHOTOS === 10 ? '' : `PETCUT_BENCH_PHONE_PHOTOS=${N_PHOTOS} `,
 	ONLY_FLOWS.length ? `PETCUT_BENCH_PHONE_FLOWS=${ONLY_FLOWS.join(',')} ` : '',
@@ -425,7 +425,7 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 		previewShown: null, previewInViewport: null, removeCalls: null, pageErrors: [] };
 	if (!stack.ok) { run.error = `no server: ${stack.error}`; return run; }
 	const last = flow === 'petcut' ? 'full' : 'preview';
-	let context;
+	let context, tracing = false;
 	try {
 		context = await browser.newContext(phone);
 		await context.addInitScript(pageProbe);
@@ -441,6 +441,7 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 			fs.mkdirSync(TRACE_DIR, { recursive: true });
 			await browser.startTracing(page, { path: path.join(TRACE_DIR, `${profile.name.replace(/\W/g, '')}-${flow}-${photo.name}.json`),
 				categories: ['toplevel', 'devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'v8', 'loading', 'netlog', 'cc', 'gpu', 'viz', 'media', 'benchmark'] });
+			tracing = true;
 		}
 		await page.setInputFiles(flow === 'petcut' ? '#file' : '#bench-file', photo.file);
 		let timedOut = false;
@@ -456,7 +457,6 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 			timedOut = true;
 		});
 		const b = await page.evaluate(() => window.__bench);
-		if (TRACE_DIR) await browser.stopTracing();
 		if (b.pick === null) throw new Error('the pick was not seen (no change event)');
 		const preview = b.shown.preview ?? b.shown.full;	// the first cut-out on screen
 		if (preview) {
@@ -487,6 +487,7 @@ async function measure(browser, phone, stack, profile, flow, photo) {
 	} catch (err) {
 		run.error = err.message.split('\n')[0];
 	} finally {
+		if (tracing) await browser.stopTracing().catch(() => {});	// the trace ends with the run, failed or not
 		await context?.close().catch(() => {});
 	}
 	return run;

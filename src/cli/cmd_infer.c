@@ -33,6 +33,16 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The plan of the first run made apart and timed into *ms, so that first_ms
+ * (which includes it) can be told from a slow first pass. */
+static nn_status prepare_timed(nn_model *m, const struct nn_tensor *in, double *ms)
+{
+	double t0 = now_ms();
+	nn_status st = nn_model_prepare(m, in, 1);
+	*ms = now_ms() - t0;
+	return st;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -78,7 +88,7 @@ int cmd_infer(int argc, char **argv)
 	const char *precision = "fp32";
 	struct nn_tensor in = {.dtype = NN_DTYPE_F32}, out = {0};
 	struct nn_tensor_info info;
-	double *times = NULL, t0, load_ms, plan_ms;
+	double *times = NULL, t0, load_ms, plan_ms = 0;
 	int runs = 0, threads = 0, rc = 1;
 	nn_model *m = NULL;
 	nn_status st;
@@ -185,24 +195,15 @@ int cmd_infer(int argc, char **argv)
 		fprintf(stderr, "petcut infer: out of memory\n");
 		goto out;
 	}
-	/* the plan apart, so that first_ms (which includes it) can be told
-	 * from a slow first pass */
-	t0 = now_ms();
-	if ((st = nn_model_prepare(m, &in, 1)) != NN_OK) {
-		fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
-		rc = st == NN_ERR_SHAPE || st == NN_ERR_ARG || st == NN_ERR_UNSUPPORTED ? 2 : 1;
-		goto out;
-	}
-	plan_ms = now_ms() - t0;
 	for (int r = 0; r <= runs; r++) {
 		nn_tensor_free(&out);
 		t0 = now_ms();
-		if ((st = nn_run(m, &in, 1, &out, 1)) != NN_OK) {
+		if ((!r && (st = prepare_timed(m, &in, &plan_ms)) != NN_OK) || (st = nn_run(m, &in, 1, &out, 1)) != NN_OK) {
 			fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
 			rc = st == NN_ERR_SHAPE || st == NN_ERR_ARG || st == NN_ERR_UNSUPPORTED ? 2 : 1;
 			goto out;
 		}
-		times[r] = now_ms() - t0 + (r ? 0 : plan_ms);
+		times[r] = now_ms() - t0;
 	}
 	if (out_path && img_write_file(out_path, out.data, (size_t)nn_tensor_numel(&out) * nn_dtype_size(out.dtype)) != IMG_OK) {
 		fprintf(stderr, "petcut infer: %s: %s\n", out_path, img_errmsg());
