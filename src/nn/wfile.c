@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include <libdeflate.h>
+#include <zlib.h>
 
 #include "nn/nn_int.h"
 
@@ -61,24 +62,68 @@ static uint32_t crc_add(uint32_t crc, const void *p, size_t n)
 	return libdeflate_crc32(crc, p, n);
 }
 
+static size_t value_bytes(const struct nn_value *v)
+{
+	return (size_t)nn_numel(v->rank, v->dims) * nn_dtype_size(v->dtype);
+}
+
+/* The CRC-32 of n bytes at p, its pieces summed on every thread and joined
+ * (the same sum as crc_add(0, p, n)): checking a mapped file is also what
+ * brings its pages in, so both are spread over the cores. */
+static uint32_t crc_spread(const unsigned char *p, size_t n)
+{
+	enum { PIECE = 2 << 20 };
+	size_t pieces = (n + PIECE - 1) / PIECE;
+	uint32_t *part, crc = 0;
+
+	if (pieces < 2 || !(part = malloc(pieces * sizeof *part)))
+		return crc_add(0, p, n);
+	#pragma omp parallel for schedule(dynamic, 1)
+	for (size_t i = 0; i < pieces; i++)
+		part[i] = crc_add(0, p + i * PIECE, i + 1 < pieces ? PIECE : n - i * PIECE);
+	for (size_t i = 0; i < pieces; i++)
+		crc = (uint32_t)crc32_combine(crc, part[i], (z_off_t)(i + 1 < pieces ? PIECE : n - i * PIECE));
+	free(part);
+	return crc;
+}
+
 /* The key of model m's weights (m->wkey), made once while the graph holds
  * them all. false if a convolution's weights are already released. */
 static bool make_key(nn_model *m)
 {
 	const dnnl_version_t *v = dnnl_version();
-	uint32_t crc = 0;
+	uint32_t crc = 0, *part;
+	bool missing = false;
 
+	if (!(part = calloc((size_t)m->g.n_nodes + 1, sizeof *part)))
+		return false;
+	/* each convolution's weights summed on its own thread, joined below in
+	 * the graph's order (the same key as one sum over them all) */
+	#pragma omp parallel for schedule(dynamic, 1)
 	for (int i = 0; i < m->g.n_nodes; i++) {
 		const struct nn_node *n = &m->g.nodes[i];
 		if (n->dead || n->op != NN_OP_CONV || n->n_in < 2 || n->in[1] < 0)
 			continue;
 		const struct nn_value *w = &m->g.vals[n->in[1]];
-		if (!w->data)
-			return false;
+		if (!w->data) {
+			#pragma omp atomic write
+			missing = true;
+			continue;
+		}
+		part[i] = crc_add(0, w->data, value_bytes(w));
+	}
+	for (int i = 0; !missing && i < m->g.n_nodes; i++) {
+		const struct nn_node *n = &m->g.nodes[i];
+		if (n->dead || n->op != NN_OP_CONV || n->n_in < 2 || n->in[1] < 0)
+			continue;
+		const struct nn_value *w = &m->g.vals[n->in[1]];
 		crc = crc_add(crc, n->name, strlen(n->name) + 1);
 		crc = crc_add(crc, w->dims, sizeof w->dims[0] * (size_t)w->rank);
-		crc = crc_add(crc, w->data, (size_t)nn_numel(w->rank, w->dims) * nn_dtype_size(w->dtype));
+		crc = (uint32_t)crc32_combine(crc, part[i], (z_off_t)value_bytes(w));
 	}
+	free(part);
+	if (missing)
+		return false;
 	snprintf(m->wkey, sizeof m->wkey, "weights %08" PRIx32 ";onednn %d.%d.%d %s;isa %#x;threads %d;md %zu", crc,
 		 v->major, v->minor, v->patch, v->hash, (unsigned)dnnl_get_effective_cpu_isa(), omp_get_max_threads(),
 		 sizeof(dnnl_memory_desc_t));
@@ -138,7 +183,7 @@ static bool parse(nn_model *m, const char *key, nn_precision prec, const unsigne
 		return false;
 	r.p += klen;
 	if (!take(&r, &count, 4) || !take(&r, &size, 8) || size != len || !take(&r, &crc, 4) ||
-	    crc != crc_add(0, r.p, (size_t)(r.end - r.p)))
+	    crc != crc_spread(r.p, (size_t)(r.end - r.p)))
 		return false;
 	for (uint32_t i = 0; i < count; i++) {
 		uint16_t nl;
@@ -193,7 +238,7 @@ void nn_wfile_load(nn_model *m, nn_precision prec)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return;
 	if (!fstat(fd, &sb) && sb.st_size > 0)
-		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (map == MAP_FAILED) {
 		close(fd);
 		return;

@@ -232,26 +232,36 @@ int main(void)
 	}
 	batcher_destroy(b);
 
-	/* 4b. behind a running pass and two requests (each as long as one
-	 * seen before), one whose deadline is 1 ms away is refused at once;
-	 * one with a minute to spare waits its turn */
+	/* 4b. behind a running pass whose length is known and two requests,
+	 * one whose deadline is a quarter of that pass away is refused at once
+	 * (a deadline near enough to pass while the request is being submitted,
+	 * on a machine the pass keeps busy, would make it expire instead); one
+	 * with a minute to spare waits its turn */
 	struct batcher_job *ahead[6] = {0}, *soon = NULL, *later = NULL;
 	batcher_create(m, &q, &b);
-	struct batcher_job *warm = NULL;
-	if (batcher_submit(b, inputs[0], 3, S, S, 0, 0, &warm) == BATCHER_OK) {
-		batcher_wait(warm, NULL, NULL, NULL, NULL); /* one pass of this size: its cost is known */
-		batcher_release(warm);
+	int64_t big_ms = 0;
+	for (int i = 0; i < 2; i++) { /* one pass of each size: their costs are known */
+		struct batcher_job *warm = NULL;
+		int side = i ? BIG : S;
+		int64_t t = batcher_now_ms();
+		if (batcher_submit(b, i ? big : inputs[0], 3, side, side, 0, 0, &warm) == BATCHER_OK) {
+			batcher_wait(warm, NULL, NULL, NULL, NULL);
+			batcher_release(warm);
+		}
+		big_ms = batcher_now_ms() - t;
 	}
 	busy = occupy(b, big, BIG);
 	for (int i = 0; i < 2; i++)
 		batcher_submit(b, inputs[i], 3, S, S, 0, 0, &ahead[i]);
-	batcher_status s_soon = batcher_submit(b, inputs[2], 3, S, S, batcher_now_ms() + 1, 0, &soon);
+	int64_t soon_ms = big_ms / 4 + 1;
+	batcher_status s_soon = batcher_submit(b, inputs[2], 3, S, S, batcher_now_ms() + soon_ms, 0, &soon);
 	batcher_status s_later = batcher_submit(b, inputs[3], 3, S, S, batcher_now_ms() + 60000, 0, &later);
 	batcher_get_stats(b, &st);
 	CHECK(s_soon == BATCHER_LATE && st.rejected_late == 1 && s_later == BATCHER_OK && st.expired == 0,
-	      "a deadline that would pass in the queue is refused at once (%d, %llu refused), one that would not waits "
-	      "(%d)",
-	      (int)s_soon, (unsigned long long)st.rejected_late, (int)s_later);
+	      "a deadline that would pass in the queue is refused at once (%d, %llu refused, %lld ms away behind a "
+	      "%lld ms pass), one that would not waits (%d)",
+	      (int)s_soon, (unsigned long long)st.rejected_late, (long long)soon_ms,
+	      (long long)big_ms, (int)s_later);
 	if (later) {
 		CHECK(batcher_wait(later, NULL, NULL, NULL, NULL) == BATCHER_OK, "... and runs");
 		batcher_release(later);
@@ -273,6 +283,7 @@ int main(void)
 	 * expiring */
 	enum { MID = 672 }; /* a pass some 0.75 of BIG's: between the quarter and the 2.25 that decide */
 	struct batcher_job *first = NULL, *behind = NULL;
+	struct batcher_job *warm = NULL;
 	struct batcher_timing wt = {0};
 	/* MID's plan made beforehand (its pass, not planning, is what runs
 	 * ahead), its cost still unknown to the new batcher */
