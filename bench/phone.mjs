@@ -622,6 +622,10 @@ function cleanUp() {
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { cleanUp(); process.exit(130); });
 
 async function main() {
+	if (process.env.PETCUT_BENCH_PHONE_PHOTOS_ONLY === '1') { // the photos alone, for other parts
+		photos(N_PHOTOS);
+		return;
+	}
 	const require = createRequire(path.join(BUILD, 'web-tests', 'package.json'));
 	const { chromium } = require('playwright-core');
 	if (!fs.existsSync(PETCUT)) throw new Error(`${PETCUT} is missing (make builds it)`);

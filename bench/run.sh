@@ -69,6 +69,12 @@
 #    raw figures in BUILD/bench/phone.json. A (profile, flow) where every run
 #    failed, or a server that does not exit 0 on SIGTERM, fails the bench
 #    once the other parts have run.
+#  - throughput: full-size cut-outs per second from `petcut serve` with 4
+#    clients at once, each asking for photos never seen (the phone part's
+#    12 MP JPEGs), against the server of an older commit
+#    (PETCUT_BENCH_BASE, default 0fb75d0: the last before the work on speed,
+#    round two), built in BUILD/bench/base; the two servers take turns, 3
+#    rounds each (bench/throughput.py).
 #
 # Environment: PETCUT_BENCH_RUNS (default 5), PETCUT_BENCH_ROUNDS (default 3),
 # PETCUT_BENCH_THREADS (default: all online CPUs), PETCUT_BENCH_PARTS (default
@@ -91,7 +97,7 @@ PRINT_RUNS=${PETCUT_BENCH_PRINT_RUNS:-5}
 THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
-PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg quality e2e print load phone}
+PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg quality e2e print load phone throughput}
 E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
 mkdir -p "$OUT"
 # the commit measured, recorded in each section; "+dirty" when tracked files
@@ -1032,6 +1038,38 @@ if part phone; then
 			echo "bench: phone part failed (exit $phone_rc; see above and $OUT/phone.json)" >&2
 			exit "$phone_rc"
 		fi
+	fi
+fi
+
+# ===== Throughput: full-size cut-outs with 4 clients, against an older commit =====
+
+if part throughput; then
+	BASE_REV=${PETCUT_BENCH_BASE:-0fb75d0}
+	if ! command -v node >/dev/null || ! command -v vips >/dev/null || ! command -v python3 >/dev/null ||
+		! git cat-file -e "$BASE_REV^{commit}" 2>/dev/null; then
+		echo "bench: throughput part needs node, vips, python3 and commit $BASE_REV in this clone; skipped" >&2
+	else
+		PETCUT_BENCH_PHONE_PHOTOS_ONLY=1 PETCUT_BENCH_PHONE_PHOTOS=9 node bench/phone.mjs "$BUILD" >&2
+		base_dir=$OUT/base
+		if [ "$(cat "$base_dir.rev" 2>/dev/null)" != "$(git rev-parse "$BASE_REV")" ] || ! [ -x "$base_dir/build/petcut" ]; then
+			echo "bench: building petcut at $BASE_REV in $base_dir" >&2
+			git worktree remove --force "$base_dir" 2>/dev/null || rm -rf "$base_dir"
+			git worktree prune
+			git worktree add --detach "$base_dir" "$BASE_REV" >&2
+			make -C "$base_dir" -j"$(nproc)" build/petcut >&2
+			git rev-parse "$BASE_REV" >"$base_dir.rev"
+		fi
+		echo "bench: throughput, 4 clients, full-size cut-outs (3 rounds per server)" >&2
+		python3 bench/throughput.py "$OUT/throughput.table" 3 "$BASE_REV=$base_dir/build/petcut" "$COMMIT=$PETCUT" -- \
+			"$OUT"/phone-photos/photo-0[1-9].jpg
+		{
+			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT against $BASE_REV;"
+			echo "command: \`PETCUT_BENCH_PARTS=throughput make bench\` (bench/throughput.py); all on 127.0.0.1, the clients on the same cores as the server."
+			echo
+			cat "$OUT/throughput.table"
+		} >"$OUT/throughput.md"
+		cat "$OUT/throughput.md"
+		update_section bench-throughput "$OUT/throughput.md"
 	fi
 fi
 
