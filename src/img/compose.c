@@ -1181,6 +1181,26 @@ static img_status render_scaled(const struct img *photo, const struct img *alpha
 	return st;
 }
 
+/* Gives fully transparent pixels of an 8-bit RGBA image in memory colour
+ * 0: nobody sees them, and the photo's detail would otherwise double the
+ * size of a PNG. One pass over the made pixels, where a chain of libvips
+ * operations (split, compare, mask, join) took several. */
+static void clear_hidden(VipsImage *im)
+{
+	if (im->Bands != 4 || im->BandFmt != VIPS_FORMAT_UCHAR || !im->data)
+		return;
+	int h = im->Ysize;
+	size_t w = (size_t)im->Xsize;
+
+	#pragma omp parallel for schedule(static) if (w * (size_t)h > (1u << 20))
+	for (int y = 0; y < h; y++) {
+		unsigned char *p = VIPS_IMAGE_ADDR(im, 0, y);
+		for (size_t x = 0; x < w; x++, p += 4)
+			if (!p[3])
+				p[0] = p[1] = p[2] = 0;
+	}
+}
+
 img_status img_render(const struct img *photo_img, const struct img *alpha_img, const struct img_render *r,
 		      struct img **out, struct img_subject *subject)
 {
@@ -1191,7 +1211,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	struct box crop;
 	struct placement pl = {0};
 	double count, scale = 1, fit_k = 1;
-	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0;
+	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0, hidden = 0;
 	img_status st;
 
 	if (!out)
@@ -1401,18 +1421,8 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	if (opaque && res->Bands == 4) {
 		if (!(res = STEP(s, next, vips_extract_band(res, &next, 0, "n", 3, NULL))))
 			goto vips_failed;
-	} else if (res->Bands == 4) {
-		/* Fully transparent pixels get colour 0: nobody sees them, and
-		 * the photo's detail would otherwise double the size of a PNG. */
-		VipsImage *c, *a, *seen, *vis, *j;
-
-		if (!STEP(s, c, vips_extract_band(res, &c, 0, "n", 3, NULL)) ||
-		    !STEP(s, a, vips_extract_band(res, &a, 3, NULL)) ||
-		    !STEP(s, seen, vips_notequal_const1(a, &seen, 0.0, NULL)) ||
-		    !STEP(s, vis, vips_andimage(c, seen, &vis, NULL)) || !STEP(s, j, vips_bandjoin2(vis, a, &j, NULL)))
-			goto vips_failed;
-		res = j;
 	}
+	hidden = res->Bands == 4; /* cleared once the pixels are made */
 	if (!(res = adopt_meta(s, res, photo)))
 		goto vips_failed;
 	/* the resolution a print shop reads: pixels per millimetre in libvips */
@@ -1433,7 +1443,12 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	subject->scale = scale * fit_k;
 
 done:
-	st = img_adopt(res, "cannot render the output", out);
+	/* pixels of its own to clear, not those of an image in memory already */
+	if (hidden && res->data && !STEP(s, next, vips_copy(res, &next, NULL)))
+		goto vips_failed;
+	st = img_adopt(hidden && res->data ? next : res, "cannot render the output", out);
+	if (st == IMG_OK && hidden)
+		clear_hidden((*out)->pix);
 	goto out;
 vips_failed:
 	st = img_fail_vips(IMG_ERR_VIPS, "cannot render the output");
