@@ -17,13 +17,16 @@
 
 static const char usage[] =
 	"usage: petcut infer MODEL [--input x.f32] --shape N,C,H,W [--output y.f32] [--output-name NAME]\n"
-	"                          [--runs N] [--threads T] [--precision fp32|bf16|int8]\n"
+	"                          [--runs N] [--threads T] [--precision fp32|bf16|int8] [--profile]\n"
 	"Runs MODEL on a raw little-endian float32 tensor (deterministic noise when --input\n"
 	"is not given) and writes its first output (or NAME) as raw float32. With --runs N it\n"
 	"runs once to warm up, then N times, and prints infer_ms MEDIAN, first_ms (the first run, its\n"
 	"plan included), plan_ms (that plan alone), peak_rss_kb and the plan's figures (ref_convs:\n"
 	"convolutions on oneDNN's reference kernel; weights_from_file: weight tensors read from the\n"
-	"models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again).\n"
+	"models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again). --profile adds, for\n"
+	"the N runs, where a pass's time goes: a line per kind of step, the slowest first,\n"
+	"\"profile MS_PER_RUN SHARE% STEPS GFLOP/S KIND\" (GFLOP/S for convolutions; timing each\n"
+	"step adds a little to infer_ms).\n"
 	"\nexit status: 0 done; 1 the model or a tensor could not be read or run; 2 bad usage\n";
 
 static double now_ms(void)
@@ -82,6 +85,23 @@ static int read_exact(const char *path, void *buf, size_t len)
 	return got == len && c == EOF ? 0 : -2;
 }
 
+/* The --profile lines: each kind of step's time per run, its share of the
+ * steps' total, its steps per run and a convolution's GFLOP/s. */
+static void print_profile(const nn_model *m)
+{
+	struct nn_profile_row rows[32];
+	int runs, n = nn_model_profile_rows(m, rows, 32, &runs);
+	double total = 0;
+
+	if (n > 32)
+		n = 32;
+	for (int i = 0; i < n; i++)
+		total += rows[i].ms;
+	for (int i = 0; runs > 0 && total > 0 && i < n; i++)
+		printf("profile %.1f %.1f%% %d %.0f %s\n", rows[i].ms / runs, 100 * rows[i].ms / total, rows[i].steps / runs,
+		       rows[i].gflop > 0 ? rows[i].gflop / (rows[i].ms / 1e3) : 0, rows[i].what);
+}
+
 int cmd_infer(int argc, char **argv)
 {
 	const char *model = NULL, *in_path = NULL, *out_path = NULL, *shape = NULL, *out_name = NULL;
@@ -89,7 +109,7 @@ int cmd_infer(int argc, char **argv)
 	struct nn_tensor in = {.dtype = NN_DTYPE_F32}, out = {0};
 	struct nn_tensor_info info;
 	double *times = NULL, t0, load_ms, plan_ms = 0;
-	int runs = 0, threads = 0, rc = 1;
+	int runs = 0, threads = 0, profile = 0, rc = 1;
 	nn_model *m = NULL;
 	nn_status st;
 
@@ -99,7 +119,7 @@ int cmd_infer(int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		}
-		if (a[0] == '-' && a[1] == '-' && i + 1 >= argc) {
+		if (a[0] == '-' && a[1] == '-' && i + 1 >= argc && strcmp(a, "--profile")) {
 			fprintf(stderr, "petcut infer: %s needs a value\n", a);
 			return 2;
 		}
@@ -117,6 +137,8 @@ int cmd_infer(int argc, char **argv)
 			threads = atoi(argv[++i]);
 		else if (!strcmp(a, "--precision"))
 			precision = argv[++i];
+		else if (!strcmp(a, "--profile"))
+			profile = 1;
 		else if (a[0] == '-') {
 			fprintf(stderr, "petcut infer: unknown option %s\n", a);
 			return 2;
@@ -204,6 +226,8 @@ int cmd_infer(int argc, char **argv)
 			goto out;
 		}
 		times[r] = now_ms() - t0;
+		if (!r && profile) /* the warm runs only */
+			nn_model_profile(m, 1);
 	}
 	if (out_path && img_write_file(out_path, out.data, (size_t)nn_tensor_numel(&out) * nn_dtype_size(out.dtype)) != IMG_OK) {
 		fprintf(stderr, "petcut infer: %s: %s\n", out_path, img_errmsg());
@@ -221,6 +245,8 @@ int cmd_infer(int argc, char **argv)
 			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nweights_from_file %d\nref_convs %d\n",
 			       ps.arena_bytes >> 10, ps.scratch_bytes >> 10, ps.weight_bytes >> 10, ps.weights_from_file,
 			       ps.ref_convs);
+		if (profile)
+			print_profile(m);
 	}
 	rc = 0;
 out:

@@ -167,6 +167,24 @@ struct nn_plan_stats {
 /* Fills *out for the plan nn_run used last; NN_ERR_ARG before any run. */
 nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out);
 
+/* Where a forward pass's time goes. With profiling on, every step of the
+ * later runs is timed and the times summed by kind: the operator (a
+ * convolution with its kernel size, and whether petcut's Winograd kernel
+ * or oneDNN runs it), layout changes, reference kernels, conversions. */
+struct nn_profile_row {
+	char what[48];
+	int steps;	/* steps of this kind, summed over the runs */
+	double ms;	/* their time, likewise */
+	double gflop;	/* convolutions' arithmetic (2 x multiply-adds), likewise */
+};
+
+/* Turns profiling on (clearing the sums) or off. */
+void nn_model_profile(nn_model *m, int on);
+
+/* Copies up to max rows, the slowest first; returns how many there are and
+ * sets *runs to the runs they sum. */
+int nn_model_profile_rows(const nn_model *m, struct nn_profile_row *rows, int max, int *runs);
+
 /* Builds and caches the plan for these input shapes without running it
  * (weights reordered, primitives made), so that the first nn_run of that
  * shape is as fast as the next. Only the dtype, rank and dims of inputs are

@@ -197,6 +197,10 @@ struct nn_model {
 	struct nn_calib *calib; /* per value (NULL: none) */
 	float **wscales;	/* per node: int8 weight scales per output channel, once made */
 	bool observing;		/* nn_model_observe's run: activations are measured */
+	/* nn_model_profile: step times summed by kind over prof_runs runs */
+	bool profiling;
+	struct nn_profile_row prof[32];
+	int n_prof, prof_runs;
 	/* the file of reordered weights (wfile.c): its folder (NULL: none), the
 	 * key of these weights on this machine, whether it was looked for since
 	 * the last rest, and its mapping */

@@ -15,10 +15,13 @@
  * This file builds a plan, keeps the model's recent plans and runs them;
  * the lowering, tensors and arena are in plan_*.c (plan_int.h).
  */
+#include <inttypes.h>
 #include <malloc.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nn/plan_int.h"
 #include "nn/wino.h"
@@ -292,7 +295,7 @@ nn_status nn_plan_get(nn_model *m, const struct nn_tensor *inputs, nn_precision 
 	return NN_OK;
 }
 
-/* ===== Running ===== */
+/* ===== Running steps ===== */
 
 static void *tv_ptr(nn_model *m, const struct nn_plan *p, int v, const struct nn_tensor *inputs,
 		    struct nn_tensor *outputs)
@@ -435,6 +438,84 @@ static void observe_arg(nn_model *m, const struct step *s, int arg, int v)
 	}
 }
 
+/* ===== Profile ===== */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* What step s is, for the profile, and a convolution's arithmetic. */
+static void step_kind(const nn_model *m, const struct nn_plan *p, const struct step *s, char *what, size_t n,
+		      double *gflop)
+{
+	const struct nn_node *nd = s->node >= 0 ? &m->g.nodes[s->node] : NULL;
+	*gflop = 0;
+	if (!nd) {
+		snprintf(what, n, s->kind == STEP_PRIM ? "layout change" : "copy to the output");
+		return;
+	}
+	if ((nd->op == NN_OP_CONV || nd->op == NN_OP_CONVINTEGER) && nd->n_in > 1 && nd->in[1] >= 0 &&
+	    m->g.vals[nd->in[1]].rank == 4) {
+		const int64_t *k = m->g.vals[nd->in[1]].dims;
+		const struct ptv *o = &p->tv[nd->out[0]];
+		*gflop = 2e-9 * (double)nn_numel(o->t.rank, o->t.dims) * (double)(k[1] * k[2] * k[3]);
+		snprintf(what, n, "Conv %" PRId64 "x%" PRId64 "%s", k[2], k[3],
+			 s->kind == STEP_WINO ? " (petcut Winograd)" : s->kind == STEP_REF ? " (reference)" : "");
+		return;
+	}
+	snprintf(what, n, "%s%s", (unsigned)nd->op < NN_OP_COUNT ? nn_op_names[nd->op] : "?",
+		 s->kind == STEP_REF ? " (reference)" : s->kind == STEP_PRIM || s->kind == STEP_WINO ? "" : " (conversion)");
+}
+
+static void profile_add(nn_model *m, const struct nn_plan *p, const struct step *s, double ms)
+{
+	char what[sizeof m->prof[0].what];
+	double gflop;
+	int i = 0;
+
+	step_kind(m, p, s, what, sizeof what, &gflop);
+	while (i < m->n_prof && strcmp(m->prof[i].what, what))
+		i++;
+	if (i == m->n_prof) {
+		if (i == (int)(sizeof m->prof / sizeof m->prof[0]))
+			return;
+		m->n_prof++;
+		m->prof[i] = (struct nn_profile_row){0};
+		snprintf(m->prof[i].what, sizeof m->prof[i].what, "%s", what);
+	}
+	m->prof[i].steps++;
+	m->prof[i].ms += ms;
+	m->prof[i].gflop += gflop;
+}
+
+void nn_model_profile(nn_model *m, int on)
+{
+	m->profiling = on != 0;
+	if (on)
+		m->n_prof = m->prof_runs = 0;
+}
+
+static int by_time(const void *a, const void *b)
+{
+	double x = ((const struct nn_profile_row *)a)->ms, y = ((const struct nn_profile_row *)b)->ms;
+	return (x < y) - (x > y);
+}
+
+int nn_model_profile_rows(const nn_model *m, struct nn_profile_row *rows, int max, int *runs)
+{
+	struct nn_profile_row all[sizeof m->prof / sizeof m->prof[0]];
+	memcpy(all, m->prof, sizeof all[0] * (size_t)m->n_prof);
+	qsort(all, (size_t)m->n_prof, sizeof all[0], by_time);
+	memcpy(rows, all, sizeof all[0] * (size_t)(max < m->n_prof ? max : m->n_prof));
+	*runs = m->prof_runs;
+	return m->n_prof;
+}
+
+/* ===== Running a plan ===== */
+
 nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *inputs, struct nn_tensor *outputs)
 {
 	nn_status st;
@@ -459,6 +540,7 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
+		double t0 = m->profiling ? now_ms() : 0;
 		bool observe = m->observing && s->kind == STEP_PRIM && s->node >= 0;
 		if (observe && m->g.nodes[s->node].op == NN_OP_CONV)
 			observe_arg(m, s, DNNL_ARG_SRC, m->g.nodes[s->node].in[0]);
@@ -469,15 +551,20 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 					       s->node >= 0 ? m->g.nodes[s->node].name : "reorder", (int)ds);
 			if (observe && m->g.nodes[s->node].n_out > 0)
 				observe_arg(m, s, DNNL_ARG_DST, m->g.nodes[s->node].out[0]);
-			continue;
+		} else {
+			dnnl_stream_wait(m->stream);
+			st = s->kind == STEP_REF ? run_ref(m, p, s, inputs, outputs) : run_helper(m, p, s, inputs, outputs);
+			if (st != NN_OK)
+				return st;
 		}
-		dnnl_stream_wait(m->stream);
-		st = s->kind == STEP_REF ? run_ref(m, p, s, inputs, outputs) : run_helper(m, p, s, inputs, outputs);
-		if (st != NN_OK)
-			return st;
+		if (m->profiling) {
+			dnnl_stream_wait(m->stream);
+			profile_add(m, p, s, now_ms() - t0);
+		}
 	}
 	if (dnnl_stream_wait(m->stream) != dnnl_success)
 		return nn_fail(NN_ERR_BACKEND, "oneDNN stream failed");
+	m->prof_runs += m->profiling;
 	return NN_OK;
 }
 

@@ -11,7 +11,8 @@
 # 2. ISNet medium (when fetched) on a 1x3x64x64 tensor: the output file must
 #    hold the first output, 1x1x64x64 float32; at 1x3x256x256, fp32 and bf16
 #    (where the CPU runs it), no convolution may fall to oneDNN's reference
-#    kernel (ref_convs 0).
+#    kernel (ref_convs 0), and --profile's lines account for the pass (their
+#    times add up to most of infer_ms, their shares to 100 %).
 #    --output to a named pipe writes through it and leaves it a pipe.
 # 3. Bad input: a malformed --shape and a shape that does not match the input
 #    file must each exit 2 with one line on stderr.
@@ -123,12 +124,24 @@ if [ -f "$model" ]; then
 	# every convolution gets one of oneDNN's fast kernels, whatever this
 	# CPU's vector width (its reference kernel is some hundred times slower)
 	for prec in fp32 bf16; do
-		if "$PETCUT" infer "$model" --shape 1,3,256,256 --runs 1 --precision $prec >"$tmp/out" 2>"$tmp/err"; then
+		if "$PETCUT" infer "$model" --shape 1,3,256,256 --runs 2 --precision $prec --profile >"$tmp/out" 2>"$tmp/err"; then
 			n=$(sed -n 's/^ref_convs \([0-9]*\)$/\1/p' "$tmp/out")
 			if [ "$n" = 0 ]; then
 				ok "isnet-medium 1x3x256x256 $prec: no convolution on oneDNN's reference kernel"
 			else
 				fail "isnet-medium 1x3x256x256 $prec: ref_convs '${n:-missing}', expected 0"
+			fi
+			# the profile accounts for the pass: its kinds' times add up to
+			# most of infer_ms and never more, their shares to 100 %, and
+			# the 3x3 convolutions are there with their GFLOP/s
+			if awk '$1 == "infer_ms" { inf = $2 }
+				$1 == "profile" { n++; ms += $2; share += $3; if ($2 < 0 || $4 < 1) bad = 1
+					if ($6 == "Conv" && $7 == "3x3") { conv = 1; if ($5 <= 0) bad = 1 } }
+				END { exit !(n >= 3 && conv && !bad && share > 99 && share < 101 && ms <= inf && ms >= 0.8 * inf) }' "$tmp/out"; then
+				ok "isnet-medium 1x3x256x256 $prec --profile: $(grep -c '^profile' "$tmp/out") kinds of step, their times within infer_ms"
+			else
+				fail "isnet-medium 1x3x256x256 $prec --profile: the profile does not account for the pass:"
+				grep -E '^(infer_ms|profile)' "$tmp/out" | sed 's/^/    /'
 			fi
 		elif [ $prec = bf16 ] && grep -q 'bf16' "$tmp/err"; then
 			echo "note: bf16 does not run on this CPU: $(cat "$tmp/err")"
