@@ -304,10 +304,9 @@ for prec in fp32 bf16 int8; do
 	[ $prec = int8 ] && [ $int8 != 1 ] && continue
 	f=$OUT/profile.$prec
 	"$PETCUT" infer "$medium" --shape 1,3,1024,1024 --runs "$RUNS" --threads "$THREADS" --precision $prec --profile >"$f" &&
-		awk -v p=$prec '$1 == "infer_ms" { inf = $2 }
-			$1 == "profile" { k = $6; for (i = 7; i <= NF; i++) k = k " " $i
+		awk -v p=$prec '$1 == "profile" { k = $6; for (i = 7; i <= NF; i++) k = k " " $i; tot += $2
 				row = row sep sprintf("%s %.1f ms (%s%s)", k, $2, $3, $5 > 0 ? ", " $5 " GFLOP/s" : ""); sep = "; " }
-			END { printf "- %s, %.0f ms a pass: %s.\n", p, inf, row }' "$f" >>"$OUT/profile"
+			END { printf "- %s, the steps %.0f ms a pass: %s.\n", p, tot, row }' "$f" >>"$OUT/profile"
 done
 
 # summary TOOL CASE: "median min max load first rss": the median of the
@@ -417,7 +416,7 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 		echo "\`petcut serve\` (default options: the preview size's plan made before it is ready, the full size's and the quality guard's fp32 plans by its worker after) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
 	if [ -s "$OUT/profile" ]; then
 		echo
-		echo "Where a pass's time goes (ISNet medium at 1024x1024, \`petcut infer --runs $RUNS --profile\`, each step timed: the kinds of step, time per pass, share, and a convolution's arithmetic rate counted as a direct convolution's):"
+		echo "Where a pass's time goes (ISNet medium at 1024x1024, \`petcut infer --runs $RUNS --profile\`, each step timed, means of the runs: the kinds of step, time per pass, share, and a convolution's arithmetic rate counted as a direct convolution's):"
 		cat "$OUT/profile"
 	fi
 } >"$OUT/report.md"
