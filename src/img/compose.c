@@ -369,48 +369,65 @@ static VipsImage *adopt_meta(VipsObject *s, VipsImage *res, VipsImage *photo)
 /* ===== The subject ===== */
 
 /* Box and coverage of alpha >= 128; *count receives the number of such
- * pixels. */
+ * pixels. One pass over alpha's pixels (made in memory if they are not),
+ * each row's first and last such column and count found on its own, then
+ * joined in order. */
 static int subject_of(VipsImage *alpha, struct img_subject *out, double *count)
 {
-	VipsObject *s = VIPS_OBJECT(vips_image_new());
-	VipsImage *on, *cols, *rows, *cd, *rd;
-	double *cv = NULL, *rv = NULL, total = 0;
-	size_t n;
-	int r = -1;
+	VipsImage *mem;
+	int w = alpha->Xsize, h = alpha->Ysize, r = -1;
+	int *first = NULL, *last = NULL;
+	int64_t *n = NULL;
 
 	*out = (struct img_subject){.scale = 1};
 	*count = 0;
-	if (!STEP(s, on, vips_moreeq_const1(alpha, &on, 128.0, NULL)) ||
-	    !STEP(s, cols, vips_project(on, &cols, &rows, NULL)) || !keep(s, rows) ||
-	    !STEP(s, cd, vips_cast(cols, &cd, VIPS_FORMAT_DOUBLE, NULL)) ||
-	    !STEP(s, rd, vips_cast(rows, &rd, VIPS_FORMAT_DOUBLE, NULL)) ||
-	    !(cv = vips_image_write_to_memory(cd, &n)) || !(rv = vips_image_write_to_memory(rd, &n)))
+	if (alpha->Bands != 1 || alpha->BandFmt != VIPS_FORMAT_UCHAR) {
+		vips_error("petcut", "the subject is found in an 8-bit one-band alpha");
+		return -1;
+	}
+	if (!(mem = vips_image_copy_memory(alpha)))
+		return -1;
+	first = malloc(sizeof *first * (size_t)h), last = malloc(sizeof *last * (size_t)h), n = malloc(sizeof *n * (size_t)h);
+	if (!first || !last || !n) {
+		vips_error("petcut", "out of memory");
 		goto out;
-	/* cols: one sum per column (Xsize x 1); rows: one per row. */
-	int x0 = -1, x1 = -1, y0 = -1, y1 = -1;
-
-	for (int x = 0; x < alpha->Xsize; x++)
-		if (cv[x] > 0) {
-			if (x0 < 0)
-				x0 = x;
-			x1 = x;
-			total += cv[x] / 255;
+	}
+	#pragma omp parallel for schedule(static) if ((int64_t)w * h > (1 << 20))
+	for (int y = 0; y < h; y++) {
+		const unsigned char *p = VIPS_IMAGE_ADDR(mem, 0, y);
+		int64_t c = 0;
+		int x0 = 0, x1 = w - 1;
+		for (int x = 0; x < w; x++)
+			c += p[x] >= 128;
+		if (c) {
+			while (p[x0] < 128)
+				x0++;
+			while (p[x1] < 128)
+				x1--;
 		}
-	for (int y = 0; y < alpha->Ysize; y++)
-		if (rv[y] > 0) {
-			if (y0 < 0)
-				y0 = y;
-			y1 = y;
-		}
-	if (x0 >= 0 && y0 >= 0)
-		*out = (struct img_subject){x0, y0, x1 - x0 + 1, y1 - y0 + 1,
-					    total / ((double)alpha->Xsize * alpha->Ysize), 1};
-	*count = total;
+		n[y] = c, first[y] = x0, last[y] = x1;
+	}
+	int x0 = w, x1 = -1, y0 = -1, y1 = -1;
+	int64_t total = 0;
+	for (int y = 0; y < h; y++) {
+		if (!n[y])
+			continue;
+		if (y0 < 0)
+			y0 = y;
+		y1 = y;
+		total += n[y];
+		x0 = first[y] < x0 ? first[y] : x0;
+		x1 = last[y] > x1 ? last[y] : x1;
+	}
+	if (y0 >= 0)
+		*out = (struct img_subject){x0, y0, x1 - x0 + 1, y1 - y0 + 1, (double)total / ((double)w * h), 1};
+	*count = (double)total;
 	r = 0;
 out:
-	g_free(cv);
-	g_free(rv);
-	g_object_unref(s);
+	free(first);
+	free(last);
+	free(n);
+	g_object_unref(mem);
 	return r;
 }
 
