@@ -10,6 +10,7 @@
 
 #include "cache/cache.h"
 #include "kv/kv.h"
+#include "util/util.h"
 
 #define LOCK_PREFIX "petcut:lock:"	   /* + key: the instance doing that work */
 #define INDEX_PREFIX "petcut:result:"	   /* + result key: the result's figures (JSON) */
@@ -37,12 +38,6 @@ struct cache {
 	void *arg;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ===== local: this process alone ===== */
 
@@ -79,8 +74,8 @@ static int redis_join(struct cache *c, const char *key)
 	 * for key wait here rather than in the kv */
 	if (c->remote_wait)
 		c->remote_wait(c->arg);
-	double until = now_ms() + c->lock_ms + 1000.0;
-	while (now_ms() < until && kv_exists(c->kv, lock) == KV_OK) {
+	double until = util_now_ms() + c->lock_ms + 1000.0;
+	while (util_now_ms() < until && kv_exists(c->kv, lock) == KV_OK) {
 		usleep((useconds_t)pause * 1000);
 		pause = pause * 2 > POLL_MAX_MS ? POLL_MAX_MS : pause * 2;
 	}

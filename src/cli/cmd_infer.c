@@ -14,6 +14,7 @@
 #include "img/img.h"
 #include "pipeline/pipeline.h"
 #include "nn/nn.h"
+#include "util/util.h"
 
 static const char usage[] =
 	"usage: petcut infer MODEL [--input x.f32] --shape N,C,H,W [--output y.f32] [--output-name NAME]\n"
@@ -29,20 +30,14 @@ static const char usage[] =
 	"step adds a little to infer_ms).\n"
 	"\nexit status: 0 done; 1 the model or a tensor could not be read or run; 2 bad usage\n";
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* The plan of the first run made apart and timed into *ms, so that first_ms
  * (which includes it) can be told from a slow first pass. */
 static nn_status prepare_timed(nn_model *m, const struct nn_tensor *in, double *ms)
 {
-	double t0 = now_ms();
+	double t0 = util_now_ms();
 	nn_status st = nn_model_prepare(m, in, 1);
-	*ms = now_ms() - t0;
+	*ms = util_now_ms() - t0;
 	return st;
 }
 
@@ -183,7 +178,7 @@ int cmd_infer(int argc, char **argv)
 		}
 	}
 
-	t0 = now_ms();
+	t0 = util_now_ms();
 	if ((st = nn_model_load_file(model, &m)) != NN_OK) {
 		fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
 		rc = st == NN_ERR_IO ? 1 : 2;
@@ -206,7 +201,7 @@ int cmd_infer(int argc, char **argv)
 	}
 	if (pipe_model_set_precision(m, model, prec, calib_id, sizeof calib_id, why, sizeof why))
 		fprintf(stderr, "petcut infer: %s: staying at fp32\n", why);
-	load_ms = now_ms() - t0;
+	load_ms = util_now_ms() - t0;
 	if (nn_model_num_inputs(m) != 1) {
 		fprintf(stderr, "petcut infer: the model takes %d inputs; only one-input models are supported\n",
 			nn_model_num_inputs(m));
@@ -219,13 +214,13 @@ int cmd_infer(int argc, char **argv)
 	}
 	for (int r = 0; r <= runs; r++) {
 		nn_tensor_free(&out);
-		t0 = now_ms();
+		t0 = util_now_ms();
 		if ((!r && (st = prepare_timed(m, &in, &plan_ms)) != NN_OK) || (st = nn_run(m, &in, 1, &out, 1)) != NN_OK) {
 			fprintf(stderr, "petcut infer: %s\n", nn_errmsg());
 			rc = st == NN_ERR_SHAPE || st == NN_ERR_ARG || st == NN_ERR_UNSUPPORTED ? 2 : 1;
 			goto out;
 		}
-		times[r] = now_ms() - t0;
+		times[r] = util_now_ms() - t0;
 		if (!r && profile) /* the warm runs only */
 			nn_model_profile(m, 1);
 	}

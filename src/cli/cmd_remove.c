@@ -26,6 +26,7 @@
 #include "cli/cli.h"
 
 #include "cli/remove.h"
+#include "util/util.h"
 
 int bar_shown;
 
@@ -413,7 +414,7 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	struct pipe_timings t;
 	struct img *im = NULL;
 	char why[1024];
-	double t0 = pipe_now_ms(), decode_ms;
+	double t0 = util_now_ms(), decode_ms;
 	int rc = 1;
 
 	/* the model is loaded on first use, on a thread of its own while the
@@ -424,7 +425,7 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	pthread_t opener;
 	bool opening = !*e && !pthread_create(&opener, NULL, open_engine, &op);
 	int bad = load_photo(in, &lo, &im);
-	decode_ms = pipe_now_ms() - t0;
+	decode_ms = util_now_ms() - t0;
 	if (opening) {
 		pthread_join(opener, NULL);
 		*e = op.e;
@@ -454,7 +455,7 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 		for (int s = 0; s < 6; s++)
 			say("timing: %s %.1f ms", names[s], ms[s]);
 		say("timing: mask uncertainty %.3f%s", t.mask.uncertainty, t.mask.fallback ? ", rerun at fp32" : "");
-		say("timing: total %.1f ms", pipe_now_ms() - t0);
+		say("timing: total %.1f ms", util_now_ms() - t0);
 	}
 	rc = 0;
 out:

@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/remove.h"
+#include "util/util.h"
 
 /* Draws "[=====     ] done/total name" over the current line of stderr. */
 static void progress_draw(int done, int total, const char *name)
@@ -153,7 +154,7 @@ static int watch(struct dir_run *d, int fd)
 					if (k == n && (n == WATCH_MAX || !(p[n].name = strdup(ev->name))))
 						continue; /* a later event brings it again */
 					n += k == n;
-					p[k].since = pipe_now_ms();
+					p[k].since = util_now_ms();
 				}
 		}
 		/* the settled ones, in the order they came */
@@ -166,9 +167,9 @@ static int watch(struct dir_run *d, int fd)
 				      sb.st_mtim.tv_nsec != p[k].mtime.tv_nsec)) {
 				p[k].size = sb.st_size;
 				p[k].mtime = sb.st_mtim;
-				p[k].since = pipe_now_ms();
+				p[k].since = util_now_ms();
 			}
-			if (!gone && pipe_now_ms() - p[k].since < SETTLE_MS) {
+			if (!gone && util_now_ms() - p[k].since < SETTLE_MS) {
 				k++;
 				continue;
 			}

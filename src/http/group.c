@@ -13,6 +13,7 @@
 
 #include "http/http_int.h"
 #include "http/parse.h"
+#include "util/util.h"
 
 struct member {
 	struct http_server *s;
@@ -49,7 +50,7 @@ int http_group_make(struct http_server *s, struct remove_params *p, const struct
 	struct img_subject each[IMG_GROUP_MAX];
 	struct member *m = calloc((size_t)n, sizeof *m);
 	struct pipe_gate gate;
-	double t0 = http_now_ms(), t1;
+	double t0 = util_now_ms(), t1;
 
 	*subjects = NULL;
 	if (!m) {
@@ -77,7 +78,7 @@ int http_group_make(struct http_server *s, struct remove_params *p, const struct
 	}
 	if (status)
 		goto out;
-	t1 = http_now_ms();
+	t1 = util_now_ms();
 	t->decode_ms = t1 - t0;
 
 	/* the masks: every photo's thread meets the others at the gate */
@@ -109,7 +110,7 @@ int http_group_make(struct http_server *s, struct remove_params *p, const struct
 	if (status)
 		goto out;
 	t->mask = m[0].info;
-	t->mask_ms = http_now_ms() - t1;
+	t->mask_ms = util_now_ms() - t1;
 
 	for (int i = 0; i < n; i++)
 		if (pipe_alpha(photos[i], m[i].mask, p->req.side, &p->req, &alphas[i]) != IMG_OK) {

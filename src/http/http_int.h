@@ -198,7 +198,6 @@ enum MHD_Result http_upload_field(void *cls, enum MHD_ValueKind kind, const char
  * form field on the remove.bg route. 0, or -1 with r->error_* set. */
 int http_upload_commit_part(struct req *r, const char *expect);
 
-
 /* remove.c */
 /* Sets up the shared kv (cfg.redis) and its metrics; 0, or -1 with errbuf. */
 int http_kv_init(struct http_server *s, char *errbuf, size_t errlen);
@@ -356,8 +355,6 @@ int http_cors_allowed(const struct req *r);
 
 /* The OpenAPI document (src/http/openapi.json, built in). */
 extern const char http_openapi_json[];
-
-double http_now_ms(void);
 
 /* Retry-After on a 429 or 503 answer (server.c). */
 void http_add_retry_after(struct MHD_Response *resp, int status);

@@ -38,6 +38,7 @@
 #include "http/http_int.h"
 #include "http/parse.h"
 #include "model/model.h"
+#include "util/util.h"
 
 #define MAX_BODY (64u << 20) /* a base64 image fits */
 
@@ -363,7 +364,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate,
 	json_t *subjects = NULL;
 	int ret;
 	int status, mask_hit = 0, leading = 0;
-	double t0 = http_now_ms(), t_decode, t_mask, t_compose, t_encode;
+	double t0 = util_now_ms(), t_decode, t_mask, t_compose, t_encode;
 
 	/* every parameter is checked before an image of the body is stored */
 	status = http_remove_parse(body, &p, why, sizeof why);
@@ -397,7 +398,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate,
 		if (meta) {
 			metrics_add(s->cache_hit, 1);
 			metrics_add(s->index_hit, 1);
-			return finish(o, key, meta, 1, json_pack("{s:f}", "total_ms", http_now_ms() - t0));
+			return finish(o, key, meta, 1, json_pack("{s:f}", "total_ms", util_now_ms() - t0));
 		}
 		if (store_get(s->store, NS_RESULT_META, key, &meta_buf, &mlen) == STORE_OK) {
 			meta = json_loadb(meta_buf, mlen, 0, NULL);
@@ -407,7 +408,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate,
 				free(meta_buf);
 				metrics_add(s->cache_hit, 1);
 				return finish(o, key, meta, 1,
-						    json_pack("{s:f}", "total_ms", http_now_ms() - t0));
+						    json_pack("{s:f}", "total_ms", util_now_ms() - t0));
 			}
 			free(meta_buf);
 			json_decref(meta);
@@ -460,7 +461,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate,
 		ret = fail_out(o, 422, "undecodable", "%s", img_errmsg());
 		goto out;
 	}
-	t_decode = http_now_ms();
+	t_decode = util_now_ms();
 	if ((status = http_get_mask(s, &p, photo, &mask, &bt, &mask_hit, why, sizeof why))) {
 		ret = fail_out(o, status,
 				       status == 429 ? "overloaded" : status == 504 ? "timeout" : status == 422 ? "undecodable"
@@ -468,7 +469,7 @@ int http_remove_run(struct http_server *s, json_t *body, struct pipe_gate *gate,
 				       "%s", why);
 		goto out;
 	}
-	t_mask = http_now_ms();
+	t_mask = util_now_ms();
 	img_status ist = pipe_alpha(photo, mask, p.req.side, &p.req, &alpha);
 	if (ist == IMG_OK)
 		ist = pipe_output(photo, alpha, &p.req, p.req.save.format, &enc, &enclen, &subj, &out, &compose_ms,
@@ -512,7 +513,7 @@ made:
 			   json_pack("{s:f,s:f,s:f,s:i,s:b,s:f,s:f,s:f}", "decode_ms", t_decode - t0, "queue_ms",
 				     bt.queue_ms, "infer_ms", bt.infer_ms, "batch_size", bt.batch_size, "mask_cached",
 				     mask_hit, "compose_ms", t_compose - t_mask, "encode_ms", t_encode - t_compose,
-				     "total_ms", http_now_ms() - t0));
+				     "total_ms", util_now_ms() - t0));
 out:
 	if (leading > 0)
 		cache_done(s->cache, key);

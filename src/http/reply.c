@@ -15,13 +15,8 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "util/util.h"
 
-double http_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ===== Responses ===== */
 

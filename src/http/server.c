@@ -365,7 +365,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return MHD_NO;
 		r->srv = s;
 		atomic_fetch_add(&s->active, 1);
-		r->start_ms = http_now_ms();
+		r->start_ms = util_now_ms();
 		r->method = method;
 		r->url = url;
 		r->route = route_of(url, &r->path_id);
@@ -395,7 +395,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	/* a body trickling in slower than min_body_rate on average, once past
 	 * its first seconds, holds a connection and a thread's buffers: cut */
 	if (*upload_data_size) {
-		double secs = (http_now_ms() - r->start_ms) / 1000.0;
+		double secs = (util_now_ms() - r->start_ms) / 1000.0;
 		r->rx_bytes += *upload_data_size;
 		if (s->cfg.min_body_rate > 0 && secs > BODY_GRACE_S && r->rx_bytes < s->cfg.min_body_rate * secs) {
 			metrics_add(s->slow_cut, 1);
@@ -449,7 +449,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	(void)c;
 	if (!r)
 		return;
-	double ms = http_now_ms() - r->start_ms;
+	double ms = util_now_ms() - r->start_ms;
 	snprintf(status, sizeof status, "%d", r->status ? r->status : 499);
 	metrics_add(metrics_series(s->requests, (const char *const[]){routes[r->route].name, r->method, status}), 1);
 	metrics_observe(metrics_series(s->latency, (const char *const[]){routes[r->route].name}), ms / 1e3);
@@ -630,8 +630,8 @@ int http_server_stop(struct http_server *s)
 		shutdown(ls, SHUT_RDWR);
 	/* requests in flight finish, for up to drain_s; idle kept-alive
 	 * connections do not hold the drain (stopping the daemon closes them) */
-	double until = http_now_ms() + 1000.0 * s->cfg.drain_s;
-	while ((atomic_load(&s->active) || atomic_load(&s->working)) && http_now_ms() < until)
+	double until = util_now_ms() + 1000.0 * s->cfg.drain_s;
+	while ((atomic_load(&s->active) || atomic_load(&s->working)) && util_now_ms() < until)
 		usleep(20000);
 	int left = atomic_load(&s->active);
 	if (left)

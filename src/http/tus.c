@@ -421,9 +421,9 @@ static enum MHD_Result tus_create(struct MHD_Connection *c, struct req *r)
 	in.length = hp.length;
 	snprintf(in.metadata, sizeof in.metadata, "%s", h.metadata ? h.metadata : "");
 	pthread_mutex_lock(&t->lock);
-	int due = http_now_ms() - t->last_sweep_ms > TUS_SWEEP_EVERY_MS;
+	int due = util_now_ms() - t->last_sweep_ms > TUS_SWEEP_EVERY_MS;
 	if (due)
-		t->last_sweep_ms = http_now_ms();
+		t->last_sweep_ms = util_now_ms();
 	pthread_mutex_unlock(&t->lock);
 	if (due)
 		sweep(s, 0);
@@ -849,7 +849,7 @@ int http_tus_init(struct http_server *s, char *errbuf, size_t errlen)
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	s->tus = t;
-	t->last_sweep_ms = http_now_ms();
+	t->last_sweep_ms = util_now_ms();
 	sweep(s, 1);
 	return tus_shared_init(s, errbuf, errlen);
 }

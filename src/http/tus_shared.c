@@ -252,9 +252,9 @@ static void sweep(struct http_server *s)
 	int n = 0;
 
 	pthread_mutex_lock(&sh->lock);
-	int due = http_now_ms() - sh->last_sweep_ms >= sh->sweep_every_ms;
+	int due = util_now_ms() - sh->last_sweep_ms >= sh->sweep_every_ms;
 	if (due)
-		sh->last_sweep_ms = http_now_ms();
+		sh->last_sweep_ms = util_now_ms();
 	pthread_mutex_unlock(&sh->lock);
 	if (!due || kv_zbelow(s->kv, SH_EXPIRY, (double)time(NULL), ids, SH_SWEEP_MAX, &n) != KV_OK)
 		return;
@@ -524,7 +524,7 @@ static void patch_begin(struct MHD_Connection *c, struct req *r, const char *id)
 			return tus_set_error(r, 423, "locked", "another PATCH of this upload is in flight");
 		return tus_set_error(r, 503, "storage_unavailable", "the shared upload records cannot be reached");
 	}
-	sp->renewed_ms = http_now_ms();
+	sp->renewed_ms = util_now_ms();
 	r->tus = p; /* from here patch_free unlocks */
 	ks = record_get(s, id, &sp->rec);
 	if (ks != KV_OK) {
@@ -595,10 +595,10 @@ static void patch_write(struct req *r, const char *data, size_t len)
 	while (!p->md && sp->pend_len >= STORE_MP_MIN_PART && sp->rec.part_bytes + STORE_MP_MIN_PART < p->length)
 		if (send_part(r, p->id, STORE_MP_MIN_PART))
 			return;
-	if (http_now_ms() - sp->renewed_ms > s->tus->shared->lock_ms / 3) {
+	if (util_now_ms() - sp->renewed_ms > s->tus->shared->lock_ms / 3) {
 		if (kv_lock_renew(s->kv, sp->lock_key, sp->token, s->tus->shared->lock_ms) != KV_OK)
 			return tus_set_error(r, 503, "storage_unavailable", "the upload's lock was lost");
-		sp->renewed_ms = http_now_ms();
+		sp->renewed_ms = util_now_ms();
 	}
 }
 

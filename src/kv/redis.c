@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "kv/kv.h"
+#include "util/util.h"
 
 struct kv {
 	char host[256];
@@ -49,12 +50,6 @@ static const char set_unless_script[] =
 	"else redis.call('set', KEYS[1], ARGV[1]) end "
 	"return 1";
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ===== Set-up ===== */
 
@@ -136,7 +131,7 @@ static int expect_ok(redisReply *rep)
 static void hold_off(struct kv *kv)
 {
 	drop(kv);
-	kv->next_try_ms = now_ms() + (double)kv->pause_ms;
+	kv->next_try_ms = util_now_ms() + (double)kv->pause_ms;
 	kv->pause_ms = kv->pause_ms * 2 > KV_RETRY_MAX_MS ? KV_RETRY_MAX_MS : kv->pause_ms * 2;
 }
 
@@ -146,7 +141,7 @@ static int ensure(struct kv *kv)
 {
 	if (kv->c)
 		return 0;
-	if (now_ms() < kv->next_try_ms)
+	if (util_now_ms() < kv->next_try_ms)
 		return -1;
 	kv->c = redisConnectWithTimeout(kv->host, kv->port, kv->connect_tv);
 	if (!kv->c || kv->c->err || redisSetTimeout(kv->c, kv->cmd_tv) != REDIS_OK ||

@@ -25,6 +25,7 @@
 
 #include "nn/plan_int.h"
 #include "nn/wino.h"
+#include "util/util.h"
 
 /* ===== Building a plan ===== */
 
@@ -440,12 +441,6 @@ static void observe_arg(nn_model *m, const struct step *s, int arg, int v)
 
 /* ===== Profile ===== */
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* What step s is, for the profile, and a convolution's arithmetic. */
 static void step_kind(const nn_model *m, const struct nn_plan *p, const struct step *s, char *what, size_t n,
@@ -540,7 +535,7 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
 	for (int i = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
-		double t0 = m->profiling ? now_ms() : 0;
+		double t0 = m->profiling ? util_now_ms() : 0;
 		bool observe = m->observing && s->kind == STEP_PRIM && s->node >= 0;
 		if (observe && m->g.nodes[s->node].op == NN_OP_CONV)
 			observe_arg(m, s, DNNL_ARG_SRC, m->g.nodes[s->node].in[0]);
@@ -559,7 +554,7 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 		}
 		if (m->profiling) {
 			dnnl_stream_wait(m->stream);
-			profile_add(m, p, s, now_ms() - t0);
+			profile_add(m, p, s, util_now_ms() - t0);
 		}
 	}
 	if (dnnl_stream_wait(m->stream) != dnnl_success)

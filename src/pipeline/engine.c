@@ -16,13 +16,6 @@
 #include "pipeline/pipeline.h"
 #include "util/util.h"
 
-double pipe_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 int pipe_model_path(const char *spec, char *path, size_t n, char *why, size_t wl)
 {
@@ -196,7 +189,7 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 	size_t n = (size_t)side * side;
 	struct batcher_timing bt = {0};
 	struct batcher_job *job;
-	double t0 = pipe_now_ms();
+	double t0 = util_now_ms();
 	float *tensor = malloc(sizeof(float) * 3 * n);
 
 	*mask = NULL;
@@ -210,7 +203,7 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 		snprintf(why, wl, "%s", img_errmsg());
 		return PIPE_BAD_INPUT;
 	}
-	info->resize_ms = pipe_now_ms() - t0;
+	info->resize_ms = util_now_ms() - t0;
 	if (submitting)
 		submitting(arg);
 	batcher_status bs =
@@ -287,13 +280,13 @@ img_status pipe_encode(struct img *out, const struct pipe_request *r, enum img_f
 		       size_t *enc_len, struct img **rendered, double *encode_ms)
 {
 	struct img_save_opts so = r->save;
-	double t0 = pipe_now_ms();
+	double t0 = util_now_ms();
 	img_status st;
 
 	so.format = fmt;
 	st = img_encode(out, &so, enc, enc_len);
 	if (encode_ms)
-		*encode_ms = pipe_now_ms() - t0;
+		*encode_ms = util_now_ms() - t0;
 	if (st == IMG_OK && rendered)
 		*rendered = out;
 	else
@@ -306,7 +299,7 @@ img_status pipe_output(const struct img *photo, const struct img *alpha, const s
 		       struct img **rendered, double *compose_ms, double *encode_ms)
 {
 	struct img *out = NULL;
-	double t0 = pipe_now_ms();
+	double t0 = util_now_ms();
 	img_status st;
 
 	*enc = NULL;
@@ -315,7 +308,7 @@ img_status pipe_output(const struct img *photo, const struct img *alpha, const s
 		*rendered = NULL;
 	st = img_render(photo, alpha, &r->render, &out, subject);
 	if (compose_ms)
-		*compose_ms = pipe_now_ms() - t0;
+		*compose_ms = util_now_ms() - t0;
 	return st == IMG_OK ? pipe_encode(out, r, fmt, enc, enc_len, rendered, encode_ms) : st;
 }
 
@@ -327,7 +320,7 @@ enum pipe_status pipe_img_failure(img_status st)
 enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, const size_t *enc_len, int n,
 				    double *ms, char *why, size_t wl)
 {
-	double t0 = pipe_now_ms();
+	double t0 = util_now_ms();
 	img_status st;
 
 	for (int i = 0; i < n; i++) {
@@ -350,7 +343,7 @@ enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, c
 			return pipe_img_failure(st);
 		}
 	}
-	*ms += pipe_now_ms() - t0;
+	*ms += util_now_ms() - t0;
 	return PIPE_OK;
 }
 
@@ -375,13 +368,13 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 		goto out;
 	if (e->oneshot) /* a 12 MP photo's outputs take about what the model held */
 		nn_model_rest(e->model);
-	t0 = pipe_now_ms();
+	t0 = util_now_ms();
 	if ((st = pipe_alpha(photo, mask, r->side, r, &alpha)) != IMG_OK) {
 		snprintf(why, wl, "%s", img_errmsg());
 		ps = pipe_img_failure(st);
 		goto out;
 	}
-	t->refine_ms = pipe_now_ms() - t0;
+	t->refine_ms = util_now_ms() - t0;
 	for (int i = 0; i < n; i++) {
 		st = pipe_output(photo, alpha, r, fmts[i], &enc[i], &enc_len[i], &info[i].subject, &res, &c, &en);
 		t->compose_ms += c;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pipeline/pipeline.h"
+#include "util/util.h"
 
 /* ===== The gate ===== */
 
@@ -133,7 +134,7 @@ img_status pipe_group_output(const struct img *const *photos, const struct img *
 			     double *compose_ms, double *encode_ms)
 {
 	struct img *out = NULL;
-	double t0 = pipe_now_ms();
+	double t0 = util_now_ms();
 	img_status st;
 
 	*enc = NULL;
@@ -142,7 +143,7 @@ img_status pipe_group_output(const struct img *const *photos, const struct img *
 		*rendered = NULL;
 	st = img_render_group(photos, alphas, n, &r->render, &r->group, &out, subjects, group);
 	if (compose_ms)
-		*compose_ms = pipe_now_ms() - t0;
+		*compose_ms = util_now_ms() - t0;
 	return st == IMG_OK ? pipe_encode(out, r, fmt, enc, enc_len, rendered, encode_ms) : st;
 }
 
@@ -170,14 +171,14 @@ enum pipe_status pipe_group_photos(struct pipe_engine *e, const struct pipe_requ
 	if (e->oneshot)
 		nn_model_rest(e->model);
 	t->mask = mi[0];
-	t0 = pipe_now_ms();
+	t0 = util_now_ms();
 	for (int i = 0; i < n; i++)
 		if ((st = pipe_alpha(photos[i], masks[i], r->side, r, &alphas[i])) != IMG_OK) {
 			snprintf(why, wl, "photo %d: %s", i + 1, img_errmsg());
 			ps = pipe_img_failure(st);
 			goto out;
 		}
-	t->refine_ms = pipe_now_ms() - t0;
+	t->refine_ms = util_now_ms() - t0;
 	for (int i = 0; i < nout; i++) {
 		st = pipe_group_output(photos, (const struct img *const *)alphas, n, r, fmts[i], &enc[i], &enc_len[i],
 				       info[i].subjects, &info[i].group, &res, &c, &en);

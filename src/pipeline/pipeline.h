@@ -353,7 +353,4 @@ enum pipe_status pipe_group_photos(struct pipe_engine *e, const struct pipe_requ
 				   const enum img_format *fmts, int nout, struct pipe_group_info *info,
 				   struct pipe_timings *t, char *why, size_t wl);
 
-/* Milliseconds of a monotonic clock. */
-double pipe_now_ms(void);
-
 #endif

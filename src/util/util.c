@@ -88,3 +88,11 @@ out:
 		errno = err;
 	return rc;
 }
+
+double util_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}

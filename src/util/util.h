@@ -32,6 +32,9 @@ const char *util_status_text(const char *const *texts, size_t n, int st);
 /* The n bytes of d as 2n lowercase hex digits and a NUL in out. */
 void util_hex(const unsigned char *d, size_t n, char *out);
 
+/* Milliseconds on the monotonic clock (for durations only). */
+double util_now_ms(void);
+
 /* The SHA-256 of the file at path into out, and its size into *size (if
  * not NULL). Returns 0; -1 with errno set when it cannot be opened (ENOENT
  * when it does not exist) or read, or ENOMEM. */
