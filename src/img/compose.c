@@ -1228,7 +1228,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	struct box crop;
 	struct placement pl = {0};
 	double count, scale = 1, fit_k = 1;
-	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0, hidden = 0;
+	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0;
 	img_status st;
 
 	if (!out)
@@ -1439,7 +1439,6 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 		if (!(res = STEP(s, next, vips_extract_band(res, &next, 0, "n", 3, NULL))))
 			goto vips_failed;
 	}
-	hidden = res->Bands == 4; /* cleared once the pixels are made */
 	if (!(res = adopt_meta(s, res, photo)))
 		goto vips_failed;
 	/* the resolution a print shop reads: pixels per millimetre in libvips */
@@ -1460,11 +1459,10 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	subject->scale = scale * fit_k;
 
 done:
-	/* pixels of its own to clear, not those of an image in memory already */
-	if (hidden && res->data && !STEP(s, next, vips_copy(res, &next, NULL)))
-		goto vips_failed;
-	st = img_adopt(hidden && res->data ? next : res, "cannot render the output", out);
-	if (st == IMG_OK && hidden)
+	/* res ends in adopt_meta's copy, so the pixels made here are the
+	 * output's own: a transparent one's hidden colours are cleared in place */
+	st = img_adopt(res, "cannot render the output", out);
+	if (st == IMG_OK && res->Bands == 4)
 		clear_hidden((*out)->pix);
 	goto out;
 vips_failed:

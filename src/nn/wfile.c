@@ -87,6 +87,14 @@ static uint32_t crc_spread(const unsigned char *p, size_t n)
 	return crc;
 }
 
+/* The weights of node i if it is a live convolution that has them, else
+ * NULL. */
+static const struct nn_value *conv_weights(const nn_model *m, int i)
+{
+	const struct nn_node *n = &m->g.nodes[i];
+	return n->dead || n->op != NN_OP_CONV || n->n_in < 2 || n->in[1] < 0 ? NULL : &m->g.vals[n->in[1]];
+}
+
 /* The key of model m's weights (m->wkey), made once while the graph holds
  * them all. false if a convolution's weights are already released. */
 static bool make_key(nn_model *m)
@@ -101,10 +109,9 @@ static bool make_key(nn_model *m)
 	 * the graph's order (the same key as one sum over them all) */
 	#pragma omp parallel for schedule(dynamic, 1)
 	for (int i = 0; i < m->g.n_nodes; i++) {
-		const struct nn_node *n = &m->g.nodes[i];
-		if (n->dead || n->op != NN_OP_CONV || n->n_in < 2 || n->in[1] < 0)
+		const struct nn_value *w = conv_weights(m, i);
+		if (!w)
 			continue;
-		const struct nn_value *w = &m->g.vals[n->in[1]];
 		if (!w->data) {
 			#pragma omp atomic write
 			missing = true;
@@ -113,11 +120,10 @@ static bool make_key(nn_model *m)
 		part[i] = crc_add(0, w->data, value_bytes(w));
 	}
 	for (int i = 0; !missing && i < m->g.n_nodes; i++) {
-		const struct nn_node *n = &m->g.nodes[i];
-		if (n->dead || n->op != NN_OP_CONV || n->n_in < 2 || n->in[1] < 0)
+		const struct nn_value *w = conv_weights(m, i);
+		if (!w)
 			continue;
-		const struct nn_value *w = &m->g.vals[n->in[1]];
-		crc = crc_add(crc, n->name, strlen(n->name) + 1);
+		crc = crc_add(crc, m->g.nodes[i].name, strlen(m->g.nodes[i].name) + 1);
 		crc = crc_add(crc, w->dims, sizeof w->dims[0] * (size_t)w->rank);
 		crc = (uint32_t)crc32_combine(crc, part[i], (z_off_t)value_bytes(w));
 	}
