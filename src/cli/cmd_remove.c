@@ -130,8 +130,9 @@ static void usage(FILE *f, const char *cmd)
 		"  --precision fp32|bf16|int8  the network's arithmetic (default bf16 where the CPU\n"
 		"                       has AVX512_BF16, else fp32); bf16 takes a third of fp32's\n"
 		"                       memory; int8 needs `petcut model calibrate` first\n"
-		"  --fallback fp32|none a bf16/int8 mask that is unsure (over 90%% of what might be the\n"
-		"                       subject between 0.1 and 0.9) is made again at fp32 (default)\n"
+		"  --fallback auto|fp32|none  a mask that is unsure (over 80%% of what might be the\n"
+		"                       subject between 0.1 and 0.9) is made again at fp32: auto\n"
+		"                       (default) an int8 one, fp32 a bf16 one too, none never\n"
 		"  --json               print each output's size, subject box and coverage as one\n"
 		"                       JSON object a line on stdout\n"
 		"  --timings            print each stage's time on stderr (decode, resize, infer,\n"
@@ -205,12 +206,15 @@ static int apply_opt(const char *cmd, const char *name, enum opt_id id, int popt
 		}
 		return 0;
 	case OPT_FALLBACK:
-		if (strcmp(val, "fp32") && strcmp(val, "none")) {
-			snprintf(why, sizeof why, "fp32 or none");
+	{
+		int on;
+		if (pipe_parse_fallback(val, &o->engine.guard_bf16, &on)) {
+			snprintf(why, sizeof why, "auto, fp32 or none");
 			goto bad;
 		}
-		o->engine.guard_above = !strcmp(val, "none") ? 0 : PIPE_GUARD_ABOVE;
+		o->engine.guard_above = on ? PIPE_GUARD_ABOVE : 0;
 		return 0;
+	}
 	case OPT_THREADS:
 		if (cli_parse_int(val, 1, 4096, &o->engine.threads)) {
 			snprintf(why, sizeof why, "a number from 1 to 4096");

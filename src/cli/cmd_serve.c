@@ -72,9 +72,10 @@ static void usage(FILE *f, const struct http_config *d)
 		"  --precision fp32|bf16|int8 the network's arithmetic (PETCUT_PRECISION; default bf16 where the CPU\n"
 		"                        has AVX512_BF16, else fp32); bf16 takes a third of fp32's memory; int8\n"
 		"                        needs `petcut model calibrate` (without it: bf16)\n"
-		"  --fallback fp32|none  rerun a bf16/int8 mask at fp32 when it is unsure (PETCUT_FALLBACK; default fp32)\n"
+		"  --fallback auto|fp32|none  rerun a mask at fp32 when it is unsure (PETCUT_FALLBACK): auto (default)\n"
+		"                        an int8 mask, fp32 a bf16 one too, none never\n"
 		"  --fallback-above F    how unsure: the share of pixels between 0.1 and 0.9 among those above 0.1\n"
-		"                        (default 0.9)\n"
+		"                        (default 0.8)\n"
 		"Prints 'listening on http://ADDR:PORT' once it accepts connections.\n"
 		"\nexit status: 0 stopped by SIGTERM or SIGINT after draining; 1 it could not start (no\n"
 		"model, the address taken, the store unusable, a key file line it cannot read: its\n"
@@ -140,6 +141,7 @@ static int run(const char *name, int argc, char **argv)
 		char *end;
 		long n = strtol(v, &end, 10);
 		double f;
+		int on;
 		if (!strcmp(a, "--listen"))
 			cfg.listen = v;
 		else if (!strcmp(a, "--data"))
@@ -188,8 +190,8 @@ static int run(const char *name, int argc, char **argv)
 			cfg.model = v;
 		else if (!strcmp(a, "--precision") && !pipe_parse_precision(v, &cfg.precision))
 			;
-		else if (!strcmp(a, "--fallback") && (!strcmp(v, "fp32") || !strcmp(v, "none")))
-			cfg.fallback_above = !strcmp(v, "none") ? 0 : cfg.fallback_above > 0 ? cfg.fallback_above : PIPE_GUARD_ABOVE;
+		else if (!strcmp(a, "--fallback") && !pipe_parse_fallback(v, &cfg.fallback_bf16, &on))
+			cfg.fallback_above = !on ? 0 : cfg.fallback_above > 0 ? cfg.fallback_above : PIPE_GUARD_ABOVE;
 		else if (!strcmp(a, "--fallback-above") && (f = strtod(v, &end)) > 0 && f <= 1 && !*end && end != v)
 			cfg.fallback_above = f;
 		else if (!strcmp(a, "--max-batch") && !*end && n > 0 && n <= 32)

@@ -57,7 +57,8 @@ struct http_config {
 	int max_queue;		 /* inference requests waiting before 429 (default 32) */
 	int request_timeout_ms;	 /* a request's deadline for inference (default 30000) */
 	int precision;		 /* nn_precision: bf16 by default (fp32 where the CPU lacks it); int8 needs a calibration */
-	double fallback_above;	 /* quality guard: rerun at fp32 above this mask uncertainty (default 0.9; 0 off) */
+	double fallback_above;	 /* quality guard: rerun at fp32 above this mask uncertainty (default 0.8; 0 off) */
+	int fallback_bf16;	 /* 1: the guard reruns bf16 masks too (default 0: int8's alone) */
 	int upload_expire_s;	 /* an unfinished resumable upload idle this long is dropped (default 86400) */
 	int drain_s;		 /* on stop, requests in flight get this long to finish (default 20) */
 };

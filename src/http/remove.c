@@ -116,7 +116,8 @@ int http_remove_init(struct http_server *s, char *errbuf, size_t errlen)
 	metrics_on_scrape(s->metrics, scrape_batcher, s);
 
 	struct pipe_engine_opts eo = {.model = s->cfg.model, .precision = s->cfg.precision,
-				      .guard_above = s->cfg.fallback_above, .max_batch = s->cfg.max_batch,
+				      .guard_above = s->cfg.fallback_above, .guard_bf16 = s->cfg.fallback_bf16,
+				      .max_batch = s->cfg.max_batch,
 				      .max_delay_ms = s->cfg.max_delay_ms, .max_queue = s->cfg.max_queue,
 				      .prepare = 1, .identify = 1};
 	char path[PATH_MAX], note[1024];

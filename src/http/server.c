@@ -64,7 +64,10 @@ void http_config_defaults(struct http_config *cfg)
 	cfg->precision = v && !strcmp(v, "fp32")   ? NN_PRECISION_FP32
 			 : v && !strcmp(v, "int8") ? NN_PRECISION_INT8
 						   : NN_PRECISION_BF16;
-	cfg->fallback_above = (v = getenv("PETCUT_FALLBACK")) && !strcmp(v, "none") ? 0 : PIPE_GUARD_ABOVE;
+	int on = 1;
+	if ((v = getenv("PETCUT_FALLBACK")))
+		pipe_parse_fallback(v, &cfg->fallback_bf16, &on);
+	cfg->fallback_above = on ? PIPE_GUARD_ABOVE : 0;
 	cfg->upload_expire_s = (int)env_long("PETCUT_UPLOAD_EXPIRE_S", 86400);
 	cfg->drain_s = (int)env_long("PETCUT_DRAIN_SECONDS", 20);
 }

@@ -138,7 +138,7 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 			 got == NN_PRECISION_BF16 ? "bf16" : "fp32");
 	e->precision = got;
 	e->oneshot = o->oneshot;
-	bool guard = got != NN_PRECISION_FP32 && o->guard_above > 0;
+	bool guard = o->guard_above > 0 && (got == NN_PRECISION_INT8 || (got == NN_PRECISION_BF16 && o->guard_bf16));
 	/* the guard's threshold names its reruns; an int8 calibration is named
 	 * by its file's identity */
 	if (got == NN_PRECISION_INT8)

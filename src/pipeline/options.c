@@ -672,6 +672,17 @@ int pipe_canonical(const struct pipe_request *r, const char *bg_id, char *out, s
 	return len < 0 || (size_t)len >= n ? -1 : 0;
 }
 
+int pipe_parse_fallback(const char *text, int *guard_bf16, int *on)
+{
+	int i;
+
+	if (!text || word(text, (const char *const[]){"auto", "fp32", "none", NULL}, &i))
+		return -1;
+	*guard_bf16 = i == 1;
+	*on = i != 2;
+	return 0;
+}
+
 int pipe_parse_precision(const char *text, int *prec)
 {
 	static const int precs[] = {NN_PRECISION_FP32, NN_PRECISION_BF16, NN_PRECISION_INT8};

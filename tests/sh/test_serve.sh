@@ -207,7 +207,7 @@ PY
 	else
 		req -H 'Content-Type: image/png' --data-binary @"$ghost" "$A/v1/images" >/dev/null
 		{ [ "$(rb "{\"image_id\":\"$(field "['id']")\",\"size\":\"full\"}")" = 200 ] && [ "$(req "$A/metrics")" = 200 ] &&
-			grep -q 'petcut_inference{what="fp32_fallbacks"} 1' "$tmp/body"; }; verdict $? "an unsure photo (a double exposure) at full size: 200, one fp32 rerun counted in /metrics"
+			grep -q 'petcut_inference{what="fp32_fallbacks"} 0' "$tmp/body"; }; verdict $? "an unsure photo (a double exposure) at full size: 200, its bf16 mask kept (no fp32 rerun in /metrics)"
 	fi
 
 	# /openapi.json describes every route: walk it against the server
@@ -521,6 +521,16 @@ if [ $model_ok = 1 ]; then
 	kill -TERM "$pid"
 	wait "$pid"
 	pid=
+
+	# --fallback fp32: the guard reruns an unsure bf16 mask too
+	if [ -s "$ghost" ] && cpu_has avx512_bf16; then
+		start "$tmp/data5" --fallback fp32
+		req -H 'Content-Type: image/png' --data-binary @"$ghost" "$A/v1/images" >/dev/null
+		{ [ "$(rb "{\"image_id\":\"$(field "['id']")\",\"size\":\"full\"}")" = 200 ] && [ "$(req "$A/metrics")" = 200 ] &&
+			grep -q 'petcut_inference{what="fp32_fallbacks"} 1' "$tmp/body"; }; verdict $? "serve --fallback fp32: the unsure photo's bf16 mask is rerun, one fp32 rerun counted in /metrics"
+		lib_stop "$pid"
+		pid=
+	fi
 
 	# --model names a fetched variant as `petcut remove --model` does; the
 	# options are the CLI's, with its limits (one validator for both)
