@@ -17,7 +17,7 @@
  *   plan*.c     per-shape planning onto oneDNN primitives and the arena
  *               (plan_int.h)
  *   quant.c     int8: calibration ranges, their file, weight scales
- *   wino.c      bf16 Winograd F(2x2, 3x3) convolutions (wino.h)
+ *   wino.c      bf16 Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions (wino.h)
  */
 #ifndef PETCUT_NN_INT_H
 #define PETCUT_NN_INT_H

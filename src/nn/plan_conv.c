@@ -6,7 +6,7 @@
  * of the plan: fp32, bf16 (activations and weights between convolutions),
  * or int8 (inputs quantized at calibrated scales, s8 weights with a scale
  * per output channel). Where it pays, a bf16 3x3 convolution runs as
- * Winograd F(2x2, 3x3) instead (wino.c). Weights are reordered once into
+ * Winograd F(2x2, 3x3) or F(4x4, 3x3) instead (wino.c). Weights are reordered once into
  * the layout the primitive asks for and kept by the model.
  */
 #include <math.h>
@@ -132,10 +132,10 @@ out:
 
 /* The Winograd weights of bf16 conv node (wino.c), made from data (the
  * float weights, cout x cin x 3 x 3) once and kept by the model. */
-static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *data, int cin, int cout,
+static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *data, int cin, int cout, int tile,
 				  const uint16_t **u)
 {
-	dnnl_dims_t d = {(dnnl_dim_t)wino_weights_size(cin, cout)};
+	dnnl_dims_t d = {(dnnl_dim_t)wino_weights_size(cin, cout, tile)};
 	dnnl_memory_desc_t md;
 	struct nn_wcache *w;
 
@@ -151,7 +151,7 @@ static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *
 		w->node = node;
 		w->prec = m->building;
 		w->md = md;
-		wino_weights(data, cin, cout, w->buf);
+		wino_weights(data, cin, cout, tile, w->buf);
 		if (dnnl_memory_create(&w->mem, &md, m->engine, w->buf) != dnnl_success) {
 			free(w->buf);
 			free(w);
@@ -260,7 +260,7 @@ static int addend_into(nn_model *m, struct nn_plan *p, int node, int a, int out,
 	return plan_reorder_scaled(m, p, a, out, NULL, scale);
 }
 
-/* True if Conv node `node` runs as Winograd F(2x2, 3x3) in plan p (wino.c):
+/* True if Conv node `node` runs as Winograd in plan p (wino.c):
  * bf16, 3x3, stride 1, padding 1, constant weights and bias, where the CPU
  * has AVX512_BF16, the channels suit and it beats oneDNN at this size, with
  * at most ReLU and a residual sum fused (their order in *relu, *sum,
@@ -306,9 +306,9 @@ bool plan_wino_fits(nn_model *m, const struct nn_plan *p, int node, int *relu, i
 	return true;
 }
 
-/* Lowers Conv node `node` as Winograd F(2x2, 3x3) (wino_fits holds): its
- * input in bf16 channels-last, or the parts of a deferred Concat as they
- * are, its output in bf16 channels-last. */
+/* Lowers Conv node `node` as Winograd (wino_fits holds; the tile from
+ * wino_tile): its input in bf16 channels-last, or the parts of a deferred
+ * Concat as they are, its output in bf16 channels-last. */
 static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
 {
 	const struct nn_node *n = &m->g.nodes[node];
@@ -323,13 +323,14 @@ static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
 
 	if (!plan_wino_fits(m, p, node, &relu, &sum, &relu_after) || n_parts > WINO_MAX_PARTS)
 		return nn_fail(NN_ERR_BACKEND, "%s: internal: not a Winograd convolution", n->name);
-	if ((st = wino_weights_for(m, node, w, p->tv[w].t.data, (int)wd[1], (int)wd[0], &u)))
+	int tile = wino_tile((int)p->tv[x].t.dims[2], (int)p->tv[x].t.dims[3]);
+	if ((st = wino_weights_for(m, node, w, p->tv[w].t.data, (int)wd[1], (int)wd[0], tile, &u)))
 		return st;
 	if (!(wc = calloc(1, sizeof *wc)) || !plan_own(p, wc)) {
 		free(wc);
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
-	*wc = (struct wino_conv){.cin = (int)wd[1], .cout = (int)wd[0], .n_parts = n_parts, .u = u,
+	*wc = (struct wino_conv){.cin = (int)wd[1], .cout = (int)wd[0], .n_parts = n_parts, .tile = tile, .u = u,
 				 .bias = bias >= 0 ? p->tv[bias].t.data : NULL, .relu = relu, .sum = sum >= 0,
 				 .relu_after = relu_after};
 	int ins[WINO_MAX_PARTS];

@@ -1,15 +1,17 @@
 /*
  * wino.h - bf16 3x3 convolutions (stride 1, padding 1) as Winograd
- * F(2x2, 3x3) on AVX512_BF16.
+ * F(2x2, 3x3) or F(4x4, 3x3) on AVX512_BF16.
  *
  * oneDNN runs bf16 convolutions directly only; Winograd F(2x2, 3x3) does the
- * same work with 16 multiplications per 2x2 outputs instead of 36. Each
- * image is cut into 2x2 output tiles; a block of tiles has its 4x4 input
- * patches transformed (B^T d B, in fp32, kept as bf16), multiplied with the
- * transformed weights (G g G^T, bf16) as 16 matrix products that accumulate
- * in fp32 (vdpbf16ps), and transformed back (A^T m A) with the bias, ReLU
- * and residual sum applied before the bf16 result is stored. Tensors are
- * channels-last (N, H, W, C) bf16.
+ * same work with 16 multiplications per 2x2 outputs instead of 36, F(4x4,
+ * 3x3) with 36 per 4x4 outputs instead of 144, at four times F(2x2)'s
+ * rounding error (about 1.5 % of an output against 0.4 %). Each image is
+ * cut into output tiles; a block of tiles has its input patches (4x4 or
+ * 6x6) transformed (B^T d B, in fp32, kept as bf16), multiplied with the
+ * transformed weights (G g G^T, bf16) as 16 or 36 matrix products that
+ * accumulate in fp32 (vdpbf16ps), and transformed back (A^T m A) with the
+ * bias, ReLU and residual sum applied before the bf16 result is stored.
+ * Tensors are channels-last (N, H, W, C) bf16.
  */
 #ifndef PETCUT_NN_WINO_H
 #define PETCUT_NN_WINO_H
@@ -25,7 +27,8 @@ struct wino_conv {
 	 * each a multiple of 16 channels, summing to cin */
 	int n_parts;
 	int part_cin[WINO_MAX_PARTS];
-	const uint16_t *u; /* wino_weights' output */
+	int tile;	   /* outputs a tile's side: 2, F(2x2, 3x3), or 4, F(4x4, 3x3) */
+	const uint16_t *u; /* wino_weights' output for that tile */
 	const float *bias; /* cout, or NULL */
 	/* then, in this order: ReLU, adding what dst held before, ReLU */
 	int relu, sum, relu_after;
@@ -38,11 +41,21 @@ int wino_supported(int cin, int cout);
  * never on a CPU with AMX, where oneDNN uses its tiles. */
 int wino_worth(int cin, int cout, int h, int w);
 
+/* The tile side for a convolution of h x w images: 4 where
+ * there are at least WINO_F4_PIXELS pixels, else 2 (PETCUT_NN_WINO_TILE=2
+ * or 4 chooses). Large images are where the time goes and their layers'
+ * weights are small; ISNet medium at 1024 x 1024, bf16: 442-448 ms a pass
+ * against 500-516 ms with F(2x2) alone and 431-456 ms with F(4x4) alone
+ * (whose weights take more than twice the memory), masks within IoU
+ * 0.996 of fp32's on the test photos. */
+#define WINO_F4_PIXELS (128 * 128)
+int wino_tile(int h, int w);
+
 /* Bytes of the transformed weights of a cin -> cout convolution. */
-size_t wino_weights_size(int cin, int cout);
+size_t wino_weights_size(int cin, int cout, int tile);
 
 /* Transforms w (cout x cin x 3 x 3, fp32) into u (wino_weights_size bytes). */
-void wino_weights(const float *w, int cin, int cout, uint16_t *u);
+void wino_weights(const float *w, int cin, int cout, int tile, uint16_t *u);
 
 /* Runs c on n images of h x w: part p of the input src[p], n x h x w x
  * part_cin[p]; dst n x h x w x cout. 0, or -1 when its scratch buffers could
