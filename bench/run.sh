@@ -429,7 +429,7 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 		echo "A fresh process's first run (\`petcut infer --runs 3\`, 1024 $fresh_prec, the plan built in it), with the reordered weights' file an earlier process wrote: median $warm_first ms over $FRESH fresh processes, each $(printf %.2f "$fresh_ratio") x its own warm passes (the median of each process's first run over its warm median; the warm medians' median $fresh_warm ms); $cold_first ms without the file (round 1 of the table, which writes it)."
 	set -- $(awk '$1 == "file" { print $2 }' "$OUT/readyz") $(awk '$1 == "none" { print $2 }' "$OUT/readyz")
 	[ $# = 2 ] &&
-		echo "\`petcut serve\` (default options: the preview size's plan made before it is ready, the full size's and the quality guard's fp32 plans by its worker after) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
+		echo "\`petcut serve\` (default options: the preview size's plan made before it is ready, the full size's by its worker after) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
 	if [ -s "$OUT/profile" ]; then
 		echo
 		echo "Where a pass's time goes (ISNet medium at 1024x1024, \`petcut infer --runs $RUNS --profile\`, each step timed, means of the runs: the kinds of step, time per pass, share, and a convolution's arithmetic rate counted as a direct convolution's):"
@@ -719,7 +719,7 @@ if part e2e; then
 			echo "|---|---|---|---|---|---|---|"
 			for t in $tags; do
 				case $t in
-				petcut) label="petcut remove (default options: bf16 with the fp32 guard, --refine none), a fresh process" ;;
+				petcut) label="petcut remove (default options: bf16, --refine none), a fresh process" ;;
 				fp32 | int8) label="petcut remove --precision $t, a fresh process" ;;
 				*) label="petcut remove --refine $t, a fresh process" ;;
 				esac

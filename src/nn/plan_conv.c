@@ -261,7 +261,8 @@ static int addend_into(nn_model *m, struct nn_plan *p, int node, int a, int out,
 }
 
 /* True if Conv node `node` runs as Winograd in plan p (wino.c):
- * bf16, 3x3, stride 1, padding 1, constant weights and bias, where the CPU
+ * bf16, 3x3, stride 1, a dilation d whose multiples the image's sides are
+ * and padding d, constant weights and bias, where the CPU
  * has AVX512_BF16, the channels suit and it beats oneDNN at this size, with
  * at most ReLU and a residual sum fused (their order in *relu, *sum,
  * *relu_after). PETCUT_NN_CONV=direct leaves them to oneDNN. */
@@ -278,10 +279,12 @@ bool plan_wino_fits(nn_model *m, const struct nn_plan *p, int node, int *relu, i
 	const int64_t *wd = W->t.dims;
 	int bias = n->n_in > 2 ? n->in[2] : -1;
 	if (W->kind != TV_CONST || W->t.rank != 4 || X->t.rank != 4 || a->group != 1 || wd[2] != 3 || wd[3] != 3 ||
-	    a->strides[0] != 1 || a->strides[1] != 1 || a->dilations[0] != 1 || a->dilations[1] != 1 ||
+	    a->strides[0] != 1 || a->strides[1] != 1 || a->dilations[0] < 1 || a->dilations[1] != a->dilations[0] ||
+	    a->dilations[0] > 64 || X->t.dims[2] % a->dilations[0] || X->t.dims[3] % a->dilations[0] ||
 	    wd[1] != X->t.dims[1] || wd[0] > INT32_MAX || wd[1] > INT32_MAX || X->t.dims[0] > INT32_MAX ||
 	    X->t.dims[2] > INT32_MAX || X->t.dims[3] > INT32_MAX ||
-	    X->t.dims[0] > INT32_MAX / (((X->t.dims[2] + 1) / 2) * ((X->t.dims[3] + 1) / 2) + 1) || /* tiles */
+	    X->t.dims[0] > INT32_MAX / ((X->t.dims[2] / a->dilations[0] + 1) / 2 * a->dilations[0] * /* tiles */
+					((X->t.dims[3] / a->dilations[0] + 1) / 2 * a->dilations[0]) + 1) ||
 	    !wino_supported((int)wd[1], (int)wd[0]) ||
 	    !wino_worth((int)wd[1], (int)wd[0], (int)X->t.dims[2], (int)X->t.dims[3]) ||
 	    (bias >= 0 && (p->tv[bias].kind != TV_CONST || !p->tv[bias].t.data || p->tv[bias].t.dtype != NN_DTYPE_F32)))
@@ -289,7 +292,7 @@ bool plan_wino_fits(nn_model *m, const struct nn_plan *p, int node, int *relu, i
 	if (nn_conv_out_dims(n, 2, X->t.dims + 2, kernel, osp, pb, pe) != NN_OK)
 		return false;
 	for (int i = 0; i < 2; i++)
-		if (pb[i] != 1 || pe[i] != 1 || osp[i] != X->t.dims[2 + i])
+		if (pb[i] != a->dilations[0] || pe[i] != a->dilations[0] || osp[i] != X->t.dims[2 + i])
 			return false;
 	*sum = plan_sum_post(p, n, n->out[0]);
 	*relu = *relu_after = 0;
@@ -323,14 +326,16 @@ static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
 
 	if (!plan_wino_fits(m, p, node, &relu, &sum, &relu_after) || n_parts > WINO_MAX_PARTS)
 		return nn_fail(NN_ERR_BACKEND, "%s: internal: not a Winograd convolution", n->name);
-	int tile = wino_tile((int)p->tv[x].t.dims[2], (int)p->tv[x].t.dims[3]);
+	int dil = (int)n->a.conv.dilations[0];
+	int tile = wino_tile((int)p->tv[x].t.dims[2] / dil, (int)p->tv[x].t.dims[3] / dil);
 	if ((st = wino_weights_for(m, node, w, p->tv[w].t.data, (int)wd[1], (int)wd[0], tile, &u)))
 		return st;
 	if (!(wc = calloc(1, sizeof *wc)) || !plan_own(p, wc)) {
 		free(wc);
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
 	}
-	*wc = (struct wino_conv){.cin = (int)wd[1], .cout = (int)wd[0], .n_parts = n_parts, .tile = tile, .u = u,
+	*wc = (struct wino_conv){.cin = (int)wd[1], .cout = (int)wd[0], .n_parts = n_parts, .tile = tile, .dilation = dil,
+				 .u = u,
 				 .bias = bias >= 0 ? p->tv[bias].t.data : NULL, .relu = relu, .sum = sum >= 0,
 				 .relu_after = relu_after};
 	int ins[WINO_MAX_PARTS];

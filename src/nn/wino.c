@@ -495,7 +495,7 @@ TARGET static void output_transform4(const struct wino_conv *c, const float *mb,
 	}
 }
 
-int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
 {
 	int failed = 0;
 	int m = c->tile == 4 ? 4 : 2, np = positions(m);
@@ -555,4 +555,62 @@ int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *ds
 		free(ring);
 	}
 	return failed ? -1 : 0;
+}
+
+/* Pixel (y, x) of image img of an n x h x w tensor in the dilation d
+ * sub-images' order: sub-image (img d + y % d) d + x % d, at (y / d, x / d). */
+static size_t sub_pixel(int img, int y, int x, int h, int w, int d)
+{
+	size_t sub = ((size_t)img * (size_t)d + (size_t)(y % d)) * (size_t)d + (size_t)(x % d);
+	return (sub * (size_t)(h / d) + (size_t)(y / d)) * (size_t)(w / d) + (size_t)(x / d);
+}
+
+/* A dilated convolution as the ordinary one of its n d^2 sub-images: the
+ * input (its parts joined) and, for the sum, dst gathered into that order,
+ * the result scattered back. */
+static int run_dilated(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+{
+	int d = c->dilation;
+	size_t pix = (size_t)n * (size_t)h * (size_t)w, cin = (size_t)c->cin, cout = (size_t)c->cout;
+	uint16_t *x = NULL, *y = NULL;
+	int rc = -1;
+
+	if (h % d || w % d || posix_memalign((void **)&x, 64, pix * cin * sizeof *x) ||
+	    posix_memalign((void **)&y, 64, pix * cout * sizeof *y))
+		goto done;
+#pragma omp parallel for
+	for (int row = 0; row < n * h; row++) {
+		int img = row / h, yy = row % h;
+		for (int xx = 0; xx < w; xx++) {
+			size_t from = ((size_t)row * (size_t)w + (size_t)xx), to = sub_pixel(img, yy, xx, h, w, d);
+			for (int p = 0, at = 0; p < c->n_parts; at += c->part_cin[p], p++)
+				memcpy(x + to * cin + at, src[p] + from * (size_t)c->part_cin[p],
+				       (size_t)c->part_cin[p] * sizeof *x);
+			if (c->sum)
+				memcpy(y + to * cout, dst + from * cout, cout * sizeof *y);
+		}
+	}
+	struct wino_conv whole = *c;
+	whole.dilation = 1;
+	whole.n_parts = 1;
+	whole.part_cin[0] = c->cin;
+	const uint16_t *xs[1] = {x};
+	if ((rc = run_tiles(&whole, xs, y, n * d * d, h / d, w / d)))
+		goto done;
+#pragma omp parallel for
+	for (int row = 0; row < n * h; row++) {
+		int img = row / h, yy = row % h;
+		for (int xx = 0; xx < w; xx++)
+			memcpy(dst + ((size_t)row * (size_t)w + (size_t)xx) * cout, y + sub_pixel(img, yy, xx, h, w, d) * cout,
+			       cout * sizeof *y);
+	}
+done:
+	free(x);
+	free(y);
+	return rc;
+}
+
+int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+{
+	return c->dilation > 1 ? run_dilated(c, src, dst, n, h, w) : run_tiles(c, src, dst, n, h, w);
 }

@@ -28,6 +28,10 @@ struct wino_conv {
 	int n_parts;
 	int part_cin[WINO_MAX_PARTS];
 	int tile;	   /* outputs a tile's side: 2, F(2x2, 3x3), or 4, F(4x4, 3x3) */
+	/* the kernel's dilation (padding the same): each of the dilation^2
+	 * interleaved sub-images (rows and columns taken every dilation-th)
+	 * is then an ordinary 3x3 convolution; h and w are its multiples */
+	int dilation;
 	const uint16_t *u; /* wino_weights' output for that tile */
 	const float *bias; /* cout, or NULL */
 	/* then, in this order: ReLU, adding what dst held before, ReLU */
@@ -59,7 +63,8 @@ void wino_weights(const float *w, int cin, int cout, int tile, uint16_t *u);
 
 /* Runs c on n images of h x w: part p of the input src[p], n x h x w x
  * part_cin[p]; dst n x h x w x cout. 0, or -1 when its scratch buffers could
- * not be allocated (dst is then not whole). */
+ * not be allocated (dst is then not whole). With a dilation, h and w must
+ * be its multiples. */
 int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w);
 
 #endif

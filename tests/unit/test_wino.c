@@ -3,7 +3,8 @@
  * against a direct convolution in double precision over the same bf16
  * inputs: odd and even sizes (partial tiles at the edges), batches, channel
  * counts that use every micro-kernel shape, with and without bias, ReLU and
- * the residual sum, and an input in parts (a Concat never made).
+ * the residual sum, an input in parts (a Concat never made), and dilated
+ * kernels (run as their interleaved sub-images).
  */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@ struct cfg {
 	int n, cin, cout, h, w;
 	int bias, relu, sum, relu_after;
 	int parts; /* the input cut into this many parts along its channels (0: 1) */
+	int dilation; /* the kernel's (0: 1), padding the same */
 	int tile;  /* 2: F(2x2, 3x3), 4: F(4x4, 3x3) */
 };
 
@@ -67,7 +69,8 @@ static double run_case(const struct cfg *k, double *rms)
 		prev[i] = from_bf16(y[i]);
 	}
 	wino_weights(wt, k->cin, k->cout, k->tile, u);
-	struct wino_conv c = {.cin = k->cin, .cout = k->cout, .n_parts = k->parts ? k->parts : 1, .tile = k->tile, .u = u,
+	struct wino_conv c = {.cin = k->cin, .cout = k->cout, .n_parts = k->parts ? k->parts : 1, .tile = k->tile,
+			      .dilation = k->dilation ? k->dilation : 1, .u = u,
 			      .bias = k->bias ? b : NULL, .relu = k->relu, .sum = k->sum, .relu_after = k->relu_after};
 	/* the parts: equal runs of 16-channel groups, the last taking the rest,
 	 * each its own n x h x w x channels tensor */
@@ -95,7 +98,8 @@ static double run_case(const struct cfg *k, double *rms)
 					double acc = k->bias ? b[o] : 0, mag = fabs(acc);
 					for (int ky = 0; ky < 3; ky++)
 						for (int kx = 0; kx < 3; kx++) {
-							int iy = oy + ky - 1, ix = ox + kx - 1;
+							int d = k->dilation ? k->dilation : 1;
+							int iy = oy + (ky - 1) * d, ix = ox + (kx - 1) * d;
 							if (iy < 0 || iy >= k->h || ix < 0 || ix >= k->w)
 								continue;
 							const uint16_t *px = x + (((size_t)img * k->h + iy) * k->w + ix) * k->cin;
@@ -149,6 +153,10 @@ int main(void)
 		{2, 64, 64, 10, 7, 1, 1, 1, 0, 2}, /* a Concat of two 32-channel parts */
 		{1, 96, 32, 9, 9, 1, 1, 0, 0, 3}, /* of three 32-channel parts */
 		{1, 32, 16, 6, 6, 1, 0, 0, 0, 2}, /* of two 16-channel parts */
+		{1, 64, 32, 16, 16, 1, 1, 0, 0, 0, 2},	/* dilation 2: four 8x8 sub-images */
+		{2, 32, 48, 8, 12, 1, 0, 1, 1, 0, 4},	/* dilation 4, a batch, the sum */
+		{1, 64, 64, 16, 16, 1, 1, 1, 0, 2, 8},	/* dilation 8 (2x2 sub-images), in parts */
+		{1, 32, 16, 9, 6, 1, 0, 0, 0, 0, 3},	/* dilation 3: 3x2 sub-images */
 	};
 	int n = (int)(sizeof cases / sizeof cases[0]);
 
@@ -164,9 +172,10 @@ int main(void)
 			k.tile = tile;
 			e = run_case(&k, &rms);
 			CHECK(e <= 1.0,
-			      "F(%dx%d, 3x3): n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s): "
-			      "error %.2f of the bound, relative RMS %.2g",
-			      tile, tile, k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum, k.relu_after, k.parts ? k.parts : 1, e, rms);
+			      "F(%dx%d, 3x3): n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s), "
+			      "dilation %d: error %.2f of the bound, relative RMS %.2g",
+			      tile, tile, k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum, k.relu_after, k.parts ? k.parts : 1,
+			      k.dilation ? k.dilation : 1, e, rms);
 		}
 	return failures ? 1 : 0;
 }
