@@ -21,8 +21,12 @@
 
 #define WINO_MAX_PARTS 8
 
+/* Convolutions with at most this many output channels are not Winograd's:
+ * they run directly (the same bf16 operands, fp32 sums) */
+#define WINO_NARROW 3
+
 struct wino_conv {
-	int cin, cout; /* cin % 32 == 0, cout % 16 == 0 */
+	int cin, cout; /* cin % 32 == 0, cout % 16 == 0 or cout <= WINO_NARROW */
 	/* the input in parts along the channels (a concatenation never made),
 	 * each a multiple of 16 channels, summing to cin */
 	int n_parts;

@@ -3,8 +3,9 @@
  * against a direct convolution in double precision over the same bf16
  * inputs: odd and even sizes (partial tiles at the edges), batches, channel
  * counts that use every micro-kernel shape, with and without bias, ReLU and
- * the residual sum, an input in parts (a Concat never made), and dilated
- * kernels (run as their interleaved sub-images).
+ * the residual sum, an input in parts (a Concat never made), dilated
+ * kernels (run as their interleaved sub-images), and convolutions with one
+ * to three output channels (run directly).
  */
 #include <math.h>
 #include <stdio.h>
@@ -157,6 +158,9 @@ int main(void)
 		{2, 32, 48, 8, 12, 1, 0, 1, 1, 0, 4},	/* dilation 4, a batch, the sum */
 		{1, 64, 64, 16, 16, 1, 1, 1, 0, 2, 8},	/* dilation 8 (2x2 sub-images), in parts */
 		{1, 32, 16, 9, 6, 1, 0, 0, 0, 0, 3},	/* dilation 3: 3x2 sub-images */
+		{1, 64, 1, 9, 7, 1, 0, 0, 0},		/* one output channel: direct */
+		{2, 48, 3, 5, 6, 1, 1, 1, 1, 3},	/* three, in parts of 16, the sum */
+		{1, 32, 2, 8, 8, 0, 1, 0, 0, 0, 2},	/* two, dilated */
 	};
 	int n = (int)(sizeof cases / sizeof cases[0]);
 
@@ -165,6 +169,7 @@ int main(void)
 		return 77;
 	}
 	CHECK(!wino_supported(16, 16) && !wino_supported(32, 8), "channel counts it cannot take are refused");
+	CHECK(wino_supported(32, 1) && wino_supported(32, WINO_NARROW), "a few output channels are taken (directly)");
 	for (int tile = 2; tile <= 4; tile += 2)
 		for (int i = 0; i < n; i++) {
 			struct cfg k = cases[i];
@@ -172,9 +177,9 @@ int main(void)
 			k.tile = tile;
 			e = run_case(&k, &rms);
 			CHECK(e <= 1.0,
-			      "F(%dx%d, 3x3): n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s), "
+			      "%s: n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s), "
 			      "dilation %d: error %.2f of the bound, relative RMS %.2g",
-			      tile, tile, k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum, k.relu_after, k.parts ? k.parts : 1,
+			      k.cout <= WINO_NARROW ? "direct" : tile == 4 ? "F(4x4, 3x3)" : "F(2x2, 3x3)", k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum, k.relu_after, k.parts ? k.parts : 1,
 			      k.dilation ? k.dilation : 1, e, rms);
 		}
 	return failures ? 1 : 0;
