@@ -45,12 +45,10 @@ int wino_supported(int cin, int cout)
 	return isa && cin > 0 && cout > 0 && cin % 32 == 0 && (cout % 16 == 0 || cout <= WINO_NARROW);
 }
 
+static int wide_fits(int tile, int cout, int n, int h, int w);
+
 int wino_worth(int cin, int cout, int h, int w)
 {
-	/* oneDNN's bf16 kernels take one output channel at 23 GFLOP/s (ISNet's
-	 * side output, 64 -> 1 at 512 x 512: 13 ms against 2-3 ms direct) */
-	if (cout <= WINO_NARROW)
-		return 1;
 	/* Where oneDNN has AMX tiles for bf16, its direct kernels win outright
 	 * (ISNet medium, 2-core Xeon with AMX, bf16 1024x1024: 233 ms against
 	 * 982 ms with these kernels; 512x512: 61 against 239 ms) */
@@ -59,6 +57,13 @@ int wino_worth(int cin, int cout, int h, int w)
 		amx = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
 	if (amx)
 		return 0;
+	/* oneDNN's bf16 kernels take one output channel at 23 GFLOP/s (ISNet's
+	 * side output, 64 -> 1 at 512 x 512: 13.8 ms against 5.1 ms direct) */
+	if (cout <= WINO_NARROW)
+		return 1;
+	/* Where the wide schedule takes them, few tiles do not matter */
+	if (wide_fits(wino_tile(h, w), cout, 1, h, w))
+		return 1;
 	/* Each block of tiles streams the transformed weights (32 cin cout
 	 * bytes) once: with fewer tiles per image than cin cout / 1024, oneDNN's
 	 * direct kernels were faster here (ISNet: 1024 -> 512 channels at 32x32,
@@ -420,11 +425,10 @@ NO_ASAN TARGET static void micro_any(int R, int C, const uint16_t *a, int lda, c
 }
 
 /* dst for tiles [t0, t0 + nt), output channels [oc0, oc0 + 16 * C), from
- * M ([xi][rows_for(C)][16 * C]). */
-TARGET static void output_transform(const struct wino_conv *c, const float *mb, uint16_t *dst, int h, int w, int tw,
-				    int tiles, int t0, int nt, int oc0, int C)
+ * M ([xi][tile][16 * C], xs floats from one xi to the next). */
+TARGET static void output_transform(const struct wino_conv *c, const float *mb, size_t xs, uint16_t *dst, int h, int w,
+				    int tw, int tiles, int t0, int nt, int oc0, int C)
 {
-	size_t xs = (size_t)rows_for(C) * (size_t)(16 * C); /* floats from one xi to the next */
 	for (int k = 0; k < nt; k++) {
 		int t = t0 + k, img = t / tiles, ty = t % tiles / tw, tx = t % tiles % tw;
 		uint16_t *base = dst + (size_t)img * (size_t)h * (size_t)w * (size_t)c->cout;
@@ -463,11 +467,10 @@ TARGET static void output_transform(const struct wino_conv *c, const float *mb, 
 	}
 }
 
-/* F(4x4, 3x3)'s output_transform: M is [xi][rows_for(C)][16 * C], xi < 36. */
-TARGET static void output_transform4(const struct wino_conv *c, const float *mb, uint16_t *dst, int h, int w, int tw,
-				     int tiles, int t0, int nt, int oc0, int C)
+/* F(4x4, 3x3)'s output_transform (xi < 36). */
+TARGET static void output_transform4(const struct wino_conv *c, const float *mb, size_t xs, uint16_t *dst, int h, int w,
+				     int tw, int tiles, int t0, int nt, int oc0, int C)
 {
-	size_t xs = (size_t)rows_for(C) * (size_t)(16 * C);
 	for (int k = 0; k < nt; k++) {
 		int t = t0 + k, img = t / tiles, ty = t % tiles / tw, tx = t % tiles % tw;
 		uint16_t *base = dst + (size_t)img * (size_t)h * (size_t)w * (size_t)c->cout;
@@ -557,10 +560,11 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
 						micro_any(R, C, v + ((size_t)xi * (size_t)T + (size_t)r) * (size_t)c->cin, c->cin,
 							  uo + (size_t)xi * (size_t)(c->cin / 2) * (size_t)c->cout * 2, 2 * c->cout,
 							  c->cin / 2, mb + (size_t)xi * (size_t)rows * (size_t)(16 * C));
+					size_t xs = (size_t)rows * (size_t)(16 * C);
 					if (m == 4)
-						output_transform4(c, mb, dst, h, w, tw, tiles, t0 + r, R, oc0, C);
+						output_transform4(c, mb, xs, dst, h, w, tw, tiles, t0 + r, R, oc0, C);
 					else
-						output_transform(c, mb, dst, h, w, tw, tiles, t0 + r, R, oc0, C);
+						output_transform(c, mb, xs, dst, h, w, tw, tiles, t0 + r, R, oc0, C);
 				}
 			}
 		}
@@ -569,6 +573,81 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
 		free(ring);
 	}
 	return failed ? -1 : 0;
+}
+
+/* The schedule for few tiles and many channels (the deep layers), where
+ * run_tiles would stream all of U once per block of tiles: every tile's V
+ * first, into one buffer; then each thread takes blocks of 64 output
+ * channels and for one position xi after another multiplies all the tiles
+ * (U's slice for the block and xi, cin x 64 bf16, stays in L2), M for
+ * all tiles ([xi][tile][64] fp32) transformed back at the end. */
+static int run_wide(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+{
+	int failed = 0;
+	int m = c->tile == 4 ? 4 : 2, np = positions(m);
+	int tw = (w + m - 1) / m, tiles = ((h + m - 1) / m) * tw, total = n * tiles;
+	size_t cin = (size_t)c->cin;
+	uint16_t *v = NULL;
+
+	if (posix_memalign((void **)&v, 64, (size_t)np * (size_t)total * cin * sizeof *v))
+		return -1;
+#pragma omp parallel
+	{
+		float *ring = NULL, *mb = NULL;
+		int ok = !posix_memalign((void **)&ring, 64, (size_t)np * cin * sizeof *ring) &&
+			 !posix_memalign((void **)&mb, 64, (size_t)np * (size_t)total * OCB * sizeof *mb);
+		if (!ok) {
+#pragma omp atomic write
+			failed = 1;
+		}
+#pragma omp for schedule(dynamic, 1)
+		for (int t0 = 0; t0 < total; t0 += R_MAX) {
+			int nt = total - t0 < R_MAX ? total - t0 : R_MAX;
+			if (!ok)
+				continue;
+			if (m == 4)
+				input_transform4(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, total * c->cin, ring);
+			else
+				input_transform(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, total * c->cin, ring);
+		}
+		int whole; /* every V made (the loop's end waited for all threads) */
+#pragma omp atomic read
+		whole = failed;
+		whole = !whole;
+#pragma omp for schedule(dynamic, 1)
+		for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
+			if (!whole)
+				continue;
+			int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16, rows = rows_for(C);
+			size_t xs = (size_t)total * (size_t)(16 * C);
+			for (int xi = 0; xi < np; xi++) {
+				const uint16_t *uo = c->u + (size_t)xi * (cin / 2) * (size_t)c->cout * 2 + (size_t)oc0 * 2;
+				for (int r = 0; r < total; r += rows)
+					micro_any(total - r < rows ? total - r : rows, C, v + ((size_t)xi * (size_t)total + (size_t)r) * cin,
+						  c->cin, uo, 2 * c->cout, c->cin / 2, mb + (size_t)xi * xs + (size_t)r * (size_t)(16 * C));
+			}
+			if (m == 4)
+				output_transform4(c, mb, xs, dst, h, w, tw, tiles, 0, total, oc0, C);
+			else
+				output_transform(c, mb, xs, dst, h, w, tw, tiles, 0, total, oc0, C);
+		}
+		free(ring);
+		free(mb);
+	}
+	free(v);
+	return failed ? -1 : 0;
+}
+
+/* True if run_wide suits: M for all tiles within 2 MiB a thread, and at
+ * least two blocks of output channels. */
+static int wide_fits(int tile, int cout, int n, int h, int w)
+{
+	int m = tile == 4 ? 4 : 2;
+	int64_t total = (int64_t)n * ((h + m - 1) / m) * ((w + m - 1) / m);
+	const char *env = getenv("PETCUT_NN_WINO_WIDE");
+	if (env && !strcmp(env, "0"))
+		return 0;
+	return cout >= 2 * OCB && total * positions(m) * OCB * (int64_t)sizeof(float) <= (2 << 20);
 }
 
 /* Pixel (y, x) of image img of an n x h x w tensor in the dilation d
@@ -609,7 +688,8 @@ static int run_dilated(const struct wino_conv *c, const uint16_t *const *src, ui
 	whole.n_parts = 1;
 	whole.part_cin[0] = c->cin;
 	const uint16_t *xs[1] = {x};
-	if ((rc = run_tiles(&whole, xs, y, n * d * d, h / d, w / d)))
+	if ((rc = wide_fits(whole.tile, whole.cout, n * d * d, h / d, w / d) ? run_wide(&whole, xs, y, n * d * d, h / d, w / d)
+										  : run_tiles(&whole, xs, y, n * d * d, h / d, w / d)))
 		goto done;
 #pragma omp parallel for
 	for (int row = 0; row < n * h; row++) {
@@ -713,5 +793,7 @@ int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *ds
 {
 	if (c->cout <= WINO_NARROW)
 		return run_narrow(c, src, dst, n, h, w);
-	return c->dilation > 1 ? run_dilated(c, src, dst, n, h, w) : run_tiles(c, src, dst, n, h, w);
+	if (c->dilation > 1)
+		return run_dilated(c, src, dst, n, h, w);
+	return wide_fits(c->tile, c->cout, n, h, w) ? run_wide(c, src, dst, n, h, w) : run_tiles(c, src, dst, n, h, w);
 }

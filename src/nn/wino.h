@@ -46,7 +46,10 @@ struct wino_conv {
 int wino_supported(int cin, int cout);
 
 /* True if they beat oneDNN's direct bf16 kernels at this size, measured:
- * never on a CPU with AMX, where oneDNN uses its tiles. */
+ * never on a CPU with AMX, where oneDNN uses its tiles. Convolutions with
+ * few tiles and at least 128 output channels (the deep layers) are run
+ * output channels first, all tiles at once, so that the transformed
+ * weights are read once (PETCUT_NN_WINO_WIDE=0 turns that off). */
 int wino_worth(int cin, int cout, int h, int w);
 
 /* The tile side for a convolution of h x w images: 4 where

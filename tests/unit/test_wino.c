@@ -148,6 +148,7 @@ int main(void)
 		{1, 64, 64, 16, 16, 1, 0, 1, 1},  /* sum then ReLU */
 		{1, 96, 80, 5, 5, 1, 1, 0, 0},	  /* 64 + 16 output channels */
 		{3, 32, 128, 9, 11, 1, 1, 1, 0},  /* two 64-channel blocks */
+		{1, 32, 128, 48, 40, 1, 1, 0, 0}, /* too many tiles for the wide schedule */
 		{1, 256, 64, 12, 12, 1, 1, 0, 0}, /* deep input, several row blocks */
 		{1, 32, 16, 1, 1, 1, 1, 0, 0},	  /* a single pixel */
 		{1, 1024, 32, 3, 4, 1, 0, 0, 0},  /* few tiles, deep input */
@@ -170,17 +171,23 @@ int main(void)
 	}
 	CHECK(!wino_supported(16, 16) && !wino_supported(32, 8), "channel counts it cannot take are refused");
 	CHECK(wino_supported(32, 1) && wino_supported(32, WINO_NARROW), "a few output channels are taken (directly)");
-	for (int tile = 2; tile <= 4; tile += 2)
-		for (int i = 0; i < n; i++) {
-			struct cfg k = cases[i];
-			double rms, e;
-			k.tile = tile;
-			e = run_case(&k, &rms);
-			CHECK(e <= 1.0,
-			      "%s: n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s), "
-			      "dilation %d: error %.2f of the bound, relative RMS %.2g",
-			      k.cout <= WINO_NARROW ? "direct" : tile == 4 ? "F(4x4, 3x3)" : "F(2x2, 3x3)", k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum, k.relu_after, k.parts ? k.parts : 1,
-			      k.dilation ? k.dilation : 1, e, rms);
-		}
+	/* each case on both schedules where it fits the wide one (few tiles,
+	 * many output channels) */
+	for (int wide = 1; wide >= 0; wide--) {
+		setenv("PETCUT_NN_WINO_WIDE", wide ? "1" : "0", 1);
+		for (int tile = 2; tile <= 4; tile += 2)
+			for (int i = 0; i < n; i++) {
+				struct cfg k = cases[i];
+				double rms, e;
+				k.tile = tile;
+				e = run_case(&k, &rms);
+				CHECK(e <= 1.0,
+				      "%s%s: n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s), "
+				      "dilation %d: error %.2f of the bound, relative RMS %.2g",
+				      k.cout <= WINO_NARROW ? "direct" : tile == 4 ? "F(4x4, 3x3)" : "F(2x2, 3x3)",
+				      wide ? "" : " (wide schedule off)", k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum,
+				      k.relu_after, k.parts ? k.parts : 1, k.dilation ? k.dilation : 1, e, rms);
+			}
+	}
 	return failures ? 1 : 0;
 }
