@@ -14,8 +14,8 @@
  * The file is named by, and begins with, a key: a CRC-32 of every
  * convolution's weights as the graph passes leave them (their node names,
  * shapes and values: the model file and the passes both), the oneDNN
- * version and CPU ISA it ran on, the thread count and the size of a memory
- * descriptor. A file whose key, size or CRC-32 of its contents does not
+ * version and CPU ISA it ran on, the thread count, the size of a memory
+ * descriptor and the version of petcut's own layouts (WFILE_LAYOUTS). A file whose key, size or CRC-32 of its contents does not
  * match, or that names a node the graph lacks, is ignored and written
  * anew. int8 weights depend on a calibration and are not kept. Each process
  * that uses a file sets its time; a save removes the files of the folder
@@ -49,6 +49,12 @@
 
 #define MAGIC "PETCUTW1"
 #define ALIGN 4096
+
+/* The version of petcut's own layouts of weights (wino.c's), part of the
+ * key: raised whenever one changes or a convolution may take another (a
+ * file of the old ones would hold entries no plan asks for, or misread
+ * ones of the same size). 2: F(4x4, 3x3), the direct narrow convolutions. */
+#define WFILE_LAYOUTS 2
 
 /* Whether entry w belongs in the file: what was reordered for this CPU in
  * float formats (int8 weights follow the calibration). */
@@ -130,9 +136,9 @@ static bool make_key(nn_model *m)
 	free(part);
 	if (missing)
 		return false;
-	snprintf(m->wkey, sizeof m->wkey, "weights %08" PRIx32 ";onednn %d.%d.%d %s;isa %#x;threads %d;md %zu", crc,
-		 v->major, v->minor, v->patch, v->hash, (unsigned)dnnl_get_effective_cpu_isa(), omp_get_max_threads(),
-		 sizeof(dnnl_memory_desc_t));
+	snprintf(m->wkey, sizeof m->wkey, "weights %08" PRIx32 ";onednn %d.%d.%d %s;isa %#x;threads %d;md %zu;layouts %d",
+		 crc, v->major, v->minor, v->patch, v->hash, (unsigned)dnnl_get_effective_cpu_isa(), omp_get_max_threads(),
+		 sizeof(dnnl_memory_desc_t), WFILE_LAYOUTS);
 	return true;
 }
 
