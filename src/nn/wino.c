@@ -180,32 +180,53 @@ TARGET static ALWAYS_INLINE void store2_bf16(uint16_t *p, __m512 lo, __m512 hi)
 	_mm512_storeu_si512((void *)p, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-/* The vertical half of B^T d B for input column x of the 4 rows from y0
- * of image img, all channels (part after part): ring[i][c] fp32 (zero
- * outside the image). */
+/* B^T of F(4x4, 3x3) applied to d[0..5] */
+#define BT4(d, r)                                                                                              \
+	do {                                                                                                   \
+		__m512 h_ = _mm512_set1_ps(0.5f), t_ = _mm512_set1_ps(1.5f), f_ = _mm512_set1_ps(2.5f),        \
+		       two_ = _mm512_set1_ps(2.0f);                                                            \
+		r[0] = _mm512_add_ps(_mm512_fmadd_ps(t_, _mm512_sub_ps(d[3], d[1]), d[0]),                      \
+				     _mm512_fnmadd_ps(two_, d[2], d[4]));                                       \
+		r[1] = _mm512_add_ps(_mm512_fmadd_ps(f_, d[3], d[4]), _mm512_fmsub_ps(h_, d[2], d[1]));         \
+		r[2] = _mm512_add_ps(_mm512_fmadd_ps(h_, d[3], d[4]), _mm512_fnmadd_ps(f_, d[2], d[1]));        \
+		r[3] = _mm512_add_ps(_mm512_fmadd_ps(two_, _mm512_sub_ps(d[3], d[1]), d[4]), _mm512_sub_ps(_mm512_setzero_ps(), d[2])); \
+		r[4] = _mm512_add_ps(_mm512_fmadd_ps(h_, _mm512_sub_ps(d[1], d[3]), d[4]), _mm512_sub_ps(_mm512_setzero_ps(), d[2])); \
+		r[5] = _mm512_add_ps(_mm512_fmadd_ps(t_, _mm512_sub_ps(d[4], d[2]), d[1]),                      \
+				     _mm512_fnmadd_ps(two_, d[3], d[5]));                                       \
+	} while (0)
+
+/* The vertical half of B^T d B for input column x of the n rows from y0
+ * (n = 4: F(2x2, 3x3); 6: F(4x4, 3x3), with BT4) of image img, all
+ * channels (part after part): ring[i][c] fp32 (zero outside the image). */
 TARGET static ALWAYS_INLINE void column(const struct wino_conv *cv, const uint16_t *const *src, int img, int h, int w,
-					int y0, int x, float *ring)
+					int y0, int x, float *ring, int n)
 {
 	size_t cin = (size_t)cv->cin;
 	int at = 0;
 	for (int p = 0; p < cv->n_parts; p++) {
 		size_t cp = (size_t)cv->part_cin[p];
-		const uint16_t *row[4];
-		for (int i = 0; i < 4; i++) {
+		const uint16_t *row[6];
+		for (int i = 0; i < n; i++) {
 			int y = y0 + i;
 			row[i] = y >= 0 && y < h && x >= 0 && x < w
 					 ? src[p] + (((size_t)img * (size_t)h + (size_t)y) * (size_t)w + (size_t)x) * cp
 					 : NULL;
 		}
 		for (size_t c = 0; c < cp; c += 16) {
-			__m512 d[4];
+			__m512 d[6], r[6];
 			float *o = ring + at + c;
-			for (int i = 0; i < 4; i++)
+			for (int i = 0; i < n; i++)
 				d[i] = row[i] ? load_bf16(row[i] + c) : _mm512_setzero_ps();
-			_mm512_store_ps(o, _mm512_sub_ps(d[0], d[2]));
-			_mm512_store_ps(o + cin, _mm512_add_ps(d[1], d[2]));
-			_mm512_store_ps(o + 2 * cin, _mm512_sub_ps(d[2], d[1]));
-			_mm512_store_ps(o + 3 * cin, _mm512_sub_ps(d[1], d[3]));
+			if (n == 6) {
+				BT4(d, r);
+			} else {
+				r[0] = _mm512_sub_ps(d[0], d[2]);
+				r[1] = _mm512_add_ps(d[1], d[2]);
+				r[2] = _mm512_sub_ps(d[2], d[1]);
+				r[3] = _mm512_sub_ps(d[1], d[3]);
+			}
+			for (int i = 0; i < n; i++)
+				_mm512_store_ps(o + (size_t)i * cin, r[i]);
 		}
 		at += (int)cp;
 	}
@@ -226,11 +247,11 @@ TARGET static void input_transform(const struct wino_conv *cv, const uint16_t *c
 		int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
 		/* column x lives in ring slot (x + 1) % 4 */
 		if (tx != prev + 1 || k == 0) {
-			column(cv, src, img, h, w, y0, x0, ring + (size_t)((x0 + 1) & 3) * cs);
-			column(cv, src, img, h, w, y0, x0 + 1, ring + (size_t)((x0 + 2) & 3) * cs);
+			column(cv, src, img, h, w, y0, x0, ring + (size_t)((x0 + 1) & 3) * cs, 4);
+			column(cv, src, img, h, w, y0, x0 + 1, ring + (size_t)((x0 + 2) & 3) * cs, 4);
 		}
-		column(cv, src, img, h, w, y0, x0 + 2, ring + (size_t)((x0 + 3) & 3) * cs);
-		column(cv, src, img, h, w, y0, x0 + 3, ring + (size_t)((x0 + 4) & 3) * cs);
+		column(cv, src, img, h, w, y0, x0 + 2, ring + (size_t)((x0 + 3) & 3) * cs, 4);
+		column(cv, src, img, h, w, y0, x0 + 3, ring + (size_t)((x0 + 4) & 3) * cs, 4);
 		prev = tx;
 		const float *c0 = ring + (size_t)((x0 + 1) & 3) * cs, *c1 = ring + (size_t)((x0 + 2) & 3) * cs,
 			    *c2 = ring + (size_t)((x0 + 3) & 3) * cs, *c3 = ring + (size_t)((x0 + 4) & 3) * cs;
@@ -252,49 +273,6 @@ TARGET static void input_transform(const struct wino_conv *cv, const uint16_t *c
 	}
 }
 
-/* B^T of F(4x4, 3x3) applied to d[0..5] */
-#define BT4(d, r)                                                                                              \
-	do {                                                                                                   \
-		__m512 h_ = _mm512_set1_ps(0.5f), t_ = _mm512_set1_ps(1.5f), f_ = _mm512_set1_ps(2.5f),        \
-		       two_ = _mm512_set1_ps(2.0f);                                                            \
-		r[0] = _mm512_add_ps(_mm512_fmadd_ps(t_, _mm512_sub_ps(d[3], d[1]), d[0]),                      \
-				     _mm512_fnmadd_ps(two_, d[2], d[4]));                                       \
-		r[1] = _mm512_add_ps(_mm512_fmadd_ps(f_, d[3], d[4]), _mm512_fmsub_ps(h_, d[2], d[1]));         \
-		r[2] = _mm512_add_ps(_mm512_fmadd_ps(h_, d[3], d[4]), _mm512_fnmadd_ps(f_, d[2], d[1]));        \
-		r[3] = _mm512_add_ps(_mm512_fmadd_ps(two_, _mm512_sub_ps(d[3], d[1]), d[4]), _mm512_sub_ps(_mm512_setzero_ps(), d[2])); \
-		r[4] = _mm512_add_ps(_mm512_fmadd_ps(h_, _mm512_sub_ps(d[1], d[3]), d[4]), _mm512_sub_ps(_mm512_setzero_ps(), d[2])); \
-		r[5] = _mm512_add_ps(_mm512_fmadd_ps(t_, _mm512_sub_ps(d[4], d[2]), d[1]),                      \
-				     _mm512_fnmadd_ps(two_, d[3], d[5]));                                       \
-	} while (0)
-
-/* F(4x4, 3x3)'s column: the vertical B^T of input column x over the 6
- * rows from y0, all channels: ring[i][c] fp32. */
-TARGET static ALWAYS_INLINE void column4(const struct wino_conv *cv, const uint16_t *const *src, int img, int h, int w,
-					 int y0, int x, float *ring)
-{
-	size_t cin = (size_t)cv->cin;
-	int at = 0;
-	for (int p = 0; p < cv->n_parts; p++) {
-		size_t cp = (size_t)cv->part_cin[p];
-		const uint16_t *row[6];
-		for (int i = 0; i < 6; i++) {
-			int y = y0 + i;
-			row[i] = y >= 0 && y < h && x >= 0 && x < w
-					 ? src[p] + (((size_t)img * (size_t)h + (size_t)y) * (size_t)w + (size_t)x) * cp
-					 : NULL;
-		}
-		for (size_t c = 0; c < cp; c += 16) {
-			__m512 d[6], r[6];
-			float *o = ring + at + c;
-			for (int i = 0; i < 6; i++)
-				d[i] = row[i] ? load_bf16(row[i] + c) : _mm512_setzero_ps();
-			BT4(d, r);
-			for (int i = 0; i < 6; i++)
-				_mm512_store_ps(o + (size_t)i * cin, r[i]);
-		}
-		at += (int)cp;
-	}
-}
 
 /* V for tiles [t0, t0 + nt) of F(4x4, 3x3): as input_transform, with a
  * ring of six columns (ring: 36 x cin floats), two shared by neighbouring
@@ -313,7 +291,7 @@ TARGET static void input_transform4(const struct wino_conv *cv, const uint16_t *
 		for (int j = 0; j < 6; j++) {
 			float *slot = ring + (size_t)((x0 + 1 + j) % 6) * cs;
 			if (j >= 2 || tx != prev + 1 || k == 0)
-				column4(cv, src, img, h, w, y0, x0 + j, slot);
+				column(cv, src, img, h, w, y0, x0 + j, slot, 6);
 			col[j] = slot;
 		}
 		prev = tx;
@@ -424,6 +402,19 @@ NO_ASAN TARGET static void micro_any(int R, int C, const uint16_t *a, int lda, c
 	}
 }
 
+/* Stores output v (bias added) at o: ReLU, the sum with what o held, ReLU,
+ * as c asks. */
+TARGET static ALWAYS_INLINE void finish(const struct wino_conv *c, uint16_t *o, __m512 v)
+{
+	if (c->relu)
+		v = _mm512_max_ps(v, _mm512_setzero_ps());
+	if (c->sum)
+		v = _mm512_add_ps(v, load_bf16(o));
+	if (c->relu_after)
+		v = _mm512_max_ps(v, _mm512_setzero_ps());
+	store_bf16(o, v);
+}
+
 /* dst for tiles [t0, t0 + nt), output channels [oc0, oc0 + 16 * C), from
  * M ([xi][tile][16 * C], xs floats from one xi to the next). */
 TARGET static void output_transform(const struct wino_conv *c, const float *mb, size_t xs, uint16_t *dst, int h, int w,
@@ -453,21 +444,14 @@ TARGET static void output_transform(const struct wino_conv *c, const float *mb, 
 				int yy = 2 * ty + q / 2, xx = 2 * tx + q % 2;
 				if (yy >= h || xx >= w)
 					continue;
-				uint16_t *o = base + ((size_t)yy * (size_t)w + (size_t)xx) * (size_t)c->cout + oc;
-				__m512 v = y[q];
-				if (c->relu)
-					v = _mm512_max_ps(v, _mm512_setzero_ps());
-				if (c->sum)
-					v = _mm512_add_ps(v, load_bf16(o));
-				if (c->relu_after)
-					v = _mm512_max_ps(v, _mm512_setzero_ps());
-				store_bf16(o, v);
+				finish(c, base + ((size_t)yy * (size_t)w + (size_t)xx) * (size_t)c->cout + oc, y[q]);
 			}
 		}
 	}
 }
 
-/* F(4x4, 3x3)'s output_transform (xi < 36). */
+/* F(4x4, 3x3)'s output_transform (xi < 36; one function each: a tile
+ * size chosen inside cost 10-15 ms a pass). */
 TARGET static void output_transform4(const struct wino_conv *c, const float *mb, size_t xs, uint16_t *dst, int h, int w,
 				     int tw, int tiles, int t0, int nt, int oc0, int C)
 {
@@ -478,10 +462,10 @@ TARGET static void output_transform4(const struct wino_conv *c, const float *mb,
 			const float *mp = mb + (size_t)k * (size_t)(16 * C) + 16 * j;
 			__m512 z[4][6];
 			for (int col = 0; col < 6; col++) { /* A^T m */
-				__m512 m[6], y[4];
+				__m512 v[6], y[4];
 				for (int i = 0; i < 6; i++)
-					m[i] = _mm512_load_ps(mp + (size_t)(6 * i + col) * xs);
-				AT4(m, y);
+					v[i] = _mm512_load_ps(mp + (size_t)(6 * i + col) * xs);
+				AT4(v, y);
 				for (int i = 0; i < 4; i++)
 					z[i][col] = y[i];
 			}
@@ -497,15 +481,8 @@ TARGET static void output_transform4(const struct wino_conv *c, const float *mb,
 					int xx = 4 * tx + q;
 					if (xx >= w)
 						break;
-					uint16_t *o = base + ((size_t)yy * (size_t)w + (size_t)xx) * (size_t)c->cout + oc;
-					__m512 v = _mm512_add_ps(y[q], bias);
-					if (c->relu)
-						v = _mm512_max_ps(v, _mm512_setzero_ps());
-					if (c->sum)
-						v = _mm512_add_ps(v, load_bf16(o));
-					if (c->relu_after)
-						v = _mm512_max_ps(v, _mm512_setzero_ps());
-					store_bf16(o, v);
+					finish(c, base + ((size_t)yy * (size_t)w + (size_t)xx) * (size_t)c->cout + oc,
+					       _mm512_add_ps(y[q], bias));
 				}
 			}
 		}
