@@ -8,7 +8,9 @@
 # (used to fetch the model weights and to drive Chromium, which runs the
 # browser tests of web/) are skipped when both commands are
 # already on PATH, whichever way they were installed. redis-server is for the
-# tests of several instances sharing one Redis (petcut links hiredis, the client).
+# tests of several instances sharing one Redis (petcut links hiredis, the client);
+# Ceph's monitor, OSD and S3 gateway (radosgw) for the test of uploads assembled
+# in a bucket by several instances (a server with every multipart call).
 set -euo pipefail
 
 pkgs=(
@@ -17,7 +19,7 @@ pkgs=(
 	protobuf-c-compiler libprotobuf-c-dev
 	libonnx-dev libonnx-testdata
 	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libhiredis-dev zlib1g-dev libdeflate-dev curl time wrk
-	redis-server
+	redis-server ceph-mon ceph-osd radosgw
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 	chromium gnuplot-nox valgrind
 	help2man systemd debhelper lintian

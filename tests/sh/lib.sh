@@ -7,7 +7,8 @@
 # checks, and serve_start to run `petcut serve` on a free port; for tests of
 # several instances, petcut_start (serve or worker, by name), metric, need,
 # free_port, and s3rver and redis-server on loopback (s3_start, s3_stop,
-# redis_start, redis_stop; need_s3rver first).
+# redis_start, redis_stop; need_s3rver first), or Ceph's S3 gateway
+# (rgw_start after need_rgw; s3api, s3_keys and s3_uploads ask it).
 
 fails=0
 pids=()
@@ -234,6 +235,138 @@ lib_kill() {
 # s3_stop: kills s3rver.
 s3_stop() {
 	lib_kill "$s3_pid"
+}
+
+# ===== Ceph's S3 gateway: the whole multipart API =====
+#
+# s3rver has no ListMultipartUploads nor AbortMultipartUpload. radosgw, the
+# S3 gateway of Ceph (Debian's radosgw), has all of S3's multipart calls,
+# checks what real S3 checks (parts of at least 5 MiB but the last) and
+# needs a cluster under it: here one monitor and one OSD that keeps its
+# objects in memory, nothing shared with the machine's own Ceph (every path
+# under $tmp/ceph, ports chosen free), no authentication between the daemons.
+
+# need_rgw: skips the test (77) without Ceph's monitor, OSD and gateway.
+need_rgw() {
+	need ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool uuidgen curl
+}
+
+# rgw_start: that cluster and radosgw on 127.0.0.1; its port in $S3PORT;
+# the user's keys exported as the AWS settings; the bucket $S3_BUCKET
+# (default petcut) made. Every daemon runs in the foreground as a child
+# (killed at exit). Exits the test if one does not start.
+rgw_start() {
+	local d=$tmp/ceph fsid mon osd_uuid id
+	S3_BUCKET=${S3_BUCKET:-petcut}
+	mkdir -p "$d/run" "$d/log" "$d/mon" "$d/osd"
+	fsid=$(uuidgen)
+	mon=$(free_port)
+	S3PORT=$(free_port)
+	cat >"$d/ceph.conf" <<-EOF
+		[global]
+		fsid = $fsid
+		mon host = v1:127.0.0.1:$mon
+		public addr = 127.0.0.1
+		ms bind ipv6 = false
+		auth cluster required = none
+		auth service required = none
+		auth client required = none
+		run dir = $d/run
+		admin socket = $d/run/\$name.asok
+		log file = $d/log/\$name.log
+		keyring = $d/keyring
+		osd pool default size = 1
+		osd pool default min size = 1
+		osd pool default pg num = 8
+		osd pool default pgp num = 8
+		osd pool default pg autoscale mode = off
+		osd crush chooseleaf type = 0
+		mon allow pool size one = true
+		mon warn on pool no redundancy = false
+		mon data avail warn = 1
+		mon data avail crit = 0
+		[mon]
+		mon data = $d/mon
+		[osd]
+		osd data = $d/osd
+		osd objectstore = memstore
+		memstore device bytes = 1073741824
+		[client.rgw]
+		rgw frontends = beast endpoint=127.0.0.1:$S3PORT
+		rgw data = $d/rgw
+	EOF
+	CEPH_CONF=$d/ceph.conf
+	export CEPH_CONF
+	{
+		monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$mon]" "$d/monmap" &&
+			ceph-authtool --create-keyring "$d/keyring" --gen-key -n mon. --cap mon 'allow *' &&
+			ceph-mon --mkfs -i a --monmap "$d/monmap"
+	} >"$d/log/setup.log" 2>&1 || { echo "the Ceph monitor could not be made:"; cat "$d/log/setup.log"; exit 1; }
+	ceph-mon -f -i a >>"$d/log/setup.log" 2>&1 &
+	pids+=("$!")
+	osd_uuid=$(uuidgen)
+	id=$(timeout 60 ceph --connect-timeout 60 osd new "$osd_uuid" 2>>"$d/log/setup.log")
+	{ [ -n "$id" ] && ceph-osd -i "$id" --mkfs --osd-uuid "$osd_uuid"; } >>"$d/log/setup.log" 2>&1 ||
+		{ echo "the Ceph OSD could not be made:"; cat "$d/log/setup.log"; exit 1; }
+	# the OSD is up once it says it is active; Ceph 16's OSD may stop at its
+	# start (a command to the monitor before it knows the cluster's fsid:
+	# "wrong fsid"), and is started again
+	local try pid up=0
+	for try in 1 2 3; do
+		ceph-osd -f -i "$id" >>"$d/log/setup.log" 2>&1 &
+		pid=$!
+		pids+=("$pid")
+		for _ in $(seq 600); do
+			grep -q 'state: booting -> active' "$d/log/osd.$id.log" 2>/dev/null && { up=1; break 2; }
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		lib_kill "$pid"
+	done
+	[ $up = 1 ] || { echo "the Ceph OSD did not start:"; tail -20 "$d/log/osd.$id.log"; exit 1; }
+	radosgw -f -n client.rgw >>"$d/log/setup.log" 2>&1 &
+	rgw_pid=$!
+	pids+=("$rgw_pid")
+	for _ in $(seq 600); do
+		curl -s -o /dev/null -m 1 "http://127.0.0.1:$S3PORT/" && break
+		kill -0 "$rgw_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	export AWS_ACCESS_KEY_ID=petcut AWS_SECRET_ACCESS_KEY=petcut-test-secret AWS_REGION=us-east-1
+	unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 TMPDIR
+	radosgw-admin user create --uid petcut --display-name petcut \
+		--access-key "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" >>"$d/log/setup.log" 2>&1 &&
+		[ "$(s3api -X PUT -o /dev/null -w '%{http_code}' "/$S3_BUCKET")" = 200 ] ||
+		{ echo "radosgw did not start on port $S3PORT:"; tail -20 "$d/log/setup.log" "$d/log/client.rgw.log"; exit 1; }
+	# radosgw makes its data pools at their first use, which takes seconds:
+	# an object and a multipart upload made and dropped here make them
+	local upload
+	s3api -X PUT --data-binary warm -o /dev/null "/$S3_BUCKET/warm" &&
+		s3api -X DELETE -o /dev/null "/$S3_BUCKET/warm" &&
+		upload=$(s3api -X POST "/$S3_BUCKET/warm?uploads=" | sed -n 's:.*<UploadId>\(.*\)</UploadId>.*:\1:p') &&
+		[ -n "$upload" ] && s3api -X DELETE -o /dev/null "/$S3_BUCKET/warm?uploadId=$upload" &&
+		[ -z "$(s3_uploads)" ] || { echo "radosgw does not store objects:"; tail -20 "$d/log/client.rgw.log"; exit 1; }
+}
+
+# s3api [CURL OPTIONS] PATH: one signed request to the S3 server ($S3PORT,
+# the AWS keys) through curl's SigV4; a query string in PATH is written as
+# SigV4 has it (each parameter with "=", values percent-encoded).
+s3api() {
+	local path=${*: -1}
+	curl -s --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "${@:1:$#-1}" "http://127.0.0.1:$S3PORT$path"
+}
+
+# s3_keys PREFIX: the keys of the bucket's objects under PREFIX, one a line.
+s3_keys() {
+	s3api "/$S3_BUCKET?list-type=2&prefix=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1")" |
+		grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'
+}
+
+# s3_uploads: the keys of the bucket's multipart uploads in progress
+# (ListMultipartUploads), one a line.
+s3_uploads() {
+	s3api "/$S3_BUCKET?uploads=" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'
 }
 
 # redis_start [PORT]: redis-server without persistence on PORT, or on a free
