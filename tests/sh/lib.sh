@@ -311,8 +311,8 @@ rgw_start() {
 	# the OSD is up once it says it is active; Ceph 16's OSD may stop at its
 	# start (a command to the monitor before it knows the cluster's fsid:
 	# "wrong fsid"), and is started again
-	local try pid up=0
-	for try in 1 2 3; do
+	local pid up=0
+	for _ in 1 2 3; do
 		ceph-osd -f -i "$id" >>"$d/log/setup.log" 2>&1 &
 		pid=$!
 		pids+=("$pid")
