@@ -53,8 +53,9 @@
 /* The version of petcut's own layouts of weights (wino.c's), part of the
  * key: raised whenever one changes or a convolution may take another (a
  * file of the old ones would hold entries no plan asks for, or misread
- * ones of the same size). 2: F(4x4, 3x3), the direct narrow convolutions. */
-#define WFILE_LAYOUTS 2
+ * ones of the same size). 2: F(4x4, 3x3), the direct narrow convolutions;
+ * 3: Winograd on CPUs with AMX too (their products on its tiles). */
+#define WFILE_LAYOUTS 3
 
 /* Whether entry w belongs in the file: what was reordered for this CPU in
  * float formats (int8 weights follow the calibration). */

@@ -21,21 +21,141 @@
  * are one 32-bit broadcast; U is [xi][cin / 2][cout][2] bf16, so 16 output
  * channels times two input channels are one 64-byte load, the operands of
  * vdpbf16ps. M is [xi][tile][64] fp32 for one block of 64 output channels.
+ * The same layouts are AMX's operands as they are: 16 tiles' V (16 rows of
+ * 32 channels) and U's 16 pairs of rows for 16 output channels are one tile
+ * each, and TDPBF16PS accumulates their product into a tile of M.
  */
 #include <immintrin.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "nn/wino.h"
 
 #include <dnnl.h>
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#define AMX_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,amx-tile,amx-bf16")))
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 #define NO_ASAN __attribute__((no_sanitize("address")))
 
-enum { R_MAX = 12, OCB = 64 }; /* most rows (tiles) and output channels of a micro-kernel call */
+/* most rows (tiles) and output channels of a micro-kernel call; AMX_ROWS
+ * the rows of an AMX call, which reads and writes whole 16-row tiles */
+enum { R_MAX = 12, OCB = 64, AMX_ROWS = 32 };
+
+/* ===== AMX ===== */
+
+/* Whether the matrix products run on AMX tiles: the CPU has them (as
+ * oneDNN sees it, so ONEDNN_MAX_CPU_ISA limits both), Linux lets this
+ * process use them (arch_prctl ARCH_REQ_XCOMP_PERM for the tile data), and
+ * PETCUT_NN_WINO_AMX is not 0. */
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+
+static int amx_ok;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_probe(void)
+{
+	amx_ok = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx &&
+		 syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
+int wino_amx(void)
+{
+	pthread_once(&amx_once, amx_probe);
+	const char *env = getenv("PETCUT_NN_WINO_AMX");
+	return amx_ok && !(env && !strcmp(env, "0"));
+}
+
+/* The tile configuration (palette 1): eight 16-row tiles of 64 bytes a row:
+ * 0-3 accumulate M (16 tiles x 16 output channels, fp32), 4-5 hold V (16
+ * tiles x 16 pairs of input channels), 6-7 U (16 pairs x 16 output
+ * channels, each a pair). Loaded by each thread before its products. */
+struct amx_cfg {
+	uint8_t palette, start_row, reserved[14];
+	uint16_t colsb[16];
+	uint8_t rows[16];
+};
+
+static const struct amx_cfg amx_cfg __attribute__((aligned(64))) = {
+	.palette = 1,
+	.colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+	.rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+/* (A constant table: GCC 12 drops stores to a local one that only
+ * ldtilecfg reads.) */
+AMX_TARGET static void amx_begin(void)
+{
+	_tile_loadconfig(&amx_cfg);
+}
+
+AMX_TARGET static void amx_end(void)
+{
+	_tile_release();
+}
+
+/* As micro below on AMX, for 16 (TWO_A 0) or 32 rows and 16 (TWO_B 0) or
+ * 32 columns of M at m: whole tiles, so rows past the caller's R are read
+ * from a and written to m (the callers' buffers hold them). */
+NO_ASAN AMX_TARGET static ALWAYS_INLINE void amx_block(int two_a, int two_b, const uint16_t *a, int lda,
+							 const uint16_t *b, int ldb, int kp, float *m, size_t ldm)
+{
+	size_t sa = (size_t)lda * 2, sb = (size_t)ldb * 2, sm = ldm * 4;
+	const uint16_t *a1 = a + (size_t)16 * (size_t)lda;
+	_tile_zero(0);
+	_tile_zero(1);
+	_tile_zero(2);
+	_tile_zero(3);
+	for (int k = 0; k < kp; k += 16) {
+		const uint16_t *bk = b + (size_t)k * (size_t)ldb;
+		_tile_loadd(4, a + 2 * k, sa);
+		_tile_loadd(6, bk, sb);
+		_tile_dpbf16ps(0, 4, 6);
+		if (two_b) {
+			_tile_loadd(7, bk + 32, sb);
+			_tile_dpbf16ps(1, 4, 7);
+		}
+		if (two_a) {
+			_tile_loadd(5, a1 + 2 * k, sa);
+			_tile_dpbf16ps(2, 5, 6);
+			if (two_b)
+				_tile_dpbf16ps(3, 5, 7);
+		}
+	}
+	_tile_stored(0, m, sm);
+	if (two_b)
+		_tile_stored(1, m + 16, sm);
+	if (two_a) {
+		_tile_stored(2, m + 16 * ldm, sm);
+		if (two_b)
+			_tile_stored(3, m + 16 * ldm + 16, sm);
+	}
+}
+
+/* m[r][0..16*C) as micro computes it, r < R <= AMX_ROWS, on AMX; rows up
+ * to R rounded up to 16 are read from a and written to m. */
+NO_ASAN AMX_TARGET static void micro_amx(int R, int C, const uint16_t *a, int lda, const uint16_t *b, int ldb,
+					 int kp, float *m)
+{
+	size_t ldm = (size_t)(16 * C);
+	for (int j = 0; j < C; j += 2) {
+		const uint16_t *bj = b + 32 * j;
+		float *mj = m + 16 * j;
+		if (R > 16 && j + 1 < C)
+			amx_block(1, 1, a, lda, bj, ldb, kp, mj, ldm);
+		else if (R > 16)
+			amx_block(1, 0, a, lda, bj, ldb, kp, mj, ldm);
+		else if (j + 1 < C)
+			amx_block(0, 1, a, lda, bj, ldb, kp, mj, ldm);
+		else
+			amx_block(0, 0, a, lda, bj, ldb, kp, mj, ldm);
+	}
+}
 
 int wino_supported(int cin, int cout)
 {
@@ -49,13 +169,14 @@ static int wide_fits(int tile, int cout, int n, int h, int w);
 
 int wino_worth(int cin, int cout, int h, int w)
 {
-	/* Where oneDNN has AMX tiles for bf16, its direct kernels win outright
-	 * (ISNet medium, 2-core Xeon with AMX, bf16 1024x1024: 233 ms against
-	 * 982 ms with these kernels; 512x512: 61 against 239 ms) */
-	static int amx = -1;
-	if (amx < 0)
-		amx = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
-	if (amx)
+	/* Where the CPU has AMX tiles, oneDNN's direct kernels use them too:
+	 * these win only with their products on AMX (ISNet medium, bf16
+	 * 1024x1024, 2-core Xeon with AMX, interleaved: 241-349 ms a pass
+	 * against 507-617 ms with oneDNN's direct kernels on AMX). */
+	static int amx_cpu = -1;
+	if (amx_cpu < 0)
+		amx_cpu = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+	if (amx_cpu && !wino_amx())
 		return 0;
 	/* oneDNN's bf16 kernels take one output channel at 23 GFLOP/s (ISNet's
 	 * side output, 64 -> 1 at 512 x 512: 13.8 ms against 5.1 ms direct) */
@@ -386,14 +507,27 @@ NO_ASAN TARGET static ALWAYS_INLINE void micro(int R, int C, const uint16_t *a, 
 	default: micro(12, C, a, lda, b, ldb, kp, m); break;                        \
 	}
 
-/* The rows a call takes: 6 x 64 or 12 x 32 accumulators at most. */
-static int rows_for(int C)
+/* The rows a call takes: 6 x 64 or 12 x 32 accumulators at most, or
+ * two tiles' on AMX. */
+static int rows_for(int C, int amx)
 {
-	return C <= 2 ? R_MAX : R_MAX / 2;
+	return amx ? AMX_ROWS : C <= 2 ? R_MAX : R_MAX / 2;
 }
 
-NO_ASAN TARGET static void micro_any(int R, int C, const uint16_t *a, int lda, const uint16_t *b, int ldb, int kp, float *m)
+/* Rows a buffer of V or M gives a call of R rows: R, or on AMX R rounded
+ * up to whole tiles. */
+static int rows_held(int R, int amx)
 {
+	return amx ? (R + 15) / 16 * 16 : R;
+}
+
+NO_ASAN TARGET static void micro_any(int amx, int R, int C, const uint16_t *a, int lda, const uint16_t *b, int ldb,
+				     int kp, float *m)
+{
+	if (amx) {
+		micro_amx(R, C, a, lda, b, ldb, kp, m);
+		return;
+	}
 	switch (C) {
 	case 1: MICRO_R12(1); break;
 	case 2: MICRO_R12(2); break;
@@ -491,33 +625,36 @@ TARGET static void output_transform4(const struct wino_conv *c, const float *mb,
 
 static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
 {
-	int failed = 0;
+	int failed = 0, amx = wino_amx();
 	int m = c->tile == 4 ? 4 : 2, np = positions(m);
 	int th = (h + m - 1) / m, tw = (w + m - 1) / m, tiles = th * tw, total = n * tiles;
-	int nthr = omp_get_max_threads();
+	int nthr = omp_get_max_threads(), step = amx ? AMX_ROWS : R_MAX;
 	/* tiles per block: V (np x T x cin bf16) near 512 kB, at least two
-	 * blocks per thread where there are enough tiles; a multiple of 12 */
+	 * blocks per thread where there are enough tiles; a multiple of the
+	 * rows of a micro-kernel call */
 	int T = 262144 / (np * c->cin);
-	T = T / R_MAX * R_MAX;
 	if (T > 240)
 		T = 240;
-	if (T < R_MAX)
-		T = R_MAX;
-	while (T > R_MAX && (total + T - 1) / T < 2 * nthr)
-		T -= R_MAX;
+	T = T / step * step;
+	if (T < step)
+		T = step;
+	while (T > step && (total + T - 1) / T < 2 * nthr)
+		T -= step;
 	int blocks = (total + T - 1) / T;
 
 #pragma omp parallel num_threads(nthr)
 	{
 		uint16_t *v = NULL;
-		float *mb = NULL, *ring = NULL; /* mb: M of a micro-kernel's tiles (48 or 108 kB) */
+		float *mb = NULL, *ring = NULL; /* mb: M of a micro-kernel's tiles (48 or 108 kB; 288 kB on AMX) */
 		int ok = !posix_memalign((void **)&v, 64, (size_t)np * (size_t)T * (size_t)c->cin * sizeof *v) &&
-			 !posix_memalign((void **)&mb, 64, (size_t)np * R_MAX * OCB * sizeof *mb) &&
+			 !posix_memalign((void **)&mb, 64, (size_t)np * (size_t)step * OCB * sizeof *mb) &&
 			 !posix_memalign((void **)&ring, 64, (size_t)np * (size_t)c->cin * sizeof *ring);
 		if (!ok) {
 #pragma omp atomic write
 			failed = 1;
 		}
+		if (ok && amx)
+			amx_begin();
 #pragma omp for schedule(dynamic, 1)
 		for (int bl = 0; bl < blocks; bl++) {
 			if (!ok) /* no room for this thread's buffers: the pass fails */
@@ -527,16 +664,20 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
 				input_transform4(c, src, h, w, tw, tiles, t0, nt, v, T * c->cin, ring);
 			else
 				input_transform(c, src, h, w, tw, tiles, t0, nt, v, T * c->cin, ring);
+			/* the rows AMX reads past the last tile: zeros */
+			for (int xi = 0; xi < np && rows_held(nt, amx) > nt; xi++)
+				memset(v + ((size_t)xi * (size_t)T + (size_t)nt) * (size_t)c->cin, 0,
+				       (size_t)(rows_held(nt, amx) - nt) * (size_t)c->cin * sizeof *v);
 			for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
 				int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16;
 				const uint16_t *uo = c->u + (size_t)oc0 * 2;
-				int rows = rows_for(C);
+				int rows = rows_for(C, amx);
 				for (int r = 0; r < nt; r += rows) {
 					int R = nt - r < rows ? nt - r : rows;
 					for (int xi = 0; xi < np; xi++)
-						micro_any(R, C, v + ((size_t)xi * (size_t)T + (size_t)r) * (size_t)c->cin, c->cin,
-							  uo + (size_t)xi * (size_t)(c->cin / 2) * (size_t)c->cout * 2, 2 * c->cout,
-							  c->cin / 2, mb + (size_t)xi * (size_t)rows * (size_t)(16 * C));
+						micro_any(amx, R, C, v + ((size_t)xi * (size_t)T + (size_t)r) * (size_t)c->cin,
+							  c->cin, uo + (size_t)xi * (size_t)(c->cin / 2) * (size_t)c->cout * 2,
+							  2 * c->cout, c->cin / 2, mb + (size_t)xi * (size_t)rows * (size_t)(16 * C));
 					size_t xs = (size_t)rows * (size_t)(16 * C);
 					if (m == 4)
 						output_transform4(c, mb, xs, dst, h, w, tw, tiles, t0 + r, R, oc0, C);
@@ -545,6 +686,8 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
 				}
 			}
 		}
+		if (ok && amx)
+			amx_end();
 		free(v);
 		free(mb);
 		free(ring);
@@ -560,32 +703,37 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
  * all tiles ([xi][tile][64] fp32) transformed back at the end. */
 static int run_wide(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
 {
-	int failed = 0;
+	int failed = 0, amx = wino_amx();
 	int m = c->tile == 4 ? 4 : 2, np = positions(m);
 	int tw = (w + m - 1) / m, tiles = ((h + m - 1) / m) * tw, total = n * tiles;
+	int held = rows_held(total, amx); /* rows of V and M per position */
 	size_t cin = (size_t)c->cin;
 	uint16_t *v = NULL;
 
-	if (posix_memalign((void **)&v, 64, (size_t)np * (size_t)total * cin * sizeof *v))
+	if (posix_memalign((void **)&v, 64, (size_t)np * (size_t)held * cin * sizeof *v))
 		return -1;
+	for (int xi = 0; xi < np && held > total; xi++) /* read by AMX past the last tile */
+		memset(v + ((size_t)xi * (size_t)held + (size_t)total) * cin, 0, (size_t)(held - total) * cin * sizeof *v);
 #pragma omp parallel
 	{
 		float *ring = NULL, *mb = NULL;
 		int ok = !posix_memalign((void **)&ring, 64, (size_t)np * cin * sizeof *ring) &&
-			 !posix_memalign((void **)&mb, 64, (size_t)np * (size_t)total * OCB * sizeof *mb);
+			 !posix_memalign((void **)&mb, 64, (size_t)np * (size_t)held * OCB * sizeof *mb);
 		if (!ok) {
 #pragma omp atomic write
 			failed = 1;
 		}
+		if (ok && amx)
+			amx_begin();
 #pragma omp for schedule(dynamic, 1)
 		for (int t0 = 0; t0 < total; t0 += R_MAX) {
 			int nt = total - t0 < R_MAX ? total - t0 : R_MAX;
 			if (!ok)
 				continue;
 			if (m == 4)
-				input_transform4(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, total * c->cin, ring);
+				input_transform4(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, held * c->cin, ring);
 			else
-				input_transform(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, total * c->cin, ring);
+				input_transform(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, held * c->cin, ring);
 		}
 		int whole; /* every V made (the loop's end waited for all threads) */
 #pragma omp atomic read
@@ -595,19 +743,22 @@ static int run_wide(const struct wino_conv *c, const uint16_t *const *src, uint1
 		for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
 			if (!whole)
 				continue;
-			int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16, rows = rows_for(C);
-			size_t xs = (size_t)total * (size_t)(16 * C);
+			int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16, rows = rows_for(C, amx);
+			size_t xs = (size_t)held * (size_t)(16 * C);
 			for (int xi = 0; xi < np; xi++) {
 				const uint16_t *uo = c->u + (size_t)xi * (cin / 2) * (size_t)c->cout * 2 + (size_t)oc0 * 2;
 				for (int r = 0; r < total; r += rows)
-					micro_any(total - r < rows ? total - r : rows, C, v + ((size_t)xi * (size_t)total + (size_t)r) * cin,
-						  c->cin, uo, 2 * c->cout, c->cin / 2, mb + (size_t)xi * xs + (size_t)r * (size_t)(16 * C));
+					micro_any(amx, total - r < rows ? total - r : rows, C,
+						  v + ((size_t)xi * (size_t)held + (size_t)r) * cin, c->cin, uo, 2 * c->cout,
+						  c->cin / 2, mb + (size_t)xi * xs + (size_t)r * (size_t)(16 * C));
 			}
 			if (m == 4)
 				output_transform4(c, mb, xs, dst, h, w, tw, tiles, 0, total, oc0, C);
 			else
 				output_transform(c, mb, xs, dst, h, w, tw, tiles, 0, total, oc0, C);
 		}
+		if (ok && amx)
+			amx_end();
 		free(ring);
 		free(mb);
 	}

@@ -9,8 +9,9 @@
  * cut into output tiles; a block of tiles has its input patches (4x4 or
  * 6x6) transformed (B^T d B, in fp32, kept as bf16), multiplied with the
  * transformed weights (G g G^T, bf16) as 16 or 36 matrix products that
- * accumulate in fp32 (vdpbf16ps), and transformed back (A^T m A) with the
- * bias, ReLU and residual sum applied before the bf16 result is stored.
+ * accumulate in fp32 (vdpbf16ps, or AMX tiles where the CPU has them), and
+ * transformed back (A^T m A) with the bias, ReLU and residual sum applied
+ * before the bf16 result is stored.
  * Tensors are channels-last (N, H, W, C) bf16.
  */
 #ifndef PETCUT_NN_WINO_H
@@ -42,11 +43,16 @@ struct wino_conv {
 	int relu, sum, relu_after;
 };
 
+/* True if the matrix products run on AMX tiles: the CPU has AMX-BF16, the
+ * process may use it, and PETCUT_NN_WINO_AMX is not 0. */
+int wino_amx(void);
+
 /* True if this CPU runs them (AVX512_BF16) and the shape suits. */
 int wino_supported(int cin, int cout);
 
-/* True if they beat oneDNN's direct bf16 kernels at this size, measured:
- * never on a CPU with AMX, where oneDNN uses its tiles. Convolutions with
+/* True if they beat oneDNN's direct bf16 kernels at this size, measured
+ * (on a CPU with AMX, only with the products on its tiles, as oneDNN's
+ * direct kernels use them too). Convolutions with
  * few tiles and at least 128 output channels (the deep layers) are run
  * output channels first, all tiles at once, so that the transformed
  * weights are read once (PETCUT_NN_WINO_WIDE=0 turns that off). */

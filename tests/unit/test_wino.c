@@ -5,7 +5,8 @@
  * counts that use every micro-kernel shape, with and without bias, ReLU and
  * the residual sum, an input in parts (a Concat never made), dilated
  * kernels (run as their interleaved sub-images), and convolutions with one
- * to three output channels (run directly).
+ * to three output channels (run directly); on a CPU with AMX, each case
+ * with the matrix products on AMX tiles and on AVX-512.
  */
 #include <math.h>
 #include <stdio.h>
@@ -172,22 +173,29 @@ int main(void)
 	CHECK(!wino_supported(16, 16) && !wino_supported(32, 8), "channel counts it cannot take are refused");
 	CHECK(wino_supported(32, 1) && wino_supported(32, WINO_NARROW), "a few output channels are taken (directly)");
 	/* each case on both schedules where it fits the wide one (few tiles,
-	 * many output channels) */
-	for (int wide = 1; wide >= 0; wide--) {
-		setenv("PETCUT_NN_WINO_WIDE", wide ? "1" : "0", 1);
-		for (int tile = 2; tile <= 4; tile += 2)
-			for (int i = 0; i < n; i++) {
-				struct cfg k = cases[i];
-				double rms, e;
-				k.tile = tile;
-				e = run_case(&k, &rms);
-				CHECK(e <= 1.0,
-				      "%s%s: n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, %d part(s), "
-				      "dilation %d: error %.2f of the bound, relative RMS %.2g",
-				      k.cout <= WINO_NARROW ? "direct" : tile == 4 ? "F(4x4, 3x3)" : "F(2x2, 3x3)",
-				      wide ? "" : " (wide schedule off)", k.n, k.cin, k.cout, k.h, k.w, k.bias, k.relu, k.sum,
-				      k.relu_after, k.parts ? k.parts : 1, k.dilation ? k.dilation : 1, e, rms);
-			}
+	 * many output channels), and on both AMX and AVX-512 where there is AMX */
+	int amx = wino_amx();
+	printf("AMX tiles for the products: %s\n", amx ? "yes (each case also without)" : "no (this CPU or process has none)");
+	for (int on_amx = amx; on_amx >= 0; on_amx--) {
+		setenv("PETCUT_NN_WINO_AMX", on_amx ? "1" : "0", 1);
+		CHECK(wino_amx() == on_amx, "PETCUT_NN_WINO_AMX=%d is followed", on_amx);
+		for (int wide = 1; wide >= 0; wide--) {
+			setenv("PETCUT_NN_WINO_WIDE", wide ? "1" : "0", 1);
+			for (int tile = 2; tile <= 4; tile += 2)
+				for (int i = 0; i < n; i++) {
+					struct cfg k = cases[i];
+					double rms, e;
+					k.tile = tile;
+					e = run_case(&k, &rms);
+					CHECK(e <= 1.0,
+					      "%s%s%s: n %d, %d -> %d channels, %dx%d, bias %d relu %d sum %d relu after %d, "
+					      "%d part(s), dilation %d: error %.2f of the bound, relative RMS %.2g",
+					      k.cout <= WINO_NARROW ? "direct" : tile == 4 ? "F(4x4, 3x3)" : "F(2x2, 3x3)",
+					      on_amx ? " on AMX" : "", wide ? "" : " (wide schedule off)", k.n, k.cin, k.cout, k.h,
+					      k.w, k.bias, k.relu, k.sum, k.relu_after, k.parts ? k.parts : 1,
+					      k.dilation ? k.dilation : 1, e, rms);
+				}
+		}
 	}
 	return failures ? 1 : 0;
 }
