@@ -18,7 +18,7 @@ pkgs=(
 	libdnnl-dev libvips-dev
 	protobuf-c-compiler libprotobuf-c-dev
 	libonnx-dev libonnx-testdata
-	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libhiredis-dev zlib1g-dev libdeflate-dev curl time wrk
+	libssl-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libhiredis-dev zlib1g-dev libdeflate-dev libisal-dev curl time wrk
 	redis-server ceph-mon ceph-osd radosgw
 	libvips-tools libheif-examples icc-profiles-free libimage-exiftool-perl
 	chromium gnuplot-nox valgrind

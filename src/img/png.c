@@ -1,10 +1,13 @@
 /*
  * png.c - petcut's PNG writer, several times faster than libvips' (libpng
- * with zlib at level 3): the rows Sub-filtered (on all cores when there are
- * more than 1 MiB of them), then compressed in one pass by libdeflate at
- * level 1, which on a 12 MP cut-out takes about a third of zlib level 3's
- * time for a slightly smaller file. (zlib can compress bands of rows in
- * parallel, but on two busy cores it stays slower than libdeflate on one.)
+ * with zlib at level 3): the rows Paeth-filtered (on all cores when there
+ * are more than 1 MiB of them), then compressed in pieces on all cores by
+ * ISA-L's igzip at level 2, the pieces joined into the one zlib stream PNG
+ * asks for. On a 12 MP cut-out (2-core Xeon) that takes 60-70 ms against
+ * 270-290 ms for the rows Sub-filtered and compressed in one pass by
+ * libdeflate at level 1, for a smaller file on every photo tried (Paeth
+ * suits photos better than Sub; igzip alone makes files 1-10 % larger than
+ * libdeflate).
  *
  * The file holds what libvips would write around the pixels: the ancillary
  * chunks (pHYs, iCCP, eXIf, text) come from libvips' own PNG of the image's
@@ -17,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
+#include <zlib.h>
 
 #include "img/img_int.h"
 
@@ -179,14 +184,113 @@ out:
 
 /* ===== The pixels ===== */
 
-/* One row with the Sub filter: each byte less the same band of the pixel
- * to its left. */
-static void filter_sub(unsigned char *dst, const unsigned char *row, size_t len, int bands)
+/* One row with the Paeth filter: each byte less the one of its left, upper
+ * and upper-left neighbours (of the same band) that a + b - c is nearest to;
+ * up is the row above (zeros for the first). The compiler vectorizes the
+ * loop at -O3 (the Makefile builds this file so). */
+__attribute__((target_clones("avx2", "default"))) static void filter_paeth(unsigned char *restrict dst, const unsigned char *restrict row,
+			 const unsigned char *restrict up, size_t len, int bands)
 {
-	dst[0] = 1; /* the filter type */
-	memcpy(dst + 1, row, (size_t)bands < len ? (size_t)bands : len);
-	for (size_t i = (size_t)bands; i < len; i++)
-		dst[1 + i] = (unsigned char)(row[i] - row[i - bands]);
+	size_t k = (size_t)bands < len ? (size_t)bands : len;
+
+	*dst++ = 4; /* the filter type */
+	for (size_t i = 0; i < k; i++) /* no left neighbour: the upper one */
+		dst[i] = (unsigned char)(row[i] - up[i]);
+	for (size_t i = k; i < len; i++) {
+		int a = row[i - (size_t)bands], b = up[i], c = up[i - (size_t)bands];
+		int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+		dst[i] = (unsigned char)(row[i] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c));
+	}
+}
+
+/* The filtered rows are compressed in pieces of PNG_PIECE bytes, each a run
+ * of deflate blocks that, but for the last, ends byte-aligned with an empty
+ * stored block (a sync flush), so the pieces laid end to end are one deflate
+ * stream; each piece is primed with the PNG_WINDOW bytes before it, so its
+ * matches reach back across the join as in one pass. */
+#define PNG_PIECE (2u << 20)
+#define PNG_WINDOW (32u << 10)
+
+/* Room for a piece of n bytes: igzip's Huffman blocks grow incompressible
+ * bytes by at most an eighth, plus the blocks' headers. */
+static size_t piece_room(size_t n)
+{
+	return n + n / 8 + 4096;
+}
+
+/* Compresses f[at, at + n) (the last piece if last) into out (room bytes),
+ * with lvl igzip's level-2 buffer; its length, 0 on failure. */
+static size_t compress_piece(const unsigned char *f, size_t at, size_t n, int last, unsigned char *out, size_t room,
+			     unsigned char *lvl)
+{
+	struct isal_zstream s;
+	size_t dict = at < PNG_WINDOW ? at : PNG_WINDOW;
+
+	isal_deflate_init(&s);
+	s.level = 2;
+	s.level_buf = lvl;
+	s.level_buf_size = ISAL_DEF_LVL2_DEFAULT;
+	if (dict && isal_deflate_set_dict(&s, (uint8_t *)f + at - dict, (uint32_t)dict) != COMP_OK)
+		return 0;
+	s.next_in = (uint8_t *)f + at;
+	s.avail_in = (uint32_t)n;
+	s.next_out = out;
+	s.avail_out = (uint32_t)room;
+	s.end_of_stream = last;
+	s.flush = last ? NO_FLUSH : SYNC_FLUSH;
+	/* all in and all out: input left, or output that filled the room,
+	 * means the room was short */
+	if (isal_deflate(&s) != COMP_OK || s.avail_in || !s.avail_out ||
+	    (last && s.internal_state.state != ZSTATE_END))
+		return 0;
+	return room - s.avail_out;
+}
+
+/* The zlib stream of the flen bytes at f in *z (malloc'd), its length in
+ * *zlen: a header, the pieces compressed on all cores, the Adler-32 of f.
+ * 0, or -1 (out of memory, or igzip failed). */
+static int compress_rows(const unsigned char *f, size_t flen, unsigned char **z, size_t *zlen)
+{
+	size_t pieces = flen ? (flen - 1) / PNG_PIECE + 1 : 1, room = piece_room(flen < PNG_PIECE ? flen : PNG_PIECE);
+	size_t *len = calloc(pieces, sizeof *len);
+	uint32_t *sum = calloc(pieces, sizeof *sum);
+	unsigned char *out = malloc(2 + pieces * room + 4);
+	int failed = !len || !sum || !out;
+
+#pragma omp parallel if (!failed && pieces > 1)
+	{
+		unsigned char *lvl = failed ? NULL : malloc(ISAL_DEF_LVL2_DEFAULT);
+#pragma omp for schedule(dynamic, 1)
+		for (size_t i = 0; i < pieces; i++) {
+			size_t at = i * PNG_PIECE, n = flen - at < PNG_PIECE ? flen - at : PNG_PIECE;
+			if (!lvl || !(len[i] = compress_piece(f, at, n, i + 1 == pieces, out + 2 + i * room, room, lvl))) {
+#pragma omp atomic write
+				failed = 1;
+				continue;
+			}
+			sum[i] = libdeflate_adler32(1, f + at, n);
+		}
+		free(lvl);
+	}
+	if (!failed) {
+		uint32_t adler = sum[0];
+		size_t at = 2 + len[0];
+		out[0] = 0x78; /* deflate, 32 KiB window */
+		out[1] = 0x01; /* the fastest level; (0x78 << 8 | 0x01) is a multiple of 31 */
+		for (size_t i = 1; i < pieces; i++) {
+			memmove(out + at, out + 2 + i * room, len[i]);
+			at += len[i];
+			adler = (uint32_t)adler32_combine(adler, sum[i], (z_off_t)(i + 1 < pieces ? PNG_PIECE : flen - i * PNG_PIECE));
+		}
+		put_be32(out + at, adler);
+		*z = out;
+		*zlen = at + 4;
+		out = NULL;
+	}
+	free(out);
+	free(len);
+	free(sum);
+	return failed ? -1 : 0;
 }
 
 int img_png_save(VipsImage *im, VipsTarget *t)
@@ -194,9 +298,8 @@ int img_png_save(VipsImage *im, VipsTarget *t)
 	static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 	static const unsigned char color_type[4] = {0, 4, 2, 6}; /* grey, grey + alpha, RGB, RGBA */
 	int w = im->Xsize, h = im->Ysize, bands = im->Bands;
-	size_t row = (size_t)w * bands, flen = (row + 1) * (size_t)h, zcap, zlen = 0, metalen = 0;
-	struct libdeflate_compressor *c = NULL;
-	unsigned char *meta = NULL, *f = NULL, *z = NULL, ihdr[13];
+	size_t row = (size_t)w * bands, flen = (row + 1) * (size_t)h, zlen = 0, metalen = 0;
+	unsigned char *meta = NULL, *f = NULL, *z = NULL, *zero = NULL, ihdr[13];
 	VipsRect all = {0, 0, w, h};
 	VipsRegion *reg = NULL;
 	int r = -1;
@@ -211,31 +314,22 @@ int img_png_save(VipsImage *im, VipsTarget *t)
 	reg = vips_region_new(im);
 	if (!reg || vips_region_prepare(reg, &all))
 		goto out;
-	if (!(f = malloc(flen))) {
+	if (!(f = malloc(flen)) || !(zero = calloc(1, row))) {
 		vips_error("petcut", "out of memory");
 		goto out;
 	}
 #pragma omp parallel for schedule(static) if (flen > (1u << 20))
 	for (int y = 0; y < h; y++)
-		filter_sub(f + (row + 1) * (size_t)y, VIPS_REGION_ADDR(reg, 0, y), row, bands);
+		filter_paeth(f + (row + 1) * (size_t)y, VIPS_REGION_ADDR(reg, 0, y),
+			     y ? VIPS_REGION_ADDR(reg, 0, y - 1) : zero, row, bands);
 	VIPS_UNREF(reg);
 
-	if (!(c = libdeflate_alloc_compressor(1))) {
-		vips_error("petcut", "out of memory");
-		goto out;
-	}
-	zcap = libdeflate_zlib_compress_bound(c, flen);
-	if (!(z = malloc(zcap))) {
-		vips_error("petcut", "out of memory");
-		goto out;
-	}
-	zlen = libdeflate_zlib_compress(c, f, flen, z, zcap);
-	free(f);
-	f = NULL;
-	if (!zlen) {
+	if (compress_rows(f, flen, &z, &zlen)) {
 		vips_error("petcut", "cannot compress the PNG's pixels");
 		goto out;
 	}
+	free(f);
+	f = NULL;
 
 	put_be32(ihdr, (uint32_t)w);
 	put_be32(ihdr + 4, (uint32_t)h);
@@ -252,11 +346,10 @@ int img_png_save(VipsImage *im, VipsTarget *t)
 		goto out;
 	r = 0;
 out:
-	if (c)
-		libdeflate_free_compressor(c);
 	VIPS_UNREF(reg);
 	free(z);
 	free(f);
+	free(zero);
 	free(meta);
 	return r;
 }

@@ -4,7 +4,8 @@
  * here (chunks and their CRCs walked, the IDAT stream inflated by zlib, every
  * filter type undone), for grey, grey + alpha, RGB and RGBA, odd sizes, one
  * row, one column, images small and large (above 1 MiB of rows the filter runs
- * on all cores; noisy ones take several IDAT chunks); the chunks around the
+ * on all cores; above 2 MiB they are compressed in pieces on all cores and
+ * joined; noisy ones take several IDAT chunks); the chunks around the
  * pixels are those libvips writes (pHYs, iCCP, eXIf with the image's own
  * dimensions, once); failures report an error and leak nothing. Under
  * valgrind, count definite leaks only (--errors-for-leak-kinds=definite):
@@ -250,6 +251,8 @@ static void test_pixels(void)
 		{1001, 261, 1}, /* just under 1 MiB of RGBA rows: one thread */
 		{1001, 262, 1}, /* just over: the filter on all cores */
 		{700, 600, 0},	/* noise: several IDAT chunks */
+		{1100, 1000, 1}, /* over 2 MiB of rows (but grey): compressed in pieces, joined */
+		{1000, 700, 0}, /* noise in pieces: igzip's room for what does not compress */
 	};
 	char what[96];
 
