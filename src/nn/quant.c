@@ -193,7 +193,7 @@ nn_status nn_model_load_calibration(nn_model *m, const char *path)
 const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc,
 				    const float *sic, int64_t cin)
 {
-	int64_t per_ic = cin > 0 ? per_oc / cin : per_oc;
+	int64_t per_ic = cin > 0 && per_oc >= cin ? per_oc / cin : per_oc > 0 ? per_oc : 1;
 	float *s;
 
 	if (!m->wscales && !(m->wscales = calloc((size_t)m->g.n_nodes + 1, sizeof *m->wscales)))
@@ -202,10 +202,17 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 		return m->wscales[node];
 	if (!w || !(s = malloc(sizeof *s * (size_t)oc)))
 		return NULL;
+	/* (a NaN is passed over, as fmaxf would, without its call a weight) */
+#pragma omp parallel for schedule(static) if (oc * per_oc > 65536)
 	for (int64_t o = 0; o < oc; o++) {
 		float mx = 0;
-		for (int64_t i = 0; i < per_oc; i++)
-			mx = fmaxf(mx, fabsf(w[o * per_oc + i]) * (sic ? sic[i / per_ic] : 1.0f));
+		for (int64_t i0 = 0; i0 < per_oc; i0 += per_ic) {
+			float f = sic ? sic[i0 / per_ic] : 1.0f; /* input channel i0 / per_ic's scale */
+			for (int64_t i = i0; i < i0 + per_ic && i < per_oc; i++) {
+				float a = fabsf(w[o * per_oc + i]) * f;
+				mx = a > mx ? a : mx;
+			}
+		}
 		s[o] = mx > 0 ? mx / 127.0f : 1.0f;
 	}
 	m->wscales[node] = s;
