@@ -3,11 +3,12 @@
  * with zlib at level 3): the rows Paeth-filtered (on all cores when there
  * are more than 1 MiB of them), then compressed in pieces on all cores by
  * ISA-L's igzip at level 2, the pieces joined into the one zlib stream PNG
- * asks for. On a 12 MP cut-out (2-core Xeon) that takes 60-70 ms against
- * 270-290 ms for the rows Sub-filtered and compressed in one pass by
- * libdeflate at level 1, for a smaller file on every photo tried (Paeth
- * suits photos better than Sub; igzip alone makes files 1-10 % larger than
- * libdeflate).
+ * asks for. On a 12 MP cut-out (2-core Xeon) the compression takes 60-70 ms
+ * against 270-290 ms for libdeflate at level 1 in one pass, and the whole
+ * encode 160 ms against 458 ms with the rows Sub-filtered (BENCHMARKS.md).
+ * igzip alone makes files 1-10 % larger than libdeflate; Paeth, which suits
+ * photos better than Sub, makes up for most or all of it (from 6 % smaller
+ * to 1.5 % larger on the photos tried).
  *
  * The file holds what libvips would write around the pixels: the ancillary
  * chunks (pHYs, iCCP, eXIf, text) come from libvips' own PNG of the image's
@@ -211,6 +212,13 @@ __attribute__((target_clones("avx2", "default"))) static void filter_paeth(unsig
 #define PNG_PIECE (2u << 20)
 #define PNG_WINDOW (32u << 10)
 
+/* The bytes of piece i of flen. */
+static size_t piece_len(size_t flen, size_t i)
+{
+	size_t at = i * PNG_PIECE;
+	return flen - at < PNG_PIECE ? flen - at : PNG_PIECE;
+}
+
 /* Room for a piece of n bytes: igzip's Huffman blocks grow incompressible
  * bytes by at most an eighth, plus the blocks' headers. */
 static size_t piece_room(size_t n)
@@ -262,7 +270,7 @@ static int compress_rows(const unsigned char *f, size_t flen, unsigned char **z,
 		unsigned char *lvl = failed ? NULL : malloc(ISAL_DEF_LVL2_DEFAULT);
 #pragma omp for schedule(dynamic, 1)
 		for (size_t i = 0; i < pieces; i++) {
-			size_t at = i * PNG_PIECE, n = flen - at < PNG_PIECE ? flen - at : PNG_PIECE;
+			size_t at = i * PNG_PIECE, n = piece_len(flen, i);
 			if (!lvl || !(len[i] = compress_piece(f, at, n, i + 1 == pieces, out + 2 + i * room, room, lvl))) {
 #pragma omp atomic write
 				failed = 1;
@@ -280,7 +288,7 @@ static int compress_rows(const unsigned char *f, size_t flen, unsigned char **z,
 		for (size_t i = 1; i < pieces; i++) {
 			memmove(out + at, out + 2 + i * room, len[i]);
 			at += len[i];
-			adler = (uint32_t)adler32_combine(adler, sum[i], (z_off_t)(i + 1 < pieces ? PNG_PIECE : flen - i * PNG_PIECE));
+			adler = (uint32_t)adler32_combine(adler, sum[i], (z_off_t)piece_len(flen, i));
 		}
 		put_be32(out + at, adler);
 		*z = out;

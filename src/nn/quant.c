@@ -193,7 +193,7 @@ nn_status nn_model_load_calibration(nn_model *m, const char *path)
 const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc,
 				    const float *sic, int64_t cin)
 {
-	int64_t per_ic = cin > 0 && per_oc >= cin ? per_oc / cin : per_oc > 0 ? per_oc : 1;
+	int64_t per_ic = cin > 0 ? per_oc / cin : per_oc;
 	float *s;
 
 	if (!m->wscales && !(m->wscales = calloc((size_t)m->g.n_nodes + 1, sizeof *m->wscales)))
@@ -202,6 +202,8 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 		return m->wscales[node];
 	if (!w || !(s = malloc(sizeof *s * (size_t)oc)))
 		return NULL;
+	if (per_ic < 1) /* the loop below steps by it */
+		per_ic = 1;
 	/* (a NaN is passed over, as fmaxf would, without its call a weight) */
 #pragma omp parallel for schedule(static) if (oc * per_oc > 65536)
 	for (int64_t o = 0; o < oc; o++) {

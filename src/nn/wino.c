@@ -55,13 +55,13 @@ enum { R_MAX = 12, OCB = 64, AMX_ROWS = 32 };
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-static int amx_ok;
+static int amx_cpu, amx_ok; /* the CPU has AMX; and this process may use it */
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 
 static void amx_probe(void)
 {
-	amx_ok = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx &&
-		 syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+	amx_cpu = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
+	amx_ok = amx_cpu && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 
 int wino_amx(void)
@@ -171,12 +171,10 @@ int wino_worth(int cin, int cout, int h, int w)
 {
 	/* Where the CPU has AMX tiles, oneDNN's direct kernels use them too:
 	 * these win only with their products on AMX (ISNet medium, bf16
-	 * 1024x1024, 2-core Xeon with AMX, interleaved: 241-349 ms a pass
-	 * against 507-617 ms with oneDNN's direct kernels on AMX). */
-	static int amx_cpu = -1;
-	if (amx_cpu < 0)
-		amx_cpu = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_amx) == dnnl_cpu_isa_avx512_core_amx;
-	if (amx_cpu && !wino_amx())
+	 * 1024x1024, 2-core Xeon with AMX, 8 rounds interleaved: median 328 ms
+	 * a pass, 241-393, against 531 ms, 283-652, with oneDNN's direct kernels
+	 * on AMX). */
+	if (!wino_amx() && amx_cpu) /* (wino_amx probes amx_cpu first) */
 		return 0;
 	/* oneDNN's bf16 kernels take one output channel at 23 GFLOP/s (ISNet's
 	 * side output, 64 -> 1 at 512 x 512: 13.8 ms against 5.1 ms direct) */
