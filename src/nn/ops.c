@@ -269,7 +269,8 @@ static nn_status infer_conv(const struct nn_node *n, const struct nn_tview *cons
 				return FAIL(NN_ERR_SHAPE, n, "kernel_shape does not match the weights", NODE(n));
 		}
 		if (n->op == NN_OP_CONV) {
-			if (x->dtype != NN_DTYPE_F32 || w->dtype != NN_DTYPE_F32)
+			/* fp16 weights: a model's kept at half size (passes.c) */
+			if (x->dtype != NN_DTYPE_F32 || (w->dtype != NN_DTYPE_F32 && w->dtype != NN_DTYPE_F16))
 				return FAIL(NN_ERR_UNSUPPORTED, n, "only float32 is supported", NODE(n));
 			if (n->n_in > 2 && in[2] && (in[2]->rank != 1 || in[2]->dims[0] != w->dims[0]))
 				return FAIL(NN_ERR_SHAPE, n, "bias must have one value per output channel", NODE(n));

@@ -188,6 +188,7 @@ static nn_status ref_conv(const struct nn_node *n, const struct nn_tview *const 
 #define XV(i) (integer ? (x->dtype == NN_DTYPE_U8 ? (double)((const uint8_t *)x->data)[i] : (double)((const int8_t *)x->data)[i]) - xz \
 		       : (double)((const float *)x->data)[i])
 #define WV(i, m) (integer ? (w->dtype == NN_DTYPE_U8 ? (double)((const uint8_t *)w->data)[i] : (double)((const int8_t *)w->data)[i]) - wz[(m)] \
+			  : w->dtype == NN_DTYPE_F16 ? (double)nn_f16_to_f32(((const uint16_t *)w->data)[i]) \
 			  : (double)((const float *)w->data)[i])
 	double xz = 0, *wz = calloc((size_t)g.M, sizeof *wz);
 	if (!wz)

@@ -72,16 +72,32 @@ static void quantize_s8(const float *w, float s, int64_t n, int8_t *q)
 	}
 }
 
-/* Weights of a conv node in layout md, reordered once and kept by the model.
- * wval is the graph value holding them (-1: data made by the plan). When the
+/* n float weights from data of type dt (f32 or f16): data itself, or a
+ * widened copy in *wide (freed by the caller). NULL if out of memory. */
+static const float *as_floats(const void *data, nn_dtype dt, int64_t n, float **wide)
+{
+	*wide = NULL;
+	if (dt != NN_DTYPE_F16)
+		return data;
+	if (!(*wide = malloc(sizeof **wide * (size_t)(n ? n : 1))))
+		return NULL;
+	nn_f16_to_f32_n(data, *wide, (size_t)n);
+	return *wide;
+}
+
+/* Weights of a conv node in layout md, reordered once and kept by the model,
+ * from data (f32 or f16, type dt) in user_md's layout and dimensions. wval
+ * is the graph value holding them (-1: data made by the plan). When the
  * model can reread its file, the graph's copy is released once reordered;
  * a later layout that needs it again returns NN_RELOAD. */
 static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_desc_t *user_md,
-			     const float *data, const float *qscales, const dnnl_memory_desc_t *md, dnnl_memory_t *out)
+			     const void *data, nn_dtype dt, const float *qscales, const dnnl_memory_desc_t *md,
+			     dnnl_memory_t *out)
 {
 	struct nn_wcache *w;
 	dnnl_memory_t src = NULL;
 	int8_t *q = NULL;
+	float *wide = NULL;
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_t prim = NULL;
 	nn_status st = NN_OK;
@@ -93,16 +109,17 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 	}
 	if (!data)
 		return NN_RELOAD;
-	w = calloc(1, sizeof *w);
-	if (!w)
+	if (!(data = as_floats(data, dt, nn_numel(user_md->ndims, user_md->dims), &wide)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	w = calloc(1, sizeof *w);
+	if (!w || posix_memalign(&w->buf, 64, dnnl_memory_desc_get_size(md) + 64)) {
+		free(w);
+		free(wide);
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	}
 	w->node = node;
 	w->prec = m->building;
 	w->md = *md;
-	if (posix_memalign(&w->buf, 64, dnnl_memory_desc_get_size(md) + 64)) {
-		free(w);
-		return nn_fail(NN_ERR_NOMEM, "out of memory");
-	}
 	if (qscales) { /* int8: s8 per output channel, from the float weights */
 		int64_t cnt = nn_numel(user_md->ndims, user_md->dims), oc = user_md->dims[0], per = cnt / oc;
 		if (!(q = malloc((size_t)(cnt ? cnt : 1)))) {
@@ -111,7 +128,7 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 		}
 #pragma omp parallel for schedule(static) if (cnt > 65536)
 		for (int64_t o = 0; o < oc; o++)
-			quantize_s8(data + o * per, qscales[o], per, q + o * per);
+			quantize_s8((const float *)data + o * per, qscales[o], per, q + o * per);
 	}
 	if (dnnl_memory_create(&w->mem, md, m->engine, w->buf) != dnnl_success ||
 	    dnnl_memory_create(&src, user_md, m->engine, q ? (void *)q : (void *)data) != dnnl_success ||
@@ -126,6 +143,7 @@ static nn_status weights_for(nn_model *m, int node, int wval, const dnnl_memory_
 		st = nn_fail(NN_ERR_BACKEND, "cannot reorder weights");
 out:
 	free(q);
+	free(wide);
 	if (prim)
 		dnnl_primitive_destroy(prim);
 	if (pd)
@@ -147,9 +165,10 @@ out:
 }
 
 /* The Winograd weights of bf16 conv node (wino.c), made from data (the
- * float weights, cout x cin x 3 x 3) once and kept by the model. */
-static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *data, int cin, int cout, int tile,
-				  const uint16_t **u)
+ * weights, f32 or f16 as dt says, cout x cin x 3 x 3) once and kept by the
+ * model. */
+static nn_status wino_weights_for(nn_model *m, int node, int wval, const void *data, nn_dtype dt, int cin, int cout,
+				  int tile, const uint16_t **u)
 {
 	dnnl_dims_t d = {(dnnl_dim_t)wino_weights_size(cin, cout, tile)};
 	dnnl_memory_desc_t md;
@@ -158,16 +177,20 @@ static nn_status wino_weights_for(nn_model *m, int node, int wval, const float *
 	if (dnnl_memory_desc_init_by_tag(&md, 1, d, dnnl_u8, dnnl_a) != dnnl_success)
 		return nn_fail(NN_ERR_BACKEND, "cannot describe the weights");
 	if (!(w = wcache_find(m, node, &md))) {
+		float *wide;
 		if (!data)
 			return NN_RELOAD;
-		if (!(w = calloc(1, sizeof *w)) || posix_memalign(&w->buf, 64, (size_t)d[0])) {
+		if (!(data = as_floats(data, dt, (int64_t)cout * cin * 9, &wide)) || !(w = calloc(1, sizeof *w)) ||
+		    posix_memalign(&w->buf, 64, (size_t)d[0])) {
 			free(w);
+			free(wide);
 			return nn_fail(NN_ERR_NOMEM, "out of memory");
 		}
 		w->node = node;
 		w->prec = m->building;
 		w->md = md;
 		wino_weights(data, cin, cout, tile, w->buf);
+		free(wide);
 		if (dnnl_memory_create(&w->mem, &md, m->engine, w->buf) != dnnl_success) {
 			free(w->buf);
 			free(w);
@@ -344,7 +367,7 @@ static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
 		return nn_fail(NN_ERR_BACKEND, "%s: internal: not a Winograd convolution", n->name);
 	int dil = (int)n->a.conv.dilations[0];
 	int tile = wino_tile((int)p->tv[x].t.dims[2] / dil, (int)p->tv[x].t.dims[3] / dil);
-	if ((st = wino_weights_for(m, node, w, p->tv[w].t.data, (int)wd[1], (int)wd[0], tile, &u)))
+	if ((st = wino_weights_for(m, node, w, p->tv[w].t.data, p->tv[w].t.dtype, (int)wd[1], (int)wd[0], tile, &u)))
 		return st;
 	if (!(wc = calloc(1, sizeof *wc)) || !plan_own(p, wc)) {
 		free(wc);
@@ -388,7 +411,9 @@ static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
 struct conv_low {
 	const struct nn_node *n;
 	int node, x, wv, wval, bias_v, out;
-	const float *wdata; /* float weights in ONNX layout (NULL: runtime or released) */
+	const void *wdata; /* weights in ONNX layout (NULL: runtime or released) */
+	nn_dtype wdt;	   /* their type: f32, or f16 (a model's kept at half size) */
+	float *wwide;	   /* int8: f16 weights widened (owned) */
 	const int64_t *wdims;
 	bool plain_out;
 	/* conv_geometry */
@@ -472,6 +497,11 @@ static nn_status conv_precision(nn_model *m, struct nn_plan *p, struct conv_low 
 			return nn_fail(NN_ERR_NOMEM, "out of memory");
 		}
 		c->q8 = conv_in_scales(m, p, c->x, c->cin, c->sic, &c->in_signed);
+	}
+	if (c->q8 && c->wdt == NN_DTYPE_F16 && c->wdata) { /* scaled and folded below as floats */
+		if (!(c->wdata = as_floats(c->wdata, c->wdt, wdims[0] * c->per_oc, &c->wwide)))
+			return nn_fail(NN_ERR_NOMEM, "out of memory");
+		c->wdt = NN_DTYPE_F32;
 	}
 	if (c->q8 && !(c->s_w = nn_quant_weight_scales(m, c->node, c->wdata, wdims[0], c->per_oc, c->sic, c->cin)))
 		return c->wdata ? nn_fail(NN_ERR_NOMEM, "out of memory") : NN_RELOAD;
@@ -641,11 +671,12 @@ static nn_status conv_weights(nn_model *m, struct nn_plan *p, const struct conv_
 			for (int64_t ic = 0; ic < c->cin; ic++) {
 				int64_t at = o * c->per_oc + ic * per_ic;
 				for (int64_t k = 0; k < per_ic; k++)
-					wfold[at + k] = c->wdata[at + k] * c->sic[ic];
+					wfold[at + k] = ((const float *)c->wdata)[at + k] * c->sic[ic];
 			}
 	}
 	if (c->wv < 0) { /* constant weights */
-		st = weights_for(m, c->node, c->wval, &c->w_user, c->q8 ? wfold : c->wdata, c->q8 ? c->s_w : NULL,
+		st = weights_for(m, c->node, c->wval, &c->w_user, c->q8 ? wfold : c->wdata,
+				 c->q8 ? NN_DTYPE_F32 : c->wdt, c->q8 ? c->s_w : NULL,
 				 dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), wmem);
 		free(wfold);
 	} else {
@@ -707,13 +738,16 @@ static nn_status conv_bind(nn_model *m, struct nn_plan *p, const struct conv_low
 }
 
 /* Conv (float) or the float core of ConvInteger: x is the input tv (f32),
- * wdata the float weights in ONNX layout, bias optional; the output goes to
- * tv `out` (for ConvInteger, forced row-major). */
-static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x, const float *wdata, int wv,
+ * wdata the weights in ONNX layout (of graph value wval's type, else f32),
+ * bias optional; the output goes to tv `out` (for ConvInteger, forced
+ * row-major). */
+static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x, const void *wdata, int wv,
 				 int wval, const int64_t *wdims, int bias_v, int out, bool plain_out)
 {
 	struct conv_low c = {.n = &m->g.nodes[node], .node = node, .x = x, .wv = wv, .wval = wval,
-			     .bias_v = bias_v, .out = out, .wdata = wdata, .wdims = wdims, .plain_out = plain_out};
+			     .bias_v = bias_v, .out = out, .wdata = wdata,
+			     .wdt = wval >= 0 ? p->tv[wval].t.dtype : NN_DTYPE_F32, .wdims = wdims,
+			     .plain_out = plain_out};
 	const struct nn_node *n = c.n;
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_memory_t wmem = NULL;
@@ -722,7 +756,7 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	int xs, wt = -1;
 
 	if ((st = conv_geometry(p, &c)) || (st = conv_precision(m, p, &c)) || (st = conv_primitive(m, p, &c, &pd)))
-		return st;
+		goto fail;
 	if ((xs = conv_input(m, p, &c, pd)) < 0) {
 		st = nn_fail(NN_ERR_BACKEND, "%s: cannot lay out the input", n->name);
 		goto fail;
@@ -743,9 +777,12 @@ static nn_status lower_conv_core(nn_model *m, struct nn_plan *p, int node, int x
 	if ((st = conv_bind(m, p, &c, s, xs, wt, wmem)))
 		goto fail;
 	plan_prim_finish(p, s, pd);
+	free(c.wwide);
 	return NN_OK;
 fail:
-	dnnl_primitive_desc_destroy(pd);
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	free(c.wwide);
 	return st;
 }
 
