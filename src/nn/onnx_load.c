@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "onnx.pb-c.h"
 #include "nn/nn_int.h"
@@ -58,7 +59,7 @@ static nn_status tensor_from_proto(Onnx__TensorProto *tp, const char *what, nn_d
 	    : tp->n_int32_data != n)
 		return nn_fail(NN_ERR_PARSE, "%s: tensor data does not match its shape", what);
 	if (tp->has_raw_data && bytes) {
-		/* protobuf-c allocated it with malloc; its free skips a NULL */
+		/* pb_alloc allocated it, to be free()d; protobuf-c skips a NULL */
 		*data = tp->raw_data.data;
 		tp->raw_data.data = NULL;
 		tp->raw_data.len = 0;
@@ -605,18 +606,47 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 	return NN_OK;
 }
 
+/* ===== Decoding ===== */
+
+/* protobuf-c's allocations while decoding. A block of a few MB or more (a
+ * tensor's raw bytes: the graph keeps them, see tensor_from_proto) is laid
+ * on huge pages where the kernel has them, so that copying a model's
+ * weights in and freeing them once a plan holds them cost a page fault and
+ * a page every 2 MB rather than every 4 KB. Both kinds are free()d. */
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static void *pb_alloc(void *data, size_t n)
+{
+	void *p;
+
+	(void)data;
+	if (n < 2 * HUGE_PAGE)
+		return malloc(n);
+	if (posix_memalign(&p, HUGE_PAGE, n))
+		return NULL;
+	madvise(p, n / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); /* advice: without it, small pages */
+	return p;
+}
+
+static void pb_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
 nn_status nn_onnx_load(const void *buf, size_t len, struct nn_graph *g)
 {
+	ProtobufCAllocator alloc = {.alloc = pb_alloc, .free = pb_free};
 	Onnx__ModelProto *mp;
 	nn_status st;
 
-	mp = onnx__model_proto__unpack(NULL, len, buf);
+	mp = onnx__model_proto__unpack(&alloc, len, buf);
 	if (!mp)
 		return nn_fail(NN_ERR_PARSE, "cannot decode the ONNX protobuf");
 	if (!mp->graph)
 		st = nn_fail(NN_ERR_PARSE, "the model has no graph");
 	else
 		st = load_graph(mp, g);
-	onnx__model_proto__free_unpacked(mp, NULL);
+	onnx__model_proto__free_unpacked(mp, &alloc);
 	return st;
 }
