@@ -385,7 +385,8 @@ static nn_status run_helper(nn_model *m, const struct nn_plan *p, const struct s
 		const uint16_t *parts[WINO_MAX_PARTS];
 		for (int i = 0; i < s->n_ins && i < WINO_MAX_PARTS; i++)
 			parts[i] = tv_ptr(m, p, s->ins[i], inputs, outputs);
-		if (wino_run(s->wino, parts, dst, (int)x->t.dims[0], (int)x->t.dims[2], (int)x->t.dims[3]))
+		if (wino_run(s->wino, parts, dst, (int)x->t.dims[0], (int)x->t.dims[2], (int)x->t.dims[3], m->scratch,
+			     m->scratch_size))
 			return nn_fail(NN_ERR_NOMEM, "out of memory for a Winograd convolution's buffers");
 		return NN_OK;
 	}

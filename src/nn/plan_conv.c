@@ -377,6 +377,10 @@ static nn_status lower_wino(nn_model *m, struct nn_plan *p, int node)
 				 .u = u,
 				 .bias = bias >= 0 ? p->tv[bias].t.data : NULL, .relu = relu, .sum = sum >= 0,
 				 .relu_after = relu_after};
+	const int64_t *xd = p->tv[x].t.dims;
+	size_t scratch = wino_scratch_size(wc, (int)xd[0], (int)xd[2], (int)xd[3]);
+	if (scratch > p->scratch_size) /* shared with oneDNN's scratchpads: steps run one at a time */
+		p->scratch_size = scratch;
 	int ins[WINO_MAX_PARTS];
 	for (int i = 0; i < n_parts; i++) {
 		int v = cat ? cat->in[i] : x;

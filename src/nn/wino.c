@@ -621,42 +621,66 @@ TARGET static void output_transform4(const struct wino_conv *c, const float *mb,
 	}
 }
 
-static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+/* Bytes rounded up to a cache line, for carving a scratch buffer. */
+static size_t line_up(size_t b)
 {
-	int failed = 0, amx = wino_amx();
-	int m = c->tile == 4 ? 4 : 2, np = positions(m);
-	int th = (h + m - 1) / m, tw = (w + m - 1) / m, tiles = th * tw, total = n * tiles;
-	int nthr = omp_get_max_threads(), step = amx ? AMX_ROWS : R_MAX;
+	return (b + 63) & ~(size_t)63;
+}
+
+/* run_tiles' schedule: blocks of T tiles; each thread's buffers (V of a
+ * block, M of a micro-kernel's tiles, a ring of input rows) at thread
+ * index x per_thread in its scratch. */
+struct tiles_geom {
+	int m, np, tw, tiles, total, nthr, step, T, blocks;
+	size_t v, mb, per_thread;
+};
+
+static void tiles_geom(const struct wino_conv *c, int n, int h, int w, struct tiles_geom *g)
+{
+	int amx = wino_amx();
+	g->m = c->tile == 4 ? 4 : 2;
+	g->np = positions(g->m);
+	g->tw = (w + g->m - 1) / g->m;
+	g->tiles = ((h + g->m - 1) / g->m) * g->tw;
+	g->total = n * g->tiles;
+	g->nthr = omp_get_max_threads();
+	g->step = amx ? AMX_ROWS : R_MAX;
 	/* tiles per block: V (np x T x cin bf16) near 512 kB, at least two
 	 * blocks per thread where there are enough tiles; a multiple of the
 	 * rows of a micro-kernel call */
-	int T = 262144 / (np * c->cin);
+	int T = 262144 / (g->np * c->cin);
 	if (T > 240)
 		T = 240;
-	T = T / step * step;
-	if (T < step)
-		T = step;
-	while (T > step && (total + T - 1) / T < 2 * nthr)
-		T -= step;
-	int blocks = (total + T - 1) / T;
+	T = T / g->step * g->step;
+	if (T < g->step)
+		T = g->step;
+	while (T > g->step && (g->total + T - 1) / T < 2 * g->nthr)
+		T -= g->step;
+	g->T = T;
+	g->blocks = (g->total + T - 1) / T;
+	/* mb: M of a micro-kernel's tiles (48 or 108 kB; 288 kB on AMX) */
+	g->v = line_up((size_t)g->np * (size_t)T * (size_t)c->cin * sizeof(uint16_t));
+	g->mb = line_up((size_t)g->np * (size_t)g->step * OCB * sizeof(float));
+	g->per_thread = g->v + g->mb + line_up((size_t)g->np * (size_t)c->cin * sizeof(float));
+}
 
-#pragma omp parallel num_threads(nthr)
+static void run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+		      unsigned char *scratch)
+{
+	int amx = wino_amx();
+	struct tiles_geom g;
+
+	tiles_geom(c, n, h, w, &g);
+	int m = g.m, np = g.np, tw = g.tw, tiles = g.tiles, total = g.total, T = g.T;
+#pragma omp parallel num_threads(g.nthr)
 	{
-		uint16_t *v = NULL;
-		float *mb = NULL, *ring = NULL; /* mb: M of a micro-kernel's tiles (48 or 108 kB; 288 kB on AMX) */
-		int ok = !posix_memalign((void **)&v, 64, (size_t)np * (size_t)T * (size_t)c->cin * sizeof *v) &&
-			 !posix_memalign((void **)&mb, 64, (size_t)np * (size_t)step * OCB * sizeof *mb) &&
-			 !posix_memalign((void **)&ring, 64, (size_t)np * (size_t)c->cin * sizeof *ring);
-		if (!ok) {
-#pragma omp atomic write
-			failed = 1;
-		}
-		if (ok && amx)
+		unsigned char *mine = scratch + (size_t)omp_get_thread_num() * g.per_thread;
+		uint16_t *v = (uint16_t *)mine;
+		float *mb = (float *)(mine + g.v), *ring = (float *)(mine + g.v + g.mb);
+		if (amx)
 			amx_begin();
 #pragma omp for schedule(dynamic, 1)
-		for (int bl = 0; bl < blocks; bl++) {
-			if (!ok) /* no room for this thread's buffers: the pass fails */
-				continue;
+		for (int bl = 0; bl < g.blocks; bl++) {
 			int t0 = bl * T, nt = total - t0 < T ? total - t0 : T;
 			if (m == 4)
 				input_transform4(c, src, h, w, tw, tiles, t0, nt, v, T * c->cin, ring);
@@ -684,13 +708,9 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
 				}
 			}
 		}
-		if (ok && amx)
+		if (amx)
 			amx_end();
-		free(v);
-		free(mb);
-		free(ring);
 	}
-	return failed ? -1 : 0;
 }
 
 /* The schedule for few tiles and many channels (the deep layers), where
@@ -699,48 +719,57 @@ static int run_tiles(const struct wino_conv *c, const uint16_t *const *src, uint
  * channels and for one position xi after another multiplies all the tiles
  * (U's slice for the block and xi, cin x 64 bf16, stays in L2), M for
  * all tiles ([xi][tile][64] fp32) transformed back at the end. */
-static int run_wide(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
-{
-	int failed = 0, amx = wino_amx();
-	int m = c->tile == 4 ? 4 : 2, np = positions(m);
-	int tw = (w + m - 1) / m, tiles = ((h + m - 1) / m) * tw, total = n * tiles;
-	int held = rows_held(total, amx); /* rows of V and M per position */
-	size_t cin = (size_t)c->cin;
-	uint16_t *v = NULL;
+/* run_wide's buffers: V of every tile, shared, at the start of its scratch;
+ * then each thread's M of every tile and ring of input rows. */
+struct wide_geom {
+	int m, np, tw, tiles, total, held, nthr;
+	size_t v, ring, per_thread;
+};
 
-	if (posix_memalign((void **)&v, 64, (size_t)np * (size_t)held * cin * sizeof *v))
-		return -1;
+static void wide_geom(const struct wino_conv *c, int n, int h, int w, struct wide_geom *g)
+{
+	g->m = c->tile == 4 ? 4 : 2;
+	g->np = positions(g->m);
+	g->tw = (w + g->m - 1) / g->m;
+	g->tiles = ((h + g->m - 1) / g->m) * g->tw;
+	g->total = n * g->tiles;
+	g->held = rows_held(g->total, wino_amx()); /* rows of V and M per position */
+	g->nthr = omp_get_max_threads();
+	g->v = line_up((size_t)g->np * (size_t)g->held * (size_t)c->cin * sizeof(uint16_t));
+	g->ring = line_up((size_t)g->np * (size_t)c->cin * sizeof(float));
+	g->per_thread = g->ring + line_up((size_t)g->np * (size_t)g->held * OCB * sizeof(float));
+}
+
+static void run_wide(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+		     unsigned char *scratch)
+{
+	int amx = wino_amx();
+	struct wide_geom g;
+
+	wide_geom(c, n, h, w, &g);
+	int m = g.m, np = g.np, tw = g.tw, tiles = g.tiles, total = g.total, held = g.held;
+	size_t cin = (size_t)c->cin;
+	uint16_t *v = (uint16_t *)scratch;
+
 	for (int xi = 0; xi < np && held > total; xi++) /* read by AMX past the last tile */
 		memset(v + ((size_t)xi * (size_t)held + (size_t)total) * cin, 0, (size_t)(held - total) * cin * sizeof *v);
-#pragma omp parallel
+#pragma omp parallel num_threads(g.nthr)
 	{
-		float *ring = NULL, *mb = NULL;
-		int ok = !posix_memalign((void **)&ring, 64, (size_t)np * cin * sizeof *ring) &&
-			 !posix_memalign((void **)&mb, 64, (size_t)np * (size_t)held * OCB * sizeof *mb);
-		if (!ok) {
-#pragma omp atomic write
-			failed = 1;
-		}
-		if (ok && amx)
+		unsigned char *mine = scratch + g.v + (size_t)omp_get_thread_num() * g.per_thread;
+		float *ring = (float *)mine, *mb = (float *)(mine + g.ring);
+		if (amx)
 			amx_begin();
 #pragma omp for schedule(dynamic, 1)
 		for (int t0 = 0; t0 < total; t0 += R_MAX) {
 			int nt = total - t0 < R_MAX ? total - t0 : R_MAX;
-			if (!ok)
-				continue;
 			if (m == 4)
 				input_transform4(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, held * c->cin, ring);
 			else
 				input_transform(c, src, h, w, tw, tiles, t0, nt, v + (size_t)t0 * cin, held * c->cin, ring);
 		}
-		int whole; /* every V made (the loop's end waited for all threads) */
-#pragma omp atomic read
-		whole = failed;
-		whole = !whole;
+		/* every V is made: the loop's end waited for all threads */
 #pragma omp for schedule(dynamic, 1)
 		for (int oc0 = 0; oc0 < c->cout; oc0 += OCB) {
-			if (!whole)
-				continue;
 			int C = (c->cout - oc0 >= OCB ? OCB : c->cout - oc0) / 16, rows = rows_for(C, amx);
 			size_t xs = (size_t)held * (size_t)(16 * C);
 			for (int xi = 0; xi < np; xi++) {
@@ -755,13 +784,9 @@ static int run_wide(const struct wino_conv *c, const uint16_t *const *src, uint1
 			else
 				output_transform(c, mb, xs, dst, h, w, tw, tiles, 0, total, oc0, C);
 		}
-		if (ok && amx)
+		if (amx)
 			amx_end();
-		free(ring);
-		free(mb);
 	}
-	free(v);
-	return failed ? -1 : 0;
 }
 
 /* True if run_wide suits: M for all tiles within 2 MiB a thread, and at
@@ -787,16 +812,43 @@ static size_t sub_pixel(int img, int y, int x, int h, int w, int d)
 /* A dilated convolution as the ordinary one of its n d^2 sub-images: the
  * input (its parts joined) and, for the sum, dst gathered into that order,
  * the result scattered back. */
-static int run_dilated(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+static size_t scratch_size(const struct wino_conv *c, int n, int h, int w);
+
+/* The undilated convolution run_dilated makes of c. */
+static struct wino_conv undilated(const struct wino_conv *c)
+{
+	struct wino_conv whole = *c;
+	whole.dilation = 1;
+	whole.n_parts = 1;
+	whole.part_cin[0] = c->cin;
+	return whole;
+}
+
+/* run_dilated's scratch: the input and output in the sub-images' order,
+ * then what the undilated convolution's run wants. */
+static size_t dilated_size(const struct wino_conv *c, int n, int h, int w, size_t *x_bytes, size_t *y_bytes)
 {
 	int d = c->dilation;
-	size_t pix = (size_t)n * (size_t)h * (size_t)w, cin = (size_t)c->cin, cout = (size_t)c->cout;
-	uint16_t *x = NULL, *y = NULL;
-	int rc = -1;
+	size_t pix = (size_t)n * (size_t)h * (size_t)w;
+	struct wino_conv whole = undilated(c);
 
-	if (h % d || w % d || posix_memalign((void **)&x, 64, pix * cin * sizeof *x) ||
-	    posix_memalign((void **)&y, 64, pix * cout * sizeof *y))
-		goto done;
+	*x_bytes = line_up(pix * (size_t)c->cin * sizeof(uint16_t));
+	*y_bytes = line_up(pix * (size_t)c->cout * sizeof(uint16_t));
+	return *x_bytes + *y_bytes + scratch_size(&whole, n * d * d, h / d, w / d);
+}
+
+static void run_wino(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+		     unsigned char *scratch);
+
+static void run_dilated(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+			unsigned char *scratch)
+{
+	int d = c->dilation;
+	size_t cin = (size_t)c->cin, cout = (size_t)c->cout, xb, yb;
+	uint16_t *x = (uint16_t *)scratch, *y;
+
+	dilated_size(c, n, h, w, &xb, &yb);
+	y = (uint16_t *)(scratch + xb);
 #pragma omp parallel for
 	for (int row = 0; row < n * h; row++) {
 		int img = row / h, yy = row % h;
@@ -809,14 +861,9 @@ static int run_dilated(const struct wino_conv *c, const uint16_t *const *src, ui
 				memcpy(y + to * cout, dst + from * cout, cout * sizeof *y);
 		}
 	}
-	struct wino_conv whole = *c;
-	whole.dilation = 1;
-	whole.n_parts = 1;
-	whole.part_cin[0] = c->cin;
+	struct wino_conv whole = undilated(c);
 	const uint16_t *xs[1] = {x};
-	if ((rc = wide_fits(whole.tile, whole.cout, n * d * d, h / d, w / d) ? run_wide(&whole, xs, y, n * d * d, h / d, w / d)
-										  : run_tiles(&whole, xs, y, n * d * d, h / d, w / d)))
-		goto done;
+	run_wino(&whole, xs, y, n * d * d, h / d, w / d, scratch + xb + yb);
 #pragma omp parallel for
 	for (int row = 0; row < n * h; row++) {
 		int img = row / h, yy = row % h;
@@ -824,10 +871,6 @@ static int run_dilated(const struct wino_conv *c, const uint16_t *const *src, ui
 			memcpy(dst + ((size_t)row * (size_t)w + (size_t)xx) * cout, y + sub_pixel(img, yy, xx, h, w, d) * cout,
 			       cout * sizeof *y);
 	}
-done:
-	free(x);
-	free(y);
-	return rc;
 }
 
 /* The sum of x[0..n) times u[0..n) (n a multiple of 16), pairs at once. */
@@ -848,7 +891,7 @@ TARGET static ALWAYS_INLINE __m512 dot_bf16(__m512 acc, const uint16_t *x, const
  * vdpbf16ps across the channels, NARROW_RUN neighbouring pixels of a row at
  * once (independent sums: one alone waits on each product's latency). */
 #define NARROW_RUN 8
-TARGET static int run_narrow(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+TARGET static void run_narrow(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
 {
 	int d = c->dilation > 1 ? c->dilation : 1;
 	size_t cin = (size_t)c->cin, cout = (size_t)c->cout;
@@ -912,14 +955,57 @@ TARGET static int run_narrow(const struct wino_conv *c, const uint16_t *const *s
 			}
 		}
 	}
-	return 0;
 }
 
-int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w)
+/* The bytes of scratch run_wino wants for c on n images of h x w. */
+static size_t scratch_size(const struct wino_conv *c, int n, int h, int w)
+{
+	size_t xb, yb;
+
+	if (c->cout <= WINO_NARROW)
+		return 0;
+	if (c->dilation > 1)
+		return dilated_size(c, n, h, w, &xb, &yb);
+	if (wide_fits(c->tile, c->cout, n, h, w)) {
+		struct wide_geom g;
+		wide_geom(c, n, h, w, &g);
+		return g.v + (size_t)g.nthr * g.per_thread;
+	}
+	struct tiles_geom g;
+	tiles_geom(c, n, h, w, &g);
+	return (size_t)g.nthr * g.per_thread;
+}
+
+static void run_wino(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+		     unsigned char *scratch)
 {
 	if (c->cout <= WINO_NARROW)
-		return run_narrow(c, src, dst, n, h, w);
-	if (c->dilation > 1)
-		return run_dilated(c, src, dst, n, h, w);
-	return wide_fits(c->tile, c->cout, n, h, w) ? run_wide(c, src, dst, n, h, w) : run_tiles(c, src, dst, n, h, w);
+		run_narrow(c, src, dst, n, h, w);
+	else if (c->dilation > 1)
+		run_dilated(c, src, dst, n, h, w, scratch);
+	else if (wide_fits(c->tile, c->cout, n, h, w))
+		run_wide(c, src, dst, n, h, w, scratch);
+	else
+		run_tiles(c, src, dst, n, h, w, scratch);
+}
+
+size_t wino_scratch_size(const struct wino_conv *c, int n, int h, int w)
+{
+	return scratch_size(c, n, h, w);
+}
+
+int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+	     void *scratch, size_t scratch_bytes)
+{
+	size_t need = scratch_size(c, n, h, w);
+	void *own = NULL;
+
+	if (need > scratch_bytes || ((uintptr_t)scratch & 63)) {
+		if (posix_memalign(&own, 64, need ? need : 1))
+			return -1;
+		scratch = own;
+	}
+	run_wino(c, src, dst, n, h, w, scratch);
+	free(own);
+	return 0;
 }

@@ -74,10 +74,17 @@ size_t wino_weights_size(int cin, int cout, int tile);
 /* Transforms w (cout x cin x 3 x 3, fp32) into u (wino_weights_size bytes). */
 void wino_weights(const float *w, int cin, int cout, int tile, uint16_t *u);
 
+/* Bytes of scratch wino_run wants for c on n images of h x w with as many
+ * threads as OpenMP has now: a plan keeps them beside oneDNN's scratchpads,
+ * so that a pass allocates nothing (and a first pass touches no new page). */
+size_t wino_scratch_size(const struct wino_conv *c, int n, int h, int w);
+
 /* Runs c on n images of h x w: part p of the input src[p], n x h x w x
- * part_cin[p]; dst n x h x w x cout. 0, or -1 when its scratch buffers could
- * not be allocated (dst is then not whole). With a dilation, h and w must
- * be its multiples. */
-int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w);
+ * part_cin[p]; dst n x h x w x cout; its buffers in scratch (64-byte
+ * aligned, scratch_bytes long), or allocated for the call when that is too
+ * small. 0, or -1 when they could not be (dst is then untouched). With a
+ * dilation, h and w must be its multiples. */
+int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
+	     void *scratch, size_t scratch_bytes);
 
 #endif
