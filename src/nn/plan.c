@@ -9,8 +9,9 @@
  * are inserted only where a consumer wants another layout; weights are
  * reordered once and kept by the model. Every intermediate tensor gets an
  * offset in one arena, planned from the tensors' lifetimes so that tensors
- * that are never alive together share memory. oneDNN's scratchpads share one
- * buffer too.
+ * that are never alive together share memory. oneDNN's scratchpads and
+ * petcut's Winograd convolutions' buffers share one scratch buffer too (the
+ * steps run one at a time).
  *
  * This file builds a plan, keeps the model's recent plans and runs them;
  * the lowering, tensors and arena are in plan_*.c (plan_int.h).
