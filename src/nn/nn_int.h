@@ -266,6 +266,9 @@ int nn_graph_find_value(const struct nn_graph *g, const char *name);
 void nn_graph_free(struct nn_graph *g);
 int nn_graph_count_uses(const struct nn_graph *g, int value);
 bool nn_graph_is_output(const struct nn_graph *g, int value);
+/* Whether value v is read, and only as the weights of live Conv nodes (not
+ * a post-op's operand nor a graph output). */
+bool nn_graph_only_conv_weights(const struct nn_graph *g, int v);
 bool nn_graph_is_input(const struct nn_graph *g, int value);
 
 /* Runs all load-time passes. */

@@ -165,6 +165,29 @@ bool nn_graph_is_output(const struct nn_graph *g, int value)
 	return false;
 }
 
+bool nn_graph_only_conv_weights(const struct nn_graph *g, int v)
+{
+	bool read = false;
+
+	if (nn_graph_is_output(g, v))
+		return false;
+	for (int i = 0; i < g->n_nodes; i++) {
+		const struct nn_node *n = &g->nodes[i];
+		if (n->dead)
+			continue;
+		for (int j = 0; j < n->n_in; j++)
+			if (n->in[j] == v) {
+				if (n->op != NN_OP_CONV || j != 1)
+					return false;
+				read = true;
+			}
+		for (int j = 0; j < n->n_post; j++)
+			if (n->post[j].value == v)
+				return false;
+	}
+	return read;
+}
+
 bool nn_graph_is_input(const struct nn_graph *g, int value)
 {
 	for (int i = 0; i < g->n_inputs; i++)
@@ -241,31 +264,6 @@ static void infer_types(struct nn_graph *g)
 
 /* ===== 2. fp16 promotion ===== */
 
-/* Whether value v is read, and only as the weights of Conv nodes. Such
- * weights stay fp16 in the graph: a plan widens them as it reorders them,
- * and one that finds them reordered already (a weights file) never does,
- * so a model's weights are never held at full size. */
-static bool only_conv_weights(const struct nn_graph *g, int v)
-{
-	bool read = false;
-
-	for (int i = 0; i < g->n_nodes; i++) {
-		const struct nn_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int j = 0; j < n->n_in; j++)
-			if (n->in[j] == v) {
-				if (n->op != NN_OP_CONV || j != 1)
-					return false;
-				read = true;
-			}
-		for (int j = 0; j < n->n_post; j++)
-			if (n->post[j].value == v)
-				return false;
-	}
-	return read;
-}
-
 static nn_status promote_fp16(struct nn_graph *g)
 {
 	bool any = false;
@@ -282,8 +280,11 @@ static nn_status promote_fp16(struct nn_graph *g)
 		if (val->dtype != NN_DTYPE_F16 || nn_graph_is_input(g, v) || nn_graph_is_output(g, v))
 			continue;
 		any = true;
-		if (val->data && only_conv_weights(g, v))
-			continue; /* kept at half size: widened where a plan reorders them */
+		/* a convolution's weights stay fp16: a plan widens them as it
+		 * reorders them, and one that finds them reordered already (a
+		 * weights file) never does, so they are never held at full size */
+		if (val->data && nn_graph_only_conv_weights(g, v))
+			continue;
 		if (val->data) {
 			int64_t cnt = nn_numel(val->rank, val->dims);
 			float *f = malloc(sizeof *f * (size_t)(cnt ? cnt : 1));

@@ -19,24 +19,13 @@
 /* ===== Weights ===== */
 
 /* True if graph value v may be released once reordered: a large constant
- * whose only consumers are Conv nodes taking it as their weights. */
+ * whose only readers are Conv nodes taking it as their weights. */
 static bool releasable(const struct nn_graph *g, int v)
 {
 	const struct nn_value *val = &g->vals[v];
-	if (!val->data || val->rank < 1 || nn_numel(val->rank, val->dims) * (int64_t)nn_dtype_size(val->dtype) < 4096)
-		return false;
-	for (int i = 0; i < g->n_nodes; i++) {
-		const struct nn_node *n = &g->nodes[i];
-		if (n->dead)
-			continue;
-		for (int j = 0; j < n->n_in; j++)
-			if (n->in[j] == v && (n->op != NN_OP_CONV || j != 1))
-				return false;
-		for (int j = 0; j < n->n_post; j++)
-			if (n->post[j].value == v)
-				return false;
-	}
-	return !nn_graph_is_output(g, v);
+	return val->data && val->rank >= 1 &&
+	       nn_numel(val->rank, val->dims) * (int64_t)nn_dtype_size(val->dtype) >= 4096 &&
+	       nn_graph_only_conv_weights(g, v);
 }
 
 /* The weights of node the model keeps in layout md, or NULL. */
