@@ -90,8 +90,6 @@ $(BUILD)/%.o: %.c $(GEN_H)
 # the Winograd kernels keep their register tiles only when optimized: -O2 in
 # sanitizer builds too (still instrumented), else inference there is 40 x slower
 $(BUILD)/src/nn/wino.o: OPT = -O2
-# the PNG rows' Paeth filter is vectorized only at -O3
-$(BUILD)/src/img/png.o: OPT = -O3
 
 $(BUILD)/libpetcut.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -17,6 +17,7 @@
  * it saves). libpng writes eXIf a second time after the pixels; it is
  * written once here, as the PNG specification asks.
  */
+#include <immintrin.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include <zlib.h>
 
 #include "img/img_int.h"
+#include "util/util.h"
 
 /* The most compressed bytes one IDAT chunk holds. */
 #define PNG_IDAT_MAX (1u << 20)
@@ -187,21 +189,65 @@ out:
 
 /* One row with the Paeth filter: each byte less the one of its left, upper
  * and upper-left neighbours (of the same band) that a + b - c is nearest to;
- * up is the row above (zeros for the first). The compiler vectorizes the
- * loop at -O3 (the Makefile builds this file so). */
-__attribute__((target_clones("avx2", "default"))) static void filter_paeth(unsigned char *restrict dst, const unsigned char *restrict row,
-			 const unsigned char *restrict up, size_t len, int bands)
+ * up is the row above (zeros for the first). Bytes from i on; the portable
+ * loop, and the tail of the vector one. */
+static void paeth_from(unsigned char *restrict dst, const unsigned char *restrict row,
+		       const unsigned char *restrict up, size_t i, size_t len, size_t bands)
+{
+	for (; i < len; i++) {
+		int a = row[i - bands], b = up[i], c = up[i - bands];
+		int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+		dst[i] = (unsigned char)(row[i] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c));
+	}
+}
+
+/* The predictor of 16 bytes, their neighbours widened to 16 bits:
+ * |b - c|, |a - c| and |a + b - 2c| as the portable loop's pa, pb, pc. */
+__attribute__((target("avx2"))) static inline __m256i paeth16(__m256i a, __m256i b, __m256i c)
+{
+	__m256i bc = _mm256_sub_epi16(b, c), ac = _mm256_sub_epi16(a, c);
+	__m256i pa = _mm256_abs_epi16(bc), pb = _mm256_abs_epi16(ac), pc = _mm256_abs_epi16(_mm256_add_epi16(bc, ac));
+	__m256i not_a = _mm256_or_si256(_mm256_cmpgt_epi16(pa, pb), _mm256_cmpgt_epi16(pa, pc));
+	__m256i b_or_c = _mm256_blendv_epi8(b, c, _mm256_cmpgt_epi16(pb, pc));
+	return _mm256_blendv_epi8(a, b_or_c, not_a);
+}
+
+/* 32 bytes a step: the neighbours widened to 16 bits in two halves, the
+ * predictors packed back to bytes (packus keeps 0..255 as they are, then
+ * the lanes are put back in order), the difference taken modulo 256. */
+__attribute__((target("avx2"))) static void paeth_avx2(unsigned char *restrict dst, const unsigned char *restrict row,
+						       const unsigned char *restrict up, size_t len, size_t bands)
+{
+	size_t i = bands;
+	for (; i + 32 <= len; i += 32) {
+		__m256i a = _mm256_loadu_si256((const __m256i *)(row + i - bands));
+		__m256i b = _mm256_loadu_si256((const __m256i *)(up + i));
+		__m256i c = _mm256_loadu_si256((const __m256i *)(up + i - bands));
+		__m256i x = _mm256_loadu_si256((const __m256i *)(row + i));
+		__m256i lo = paeth16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(a)),
+				     _mm256_cvtepu8_epi16(_mm256_castsi256_si128(b)),
+				     _mm256_cvtepu8_epi16(_mm256_castsi256_si128(c)));
+		__m256i hi = paeth16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(a, 1)),
+				     _mm256_cvtepu8_epi16(_mm256_extracti128_si256(b, 1)),
+				     _mm256_cvtepu8_epi16(_mm256_extracti128_si256(c, 1)));
+		__m256i pred = _mm256_permute4x64_epi64(_mm256_packus_epi16(lo, hi), 0xd8);
+		_mm256_storeu_si256((__m256i *)(dst + i), _mm256_sub_epi8(x, pred));
+	}
+	paeth_from(dst, row, up, i, len, bands);
+}
+
+static void filter_paeth(unsigned char *restrict dst, const unsigned char *restrict row,
+			 const unsigned char *restrict up, size_t len, int bands, int avx2)
 {
 	size_t k = (size_t)bands < len ? (size_t)bands : len;
 
 	*dst++ = 4; /* the filter type */
 	for (size_t i = 0; i < k; i++) /* no left neighbour: the upper one */
 		dst[i] = (unsigned char)(row[i] - up[i]);
-	for (size_t i = k; i < len; i++) {
-		int a = row[i - (size_t)bands], b = up[i], c = up[i - (size_t)bands];
-		int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
-		dst[i] = (unsigned char)(row[i] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c));
-	}
+	if (avx2 && len >= k + 32)
+		paeth_avx2(dst, row, up, len, (size_t)bands);
+	else
+		paeth_from(dst, row, up, k, len, (size_t)bands);
 }
 
 /* The filtered rows are compressed in pieces of PNG_PIECE bytes, each a run
@@ -322,14 +368,15 @@ int img_png_save(VipsImage *im, VipsTarget *t)
 	reg = vips_region_new(im);
 	if (!reg || vips_region_prepare(reg, &all))
 		goto out;
-	if (!(f = malloc(flen)) || !(zero = calloc(1, row))) {
+	if (!(f = util_alloc_big(flen)) || !(zero = calloc(1, row))) {
 		vips_error("petcut", "out of memory");
 		goto out;
 	}
+	int avx2 = __builtin_cpu_supports("avx2");
 #pragma omp parallel for schedule(static) if (flen > (1u << 20))
 	for (int y = 0; y < h; y++)
 		filter_paeth(f + (row + 1) * (size_t)y, VIPS_REGION_ADDR(reg, 0, y),
-			     y ? VIPS_REGION_ADDR(reg, 0, y - 1) : zero, row, bands);
+			     y ? VIPS_REGION_ADDR(reg, 0, y - 1) : zero, row, bands, avx2);
 	VIPS_UNREF(reg);
 
 	if (compress_rows(f, flen, &z, &zlen)) {

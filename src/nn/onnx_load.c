@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "onnx.pb-c.h"
 #include "nn/nn_int.h"
+#include "util/util.h"
 
 /* ===== Tensors ===== */
 
@@ -608,24 +608,15 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 
 /* ===== Decoding ===== */
 
-/* protobuf-c's allocations while decoding. A block of a few MB or more (a
- * tensor's raw bytes: the graph keeps them, see tensor_from_proto) is laid
- * on huge pages where the kernel has them, so that copying a model's
- * weights in and freeing them once a plan holds them cost a page fault and
- * a page every 2 MB rather than every 4 KB. Both kinds are free()d. */
-#define HUGE_PAGE ((size_t)2 << 20)
-
+/* protobuf-c's allocations while decoding: a tensor's raw bytes (which the
+ * graph keeps, see tensor_from_proto) on huge pages when they are large, so
+ * that copying a model's weights in and freeing them once a plan holds them
+ * cost a page fault and a page every 2 MB rather than every 4 KB. Every
+ * block is free()d. */
 static void *pb_alloc(void *data, size_t n)
 {
-	void *p;
-
 	(void)data;
-	if (n < 2 * HUGE_PAGE)
-		return malloc(n);
-	if (posix_memalign(&p, HUGE_PAGE, n))
-		return NULL;
-	madvise(p, n / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); /* advice: without it, small pages */
-	return p;
+	return util_alloc_big(n);
 }
 
 static void pb_free(void *data, void *p)

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "nn/plan_int.h"
@@ -313,26 +312,17 @@ static void *tv_ptr(nn_model *m, const struct nn_plan *p, int v, const struct nn
 	}
 }
 
-/* A buffer of activations at least need bytes long. One of a few MB or more
- * is laid on huge pages where the kernel has them: a pass touches all of it,
- * and a fresh process's first pass would otherwise take a page fault (and
- * a TLB entry) every 4 KB of it. */
+/* A buffer of activations at least need bytes long (on huge pages: a pass
+ * touches all of it, and a fresh process's first pass would otherwise take
+ * a page fault every 4 KB of it). */
 static nn_status grow_buffer(void **buf, size_t *size, size_t need)
 {
-	const size_t huge = (size_t)2 << 20;
-	bool big = need >= 2 * huge;
-
 	if (need <= *size)
 		return NN_OK;
 	free(*buf);
-	*buf = NULL;
 	*size = 0;
-	if (big)
-		need = (need + huge - 1) / huge * huge;
-	if (posix_memalign(buf, big ? huge : 4096, need))
+	if (!(*buf = util_alloc_big(need)))
 		return nn_fail(NN_ERR_NOMEM, "out of memory (%zu bytes of activations)", need);
-	if (big)
-		madvise(*buf, need, MADV_HUGEPAGE); /* advice: without it, small pages */
 	*size = need;
 	return NN_OK;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -95,4 +96,17 @@ double util_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void *util_alloc_big(size_t n)
+{
+	const size_t huge = (size_t)2 << 20;
+	void *p;
+
+	if (n < 2 * huge)
+		return malloc(n ? n : 1);
+	if (posix_memalign(&p, huge, n))
+		return NULL;
+	madvise(p, n / huge * huge, MADV_HUGEPAGE); /* advice: without it, small pages */
+	return p;
 }

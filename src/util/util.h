@@ -1,6 +1,7 @@
 /*
  * util.h - small helpers more than one module needs: a module's message
- * about its last failure, bytes as lowercase hex, and the SHA-256 of a file.
+ * about its last failure, bytes as lowercase hex, the SHA-256 of a file, and
+ * large buffers on huge pages.
  */
 #ifndef PETCUT_UTIL_H
 #define PETCUT_UTIL_H
@@ -39,6 +40,13 @@ double util_now_ms(void);
  * not NULL). Returns 0; -1 with errno set when it cannot be opened (ENOENT
  * when it does not exist) or read, or ENOMEM. */
 int util_file_sha256(const char *path, unsigned char out[32], long long *size);
+
+/* n bytes (not cleared) to be free()d, or NULL. A buffer of 4 MiB or more
+ * is aligned to 2 MiB and laid on huge pages where the kernel has them
+ * (transparent huge pages, "madvise" or "always"): a large buffer written
+ * soon after it is made (a pass's activations, a model's weights, a PNG's
+ * rows) then takes a page fault every 2 MiB rather than every 4 KiB. */
+void *util_alloc_big(size_t n);
 
 /* petcut's version (the VERSION file's) and the commit it was built from
  * (git describe; "unknown" outside a checkout): build/gen/version.c. */
