@@ -103,10 +103,10 @@ void *util_alloc_big(size_t n)
 	const size_t huge = (size_t)2 << 20;
 	void *p;
 
-	if (n < 2 * huge)
-		return malloc(n ? n : 1);
-	if (posix_memalign(&p, huge, n))
+	if (posix_memalign(&p, n < 2 * huge ? 64 : huge, n ? n : 1))
 		return NULL;
+	if (n < 2 * huge)
+		return p;
 	madvise(p, n / huge * huge, MADV_HUGEPAGE); /* advice: without it, small pages */
 	return p;
 }

@@ -41,8 +41,9 @@ double util_now_ms(void);
  * when it does not exist) or read, or ENOMEM. */
 int util_file_sha256(const char *path, unsigned char out[32], long long *size);
 
-/* n bytes (not cleared) to be free()d, or NULL. A buffer of 4 MiB or more
- * is aligned to 2 MiB and laid on huge pages where the kernel has them
+/* n bytes (not cleared) to be free()d, or NULL, aligned to 64 bytes (a
+ * cache line, an AVX-512 vector). A buffer of 4 MiB or more is aligned to
+ * 2 MiB and laid on huge pages where the kernel has them
  * (transparent huge pages, "madvise" or "always"): a large buffer written
  * soon after it is made (a pass's activations, a model's weights, a PNG's
  * rows) then takes a page fault every 2 MiB rather than every 4 KiB. */

@@ -7,6 +7,7 @@
  * on real photos is test_isnet_ort.c.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,10 @@ static void test_isnet_file(const char *path)
 		      "bf16 from the file equals bf16 from memory (%s)", st ? nn_errmsg() : "");
 		int rel = count_released(m);
 		CHECK(rel >= 100, "the graph's copies of %d conv weights are released once reordered", rel);
+		/* what the kernels read with aligned vector loads */
+		CHECK(m->arena && m->scratch && !((uintptr_t)m->arena % 64) && !((uintptr_t)m->scratch % 64),
+		      "the activations (%zu bytes) and scratch (%zu bytes) are 64-byte aligned", m->arena_size,
+		      m->scratch_size);
 		nn_model_set_precision(m, NN_PRECISION_FP32);
 	}
 	st = nn_run(m, &in, 1, &f32, 1);
