@@ -616,7 +616,7 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 static void *pb_alloc(void *data, size_t n)
 {
 	(void)data;
-	return n < ((size_t)1 << 20) ? malloc(n) : util_alloc_big(n); /* names, attributes: malloc's */
+	return n < UTIL_BIG_BYTES ? malloc(n) : util_alloc_big(n); /* names, attributes, small tensors: malloc's */
 }
 
 static void pb_free(void *data, void *p)

@@ -812,7 +812,6 @@ static size_t sub_pixel(int img, int y, int x, int h, int w, int d)
 /* A dilated convolution as the ordinary one of its n d^2 sub-images: the
  * input (its parts joined) and, for the sum, dst gathered into that order,
  * the result scattered back. */
-static size_t scratch_size(const struct wino_conv *c, int n, int h, int w);
 
 /* The undilated convolution run_dilated makes of c. */
 static struct wino_conv undilated(const struct wino_conv *c)
@@ -834,7 +833,7 @@ static size_t dilated_size(const struct wino_conv *c, int n, int h, int w, size_
 
 	*x_bytes = line_up(pix * (size_t)c->cin * sizeof(uint16_t));
 	*y_bytes = line_up(pix * (size_t)c->cout * sizeof(uint16_t));
-	return *x_bytes + *y_bytes + scratch_size(&whole, n * d * d, h / d, w / d);
+	return *x_bytes + *y_bytes + wino_scratch_size(&whole, n * d * d, h / d, w / d);
 }
 
 static void run_wino(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
@@ -957,47 +956,55 @@ TARGET static void run_narrow(const struct wino_conv *c, const uint16_t *const *
 	}
 }
 
-/* The bytes of scratch run_wino wants for c on n images of h x w. */
-static size_t scratch_size(const struct wino_conv *c, int n, int h, int w)
+/* How c runs on n images of h x w: run_wino and its scratch's size follow
+ * the one choice. */
+enum schedule { NARROW, DILATED, WIDE, TILES };
+
+static enum schedule schedule_of(const struct wino_conv *c, int n, int h, int w)
+{
+	return c->cout <= WINO_NARROW ? NARROW
+	       : c->dilation > 1      ? DILATED
+	       : wide_fits(c->tile, c->cout, n, h, w) ? WIDE
+						      : TILES;
+}
+
+size_t wino_scratch_size(const struct wino_conv *c, int n, int h, int w)
 {
 	size_t xb, yb;
 
-	if (c->cout <= WINO_NARROW)
+	switch (schedule_of(c, n, h, w)) {
+	case NARROW:
 		return 0;
-	if (c->dilation > 1)
+	case DILATED:
 		return dilated_size(c, n, h, w, &xb, &yb);
-	if (wide_fits(c->tile, c->cout, n, h, w)) {
+	case WIDE: {
 		struct wide_geom g;
 		wide_geom(c, n, h, w, &g);
 		return g.v + (size_t)g.nthr * g.per_thread;
 	}
-	struct tiles_geom g;
-	tiles_geom(c, n, h, w, &g);
-	return (size_t)g.nthr * g.per_thread;
+	default: {
+		struct tiles_geom g;
+		tiles_geom(c, n, h, w, &g);
+		return (size_t)g.nthr * g.per_thread;
+	}
+	}
 }
 
 static void run_wino(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
 		     unsigned char *scratch)
 {
-	if (c->cout <= WINO_NARROW)
-		run_narrow(c, src, dst, n, h, w);
-	else if (c->dilation > 1)
-		run_dilated(c, src, dst, n, h, w, scratch);
-	else if (wide_fits(c->tile, c->cout, n, h, w))
-		run_wide(c, src, dst, n, h, w, scratch);
-	else
-		run_tiles(c, src, dst, n, h, w, scratch);
-}
-
-size_t wino_scratch_size(const struct wino_conv *c, int n, int h, int w)
-{
-	return scratch_size(c, n, h, w);
+	switch (schedule_of(c, n, h, w)) {
+	case NARROW: run_narrow(c, src, dst, n, h, w); break;
+	case DILATED: run_dilated(c, src, dst, n, h, w, scratch); break;
+	case WIDE: run_wide(c, src, dst, n, h, w, scratch); break;
+	default: run_tiles(c, src, dst, n, h, w, scratch); break;
+	}
 }
 
 int wino_run(const struct wino_conv *c, const uint16_t *const *src, uint16_t *dst, int n, int h, int w,
 	     void *scratch, size_t scratch_bytes)
 {
-	size_t need = scratch_size(c, n, h, w);
+	size_t need = wino_scratch_size(c, n, h, w);
 	void *own = NULL;
 
 	if (need > scratch_bytes || ((uintptr_t)scratch & 63)) {

@@ -103,9 +103,9 @@ void *util_alloc_big(size_t n)
 	const size_t huge = (size_t)2 << 20;
 	void *p;
 
-	if (posix_memalign(&p, n < 2 * huge ? 64 : huge, n ? n : 1))
+	if (posix_memalign(&p, n < UTIL_BIG_BYTES ? 64 : huge, n ? n : 1))
 		return NULL;
-	if (n < 2 * huge)
+	if (n < UTIL_BIG_BYTES)
 		return p;
 	madvise(p, n / huge * huge, MADV_HUGEPAGE); /* advice: without it, small pages */
 	return p;

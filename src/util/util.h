@@ -48,6 +48,7 @@ int util_file_sha256(const char *path, unsigned char out[32], long long *size);
  * soon after it is made (a pass's activations, a model's weights, a PNG's
  * rows) then takes a page fault every 2 MiB rather than every 4 KiB. */
 void *util_alloc_big(size_t n);
+#define UTIL_BIG_BYTES ((size_t)4 << 20) /* from which util_alloc_big lays huge pages */
 
 /* petcut's version (the VERSION file's) and the commit it was built from
  * (git describe; "unknown" outside a checkout): build/gen/version.c. */
