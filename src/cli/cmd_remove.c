@@ -374,6 +374,10 @@ static int load_photo(const char *path, const struct img_load_opts *lo, struct i
 	img_status st;
 
 	*im = NULL;
+	if (img_init() != IMG_OK) { /* once; after the model's loading has started */
+		say("petcut: %s", img_errmsg());
+		return 1;
+	}
 	if (strcmp(path, "-")) {
 		st = img_load_file_opts(path, lo, im);
 	} else {
@@ -425,7 +429,9 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	 * photo is decoded (each mostly on one core; a 12 MP JPEG and the
 	 * medium model take about as long); a remove-dir with nothing left to
 	 * do never gets here */
-	struct opening op = {.opts = &o->engine};
+	struct pipe_engine_opts eo = o->engine;
+	eo.plan_side = o->req.side; /* the network planned while the photo is decoded */
+	struct opening op = {.opts = &eo};
 	pthread_t opener;
 	bool opening = !*e && !pthread_create(&opener, NULL, open_engine, &op);
 	int bad = load_photo(in, &lo, &im);
@@ -467,19 +473,18 @@ out:
 	return rc;
 }
 
-/* Sets what every command needs, and loads the background image if one is
- * asked for (*bg). Returns 0, or 1 or 2 after saying why not. */
+/* Loads the background image if one is asked for (*bg); see remove.h. */
 int remove_start(struct remove_opts *o, struct img **bg)
 {
 	img_status st;
 
 	*bg = NULL;
+	if (o->req.render.bg != IMG_BG_IMAGE) /* libvips starts with the first photo's decoding */
+		return 0;
 	if (img_init() != IMG_OK) {
 		say("petcut: %s", img_errmsg());
 		return 1;
 	}
-	if (o->req.render.bg != IMG_BG_IMAGE)
-		return 0;
 	st = img_load_file(o->req.bg_ref, bg);
 	if (st == IMG_ERR_IO && !strpbrk(o->req.bg_ref, "./")) {
 		/* a word that names no file was meant as a colour */

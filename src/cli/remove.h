@@ -38,8 +38,9 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * printed, 0 when the arguments are good, 2 after printing a usage error. */
 int remove_parse_args(int argc, char **argv, struct remove_opts *o);
 
-/* Sets what every command needs and loads the background image if one is
- * asked for (*bg, the caller's). Returns 0, or 1 or 2 after saying why not. */
+/* Loads the background image if one is asked for (*bg, the caller's);
+ * libvips is otherwise started by the first photo's loading, beside the
+ * model's. Returns 0, or 1 or 2 after saying why not. */
 int remove_start(struct remove_opts *o, struct img **bg);
 
 /* Cuts the photo in into the n outputs outs[i], each in format fmts[i],

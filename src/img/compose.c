@@ -266,7 +266,7 @@ static VipsImage *blur(VipsObject *s, VipsImage *in, double sigma, int as_float)
 	if (!STEP(s, small, vips_resize(f, &small, k, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
 	    !STEP(s, b, vips_gaussblur(small, &b, 4.0, "precision",
 				       as_float ? VIPS_PRECISION_FLOAT : VIPS_PRECISION_INTEGER, NULL)) ||
-	    !(b = keep(s, vips_image_copy_memory(b))))
+	    !(b = keep(s, img_memory(b))))
 		return NULL;
 	if (img_resize_exact(b, &up, in->Xsize, in->Ysize))
 		return NULL;
@@ -385,7 +385,7 @@ static int subject_of(VipsImage *alpha, struct img_subject *out, double *count)
 		vips_error("petcut", "the subject is found in an 8-bit one-band alpha");
 		return -1;
 	}
-	if (!(mem = vips_image_copy_memory(alpha)))
+	if (!(mem = img_memory(alpha)))
 		return -1;
 	first = malloc(sizeof *first * (size_t)h), last = malloc(sizeof *last * (size_t)h), n = malloc(sizeof *n * (size_t)h);
 	if (!first || !last || !n) {
@@ -665,7 +665,7 @@ static VipsImage *shadow_alpha(VipsObject *s, VipsImage *alpha, const struct sha
 	if (bad || !keep(s, warped) ||
 	    !STEP(s, soft, vips_gaussblur(warped, &soft, VIPS_MAX(0.3, g->sigma * k), "precision",
 					  VIPS_PRECISION_INTEGER, NULL)) ||
-	    !(px = vips_image_write_to_memory(soft, &size)))
+	    !(px = img_memory_bytes(soft, &size)))
 		return NULL;
 	/* dimmed, and nothing above the subject's top: a shadow falls below
 	 * and beside what casts it */
@@ -1059,10 +1059,10 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 	VipsImage *i_fine, *a_fine;
 	if (!STEP(s, i, vips_resize(rgb, &i, k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
 	    !STEP(s, i_fine, vips_cast(i, &i_fine, VIPS_FORMAT_FLOAT, NULL)) ||
-	    !(i_fine = keep(s, vips_image_copy_memory(i_fine))) ||
+	    !(i_fine = keep(s, img_memory(i_fine))) ||
 	    !STEP(s, a, vips_resize(alpha, &a, k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
 	    !STEP(s, a_fine, vips_linear1(a, &a_fine, 1.0 / 255, 0.0, NULL)) ||
-	    !(a_fine = keep(s, vips_image_copy_memory(a_fine))))
+	    !(a_fine = keep(s, img_memory(a_fine))))
 		return NULL;
 	/* coarse to fine, each level on a copy shrunk until its sigma is FG_LEVEL_SIGMA px
 	 * (the photo itself once the radius is that small), starting from the
@@ -1073,9 +1073,9 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 		struct fimg li = {0}, la = {0}, nf, nb;
 		if (l < nl - 1 &&
 		    (!STEP(s, is, vips_resize(i_fine, &is, k / k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
-		     !(is = keep(s, vips_image_copy_memory(is))) ||
+		     !(is = keep(s, img_memory(is))) ||
 		     !STEP(s, as, vips_resize(a_fine, &as, k / k_fine, "kernel", VIPS_KERNEL_LINEAR, NULL)) ||
-		     !(as = keep(s, vips_image_copy_memory(as))))) {
+		     !(as = keep(s, img_memory(as))))) {
 			bad = 1;
 			break;
 		}
@@ -1097,7 +1097,7 @@ static VipsImage *clean_colors(VipsObject *s, VipsImage *rgb, VipsImage *alpha)
 		vips_error("petcut", "out of memory");
 		goto done;
 	}
-	if (!(rgb8 = keep(s, vips_image_copy_memory(rgb))) || !(alpha8 = keep(s, vips_image_copy_memory(alpha))) ||
+	if (!(rgb8 = keep(s, img_memory(rgb))) || !(alpha8 = keep(s, img_memory(alpha))) ||
 	    rgb8->BandFmt != VIPS_FORMAT_UCHAR || alpha8->BandFmt != VIPS_FORMAT_UCHAR ||
 	    !(pix = keep(s, vips_image_new_from_memory_copy(VIPS_IMAGE_ADDR(rgb8, 0, 0), VIPS_IMAGE_SIZEOF_IMAGE(rgb8),
 							   W, H, 3, VIPS_FORMAT_UCHAR))))
@@ -1218,6 +1218,42 @@ static void clear_hidden(VipsImage *im)
 	}
 }
 
+/* The plain cut-out made in one pass: res (the photo's colours joined with
+ * alpha, cropped to crop, with res's header and fields) written straight
+ * from the photo's and alpha's pixels in memory, a hidden pixel's colour
+ * 0 as clear_hidden makes it. libvips' band join, its copy to memory and
+ * clear_hidden's pass made the same bytes in three. */
+static img_status plain_cut(VipsImage *res, VipsImage *photo, VipsImage *alpha, struct box crop, struct img **out)
+{
+	struct img *im = calloc(1, sizeof *im);
+	VipsImage *o = img_new_big(crop.w, crop.h, 4, VIPS_FORMAT_UCHAR);
+	int bands = photo->Bands;
+
+	if (!im || !o || vips_image_pipelinev(o, VIPS_DEMAND_STYLE_THINSTRIP, res, NULL)) {
+		free(im);
+		VIPS_UNREF(o);
+		return img_fail_vips(IMG_ERR_NOMEM, "cannot render the output");
+	}
+	#pragma omp parallel for schedule(static) if ((int64_t)crop.w * crop.h > (1 << 20))
+	for (int y = 0; y < crop.h; y++) {
+		const unsigned char *p = VIPS_IMAGE_ADDR(photo, crop.x, crop.y + y);
+		const unsigned char *a = VIPS_IMAGE_ADDR(alpha, crop.x, crop.y + y);
+		unsigned char *q = VIPS_IMAGE_ADDR(o, 0, y);
+
+		for (int x = 0; x < crop.w; x++, p += bands, q += 4) {
+			unsigned char m = a[x] ? 255 : 0;
+
+			q[0] = p[0] & m;
+			q[1] = p[1] & m;
+			q[2] = p[2] & m;
+			q[3] = a[x];
+		}
+	}
+	im->pix = o;
+	*out = im;
+	return IMG_OK;
+}
+
 img_status img_render(const struct img *photo_img, const struct img *alpha_img, const struct img_render *r,
 		      struct img **out, struct img_subject *subject)
 {
@@ -1228,7 +1264,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	struct box crop;
 	struct placement pl = {0};
 	double count, scale = 1, fit_k = 1;
-	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0;
+	int W, H, bad, opaque, off_x = 0, off_y = 0, CW = 0, CH = 0, as_cut = 0;
 	img_status st;
 
 	if (!out)
@@ -1401,6 +1437,10 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 			goto vips_failed;
 		if (!(res = over(s, under ? under : base, cut)))
 			goto vips_failed;
+		/* the photo's own colours over nothing, in memory: made by
+		 * plain_cut unless a fit scales them below */
+		as_cut = !clean && !base && !under && photo->BandFmt == VIPS_FORMAT_UCHAR && photo->data &&
+			alpha->data;
 		if ((crop.w != W || crop.h != H) &&
 		    !(res = STEP(s, next, vips_extract_area(res, &next, crop.x, crop.y, crop.w, crop.h, NULL))))
 			goto vips_failed;
@@ -1430,6 +1470,7 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 			if (r->fit_h > 0)
 				fh = VIPS_MIN(fh, r->fit_h);
 			fit_k = (double)fw / res->Xsize;
+			as_cut = 0;
 			if (!(res = resize_to(s, res, fw, fh)))
 				goto vips_failed;
 		}
@@ -1459,6 +1500,10 @@ img_status img_render(const struct img *photo_img, const struct img *alpha_img, 
 	subject->scale = scale * fit_k;
 
 done:
+	if (as_cut && res->Bands == 4) {
+		st = plain_cut(res, photo, alpha, crop, out);
+		goto out;
+	}
 	/* res ends in adopt_meta's copy, so the pixels made here are the
 	 * output's own: a transparent one's hidden colours are cleared in place */
 	st = img_adopt(res, "cannot render the output", out);

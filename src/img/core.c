@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <omp.h>
 #include <vips/vips.h>
 
 #include "img/img_int.h"
@@ -58,13 +59,95 @@ img_status img_fail_vips(img_status st, const char *what)
 	return st;
 }
 
+/* ===== Pixels made on all cores ===== */
+
+/* libvips' pools run one thread (init_vips); a pipeline that starts from
+ * pixels in memory, not from a loader, runs on as many as the OpenMP loops
+ * here, through the hint libvips reads from the image it starts a pool for:
+ * set on a copy, so that v's own fields stay as they are. */
+static VipsImage *on_all_cores(VipsImage *v)
+{
+	VipsImage *t;
+
+	if (vips_copy(v, &t, NULL))
+		return NULL;
+	vips_image_set_int(t, VIPS_META_CONCURRENCY, VIPS_CLIP(1, omp_get_max_threads(), 99));
+	return t;
+}
+
+static void free_pixels(VipsImage *im, void *px)
+{
+	(void)im;
+	free(px);
+}
+
+VipsImage *img_new_big(int w, int h, int bands, VipsBandFormat fmt)
+{
+	size_t n = (size_t)w * (size_t)h * (size_t)bands * vips_format_sizeof(fmt);
+	void *px = util_alloc_big(n);
+	VipsImage *im;
+
+	if (!px) {
+		vips_error("petcut", "out of memory");
+		return NULL;
+	}
+	im = vips_image_new_from_memory(px, n, w, h, bands, fmt);
+	if (!im) {
+		free(px);
+		return NULL;
+	}
+	g_signal_connect(im, "postclose", G_CALLBACK(free_pixels), px);
+	return im;
+}
+
+int img_write_big(VipsImage *v, VipsImage **out)
+{
+	if (!(*out = img_new_big(v->Xsize, v->Ysize, v->Bands, v->BandFmt)))
+		return -1;
+	if (vips_image_write(v, *out)) {
+		VIPS_UNREF(*out);
+		return -1;
+	}
+	return 0;
+}
+
+VipsImage *img_memory(VipsImage *v)
+{
+	VipsImage *t, *mem;
+
+	if (v->data) { /* in memory already */
+		g_object_ref(v);
+		return v;
+	}
+	if (!(t = on_all_cores(v)))
+		return NULL;
+	if (img_write_big(t, &mem))
+		mem = NULL;
+	g_object_unref(t);
+	if (mem) /* the copy's pixels are made: its later pipelines choose again */
+		vips_image_remove(mem, VIPS_META_CONCURRENCY);
+	return mem;
+}
+
+void *img_memory_bytes(VipsImage *v, size_t *len)
+{
+	VipsImage *t = on_all_cores(v);
+	void *px;
+
+	if (!t)
+		return NULL;
+	px = vips_image_write_to_memory(t, len);
+	g_object_unref(t);
+	return px;
+}
+
 img_status img_adopt(VipsImage *v, const char *what, struct img **out)
 {
 	struct img *im = calloc(1, sizeof *im);
 
 	if (!im)
 		return img_fail(IMG_ERR_NOMEM, "out of memory");
-	im->pix = vips_image_copy_memory(v);
+	im->pix = img_memory(v);
 	if (!im->pix) {
 		free(im);
 		return img_fail_vips(IMG_ERR_VIPS, what);

@@ -337,12 +337,16 @@ static img_status load_source(VipsSource *src, const struct img_load_opts *o, st
 	st = open_header(src, o, &in, &type, what, sizeof what);
 	if (st != IMG_OK)
 		goto out;
-	mem = vips_image_copy_memory(in);
-	if (!mem) {
+	if (img_write_big(in, &mem)) {
 		st = img_fail_vips(IMG_ERR_CORRUPT, what);
 		goto out;
 	}
-	if (vips_autorot(mem, &up, NULL)) {
+	/* an upright photo is not copied: autorot would make a lazy copy,
+	 * which adopting it would then write out again */
+	if (vips_image_get_orientation(mem) == 1) {
+		up = mem;
+		g_object_ref(up);
+	} else if (vips_autorot(mem, &up, NULL)) {
 		st = img_fail_vips(IMG_ERR_VIPS, "cannot apply the EXIF orientation");
 		goto out;
 	}
@@ -353,7 +357,13 @@ static img_status load_source(VipsSource *src, const struct img_load_opts *o, st
 		st = img_fail(IMG_ERR_UNSUPPORTED, "unsupported image layout (%d bands)", rgb->Bands);
 		goto out;
 	}
-	if (vips_copy(rgb, &bare, NULL)) {
+	/* the fields below are edited on an image of this function's own: the
+	 * decoded pixels themselves where nothing converted them (mem is new,
+	 * or the loader's own output), else a copy */
+	if (rgb == mem) {
+		bare = mem;
+		g_object_ref(bare);
+	} else if (vips_copy(rgb, &bare, NULL)) {
 		st = img_fail_vips(IMG_ERR_VIPS, "cannot convert the image");
 		goto out;
 	}
@@ -605,7 +615,7 @@ img_status img_to_tensor(const struct img *im, int h, int w, float *dst)
 		st = img_fail_vips(IMG_ERR_VIPS, "cannot resize the image");
 		goto out;
 	}
-	px = vips_image_write_to_memory(sized, &len);
+	px = img_memory_bytes(sized, &len);
 	if (!px) {
 		st = img_fail_vips(IMG_ERR_NOMEM, "cannot resize the image");
 		goto out;
@@ -613,11 +623,13 @@ img_status img_to_tensor(const struct img *im, int h, int w, float *dst)
 	for (int v = 0; v < 256; v++)
 		lut[v] = v / 255.0f - 0.5f;
 	plane = (size_t)h * w;
-	for (size_t i = 0; i < plane; i++) {
-		dst[i] = lut[px[3 * i]];
-		dst[plane + i] = lut[px[3 * i + 1]];
-		dst[2 * plane + i] = lut[px[3 * i + 2]];
-	}
+	#pragma omp parallel for schedule(static) if (plane >= (1u << 16))
+	for (int y = 0; y < h; y++)
+		for (size_t i = (size_t)y * w; i < (size_t)(y + 1) * w; i++) {
+			dst[i] = lut[px[3 * i]];
+			dst[plane + i] = lut[px[3 * i + 1]];
+			dst[2 * plane + i] = lut[px[3 * i + 2]];
+		}
 	st = IMG_OK;
 out:
 	g_free(px);

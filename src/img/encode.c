@@ -35,25 +35,31 @@ typedef int (*save_fn)(VipsImage *im, VipsTarget *t, const struct img_save_opts 
  * times faster than its default, level 6 without a filter) for files of
  * about the same size: there is no size below which libvips is worth
  * keeping. libvips still writes what png.c does not take (16 bits). */
+/* An 8-bit image by png.c, into *buf (malloc'd) when t is NULL, else to t;
+ * 0 or -1. */
+static int png8(VipsImage *im, const struct img_save_opts *o, VipsTarget *t, void **buf, size_t *len)
+{
+	VipsImage *mem;
+	int r;
+
+	/* a conversion to sRGB may still be pending: run on all cores rather
+	 * than row by row through one region */
+	if (o->color == IMG_COLOR_SRGB) {
+		if (!(mem = img_memory(im)))
+			return -1;
+	} else {
+		mem = im;
+		g_object_ref(mem);
+	}
+	r = t ? img_png_save(mem, t) : img_png_encode(mem, buf, len);
+	g_object_unref(mem);
+	return r;
+}
+
 static int save_png(VipsImage *im, VipsTarget *t, const struct img_save_opts *o)
 {
-	if (im->BandFmt == VIPS_FORMAT_UCHAR) {
-		VipsImage *mem;
-		int r;
-
-		/* a conversion to sRGB may still be pending: run on all
-		 * cores rather than row by row through one region */
-		if (o->color == IMG_COLOR_SRGB) {
-			if (!(mem = vips_image_copy_memory(im)))
-				return -1;
-		} else {
-			mem = im;
-			g_object_ref(mem);
-		}
-		r = img_png_save(mem, t);
-		g_object_unref(mem);
-		return r;
-	}
+	if (im->BandFmt == VIPS_FORMAT_UCHAR)
+		return png8(im, o, t, NULL, NULL);
 	return vips_pngsave_target(im, t, "compression", 3, "filter", VIPS_FOREIGN_PNG_FILTER_SUB, NULL);
 }
 
@@ -489,6 +495,11 @@ img_status img_encode(const struct img *im, const struct img_save_opts *o, void 
 	st = prepare(im, o, &ready);
 	if (st != IMG_OK)
 		return st;
+	/* png.c makes an 8-bit PNG in one buffer, which is the caller's as it is */
+	if (o->format == IMG_FORMAT_PNG && ready->BandFmt == VIPS_FORMAT_UCHAR) {
+		st = png8(ready, o, NULL, buf, len) ? img_fail_vips(IMG_ERR_VIPS, "cannot encode PNG") : IMG_OK;
+		goto out;
+	}
 	target = vips_target_new_to_memory();
 	if (!target) {
 		st = img_fail_vips(IMG_ERR_VIPS, "cannot encode");

@@ -23,6 +23,24 @@ extern _Thread_local struct util_err img_err;
 /* Fails with what, followed by the gist of libvips' last error. */
 img_status img_fail_vips(img_status st, const char *what);
 
+/* A new image in memory, its pixels on huge pages (util_alloc_big: a 12 MP
+ * photo is some 9000 small pages to fault in one by one) and not yet
+ * written; NULL on failure (a libvips error). */
+VipsImage *img_new_big(int w, int h, int bands, VipsBandFormat fmt);
+
+/* v written into a new img_new_big image *out, by v's own pool; 0, or -1
+ * (a libvips error). */
+int img_write_big(VipsImage *v, VipsImage **out);
+
+/* v's pixels in memory (a new reference: v itself where they are there
+ * already), made on all cores; v is never a loader's output, whose errors
+ * libvips' worker threads could lose. NULL on a libvips error. */
+VipsImage *img_memory(VipsImage *v);
+
+/* v's pixels as one malloc'd block (g_free it), made on all cores as by
+ * img_memory; NULL on a libvips error. */
+void *img_memory_bytes(VipsImage *v, size_t *len);
+
 /* A new image holding v in memory (copied unless it is there already); the
  * caller keeps its reference to v. A failure's message starts with what. */
 img_status img_adopt(VipsImage *v, const char *what, struct img **out);
@@ -63,10 +81,13 @@ int img_matting_trimap_of(VipsImage *pix, const float *p, int lw, int lh, VipsIm
 
 /* ===== PNG (png.c) ===== */
 
-/* Writes im (8-bit, 1 to 4 bands; its pixels are read through one region, so
- * best in memory) to t as PNG and ends t: the same pixels and ancillary
- * chunks as libvips' writer, compressed faster. 0, or -1 with a libvips
- * error. */
+/* im (8-bit, 1 to 4 bands; its pixels are read through one region, so best
+ * in memory) as a PNG file in *buf (malloc'd, *len bytes): the same pixels
+ * and ancillary chunks as libvips' writer, compressed faster. 0, or -1 with
+ * a libvips error. */
+int img_png_encode(VipsImage *im, void **buf, size_t *len);
+
+/* The same file written to t, which is then ended; 0 or -1. */
 int img_png_save(VipsImage *im, VipsTarget *t);
 
 #endif

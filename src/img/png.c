@@ -1,9 +1,9 @@
 /*
  * png.c - petcut's PNG writer, several times faster than libvips' (libpng
- * with zlib at level 3): the rows Paeth-filtered (on all cores when there
- * are more than 1 MiB of them), then compressed in pieces on all cores by
- * ISA-L's igzip at level 2, the pieces joined into the one zlib stream PNG
- * asks for. On a 12 MP cut-out (2-core Xeon) the compression takes 60-70 ms
+ * with zlib at level 3): the rows Paeth-filtered and compressed in pieces on
+ * all cores by ISA-L's igzip at level 2 (each piece's rows filtered by the
+ * thread that compresses them), the pieces joined into the one zlib stream
+ * PNG asks for, the file made in one buffer. On a 12 MP cut-out (2-core Xeon) the compression takes 60-70 ms
  * against 270-290 ms for libdeflate at level 1 in one pass, and the whole
  * encode 160 ms against 458 ms with the rows Sub-filtered (BENCHMARKS.md).
  * igzip alone makes files 1-10 % larger than libdeflate; Paeth, which suits
@@ -48,20 +48,6 @@ static uint32_t chunk_crc(const unsigned char *type, const unsigned char *data, 
 	uint32_t crc = libdeflate_crc32(0, type, 4);
 
 	return len ? libdeflate_crc32(crc, data, len) : crc;
-}
-
-/* Writes one chunk to t; 0 or -1. */
-static int put_chunk(VipsTarget *t, const char *type, const unsigned char *data, size_t len)
-{
-	unsigned char head[8], tail[4];
-
-	put_be32(head, (uint32_t)len);
-	memcpy(head + 4, type, 4);
-	put_be32(tail, chunk_crc(head + 4, data, len));
-	return vips_target_write(t, head, 8) || (len && vips_target_write(t, data, len)) ||
-			       vips_target_write(t, tail, 4)
-		       ? -1
-		       : 0;
 }
 
 /* ===== EXIF's pixel dimensions ===== */
@@ -250,19 +236,31 @@ static void filter_paeth(unsigned char *restrict dst, const unsigned char *restr
 		paeth_from(dst, row, up, k, len, (size_t)bands);
 }
 
-/* The filtered rows are compressed in pieces of PNG_PIECE bytes, each a run
- * of deflate blocks that, but for the last, ends byte-aligned with an empty
- * stored block (a sync flush), so the pieces laid end to end are one deflate
- * stream; each piece is primed with the PNG_WINDOW bytes before it, so its
- * matches reach back across the join as in one pass. */
+/* The filtered rows, one stream of h rows of 1 + row bytes, are compressed
+ * in pieces of PNG_PIECE bytes, each a run of deflate blocks that, but for
+ * the last, ends byte-aligned with an empty stored block (a sync flush), so
+ * the pieces laid end to end are one deflate stream; each piece is primed
+ * with the PNG_WINDOW bytes before it, so its matches reach back across the
+ * join as in one pass. A thread filters the rows its piece and that window
+ * cover into a buffer of its own and compresses them from there, while they
+ * are in its cache: the filtered image is never whole in memory. */
 #define PNG_PIECE (2u << 20)
 #define PNG_WINDOW (32u << 10)
 
-/* The bytes of piece i of flen. */
-static size_t piece_len(size_t flen, size_t i)
+/* The rows of the image and what their filtered stream is made of. */
+struct rows {
+	VipsRegion *reg; /* over the whole image */
+	const unsigned char *zero; /* the row above the first: zeros */
+	size_t row;	 /* bytes of a row's pixels */
+	size_t flen;	 /* bytes of the filtered stream: h * (1 + row) */
+	int bands, avx2;
+};
+
+/* The bytes of piece i. */
+static size_t piece_len(const struct rows *r, size_t i)
 {
 	size_t at = i * PNG_PIECE;
-	return flen - at < PNG_PIECE ? flen - at : PNG_PIECE;
+	return r->flen - at < PNG_PIECE ? r->flen - at : PNG_PIECE;
 }
 
 /* Room for a piece of n bytes: igzip's Huffman blocks grow incompressible
@@ -272,21 +270,41 @@ static size_t piece_room(size_t n)
 	return n + n / 8 + 4096;
 }
 
-/* Compresses f[at, at + n) (the last piece if last) into out (room bytes),
- * with lvl igzip's level-2 buffer; its length, 0 on failure. */
-static size_t compress_piece(const unsigned char *f, size_t at, size_t n, int last, unsigned char *out, size_t room,
-			     unsigned char *lvl)
+/* Bytes a thread's buffer takes: a piece, its window, and the two partial
+ * rows at their ends. */
+static size_t rows_room(const struct rows *r)
+{
+	return PNG_PIECE + PNG_WINDOW + 2 * (r->row + 1);
+}
+
+/* Filters the rows that hold bytes [from, to) of the stream into buf; the
+ * address of byte from in buf. */
+static const unsigned char *filter_span(const struct rows *r, size_t from, size_t to, unsigned char *buf)
+{
+	size_t stride = r->row + 1;
+	int y0 = (int)(from / stride), y1 = (int)((to - 1) / stride);
+
+	for (int y = y0; y <= y1; y++)
+		filter_paeth(buf + (size_t)(y - y0) * stride, VIPS_REGION_ADDR(r->reg, 0, y),
+			     y ? VIPS_REGION_ADDR(r->reg, 0, y - 1) : r->zero, r->row, r->bands, r->avx2);
+	return buf + (from - (size_t)y0 * stride);
+}
+
+/* Compresses n bytes at in (the dict bytes before them its window; the last
+ * piece if last) into out (room bytes), with lvl igzip's level-2 buffer;
+ * its length, 0 on failure. */
+static size_t compress_piece(const unsigned char *in, size_t dict, size_t n, int last, unsigned char *out,
+			     size_t room, unsigned char *lvl)
 {
 	struct isal_zstream s;
-	size_t dict = at < PNG_WINDOW ? at : PNG_WINDOW;
 
 	isal_deflate_init(&s);
 	s.level = 2;
 	s.level_buf = lvl;
 	s.level_buf_size = ISAL_DEF_LVL2_DEFAULT;
-	if (dict && isal_deflate_set_dict(&s, (uint8_t *)f + at - dict, (uint32_t)dict) != COMP_OK)
+	if (dict && isal_deflate_set_dict(&s, (uint8_t *)in - dict, (uint32_t)dict) != COMP_OK)
 		return 0;
-	s.next_in = (uint8_t *)f + at;
+	s.next_in = (uint8_t *)in;
 	s.avail_in = (uint32_t)n;
 	s.next_out = out;
 	s.avail_out = (uint32_t)room;
@@ -300,111 +318,205 @@ static size_t compress_piece(const unsigned char *f, size_t at, size_t n, int la
 	return room - s.avail_out;
 }
 
-/* The zlib stream of the flen bytes at f in *z (malloc'd), its length in
- * *zlen: a header, the pieces compressed on all cores, the Adler-32 of f.
- * 0, or -1 (out of memory, or igzip failed). */
-static int compress_rows(const unsigned char *f, size_t flen, unsigned char **z, size_t *zlen)
-{
-	size_t pieces = flen ? (flen - 1) / PNG_PIECE + 1 : 1, room = piece_room(flen < PNG_PIECE ? flen : PNG_PIECE);
-	size_t *len = calloc(pieces, sizeof *len);
-	uint32_t *sum = calloc(pieces, sizeof *sum);
-	unsigned char *out = malloc(2 + pieces * room + 4);
-	int failed = !len || !sum || !out;
+/* The compressed pieces: piece i's len[i] bytes at out + i * room, and the
+ * Adler-32 of its filtered bytes. */
+struct pieces {
+	size_t n, room, *len;
+	uint32_t *sum;
+	unsigned char *out;
+};
 
-#pragma omp parallel if (!failed && pieces > 1)
+static void pieces_free(struct pieces *p)
+{
+	free(p->len);
+	free(p->sum);
+	free(p->out);
+}
+
+/* Filters and compresses the rows, on all cores; 0, or -1 (out of memory,
+ * or igzip failed). */
+static int compress_rows(const struct rows *r, struct pieces *p)
+{
+	int failed;
+
+	p->n = r->flen ? (r->flen - 1) / PNG_PIECE + 1 : 1;
+	p->room = piece_room(r->flen < PNG_PIECE ? r->flen : PNG_PIECE);
+	p->len = calloc(p->n, sizeof *p->len);
+	p->sum = calloc(p->n, sizeof *p->sum);
+	p->out = malloc(p->n * p->room);
+	failed = !p->len || !p->sum || !p->out;
+#pragma omp parallel if (!failed && p->n > 1)
 	{
 		unsigned char *lvl = failed ? NULL : malloc(ISAL_DEF_LVL2_DEFAULT);
+		unsigned char *buf = failed ? NULL : malloc(rows_room(r));
 #pragma omp for schedule(dynamic, 1)
-		for (size_t i = 0; i < pieces; i++) {
-			size_t at = i * PNG_PIECE, n = piece_len(flen, i);
-			if (!lvl || !(len[i] = compress_piece(f, at, n, i + 1 == pieces, out + 2 + i * room, room, lvl))) {
+		for (size_t i = 0; i < p->n; i++) {
+			size_t at = i * PNG_PIECE, n = piece_len(r, i), dict = at < PNG_WINDOW ? at : PNG_WINDOW;
+			const unsigned char *in = lvl && buf ? filter_span(r, at - dict, at + n, buf) + dict : NULL;
+
+			if (!in || !(p->len[i] = compress_piece(in, dict, n, i + 1 == p->n, p->out + i * p->room,
+								p->room, lvl))) {
 #pragma omp atomic write
 				failed = 1;
 				continue;
 			}
-			sum[i] = libdeflate_adler32(1, f + at, n);
+			p->sum[i] = libdeflate_adler32(1, in, n);
 		}
+		free(buf);
 		free(lvl);
 	}
-	if (!failed) {
-		uint32_t adler = sum[0];
-		size_t at = 2 + len[0];
-		out[0] = 0x78; /* deflate, 32 KiB window */
-		out[1] = 0x01; /* the fastest level; (0x78 << 8 | 0x01) is a multiple of 31 */
-		for (size_t i = 1; i < pieces; i++) {
-			memmove(out + at, out + 2 + i * room, len[i]);
-			at += len[i];
-			adler = (uint32_t)adler32_combine(adler, sum[i], (z_off_t)piece_len(flen, i));
-		}
-		put_be32(out + at, adler);
-		*z = out;
-		*zlen = at + 4;
-		out = NULL;
-	}
-	free(out);
-	free(len);
-	free(sum);
 	return failed ? -1 : 0;
 }
 
-int img_png_save(VipsImage *im, VipsTarget *t)
+/* The zlib stream (a header, the pieces, the Adler-32 of the filtered
+ * stream) laid into IDAT chunks of PNG_IDAT_MAX bytes, the last shorter,
+ * starting at file: its bytes, each chunk's length, type and CRC. */
+static size_t idat_len(size_t zlen)
+{
+	return zlen + (zlen + PNG_IDAT_MAX - 1) / PNG_IDAT_MAX * 12;
+}
+
+/* Copies n bytes of the zlib stream, from its byte k on, to their places in
+ * the chunks at file. */
+static void idat_put(unsigned char *file, size_t k, const unsigned char *src, size_t n)
+{
+	while (n) {
+		size_t c = k / PNG_IDAT_MAX, in = k % PNG_IDAT_MAX, m = PNG_IDAT_MAX - in < n ? PNG_IDAT_MAX - in : n;
+
+		memcpy(file + c * (PNG_IDAT_MAX + 12) + 8 + in, src, m);
+		k += m, src += m, n -= m;
+	}
+}
+
+static void idat_frame(unsigned char *file, size_t zlen)
+{
+	size_t chunks = (zlen + PNG_IDAT_MAX - 1) / PNG_IDAT_MAX;
+
+#pragma omp parallel for schedule(static) if (chunks > 1)
+	for (size_t c = 0; c < chunks; c++) {
+		unsigned char *ch = file + c * (PNG_IDAT_MAX + 12);
+		size_t dl = c + 1 < chunks ? PNG_IDAT_MAX : zlen - c * PNG_IDAT_MAX;
+
+		put_be32(ch, (uint32_t)dl);
+		memcpy(ch + 4, "IDAT", 4);
+		put_be32(ch + 8 + dl, chunk_crc(ch + 4, ch + 8, dl));
+	}
+}
+
+/* Appends one whole chunk at *p. */
+static void put_chunk_at(unsigned char **p, const char *type, const unsigned char *data, size_t len)
+{
+	put_be32(*p, (uint32_t)len);
+	memcpy(*p + 4, type, 4);
+	if (len)
+		memcpy(*p + 8, data, len);
+	put_be32(*p + 8 + len, chunk_crc(*p + 4, *p + 8, len));
+	*p += 12 + len;
+}
+
+int img_png_encode(VipsImage *im, void **buf, size_t *len)
 {
 	static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 	static const unsigned char color_type[4] = {0, 4, 2, 6}; /* grey, grey + alpha, RGB, RGBA */
 	int w = im->Xsize, h = im->Ysize, bands = im->Bands;
-	size_t row = (size_t)w * bands, flen = (row + 1) * (size_t)h, zlen = 0, metalen = 0;
-	unsigned char *meta = NULL, *f = NULL, *z = NULL, *zero = NULL, ihdr[13];
+	struct rows r = {.row = (size_t)w * bands, .bands = bands, .avx2 = __builtin_cpu_supports("avx2")};
+	struct pieces pc = {0};
+	unsigned char *meta = NULL, *zero = NULL, *file = NULL, ihdr[13];
+	size_t metalen = 0, zlen, flen;
 	VipsRect all = {0, 0, w, h};
-	VipsRegion *reg = NULL;
-	int r = -1;
+	int ret = -1;
 
+	*buf = NULL;
+	*len = 0;
 	if (im->BandFmt != VIPS_FORMAT_UCHAR || im->Coding != VIPS_CODING_NONE || bands < 1 || bands > 4) {
 		vips_error("petcut", "PNG takes 8-bit images of 1 to 4 bands");
 		return -1;
 	}
+	r.flen = (r.row + 1) * (size_t)h;
 	if (meta_chunks(im, &meta, &metalen))
 		goto out;
 	/* A region over the whole image: the pixels where they are. */
-	reg = vips_region_new(im);
-	if (!reg || vips_region_prepare(reg, &all))
+	r.reg = vips_region_new(im);
+	if (!r.reg || vips_region_prepare(r.reg, &all))
 		goto out;
-	if (!(f = util_alloc_big(flen)) || !(zero = calloc(1, row))) {
+	if (!(r.zero = zero = calloc(1, r.row))) {
 		vips_error("petcut", "out of memory");
 		goto out;
 	}
-	int avx2 = __builtin_cpu_supports("avx2");
-#pragma omp parallel for schedule(static) if (flen > (1u << 20))
-	for (int y = 0; y < h; y++)
-		filter_paeth(f + (row + 1) * (size_t)y, VIPS_REGION_ADDR(reg, 0, y),
-			     y ? VIPS_REGION_ADDR(reg, 0, y - 1) : zero, row, bands, avx2);
-	VIPS_UNREF(reg);
-
-	if (compress_rows(f, flen, &z, &zlen)) {
+	if (compress_rows(&r, &pc)) {
 		vips_error("petcut", "cannot compress the PNG's pixels");
 		goto out;
 	}
-	free(f);
-	f = NULL;
 
+	/* the file: the signature, IHDR, the ancillary chunks, the IDATs, IEND */
+	zlen = 2 + 4;
+	for (size_t i = 0; i < pc.n; i++)
+		zlen += pc.len[i];
+	flen = sizeof sig + (12 + sizeof ihdr) + metalen + idat_len(zlen) + 12;
+	if (!(file = malloc(flen))) {
+		vips_error("petcut", "out of memory");
+		goto out;
+	}
+	unsigned char *p = file, *idat;
+	memcpy(p, sig, sizeof sig);
+	p += sizeof sig;
 	put_be32(ihdr, (uint32_t)w);
 	put_be32(ihdr + 4, (uint32_t)h);
 	ihdr[8] = 8; /* bits a sample */
 	ihdr[9] = color_type[bands - 1];
 	ihdr[10] = ihdr[11] = ihdr[12] = 0; /* deflate, adaptive filters, not interlaced */
-	if (vips_target_write(t, sig, sizeof sig) || put_chunk(t, "IHDR", ihdr, sizeof ihdr) ||
-	    (metalen && vips_target_write(t, meta, metalen)))
+	put_chunk_at(&p, "IHDR", ihdr, sizeof ihdr);
+	if (metalen)
+		memcpy(p, meta, metalen);
+	idat = p + metalen;
+
+	/* the zlib stream: deflate with a 32 KiB window at the fastest level
+	 * ((0x78 << 8 | 0x01) is a multiple of 31), the pieces where the
+	 * lengths before them put them, the Adler-32 combined from theirs */
+	uint32_t adler = pc.sum[0];
+	size_t *at = malloc(pc.n * sizeof *at);
+	if (!at) {
+		vips_error("petcut", "out of memory");
 		goto out;
-	for (size_t at = 0; at < zlen; at += PNG_IDAT_MAX)
-		if (put_chunk(t, "IDAT", z + at, zlen - at < PNG_IDAT_MAX ? zlen - at : PNG_IDAT_MAX))
-			goto out;
-	if (put_chunk(t, "IEND", NULL, 0) || vips_target_end(t))
-		goto out;
-	r = 0;
+	}
+	idat_put(idat, 0, (const unsigned char[]){0x78, 0x01}, 2);
+	at[0] = 2;
+	for (size_t i = 1; i < pc.n; i++) {
+		at[i] = at[i - 1] + pc.len[i - 1];
+		adler = (uint32_t)adler32_combine(adler, pc.sum[i], (z_off_t)piece_len(&r, i));
+	}
+#pragma omp parallel for schedule(static) if (pc.n > 1)
+	for (size_t i = 0; i < pc.n; i++)
+		idat_put(idat, at[i], pc.out + i * pc.room, pc.len[i]);
+	free(at);
+	unsigned char sum[4];
+	put_be32(sum, adler);
+	idat_put(idat, zlen - 4, sum, 4);
+	idat_frame(idat, zlen);
+	p = idat + idat_len(zlen);
+	put_chunk_at(&p, "IEND", NULL, 0);
+
+	*buf = file;
+	*len = flen;
+	file = NULL;
+	ret = 0;
 out:
-	VIPS_UNREF(reg);
-	free(z);
-	free(f);
+	VIPS_UNREF(r.reg);
+	pieces_free(&pc);
+	free(file);
 	free(zero);
 	free(meta);
+	return ret;
+}
+
+int img_png_save(VipsImage *im, VipsTarget *t)
+{
+	void *buf;
+	size_t len;
+	int r = img_png_encode(im, &buf, &len);
+
+	if (!r)
+		r = vips_target_write(t, buf, len) || vips_target_end(t) ? -1 : 0;
+	free(buf);
 	return r;
 }

@@ -196,6 +196,21 @@ struct planes {
 
 enum { PL_A0, PL_A1, PL_A2, PL_B, PL_LO, PL_HI, PL_COUNT };
 
+/* apply_full's row where alpha is b alone (a cut-out without refinement):
+ * the same arithmetic in a loop of its own, which the compiler keeps tight. */
+static void row_of_b(const float *rb, const struct img_axis *ax, const unsigned char *px, int bands, int W,
+		     unsigned char *o)
+{
+	for (int x = 0; x < W; x++) {
+		int k0 = ax->i0[x], k1 = ax->i1[x];
+		float q = rb[k0] + ax->wt[x] * (rb[k1] - rb[k0]);
+
+		q = q < 0 ? 0 : q > 1 ? 1 : q;
+		q *= bands == 4 ? (float)px[(size_t)x * 4 + 3] : 255.0f;
+		o[x] = (unsigned char)(q + 0.5f);
+	}
+}
+
 /* Writes alpha = round(255 * clamp(a . I + b, lo, hi)) (times the photo's
  * alpha / 255 when it has one) into out, the planes being lw x lh and
  * interpolated bilinearly to the photo's size, I the photo's luminance or its
@@ -243,6 +258,10 @@ static int apply_full(VipsImage *pix, const struct planes *pl, int lw, int lh, V
 				s1 = src[k] + (size_t)ay.i1[y] * lw;
 				for (int x = 0; x < lw; x++)
 					r[x] = s0[x] + wy * (s1[x] - s0[x]);
+			}
+			if (!src[PL_A0] && !src[PL_LO]) { /* alpha = b: no guide, no bounds */
+				row_of_b(rb, &ax, px, bands, W, o);
+				continue;
 			}
 			for (int x = 0; x < W; x++) {
 				const unsigned char *p = px + (size_t)x * bands;
@@ -435,7 +454,7 @@ static img_status mask_grid(VipsImage *pix, const float *mask, int mh, int mw, c
 	 * written to memory at once. */
 	m = vips_image_new_from_memory(mask, (size_t)mh * mw * sizeof(float), mw, mh, 1, VIPS_FORMAT_FLOAT);
 	if (m && !img_resize_exact(m, &ms, *lw, *lh))
-		*own = vips_image_write_to_memory(ms, &len);
+		*own = img_memory_bytes(ms, &len);
 	VIPS_UNREF(ms);
 	VIPS_UNREF(m);
 	if (!*own)
@@ -447,16 +466,11 @@ static img_status mask_grid(VipsImage *pix, const float *mask, int mh, int mw, c
 /* A new one-band 8-bit image of pix's size in memory, or NULL. */
 static VipsImage *new_band(VipsImage *pix)
 {
-	VipsImage *out = vips_image_new_memory();
+	VipsImage *out = img_new_big(pix->Xsize, pix->Ysize, 1, VIPS_FORMAT_UCHAR);
 
-	if (!out)
-		return NULL;
-	vips_image_init_fields(out, pix->Xsize, pix->Ysize, 1, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
-			       VIPS_INTERPRETATION_B_W, pix->Xres, pix->Yres);
-	if (vips_image_write_prepare(out)) {
-		g_object_unref(out);
-		return NULL;
-	}
+	if (out)
+		vips_image_init_fields(out, pix->Xsize, pix->Ysize, 1, VIPS_FORMAT_UCHAR, VIPS_CODING_NONE,
+				       VIPS_INTERPRETATION_B_W, pix->Xres, pix->Yres);
 	return out;
 }
 
@@ -504,7 +518,7 @@ img_status img_mask_to_alpha_opts(const struct img *photo, const float *mask, in
 		 * resampled as the network's input was, then luminance. */
 		if (vips_extract_band(pix, &rgb, 0, "n", 3, NULL) ||
 		    (lw == W && lh == H ? vips_copy(rgb, &small, NULL) : img_resize_exact(rgb, &small, lw, lh)) ||
-		    !(g = vips_image_write_to_memory(small, &len))) {
+		    !(g = img_memory_bytes(small, &len))) {
 			st = img_fail_vips(IMG_ERR_VIPS, "cannot scale the photo");
 			goto out;
 		}

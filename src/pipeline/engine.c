@@ -153,6 +153,11 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 	struct nn_tensor preview = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, PIPE_SIDE_PREVIEW, PIPE_SIDE_PREVIEW}};
 	if (o->prepare)
 		nn_model_prepare(e->model, &preview, 1);
+	if (o->plan_side > 0) { /* with the worker's threads, as oneDNN's kernels want */
+		struct nn_tensor first = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, o->plan_side, o->plan_side}};
+		nn_set_threads(o->threads);
+		nn_model_prepare(e->model, &first, 1);
+	}
 	struct batcher_opts bo = {o->max_batch, o->max_delay_ms, o->max_queue, guard ? o->guard_above : 0, 0, o->threads};
 	if (batcher_create(e->model, &bo, &e->batcher) != BATCHER_OK) {
 		snprintf(why, wl, "cannot start the inference worker");

@@ -175,6 +175,8 @@ struct pipe_engine_opts {
 	int max_queue;
 	int threads;	     /* compute threads of the worker (0: all CPUs) */
 	int prepare;	     /* plan the preview size now, the full size (and the guard's fp32 plans) in the worker while idle */
+	int plan_side;	     /* plan one input of this side while opening, for a first mask
+				that runs at once (0: none; a failure is the first mask's) */
 	int identify;	     /* compute the model file's SHA-256 into model_id */
 	int oneshot;	     /* one mask (or group of masks) is all: the model's working memory
 				is freed once it is made, for the outputs' (pipe_remove_photo) */
