@@ -281,6 +281,12 @@ void nn_model_rest(nn_model *m)
 	malloc_trim(0); /* the weights were freed in blocks malloc would keep */
 }
 
+void nn_model_set_one_pass(nn_model *m, int on)
+{
+	if (m)
+		m->one_pass = on != 0;
+}
+
 void nn_model_free(nn_model *m)
 {
 	if (!m)

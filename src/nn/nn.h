@@ -205,6 +205,14 @@ nn_status nn_model_prepare_at(nn_model *m, nn_precision prec, const struct nn_te
  * before the first run. */
 nn_status nn_model_set_weight_cache(nn_model *m, const char *dir);
 
+/* For a process that runs one pass (a photo's mask, then other work): the
+ * weights its plans take from the weights file are let go of as that pass
+ * goes, each once the last step reading them has run, and all of them once
+ * the file is checked, so that the process does not hold the whole file
+ * while the pass's activations grow. They stay in the page cache; a later
+ * pass reads them back from there (a few ms more). Off by default. */
+void nn_model_set_one_pass(nn_model *m, int on);
+
 /* Frees what running holds: the plans, the weights in the primitives'
  * layouts and the activation memory, for a process that has nothing more
  * to run for now (it needs the memory for other work). The model stays

@@ -210,6 +210,7 @@ struct nn_model {
 	void *wmap[NN_PRECISIONS];
 	size_t wmap_len[NN_PRECISIONS];
 	nn_precision building; /* the precision of the plan being built */
+	bool one_pass;	       /* nn_model_set_one_pass */
 };
 
 /* ===== int8 (quant.c) ===== */
@@ -241,6 +242,9 @@ void nn_wfile_load(nn_model *m, nn_precision prec);
 void nn_wfile_save(nn_model *m, nn_precision prec);
 /* Unmaps the file (the weight cache's mapped entries already freed). */
 void nn_wfile_forget(nn_model *m);
+/* Lets the pages of [buf, buf + len) in the file's mapping go from the
+ * process (they stay in the page cache; reading them faults them back). */
+void nn_wfile_let_go(void *buf, size_t len);
 
 /* Once weights graph value wval is kept in a layout: releases the graph's
  * copy when the model can reread its file (plan_conv.c). */

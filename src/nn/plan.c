@@ -54,6 +54,7 @@ static void plan_free(struct nn_plan *p)
 		free(p->owned[i]);
 	if (p->scratch_mem)
 		dnnl_memory_destroy(p->scratch_mem);
+	free(p->drops);
 	free(p->steps);
 	free(p->tv);
 	free(p->consts);
@@ -98,6 +99,38 @@ static nn_status plan_prims_create(const nn_model *m, struct nn_plan *p)
 		int node = p->steps[failed].node;
 		return nn_fail(NN_ERR_BACKEND, "%s: cannot create the primitive", node >= 0 ? m->g.nodes[node].name : "reorder");
 	}
+	return NN_OK;
+}
+
+static int drop_order(const void *a, const void *b)
+{
+	const struct plan_drop *x = a, *y = b;
+	return (x->step > y->step) - (x->step < y->step);
+}
+
+/* The plan's weights that come from the weights file, each with the last
+ * step of its node (a node the plan does not run has none). */
+static nn_status find_drops(nn_model *m, struct nn_plan *p)
+{
+	int n = 0;
+
+	for (const struct nn_wcache *w = m->wcache; w; w = w->next)
+		n += w->mapped && w->prec == p->precision;
+	if (!n)
+		return NN_OK;
+	if (!(p->drops = calloc((size_t)n, sizeof *p->drops)))
+		return nn_fail(NN_ERR_NOMEM, "out of memory");
+	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
+		int last = -1;
+		if (!w->mapped || w->prec != p->precision)
+			continue;
+		for (int i = 0; i < p->n_steps; i++)
+			if (p->steps[i].node == w->node)
+				last = i;
+		if (last >= 0)
+			p->drops[p->n_drops++] = (struct plan_drop){last, w->buf, dnnl_memory_desc_get_size(&w->md)};
+	}
+	qsort(p->drops, (size_t)p->n_drops, sizeof *p->drops, drop_order);
 	return NN_OK;
 }
 
@@ -233,6 +266,8 @@ static nn_status plan_build(nn_model *m, const struct nn_tensor *inputs, nn_prec
 			}
 		}
 	}
+	if ((st = find_drops(m, p)) != NN_OK)
+		goto fail;
 	nn_walk_free(&w);
 	*out = p;
 	return NN_OK;
@@ -537,8 +572,11 @@ nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *i
 	for (int i = 0; i < p->n_views; i++)
 		dnnl_memory_set_data_handle(p->views[i].mem, tv_ptr(m, p, p->views[i].tv, inputs, outputs));
 	dnnl_memory_set_data_handle(p->scratch_mem, m->scratch);
-	for (int i = 0; i < p->n_steps; i++) {
+	for (int i = 0, d = 0; i < p->n_steps; i++) {
 		const struct step *s = &p->steps[i];
+		/* the weights the steps before this one were last to read */
+		for (; m->one_pass && d < p->n_drops && p->drops[d].step < i; d++)
+			nn_wfile_let_go(p->drops[d].buf, p->drops[d].len);
 		double t0 = m->profiling ? util_now_ms() : 0;
 		bool observe = m->observing && s->kind == STEP_PRIM && s->node >= 0;
 		if (observe && m->g.nodes[s->node].op == NN_OP_CONV)

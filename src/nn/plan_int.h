@@ -88,6 +88,14 @@ struct nn_plan {
 	struct view *views; /* memories that see a tv through another descriptor */
 	int n_views, cap_views;
 	bool *hold; /* int8 plans, per graph value: every reader can take it as u8 */
+	/* weights in the weights file's mapping, by the last step that reads
+	 * them, in step order: a one-pass model lets their pages go after it */
+	struct plan_drop {
+		int step;
+		void *buf;
+		size_t len;
+	} *drops;
+	int n_drops;
 };
 
 #define DNNL_TRY(call, what)                                                                   \

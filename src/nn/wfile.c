@@ -76,18 +76,27 @@ static size_t value_bytes(const struct nn_value *v)
 
 /* The CRC-32 of n bytes at p, its pieces summed on every thread and joined
  * (the same sum as crc_add(0, p, n)): checking a mapped file is also what
- * brings its pages in, so both are spread over the cores. */
-static uint32_t crc_spread(const unsigned char *p, size_t n)
+ * brings its pages in, so both are spread over the cores. With let_go, each
+ * piece's pages go once summed (a one-pass model's: nn_wfile_let_go). */
+static uint32_t crc_spread(const unsigned char *p, size_t n, bool let_go)
 {
 	enum { PIECE = 2 << 20 };
 	size_t pieces = (n + PIECE - 1) / PIECE;
 	uint32_t *part, crc = 0;
 
-	if (pieces < 2 || !(part = malloc(pieces * sizeof *part)))
-		return crc_add(0, p, n);
+	if (pieces < 2 || !(part = malloc(pieces * sizeof *part))) {
+		crc = crc_add(0, p, n);
+		if (let_go)
+			nn_wfile_let_go((void *)p, n);
+		return crc;
+	}
 	#pragma omp parallel for schedule(dynamic, 1)
-	for (size_t i = 0; i < pieces; i++)
-		part[i] = crc_add(0, p + i * PIECE, i + 1 < pieces ? PIECE : n - i * PIECE);
+	for (size_t i = 0; i < pieces; i++) {
+		size_t len = i + 1 < pieces ? PIECE : n - i * PIECE;
+		part[i] = crc_add(0, p + i * PIECE, len);
+		if (let_go)
+			nn_wfile_let_go((void *)(p + i * PIECE), len);
+	}
 	for (size_t i = 0; i < pieces; i++)
 		crc = (uint32_t)crc32_combine(crc, part[i], (z_off_t)(i + 1 < pieces ? PIECE : n - i * PIECE));
 	free(part);
@@ -196,7 +205,7 @@ static bool parse(nn_model *m, const char *key, nn_precision prec, const unsigne
 		return false;
 	r.p += klen;
 	if (!take(&r, &count, 4) || !take(&r, &size, 8) || size != len || !take(&r, &crc, 4) ||
-	    crc != crc_spread(r.p, (size_t)(r.end - r.p)))
+	    crc != crc_spread(r.p, (size_t)(r.end - r.p), m->one_pass))
 		return false;
 	for (uint32_t i = 0; i < count; i++) {
 		uint16_t nl;
@@ -391,6 +400,17 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 		return;
 	}
 	unlink(tmp);
+}
+
+void nn_wfile_let_go(void *buf, size_t len)
+{
+	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t from = ((uintptr_t)buf + page - 1) & ~(page - 1), to = ((uintptr_t)buf + len) & ~(page - 1);
+
+	/* a private mapping of a file opened read-only: its pages are never
+	 * copies, so dropping them loses nothing */
+	if (to > from)
+		madvise((void *)from, to - from, MADV_DONTNEED);
 }
 
 void nn_wfile_forget(nn_model *m)

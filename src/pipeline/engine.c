@@ -118,6 +118,7 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		goto fail;
 	}
 	pipe_model_weight_cache(e->model);
+	nn_model_set_one_pass(e->model, o->oneshot);
 	if (check_model(e->model)) {
 		snprintf(why, wl, "%s: not a segmentation model (want one float input [N,3,H,W] and one output)",
 			 e->path);

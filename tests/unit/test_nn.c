@@ -314,9 +314,11 @@ out:
 
 /* One run of the ISNet file at path with the weights file kept in dir:
  * its mask in *out and how many weight tensors came from the file; -1 if
- * it does not run. */
+ * it does not run. rest: run again after nn_model_rest; one_pass: as a
+ * one-pass model (nn_model_set_one_pass), run twice, the second pass
+ * reading back the weights the first let go of, its mask the same. */
 static int run_with_weight_file(const char *path, const char *dir, const float *x, int h, int w, bool rest,
-				struct nn_tensor *out)
+				bool one_pass, struct nn_tensor *out)
 {
 	const char *out_name = "output";
 	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, h, w}, .data = (void *)x};
@@ -325,8 +327,21 @@ static int run_with_weight_file(const char *path, const char *dir, const float *
 	int got = -1;
 
 	if (nn_model_load_file(path, &m) != NN_OK || nn_model_select_outputs(m, &out_name, 1) != NN_OK ||
-	    nn_model_set_weight_cache(m, dir) != NN_OK || nn_run(m, &in, 1, out, 1) != NN_OK)
+	    nn_model_set_weight_cache(m, dir) != NN_OK)
 		goto out;
+	nn_model_set_one_pass(m, one_pass);
+	if (nn_run(m, &in, 1, out, 1) != NN_OK)
+		goto out;
+	if (one_pass) {
+		struct nn_tensor again = {0};
+		bool same = nn_run(m, &in, 1, &again, 1) == NN_OK &&
+			    max_diff(out->data, again.data, (size_t)h * w) == 0;
+		nn_tensor_free(&again);
+		if (!same) {
+			printf("# a one-pass model's second pass differs from its first\n");
+			goto out;
+		}
+	}
 	if (rest) { /* at rest and back: the weights come from the file again */
 		nn_model_rest(m);
 		nn_tensor_free(out);
@@ -358,7 +373,7 @@ static void test_weight_file(const char *path)
 		return;
 	}
 	fill_noise(x, (size_t)3 * H * W, 11);
-	n = run_with_weight_file(path, dir, x, H, W, false, &a);
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &a);
 	CHECK(n == 0, "a first process reorders every weight (%d from the file)", n);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "ls -d %s/*.weights 2>/dev/null | head -1", dir);
@@ -369,12 +384,18 @@ static void test_weight_file(const char *path)
 		pclose(ls);
 	struct stat sb;
 	CHECK(*file && !stat(file, &sb) && sb.st_size > 1000000, "and writes them to %s", *file ? file : "a file");
-	n = run_with_weight_file(path, dir, x, H, W, false, &b);
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &b);
 	CHECK(n >= 100 && b.data && max_diff(a.data, b.data, (size_t)H * W) == 0,
 	      "the next takes %d weight tensors from the file and makes the same mask", n);
-	n = run_with_weight_file(path, dir, x, H, W, true, &c);
+	n = run_with_weight_file(path, dir, x, H, W, true, false, &c);
 	CHECK(n >= 100 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
 	      "and after a rest takes them from the file again (%d)", n);
+	/* a one-pass model lets each step's weights go from its mapping as the
+	 * pass goes: the same mask, twice (the second pass reads them back) */
+	nn_tensor_free(&c);
+	n = run_with_weight_file(path, dir, x, H, W, false, true, &c);
+	CHECK(n >= 100 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
+	      "a one-pass model takes %d from the file, lets them go as it runs, and makes the same mask twice", n);
 	/* one byte of a tensor changed: the file is not used, and is rewritten */
 	FILE *f = fopen(file, "r+b");
 	int byte = f && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) ? fgetc(f) : EOF;
@@ -383,10 +404,10 @@ static void test_weight_file(const char *path)
 	if (f)
 		fclose(f);
 	nn_tensor_free(&c);
-	n = run_with_weight_file(path, dir, x, H, W, false, &c);
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &c);
 	CHECK(n == 0 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
 	      "a damaged file is not used (%d from it) and the mask is the same", n);
-	n = run_with_weight_file(path, dir, x, H, W, false, &d);
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &d);
 	CHECK(n >= 100 && d.data && max_diff(a.data, d.data, (size_t)H * W) == 0,
 	      "it was written anew: the next process takes %d from it", n);
 	nn_tensor_free(&a);
