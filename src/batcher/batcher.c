@@ -499,21 +499,18 @@ void batcher_destroy(struct batcher *b)
 	free(b);
 }
 
-batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
-			      int flags, struct batcher_job **out)
+/* Queues the job of input, which is the batcher's (freed on every outcome). */
+static batcher_status submit(struct batcher *b, float *input, int c, int h, int w, int64_t deadline_ms, int flags,
+			     struct batcher_job **out)
 {
 	struct batcher_job *j;
-	size_t n;
 
 	*out = NULL;
-	if (!b || !input || c <= 0 || h <= 0 || w <= 0)
-		return BATCHER_ERR_ARG;
-	n = (size_t)c * h * w;
-	if (!(j = calloc(1, sizeof *j)) || !(j->input = malloc(sizeof(float) * n))) {
-		free(j);
+	if (!(j = calloc(1, sizeof *j))) {
+		free(input);
 		return BATCHER_ERR_NOMEM;
 	}
-	memcpy(j->input, input, sizeof(float) * n);
+	j->input = input;
 	j->c = c;
 	j->h = h;
 	j->w = w;
@@ -565,6 +562,33 @@ batcher_status batcher_submit(struct batcher *b, const float *input, int c, int 
 	pthread_mutex_unlock(&b->lock);
 	*out = j;
 	return BATCHER_OK;
+}
+
+batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
+			      int flags, struct batcher_job **out)
+{
+	float *copy;
+	size_t n;
+
+	*out = NULL;
+	if (!b || !input || c <= 0 || h <= 0 || w <= 0)
+		return BATCHER_ERR_ARG;
+	n = (size_t)c * h * w;
+	if (!(copy = malloc(sizeof(float) * n)))
+		return BATCHER_ERR_NOMEM;
+	memcpy(copy, input, sizeof(float) * n);
+	return submit(b, copy, c, h, w, deadline_ms, flags, out);
+}
+
+batcher_status batcher_give(struct batcher *b, float *input, int c, int h, int w, int64_t deadline_ms, int flags,
+			    struct batcher_job **out)
+{
+	*out = NULL;
+	if (!b || !input || c <= 0 || h <= 0 || w <= 0) {
+		free(input);
+		return BATCHER_ERR_ARG;
+	}
+	return submit(b, input, c, h, w, deadline_ms, flags, out);
 }
 
 batcher_status batcher_wait(struct batcher_job *j, const float **out, int *rank, int64_t *dims,

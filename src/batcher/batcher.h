@@ -138,6 +138,11 @@ void batcher_destroy(struct batcher *b);
 batcher_status batcher_submit(struct batcher *b, const float *input, int c, int h, int w, int64_t deadline_ms,
 			      int flags, struct batcher_job **job);
 
+/* batcher_submit without the copy: input (malloc'd) becomes the batcher's,
+ * freed by it whatever the outcome. */
+batcher_status batcher_give(struct batcher *b, float *input, int c, int h, int w, int64_t deadline_ms, int flags,
+			    struct batcher_job **job);
+
 /* Waits until the job has run or expired. On BATCHER_OK *out points to its
  * output (its dims in *dims, rank in *rank, excluding the batch axis), owned
  * by the job. timing may be NULL. If the deadline passes while the job still

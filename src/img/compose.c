@@ -395,8 +395,8 @@ static int subject_of(VipsImage *alpha, struct img_subject *out, double *count)
 	#pragma omp parallel for schedule(static) if ((int64_t)w * h > (1 << 20))
 	for (int y = 0; y < h; y++) {
 		const unsigned char *p = VIPS_IMAGE_ADDR(mem, 0, y);
-		int64_t c = 0;
-		int x0 = 0, x1 = w - 1;
+		int c = 0, x0 = 0, x1 = w - 1;
+		#pragma omp simd reduction(+ : c)
 		for (int x = 0; x < w; x++)
 			c += p[x] >= 128;
 		if (c) {

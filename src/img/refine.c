@@ -197,13 +197,17 @@ struct planes {
 enum { PL_A0, PL_A1, PL_A2, PL_B, PL_LO, PL_HI, PL_COUNT };
 
 /* apply_full's row where alpha is b alone (a cut-out without refinement):
- * the same arithmetic in a loop of its own, which the compiler keeps tight. */
-static void row_of_b(const float *rb, const struct img_axis *ax, const unsigned char *px, int bands, int W,
-		     unsigned char *o)
+ * the same arithmetic in a loop of its own, which the compiler keeps tight,
+ * the step from each low-resolution column to the next (d, lw floats: the
+ * same for every pixel between them) taken once. */
+static void row_of_b(const float *rb, float *d, int lw, const struct img_axis *ax, const unsigned char *px, int bands,
+		     int W, unsigned char *o)
 {
+	for (int k = 0; k < lw; k++)
+		d[k] = rb[k + 1 < lw ? k + 1 : k] - rb[k]; /* img_axis_init's i1 of i0 = k */
 	for (int x = 0; x < W; x++) {
-		int k0 = ax->i0[x], k1 = ax->i1[x];
-		float q = rb[k0] + ax->wt[x] * (rb[k1] - rb[k0]);
+		int k0 = ax->i0[x];
+		float q = rb[k0] + ax->wt[x] * d[k0];
 
 		q = q < 0 ? 0 : q > 1 ? 1 : q;
 		q *= bands == 4 ? (float)px[(size_t)x * 4 + 3] : 255.0f;
@@ -260,7 +264,7 @@ static int apply_full(VipsImage *pix, const struct planes *pl, int lw, int lh, V
 					r[x] = s0[x] + wy * (s1[x] - s0[x]);
 			}
 			if (!src[PL_A0] && !src[PL_LO]) { /* alpha = b: no guide, no bounds */
-				row_of_b(rb, &ax, px, bands, W, o);
+				row_of_b(rb, ra, lw, &ax, px, bands, W, o);
 				continue;
 			}
 			for (int x = 0; x < W; x++) {

@@ -196,7 +196,7 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 	struct batcher_timing bt = {0};
 	struct batcher_job *job;
 	double t0 = util_now_ms();
-	float *tensor = malloc(sizeof(float) * 3 * n);
+	float *tensor = util_alloc_big(sizeof(float) * 3 * n); /* the worker's, once given */
 
 	*mask = NULL;
 	memset(info, 0, sizeof *info);
@@ -213,8 +213,7 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 	if (submitting)
 		submitting(arg);
 	batcher_status bs =
-		batcher_submit(e->batcher, tensor, 3, side, side, deadline_ms, background ? BATCHER_BACKGROUND : 0, &job);
-	free(tensor);
+		batcher_give(e->batcher, tensor, 3, side, side, deadline_ms, background ? BATCHER_BACKGROUND : 0, &job);
 	switch (bs) {
 	case BATCHER_OK:
 		break;
