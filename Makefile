@@ -22,13 +22,16 @@ SANFLAGS =
 OPT      = -O2
 endif
 
-PKGS     = vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis zlib libdeflate libisal
+PKGS     = vips gmodule-no-export-2.0 libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis zlib libdeflate libisal
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Wno-missing-field-initializers
 ifeq ($(CI),true)
 WARN    += -Werror
 endif
-CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# where libvips' loadable modules are (img_need_heif)
+VIPS_LIBDIR := $(shell pkg-config --variable=libdir vips 2>/dev/null)
+CPPFLAGS_ALL = -std=c11 -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	       -DPETCUT_VIPS_LIBDIR='"$(VIPS_LIBDIR)"'
 LDLIBS_ALL   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldnnl -lgomp -lm -lpthread
 ALLFLAGS = $(CPPFLAGS_ALL) $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) -fopenmp -MMD -MP
 

@@ -374,7 +374,7 @@ static int load_photo(const char *path, const struct img_load_opts *lo, struct i
 	img_status st;
 
 	*im = NULL;
-	if (img_init() != IMG_OK) { /* once; after the model's loading has started */
+	if (img_init() != IMG_OK) {
 		say("petcut: %s", img_errmsg());
 		return 1;
 	}
@@ -429,13 +429,24 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	 * photo is decoded (each mostly on one core; a 12 MP JPEG and the
 	 * medium model take about as long); a remove-dir with nothing left to
 	 * do never gets here */
+	if (img_init() != IMG_OK) { /* before the thread: it sets the environment a while */
+		say("petcut: %s", img_errmsg());
+		return 1;
+	}
 	struct pipe_engine_opts eo = o->engine;
-	eo.plan_side = getenv("NOPLAN") ? 0 : o->req.side; /* the network planned while the photo is decoded */
+	eo.plan_side = o->req.side; /* the network planned while the photo is decoded */
 	struct opening op = {.opts = &eo};
 	pthread_t opener;
 	bool opening = !*e && !pthread_create(&opener, NULL, open_engine, &op);
 	int bad = load_photo(in, &lo, &im);
 	decode_ms = util_now_ms() - t0;
+	/* and the network's input made, where the model may still be loading */
+	enum pipe_status ps = PIPE_OK;
+	double resize_ms = util_now_ms();
+	float *input = NULL;
+	if (!bad)
+		ps = pipe_input(im, o->req.side, &input, why, sizeof why);
+	resize_ms = util_now_ms() - resize_ms;
 	if (opening) {
 		pthread_join(opener, NULL);
 		*e = op.e;
@@ -446,12 +457,16 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	if (bad)
 		return bad;
 	if (!*e) {
+		free(input);
 		say("petcut: %s", op.why);
 		goto out;
 	}
 	if (*op.note)
 		say("petcut: %s", op.note);
-	enum pipe_status ps = pipe_remove_photo(*e, &o->req, im, outs, fmts, n, info, &t, why, sizeof why);
+	if (ps == PIPE_OK) {
+		ps = pipe_remove_photo_of(*e, &o->req, im, input, outs, fmts, n, info, &t, why, sizeof why);
+		t.mask.resize_ms = resize_ms;
+	}
 	if (ps != PIPE_OK) {
 		say("petcut: %s%s%s", ps == PIPE_REFUSED ? "" : in, ps == PIPE_REFUSED ? "" : ": ", why);
 		rc = ps == PIPE_REFUSED ? 2 : 1;

@@ -39,8 +39,9 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int remove_parse_args(int argc, char **argv, struct remove_opts *o);
 
 /* Loads the background image if one is asked for (*bg, the caller's);
- * libvips is otherwise started by the first photo's loading, beside the
- * model's. Returns 0, or 1 or 2 after saying why not. */
+ * libvips is otherwise started with the first photo (remove_photo, before
+ * the model's loading starts beside it). Returns 0, or 1 or 2 after saying
+ * why not. */
 int remove_start(struct remove_opts *o, struct img **bg);
 
 /* Cuts the photo in into the n outputs outs[i], each in format fmts[i],

@@ -539,6 +539,7 @@ int http_server_start(const struct http_config *cfg, struct http_server **out, c
 		snprintf(errbuf, errlen, "%s", img_errmsg());
 		goto fail;
 	}
+	img_need_heif(); /* now, not beside the first HEIC's neighbours */
 	/* the data folder holds local state even when the store is elsewhere:
 	 * partial uploads, and in tmp/ the bytes a remote store's puts spool */
 	char tmpdir[4096];

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gmodule.h>
 #include <omp.h>
 #include <vips/vips.h>
 
@@ -166,9 +167,31 @@ static void log_drop(const char *domain, GLogLevelFlags level, const char *msg, 
 	(void)domain, (void)level, (void)msg, (void)user;
 }
 
+/* libvips loads its modules as it starts (HEIF, JPEG XL, PDF, ImageMagick,
+ * OpenSlide, and what they link): some 30 ms of dynamic linking and 10 MB of
+ * libraries in every process, for formats petcut reads rarely (HEIF: HEIC
+ * and AVIF) or never. It is started without them, VIPSHOME naming no folder
+ * while it starts, and the HEIF module is loaded from the folder libvips
+ * was built for when a HEIF file or an AVIF output first needs it
+ * (img_need_heif). */
+#define NO_MODULES "/nonexistent/petcut-vips-home"
+
 static void init_vips(void)
 {
-	if (VIPS_INIT("petcut"))
+	const char *was = getenv("VIPSHOME");
+	char *keep = was ? strdup(was) : NULL;
+	int failed;
+
+	if (was && !keep)
+		return;
+	setenv("VIPSHOME", NO_MODULES, 1);
+	failed = VIPS_INIT("petcut");
+	if (keep)
+		setenv("VIPSHOME", keep, 1);
+	else
+		unsetenv("VIPSHOME");
+	free(keep);
+	if (failed)
 		return;
 	/* The library never prints: damaged input is reported through
 	 * img_errmsg, and libvips would otherwise warn on stderr as well. */
@@ -186,6 +209,26 @@ static void init_vips(void)
 	 * though the allow-list below would refuse them anyway. */
 	vips_block_untrusted_set(TRUE);
 	init_status = IMG_OK;
+}
+
+static pthread_once_t heif_once = PTHREAD_ONCE_INIT;
+
+static void load_heif(void)
+{
+	char path[4096];
+	GModule *m;
+
+	snprintf(path, sizeof path, "%s/vips-modules-%d.%d/vips-heif.%s", PETCUT_VIPS_LIBDIR, VIPS_MAJOR_VERSION,
+		 VIPS_MINOR_VERSION, G_MODULE_SUFFIX);
+	/* its g_module_check_init registers the loader and saver; a libvips
+	 * built with HEIF inside has no such file, and needs none */
+	if ((m = g_module_open(path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL)))
+		g_module_make_resident(m);
+}
+
+void img_need_heif(void)
+{
+	pthread_once(&heif_once, load_heif);
 }
 
 img_status img_init(void)

@@ -130,6 +130,8 @@ static img_status open_header(VipsSource *src, const struct img_load_opts *o, Vi
 	if (headlen == 0)
 		return img_fail(IMG_ERR_NOT_IMAGE, "not an image (empty file)");
 	memcpy(head, sniffed, (size_t)headlen);
+	if (headlen >= 12 && !memcmp(head + 4, "ftyp", 4)) /* an ISO media file: HEIF's kind */
+		img_need_heif();
 	loader = vips_foreign_find_load_source(src);
 	vips_error_clear();
 	nick = loader ? vips_nickname_find(g_type_from_name(loader)) : NULL;

@@ -238,6 +238,7 @@ static void avif_probe(void)
 	void *buf = NULL;
 	size_t len;
 
+	img_need_heif();
 	if (!vips_black(&px, 16, 16, "bands", 3, NULL) &&
 	    !vips_heifsave_buffer(px, &buf, &len, "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, NULL))
 		avif_ok = 1;

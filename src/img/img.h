@@ -71,9 +71,18 @@ enum img_cut {
 /* A decoded image (opaque). */
 struct img;
 
-/* Starts libvips for the process; safe to call more than once and from
- * several threads. Returns IMG_ERR_VIPS if libvips cannot start. */
+/* Starts libvips for the process; safe to call more than once. The first
+ * call sets VIPSHOME for the while libvips starts (it then loads none of
+ * its modules, core.c says why): make it before the process starts other
+ * threads, which might read the environment meanwhile. Returns
+ * IMG_ERR_VIPS if libvips cannot start. */
 img_status img_init(void);
+
+/* Loads libvips' HEIF module (HEIC and AVIF) once, if not yet: the module
+ * img_init leaves out. Decoding a HEIF file or encoding AVIF does it when
+ * first needed; a server calls it at start, so that no request pays for it
+ * beside others in progress. */
+void img_need_heif(void);
 
 /* Message of the last failed img_* call on this thread ("" if none). */
 const char *img_errmsg(void);

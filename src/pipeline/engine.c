@@ -188,18 +188,12 @@ void pipe_engine_close(struct pipe_engine *e)
 	free(e);
 }
 
-enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int side, int64_t deadline_ms,
-			   int background, void (*submitting)(void *), void *arg, float **mask,
-			   struct pipe_mask_info *info, char *why, size_t wl)
+enum pipe_status pipe_input(const struct img *photo, int side, float **input, char *why, size_t wl)
 {
-	size_t n = (size_t)side * side;
-	struct batcher_timing bt = {0};
-	struct batcher_job *job;
-	double t0 = util_now_ms();
-	float *tensor = util_alloc_big(sizeof(float) * 3 * n); /* the worker's, once given */
+	/* on huge pages: the worker's once given */
+	float *tensor = util_alloc_big(sizeof(float) * 3 * (size_t)side * (size_t)side);
 
-	*mask = NULL;
-	memset(info, 0, sizeof *info);
+	*input = NULL;
 	if (!tensor) {
 		snprintf(why, wl, "out of memory");
 		return PIPE_FAILED;
@@ -209,7 +203,35 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 		snprintf(why, wl, "%s", img_errmsg());
 		return PIPE_BAD_INPUT;
 	}
+	*input = tensor;
+	return PIPE_OK;
+}
+
+enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int side, int64_t deadline_ms,
+			   int background, void (*submitting)(void *), void *arg, float **mask,
+			   struct pipe_mask_info *info, char *why, size_t wl)
+{
+	double t0 = util_now_ms();
+	float *input;
+	enum pipe_status ps = pipe_input(photo, side, &input, why, wl);
+
+	*mask = NULL;
+	memset(info, 0, sizeof *info);
+	if (ps != PIPE_OK)
+		return ps;
 	info->resize_ms = util_now_ms() - t0;
+	return pipe_mask_of(e, input, side, deadline_ms, background, submitting, arg, mask, info, why, wl);
+}
+
+enum pipe_status pipe_mask_of(struct pipe_engine *e, float *tensor, int side, int64_t deadline_ms, int background,
+			      void (*submitting)(void *), void *arg, float **mask, struct pipe_mask_info *info,
+			      char *why, size_t wl)
+{
+	size_t n = (size_t)side * side;
+	struct batcher_timing bt = {0};
+	struct batcher_job *job;
+
+	*mask = NULL;
 	if (submitting)
 		submitting(arg);
 	batcher_status bs =
@@ -356,6 +378,24 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 				   const char *const *outs, const enum img_format *fmts, int n,
 				   struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl)
 {
+	double t0 = util_now_ms(), resize_ms;
+	float *input;
+	enum pipe_status ps = pipe_input(photo, r->side, &input, why, wl);
+
+	if (ps != PIPE_OK) {
+		memset(t, 0, sizeof *t);
+		return ps;
+	}
+	resize_ms = util_now_ms() - t0;
+	ps = pipe_remove_photo_of(e, r, photo, input, outs, fmts, n, info, t, why, wl);
+	t->mask.resize_ms = resize_ms;
+	return ps;
+}
+
+enum pipe_status pipe_remove_photo_of(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
+				      float *input, const char *const *outs, const enum img_format *fmts, int n,
+				      struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl)
+{
 	struct img *alpha = NULL, *res;
 	void **enc = calloc((size_t)(n > 0 ? n : 1), sizeof *enc);
 	size_t *enc_len = calloc((size_t)(n > 0 ? n : 1), sizeof *enc_len);
@@ -366,10 +406,11 @@ enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_requ
 
 	memset(t, 0, sizeof *t);
 	if (!enc || !enc_len) {
+		free(input);
 		snprintf(why, wl, "out of memory");
 		goto out;
 	}
-	if ((ps = pipe_mask(e, photo, r->side, 0, 0, NULL, NULL, &mask, &t->mask, why, wl)) != PIPE_OK)
+	if ((ps = pipe_mask_of(e, input, r->side, 0, 0, NULL, NULL, &mask, &t->mask, why, wl)) != PIPE_OK)
 		goto out;
 	if (e->oneshot) /* a 12 MP photo's outputs take about what the model held */
 		nn_model_rest(e->model);

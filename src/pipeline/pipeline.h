@@ -253,6 +253,16 @@ enum pipe_status pipe_mask(struct pipe_engine *e, const struct img *photo, int s
 			   int background, void (*submitting)(void *), void *arg, float **mask,
 			   struct pipe_mask_info *info, char *why, size_t wl);
 
+/* pipe_mask's two halves. pipe_input makes the network's input of photo,
+ * 3 x side x side floats in *input, and needs no engine (a process can make
+ * it while its model loads); PIPE_OK, or PIPE_BAD_INPUT or PIPE_FAILED with
+ * why set. pipe_mask_of runs an input (taken: freed whatever the outcome),
+ * as pipe_mask does; info->resize_ms is left as it is. */
+enum pipe_status pipe_input(const struct img *photo, int side, float **input, char *why, size_t wl);
+enum pipe_status pipe_mask_of(struct pipe_engine *e, float *input, int side, int64_t deadline_ms, int background,
+			      void (*submitting)(void *), void *arg, float **mask, struct pipe_mask_info *info,
+			      char *why, size_t wl);
+
 /* The alpha of photo at its size from a side x side mask, scaled as
  * r->refine says. */
 img_status pipe_alpha(const struct img *photo, const float *mask, int side, const struct pipe_request *r,
@@ -314,6 +324,12 @@ struct pipe_timings {
 enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
 				   const char *const *outs, const enum img_format *fmts, int n,
 				   struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl);
+
+/* pipe_remove_photo from the network's input pipe_input made of photo at
+ * r->side (taken); t->mask.resize_ms is left to the caller. */
+enum pipe_status pipe_remove_photo_of(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
+				      float *input, const char *const *outs, const enum img_format *fmts, int n,
+				      struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl);
 
 /* ===== Several photos in one forward pass ===== */
 
