@@ -41,8 +41,10 @@
 #    --timings` exists; interleaved with @imgly/background-removal-node
 #    (bench/imgly_bench.js; installed into BUILD/imgly from bench/package.json
 #    with npm --ignore-scripts): one Node process makes its cold call first,
-#    then each round runs petcut (default options), one warm call of the
-#    peer, and petcut's variants (fp32, int8, guided); medians of the rounds.
+#    then each round runs petcut (default options), the same at an older
+#    commit (PETCUT_BENCH_BASE, as the throughput part's), one warm call of
+#    the peer, and petcut's variants (fp32, int8, guided); medians of the
+#    rounds.
 #    Without node, npm or the package, petcut runs alone and the report says
 #    why.
 #  - print: the same photo laid out as a print (8 x 10 in at 300 dpi, a
@@ -82,7 +84,7 @@
 # Environment: PETCUT_BENCH_RUNS (default 5), PETCUT_BENCH_ROUNDS (default 3),
 # PETCUT_BENCH_THREADS (default: all online CPUs), PETCUT_BENCH_PARTS (default
 # includes load, the service under wrk and Python clients;
-# "infer refine e2e": the parts to run), PETCUT_BENCH_E2E_RUNS (default 3:
+# "infer refine e2e": the parts to run), PETCUT_BENCH_E2E_RUNS (default 5:
 # rounds of petcut remove, and warm runs of the peer), PETCUT_BENCH_PHONE_PHOTOS
 # (default 10: photos per flow and profile of the phone part),
 # PETCUT_BENCH_REFINES (default "none guided matting": the quality part's
@@ -101,7 +103,7 @@ THREADS=${PETCUT_BENCH_THREADS:-$(nproc)}
 ORT_DIR=$BUILD/ort
 OUT=$BUILD/bench
 PARTS=${PETCUT_BENCH_PARTS:-infer batch refine fg quality e2e print load phone throughput}
-E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-3}
+E2E_RUNS=${PETCUT_BENCH_E2E_RUNS:-5}
 mkdir -p "$OUT"
 # the commit measured, recorded in each section; "+dirty" when tracked files
 # other than what the bench itself writes differ from it
@@ -567,6 +569,27 @@ install_imgly() {
 	return 1
 }
 
+# The commit the e2e and throughput parts measure against, in the same
+# rounds (PETCUT_BENCH_BASE, default 0fb75d0: the last before the work on
+# speed, round two, when a 12 MP cut-out took 1.1 s).
+BASE_REV=${PETCUT_BENCH_BASE:-0fb75d0}
+
+# base_petcut: builds petcut at BASE_REV in OUT/base once (a git worktree)
+# and prints its path; fails where this clone lacks the commit.
+base_petcut() {
+	local dir=$OUT/base
+	git cat-file -e "$BASE_REV^{commit}" 2>/dev/null || return 1
+	if [ "$(cat "$dir.rev" 2>/dev/null)" != "$(git rev-parse "$BASE_REV")" ] || ! [ -x "$dir/build/petcut" ]; then
+		echo "bench: building petcut at $BASE_REV in $dir" >&2
+		git worktree remove --force "$dir" 2>/dev/null || rm -rf "$dir"
+		git worktree prune
+		git worktree add --detach "$dir" "$BASE_REV" >&2 || return 1
+		make -C "$dir" -j"$(nproc)" build/petcut >&2 || return 1
+		git rev-parse "$BASE_REV" >"$dir.rev"
+	fi
+	echo "$dir/build/petcut"
+}
+
 # stage NAME FILE: the number that follows the stage's name in petcut's
 # --timings output (e.g. "decode 123 ms", "decode=123", "decode: 123ms").
 stage() {
@@ -578,9 +601,9 @@ stage() {
 # remove_once TAG ROUND [ARGS...]: one `petcut remove BIG OUT.png ARGS` for
 # round ROUND; appends its wall ms, peak RSS and stage times to OUT/e2e.TAG.*.
 remove_once() {
-	local tag=$1 r=$2 s f timer timings=""
+	local tag=$1 r=$2 s f timer timings="" bin=${REMOVE_BIN:-$PETCUT}
 	shift 2
-	"$PETCUT" remove --help 2>&1 | grep -q -- '--timings' && timings=--timings
+	"$bin" remove --help 2>&1 | grep -q -- '--timings' && timings=--timings
 	f=$OUT/e2e.$tag.$r
 	rm -f "$OUT/e2e-$tag.png"
 	if [ -x /usr/bin/time ]; then
@@ -590,7 +613,7 @@ remove_once() {
 		timer=""
 		date +%s.%N >"$f.start"
 	fi
-	if ! $timer "$PETCUT" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
+	if ! $timer "$bin" remove "$BIG" "$OUT/e2e-$tag.png" $timings "$@" 2>"$f.err" >/dev/null; then
 		echo "bench: petcut remove $* failed:" >&2
 		tail -3 "$f.err" | sed 's/^/    /' >&2
 		return 0
@@ -686,10 +709,12 @@ if part e2e; then
 	if ! big_photo; then
 		echo "bench: could not make the 12 MP photo; end-to-end part skipped" >&2
 	else
+		base_bin=$(base_petcut) || base_bin=
 		load0=$(cut -d' ' -f1 /proc/loadavg)
 		tags="petcut fp32"
 		int8_ok && tags="$tags int8"
 		tags="$tags guided"
+		[ -n "$base_bin" ] && tags="$tags base"
 		for t in $tags; do
 			: >"$OUT/e2e.$t.ms"
 			: >"$OUT/e2e.$t.rss"
@@ -700,6 +725,7 @@ if part e2e; then
 		# each round: petcut (default options), the peer, then petcut's variants
 		for r in $(seq "$E2E_RUNS"); do
 			remove_once petcut "$r"
+			[ -n "$base_bin" ] && REMOVE_BIN=$base_bin remove_once base "$r"
 			imgly_once "$r"
 			remove_once fp32 "$r" --precision fp32
 			case " $tags " in *" int8 "*) remove_once int8 "$r" --precision int8 ;; esac
@@ -712,7 +738,7 @@ if part e2e; then
 		i_rss=$(field "$OUT/e2e.imgly" peak_rss_kb 2>/dev/null || true)
 		{
 			echo "Measured $(date -u +%Y-%m-%d) on $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(nproc) cores; commit $COMMIT;"
-			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS rounds, in each: petcut remove (default options), the peer (warm, in one Node process whose cold first call came before the rounds), petcut's variants; medians of the rounds; command: \`PETCUT_BENCH_PARTS=e2e make bench\`;"
+			echo "photo: 4032x3024 JPEG (bench/big_photo.c from chelsea.png); model medium; $E2E_RUNS rounds, in each: petcut remove (default options), the same at $BASE_REV, the peer (warm, in one Node process whose cold first call came before the rounds), petcut's variants; medians of the rounds; command: \`PETCUT_BENCH_PARTS=e2e make bench\`;"
 			echo "load average (1 min) $load0 before the runs, $load1 after (other work on the machine slows both tools)."
 			echo
 			echo "| tool | median wall ms | runs ms | peak RSS MB | output bytes | time / peer's warm median | RSS / peer |"
@@ -720,6 +746,7 @@ if part e2e; then
 			for t in $tags; do
 				case $t in
 				petcut) label="petcut remove (default options: bf16, --refine none), a fresh process" ;;
+				base) label="the same at $BASE_REV (before the work on speed, round two)" ;;
 				fp32 | int8) label="petcut remove --precision $t, a fresh process" ;;
 				*) label="petcut remove --refine $t, a fresh process" ;;
 				esac
@@ -745,6 +772,7 @@ if part e2e; then
 				st=$(sed -n 's/^stages //p' "$OUT/e2e.$t")
 				case $t in
 				petcut) label="petcut remove" ;;
+				base) label="petcut remove at $BASE_REV" ;;
 				fp32 | int8) label="petcut remove --precision $t" ;;
 				*) label="petcut remove --refine $t" ;;
 				esac
@@ -753,6 +781,11 @@ if part e2e; then
 				fi
 			done
 			ms=$(field "$OUT/e2e.petcut" ms)
+			b_ms=$(field "$OUT/e2e.base" ms 2>/dev/null || true)
+			if [ -n "$ms" ] && [ -n "$b_ms" ]; then
+				echo
+				echo "In the same rounds petcut at $BASE_REV took $b_ms ms: petcut now takes $(awk -v a="$ms" -v b="$b_ms" 'BEGIN { printf "%.2f", a / b }') x that time."
+			fi
 			if [ $have_imgly = 1 ] && [ -n "$ms" ] && [ -n "$i_ms" ]; then
 				echo
 				echo "A 12 MP cut-out with the default options takes petcut $ms ms from a fresh process (model load and first pass included) against $i_ms ms for the peer's warm call ($(awk -v a="$ms" -v b="$i_ms" 'BEGIN { printf "%.2f", a / b }') x), at $(($(field "$OUT/e2e.petcut" rss_kb) / 1024)) MB against $((i_rss / 1024)) MB."
@@ -1078,21 +1111,12 @@ fi
 # ===== Throughput: full-size cut-outs with 4 clients, against an older commit =====
 
 if part throughput; then
-	BASE_REV=${PETCUT_BENCH_BASE:-0fb75d0}
 	if ! command -v node >/dev/null || ! command -v vips >/dev/null || ! command -v python3 >/dev/null ||
-		! git cat-file -e "$BASE_REV^{commit}" 2>/dev/null; then
+		! base_petcut >/dev/null; then
 		echo "bench: throughput part needs node, vips, python3 and commit $BASE_REV in this clone; skipped" >&2
 	else
 		PETCUT_BENCH_PHONE_PHOTOS_ONLY=1 PETCUT_BENCH_PHONE_PHOTOS=9 node bench/phone.mjs "$BUILD" >&2
 		base_dir=$OUT/base
-		if [ "$(cat "$base_dir.rev" 2>/dev/null)" != "$(git rev-parse "$BASE_REV")" ] || ! [ -x "$base_dir/build/petcut" ]; then
-			echo "bench: building petcut at $BASE_REV in $base_dir" >&2
-			git worktree remove --force "$base_dir" 2>/dev/null || rm -rf "$base_dir"
-			git worktree prune
-			git worktree add --detach "$base_dir" "$BASE_REV" >&2
-			make -C "$base_dir" -j"$(nproc)" build/petcut >&2
-			git rev-parse "$BASE_REV" >"$base_dir.rev"
-		fi
 		echo "bench: throughput, 4 clients, full-size cut-outs (3 rounds per server)" >&2
 		python3 bench/throughput.py "$OUT/throughput.table" 3 "$BASE_REV=$base_dir/build/petcut" "$COMMIT=$PETCUT" -- \
 			"$OUT"/phone-photos/photo-0[1-9].jpg
