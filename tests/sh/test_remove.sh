@@ -4,7 +4,8 @@
 # refusal of files that are not usable images (exit 2, one line, no output
 # left behind), an output into a named pipe, several outputs from one run
 # (PNG, WebP, JPEG on a background), --crop, --effect sticker, --json, --timings, --refine matting
-# (and a misspelt --refine), and remove-dir's skipping of outputs already there.
+# (and a misspelt --refine), a HEIC input and an AVIF output (libvips' HEIF module loaded on
+# demand), and remove-dir's skipping of outputs already there.
 #
 #   tests/sh/test_remove.sh BUILD
 #
@@ -178,6 +179,23 @@ echo "# mean |alpha difference| between the two cut-outs: ${diff:-?} of 255"
 # with ONNX Runtime as the network the difference is 2.7; a wrong turn gives
 # a different size, or tens.
 check "its mask matches the upright photo's (mean difference < 8)" at_least 8 "${diff:-999}"
+
+# HEIF: libvips starts without its modules, and the HEIF one comes when a
+# HEIC input or an AVIF output first asks for it (src/img/core.c)
+heic=$BUILD/testdata/phone/upright.heic
+if [ -s "$heic" ]; then
+	echo "# petcut remove of a phone's HEIC (12 MP), and an AVIF output"
+	"$PETCUT" remove "$heic" "$tmp/heic.jpg" --bg white --size preview 2>"$tmp/err"
+	rc=$? ok=0 size=$(pic size "$tmp/heic.jpg" 2>/dev/null)
+	[ $rc -eq 0 ] && [ ! -s "$tmp/err" ] && [ "$size" = "3024 4032" ] && ok=1
+	check "a HEIC input: exit 0, quiet, a JPEG of its size (exit $rc, $size)" [ $ok = 1 ]
+	"$PETCUT" remove "$UPRIGHT" "$tmp/up.avif" --size preview 2>"$tmp/err"
+	rc=$? ok=0
+	[ $rc -eq 0 ] && [ ! -s "$tmp/err" ] && [ "$(head -c 12 "$tmp/up.avif" | tail -c 8)" = ftypavif ] && ok=1
+	check "an AVIF output: exit 0, quiet, an ISO media file of brand avif (exit $rc)" [ $ok = 1 ]
+else
+	echo "# skipped the HEIF checks: $heic is not there (scripts/test-setup.sh makes it)"
+fi
 
 echo "# petcut remove --mask, --format webp (preview size)"
 "$PETCUT" remove --size preview --mask "$UPRIGHT" "$tmp/mask.png" 2>"$tmp/err"
