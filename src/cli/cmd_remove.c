@@ -464,7 +464,7 @@ int remove_photo(struct pipe_engine **e, const struct remove_opts *o, const char
 	if (*op.note)
 		say("petcut: %s", op.note);
 	if (ps == PIPE_OK) {
-		ps = pipe_remove_photo_of(*e, &o->req, im, input, outs, fmts, n, info, &t, why, sizeof why);
+		ps = pipe_remove_photo(*e, &o->req, im, input, outs, fmts, n, info, &t, why, sizeof why);
 		t.mask.resize_ms = resize_ms;
 	}
 	if (ps != PIPE_OK) {
@@ -494,7 +494,7 @@ int remove_start(struct remove_opts *o, struct img **bg)
 	img_status st;
 
 	*bg = NULL;
-	if (o->req.render.bg != IMG_BG_IMAGE) /* libvips starts with the first photo's decoding */
+	if (o->req.render.bg != IMG_BG_IMAGE) /* libvips starts with the first photo (remove_photo) */
 		return 0;
 	if (img_init() != IMG_OK) {
 		say("petcut: %s", img_errmsg());

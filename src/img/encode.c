@@ -34,9 +34,9 @@ typedef int (*save_fn)(VipsImage *im, VipsTarget *t, const struct img_save_opts 
  * cores), several times faster than libvips at its level 3 (itself four
  * times faster than its default, level 6 without a filter) for files of
  * about the same size: there is no size below which libvips is worth
- * keeping. libvips still writes what png.c does not take (16 bits). */
-/* An 8-bit image by png.c, into *buf (malloc'd) when t is NULL, else to t;
- * 0 or -1. */
+ * keeping. libvips still writes what png.c does not take (16 bits).
+ * png8 writes an 8-bit image into *buf (malloc'd) when t is NULL, else to
+ * t; 0 or -1. */
 static int png8(VipsImage *im, const struct img_save_opts *o, VipsTarget *t, void **buf, size_t *len)
 {
 	VipsImage *mem;

@@ -375,26 +375,8 @@ enum pipe_status pipe_write_outputs(const char *const *outs, void *const *enc, c
 }
 
 enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
-				   const char *const *outs, const enum img_format *fmts, int n,
+				   float *input, const char *const *outs, const enum img_format *fmts, int n,
 				   struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl)
-{
-	double t0 = util_now_ms(), resize_ms;
-	float *input;
-	enum pipe_status ps = pipe_input(photo, r->side, &input, why, wl);
-
-	if (ps != PIPE_OK) {
-		memset(t, 0, sizeof *t);
-		return ps;
-	}
-	resize_ms = util_now_ms() - t0;
-	ps = pipe_remove_photo_of(e, r, photo, input, outs, fmts, n, info, t, why, wl);
-	t->mask.resize_ms = resize_ms;
-	return ps;
-}
-
-enum pipe_status pipe_remove_photo_of(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
-				      float *input, const char *const *outs, const enum img_format *fmts, int n,
-				      struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl)
 {
 	struct img *alpha = NULL, *res;
 	void **enc = calloc((size_t)(n > 0 ? n : 1), sizeof *enc);

@@ -314,22 +314,18 @@ struct pipe_timings {
 
 /*
  * The n outputs of photo (r->render.bg_image set by the caller for a
- * background image), each encoded as fmts[i] and written to the file
- * outs[i] atomically, all from one mask. Every output is made before any is
- * written, so one that cannot be made as asked leaves none. Returns PIPE_OK
- * with info[i] and *t set; PIPE_REFUSED when an output cannot be made as
- * asked; PIPE_FAILED when the work fails (memory, writing); pipe_mask's
- * statuses. why says what failed, naming the output at fault.
+ * background image), from the network's input pipe_input made of it at
+ * r->side (taken: freed whatever the outcome), each encoded as fmts[i] and
+ * written to the file outs[i] atomically, all from one mask. Every output is
+ * made before any is written, so one that cannot be made as asked leaves
+ * none. Returns PIPE_OK with info[i] and *t set (t->mask.resize_ms left to
+ * the caller, who made the input); PIPE_REFUSED when an output cannot be
+ * made as asked; PIPE_FAILED when the work fails (memory, writing);
+ * pipe_mask's statuses. why says what failed, naming the output at fault.
  */
 enum pipe_status pipe_remove_photo(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
-				   const char *const *outs, const enum img_format *fmts, int n,
+				   float *input, const char *const *outs, const enum img_format *fmts, int n,
 				   struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl);
-
-/* pipe_remove_photo from the network's input pipe_input made of photo at
- * r->side (taken); t->mask.resize_ms is left to the caller. */
-enum pipe_status pipe_remove_photo_of(struct pipe_engine *e, const struct pipe_request *r, const struct img *photo,
-				      float *input, const char *const *outs, const enum img_format *fmts, int n,
-				      struct pipe_out_info *info, struct pipe_timings *t, char *why, size_t wl);
 
 /* ===== Several photos in one forward pass ===== */
 
