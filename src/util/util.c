@@ -110,3 +110,15 @@ void *util_alloc_big(size_t n)
 	madvise(p, n / huge * huge, MADV_HUGEPAGE); /* advice: without it, small pages */
 	return p;
 }
+
+void *util_alloc_huge(size_t n)
+{
+	const size_t huge = (size_t)2 << 20;
+	size_t whole = n > huge ? (n + huge - 1) / huge * huge : huge;
+	void *p;
+
+	if (whole < n || posix_memalign(&p, huge, whole))
+		return NULL;
+	madvise(p, whole, MADV_HUGEPAGE);
+	return p;
+}
