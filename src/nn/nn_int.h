@@ -158,7 +158,9 @@ struct nn_plan; /* plan.c */
 
 #define NN_PRECISIONS 3 /* nn_precision's values */
 
-/* A weight tensor reordered into the layout a primitive asked for. */
+/* A weight tensor reordered into the layout a primitive asked for (or an
+ * int8 convolution's per-channel weight scales: one dimension of f32), kept
+ * by the model and written to the weights file of its precision. */
 struct nn_wcache {
 	int node;
 	dnnl_memory_desc_t md;
@@ -223,7 +225,8 @@ bool nn_quant_range(const nn_model *m, int v, float *lo, float *hi);
 float nn_quant_scale(float lo, float hi, bool is_signed);
 /* Per-output-channel scales of node's weights w (oc x per_oc floats) with
  * input channel c's weights multiplied by sic[c] (cin of them; sic NULL: by
- * 1), made once and kept (w may be NULL once they are made); NULL if they
+ * 1), made once and kept, a copy in the wcache for the weights file (w may
+ * be NULL once they are made, or where that file had them); NULL if they
  * cannot be. */
 const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc,
 				    const float *sic, int64_t cin);

@@ -190,6 +190,42 @@ nn_status nn_model_load_calibration(nn_model *m, const char *path)
 	return st;
 }
 
+/* Whether wcache entry e holds int8 weight scales (the weights file keeps
+ * them beside the s8 weights they made): one dimension of f32, where a
+ * convolution's weights have three or more. */
+static bool is_scales(const struct nn_wcache *e)
+{
+	return e->md.ndims == 1 && e->md.data_type == dnnl_f32;
+}
+
+static const struct nn_wcache *scales_entry(const nn_model *m, int node, int64_t oc)
+{
+	for (const struct nn_wcache *e = m->wcache; e; e = e->next)
+		if (e->node == node && e->prec == NN_PRECISION_INT8 && is_scales(e) && e->md.dims[0] == oc)
+			return e;
+	return NULL;
+}
+
+/* A copy of node's scales s (oc of them) in the model's wcache, for the
+ * weights file; left out if memory is short (the file then lacks them and
+ * a later process makes them again). */
+static void keep_scales(nn_model *m, int node, const float *s, int64_t oc)
+{
+	struct nn_wcache *e = calloc(1, sizeof *e);
+
+	if (!e || scales_entry(m, node, oc) ||
+	    dnnl_memory_desc_init_by_tag(&e->md, 1, (dnnl_dims_t){oc}, dnnl_f32, dnnl_a) != dnnl_success ||
+	    !(e->buf = malloc(sizeof *s * (size_t)oc))) {
+		free(e);
+		return;
+	}
+	memcpy(e->buf, s, sizeof *s * (size_t)oc);
+	e->node = node;
+	e->prec = NN_PRECISION_INT8;
+	e->next = m->wcache;
+	m->wcache = e;
+}
+
 const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64_t oc, int64_t per_oc,
 				    const float *sic, int64_t cin)
 {
@@ -200,8 +236,18 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 		return NULL;
 	if (m->wscales[node])
 		return m->wscales[node];
-	if (!w || !(s = malloc(sizeof *s * (size_t)oc)))
+	if (!(s = malloc(sizeof *s * (size_t)oc)))
 		return NULL;
+	if (!w) { /* released: from the weights file, where it kept them */
+		const struct nn_wcache *e = scales_entry(m, node, oc);
+		if (!e) {
+			free(s);
+			return NULL;
+		}
+		memcpy(s, e->buf, sizeof *s * (size_t)oc);
+		m->wscales[node] = s;
+		return s;
+	}
 	if (per_ic < 1) /* the loop below steps by it */
 		per_ic = 1;
 	/* (a NaN is passed over, as fmaxf would, without its call a weight) */
@@ -218,6 +264,7 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 		s[o] = mx > 0 ? mx / 127.0f : 1.0f;
 	}
 	m->wscales[node] = s;
+	keep_scales(m, node, s, oc);
 	return s;
 }
 
@@ -231,14 +278,15 @@ void nn_quant_forget_weights(nn_model *m)
 			m->wscales[i] = NULL;
 		}
 	while ((w = *pw)) {
-		if (w->md.data_type != dnnl_s8) {
+		if (w->md.data_type != dnnl_s8 && !(w->prec == NN_PRECISION_INT8 && is_scales(w))) {
 			pw = &w->next;
 			continue;
 		}
 		*pw = w->next;
 		if (w->mem)
 			dnnl_memory_destroy(w->mem);
-		free(w->buf);
+		if (!w->mapped)
+			free(w->buf);
 		free(w);
 	}
 }

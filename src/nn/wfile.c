@@ -15,9 +15,12 @@
  * convolution's weights as the graph passes leave them (their node names,
  * shapes and values: the model file and the passes both), the oneDNN
  * version and CPU ISA it ran on, the thread count, the size of a memory
- * descriptor and the version of petcut's own layouts (WFILE_LAYOUTS). A file whose key, size or CRC-32 of its contents does not
+ * descriptor and the version of petcut's own layouts (WFILE_LAYOUTS); an
+ * int8 file's key adds a CRC-32 of the calibration (its ranges by value
+ * name), which its s8 weights and their per-channel scales (1-D f32 entries
+ * of the same node, nn_quant_weight_scales) follow. A file whose key, size or CRC-32 of its contents does not
  * match, or that names a node the graph lacks, is ignored and written
- * anew. int8 weights depend on a calibration and are not kept. Each process
+ * anew. Each process
  * that uses a file sets its time; a save removes the files of the folder
  * unused for 30 days (another oneDNN, CPU, thread count or model).
  *
@@ -56,13 +59,6 @@
  * ones of the same size). 2: F(4x4, 3x3), the direct narrow convolutions;
  * 3: Winograd on CPUs with AMX too (their products on its tiles). */
 #define WFILE_LAYOUTS 3
-
-/* Whether entry w belongs in the file: what was reordered for this CPU in
- * float formats (int8 weights follow the calibration). */
-static bool keepable(const struct nn_wcache *w)
-{
-	return w->md.data_type != dnnl_s8;
-}
 
 /* zlib's CRC-32, by ISA-L: with carry-less multiplies on wide vectors it
  * keeps up with memory (some 50 GB/s in cache, 2.5 x libdeflate's), and
@@ -157,10 +153,31 @@ static bool make_key(nn_model *m)
 
 static const char *const prec_names[NN_PRECISIONS] = {"fp32", "bf16", "int8"};
 
-/* The key of the weights of plans at precision prec: m->wkey and prec. */
+/* The CRC-32 of m's calibration: each range with its value's name (the
+ * calibration file's own terms). */
+static uint32_t calibration_sum(const nn_model *m)
+{
+	uint32_t crc = 0;
+
+	for (int v = 0; m->calib && v < m->g.n_vals; v++) {
+		const char *name = m->g.vals[v].name ? m->g.vals[v].name : "";
+		if (!m->calib[v].set)
+			continue;
+		crc = crc_add(crc, name, strlen(name) + 1);
+		crc = crc_add(crc, &m->calib[v].lo, sizeof m->calib[v].lo);
+		crc = crc_add(crc, &m->calib[v].hi, sizeof m->calib[v].hi);
+	}
+	return crc;
+}
+
+/* The key of the weights of plans at precision prec: m->wkey and prec, and
+ * for int8 the calibration. */
 static void full_key(const nn_model *m, nn_precision prec, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s;plans %s", m->wkey, prec_names[prec]);
+	if (prec == NN_PRECISION_INT8)
+		snprintf(buf, n, "%s;plans %s;calibration %08" PRIx32, m->wkey, prec_names[prec], calibration_sum(m));
+	else
+		snprintf(buf, n, "%s;plans %s", m->wkey, prec_names[prec]);
 }
 
 /* The file of a full key in m->wdir. */
@@ -247,7 +264,7 @@ static void list_free(struct nn_wcache *w)
 
 void nn_wfile_load(nn_model *m, nn_precision prec)
 {
-	char path[PATH_MAX], key[sizeof m->wkey + 32];
+	char path[PATH_MAX], key[sizeof m->wkey + 64];
 	struct nn_wcache *list = NULL;
 	struct stat sb;
 	void *map = MAP_FAILED;
@@ -307,7 +324,7 @@ static uint64_t table(const nn_model *m, nn_precision prec, FILE *f, uint64_t st
 {
 	uint64_t off = start;
 	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
-		if (!keepable(w) || w->prec != prec)
+		if (w->prec != prec)
 			continue;
 		const char *name = m->g.nodes[w->node].name ? m->g.nodes[w->node].name : "";
 		uint16_t nl = (uint16_t)strlen(name);
@@ -346,7 +363,7 @@ static void prune(const char *dir)
 
 void nn_wfile_save(nn_model *m, nn_precision prec)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 32], key[sizeof m->wkey + 32];
+	char path[PATH_MAX], tmp[PATH_MAX + 32], key[sizeof m->wkey + 64];
 	uint32_t count = 0, klen, crc = 0, crc_at;
 	uint64_t head, size;
 	bool ok = true, fresh = false;
@@ -355,7 +372,7 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 	if (!m->wdir || !m->wkey[0] || (unsigned)prec >= NN_PRECISIONS)
 		return;
 	for (const struct nn_wcache *w = m->wcache; w; w = w->next) {
-		if (!keepable(w) || w->prec != prec)
+		if (w->prec != prec)
 			continue;
 		count++;
 		fresh = fresh || (!w->mapped && !w->saved);
@@ -378,7 +395,7 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 	head = crc_at + 4;
 	uint64_t table_end = head;
 	for (const struct nn_wcache *w = m->wcache; w; w = w->next)
-		if (keepable(w) && w->prec == prec)
+		if (w->prec == prec)
 			table_end += 2 + strlen(m->g.nodes[w->node].name) + sizeof w->md + 16;
 	size = table(m, prec, NULL, table_end, NULL, &ok);
 	ok = put(f, MAGIC, 8, NULL) && put(f, &klen, 4, NULL) && put(f, key, klen, NULL) &&
@@ -388,7 +405,7 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 	uint64_t at = table_end;
 	static const unsigned char zeros[ALIGN];
 	for (const struct nn_wcache *w = m->wcache; ok && w; w = w->next) {
-		if (!keepable(w) || w->prec != prec)
+		if (w->prec != prec)
 			continue;
 		uint64_t off = (at + ALIGN - 1) / ALIGN * ALIGN, bytes = dnnl_memory_desc_get_size(&w->md);
 		ok = put(f, zeros, (size_t)(off - at), &crc) && put(f, w->buf, (size_t)bytes, &crc);

@@ -420,6 +420,103 @@ static void test_weight_file(const char *path)
 	free(x);
 }
 
+/* One int8 run of the ISNet file at path with the weights file kept in
+ * dir, calibrated on x_cal (its ranges saved to calib when save, else read
+ * from it): the mask in *out and how many tensors came from the file; -1
+ * if it does not run, -2 if the CPU has no int8 (nn_errmsg says why). */
+static int run_int8_with_weight_file(const char *path, const char *dir, const char *calib, bool save,
+				     const float *x_cal, const float *x, int h, int w, struct nn_tensor *out)
+{
+	const char *out_name = "output";
+	struct nn_tensor cal = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, h, w}, .data = (void *)x_cal};
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, h, w}, .data = (void *)x};
+	struct nn_plan_stats ps;
+	nn_model *m = NULL;
+	nn_status st;
+	int got = -1;
+
+	if (nn_model_load_file(path, &m) != NN_OK || nn_model_select_outputs(m, &out_name, 1) != NN_OK ||
+	    nn_model_set_weight_cache(m, dir) != NN_OK)
+		goto out;
+	if (save ? nn_model_observe(m, &cal, 1) != NN_OK || nn_model_save_calibration(m, calib) != NN_OK
+		 : nn_model_load_calibration(m, calib) != NN_OK)
+		goto out;
+	if ((st = nn_run_at(m, NN_PRECISION_INT8, &in, 1, out, 1)) != NN_OK) {
+		got = st == NN_ERR_UNSUPPORTED ? -2 : -1;
+		goto out;
+	}
+	if (nn_model_stats(m, &ps) == NN_OK)
+		got = ps.weights_from_file;
+out:
+	if (got == -1)
+		printf("# %s\n", nn_errmsg());
+	nn_model_free(m);
+	return got;
+}
+
+/* int8's weights file: the s8 weights and their per-channel scales come
+ * from it too, with the same mask, under the calibration that made them
+ * (its key names the calibration: another one does not use the file). */
+static void test_weight_file_int8(const char *path)
+{
+	enum { H = 160, W = 160 };
+	char dir[] = "/tmp/petcut-test-wfile8-XXXXXX", calib[sizeof dir + 16], cmd[256];
+	struct nn_tensor a = {0}, b = {0}, c = {0};
+	float *x = malloc(sizeof *x * 3 * H * W);
+	int n;
+
+	if (!x || !mkdtemp(dir)) {
+		CHECK(0, "a temporary folder");
+		free(x);
+		return;
+	}
+	snprintf(calib, sizeof calib, "%s/calib", dir);
+	fill_noise(x, (size_t)3 * H * W, 21);
+	n = run_int8_with_weight_file(path, dir, calib, true, x, x, H, W, &a);
+	if (n == -2) {
+		printf("# skipped the int8 weights file: %s\n", nn_errmsg());
+		goto out;
+	}
+	CHECK(n == 0, "a first int8 process reorders and quantizes every weight (%d from the file)", n);
+	n = run_int8_with_weight_file(path, dir, calib, false, NULL, x, H, W, &b);
+	CHECK(n >= 100 && b.data && max_diff(a.data, b.data, (size_t)H * W) == 0,
+	      "the next, with the same calibration, takes %d tensors (s8 weights and their scales) from the file "
+	      "and makes the same mask", n);
+	/* the same ranges halved: another calibration */
+	snprintf(cmd, sizeof cmd, "awk 'NR == 1 { print; next } { print $1 / 2, $2 / 2, $3 }' %s > %s.2", calib, calib);
+	CHECK(system(cmd) == 0, "write another calibration");
+	strcat(calib, ".2");
+	n = run_int8_with_weight_file(path, dir, calib, false, NULL, x, H, W, &c);
+	CHECK(n == 0 && c.data, "a process with another calibration does not use that file (%d from it)", n);
+	/* one process, the file's calibration and then the other: the weights
+	 * it took from the file are let go, the new ones made from the model */
+	{
+		const char *out_name = "output";
+		struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, H, W}, .data = x}, d = {0}, e = {0};
+		nn_model *m = NULL;
+		calib[strlen(calib) - 2] = '\0';
+		bool ran = nn_model_load_file(path, &m) == NN_OK && nn_model_select_outputs(m, &out_name, 1) == NN_OK &&
+			   nn_model_set_weight_cache(m, dir) == NN_OK && nn_model_load_calibration(m, calib) == NN_OK &&
+			   nn_run_at(m, NN_PRECISION_INT8, &in, 1, &d, 1) == NN_OK;
+		strcat(calib, ".2");
+		ran = ran && nn_model_load_calibration(m, calib) == NN_OK &&
+		      nn_run_at(m, NN_PRECISION_INT8, &in, 1, &e, 1) == NN_OK;
+		CHECK(ran && a.data && c.data && max_diff(a.data, d.data, (size_t)H * W) == 0 &&
+			      max_diff(c.data, e.data, (size_t)H * W) == 0,
+		      "a process that changes its calibration makes each calibration's mask (%s)", ran ? "ran" : nn_errmsg());
+		nn_tensor_free(&d);
+		nn_tensor_free(&e);
+		nn_model_free(m);
+	}
+out:
+	nn_tensor_free(&a);
+	nn_tensor_free(&b);
+	nn_tensor_free(&c);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "remove %s", dir);
+	free(x);
+}
+
 /* Every half-precision value converted many at a time (the vector path
  * where the CPU has one) equals the one-at-a-time conversion: the same
  * bits, or NaN for NaN. */
@@ -457,6 +554,7 @@ int main(void)
 		test_isnet(path);
 		test_isnet_file(path);
 		test_weight_file(path);
+		test_weight_file_int8(path);
 	} else {
 		printf("# skipped the ISNet checks: %s is not there (petcut model fetch)\n", path);
 		if (!failures)
