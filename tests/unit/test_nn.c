@@ -312,6 +312,21 @@ out:
 	free(x);
 }
 
+/* n floats of noise from seed (malloc'd) and the temporary folder made from
+ * the template dir, or NULL (a failed check) if either cannot be had. */
+static float *noise_in_folder(char *dir, size_t n, uint32_t seed)
+{
+	float *x = malloc(sizeof *x * n);
+
+	if (!x || !mkdtemp(dir)) {
+		CHECK(0, "a temporary folder and an input");
+		free(x);
+		return NULL;
+	}
+	fill_noise(x, n, seed);
+	return x;
+}
+
 /* One run of the ISNet file at path with the weights file kept in dir:
  * its mask in *out and how many weight tensors came from the file; -1 if
  * it does not run. rest: run again after nn_model_rest; one_pass: as a
@@ -364,15 +379,11 @@ static void test_weight_file(const char *path)
 	enum { H = 160, W = 160 };
 	char dir[] = "/tmp/petcut-test-wfile-XXXXXX", file[4096] = "";
 	struct nn_tensor a = {0}, b = {0}, c = {0}, d = {0};
-	float *x = malloc(sizeof *x * 3 * H * W);
+	float *x = noise_in_folder(dir, (size_t)3 * H * W, 11);
 	int n;
 
-	if (!x || !mkdtemp(dir)) {
-		CHECK(0, "a temporary folder");
-		free(x);
+	if (!x)
 		return;
-	}
-	fill_noise(x, (size_t)3 * H * W, 11);
 	n = run_with_weight_file(path, dir, x, H, W, false, false, &a);
 	CHECK(n == 0, "a first process reorders every weight (%d from the file)", n);
 	char cmd[128];
@@ -462,16 +473,12 @@ static void test_weight_file_int8(const char *path)
 	enum { H = 160, W = 160 };
 	char dir[] = "/tmp/petcut-test-wfile8-XXXXXX", calib[sizeof dir + 16], cmd[256];
 	struct nn_tensor a = {0}, b = {0}, c = {0};
-	float *x = malloc(sizeof *x * 3 * H * W);
+	float *x = noise_in_folder(dir, (size_t)3 * H * W, 21);
 	int n;
 
-	if (!x || !mkdtemp(dir)) {
-		CHECK(0, "a temporary folder");
-		free(x);
+	if (!x)
 		return;
-	}
 	snprintf(calib, sizeof calib, "%s/calib", dir);
-	fill_noise(x, (size_t)3 * H * W, 21);
 	n = run_int8_with_weight_file(path, dir, calib, true, x, x, H, W, &a);
 	if (n == -2) {
 		printf("# skipped the int8 weights file: %s\n", nn_errmsg());
