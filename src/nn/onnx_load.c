@@ -609,16 +609,15 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 /* ===== Decoding ===== */
 
 /* protobuf-c's allocations while decoding: a tensor's raw bytes (which the
- * graph keeps, see tensor_from_proto) on huge pages from 1 MiB (a
- * convolution's weights, most of a model's bytes), so that copying them in
- * and freeing them once a plan holds them cost a page fault and a page every
- * 2 MiB rather than every 4 KiB: ISNet medium's 87 MB load in a fresh process
- * 47 -> 33 ms, some 40 MB of rounding slack held until its plan takes the
- * weights. Every block is free()d. */
+ * graph keeps, see tensor_from_proto) on huge pages from 2 MiB (most of a
+ * model's bytes: ISNet medium's convolutions of 2.25, 4.5 and 9 MB), so
+ * that copying them in and freeing them once a plan holds them cost a page
+ * fault and a page every 2 MiB rather than every 4 KiB. Every block is
+ * free()d. */
 static void *pb_alloc(void *data, size_t n)
 {
 	(void)data;
-	return n < ((size_t)1 << 20) ? malloc(n) : util_alloc_huge(n); /* names, attributes, small tensors: malloc's */
+	return n < ((size_t)2 << 20) ? malloc(n) : util_alloc_huge(n); /* names, attributes, small tensors: malloc's */
 }
 
 static void pb_free(void *data, void *p)

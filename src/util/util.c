@@ -100,25 +100,20 @@ double util_now_ms(void)
 
 void *util_alloc_big(size_t n)
 {
-	const size_t huge = (size_t)2 << 20;
 	void *p;
 
-	if (posix_memalign(&p, n < UTIL_BIG_BYTES ? 64 : huge, n ? n : 1))
-		return NULL;
-	if (n < UTIL_BIG_BYTES)
-		return p;
-	madvise(p, n / huge * huge, MADV_HUGEPAGE); /* advice: without it, small pages */
-	return p;
+	if (n >= UTIL_BIG_BYTES)
+		return util_alloc_huge(n);
+	return posix_memalign(&p, 64, n ? n : 1) ? NULL : p;
 }
 
 void *util_alloc_huge(size_t n)
 {
 	const size_t huge = (size_t)2 << 20;
-	size_t whole = n > huge ? (n + huge - 1) / huge * huge : huge;
 	void *p;
 
-	if (whole < n || posix_memalign(&p, huge, whole))
+	if (posix_memalign(&p, huge, n ? n : 1))
 		return NULL;
-	madvise(p, whole, MADV_HUGEPAGE);
+	madvise(p, n / huge * huge, MADV_HUGEPAGE); /* advice: without it, small pages */
 	return p;
 }

@@ -50,9 +50,9 @@ int util_file_sha256(const char *path, unsigned char out[32], long long *size);
 void *util_alloc_big(size_t n);
 #define UTIL_BIG_BYTES ((size_t)4 << 20) /* from which util_alloc_big lays huge pages */
 
-/* Like util_alloc_big, for a buffer written whole as soon as it is made,
- * from about 1 MiB: n rounded up to whole huge pages (2 MiB) and all of it
- * on them, the rounding's slack (under 2 MiB) resident too. */
+/* util_alloc_big's large buffer at any size: aligned to 2 MiB, its whole
+ * huge pages laid as such (a tail short of one stays in small pages), for
+ * buffers of 2-4 MiB written as soon as they are made. */
 void *util_alloc_huge(size_t n);
 
 /* petcut's version (the VERSION file's) and the commit it was built from
