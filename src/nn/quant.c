@@ -211,9 +211,11 @@ static const struct nn_wcache *scales_entry(const nn_model *m, int node, int64_t
  * a later process makes them again). */
 static void keep_scales(nn_model *m, int node, const float *s, int64_t oc)
 {
-	struct nn_wcache *e = calloc(1, sizeof *e);
+	struct nn_wcache *e;
 
-	if (!e || scales_entry(m, node, oc) ||
+	if (scales_entry(m, node, oc))
+		return;
+	if (!(e = calloc(1, sizeof *e)) ||
 	    dnnl_memory_desc_init_by_tag(&e->md, 1, (dnnl_dims_t){oc}, dnnl_f32, dnnl_a) != dnnl_success ||
 	    !(e->buf = malloc(sizeof *s * (size_t)oc))) {
 		free(e);
@@ -236,17 +238,13 @@ const float *nn_quant_weight_scales(nn_model *m, int node, const float *w, int64
 		return NULL;
 	if (m->wscales[node])
 		return m->wscales[node];
-	if (!(s = malloc(sizeof *s * (size_t)oc)))
+	/* the weights released: the scales from the weights file, which kept them */
+	const struct nn_wcache *kept = w ? NULL : scales_entry(m, node, oc);
+	if ((!w && !kept) || !(s = malloc(sizeof *s * (size_t)oc)))
 		return NULL;
-	if (!w) { /* released: from the weights file, where it kept them */
-		const struct nn_wcache *e = scales_entry(m, node, oc);
-		if (!e) {
-			free(s);
-			return NULL;
-		}
-		memcpy(s, e->buf, sizeof *s * (size_t)oc);
-		m->wscales[node] = s;
-		return s;
+	if (kept) {
+		memcpy(s, kept->buf, sizeof *s * (size_t)oc);
+		return m->wscales[node] = s;
 	}
 	if (per_ic < 1) /* the loop below steps by it */
 		per_ic = 1;

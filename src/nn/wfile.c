@@ -18,11 +18,11 @@
  * descriptor and the version of petcut's own layouts (WFILE_LAYOUTS); an
  * int8 file's key adds a CRC-32 of the calibration (its ranges by value
  * name), which its s8 weights and their per-channel scales (1-D f32 entries
- * of the same node, nn_quant_weight_scales) follow. A file whose key, size or CRC-32 of its contents does not
- * match, or that names a node the graph lacks, is ignored and written
- * anew. Each process
- * that uses a file sets its time; a save removes the files of the folder
- * unused for 30 days (another oneDNN, CPU, thread count or model).
+ * of the same node, nn_quant_weight_scales) follow. A file whose key, size
+ * or CRC-32 of its contents does not match, or that names a node the graph
+ * lacks, is ignored and written anew. Each process that uses a file sets
+ * its time; a save removes the files of the folder unused for 30 days
+ * (another oneDNN, CPU, thread count or model).
  *
  * Layout (native byte order; the key says the machine):
  *   "PETCUTW1", u32 key length, the key, u32 entries, u64 file size,
