@@ -24,7 +24,8 @@ static const char usage[] =
 	"runs once to warm up, then N times, and prints infer_ms MEDIAN, first_ms (the first run, its\n"
 	"plan included), plan_ms (that plan alone), peak_rss_kb and the plan's figures (ref_convs:\n"
 	"convolutions on oneDNN's reference kernel; weights_from_file: weight tensors read from the\n"
-	"models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again). --profile adds, for\n"
+	"models folder's cache/, or $PETCUT_WEIGHT_CACHE, not reordered again; weights_file_read: 1 if\n"
+	"that file was read through to check it, 0 if its check record vouched for it). --profile adds, for\n"
 	"the N runs, where a pass's time goes: a line per kind of step, the slowest first,\n"
 	"\"profile MS_PER_RUN SHARE% STEPS GFLOP/S KIND\" (GFLOP/S for convolutions; timing each\n"
 	"step adds a little to infer_ms).\n"
@@ -237,9 +238,10 @@ int cmd_infer(int argc, char **argv)
 		       load_ms, plan_ms, times[0], med, times[1], times[runs], ru.ru_maxrss);
 		struct nn_plan_stats ps;
 		if (nn_model_stats(m, &ps) == NN_OK)
-			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nweights_from_file %d\nref_convs %d\n",
+			printf("arena_kb %zu\nscratch_kb %zu\nweights_kb %zu\nweights_from_file %d\nweights_file_read %d\n"
+			       "ref_convs %d\n",
 			       ps.arena_bytes >> 10, ps.scratch_bytes >> 10, ps.weight_bytes >> 10, ps.weights_from_file,
-			       ps.ref_convs);
+			       ps.weights_file_read, ps.ref_convs);
 		if (profile)
 			print_profile(m);
 	}

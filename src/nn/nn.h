@@ -162,6 +162,7 @@ struct nn_plan_stats {
 	size_t weight_bytes;	/* weights in the layouts the primitives want */
 	int ref_convs;		/* convolutions oneDNN could only give its reference kernel */
 	int weights_from_file;	/* weight tensors taken from the weights file, not reordered */
+	int weights_file_read;	/* 1: that file was read through to check it; 0: its check record vouched for it */
 };
 
 /* Fills *out for the plan nn_run used last; NN_ERR_ARG before any run. */

@@ -205,10 +205,11 @@ struct nn_model {
 	int n_prof, prof_runs;
 	/* the file of reordered weights (wfile.c): its folder (NULL: none), the
 	 * key of these weights on this machine, whether it was looked for since
-	 * the last rest, and its mapping */
+	 * the last rest, whether it was then read through, and its mapping */
 	char *wdir;
 	char wkey[192];
 	bool wtried[NN_PRECISIONS];
+	bool wread[NN_PRECISIONS]; /* read through to check it (not on its check record) */
 	void *wmap[NN_PRECISIONS];
 	size_t wmap_len[NN_PRECISIONS];
 	nn_precision building; /* the precision of the plan being built */

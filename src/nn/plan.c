@@ -628,6 +628,7 @@ nn_status nn_model_stats(nn_model *m, struct nn_plan_stats *out)
 			out->weight_bytes += dnnl_memory_desc_get_size(&w->md);
 			out->weights_from_file += w->mapped;
 		}
+		out->weights_file_read = out->weights_from_file && m->wread[p->precision];
 	}
 	pthread_mutex_unlock(&m->lock);
 	return p ? NN_OK : nn_fail(NN_ERR_ARG, "the model has not run yet");

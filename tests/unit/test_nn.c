@@ -6,6 +6,7 @@
  * Conformance of each op is test_conformance.c; agreement with ONNX Runtime
  * on real photos is test_isnet_ort.c.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nn/nn.h"
@@ -327,6 +329,10 @@ static float *noise_in_folder(char *dir, size_t n, uint32_t seed)
 	return x;
 }
 
+/* Whether the last run_with_weight_file read the weights file through to
+ * check it (nn_plan_stats.weights_file_read). */
+static int last_file_read = -1;
+
 /* One run of the ISNet file at path with the weights file kept in dir:
  * its mask in *out and how many weight tensors came from the file; -1 if
  * it does not run. rest: run again after nn_model_rest; one_pass: as a
@@ -363,13 +369,28 @@ static int run_with_weight_file(const char *path, const char *dir, const float *
 		if (nn_run(m, &in, 1, out, 1) != NN_OK)
 			goto out;
 	}
-	if (nn_model_stats(m, &ps) == NN_OK)
+	if (nn_model_stats(m, &ps) == NN_OK) {
 		got = ps.weights_from_file;
+		last_file_read = ps.weights_file_read;
+	}
 out:
 	if (got < 0)
 		printf("# %s\n", nn_errmsg());
 	nn_model_free(m);
 	return got;
+}
+
+/* The one weights file in dir, in file (empty if none). */
+static void weights_file_in(const char *dir, char *file, size_t n)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "ls -d %s/*.weights 2>/dev/null | head -1", dir);
+	FILE *ls = popen(cmd, "r");
+	*file = '\0';
+	if (ls && fgets(file, (int)n, ls))
+		file[strcspn(file, "\n")] = '\0';
+	if (ls)
+		pclose(ls);
 }
 
 /* The file of reordered weights: written by a first process, used by the
@@ -386,13 +407,7 @@ static void test_weight_file(const char *path)
 		return;
 	n = run_with_weight_file(path, dir, x, H, W, false, false, &a);
 	CHECK(n == 0, "a first process reorders every weight (%d from the file)", n);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "ls -d %s/*.weights 2>/dev/null | head -1", dir);
-	FILE *ls = popen(cmd, "r");
-	if (ls && fgets(file, sizeof file, ls))
-		file[strcspn(file, "\n")] = '\0';
-	if (ls)
-		pclose(ls);
+	weights_file_in(dir, file, sizeof file);
 	struct stat sb;
 	CHECK(*file && !stat(file, &sb) && sb.st_size > 1000000, "and writes them to %s", *file ? file : "a file");
 	n = run_with_weight_file(path, dir, x, H, W, false, false, &b);
@@ -425,9 +440,66 @@ static void test_weight_file(const char *path)
 	nn_tensor_free(&b);
 	nn_tensor_free(&c);
 	nn_tensor_free(&d);
-	if (*file)
-		unlink(file);
-	rmdir(dir);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "remove %s", dir);
+	free(x);
+}
+
+/* The file's check record: a file is read through until one is written,
+ * which happens once the file has not changed for 2 s; then a process
+ * takes the file on the record without reading it, with the same mask; a
+ * file changed in any way is read through again (and, damaged, not used). */
+static void test_weight_file_record(const char *path)
+{
+	enum { H = 96, W = 96 };
+	char dir[] = "/tmp/petcut-test-wrec-XXXXXX", file[4096] = "", rec[4200], cmd[128];
+	struct nn_tensor a = {0}, b = {0}, c = {0}, d = {0};
+	float *x = noise_in_folder(dir, (size_t)3 * H * W, 12);
+	struct stat sb;
+	int n;
+
+	if (!x)
+		return;
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &a);
+	weights_file_in(dir, file, sizeof file);
+	snprintf(rec, sizeof rec, "%s.checked", file);
+	CHECK(n == 0 && *file && !stat(file, &sb), "a first process writes the weights file");
+	/* settled: 2 s after its last change */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec < sb.st_ctim.tv_sec + 3)
+		sleep((unsigned)(sb.st_ctim.tv_sec + 3 - now.tv_sec));
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &b);
+	CHECK(n >= 50 && last_file_read == 1 && !access(rec, F_OK) && max_diff(a.data, b.data, (size_t)H * W) == 0,
+	      "the next reads it through (%d) and records the check (%s)", last_file_read, rec);
+	nn_tensor_free(&b);
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &b);
+	CHECK(n >= 50 && last_file_read == 0 && b.data && max_diff(a.data, b.data, (size_t)H * W) == 0,
+	      "the one after takes %d tensors on the record, not reading the file (%d), with the same mask", n,
+	      last_file_read);
+	/* the file's times set back as they were after a change: still read */
+	FILE *f = fopen(file, "r+b");
+	int byte = f && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) ? fgetc(f) : EOF;
+	CHECK(byte != EOF && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) && fputc(byte ^ 0x40, f) != EOF,
+	      "damage the file");
+	if (f)
+		fclose(f);
+	struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+	CHECK(!utimensat(AT_FDCWD, file, times, 0), "set its times back");
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &c);
+	CHECK(n == 0 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
+	      "a damaged file with its old times is read through and not used (%d from it), the mask the same", n);
+	n = run_with_weight_file(path, dir, x, H, W, false, false, &d);
+	CHECK(n >= 50 && last_file_read == 1 && d.data && max_diff(a.data, d.data, (size_t)H * W) == 0,
+	      "the file written anew is read through by the next process (%d), which takes %d from it",
+	      last_file_read, n);
+	nn_tensor_free(&a);
+	nn_tensor_free(&b);
+	nn_tensor_free(&c);
+	nn_tensor_free(&d);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "remove %s", dir);
 	free(x);
 }
 
@@ -561,6 +633,7 @@ int main(void)
 		test_isnet(path);
 		test_isnet_file(path);
 		test_weight_file(path);
+		test_weight_file_record(path);
 		test_weight_file_int8(path);
 	} else {
 		printf("# skipped the ISNet checks: %s is not there (petcut model fetch)\n", path);
