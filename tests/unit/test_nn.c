@@ -6,6 +6,7 @@
  * Conformance of each op is test_conformance.c; agreement with ONNX Runtime
  * on real photos is test_isnet_ort.c.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
@@ -487,9 +488,16 @@ static void test_weight_file_record(const char *path)
 		fclose(f);
 	struct timespec times[2] = {sb.st_atim, sb.st_mtim};
 	CHECK(!utimensat(AT_FDCWD, file, times, 0), "set its times back");
+	/* a record whose file is gone: removed when a file is next written */
+	char orphan[4200];
+	snprintf(orphan, sizeof orphan, "%s/00000000-00000000.fp32.weights.checked", dir);
+	FILE *o = fopen(orphan, "wb");
+	CHECK(o && fclose(o) == 0, "a record without its file");
 	n = run_with_weight_file(path, dir, x, H, W, false, false, &c);
 	CHECK(n == 0 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
 	      "a damaged file with its old times is read through and not used (%d from it), the mask the same", n);
+	CHECK(access(orphan, F_OK) && errno == ENOENT && !access(rec, F_OK),
+	      "writing it anew removed the record without a file, and kept the file's own");
 	n = run_with_weight_file(path, dir, x, H, W, false, false, &d);
 	CHECK(n >= 50 && last_file_read == 1 && d.data && max_diff(a.data, d.data, (size_t)H * W) == 0,
 	      "the file written anew is read through by the next process (%d), which takes %d from it",
