@@ -543,6 +543,11 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 		at = off + bytes;
 	}
 	ok = ok && at == size && !fseek(f, (long)crc_at, SEEK_SET) && put(f, &crc, 4, NULL);
+	/* its pages on their way to disk now, without waiting for them: the
+	 * process that records the file's check (check_rec_write) waits for
+	 * what is left */
+	if (ok && !fflush(f))
+		sync_file_range(fileno(f), 0, 0, SYNC_FILE_RANGE_WRITE);
 	ok = !fclose(f) && ok;
 	if (ok && !rename(tmp, path)) {
 		prune(m->wdir);
