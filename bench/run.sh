@@ -297,7 +297,7 @@ cold_first=$(field "$OUT/$fresh.petcut.1" first_ms)
 # with the file (round 1 wrote it): FRESH fresh processes, each timing its
 # first pass (plan included) and then 3 warm ones, so that each first run is
 # set against warm passes of the same moment on this shared machine
-FRESH=${PETCUT_BENCH_FRESH:-7}
+FRESH=${PETCUT_BENCH_FRESH:-15}
 fresh_prec=fp32
 [ $bf16 = 1 ] && fresh_prec=bf16
 echo "bench: $FRESH fresh processes, first run against warm ($fresh_prec)" >&2
