@@ -381,6 +381,17 @@ out:
 	return got;
 }
 
+/* Flips a bit of the byte in the middle of the file at path, size bytes. */
+static void damage_middle(const char *path, off_t size)
+{
+	FILE *f = fopen(path, "r+b");
+	int byte = f && !fseek(f, (long)(size / 2), SEEK_SET) ? fgetc(f) : EOF;
+	CHECK(byte != EOF && !fseek(f, (long)(size / 2), SEEK_SET) && fputc(byte ^ 0x40, f) != EOF,
+	      "damage the file");
+	if (f)
+		fclose(f);
+}
+
 /* The one weights file in dir, in file (empty if none). */
 static void weights_file_in(const char *dir, char *file, size_t n)
 {
@@ -424,12 +435,7 @@ static void test_weight_file(const char *path)
 	CHECK(n >= 100 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
 	      "a one-pass model takes %d from the file, lets them go as it runs, and makes the same mask twice", n);
 	/* one byte of a tensor changed: the file is not used, and is rewritten */
-	FILE *f = fopen(file, "r+b");
-	int byte = f && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) ? fgetc(f) : EOF;
-	CHECK(byte != EOF && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) && fputc(byte ^ 0x40, f) != EOF,
-	      "damage the file");
-	if (f)
-		fclose(f);
+	damage_middle(file, sb.st_size);
 	nn_tensor_free(&c);
 	n = run_with_weight_file(path, dir, x, H, W, false, false, &c);
 	CHECK(n == 0 && c.data && max_diff(a.data, c.data, (size_t)H * W) == 0,
@@ -480,12 +486,7 @@ static void test_weight_file_record(const char *path)
 	      "the one after takes %d tensors on the record, not reading the file (%d), with the same mask", n,
 	      last_file_read);
 	/* the file's times set back as they were after a change: still read */
-	FILE *f = fopen(file, "r+b");
-	int byte = f && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) ? fgetc(f) : EOF;
-	CHECK(byte != EOF && !fseek(f, (long)(sb.st_size / 2), SEEK_SET) && fputc(byte ^ 0x40, f) != EOF,
-	      "damage the file");
-	if (f)
-		fclose(f);
+	damage_middle(file, sb.st_size);
 	struct timespec times[2] = {sb.st_atim, sb.st_mtim};
 	CHECK(!utimensat(AT_FDCWD, file, times, 0), "set its times back");
 	/* a record whose file is gone: removed when a file is next written */
