@@ -310,7 +310,7 @@ done
 warm_first=$(awk '{ print $1 }' "$OUT/fresh.runs" >"$OUT/fresh.col" && median "$OUT/fresh.col")
 fresh_warm=$(awk '{ print $2 }' "$OUT/fresh.runs" >"$OUT/fresh.col" && median "$OUT/fresh.col")
 fresh_ratio=$(awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' "$OUT/fresh.runs" >"$OUT/fresh.col" && median "$OUT/fresh.col")
-fresh_on_record=$(awk '$3 == 0 { n++ } END { print n + 0 }' "$OUT/fresh.runs")
+fresh_on_record=$(awk -v m="$FRESH" '$3 == 0 { n++ } END { n += 0; print n == m ? "each took it on its check record" : n " of the " m " took it on its check record, the others read it through" }' "$OUT/fresh.runs")
 echo "bench: serve start to /readyz, with and without the weights file" >&2
 python3 bench/readyz.py "$PETCUT" "$OUT/readyz-data" "file=-" "none=PETCUT_WEIGHT_CACHE:off" --rounds "$RUNS" \
 	>"$OUT/readyz" || : >"$OUT/readyz"
@@ -429,7 +429,7 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 	[ -n "$s" ] && echo "The preview (512x512) at bf16 takes $s ms$(s8=$(summary petcut medium-512-int8 | cut -d' ' -f1); [ -n "$s8" ] && echo ", $s8 ms at int8")."
 	s=$(summary petcut "$fresh" | cut -d' ' -f1)
 	[ -n "$warm_first" ] && [ -n "$fresh_ratio" ] &&
-		echo "A fresh process's first run (\`petcut infer --runs 3\`, 1024 $fresh_prec, the plan built in it), with the reordered weights' file an earlier process wrote ($fresh_on_record of the $FRESH took it on its check record, the others read it through): median $warm_first ms over $FRESH fresh processes, each $(printf %.2f "$fresh_ratio") x its own warm passes (the median of each process's first run over its warm median; the warm medians' median $fresh_warm ms); $cold_first ms without the file (round 1 of the table, which writes it)."
+		echo "A fresh process's first run (\`petcut infer --runs 3\`, 1024 $fresh_prec, the plan built in it), with the reordered weights' file an earlier process wrote ($fresh_on_record): median $warm_first ms over $FRESH fresh processes, each $(printf %.2f "$fresh_ratio") x its own warm passes (the median of each process's first run over its warm median; the warm medians' median $fresh_warm ms); $cold_first ms without the file (round 1 of the table, which writes it)."
 	set -- $(awk '$1 == "file" { print $2 }' "$OUT/readyz") $(awk '$1 == "none" { print $2 }' "$OUT/readyz")
 	[ $# = 2 ] &&
 		echo "\`petcut serve\` (default options: the preview size's plan made before it is ready, the full size's by its worker after) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
