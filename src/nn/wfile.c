@@ -315,21 +315,14 @@ static void check_rec_of(const struct stat *sb, uint32_t crc, struct check_rec *
 	c->crc = crc;
 }
 
-static void check_rec_path(const char *path, char *buf, size_t n)
+/* The CRC-32 the check record at rp gives, if the record describes its
+ * weights file as sb finds it; false if there is no such record. */
+static bool check_rec_vouches(const char *rp, const struct stat *sb, uint32_t *crc)
 {
-	snprintf(buf, n, "%s%s", path, CHECK_SUFFIX);
-}
-
-/* The CRC-32 the check record of the file at path gives, if the record
- * describes the file as sb finds it; false if there is no such record. */
-static bool check_rec_vouches(const char *path, const struct stat *sb, uint32_t *crc)
-{
-	char rp[PATH_MAX + 16];
 	struct check_rec want, got;
 	bool ok;
 	FILE *f;
 
-	check_rec_path(path, rp, sizeof rp);
 	if (!(f = fopen(rp, "rb")))
 		return false;
 	ok = fread(&got, sizeof got, 1, f) == 1 && fgetc(f) == EOF;
@@ -343,13 +336,13 @@ static bool check_rec_vouches(const char *path, const struct stat *sb, uint32_t 
 	return true;
 }
 
-/* Records that the file at path, open as fd, read whole (CRC-32 crc) by a
- * check that began at start, is as sb found it before the check, if it is
- * still so, was last changed CHECK_SETTLE seconds before the check began,
- * and its data is on disk. */
-static void check_rec_write(const char *path, int fd, const struct stat *sb, uint32_t crc, time_t start)
+/* Records at rp that the weights file open as fd, read whole (CRC-32 crc)
+ * by a check that began at start, is as sb found it before the check, if
+ * it is still so, was last changed CHECK_SETTLE seconds before the check
+ * began, and its data is on disk. */
+static void check_rec_write(const char *rp, int fd, const struct stat *sb, uint32_t crc, time_t start)
 {
-	char rp[PATH_MAX + 16], tmp[PATH_MAX + 48];
+	char tmp[PATH_MAX + 48];
 	struct check_rec was, now;
 	struct stat after;
 	FILE *f;
@@ -358,7 +351,6 @@ static void check_rec_write(const char *path, int fd, const struct stat *sb, uin
 	if (fstat(fd, &after) || (check_rec_of(&after, crc, &now), memcmp(&was, &now, sizeof now)) ||
 	    sb->st_ctim.tv_sec + CHECK_SETTLE > start || fdatasync(fd))
 		return;
-	check_rec_path(path, rp, sizeof rp);
 	snprintf(tmp, sizeof tmp, "%s.%ld.tmp", rp, (long)getpid());
 	if (!(f = fopen(tmp, "wb")))
 		return;
@@ -394,7 +386,8 @@ void nn_wfile_load(nn_model *m, nn_precision prec)
 		close(fd);
 		return;
 	}
-	has_rec = check_rec_vouches(path, &sb, &vouched);
+	snprintf(rp, sizeof rp, "%s%s", path, CHECK_SUFFIX);
+	has_rec = check_rec_vouches(rp, &sb, &vouched);
 	start = time(NULL);
 	if (!parse(m, key, prec, map, (size_t)sb.st_size, has_rec ? &vouched : NULL, &read_through, &crc, &list)) {
 		list_free(list);
@@ -404,10 +397,8 @@ void nn_wfile_load(nn_model *m, nn_precision prec)
 	}
 	m->wread[prec] = read_through;
 	if (read_through)
-		check_rec_write(path, fd, &sb, crc, start);
-	/* in use: pruning spares it (where it may be written) */
-	check_rec_path(path, rp, sizeof rp);
-	utimensat(AT_FDCWD, rp, NULL, 0);
+		check_rec_write(rp, fd, &sb, crc, start);
+	utimensat(AT_FDCWD, rp, NULL, 0); /* in use: pruning spares it (where it may be written) */
 	close(fd);
 	/* the file's entries go behind the model's own (none, usually) */
 	struct nn_wcache **tail = &m->wcache;

@@ -381,6 +381,14 @@ out:
 	return got;
 }
 
+/* Removes the folder at dir and all in it. */
+static void remove_folder(const char *dir)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "remove %s", dir);
+}
+
 /* Flips a bit of the byte in the middle of the file at path, size bytes. */
 static void damage_middle(const char *path, off_t size)
 {
@@ -447,9 +455,7 @@ static void test_weight_file(const char *path)
 	nn_tensor_free(&b);
 	nn_tensor_free(&c);
 	nn_tensor_free(&d);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	CHECK(system(cmd) == 0, "remove %s", dir);
+	remove_folder(dir);
 	free(x);
 }
 
@@ -460,7 +466,7 @@ static void test_weight_file(const char *path)
 static void test_weight_file_record(const char *path)
 {
 	enum { H = 96, W = 96 };
-	char dir[] = "/tmp/petcut-test-wrec-XXXXXX", file[4096] = "", rec[4200], cmd[128];
+	char dir[] = "/tmp/petcut-test-wrec-XXXXXX", file[4096] = "", rec[4200];
 	struct nn_tensor a = {0}, b = {0}, c = {0}, d = {0};
 	float *x = noise_in_folder(dir, (size_t)3 * H * W, 12);
 	struct stat sb;
@@ -507,8 +513,7 @@ static void test_weight_file_record(const char *path)
 	nn_tensor_free(&b);
 	nn_tensor_free(&c);
 	nn_tensor_free(&d);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	CHECK(system(cmd) == 0, "remove %s", dir);
+	remove_folder(dir);
 	free(x);
 }
 
@@ -600,8 +605,7 @@ out:
 	nn_tensor_free(&a);
 	nn_tensor_free(&b);
 	nn_tensor_free(&c);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	CHECK(system(cmd) == 0, "remove %s", dir);
+	remove_folder(dir);
 	free(x);
 }
 
