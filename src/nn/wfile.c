@@ -75,6 +75,12 @@
 #define CHECK_MAGIC "PETCUTC1"
 #define CHECK_SUFFIX ".checked"
 #define CHECK_SETTLE 2
+/* The file is written and read in pieces of a huge page (2 MB on x86-64):
+ * a filesystem that keeps large folios (ext4 since Linux 6.16) then holds
+ * it in pieces a process maps with one fault each, not one per 64 KB, and
+ * its first pass over the weights no longer waits on some 3000 faults
+ * (about 10 ms for 200 MB). */
+#define FILE_PIECE ((size_t)2 << 20)
 
 /* The version of petcut's own layouts of weights (wino.c's), part of the
  * key: raised whenever one changes or a convolution may take another (a
@@ -386,6 +392,8 @@ void nn_wfile_load(nn_model *m, nn_precision prec)
 		close(fd);
 		return;
 	}
+	/* advice: pages read from disk come in as huge folios (FILE_PIECE) */
+	madvise(map, (size_t)sb.st_size, MADV_HUGEPAGE);
 	snprintf(rp, sizeof rp, "%s%s", path, CHECK_SUFFIX);
 	has_rec = check_rec_vouches(rp, &sb, &vouched);
 	start = time(NULL);
@@ -489,6 +497,7 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 	uint32_t count = 0, klen, crc = 0, crc_at;
 	uint64_t head, size;
 	bool ok = true, fresh = false;
+	char *piece;
 	FILE *f;
 
 	if (!m->wdir || !m->wkey[0] || (unsigned)prec >= NN_PRECISIONS)
@@ -510,6 +519,10 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 		return;
 	if (!(f = fopen(tmp, "wb")))
 		return;
+	/* written in whole pieces at their own offsets (FILE_PIECE): stdio
+	 * writes a full buffer, or a larger write in multiples of its size */
+	if ((piece = malloc(FILE_PIECE)))
+		setvbuf(f, piece, _IOFBF, FILE_PIECE);
 	/* the header up to the CRC, the table's size, then the CRC over the
 	 * rest: computed in a first pass over what will be written */
 	klen = (uint32_t)strlen(key);
@@ -540,6 +553,7 @@ void nn_wfile_save(nn_model *m, nn_precision prec)
 	if (ok && !fflush(f))
 		sync_file_range(fileno(f), 0, 0, SYNC_FILE_RANGE_WRITE);
 	ok = !fclose(f) && ok;
+	free(piece);
 	if (ok && !rename(tmp, path)) {
 		prune(m->wdir);
 		for (struct nn_wcache *w = m->wcache; w; w = w->next)
