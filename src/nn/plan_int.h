@@ -133,6 +133,8 @@ nn_status plan_prim_create(nn_model *m, struct nn_plan *p, const_dnnl_op_desc_t 
 			   dnnl_primitive_desc_t *pd, const char *what);
 /* True if oneDNN gave pd its reference (unoptimised) implementation. */
 bool plan_prim_is_ref(const_dnnl_primitive_desc_t pd);
+void plan_prim_prefer(nn_model *m, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+		      dnnl_primitive_desc_t *pd, const char *from, const char *to);
 void plan_prim_finish(struct nn_plan *p, struct step *s, dnnl_primitive_desc_t pd);
 int plan_reorder_scaled(nn_model *m, struct nn_plan *p, int src, int dst, const dnnl_memory_desc_t *src_md,
 			float scale);

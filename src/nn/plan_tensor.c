@@ -219,6 +219,34 @@ bool plan_prim_is_ref(const_dnnl_primitive_desc_t pd)
 	       !strncmp(impl, "ref", 3);
 }
 
+/* If oneDNN chose an implementation of desc whose name begins with from,
+ * replaces *pd with its next one whose name begins with to, where it has
+ * one. attr as *pd was made with. */
+void plan_prim_prefer(nn_model *m, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+		      dnnl_primitive_desc_t *pd, const char *from, const char *to)
+{
+	dnnl_primitive_desc_iterator_t it;
+	const char *impl = NULL;
+
+	if (dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl ||
+	    strncmp(impl, from, strlen(from)) ||
+	    dnnl_primitive_desc_iterator_create(&it, desc, attr, m->engine, NULL) != dnnl_success)
+		return;
+	while (dnnl_primitive_desc_iterator_next(it) == dnnl_success) {
+		dnnl_primitive_desc_t c = dnnl_primitive_desc_iterator_fetch(it);
+		const char *name = NULL;
+		if (c && dnnl_primitive_desc_query(c, dnnl_query_impl_info_str, 0, &name) == dnnl_success && name &&
+		    !strncmp(name, to, strlen(to))) {
+			dnnl_primitive_desc_destroy(*pd);
+			*pd = c;
+			break;
+		}
+		if (c)
+			dnnl_primitive_desc_destroy(c);
+	}
+	dnnl_primitive_desc_iterator_destroy(it);
+}
+
 /* Finishes a step from its primitive descriptor: its scratchpad now, its
  * primitive (compiling its kernel) with the others' once the plan is laid
  * out (plan_prims_create). The step owns pd. */
