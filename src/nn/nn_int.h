@@ -150,7 +150,25 @@ struct nn_graph {
 	bool *in_value; /* per input: its values decide shapes, so plans depend on them */
 	int *hash; /* open addressing: value index + 1 by name, 0 = empty */
 	int hash_cap;
+	struct nn_slab *slab; /* what the tensors were decoded into, or NULL */
 };
+
+/* ===== The memory a model is decoded into (slab.c) ===== */
+
+/* A region of size bytes for decoded tensors, or NULL (out of memory). */
+struct nn_slab *nn_slab_new(size_t size);
+/* n bytes of s, 64-aligned, to be freed with nn_data_free; NULL if s is
+ * NULL or full. */
+void *nn_slab_alloc(struct nn_slab *s, size_t n);
+/* Frees a value's data: a slab's block or malloc's (NULL: nothing). */
+void nn_data_free(void *p);
+/* The owner lets s go: it is released once its blocks are freed. */
+void nn_slab_close(struct nn_slab *s);
+/* Once every block of *sp is freed: its whole region, if it holds need
+ * bytes (its size in *size; the caller free()s it), else NULL and the
+ * region is released; either way *sp becomes NULL. NULL while blocks are
+ * in use. need 0 only releases. */
+void *nn_slab_take(struct nn_slab **sp, size_t need, size_t *size);
 
 /* ===== Model and plans ===== */
 

@@ -59,7 +59,7 @@ static nn_status tensor_from_proto(Onnx__TensorProto *tp, const char *what, nn_d
 	    : tp->n_int32_data != n)
 		return nn_fail(NN_ERR_PARSE, "%s: tensor data does not match its shape", what);
 	if (tp->has_raw_data && bytes) {
-		/* pb_alloc allocated it, to be free()d; protobuf-c skips a NULL */
+		/* pb_alloc allocated it, to be freed with nn_data_free; protobuf-c skips a NULL */
 		*data = tp->raw_data.data;
 		tp->raw_data.data = NULL;
 		tp->raw_data.len = 0;
@@ -609,21 +609,26 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 /* ===== Decoding ===== */
 
 /* protobuf-c's allocations while decoding: a tensor's raw bytes (which the
- * graph keeps, see tensor_from_proto) on huge pages from 2 MiB (most of a
- * model's bytes: ISNet medium's convolutions of 2.25, 4.5 and 9 MB), so
- * that copying them in and freeing them once a plan holds them cost a page
- * fault and a page every 2 MiB rather than every 4 KiB. Every block is
- * free()d. */
+ * graph keeps, see tensor_from_proto) from SLAB_FROM bytes in the graph's
+ * slab (slab.c: huge pages, a fault every 2 MiB rather than every 4 KiB,
+ * and later the activations' arena), else from SLAB_HUGE on huge pages of
+ * their own, the rest malloc's. Every block is freed with nn_data_free. */
+#define SLAB_FROM ((size_t)64 << 10)
+#define SLAB_HUGE ((size_t)2 << 20)
+
 static void *pb_alloc(void *data, size_t n)
 {
-	(void)data;
-	return n < ((size_t)2 << 20) ? malloc(n) : util_alloc_huge(n); /* names, attributes, small tensors: malloc's */
+	void *p = n >= SLAB_FROM ? nn_slab_alloc(data, n) : NULL;
+
+	if (p)
+		return p;
+	return n < SLAB_HUGE ? malloc(n) : util_alloc_huge(n); /* names, attributes, small tensors: malloc's */
 }
 
 static void pb_free(void *data, void *p)
 {
 	(void)data;
-	free(p);
+	nn_data_free(p);
 }
 
 nn_status nn_onnx_load(const void *buf, size_t len, struct nn_graph *g)
@@ -632,6 +637,12 @@ nn_status nn_onnx_load(const void *buf, size_t len, struct nn_graph *g)
 	Onnx__ModelProto *mp;
 	nn_status st;
 
+	/* the tensors' bytes fit in the file's size; as much again lets the
+	 * region serve as the activations' arena (ISNet medium at 1024 x 1024
+	 * in bf16: 96 MB, its file 88 MB); pages never touched cost nothing */
+	if (!g->slab && len >= SLAB_HUGE)
+		g->slab = nn_slab_new(2 * len);
+	alloc.allocator_data = g->slab;
 	mp = onnx__model_proto__unpack(&alloc, len, buf);
 	if (!mp)
 		return nn_fail(NN_ERR_PARSE, "cannot decode the ONNX protobuf");

@@ -123,7 +123,7 @@ void nn_graph_free(struct nn_graph *g)
 {
 	for (int i = 0; i < g->n_vals; i++) {
 		free(g->vals[i].name);
-		free(g->vals[i].data);
+		nn_data_free(g->vals[i].data);
 	}
 	for (int i = 0; i < g->n_nodes; i++) {
 		free(g->nodes[i].name);
@@ -139,6 +139,7 @@ void nn_graph_free(struct nn_graph *g)
 	free(g->in_value);
 	free(g->outputs);
 	free(g->hash);
+	nn_slab_close(g->slab);
 	memset(g, 0, sizeof *g);
 }
 
@@ -291,7 +292,7 @@ static nn_status promote_fp16(struct nn_graph *g)
 			if (!f)
 				return nn_fail(NN_ERR_NOMEM, "out of memory");
 			nn_f16_to_f32_n(val->data, f, (size_t)cnt);
-			free(val->data);
+			nn_data_free(val->data);
 			val->data = f;
 		}
 		val->dtype = NN_DTYPE_F32;
@@ -800,7 +801,7 @@ void nn_graph_remove_dead(struct nn_graph *g)
 	}
 	for (int v = 0; v < g->n_vals; v++)
 		if (!live[v] && g->vals[v].data) {
-			free(g->vals[v].data);
+			nn_data_free(g->vals[v].data);
 			g->vals[v].data = NULL;
 		}
 	free(live);

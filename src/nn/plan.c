@@ -552,9 +552,19 @@ int nn_model_profile_rows(const nn_model *m, struct nn_profile_row *rows, int ma
 
 nn_status nn_plan_exec(nn_model *m, struct nn_plan *p, const struct nn_tensor *inputs, struct nn_tensor *outputs)
 {
+	size_t need = p->arena_size ? p->arena_size : 1, size = 0;
+	void *slab;
 	nn_status st;
 
-	if ((st = grow_buffer(&m->arena, &m->arena_size, p->arena_size ? p->arena_size : 1)) ||
+	/* the region the model was decoded into, once a plan keeps all its
+	 * weights: already in memory, where a new arena's pages would be made
+	 * and zeroed during the pass (slab.c); released if it is not needed */
+	if (m->g.slab && (slab = nn_slab_take(&m->g.slab, need > m->arena_size ? need : 0, &size))) {
+		free(m->arena);
+		m->arena = slab;
+		m->arena_size = size;
+	}
+	if ((st = grow_buffer(&m->arena, &m->arena_size, need)) ||
 	    (st = grow_buffer(&m->scratch, &m->scratch_size, p->scratch_size ? p->scratch_size : 1)))
 		return st;
 	for (int i = 0; i < m->g.n_outputs; i++) {

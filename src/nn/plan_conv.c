@@ -40,7 +40,7 @@ static struct nn_wcache *wcache_find(nn_model *m, int node, const dnnl_memory_de
 void nn_weights_release(nn_model *m, int wval)
 {
 	if (wval >= 0 && m->src_path && releasable(&m->g, wval)) {
-		free(m->g.vals[wval].data);
+		nn_data_free(m->g.vals[wval].data);
 		m->g.vals[wval].data = NULL;
 		m->g.vals[wval].released = true;
 	}
