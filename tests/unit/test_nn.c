@@ -264,6 +264,7 @@ static void test_isnet_file(const char *path)
 	      st ? nn_errmsg() : "");
 	if (!m)
 		goto out;
+	CHECK(m->g.slab != NULL, "its tensors were decoded into one slab");
 	/* its fp16 convolution weights are held as they are, not widened */
 	int half = 0;
 	for (int i = 0; i < m->g.n_nodes; i++) {
@@ -283,6 +284,9 @@ static void test_isnet_file(const char *path)
 		CHECK(m->arena && m->scratch && !((uintptr_t)m->arena % 64) && !((uintptr_t)m->scratch % 64),
 		      "the activations (%zu bytes) and scratch (%zu bytes) are 64-byte aligned", m->arena_size,
 		      m->scratch_size);
+		/* with every weight kept by the plan, the slab became the arena */
+		CHECK(!m->g.slab && m->arena_size == 2 * len, "the activations live in the slab the model was decoded into (%zu bytes)",
+		      m->arena_size);
 		nn_model_set_precision(m, NN_PRECISION_FP32);
 	}
 	st = nn_run(m, &in, 1, &f32, 1);
@@ -612,6 +616,54 @@ out:
 /* Every half-precision value converted many at a time (the vector path
  * where the CPU has one) equals the one-at-a-time conversion: the same
  * bits, or NaN for NaN. */
+/* The slab's rules (slab.c); in the sanitizer build, its checks also see
+ * that no block is touched after its slab is released. */
+static void test_slab(void)
+{
+	const size_t size = (size_t)1 << 20;
+	struct nn_slab *s = nn_slab_new(size);
+	unsigned char *a, *b;
+	size_t got = 0;
+	void *r;
+
+	CHECK(s != NULL, "a slab of 1 MiB");
+	if (!s)
+		return;
+	a = nn_slab_alloc(s, 1000);
+	b = nn_slab_alloc(s, 5000);
+	CHECK(a && b && !((uintptr_t)a % 64) && !((uintptr_t)b % 64) && b >= a + 1000 && !nn_slab_alloc(s, size),
+	      "two 64-aligned blocks from it, apart, and none larger than what is left");
+	if (!a || !b)
+		return;
+	memset(a, 1, 1000);
+	memset(b, 2, 5000);
+	CHECK(!nn_slab_take(&s, 4096, &got) && s, "not taken while both blocks are in use");
+	nn_data_free(a);
+	CHECK(!nn_slab_take(&s, 4096, &got) && s && b[4999] == 2, "nor while one is, which keeps its bytes");
+	nn_data_free(b);
+	r = nn_slab_take(&s, 4096, &got);
+	CHECK(r && !s && got == size && !((uintptr_t)r % 64), "taken whole once both are freed (%zu bytes)", got);
+	if (r)
+		memset(r, 0, got);
+	free(r);
+	/* an owner that lets go first: the slab lives until its last block */
+	s = nn_slab_new(size);
+	a = nn_slab_alloc(s, 100);
+	nn_slab_close(s);
+	CHECK(a != NULL, "a block of a slab its owner let go");
+	if (a) { /* (without one, the slab is gone) */
+		CHECK(!nn_slab_alloc(s, 100), "a slab let go hands out no more blocks");
+		memset(a, 3, 100);
+		nn_data_free(a);
+	}
+	/* too small for what is asked: released, not taken */
+	s = nn_slab_new(4096);
+	r = nn_slab_take(&s, size, &got);
+	CHECK(!r && !s, "a slab smaller than what is asked is released");
+	nn_data_free(malloc(10)); /* malloc's go to free() */
+	nn_data_free(NULL);
+}
+
 static void test_f16_conversion(void)
 {
 	static uint16_t in[65536 + 3];
@@ -635,6 +687,7 @@ int main(void)
 
 	nn_set_threads(0);
 	test_f16_conversion();
+	test_slab();
 	test_load_errors();
 	if (dir && *dir)
 		snprintf(path, sizeof path, "%s/isnet-medium.onnx", dir);
