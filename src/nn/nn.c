@@ -257,9 +257,17 @@ static void wcache_free(struct nn_wcache *w)
 	}
 }
 
+void nn_model_trim(nn_model *m)
+{
+	pthread_mutex_lock(&m->lock);
+	nn_slab_take(&m->g.slab, 0, NULL);
+	pthread_mutex_unlock(&m->lock);
+}
+
 void nn_model_rest(nn_model *m)
 {
 	pthread_mutex_lock(&m->lock);
+	nn_slab_take(&m->g.slab, 0, NULL); /* once no weight is in it */
 	nn_plans_free(m);
 	wcache_free(m->wcache);
 	m->wcache = NULL;

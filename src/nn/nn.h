@@ -196,6 +196,13 @@ nn_status nn_model_prepare(nn_model *m, const struct nn_tensor *inputs, int n_in
  * nn_run_at). */
 nn_status nn_model_prepare_at(nn_model *m, nn_precision prec, const struct nn_tensor *inputs, int n_inputs);
 
+/* Hands back what the model keeps for its first pass: the memory it was
+ * decoded into, which that pass would take as its activations once the
+ * plans hold every weight (src/nn/slab.c). For a process that prepared its
+ * plans and may wait long before it runs them (a server before its first
+ * request), so that it waits with less memory. */
+void nn_model_trim(nn_model *m);
+
 /* Keeps the weights that plans reorder for this machine (all but int8's)
  * in a file under dir (made if missing; NULL: none, the default), and takes
  * them from there when a plan of a later process needs them: its first run

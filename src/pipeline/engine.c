@@ -159,6 +159,10 @@ int pipe_engine_open(const struct pipe_engine_opts *o, struct pipe_engine **out,
 		nn_set_threads(o->threads);
 		nn_model_prepare(e->model, &first, 1);
 	}
+	/* requests may be long in coming: wait without the memory kept for
+	 * the first pass */
+	if (o->prepare || o->plan_side > 0)
+		nn_model_trim(e->model);
 	struct batcher_opts bo = {o->max_batch, o->max_delay_ms, o->max_queue, guard ? o->guard_above : 0, 0, o->threads};
 	if (batcher_create(e->model, &bo, &e->batcher) != BATCHER_OK) {
 		snprintf(why, wl, "cannot start the inference worker");

@@ -616,6 +616,41 @@ out:
 /* Every half-precision value converted many at a time (the vector path
  * where the CPU has one) equals the one-at-a-time conversion: the same
  * bits, or NaN for NaN. */
+/* A process that prepares its plans and waits (a server) hands the slab
+ * back; its first pass then makes its arena anew and computes the same. */
+static void test_trim(const char *path)
+{
+	enum { H = 160, W = 160 };
+	struct nn_tensor in = {.dtype = NN_DTYPE_F32, .rank = 4, .dims = {1, 3, H, W}}, a = {0}, b = {0};
+	const char *out_name = "output";
+	float *x = malloc(sizeof *x * 3 * H * W);
+	nn_model *m = NULL, *n = NULL;
+
+	if (!x || nn_model_load_file(path, &m) != NN_OK || nn_model_load_file(path, &n) != NN_OK ||
+	    nn_model_select_outputs(m, &out_name, 1) != NN_OK || nn_model_select_outputs(n, &out_name, 1) != NN_OK) {
+		CHECK(0, "ISNet loads twice (%s)", nn_errmsg());
+		goto out;
+	}
+	fill_noise(x, (size_t)3 * H * W, 11);
+	in.data = x;
+	nn_model_set_precision(m, NN_PRECISION_FP32);
+	nn_model_set_precision(n, NN_PRECISION_FP32);
+	CHECK(nn_model_prepare(m, &in, 1) == NN_OK && m->g.slab && count_released(m) >= 100,
+	      "planned, the weights released, the slab kept for the first pass");
+	nn_model_trim(m);
+	CHECK(!m->g.slab, "trimmed: the slab is handed back");
+	bool ran = nn_run(m, &in, 1, &a, 1) == NN_OK && nn_run(n, &in, 1, &b, 1) == NN_OK;
+	CHECK(ran && max_diff(a.data, b.data, (size_t)H * W) == 0 && n->arena_size > m->arena_size,
+	      "its pass makes a new arena (%zu bytes, against the slab's %zu) and computes the same", m->arena_size,
+	      n->arena_size);
+out:
+	nn_tensor_free(&a);
+	nn_tensor_free(&b);
+	nn_model_free(m);
+	nn_model_free(n);
+	free(x);
+}
+
 /* The slab's rules (slab.c); in the sanitizer build, its checks also see
  * that no block is touched after its slab is released. */
 static void test_slab(void)
@@ -698,6 +733,7 @@ int main(void)
 		fclose(f);
 		test_isnet(path);
 		test_isnet_file(path);
+		test_trim(path);
 		test_weight_file(path);
 		test_weight_file_record(path);
 		test_weight_file_int8(path);
