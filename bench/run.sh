@@ -18,8 +18,8 @@
 # runs; the report gives the median over rounds with the min-max of all runs,
 # load time (cold start: parse + passes), first run (plan + weight reorders +
 # run), peak RSS, and the ratio petcut / ONNX Runtime, then the sentences
-# that quote them; then PETCUT_BENCH_FRESH (default 7) fresh processes each
-# time their first pass (with the weights file) against their own warm
+# that quote them; then PETCUT_BENCH_FRESH (default 30) fresh processes each
+# time their first pass (with the weights file) against their own 5 warm
 # passes, and where a pass's time goes at each precision (petcut infer
 # --profile). petcut int8 (static) has no ONNX Runtime counterpart on
 # the same model: it is compared with the same model's fp32 and says so;
@@ -295,16 +295,19 @@ fresh=medium-1024
 [ $bf16 = 1 ] && fresh=medium-1024-bf16
 cold_first=$(field "$OUT/$fresh.petcut.1" first_ms)
 # with the file (round 1 wrote it): FRESH fresh processes, each timing its
-# first pass (plan included) and then 3 warm ones, so that each first run is
-# set against warm passes of the same moment on this shared machine
-FRESH=${PETCUT_BENCH_FRESH:-15}
+# first pass (plan included) and then FRESH_WARM warm ones, so that each
+# first run is set against warm passes of the same moment on this shared
+# machine (whose noise moves one process's ratio by 0.2 either way: hence
+# many processes)
+FRESH=${PETCUT_BENCH_FRESH:-30}
+FRESH_WARM=5
 fresh_prec=fp32
 [ $bf16 = 1 ] && fresh_prec=bf16
 echo "bench: $FRESH fresh processes, first run against warm ($fresh_prec)" >&2
 : >"$OUT/fresh.runs"
 for r in $(seq "$FRESH"); do
 	f=$OUT/fresh.$r
-	"$PETCUT" infer "$medium" --shape 1,3,1024,1024 --runs 3 --threads "$THREADS" --precision $fresh_prec >"$f" &&
+	"$PETCUT" infer "$medium" --shape 1,3,1024,1024 --runs $FRESH_WARM --threads "$THREADS" --precision $fresh_prec >"$f" &&
 		echo "$(field "$f" first_ms) $(field "$f" infer_ms) $(field "$f" weights_file_read)" >>"$OUT/fresh.runs"
 done
 warm_first=$(awk '{ print $1 }' "$OUT/fresh.runs" >"$OUT/fresh.col" && median "$OUT/fresh.col")
@@ -429,7 +432,7 @@ ortw="mask output only, $THREADS threads, sequential, graph optimisation all"
 	[ -n "$s" ] && echo "The preview (512x512) at bf16 takes $s ms$(s8=$(summary petcut medium-512-int8 | cut -d' ' -f1); [ -n "$s8" ] && echo ", $s8 ms at int8")."
 	s=$(summary petcut "$fresh" | cut -d' ' -f1)
 	[ -n "$warm_first" ] && [ -n "$fresh_ratio" ] &&
-		echo "A fresh process's first run (\`petcut infer --runs 3\`, 1024 $fresh_prec, the plan built in it), with the reordered weights' file an earlier process wrote ($fresh_on_record): median $warm_first ms over $FRESH fresh processes, each $(printf %.2f "$fresh_ratio") x its own warm passes (the median of each process's first run over its warm median; the warm medians' median $fresh_warm ms); $cold_first ms without the file (round 1 of the table, which writes it)."
+		echo "A fresh process's first run (\`petcut infer --runs $FRESH_WARM\`, 1024 $fresh_prec, the plan built in it), with the reordered weights' file an earlier process wrote ($fresh_on_record): median $warm_first ms over $FRESH fresh processes, each $(printf %.2f "$fresh_ratio") x its own warm passes (the median of each process's first run over its warm median; the warm medians' median $fresh_warm ms); $cold_first ms without the file (round 1 of the table, which writes it)."
 	set -- $(awk '$1 == "file" { print $2 }' "$OUT/readyz") $(awk '$1 == "none" { print $2 }' "$OUT/readyz")
 	[ $# = 2 ] &&
 		echo "\`petcut serve\` (default options: the preview size's plan made before it is ready, the full size's by its worker after) from start to /readyz, median of $RUNS starts each, interleaved: $1 ms with the weights file, $2 ms without (PETCUT_WEIGHT_CACHE=off)."
