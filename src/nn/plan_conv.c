@@ -605,12 +605,15 @@ retry:
 	dnnl_primitive_attr_set_post_ops(attr, po);
 	dnnl_post_ops_destroy(po);
 	st = plan_prim_create(m, p, &desc, attr, pd, n->name);
-	/* The bf16 convolutions Winograd leaves to oneDNN (ISNet's with 16
-	 * input channels) get its direct JIT kernel rather than its brgemm one:
-	 * the same time a pass (5.0 ms for ISNet's five at 1024 x 1024), but
-	 * compiled in 0.1 ms rather than 0.5 to 3.4 each, a third of a fresh
-	 * process's plan (2-core Xeon with AMX). */
-	if (!st && p->precision == NN_PRECISION_BF16 && !c->q8)
+	/* oneDNN's direct JIT kernels rather than its brgemm ones, which take
+	 * 0.5 to 3.4 ms each to compile against 0.1 (2-core Xeon with AMX,
+	 * ISNet medium at 1024 x 1024): in bf16, the five convolutions Winograd
+	 * leaves to oneDNN ran 5.0 ms a pass either way, and the plan fell from
+	 * 19 to 14 ms; in int8, every convolution: the plan fell from 321 to
+	 * 79 ms and the pass from 315 to 288 ms (10 interleaved rounds). Not in
+	 * fp32, where brgemm's kernels run faster (ISNet small's, on AVX-512:
+	 * a pass 2.1 s against 2.5). */
+	if (!st && (p->precision == NN_PRECISION_BF16 || c->q8))
 		plan_prim_prefer(m, &desc, attr, pd, "brg", "jit:");
 	dnnl_primitive_attr_destroy(attr);
 	if (st && c->alg == dnnl_convolution_winograd) {

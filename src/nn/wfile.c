@@ -87,8 +87,9 @@
  * file of the old ones would hold entries no plan asks for, or misread
  * ones of the same size). 2: F(4x4, 3x3), the direct narrow convolutions;
  * 3: Winograd on CPUs with AMX too (their products on its tiles); 4: the
- * bf16 convolutions left to oneDNN on its direct kernels (their layouts). */
-#define WFILE_LAYOUTS 4
+ * bf16 convolutions left to oneDNN on its direct kernels (their layouts);
+ * 5: int8's too. */
+#define WFILE_LAYOUTS 5
 
 /* zlib's CRC-32, by ISA-L: with carry-less multiplies on wide vectors it
  * keeps up with memory (some 50 GB/s in cache, 2.5 x libdeflate's), and
