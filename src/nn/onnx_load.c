@@ -611,10 +611,9 @@ static nn_status load_graph(const Onnx__ModelProto *mp, struct nn_graph *g)
 /* protobuf-c's allocations while decoding: a tensor's raw bytes (which the
  * graph keeps, see tensor_from_proto) from SLAB_FROM bytes in the graph's
  * slab (slab.c: huge pages, a fault every 2 MiB rather than every 4 KiB,
- * and later the activations' arena), else from SLAB_HUGE on huge pages of
- * their own, the rest malloc's. Every block is freed with nn_data_free. */
+ * and later the activations' arena), else from a huge page's size on huge
+ * pages of their own, the rest malloc's. Every block is freed with nn_data_free. */
 #define SLAB_FROM ((size_t)64 << 10)
-#define SLAB_HUGE ((size_t)2 << 20)
 
 static void *pb_alloc(void *data, size_t n)
 {
@@ -622,7 +621,7 @@ static void *pb_alloc(void *data, size_t n)
 
 	if (p)
 		return p;
-	return n < SLAB_HUGE ? malloc(n) : util_alloc_huge(n); /* names, attributes, small tensors: malloc's */
+	return n < UTIL_HUGE_PAGE ? malloc(n) : util_alloc_huge(n); /* names, attributes, small tensors: malloc's */
 }
 
 static void pb_free(void *data, void *p)
@@ -640,7 +639,7 @@ nn_status nn_onnx_load(const void *buf, size_t len, struct nn_graph *g)
 	/* the tensors' bytes fit in the file's size; as much again lets the
 	 * region serve as the activations' arena (ISNet medium at 1024 x 1024
 	 * in bf16: 96 MB, its file 88 MB); pages never touched cost nothing */
-	if (!g->slab && len >= SLAB_HUGE)
+	if (!g->slab && len >= UTIL_HUGE_PAGE)
 		g->slab = nn_slab_new(2 * len);
 	alloc.allocator_data = g->slab;
 	mp = onnx__model_proto__unpack(&alloc, len, buf);

@@ -80,7 +80,7 @@
  * it in pieces a process maps with one fault each, not one per 64 KB, and
  * its first pass over the weights no longer waits on some 3000 faults
  * (about 10 ms for 200 MB). */
-#define FILE_PIECE ((size_t)2 << 20)
+#define FILE_PIECE UTIL_HUGE_PAGE
 
 /* The version of petcut's own layouts of weights (wino.c's), part of the
  * key: raised whenever one changes or a convolution may take another (a

@@ -109,7 +109,7 @@ void *util_alloc_big(size_t n)
 
 void *util_alloc_huge(size_t n)
 {
-	const size_t huge = (size_t)2 << 20;
+	const size_t huge = UTIL_HUGE_PAGE;
 	void *p;
 
 	if (posix_memalign(&p, huge, n ? n : 1))

@@ -49,6 +49,7 @@ int util_file_sha256(const char *path, unsigned char out[32], long long *size);
  * rows) then takes a page fault every 2 MiB rather than every 4 KiB. */
 void *util_alloc_big(size_t n);
 #define UTIL_BIG_BYTES ((size_t)4 << 20) /* from which util_alloc_big lays huge pages */
+#define UTIL_HUGE_PAGE ((size_t)2 << 20) /* a huge page (a PMD's worth on x86-64) */
 
 /* util_alloc_big's large buffer at any size: aligned to 2 MiB, its whole
  * huge pages laid as such (a tail short of one stays in small pages), for
