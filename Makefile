@@ -113,6 +113,10 @@ $(BUILD)/tests/test_fuzz_%: fuzz/%_fuzzer.c fuzz/replay.c $(BUILD)/libpetcut.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLFLAGS) -DREPLAY_CORPUS='"fuzz/corpus/$*"' -o $@ fuzz/$*_fuzzer.c fuzz/replay.c $(BUILD)/libpetcut.a $(LDLIBS_ALL)
 
+# `make print-NAME` prints a variable (fuzz/run.sh links with PKGS).
+print-%: FORCE
+	$(info $($*))@:
+
 # Runs every fuzz target with libFuzzer for FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 120
 fuzz: deps

@@ -22,7 +22,7 @@ if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/l
 	$sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends clang libclang-rt-14-dev >/dev/null
 fi
 FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -fopenmp=libgomp"
-PKGS="vips libprotobuf-c libcrypto jansson libmicrohttpd libcurl hiredis"
+PKGS=$(make --no-print-directory -s print-PKGS)
 make --no-print-directory BUILD="$B" CC=clang SANFLAGS="$FLAGS" OPT=-O1 "$B/libpetcut.a" >/dev/null
 if [ $# -gt 0 ]; then
 	srcs=()

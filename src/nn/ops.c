@@ -2,6 +2,7 @@
  * ops.c - the operator table: load-time checks and shape inference (the
  * reference kernels are in ops_ref.c).
  */
+#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -67,12 +68,26 @@ __attribute__((target("avx,f16c"))) static void f16_to_f32_f16c(const uint16_t *
 		out[i] = nn_f16_to_f32(in[i]);
 }
 
+/* Whether the CPU has F16C and the system saves the AVX registers. The
+ * F16C bit comes from CPUID itself: not every compiler's
+ * __builtin_cpu_supports knows it (clang 14 does not). */
+static int has_f16c(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && __builtin_cpu_supports("avx");
+}
+
 void nn_f16_to_f32_n(const uint16_t *in, float *out, size_t n)
 {
-	static int f16c = -1;
-	if (f16c < 0)
-		f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-	if (f16c) {
+	static atomic_int f16c = -1;
+	int on = atomic_load_explicit(&f16c, memory_order_relaxed);
+
+	if (on < 0) {
+		on = has_f16c();
+		atomic_store_explicit(&f16c, on, memory_order_relaxed);
+	}
+	if (on) {
 		f16_to_f32_f16c(in, out, n);
 		return;
 	}
