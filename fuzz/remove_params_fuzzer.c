@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "http/parse.h"
+#include "pipeline/pipeline.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -72,6 +73,8 @@ static void check_parsed(json_t *body, const struct remove_params *p)
 	CHECK(int_field(body, "quality", 0) == p->req.save.quality);
 	CHECK(int_field(body, "outline", 0) == p->req.render.outline_px);
 	CHECK(int_field(body, "max", 0) == p->view_max);
+	/* (without one, a canvas in inches or centimetres takes 300) */
+	CHECK(!json_is_integer(json_object_get(body, "dpi")) || int_field(body, "dpi", 0) == (json_int_t)p->req.render.dpi);
 	CHECK(p->view_max == 0 || (p->view_max >= VIEW_MIN_SIDE && p->view_max <= VIEW_MAX_SIDE));
 	const char *fit = json_string_value(json_object_get(body, "fit"));
 	long long fw, fh;
@@ -126,12 +129,17 @@ static void query(const char *q, size_t size)
 			bad = 1;
 			continue;
 		}
-		/* what the text said, in the field's type */
+		/* what the text said, in the field's type (the options' table
+		 * says which are switches and whole numbers; max is the view's) */
 		json_t *v = json_object_get(body, pair);
 		const char *t = eq ? eq + 1 : "";
-		if (!strcmp(pair, "crop") || !strcmp(pair, "lossy") || !strcmp(pair, "mask"))
+		int opt = pipe_opt_by_field(pair);
+		enum pipe_kind kind = !strcmp(pair, "max") ? PIPE_INTEGER
+				      : opt >= 0      ? pipe_opt_kind((enum pipe_opt)opt)
+						      : PIPE_TEXT;
+		if (kind == PIPE_SWITCH)
 			CHECK(json_is_boolean(v) && json_is_true(v) == (!strcmp(t, "true") || !strcmp(t, "1")));
-		else if (!strcmp(pair, "outline") || !strcmp(pair, "quality") || !strcmp(pair, "max"))
+		else if (kind == PIPE_INTEGER)
 			CHECK(json_is_integer(v) && json_integer_value(v) >= 0 &&
 			      (strlen(t) > 7 || json_integer_value(v) == strtoll(t, NULL, 10)));
 		else
