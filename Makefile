@@ -94,8 +94,9 @@ $(BUILD)/%.o: %.c $(GEN_H)
 # sanitizer builds too (still instrumented), else inference there is 40 x slower
 $(BUILD)/src/nn/wino.o: OPT = -O2
 
+# made anew each time, so that a removed source leaves nothing behind
 $(BUILD)/libpetcut.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/petcut: $(CLI_OBJ) $(BUILD)/libpetcut.a
 	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -fopenmp -o $@ $(CLI_OBJ) $(BUILD)/libpetcut.a $(LDLIBS_ALL)
